@@ -1,0 +1,62 @@
+// Package archtest guards the architecture: the proxy stays free of
+// control-plane, Kubernetes and Istio API imports, and translation stays
+// free of network packages (DESIGN.md, "Dependency rules").
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func deps(t *testing.T, pkgs ...string) []string {
+	t.Helper()
+	args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, pkgs...)
+	out, err := exec.Command("go", args...).CombinedOutput()
+	if err != nil {
+		// A pattern that matches no packages yet is fine.
+		if strings.Contains(string(out), "matched no packages") {
+			return nil
+		}
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+func check(t *testing.T, from []string, forbidden []string) {
+	t.Helper()
+	for _, d := range deps(t, from...) {
+		for _, f := range forbidden {
+			if d == f || strings.HasPrefix(d, f+"/") {
+				t.Errorf("%v must not depend on %s (pulls in %s)", from, f, d)
+			}
+		}
+	}
+}
+
+func TestProxyImports(t *testing.T) {
+	check(t, []string{"github.com/weftmesh/weft/cmd/weft-proxy", "github.com/weftmesh/weft/internal/proxy/..."}, []string{
+		"k8s.io/client-go",
+		"k8s.io/api",
+		"istio.io/api",
+		"istio.io/client-go",
+		"github.com/weftmesh/weft/internal/controlplane",
+		"github.com/weftmesh/weft/internal/config",
+		"github.com/weftmesh/weft/internal/cli",
+	})
+}
+
+func TestControlPlaneImports(t *testing.T) {
+	check(t, []string{"github.com/weftmesh/weft/internal/controlplane/..."}, []string{
+		"github.com/weftmesh/weft/internal/proxy",
+	})
+}
+
+func TestTranslateIsPure(t *testing.T) {
+	check(t, []string{"github.com/weftmesh/weft/internal/controlplane/translate/..."}, []string{
+		"net/http",
+		"google.golang.org/grpc",
+		"github.com/weftmesh/weft/internal/controlplane/xds",
+		"github.com/weftmesh/weft/internal/controlplane/store",
+	})
+}

@@ -1,0 +1,280 @@
+// Package node is the contract between weft-proxy and the control plane: the
+// workload identity a proxy announces in its xDS Node (id and metadata), so
+// the control plane can auto-register the workload and build its config.
+//
+// Keys follow Istio's node metadata where Istio has one (NAMESPACE, LABELS,
+// SERVICE_ACCOUNT, WORKLOAD_NAME, INSTANCE_IPS, CLUSTER_ID, NETWORK,
+// GENERATOR); Weft's own keys start with WEFT_. This package imports no
+// control-plane or Istio API code, so the proxy can use it.
+package node
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Type is the role of a proxy, the first field of its node id.
+type Type string
+
+const (
+	Sidecar Type = "sidecar"
+	Router  Type = "router"
+)
+
+// Port is a port the workload serves, announced for auto-registration.
+type Port struct {
+	Name     string // e.g. "http"
+	Port     uint32 // the workload's (target) port
+	Protocol string // Istio protocol name: HTTP, HTTP2, GRPC, TCP, TLS, HTTPS …
+}
+
+// Meta is what a proxy says about itself.
+type Meta struct {
+	Type           Type
+	IP             string // the workload ("pod") IP; endpoints of its services use it
+	Name           string // workload name, e.g. reviews-v1
+	Namespace      string
+	ServiceAccount string
+	Labels         map[string]string
+	Ports          []Port
+	Network        string
+	ClusterID      string
+	Generator      string // "grpc" for proxyless gRPC clients
+	Version        string // proxy build version
+
+	// Capture is true when iptables sends traffic through the proxy
+	// (virtualOutbound 15001 / virtualInbound 15006). When false the proxy
+	// runs in explicit mode: apps use ProxyPort as an HTTP proxy, and the
+	// proxy listens for inbound traffic on IP:port for each workload port.
+	Capture bool
+	// AppAddress is the host the application listens on for inbound
+	// traffic (capture: 127.0.0.1; explicit: a loopback IP of its own).
+	AppAddress string
+	// ProxyPort is the explicit-mode HTTP proxy port (absolute URIs and
+	// CONNECT); 0 means no explicit proxy listener.
+	ProxyPort uint32
+}
+
+const (
+	keyNamespace      = "NAMESPACE"
+	keyLabels         = "LABELS"
+	keyServiceAccount = "SERVICE_ACCOUNT"
+	keyWorkloadName   = "WORKLOAD_NAME"
+	keyInstanceIPs    = "INSTANCE_IPS"
+	keyClusterID      = "CLUSTER_ID"
+	keyNetwork        = "NETWORK"
+	keyGenerator      = "GENERATOR"
+	keyVersion        = "ISTIO_VERSION"
+	keyPorts          = "WEFT_PORTS"
+	keyCapture        = "WEFT_CAPTURE"
+	keyAppAddress     = "WEFT_APP_ADDRESS"
+	keyProxyPort      = "WEFT_PROXY_PORT"
+)
+
+// ID is the Istio-style node id: TYPE~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local.
+func (m *Meta) ID() string {
+	return fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", m.Type, m.IP, m.Name, m.Namespace, m.Namespace)
+}
+
+// Node builds the xDS Node a proxy sends.
+func (m *Meta) Node() *corev3.Node {
+	return &corev3.Node{
+		Id:            m.ID(),
+		Cluster:       m.Name + "." + m.Namespace,
+		Metadata:      m.Struct(),
+		UserAgentName: "weft-proxy",
+	}
+}
+
+// Struct encodes the metadata with string values, as Istio does.
+func (m *Meta) Struct() *structpb.Struct {
+	f := map[string]*structpb.Value{
+		keyNamespace:      structpb.NewStringValue(m.Namespace),
+		keyServiceAccount: structpb.NewStringValue(m.ServiceAccount),
+		keyWorkloadName:   structpb.NewStringValue(m.Name),
+		keyInstanceIPs:    structpb.NewStringValue(m.IP),
+		keyCapture:        structpb.NewStringValue(strconv.FormatBool(m.Capture)),
+	}
+	put := func(k, v string) {
+		if v != "" {
+			f[k] = structpb.NewStringValue(v)
+		}
+	}
+	put(keyClusterID, m.ClusterID)
+	put(keyNetwork, m.Network)
+	put(keyGenerator, m.Generator)
+	put(keyVersion, m.Version)
+	put(keyAppAddress, m.AppAddress)
+	if m.ProxyPort != 0 {
+		put(keyProxyPort, strconv.FormatUint(uint64(m.ProxyPort), 10))
+	}
+	if len(m.Labels) > 0 {
+		l := map[string]*structpb.Value{}
+		for k, v := range m.Labels {
+			l[k] = structpb.NewStringValue(v)
+		}
+		f[keyLabels] = structpb.NewStructValue(&structpb.Struct{Fields: l})
+	}
+	if len(m.Ports) > 0 {
+		put(keyPorts, FormatPorts(m.Ports))
+	}
+	return &structpb.Struct{Fields: f}
+}
+
+// FormatPorts renders ports as "name:port:protocol,…", sorted by port.
+func FormatPorts(ps []Port) string {
+	ps = append([]Port(nil), ps...)
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Port < ps[j].Port })
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = fmt.Sprintf("%s:%d:%s", p.Name, p.Port, p.Protocol)
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParsePorts is the inverse of FormatPorts. "9080" alone means an HTTP port
+// named http-9080; "name:9080" defaults the protocol from the name prefix.
+func ParsePorts(s string) ([]Port, error) {
+	var out []Port
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		f := strings.Split(strings.TrimSpace(part), ":")
+		var p Port
+		var num string
+		switch len(f) {
+		case 1:
+			num = f[0]
+		case 2:
+			p.Name, num = f[0], f[1]
+		case 3:
+			p.Name, num, p.Protocol = f[0], f[1], strings.ToUpper(f[2])
+		default:
+			return nil, fmt.Errorf("port %q: want name:port:protocol", part)
+		}
+		n, err := strconv.ParseUint(num, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("port %q: %q is not a port number (1-65535)", part, num)
+		}
+		p.Port = uint32(n)
+		if p.Name == "" {
+			p.Name = fmt.Sprintf("http-%d", n)
+		}
+		if p.Protocol == "" {
+			p.Protocol = ProtocolFromName(p.Name)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// ProtocolFromName applies Istio's port-name convention (http, http2, grpc,
+// tcp, tls, https, mongo … optionally followed by -suffix). Unknown → TCP
+// is not right for Istio (it sniffs), so unknown returns "" (auto-detect).
+func ProtocolFromName(name string) string {
+	prefix := strings.ToLower(name)
+	if i := strings.IndexByte(prefix, '-'); i >= 0 {
+		prefix = prefix[:i]
+	}
+	switch prefix {
+	case "http":
+		return "HTTP"
+	case "http2":
+		return "HTTP2"
+	case "grpc", "grpc-web":
+		return "GRPC"
+	case "https":
+		return "HTTPS"
+	case "tls":
+		return "TLS"
+	case "tcp":
+		return "TCP"
+	case "mongo", "mysql", "redis":
+		return strings.ToUpper(prefix)
+	}
+	return ""
+}
+
+// Parse reads a Node sent by weft-proxy, Envoy (Istio metadata) or a
+// proxyless gRPC client. The id gives type, IP, name and namespace when the
+// metadata lacks them.
+func Parse(n *corev3.Node) (*Meta, error) {
+	if n == nil || n.GetId() == "" {
+		return nil, fmt.Errorf("node has no id")
+	}
+	m := &Meta{}
+	parts := strings.Split(n.GetId(), "~")
+	if len(parts) != 4 {
+		return nil, fmt.Errorf("node id %q: want TYPE~IP~NAME.NAMESPACE~DOMAIN", n.GetId())
+	}
+	switch Type(parts[0]) {
+	case Sidecar, Router:
+		m.Type = Type(parts[0])
+	default:
+		return nil, fmt.Errorf("node id %q: unknown proxy type %q (want sidecar or router)", n.GetId(), parts[0])
+	}
+	m.IP = parts[1]
+	if name, ns, ok := strings.Cut(parts[2], "."); ok {
+		m.Name, m.Namespace = name, ns
+	} else {
+		m.Name = parts[2]
+	}
+	str := func(k string) string {
+		if v, ok := n.GetMetadata().GetFields()[k]; ok {
+			return v.GetStringValue()
+		}
+		return ""
+	}
+	if v := str(keyNamespace); v != "" {
+		m.Namespace = v
+	}
+	if v := str(keyWorkloadName); v != "" {
+		m.Name = v
+	}
+	if v := str(keyInstanceIPs); v != "" {
+		m.IP, _, _ = strings.Cut(v, ",")
+	}
+	m.ServiceAccount = str(keyServiceAccount)
+	m.ClusterID = str(keyClusterID)
+	m.Network = str(keyNetwork)
+	m.Generator = str(keyGenerator)
+	m.Version = str(keyVersion)
+	m.AppAddress = str(keyAppAddress)
+	m.Capture = str(keyCapture) == "true"
+	if v := str(keyProxyPort); v != "" {
+		p, err := strconv.ParseUint(v, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("node metadata %s=%q: not a port", keyProxyPort, v)
+		}
+		m.ProxyPort = uint32(p)
+	}
+	if l := n.GetMetadata().GetFields()[keyLabels].GetStructValue(); l != nil {
+		m.Labels = map[string]string{}
+		for k, v := range l.GetFields() {
+			m.Labels[k] = v.GetStringValue()
+		}
+	}
+	if v := str(keyPorts); v != "" {
+		ps, err := ParsePorts(v)
+		if err != nil {
+			return nil, fmt.Errorf("node metadata %s: %w", keyPorts, err)
+		}
+		m.Ports = ps
+	}
+	if m.Namespace == "" {
+		m.Namespace = "default"
+	}
+	if m.ServiceAccount == "" {
+		m.ServiceAccount = "default"
+	}
+	if m.AppAddress == "" {
+		m.AppAddress = "127.0.0.1"
+	}
+	return m, nil
+}
