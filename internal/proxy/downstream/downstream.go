@@ -1,0 +1,38 @@
+// Package downstream describes an accepted downstream connection: what the
+// listener layer learned about it (addresses, original destination, TLS,
+// SNI, ALPN, sniffed protocol) before handing it to a network filter (the
+// HTTP connection manager or the TCP proxy). Produced once per connection by
+// internal/proxy/listener; read-only afterwards.
+package downstream
+
+import (
+	"crypto/tls"
+	"net/netip"
+)
+
+// Protocol is what sniffing (or the filter chain match) decided.
+type Protocol uint8
+
+const (
+	Unknown Protocol = iota
+	RawTCP
+	HTTP1
+	HTTP2 // h2c prior knowledge, or h2 negotiated with ALPN
+	TLS   // TLS not terminated here (passthrough)
+)
+
+// Info is per-connection metadata.
+type Info struct {
+	Listener    string         // listener name, e.g. virtualInbound, 0.0.0.0_8080
+	FilterChain string         // matched filter chain name
+	Local       netip.AddrPort // address the connection arrived on
+	Remote      netip.AddrPort // peer address
+	// OriginalDst is the pre-redirect destination (SO_ORIGINAL_DST) for
+	// captured traffic, else equal to Local.
+	OriginalDst netip.AddrPort
+	ServerName  string   // SNI from the ClientHello, if any
+	ALPN        []string // client-offered ALPN (passthrough) or negotiated (terminated)
+	Protocol    Protocol
+	// TLS is set when this proxy terminated TLS on the connection.
+	TLS *tls.ConnectionState
+}
