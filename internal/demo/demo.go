@@ -1,0 +1,415 @@
+// Package demo runs a whole Weft mesh on one machine: the control plane on a
+// config directory seeded from the shipped examples, every sample app with
+// its own sidecar, and the ingress and egress gateways. `weft demo` and the
+// end-to-end tests both use it, so what the tests prove is what users run.
+//
+// Explicit mode (no root): each workload gets a loopback IP of its own (the
+// "pod IP", 127.0.10.N) where its sidecar listens (inbound ports, the HTTP
+// proxy port, admin/health/stats), and its app listens on another loopback IP
+// (127.0.11.N). Apps reach services through HTTP_PROXY=http://POD_IP:15080.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/internal/node"
+)
+
+// Options configure a demo mesh. Zero values pick the defaults below.
+type Options struct {
+	ConfigDir   string // control-plane config dir; "" = a fresh temp dir
+	LogDir      string // where each process logs; "" = ConfigDir/../logs
+	Seed        fs.FS  // files copied into ConfigDir (examples/ minus tasks and invalid)
+	WeftBin     string // path of the weft binary (control plane, samples)
+	ProxyBin    string // path of weft-proxy
+	XDSAddr     string // default 127.0.0.1:15010
+	MonitorAddr string // default 127.0.0.1:15014 (weft apply/get/delete talk to it)
+	IngressIP   string // default 127.0.0.1: where the ingress gateway listens
+	// PortMap maps gateway listener ports to host ports ("8080=18080"), for
+	// running where 8080/8443 are taken.
+	PortMap map[uint32]uint32
+	// Workloads to start; nil = DefaultWorkloads().
+	Workloads []*Workload
+	// External starts the stand-in external site (egress tasks) when true.
+	External bool
+	Log      *slog.Logger
+}
+
+// Workload is one app instance with its sidecar (or a gateway: Router).
+type Workload struct {
+	Name           string // e.g. reviews-v2
+	Namespace      string
+	ServiceAccount string
+	Labels         map[string]string
+	Ports          []node.Port
+	// Sample is the `weft sample` invocation (without --listen); nil = no app.
+	Sample []string
+	Router bool // a gateway (weft-proxy router) instead of a sidecar
+
+	IP        string // pod IP: the sidecar's address
+	AppIP     string // where the app listens
+	ProxyPort uint32 // explicit HTTP proxy port on IP (0 for routers)
+	AdminPort uint32
+}
+
+// ProxyURL is the HTTP proxy clients of this workload use.
+func (w *Workload) ProxyURL() string {
+	return fmt.Sprintf("http://%s", net.JoinHostPort(w.IP, strconv.Itoa(int(w.ProxyPort))))
+}
+
+// AdminURL is the sidecar's admin endpoint.
+func (w *Workload) AdminURL() string {
+	return fmt.Sprintf("http://%s", net.JoinHostPort(w.IP, strconv.Itoa(int(w.AdminPort))))
+}
+
+func port(name string, n uint32, proto string) node.Port {
+	return node.Port{Name: name, Port: n, Protocol: proto}
+}
+
+func labels(app, version string) map[string]string {
+	l := map[string]string{"app": app}
+	if version != "" {
+		l["version"] = version
+	}
+	return l
+}
+
+// DefaultWorkloads is Bookinfo, httpbin, tcp-echo v1/v2, a curl client, and
+// the ingress and egress gateways, with Istio's names, labels and accounts.
+func DefaultWorkloads() []*Workload {
+	http9080 := []node.Port{port("http", 9080, "HTTP")}
+	ws := []*Workload{
+		{Name: "productpage-v1", ServiceAccount: "bookinfo-productpage", Labels: labels("productpage", "v1"), Ports: http9080, Sample: []string{"productpage"}},
+		{Name: "details-v1", ServiceAccount: "bookinfo-details", Labels: labels("details", "v1"), Ports: http9080, Sample: []string{"details"}},
+		{Name: "reviews-v1", ServiceAccount: "bookinfo-reviews", Labels: labels("reviews", "v1"), Ports: http9080, Sample: []string{"reviews", "--version", "v1"}},
+		{Name: "reviews-v2", ServiceAccount: "bookinfo-reviews", Labels: labels("reviews", "v2"), Ports: http9080, Sample: []string{"reviews", "--version", "v2"}},
+		{Name: "reviews-v3", ServiceAccount: "bookinfo-reviews", Labels: labels("reviews", "v3"), Ports: http9080, Sample: []string{"reviews", "--version", "v3"}},
+		{Name: "ratings-v1", ServiceAccount: "bookinfo-ratings", Labels: labels("ratings", "v1"), Ports: http9080, Sample: []string{"ratings"}},
+		{Name: "httpbin-v1", ServiceAccount: "httpbin", Labels: labels("httpbin", "v1"), Ports: []node.Port{port("http", 8080, "HTTP")}, Sample: []string{"httpbin", "--version", "v1"}},
+		{Name: "tcp-echo-v1", ServiceAccount: "default", Labels: labels("tcp-echo", "v1"), Ports: []node.Port{port("tcp", 9000, "TCP"), port("tcp-other", 9001, "TCP")}, Sample: []string{"tcp-echo", "--prefix", "one"}},
+		{Name: "tcp-echo-v2", ServiceAccount: "default", Labels: labels("tcp-echo", "v2"), Ports: []node.Port{port("tcp", 9000, "TCP"), port("tcp-other", 9001, "TCP")}, Sample: []string{"tcp-echo", "--prefix", "two"}},
+		{Name: "curl", ServiceAccount: "curl", Labels: labels("curl", "")},
+		{Name: "istio-ingressgateway", Namespace: "istio-system", ServiceAccount: "istio-ingressgateway-service-account", Router: true,
+			Labels: map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}},
+		{Name: "istio-egressgateway", Namespace: "istio-system", ServiceAccount: "istio-egressgateway-service-account", Router: true,
+			Labels: map[string]string{"istio": "egressgateway", "app": "istio-egressgateway"}},
+	}
+	return ws
+}
+
+// Mesh is a running demo.
+type Mesh struct {
+	opts      Options
+	procs     group
+	mu        sync.Mutex
+	workloads map[string]*Workload
+	nextIP    int
+	External  *External
+}
+
+// External is the stand-in external site for egress tasks.
+type External struct {
+	Host   string // edition.cnn.com
+	IP     string // loopback IP it answers on (ports 80 and 443)
+	CAFile string
+}
+
+func (o *Options) defaults() error {
+	if o.XDSAddr == "" {
+		o.XDSAddr = "127.0.0.1:15010"
+	}
+	if o.MonitorAddr == "" {
+		o.MonitorAddr = "127.0.0.1:15014"
+	}
+	if o.IngressIP == "" {
+		o.IngressIP = "127.0.0.1"
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.ConfigDir == "" {
+		d, err := os.MkdirTemp("", "weft-demo-")
+		if err != nil {
+			return err
+		}
+		o.ConfigDir = filepath.Join(d, "config")
+	}
+	if o.LogDir == "" {
+		o.LogDir = filepath.Join(filepath.Dir(o.ConfigDir), "logs")
+	}
+	if o.Workloads == nil {
+		o.Workloads = DefaultWorkloads()
+	}
+	if o.WeftBin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.WeftBin = exe
+	}
+	if o.ProxyBin == "" {
+		o.ProxyBin = filepath.Join(filepath.Dir(o.WeftBin), "weft-proxy")
+	}
+	if _, err := os.Stat(o.ProxyBin); err != nil {
+		return fmt.Errorf("weft-proxy not found next to weft (%s): build it with `make build`", o.ProxyBin)
+	}
+	return nil
+}
+
+// Start brings the mesh up and returns when every proxy is ready.
+func Start(ctx context.Context, opts Options) (*Mesh, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	m := &Mesh{opts: opts, workloads: map[string]*Workload{}, nextIP: 1}
+	m.procs.log = opts.Log
+	ok := false
+	defer func() {
+		if !ok {
+			m.Stop()
+		}
+	}()
+	for _, d := range []string{opts.ConfigDir, opts.LogDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Seed != nil {
+		if err := seed(opts.Seed, opts.ConfigDir); err != nil {
+			return nil, fmt.Errorf("seeding %s: %w", opts.ConfigDir, err)
+		}
+	}
+	if err := m.startControlPlane(ctx); err != nil {
+		return nil, err
+	}
+	if opts.External {
+		if err := m.startExternal(ctx); err != nil {
+			opts.Log.Warn("external site not started; egress tasks unavailable", "err", err)
+		}
+	}
+	for _, w := range opts.Workloads {
+		if err := m.AddWorkload(ctx, w); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return m, nil
+}
+
+func seed(src fs.FS, dst string) error {
+	return fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, p), 0o755)
+		}
+		if !strings.HasSuffix(p, ".yaml") && !strings.HasSuffix(p, ".yml") && !strings.HasSuffix(p, ".json") {
+			return nil
+		}
+		b, err := fs.ReadFile(src, p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, p), b, 0o644)
+	})
+}
+
+func (m *Mesh) startControlPlane(ctx context.Context) error {
+	p, err := startProc("control-plane", m.opts.LogDir, nil, m.opts.WeftBin, "control-plane",
+		"--config-dir", m.opts.ConfigDir, "--xds-address", m.opts.XDSAddr, "--monitoring-address", m.opts.MonitorAddr)
+	if err != nil {
+		return err
+	}
+	m.procs.add(p)
+	err = poll(ctx, 30*time.Second, func() error {
+		if p.exited() {
+			return fmt.Errorf("control plane exited: %v\n%s", p.err, p.tail(2000))
+		}
+		c, err := net.DialTimeout("tcp", m.opts.XDSAddr, time.Second)
+		if err != nil {
+			return err
+		}
+		c.Close()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("control plane not ready: %w", err)
+	}
+	return nil
+}
+
+// allocIP hands out the next pod/app loopback IP pair.
+func (m *Mesh) allocIP() (pod, app string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.nextIP
+	m.nextIP++
+	return fmt.Sprintf("127.0.10.%d", n), fmt.Sprintf("127.0.11.%d", n)
+}
+
+// AddWorkload starts an app (if any) and its proxy and waits until the proxy
+// is ready.
+func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
+	if w.Namespace == "" {
+		w.Namespace = "default"
+	}
+	if w.ServiceAccount == "" {
+		w.ServiceAccount = "default"
+	}
+	if w.IP == "" {
+		if w.Router && strings.HasPrefix(w.Name, "istio-ingressgateway") {
+			w.IP, w.AppIP = m.opts.IngressIP, m.opts.IngressIP
+		} else {
+			w.IP, w.AppIP = m.allocIP()
+		}
+	}
+	if w.AdminPort == 0 {
+		w.AdminPort = 15000
+	}
+	if !w.Router && w.ProxyPort == 0 {
+		w.ProxyPort = 15080
+	}
+	if len(w.Sample) > 0 {
+		args := append([]string{"sample"}, w.Sample...)
+		for _, p := range w.Ports {
+			args = append(args, "--listen", net.JoinHostPort(w.AppIP, strconv.Itoa(int(p.Port))))
+		}
+		env := []string{"HTTP_PROXY=" + w.ProxyURL(), "http_proxy=" + w.ProxyURL(), "NO_PROXY=", "no_proxy="}
+		p, err := startProc(w.Name, m.opts.LogDir, env, m.opts.WeftBin, args...)
+		if err != nil {
+			return err
+		}
+		m.procs.add(p)
+	}
+	kind := "sidecar"
+	if w.Router {
+		kind = "router"
+	}
+	var lbl []string
+	for k, v := range w.Labels {
+		lbl = append(lbl, k+"="+v)
+	}
+	sort.Strings(lbl)
+	args := []string{kind, "--xds", m.opts.XDSAddr, "--name", w.Name, "--namespace", w.Namespace,
+		"--service-account", w.ServiceAccount, "--labels", strings.Join(lbl, ","), "--ip", w.IP,
+		"--app-address", w.AppIP, "--admin-port", strconv.Itoa(int(w.AdminPort))}
+	if len(w.Ports) > 0 {
+		args = append(args, "--ports", node.FormatPorts(w.Ports))
+	}
+	if w.ProxyPort != 0 {
+		args = append(args, "--proxy-port", strconv.Itoa(int(w.ProxyPort)))
+	}
+	if len(m.opts.PortMap) > 0 && w.Router {
+		var pm []string
+		for k, v := range m.opts.PortMap {
+			pm = append(pm, fmt.Sprintf("%d=%d", k, v))
+		}
+		sort.Strings(pm)
+		args = append(args, "--port-map", strings.Join(pm, ","))
+	}
+	if m.External != nil {
+		args = append(args, "--dns-override", m.External.Host+"="+m.External.IP)
+	}
+	p, err := startProc(w.Name+".proxy", m.opts.LogDir, nil, m.opts.ProxyBin, args...)
+	if err != nil {
+		return err
+	}
+	m.procs.add(p)
+	ready := fmt.Sprintf("http://%s/healthz/ready", net.JoinHostPort(w.IP, "15021"))
+	err = poll(ctx, 30*time.Second, func() error {
+		if p.exited() {
+			return fmt.Errorf("proxy %s exited: %v\n%s", w.Name, p.err, p.tail(2000))
+		}
+		resp, err := http.Get(ready)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s: %s", ready, resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("proxy %s not ready: %w", w.Name, err)
+	}
+	m.mu.Lock()
+	m.workloads[w.Name] = w
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Mesh) startExternal(ctx context.Context) error {
+	ext := &External{Host: "edition.cnn.com", IP: "127.0.20.1", CAFile: filepath.Join(m.opts.LogDir, "external-ca.pem")}
+	p, err := startProc("external", m.opts.LogDir, nil, m.opts.WeftBin, "sample", "external",
+		"--host", ext.Host, "--http", ext.IP+":80", "--https", ext.IP+":443", "--ca-out", ext.CAFile)
+	if err != nil {
+		return err
+	}
+	m.procs.add(p)
+	err = poll(ctx, 10*time.Second, func() error {
+		if p.exited() {
+			return fmt.Errorf("external exited (binding ports 80/443 needs root): %v", p.err)
+		}
+		c, err := net.DialTimeout("tcp", ext.IP+":80", time.Second)
+		if err != nil {
+			return err
+		}
+		c.Close()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.External = ext
+	return nil
+}
+
+// Workload returns a running workload by name.
+func (m *Mesh) Workload(name string) *Workload {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.workloads[name]
+}
+
+// ConfigDir is the control plane's config directory.
+func (m *Mesh) ConfigDir() string { return m.opts.ConfigDir }
+
+// LogDir holds one log file per process.
+func (m *Mesh) LogDir() string { return m.opts.LogDir }
+
+// Exited reports the name of a child process that died, or "".
+func (m *Mesh) Exited() string {
+	if p := m.procs.firstExited(); p != nil {
+		return p.name
+	}
+	return ""
+}
+
+// Stop stops every process (gateways and sidecars first, control plane last).
+func (m *Mesh) Stop() { m.procs.stopAll(5 * time.Second) }
+
+// PIDs lists the child processes' pids (tests check none survive Stop).
+func (m *Mesh) PIDs() []int {
+	m.procs.mu.Lock()
+	defer m.procs.mu.Unlock()
+	var out []int
+	for _, p := range m.procs.procs {
+		out = append(out, p.cmd.Process.Pid)
+	}
+	return out
+}
