@@ -38,6 +38,9 @@ type Options struct {
 	XDSAddr     string // default 127.0.0.1:15010
 	MonitorAddr string // default 127.0.0.1:15014 (weft apply/get/delete talk to it)
 	IngressIP   string // default 127.0.0.1: where the ingress gateway listens
+	// PodNet and AppNet are the first three octets of the loopback ranges
+	// for sidecars and apps (defaults 127.0.10 and 127.0.11).
+	PodNet, AppNet string
 	// PortMap maps gateway listener ports to host ports ("8080=18080"), for
 	// running where 8080/8443 are taken.
 	PortMap map[uint32]uint32
@@ -137,6 +140,12 @@ func (o *Options) defaults() error {
 	if o.IngressIP == "" {
 		o.IngressIP = "127.0.0.1"
 	}
+	if o.PodNet == "" {
+		o.PodNet = "127.0.10"
+	}
+	if o.AppNet == "" {
+		o.AppNet = "127.0.11"
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -215,6 +224,11 @@ func seed(src fs.FS, dst string) error {
 			return err
 		}
 		if d.IsDir() {
+			// Task rules replace each other and invalid/ is meant to fail:
+			// neither belongs in a running mesh's config.
+			if p == "tasks" || p == "invalid" {
+				return fs.SkipDir
+			}
 			return os.MkdirAll(filepath.Join(dst, p), 0o755)
 		}
 		if !strings.HasSuffix(p, ".yaml") && !strings.HasSuffix(p, ".yml") && !strings.HasSuffix(p, ".json") {
@@ -258,7 +272,7 @@ func (m *Mesh) allocIP() (pod, app string) {
 	defer m.mu.Unlock()
 	n := m.nextIP
 	m.nextIP++
-	return fmt.Sprintf("127.0.10.%d", n), fmt.Sprintf("127.0.11.%d", n)
+	return fmt.Sprintf("%s.%d", m.opts.PodNet, n), fmt.Sprintf("%s.%d", m.opts.AppNet, n)
 }
 
 // AddWorkload starts an app (if any) and its proxy and waits until the proxy
