@@ -1,0 +1,137 @@
+package registry
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"time"
+)
+
+// DefaultGrace is how long an auto-registered workload outlives its
+// proxy's last stream, so a quick reconnect does not flap endpoints.
+const DefaultGrace = 5 * time.Second
+
+// Auto tracks workloads auto-registered by connected proxies. It is safe
+// for concurrent use. onChange is called (without locks held) whenever
+// the set returned by Workloads changes.
+type Auto struct {
+	grace    time.Duration
+	onChange func()
+	after    func(time.Duration, func()) *time.Timer
+
+	mu      sync.Mutex
+	entries map[string]*autoEntry // by node id
+}
+
+type autoEntry struct {
+	w       *Workload
+	streams int
+	gen     uint64 // invalidates pending removals on reconnect
+	timer   *time.Timer
+}
+
+// NewAuto returns an empty registry of auto-registered workloads. A grace
+// of 0 removes workloads as soon as their last stream closes.
+func NewAuto(grace time.Duration, onChange func()) *Auto {
+	if onChange == nil {
+		onChange = func() {}
+	}
+	return &Auto{grace: grace, onChange: onChange, after: time.AfterFunc, entries: map[string]*autoEntry{}}
+}
+
+// Connect registers (or refreshes) the workload of node id. Streams are
+// counted: a proxy may open a new stream before the old one is closed.
+func (a *Auto) Connect(id string, w *Workload) {
+	a.mu.Lock()
+	e := a.entries[id]
+	changed := e == nil || !sameWorkload(e.w, w)
+	if e == nil {
+		e = &autoEntry{}
+		a.entries[id] = e
+	}
+	e.w = w
+	e.streams++
+	e.gen++
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	a.mu.Unlock()
+	if changed {
+		a.onChange()
+	}
+}
+
+// Disconnect ends one stream of node id; the workload goes after the
+// grace period unless the proxy reconnects.
+func (a *Auto) Disconnect(id string) {
+	a.mu.Lock()
+	e := a.entries[id]
+	if e == nil {
+		a.mu.Unlock()
+		return
+	}
+	if e.streams > 0 {
+		e.streams--
+	}
+	if e.streams > 0 {
+		a.mu.Unlock()
+		return
+	}
+	if a.grace <= 0 {
+		delete(a.entries, id)
+		a.mu.Unlock()
+		a.onChange()
+		return
+	}
+	gen := e.gen
+	e.timer = a.after(a.grace, func() { a.expire(id, gen) })
+	a.mu.Unlock()
+}
+
+func (a *Auto) expire(id string, gen uint64) {
+	a.mu.Lock()
+	e := a.entries[id]
+	if e == nil || e.gen != gen || e.streams > 0 {
+		a.mu.Unlock()
+		return
+	}
+	delete(a.entries, id)
+	a.mu.Unlock()
+	a.onChange()
+}
+
+// Workloads returns the registered workloads sorted by namespace, name
+// and address. The returned workloads must not be modified.
+func (a *Auto) Workloads() []*Workload {
+	a.mu.Lock()
+	out := make([]*Workload, 0, len(a.entries))
+	for _, e := range a.entries {
+		out = append(out, e.w)
+	}
+	a.mu.Unlock()
+	slices.SortFunc(out, func(x, y *Workload) int {
+		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name), cmp.Compare(x.Address, y.Address))
+	})
+	return out
+}
+
+func sameWorkload(a, b *Workload) bool {
+	if a.Name != b.Name || a.Namespace != b.Namespace || a.ServiceAccount != b.ServiceAccount ||
+		a.Address != b.Address || a.Network != b.Network || a.Locality != b.Locality ||
+		a.Weight != b.Weight || a.Source != b.Source || a.TLSMode != b.TLSMode ||
+		len(a.Labels) != len(b.Labels) || len(a.Ports) != len(b.Ports) {
+		return false
+	}
+	for k, v := range a.Labels {
+		if bv, ok := b.Labels[k]; !ok || bv != v {
+			return false
+		}
+	}
+	for k, v := range a.Ports {
+		if bv, ok := b.Ports[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
+}
