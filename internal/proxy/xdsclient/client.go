@@ -1,0 +1,342 @@
+// Package xdsclient is weft-proxy's ADS client. It subscribes to listeners
+// and clusters (wildcard), then to the routes, endpoints and secrets they
+// reference; hands every update, as a complete Resources, to a Handler that
+// compiles it; ACKs what compiles and NACKs what does not with the error; and
+// reconnects with jittered exponential backoff while the last good config
+// keeps serving. It speaks delta xDS and falls back to state-of-the-world
+// when the server answers Unimplemented.
+package xdsclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	grpcstatus "google.golang.org/grpc/status"
+)
+
+// Handler compiles and applies a complete config. It is called from one
+// goroutine at a time. A non-nil error rejects the update (NACK) and the
+// previous config must keep serving; the error should name the resource and
+// field.
+type Handler interface {
+	Apply(typeURL string, r *Resources) error
+}
+
+// Options configures a Client.
+type Options struct {
+	Server  string // host:port of the ADS server
+	Node    *corev3.Node
+	Handler Handler
+	Log     *slog.Logger
+	// DialOptions replace the default (plaintext) credentials.
+	DialOptions []grpc.DialOption
+	// BackoffMin and BackoffMax bound the reconnect delay (defaults 250ms, 15s).
+	BackoffMin, BackoffMax time.Duration
+	// Jitter returns a value in [0,1) (default math/rand/v2).
+	Jitter func() float64
+	// SotW skips the delta attempt.
+	SotW bool
+}
+
+// TypeStatus is what the client last did for one type.
+type TypeStatus struct {
+	Version   string // last accepted version
+	Nonce     string // last response nonce
+	LastNACK  string // error of the last rejected response ("" if the last was ACKed)
+	Responses int
+}
+
+// Status is a snapshot of the client's state, for admin and tests.
+type Status struct {
+	Connected bool
+	Delta     bool
+	Connects  int
+	Complete  bool
+	Types     map[string]TypeStatus
+}
+
+// Client is an ADS client. Create with New, then Run.
+type Client struct {
+	opts  Options
+	log   *slog.Logger
+	ready chan struct{}
+
+	mu       sync.Mutex
+	cur      *Resources
+	status   Status
+	gotTypes map[string]bool            // LDS/CDS received at least once
+	versions map[string]map[string]string // delta per-resource versions
+	sotw     bool
+}
+
+// New creates a client; nothing happens until Run.
+func New(opts Options) *Client {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = 250 * time.Millisecond
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 15 * time.Second
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = rand.Float64
+	}
+	return &Client{
+		opts:     opts,
+		log:      opts.Log.With("xds", opts.Server),
+		ready:    make(chan struct{}),
+		cur:      NewResources(),
+		status:   Status{Types: map[string]TypeStatus{}},
+		gotTypes: map[string]bool{},
+		versions: map[string]map[string]string{},
+		sotw:     opts.SotW,
+	}
+}
+
+// Ready is closed once the first complete config (listeners, clusters and
+// everything they reference) has been applied.
+func (c *Client) Ready() <-chan struct{} { return c.ready }
+
+// Resources returns the current accepted config (read-only).
+func (c *Client) Resources() *Resources {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur
+}
+
+// Status returns a copy of the client's state.
+func (c *Client) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.status
+	s.Types = map[string]TypeStatus{}
+	for k, v := range c.status.Types {
+		s.Types[k] = v
+	}
+	return s
+}
+
+// Run connects and serves until ctx ends, reconnecting on failure.
+func (c *Client) Run(ctx context.Context) error {
+	dial := c.opts.DialOptions
+	if len(dial) == 0 {
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(c.opts.Server, dial...)
+	if err != nil {
+		return fmt.Errorf("xds client for %s: %w", c.opts.Server, err)
+	}
+	defer conn.Close()
+	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	delay := c.opts.BackoffMin
+	for {
+		progressed, err := c.session(ctx, ads)
+		c.setConnected(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if progressed {
+			delay = c.opts.BackoffMin
+		}
+		c.log.Warn("xds stream ended; retrying", "err", err, "delay", delay)
+		// Full jitter in [delay/2, delay) keeps proxies from reconnecting in lockstep.
+		wait := delay/2 + time.Duration(c.opts.Jitter()*float64(delay/2))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		delay = min(delay*2, c.opts.BackoffMax)
+	}
+}
+
+func (c *Client) setConnected(v bool) {
+	c.mu.Lock()
+	c.status.Connected = v
+	if v {
+		c.status.Connects++
+	}
+	c.mu.Unlock()
+}
+
+// update is one response in protocol-neutral form.
+type update struct {
+	typeURL string
+	nonce   string
+	version string
+	full    bool // SotW: the response replaces the whole set of this type
+	res     []namedAny
+	removed []string
+}
+
+// transport is one ADS stream, delta or SotW.
+type transport interface {
+	// subscribe sends the current names for a type (wildcard for LDS/CDS).
+	subscribe(typeURL string, names map[string]bool) error
+	ack(u *update, errDetail error) error
+	recv() (*update, error)
+}
+
+// session runs one stream; progressed reports whether any response arrived.
+func (c *Client) session(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient) (progressed bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.mu.Lock()
+	useSotW := c.sotw
+	c.mu.Unlock()
+	var t transport
+	if useSotW {
+		s, err := ads.StreamAggregatedResources(ctx)
+		if err != nil {
+			return false, err
+		}
+		t = &sotwStream{s: s, node: c.opts.Node, last: map[string]*discoveryv3.DiscoveryRequest{}}
+	} else {
+		s, err := ads.DeltaAggregatedResources(ctx)
+		if err != nil {
+			return false, err
+		}
+		c.mu.Lock()
+		init := map[string]map[string]string{}
+		for k, v := range c.versions {
+			init[k] = v
+		}
+		c.mu.Unlock()
+		t = &deltaStream{s: s, node: c.opts.Node, initial: init, subscribed: map[string]map[string]bool{}}
+	}
+	c.mu.Lock()
+	c.status.Delta = !useSotW
+	c.mu.Unlock()
+	// Subscribe in ADS order: wildcard types, plus whatever the last good
+	// config references, so a reconnect resumes every subscription.
+	refs := c.Resources().References()
+	for _, typ := range Types {
+		if err := t.subscribe(typ, refs.of(typ)); err != nil {
+			return false, err
+		}
+	}
+	c.setConnected(true)
+	for {
+		u, err := t.recv()
+		if err != nil {
+			if !useSotW && !progressed && grpcstatus.Code(err) == codes.Unimplemented {
+				c.log.Info("server does not support delta xDS; using state of the world")
+				c.mu.Lock()
+				c.sotw = true
+				c.mu.Unlock()
+				return true, err
+			}
+			return progressed, err
+		}
+		progressed = true
+		applyErr := c.handle(u)
+		if err := t.ack(u, applyErr); err != nil {
+			return progressed, err
+		}
+		if applyErr != nil {
+			continue
+		}
+		refs := c.Resources().References()
+		for _, typ := range []string{SecretType, EndpointType, RouteType} {
+			if err := t.subscribe(typ, refs.of(typ)); err != nil {
+				return progressed, err
+			}
+		}
+	}
+}
+
+// handle decodes and applies one update; the returned error is the NACK.
+func (c *Client) handle(u *update) error {
+	c.mu.Lock()
+	cand := c.cur.clone()
+	c.mu.Unlock()
+	if u.full {
+		cand.reset(u.typeURL)
+	}
+	var errs []error
+	newVersions := map[string]string{}
+	for _, r := range u.res {
+		name, err := cand.put(u.typeURL, r.any, r.name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		newVersions[name] = r.version
+	}
+	for _, n := range u.removed {
+		cand.remove(u.typeURL, n)
+	}
+	err := errors.Join(errs...)
+	if err == nil {
+		cand.Versions[u.typeURL] = u.version
+		err = c.opts.Handler.Apply(u.typeURL, cand)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts := c.status.Types[u.typeURL]
+	ts.Nonce = u.nonce
+	ts.Responses++
+	if err != nil {
+		ts.LastNACK = err.Error()
+		c.status.Types[u.typeURL] = ts
+		c.log.Error("rejected xds update", "type", u.typeURL, "version", u.version, "err", err)
+		return err
+	}
+	ts.LastNACK = ""
+	ts.Version = u.version
+	c.status.Types[u.typeURL] = ts
+	c.cur = cand
+	vs := c.versions[u.typeURL]
+	if vs == nil || u.full {
+		vs = map[string]string{}
+		c.versions[u.typeURL] = vs
+	}
+	for n, v := range newVersions {
+		vs[n] = v
+	}
+	for _, n := range u.removed {
+		delete(vs, n)
+	}
+	if wildcard(u.typeURL) {
+		c.gotTypes[u.typeURL] = true
+	}
+	c.log.Debug("applied xds update", "type", u.typeURL, "version", u.version, "resources", len(u.res), "removed", len(u.removed))
+	if !c.status.Complete && c.gotTypes[ListenerType] && c.gotTypes[ClusterType] && len(c.cur.Missing()) == 0 {
+		c.status.Complete = true
+		close(c.ready)
+		c.log.Info("first complete config applied")
+	}
+	return nil
+}
+
+func errorDetail(err error) *status.Status {
+	if err == nil {
+		return nil
+	}
+	return &status.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+}
+
+func sortedNames(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

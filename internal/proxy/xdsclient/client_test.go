@@ -1,0 +1,229 @@
+package xdsclient_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/internal/proxy/xdsclient"
+)
+
+// recorder accepts every update unless reject says otherwise.
+type recorder struct {
+	mu     sync.Mutex
+	last   *xdsclient.Resources
+	reject func(*xdsclient.Resources) error
+}
+
+func (r *recorder) Apply(_ string, res *xdsclient.Resources) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reject != nil {
+		if err := r.reject(res); err != nil {
+			return err
+		}
+	}
+	r.last = res
+	return nil
+}
+
+func (r *recorder) get() *xdsclient.Resources {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+func fixture(listeners ...string) meshtest.Resources {
+	r := meshtest.Resources{
+		Routes:    []types.Resource{meshtest.RouteConfig("80", "backend")},
+		Clusters:  []types.Resource{meshtest.EDSCluster("backend")},
+		Endpoints: []types.Resource{meshtest.Endpoints("backend", "127.0.0.1:9")},
+	}
+	for _, l := range listeners {
+		r.Listeners = append(r.Listeners, meshtest.Listener(l, "127.0.0.1:0", meshtest.HCMFilter("80")))
+	}
+	return r
+}
+
+func start(t *testing.T, srv *meshtest.XDSServer, h xdsclient.Handler, sotw bool) *xdsclient.Client {
+	t.Helper()
+	c := xdsclient.New(xdsclient.Options{Server: srv.Addr(), Node: &corev3.Node{Id: "sidecar~127.0.0.1~a.default~default.svc.cluster.local"},
+		Handler: h, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, SotW: sotw})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+func waitReady(t *testing.T, c *xdsclient.Client) {
+	t.Helper()
+	select {
+	case <-c.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("client not ready: %+v", c.Status())
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSubscribeAndReady(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		noDelta, sotw   bool
+		wantDeltaStatus bool
+	}{
+		{name: "delta", wantDeltaStatus: true},
+		{name: "fallback to sotw", noDelta: true},
+		{name: "sotw", sotw: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{NoDelta: tc.noDelta})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Stop()
+			// Listeners and clusters only: routes and endpoints are
+			// referenced but missing, so the client must not be ready.
+			partial := fixture("l1")
+			partial.Routes, partial.Endpoints = nil, nil
+			if err := srv.Set(partial); err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{}
+			c := start(t, srv, rec, tc.sotw)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, _, err := srv.WaitRequest(ctx, 0, func(r meshtest.XDSRequest) bool {
+				return r.TypeURL == xdsclient.RouteType && len(r.Names) == 1 && r.Names[0] == "80"
+			}); err != nil {
+				t.Fatal("no RDS subscription for the listener's route:", err)
+			}
+			if _, _, err := srv.WaitRequest(ctx, 0, func(r meshtest.XDSRequest) bool {
+				return r.TypeURL == xdsclient.EndpointType && len(r.Names) == 1 && r.Names[0] == "backend"
+			}); err != nil {
+				t.Fatal("no EDS subscription for the cluster:", err)
+			}
+			select {
+			case <-c.Ready():
+				t.Fatal("ready before routes and endpoints arrived")
+			default:
+			}
+			if err := srv.Set(fixture("l1")); err != nil {
+				t.Fatal(err)
+			}
+			waitReady(t, c)
+			res := rec.get()
+			if res.Listeners["l1"] == nil || res.Routes["80"] == nil || res.Clusters["backend"] == nil || res.Endpoints["backend"] == nil {
+				t.Fatalf("incomplete resources: %v", res.Missing())
+			}
+			if st := c.Status(); st.Delta != tc.wantDeltaStatus {
+				t.Fatalf("delta=%v, want %v", st.Delta, tc.wantDeltaStatus)
+			}
+			// Removing a listener is seen (delta removed_resources or SotW full set).
+			if err := srv.Set(fixture("l2")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "listener replaced", func() bool {
+				r := rec.get()
+				return r.Listeners["l2"] != nil && r.Listeners["l1"] == nil
+			})
+		})
+	}
+}
+
+func TestNACKKeepsOldConfig(t *testing.T) {
+	for _, sotw := range []bool{false, true} {
+		t.Run(map[bool]string{false: "delta", true: "sotw"}[sotw], func(t *testing.T) {
+			srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Stop()
+			if err := srv.Set(fixture("good")); err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{reject: func(r *xdsclient.Resources) error {
+				if r.Listeners["bad"] != nil {
+					return errors.New(`listener "bad": field per_connection_buffer_limit_bytes is not supported`)
+				}
+				return nil
+			}}
+			c := start(t, srv, rec, sotw)
+			waitReady(t, c)
+			n := len(srv.Requests())
+			if err := srv.Set(fixture("good", "bad")); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			nack, _, err := srv.WaitRequest(ctx, n, func(r meshtest.XDSRequest) bool { return r.NACK() })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if nack.TypeURL != xdsclient.ListenerType || !strings.Contains(nack.ErrorDetail, "per_connection_buffer_limit_bytes") {
+				t.Fatalf("NACK %+v does not name the field", nack)
+			}
+			if r := rec.get(); r.Listeners["good"] == nil || r.Listeners["bad"] != nil {
+				t.Fatal("old config not kept")
+			}
+			if st := c.Status(); !strings.Contains(st.Types[xdsclient.ListenerType].LastNACK, "per_connection_buffer_limit_bytes") {
+				t.Fatalf("status does not show the NACK: %+v", st.Types[xdsclient.ListenerType])
+			}
+		})
+	}
+}
+
+func TestReconnect(t *testing.T) {
+	srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if err := srv.Set(fixture("l1")); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	c := start(t, srv, rec, false)
+	waitReady(t, c)
+	srv.Stop()
+	waitFor(t, "disconnect seen", func() bool { return !c.Status().Connected })
+	if rec.get().Listeners["l1"] == nil {
+		t.Fatal("config dropped while control plane is away")
+	}
+	n := len(srv.Requests())
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Set(fixture("l1", "l3")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "update after reconnect", func() bool { return rec.get().Listeners["l3"] != nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The restarted server sees the RDS and EDS subscriptions again.
+	for _, typ := range []string{xdsclient.RouteType, xdsclient.EndpointType} {
+		if _, _, err := srv.WaitRequest(ctx, n, func(r meshtest.XDSRequest) bool { return r.TypeURL == typ && len(r.Names) > 0 }); err != nil {
+			t.Fatalf("no resubscription for %s: %v", typ, err)
+		}
+	}
+	if c.Status().Connects < 2 {
+		t.Fatal("no reconnect counted")
+	}
+}

@@ -1,0 +1,288 @@
+package xdsclient
+
+import (
+	"fmt"
+	"maps"
+	"sort"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// xDS type URLs the client subscribes to.
+const (
+	ListenerType = "type.googleapis.com/envoy.config.listener.v3.Listener"
+	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	SecretType   = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+)
+
+// Types in Envoy's ADS order (CDS before EDS, LDS before RDS; secrets first
+// so listeners and clusters that reference them can warm).
+var Types = []string{SecretType, ClusterType, EndpointType, ListenerType, RouteType}
+
+// wildcard types are subscribed with "*"; the others by name, as the
+// listeners and clusters reference them.
+func wildcard(typeURL string) bool { return typeURL == ListenerType || typeURL == ClusterType }
+
+// Resources is the complete config a proxy holds: every resource as
+// received, by name. A Resources handed to a Handler is never modified
+// afterwards; an update produces a new one.
+type Resources struct {
+	Listeners map[string]*listenerv3.Listener
+	Routes    map[string]*routev3.RouteConfiguration
+	Clusters  map[string]*clusterv3.Cluster
+	Endpoints map[string]*endpointv3.ClusterLoadAssignment
+	Secrets   map[string]*tlsv3.Secret
+	// Versions is the accepted version per type URL (SotW version_info or
+	// delta system_version_info).
+	Versions map[string]string
+}
+
+// NewResources returns an empty set.
+func NewResources() *Resources {
+	return &Resources{
+		Listeners: map[string]*listenerv3.Listener{},
+		Routes:    map[string]*routev3.RouteConfiguration{},
+		Clusters:  map[string]*clusterv3.Cluster{},
+		Endpoints: map[string]*endpointv3.ClusterLoadAssignment{},
+		Secrets:   map[string]*tlsv3.Secret{},
+		Versions:  map[string]string{},
+	}
+}
+
+// clone copies the maps (not the immutable messages).
+func (r *Resources) clone() *Resources {
+	return &Resources{
+		Listeners: maps.Clone(r.Listeners),
+		Routes:    maps.Clone(r.Routes),
+		Clusters:  maps.Clone(r.Clusters),
+		Endpoints: maps.Clone(r.Endpoints),
+		Secrets:   maps.Clone(r.Secrets),
+		Versions:  maps.Clone(r.Versions),
+	}
+}
+
+// names lists the resource names held for a type.
+func (r *Resources) names(typeURL string) []string {
+	var out []string
+	switch typeURL {
+	case ListenerType:
+		out = keys(r.Listeners)
+	case RouteType:
+		out = keys(r.Routes)
+	case ClusterType:
+		out = keys(r.Clusters)
+	case EndpointType:
+		out = keys(r.Endpoints)
+	case SecretType:
+		out = keys(r.Secrets)
+	}
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// put decodes one resource into the set. The name inside the message must
+// match the name it was delivered under (delta) when one is given.
+func (r *Resources) put(typeURL string, a *anypb.Any, name string) (string, error) {
+	if a.GetTypeUrl() != typeURL {
+		return name, fmt.Errorf("resource %q: type %s in a %s response", name, a.GetTypeUrl(), typeURL)
+	}
+	var m proto.Message
+	switch typeURL {
+	case ListenerType:
+		m = &listenerv3.Listener{}
+	case RouteType:
+		m = &routev3.RouteConfiguration{}
+	case ClusterType:
+		m = &clusterv3.Cluster{}
+	case EndpointType:
+		m = &endpointv3.ClusterLoadAssignment{}
+	case SecretType:
+		m = &tlsv3.Secret{}
+	default:
+		return name, fmt.Errorf("unsupported type %s", typeURL)
+	}
+	if err := proto.Unmarshal(a.GetValue(), m); err != nil {
+		return name, fmt.Errorf("resource %q: decoding %s: %w", name, typeURL, err)
+	}
+	var got string
+	switch v := m.(type) {
+	case interface{ GetName() string }:
+		got = v.GetName()
+	case *endpointv3.ClusterLoadAssignment:
+		got = v.GetClusterName()
+	}
+	if name != "" && got != name {
+		return name, fmt.Errorf("resource %q: message is named %q", name, got)
+	}
+	if got == "" {
+		return name, fmt.Errorf("a %s resource has no name", typeURL)
+	}
+	switch v := m.(type) {
+	case *listenerv3.Listener:
+		r.Listeners[got] = v
+	case *routev3.RouteConfiguration:
+		r.Routes[got] = v
+	case *clusterv3.Cluster:
+		r.Clusters[got] = v
+	case *endpointv3.ClusterLoadAssignment:
+		r.Endpoints[got] = v
+	case *tlsv3.Secret:
+		r.Secrets[got] = v
+	}
+	return got, nil
+}
+
+func (r *Resources) remove(typeURL, name string) {
+	switch typeURL {
+	case ListenerType:
+		delete(r.Listeners, name)
+	case RouteType:
+		delete(r.Routes, name)
+	case ClusterType:
+		delete(r.Clusters, name)
+	case EndpointType:
+		delete(r.Endpoints, name)
+	case SecretType:
+		delete(r.Secrets, name)
+	}
+}
+
+// reset empties one type (a SotW response replaces the whole set).
+func (r *Resources) reset(typeURL string) {
+	switch typeURL {
+	case ListenerType:
+		r.Listeners = map[string]*listenerv3.Listener{}
+	case RouteType:
+		r.Routes = map[string]*routev3.RouteConfiguration{}
+	case ClusterType:
+		r.Clusters = map[string]*clusterv3.Cluster{}
+	case EndpointType:
+		r.Endpoints = map[string]*endpointv3.ClusterLoadAssignment{}
+	case SecretType:
+		r.Secrets = map[string]*tlsv3.Secret{}
+	}
+}
+
+// Refs are the names the current listeners and clusters depend on.
+type Refs struct {
+	Routes    map[string]bool
+	Endpoints map[string]bool
+	Secrets   map[string]bool
+}
+
+func (f Refs) of(typeURL string) map[string]bool {
+	switch typeURL {
+	case RouteType:
+		return f.Routes
+	case EndpointType:
+		return f.Endpoints
+	case SecretType:
+		return f.Secrets
+	}
+	return nil
+}
+
+// References walks listeners and clusters for the RDS, EDS and SDS names
+// they use. Undecodable typed configs are skipped here; compiling them
+// fails and NACKs.
+func (r *Resources) References() Refs {
+	f := Refs{Routes: map[string]bool{}, Endpoints: map[string]bool{}, Secrets: map[string]bool{}}
+	for _, l := range r.Listeners {
+		chains := append([]*listenerv3.FilterChain{}, l.GetFilterChains()...)
+		if d := l.GetDefaultFilterChain(); d != nil {
+			chains = append(chains, d)
+		}
+		for _, fc := range chains {
+			for _, flt := range fc.GetFilters() {
+				tc := flt.GetTypedConfig()
+				if tc == nil {
+					continue
+				}
+				h := &hcmv3.HttpConnectionManager{}
+				if tc.MessageIs(h) && tc.UnmarshalTo(h) == nil {
+					if n := h.GetRds().GetRouteConfigName(); n != "" {
+						f.Routes[n] = true
+					}
+				}
+			}
+			if ts := fc.GetTransportSocket().GetTypedConfig(); ts != nil {
+				d := &tlsv3.DownstreamTlsContext{}
+				if ts.MessageIs(d) && ts.UnmarshalTo(d) == nil {
+					addSDS(f.Secrets, d.GetCommonTlsContext())
+				}
+			}
+		}
+	}
+	for name, c := range r.Clusters {
+		if c.GetType() == clusterv3.Cluster_EDS {
+			n := c.GetEdsClusterConfig().GetServiceName()
+			if n == "" {
+				n = name
+			}
+			f.Endpoints[n] = true
+		}
+		sockets := []*anypb.Any{c.GetTransportSocket().GetTypedConfig()}
+		for _, m := range c.GetTransportSocketMatches() {
+			sockets = append(sockets, m.GetTransportSocket().GetTypedConfig())
+		}
+		for _, ts := range sockets {
+			u := &tlsv3.UpstreamTlsContext{}
+			if ts != nil && ts.MessageIs(u) && ts.UnmarshalTo(u) == nil {
+				addSDS(f.Secrets, u.GetCommonTlsContext())
+			}
+		}
+	}
+	return f
+}
+
+func addSDS(into map[string]bool, c *tlsv3.CommonTlsContext) {
+	for _, s := range c.GetTlsCertificateSdsSecretConfigs() {
+		into[s.GetName()] = true
+	}
+	if s := c.GetValidationContextSdsSecretConfig(); s != nil {
+		into[s.GetName()] = true
+	}
+	if s := c.GetCombinedValidationContext().GetValidationContextSdsSecretConfig(); s != nil {
+		into[s.GetName()] = true
+	}
+}
+
+// Missing reports what a complete config still lacks: referenced routes,
+// endpoints and secrets not received. Empty means complete.
+func (r *Resources) Missing() []string {
+	f := r.References()
+	var out []string
+	for _, n := range keys(f.Routes) {
+		if r.Routes[n] == nil {
+			out = append(out, "route "+n)
+		}
+	}
+	for _, n := range keys(f.Endpoints) {
+		if r.Endpoints[n] == nil {
+			out = append(out, "endpoints "+n)
+		}
+	}
+	for _, n := range keys(f.Secrets) {
+		if r.Secrets[n] == nil {
+			out = append(out, "secret "+n)
+		}
+	}
+	return out
+}
