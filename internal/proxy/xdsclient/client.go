@@ -76,7 +76,7 @@ type Client struct {
 	mu       sync.Mutex
 	cur      *Resources
 	status   Status
-	gotTypes map[string]bool            // LDS/CDS received at least once
+	gotTypes map[string]bool              // LDS/CDS received at least once
 	versions map[string]map[string]string // delta per-resource versions
 	sotw     bool
 }
