@@ -1,0 +1,152 @@
+package tasks
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+)
+
+const cnnServiceEntry = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: cnn
+spec:
+  hosts:
+  - edition.cnn.com
+  ports:
+  - number: 80
+    name: http-port
+    protocol: HTTP
+  - number: 443
+    name: https
+    protocol: HTTPS
+  resolution: DNS
+`
+
+// TM-11 and TM-13: ServiceEntry admits the external host, REGISTRY_ONLY
+// blocks unknown hosts with 502, and an egress gateway carries the traffic.
+// The external site is a loopback stand-in on ports 80/443, so this needs root.
+func TestEgress(t *testing.T) {
+	m := mesh(t)
+	if m.External == nil {
+		t.Skip("the stand-in external site needs root (ports 80/443)")
+	}
+	client := viaSidecar(m, "curl")
+	setMode := func(mode string) {
+		out, err := weft(t, fmt.Sprintf(`
+apiVersion: mesh.istio.io/v1alpha1
+kind: MeshConfig
+metadata:
+  name: mesh
+  namespace: istio-system
+spec:
+  outboundTrafficPolicy:
+    mode: %s
+`, mode), "apply", "-f", "-")
+		if err != nil {
+			t.Fatalf("setting %s: %v\n%s", mode, err, out)
+		}
+	}
+	setMode("REGISTRY_ONLY")
+	t.Cleanup(func() { setMode("ALLOW_ANY") })
+	eventually(t, 10*time.Second, "unknown host blocked with 502", func() error {
+		if r := get(t, client, "http://edition.cnn.com/politics", nil); r.status != 502 {
+			return fmt.Errorf("REGISTRY_ONLY, unregistered host: status %d", r.status)
+		}
+		return nil
+	})
+	apply(t, cnnServiceEntry)
+	eventually(t, 10*time.Second, "ServiceEntry admits edition.cnn.com", func() error {
+		r := get(t, client, "http://edition.cnn.com/politics", nil)
+		if r.status == 502 || r.status < 0 {
+			return fmt.Errorf("status %d: %.100s", r.status, r.body)
+		}
+		return nil
+	})
+	if r := get(t, client, "http://unknown.example.org/", nil); r.status != 502 {
+		t.Errorf("other unknown hosts must stay blocked: %d", r.status)
+	}
+
+	apply(t, `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: istio-egressgateway
+spec:
+  selector:
+    istio: egressgateway
+  servers:
+  - port:
+      number: 80
+      name: http
+      protocol: HTTP
+    hosts:
+    - edition.cnn.com
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: egressgateway-for-cnn
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets:
+  - name: cnn
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: direct-cnn-through-egress-gateway
+spec:
+  hosts:
+  - edition.cnn.com
+  gateways:
+  - istio-egressgateway
+  - mesh
+  http:
+  - match:
+    - gateways:
+      - mesh
+      port: 80
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        subset: cnn
+        port:
+          number: 80
+      weight: 100
+  - match:
+    - gateways:
+      - istio-egressgateway
+      port: 80
+    route:
+    - destination:
+        host: edition.cnn.com
+        port:
+          number: 80
+      weight: 100
+`)
+	egressStats := func() int {
+		r := get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("istio-egressgateway").AdminURL()+"/stats", nil)
+		re := regexp.MustCompile(`cluster\.outbound\|80\|\|edition\.cnn\.com\.upstream_rq_total: (\d+)`)
+		if mm := re.FindStringSubmatch(r.body); mm != nil {
+			n, _ := strconv.Atoi(mm[1])
+			return n
+		}
+		return 0
+	}
+	before := egressStats()
+	eventually(t, 10*time.Second, "traffic flows through the egress gateway", func() error {
+		r := get(t, client, "http://edition.cnn.com/politics", nil)
+		if r.status == 502 || r.status < 0 {
+			return fmt.Errorf("status %d", r.status)
+		}
+		if n := egressStats(); n <= before {
+			return fmt.Errorf("egress gateway upstream_rq_total for edition.cnn.com still %d", n)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,212 @@
+// Package tasks reproduces Istio's traffic-management tasks end to end on a
+// real local mesh (internal/demo: the control plane, sample apps and proxies
+// as real processes on loopback), with the tasks' own YAML.
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/internal/demo"
+)
+
+const (
+	xdsAddr     = "127.0.0.1:25010"
+	monitorAddr = "127.0.0.1:25014"
+	ingressIP   = "127.0.9.1"
+)
+
+var (
+	binDir   string
+	repoRoot string
+
+	meshOnce sync.Once
+	theMesh  *demo.Mesh
+	meshErr  error
+)
+
+func TestMain(m *testing.M) {
+	if testing.Short() {
+		fmt.Println("skipping end-to-end task tests in -short mode")
+		os.Exit(0)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	repoRoot = filepath.Join(filepath.Dir(file), "..", "..", "..")
+	dir, err := os.MkdirTemp("", "weft-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for _, b := range []string{"weft", "weft-proxy"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b), "./cmd/"+b)
+		cmd.Dir = repoRoot
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if theMesh != nil {
+		theMesh.Stop()
+	}
+	os.RemoveAll(binDir)
+	os.Exit(code)
+}
+
+// mesh starts (once) the shared task mesh: Bookinfo, httpbin, tcp-echo, curl
+// and the gateways, seeded from examples/.
+func mesh(t *testing.T) *demo.Mesh {
+	t.Helper()
+	meshOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		tmp, err := os.MkdirTemp("", "weft-e2e-mesh-")
+		if err != nil {
+			meshErr = err
+			return
+		}
+		theMesh, meshErr = demo.Start(ctx, demo.Options{
+			ConfigDir: filepath.Join(tmp, "config"),
+			Seed:      os.DirFS(filepath.Join(repoRoot, "examples")),
+			WeftBin:   filepath.Join(binDir, "weft"),
+			ProxyBin:  filepath.Join(binDir, "weft-proxy"),
+			XDSAddr:   xdsAddr, MonitorAddr: monitorAddr,
+			IngressIP: ingressIP, PodNet: "127.0.30", AppNet: "127.0.31",
+			External: os.Geteuid() == 0,
+			Log:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		})
+	})
+	if meshErr != nil {
+		t.Fatalf("starting the mesh: %v", meshErr)
+	}
+	return theMesh
+}
+
+// weft runs the weft CLI against the test mesh's control plane.
+func weft(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "weft"), args...)
+	cmd.Env = append(os.Environ(), "WEFT_CONTROL_PLANE="+monitorAddr)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// apply applies YAML with `weft apply -f -` and deletes it when the test ends.
+func apply(t *testing.T, yaml string) {
+	t.Helper()
+	if out, err := weft(t, yaml, "apply", "-f", "-"); err != nil {
+		t.Fatalf("weft apply: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := weft(t, yaml, "delete", "-f", "-"); err != nil {
+			t.Logf("weft delete: %v\n%s", err, out)
+		}
+	})
+}
+
+// eventually polls check until it passes or the deadline (config propagation
+// is eventually consistent, as in Istio's doc tests).
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = check(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %v: %v", what, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type response struct {
+	status  int
+	body    string
+	header  http.Header
+	elapsed time.Duration
+}
+
+var ingressClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16}}
+
+// get fetches url with headers through proxy ("" = direct).
+func get(t *testing.T, client *http.Client, rawURL string, hdr map[string]string) response {
+	t.Helper()
+	req, err := http.NewRequest("GET", rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if strings.EqualFold(k, "host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return response{status: -1, body: err.Error(), elapsed: time.Since(start)}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, body: string(b), header: resp.Header, elapsed: time.Since(start)}
+}
+
+// viaSidecar is an HTTP client that sends through a workload's sidecar, the
+// way that workload's app does (HTTP_PROXY).
+func viaSidecar(m *demo.Mesh, workload string) *http.Client {
+	u, _ := url.Parse(m.Workload(workload).ProxyURL())
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(u), MaxIdleConnsPerHost: 16}}
+}
+
+func ingressURL(path string) string { return "http://" + ingressIP + ":8080" + path }
+
+var (
+	usersMu sync.Mutex
+	users   = map[string]*http.Client{}
+)
+
+// productpage fetches the Bookinfo page through the ingress gateway as user
+// ("" = anonymous). A user logs in once, as in Istio's doc tests (POST /login,
+// then the session cookie makes productpage send end-user to reviews).
+func productpage(t *testing.T, user string) response {
+	t.Helper()
+	if user == "" {
+		return get(t, ingressClient, ingressURL("/productpage"), nil)
+	}
+	usersMu.Lock()
+	c, ok := users[user]
+	if !ok {
+		jar, _ := cookiejar.New(nil)
+		c = &http.Client{Timeout: 30 * time.Second, Jar: jar, Transport: ingressClient.Transport}
+		resp, err := c.PostForm(ingressURL("/login"), url.Values{"username": {user}, "passwd": {"password"}})
+		if err != nil {
+			usersMu.Unlock()
+			t.Fatalf("login as %s: %v", user, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		users[user] = c
+	}
+	usersMu.Unlock()
+	return get(t, c, ingressURL("/productpage"), nil)
+}

@@ -1,0 +1,340 @@
+package tasks
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+const star = "glyphicon glyphicon-star"
+
+var servedBy = regexp.MustCompile(`Reviews served by:\s*(?:<[^>]*>\s*)*([a-z0-9-]+)`)
+
+func reviewsVersion(body string) string {
+	m := servedBy.FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	for _, v := range []string{"v1", "v2", "v3"} {
+		if strings.Contains(m[1], "reviews-"+v) {
+			return v
+		}
+	}
+	return m[1]
+}
+
+// allV1 is samples/bookinfo/networking/virtual-service-all-v1.yaml.
+const allV1 = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: productpage
+spec:
+  hosts:
+  - productpage
+  http:
+  - route:
+    - destination:
+        host: productpage
+        subset: v1
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+spec:
+  hosts:
+  - ratings
+  http:
+  - route:
+    - destination:
+        host: ratings
+        subset: v1
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: details
+spec:
+  hosts:
+  - details
+  http:
+  - route:
+    - destination:
+        host: details
+        subset: v1
+`
+
+const reviewsTestV2 = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+    - reviews
+  http:
+  - match:
+    - headers:
+        end-user:
+          exact: jason
+    route:
+    - destination:
+        host: reviews
+        subset: v2
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+`
+
+// noStarsFor asserts n consecutive pages for user show no stars.
+func pagesAll(t *testing.T, user string, n int, ok func(response) error) error {
+	for i := 0; i < n; i++ {
+		r := productpage(t, user)
+		if r.status != 200 {
+			return fmt.Errorf("productpage as %q: status %d: %.200s", user, r.status, r.body)
+		}
+		if err := ok(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func noStars(r response) error {
+	if strings.Contains(r.body, star) {
+		return fmt.Errorf("page shows stars (reviews %s)", reviewsVersion(r.body))
+	}
+	return nil
+}
+
+// TM-01 Request Routing.
+func TestRequestRouting(t *testing.T) {
+	mesh(t)
+	apply(t, allV1)
+	eventually(t, 10*time.Second, "all traffic to reviews v1", func() error {
+		return pagesAll(t, "", 10, noStars)
+	})
+	apply(t, reviewsTestV2)
+	eventually(t, 10*time.Second, "jason routed to reviews v2", func() error {
+		return pagesAll(t, "jason", 10, func(r response) error {
+			if v := reviewsVersion(r.body); v != "v2" || !strings.Contains(r.body, star) {
+				return fmt.Errorf("jason got reviews %q (stars: %v)", v, strings.Contains(r.body, star))
+			}
+			return nil
+		})
+	})
+	if err := pagesAll(t, "", 10, noStars); err != nil {
+		t.Fatalf("anonymous users must stay on v1: %v", err)
+	}
+}
+
+const ratingsDelay = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+spec:
+  hosts:
+  - ratings
+  http:
+  - match:
+    - headers:
+        end-user:
+          exact: jason
+    fault:
+      delay:
+        percentage:
+          value: 100.0
+        fixedDelay: 7s
+    route:
+    - destination:
+        host: ratings
+        subset: v1
+  - route:
+    - destination:
+        host: ratings
+        subset: v1
+`
+
+const ratingsAbort = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+spec:
+  hosts:
+  - ratings
+  http:
+  - match:
+    - headers:
+        end-user:
+          exact: jason
+    fault:
+      abort:
+        percentage:
+          value: 100.0
+        httpStatus: 500
+    route:
+    - destination:
+        host: ratings
+        subset: v1
+  - route:
+    - destination:
+        host: ratings
+        subset: v1
+`
+
+// TM-02 Fault Injection.
+func TestFaultInjection(t *testing.T) {
+	m := mesh(t)
+	apply(t, allV1)
+	apply(t, reviewsTestV2)
+	eventually(t, 10*time.Second, "jason on reviews v2", func() error {
+		return pagesAll(t, "jason", 3, func(r response) error {
+			if v := reviewsVersion(r.body); v != "v2" {
+				return fmt.Errorf("jason got reviews %q", v)
+			}
+			return nil
+		})
+	})
+
+	// Delay: ratings +7s for jason. reviews-v2 waits (10s timeout) but
+	// productpage gives up on reviews after 3s and one retry: about 6s.
+	apply(t, ratingsDelay)
+	eventually(t, 10*time.Second, "ratings delay reaches the direct probe", func() error {
+		r := get(t, viaSidecar(m, "curl"), "http://ratings:9080/ratings/0", map[string]string{"end-user": "jason"})
+		if r.status != 200 || r.elapsed < 6*time.Second {
+			return fmt.Errorf("direct ratings call as jason: %d after %v", r.status, r.elapsed)
+		}
+		return nil
+	})
+	r := productpage(t, "jason")
+	if !strings.Contains(r.body, "Sorry, product reviews are currently unavailable for this book.") {
+		t.Fatalf("jason with a 7s ratings delay: want the reviews-unavailable error, got status %d: %.300s", r.status, r.body)
+	}
+	t.Logf("jason's page with a 7s ratings delay took %v (Istio: about 6s)", r.elapsed)
+	if r.elapsed < 5*time.Second || r.elapsed > 9*time.Second {
+		t.Errorf("page took %v, want about 6s (productpage: 3s timeout, 2 attempts)", r.elapsed)
+	}
+	if a := productpage(t, ""); a.elapsed > 2*time.Second || !strings.Contains(a.body, "Book Reviews") || strings.Contains(a.body, "unavailable") {
+		t.Errorf("anonymous page must be unaffected: %v, %.200s", a.elapsed, a.body)
+	}
+
+	// Abort: HTTP 500 for jason: immediately "Ratings service is currently unavailable".
+	apply(t, ratingsAbort)
+	eventually(t, 10*time.Second, "jason sees ratings unavailable", func() error {
+		r := productpage(t, "jason")
+		if !strings.Contains(r.body, "Ratings service is currently unavailable") {
+			return fmt.Errorf("status %d, reviews %s", r.status, reviewsVersion(r.body))
+		}
+		if r.elapsed > 2*time.Second {
+			return fmt.Errorf("abort page took %v, want immediate", r.elapsed)
+		}
+		return nil
+	})
+	if err := pagesAll(t, "", 5, func(r response) error {
+		if strings.Contains(r.body, "Ratings service is currently unavailable") {
+			return fmt.Errorf("anonymous user sees the ratings error")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d := get(t, viaSidecar(m, "curl"), "http://ratings:9080/ratings/0", map[string]string{"end-user": "jason"})
+	if d.status != 500 || strings.TrimSpace(d.body) != "fault filter abort" {
+		t.Errorf("direct probe: want 500 \"fault filter abort\", got %d %q", d.status, d.body)
+	}
+}
+
+const reviews50v3 = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+    - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weight: 50
+    - destination:
+        host: reviews
+        subset: v3
+      weight: 50
+`
+
+const reviewsV3 = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+    - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v3
+`
+
+// TM-03 Traffic Shifting: 50/50 v1/v3 within ±8% over 400 pages, then 100% v3.
+func TestTrafficShifting(t *testing.T) {
+	mesh(t)
+	apply(t, allV1)
+	eventually(t, 10*time.Second, "all traffic to v1", func() error { return pagesAll(t, "", 10, noStars) })
+	apply(t, reviews50v3)
+	eventually(t, 10*time.Second, "v3 appears", func() error {
+		for i := 0; i < 20; i++ {
+			if reviewsVersion(productpage(t, "").body) == "v3" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no v3 in 20 pages")
+	})
+	const n = 400
+	counts := map[string]int{}
+	for i := 0; i < n; i++ {
+		r := productpage(t, "")
+		if r.status != 200 {
+			t.Fatalf("page %d: status %d", i, r.status)
+		}
+		counts[reviewsVersion(r.body)]++
+	}
+	t.Logf("50/50 v1/v3 over %d pages: %v", n, counts)
+	if counts["v1"]+counts["v3"] != n {
+		t.Fatalf("pages not from v1 or v3: %v", counts)
+	}
+	if frac := float64(counts["v3"]) / n; frac < 0.42 || frac > 0.58 {
+		t.Fatalf("v3 share %.3f, want 0.50 ± 0.08", frac)
+	}
+	apply(t, reviewsV3)
+	eventually(t, 10*time.Second, "100% v3", func() error {
+		return pagesAll(t, "", 20, func(r response) error {
+			if v := reviewsVersion(r.body); v != "v3" || !strings.Contains(r.body, `text-red-500`) && !strings.Contains(r.body, `color="red"`) {
+				return fmt.Errorf("got reviews %q", v)
+			}
+			return nil
+		})
+	})
+}
