@@ -1,0 +1,63 @@
+package config
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
+
+// Error is one problem found while loading or validating, anchored at the
+// place in the source where it was written.
+type Error struct {
+	Pos  Position
+	Path string // field path, e.g. spec.http[0].route[0].destination.host; may be empty
+	Msg  string
+}
+
+// Error formats as "file:line:col: path: msg".
+func (e *Error) Error() string {
+	var b strings.Builder
+	if s := e.Pos.String(); s != "" {
+		b.WriteString(s)
+		b.WriteString(": ")
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ErrorList is every error of a load; it implements error so callers that
+// only need one message can treat it as a plain error.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	msgs := make([]string, len(l))
+	for i, e := range l {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Sort orders the list by file, line, column and message, so output is stable.
+func (l ErrorList) Sort() {
+	slices.SortStableFunc(l, func(a, b *Error) int {
+		return cmp.Or(
+			cmp.Compare(a.Pos.File, b.Pos.File),
+			cmp.Compare(a.Pos.Line, b.Pos.Line),
+			cmp.Compare(a.Pos.Column, b.Pos.Column),
+			cmp.Compare(a.Path, b.Path),
+			cmp.Compare(a.Msg, b.Msg),
+		)
+	})
+}
+
+// errOrNil returns nil for an empty list so callers can test err != nil.
+func (l ErrorList) errOrNil() error {
+	if len(l) == 0 {
+		return nil
+	}
+	return l
+}
