@@ -48,6 +48,13 @@ type Options struct {
 	Workloads []*Workload
 	// External starts the stand-in external site (egress tasks) when true.
 	External bool
+	// Capture runs each workload in a network namespace of its own with
+	// iptables capture (root, Linux). CaptureID (short, unique per running
+	// mesh) names its bridge and namespaces; CaptureNet (1-250) is the third
+	// octet of its 198.18/198.19 ranges.
+	Capture    bool
+	CaptureID  string
+	CaptureNet int
 	Log      *slog.Logger
 }
 
@@ -121,6 +128,8 @@ type Mesh struct {
 	workloads map[string]*Workload
 	nextIP    int
 	External  *External
+	capture   *capture
+	nsCount   int
 }
 
 // External is the stand-in external site for egress tasks.
@@ -200,6 +209,40 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 		if err := seed(opts.Seed, opts.ConfigDir); err != nil {
 			return nil, fmt.Errorf("seeding %s: %w", opts.ConfigDir, err)
 		}
+	}
+	if opts.Capture {
+		if opts.CaptureID == "" {
+			opts.CaptureID = "demo"
+		}
+		if opts.CaptureNet == 0 {
+			opts.CaptureNet = 1
+		}
+		c, err := newCapture(opts.CaptureID, opts.CaptureNet)
+		if err != nil {
+			return nil, err
+		}
+		m.capture = c
+		if err := c.assignVIPs(opts.ConfigDir); err != nil {
+			return nil, fmt.Errorf("assigning service VIPs: %w", err)
+		}
+		// The proxy runs as uid 1337 (exempt from capture): give it a copy
+		// of the binary it can execute.
+		dir := filepath.Join(filepath.Dir(opts.LogDir), "proxybin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(opts.ProxyBin)
+		if err != nil {
+			return nil, err
+		}
+		opts.ProxyBin = filepath.Join(dir, "weft-proxy")
+		if err := os.WriteFile(opts.ProxyBin, b, 0o755); err != nil {
+			return nil, err
+		}
+		for _, d := range []string{filepath.Dir(dir), opts.LogDir} {
+			_ = os.Chmod(d, 0o755)
+		}
+		m.opts = opts
 	}
 	if err := m.startControlPlane(ctx); err != nil {
 		return nil, err
@@ -284,6 +327,18 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 	if w.ServiceAccount == "" {
 		w.ServiceAccount = "default"
 	}
+	var ns string
+	if m.capture != nil && !w.Router {
+		m.mu.Lock()
+		n := m.nsCount + 1
+		m.nsCount = n
+		m.mu.Unlock()
+		var err error
+		if ns, w.IP, err = m.capture.addNamespace(n); err != nil {
+			return fmt.Errorf("network namespace for %s: %w", w.Name, err)
+		}
+		w.AppIP = "0.0.0.0"
+	}
 	if w.IP == "" {
 		if w.Router && strings.HasPrefix(w.Name, "istio-ingressgateway") {
 			w.IP, w.AppIP = m.opts.IngressIP, m.opts.IngressIP
@@ -303,7 +358,13 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 			args = append(args, "--listen", net.JoinHostPort(w.AppIP, strconv.Itoa(int(p.Port))))
 		}
 		env := []string{"HTTP_PROXY=" + w.ProxyURL(), "http_proxy=" + w.ProxyURL(), "NO_PROXY=", "no_proxy="}
-		p, err := startProc(w.Name, m.opts.LogDir, env, m.opts.WeftBin, args...)
+		bin := m.opts.WeftBin
+		if ns != "" {
+			// Captured: no proxy settings, the app calls services by name.
+			env = []string{"HTTP_PROXY=", "http_proxy=", "HTTPS_PROXY=", "https_proxy="}
+			bin, args = wrap(ns, false, bin, args...)
+		}
+		p, err := startProc(w.Name, m.opts.LogDir, env, bin, args...)
 		if err != nil {
 			return err
 		}
@@ -318,9 +379,16 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 		lbl = append(lbl, k+"="+v)
 	}
 	sort.Strings(lbl)
+	appAddr := w.AppIP
+	if ns != "" {
+		appAddr = "127.0.0.1"
+	}
 	args := []string{kind, "--xds", m.opts.XDSAddr, "--name", w.Name, "--namespace", w.Namespace,
 		"--service-account", w.ServiceAccount, "--labels", strings.Join(lbl, ","), "--ip", w.IP,
-		"--app-address", w.AppIP, "--admin-port", strconv.Itoa(int(w.AdminPort))}
+		"--app-address", appAddr, "--admin-port", strconv.Itoa(int(w.AdminPort))}
+	if ns != "" {
+		args = append(args, "--capture")
+	}
 	if len(w.Ports) > 0 {
 		args = append(args, "--ports", node.FormatPorts(w.Ports))
 	}
@@ -338,7 +406,11 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 	if m.External != nil {
 		args = append(args, "--dns-override", m.External.Host+"="+m.External.IP)
 	}
-	p, err := startProc(w.Name+".proxy", m.opts.LogDir, nil, m.opts.ProxyBin, args...)
+	bin := m.opts.ProxyBin
+	if ns != "" {
+		bin, args = wrap(ns, true, bin, args...)
+	}
+	p, err := startProc(w.Name+".proxy", m.opts.LogDir, nil, bin, args...)
 	if err != nil {
 		return err
 	}
@@ -415,7 +487,12 @@ func (m *Mesh) Exited() string {
 }
 
 // Stop stops every process (gateways and sidecars first, control plane last).
-func (m *Mesh) Stop() { m.procs.stopAll(5 * time.Second) }
+func (m *Mesh) Stop() {
+	m.procs.stopAll(5 * time.Second)
+	if m.capture != nil {
+		m.capture.close()
+	}
+}
 
 // PIDs lists the child processes' pids (tests check none survive Stop).
 func (m *Mesh) PIDs() []int {
