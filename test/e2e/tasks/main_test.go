@@ -24,11 +24,21 @@ import (
 	"github.com/weftmesh/weft/internal/demo"
 )
 
-const (
+// captureMode is set in the child test process TestCaptureMode starts: the
+// same task tests then run with every workload in its own network namespace.
+var captureMode = os.Getenv("WEFT_E2E_CAPTURE") == "1"
+
+var (
 	xdsAddr     = "127.0.0.1:25010"
 	monitorAddr = "127.0.0.1:25014"
 	ingressIP   = "127.0.9.1"
 )
+
+func init() {
+	if captureMode {
+		xdsAddr, monitorAddr, ingressIP = "127.0.0.1:26010", "127.0.0.1:26014", "127.0.9.2"
+	}
+}
 
 var (
 	binDir   string
@@ -51,7 +61,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binDir = dir
+	if captureMode {
+		binDir = os.Getenv("WEFT_E2E_BIN")
+	}
 	for _, b := range []string{"weft", "weft-proxy"} {
+		if captureMode {
+			break // the parent built them
+		}
 		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b), "./cmd/"+b)
 		cmd.Dir = repoRoot
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -63,7 +79,9 @@ func TestMain(m *testing.M) {
 	if theMesh != nil {
 		theMesh.Stop()
 	}
-	os.RemoveAll(binDir)
+	if !captureMode {
+		os.RemoveAll(binDir)
+	}
 	os.Exit(code)
 }
 
@@ -86,7 +104,8 @@ func mesh(t *testing.T) *demo.Mesh {
 			ProxyBin:  filepath.Join(binDir, "weft-proxy"),
 			XDSAddr:   xdsAddr, MonitorAddr: monitorAddr,
 			IngressIP: ingressIP, PodNet: "127.0.30", AppNet: "127.0.31",
-			External: os.Geteuid() == 0,
+			External: os.Geteuid() == 0 && !captureMode,
+			Capture:  captureMode, CaptureID: "e2e", CaptureNet: 2,
 			Log:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	})

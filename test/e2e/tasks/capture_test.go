@@ -1,0 +1,26 @@
+package tasks
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// TestCaptureMode runs the routing, shifting and fault tasks again with
+// every workload in its own network namespace and iptables capture: apps
+// call http://reviews:9080 with no proxy settings. Needs root.
+func TestCaptureMode(t *testing.T) {
+	if captureMode {
+		t.Skip("already in capture mode")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("capture mode needs root (network namespaces, iptables)")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^(TestRequestRouting|TestTrafficShifting|TestFaultInjection)$", "-test.v", "-test.timeout", "15m")
+	cmd.Env = append(os.Environ(), "WEFT_E2E_CAPTURE=1", "WEFT_E2E_BIN="+binDir)
+	out, err := cmd.CombinedOutput()
+	t.Logf("capture-mode run:\n%s", out)
+	if err != nil {
+		t.Fatalf("capture-mode tasks failed: %v", err)
+	}
+}
