@@ -106,7 +106,7 @@ func mesh(t *testing.T) *demo.Mesh {
 			IngressIP: ingressIP, PodNet: "127.0.30", AppNet: "127.0.31",
 			External: os.Geteuid() == 0 && !captureMode,
 			Capture:  captureMode, CaptureID: "e2e", CaptureNet: 2,
-			Log:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 	})
 	if meshErr != nil {
