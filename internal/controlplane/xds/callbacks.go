@@ -1,0 +1,238 @@
+package xds
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+
+	"github.com/weftmesh/weft/internal/controlplane/translate"
+	"github.com/weftmesh/weft/internal/node"
+)
+
+// proxyState is what the server knows about one connected proxy. Guarded
+// by Server.mu.
+type proxyState struct {
+	id          string
+	meta        *node.Meta
+	delta       bool
+	streams     int
+	connectedAt time.Time
+
+	out      *translate.Output
+	checkErr string               // last consistency-check failure, "" when fine
+	versions map[string]string    // per type: version published in the cache
+	changeAt map[string]time.Time // per type: when the change behind versions happened
+	types    map[string]*typeState
+}
+
+// typeState tracks the wire exchange of one resource type.
+type typeState struct {
+	sent, acked string
+	sentAt      time.Time
+	nack        string // error_detail of the last NACK, cleared by an ACK
+	nackVersion string
+	nacks       int
+	nonces      map[string]string // stream/nonce → version sent
+}
+
+func (p *proxyState) typ(t string) *typeState {
+	ts := p.types[t]
+	if ts == nil {
+		ts = &typeState{nonces: map[string]string{}}
+		p.types[t] = ts
+	}
+	return ts
+}
+
+// callbacks receives go-control-plane's stream events.
+type callbacks struct{ s *Server }
+
+var _ serverv3.Callbacks = callbacks{}
+
+func (c callbacks) OnStreamOpen(context.Context, int64, string) error      { return nil }
+func (c callbacks) OnDeltaStreamOpen(context.Context, int64, string) error { return nil }
+func (c callbacks) OnStreamClosed(id int64, _ *corev3.Node)                { c.s.closeStream(streamKey{false, id}) }
+func (c callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) {
+	c.s.closeStream(streamKey{true, id})
+}
+func (c callbacks) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest) error {
+	return fmt.Errorf("REST xDS is not served; use ADS")
+}
+func (c callbacks) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {}
+
+func (c callbacks) OnStreamRequest(id int64, r *discoveryv3.DiscoveryRequest) error {
+	nacked, err := c.s.request(streamKey{false, id}, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), r.GetVersionInfo(), r.GetErrorDetail().GetMessage(), r.GetErrorDetail() != nil)
+	if nacked != "" {
+		// go-control-plane would answer a NACK (which carries the older
+		// version) by re-sending the rejected version at once, forever.
+		// Like Istio, wait for a new version instead.
+		r.VersionInfo = nacked
+	}
+	return err
+}
+
+func (c callbacks) OnStreamResponse(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, r *discoveryv3.DiscoveryResponse) {
+	c.s.response(streamKey{false, id}, r.GetTypeUrl(), r.GetNonce(), r.GetVersionInfo())
+}
+
+func (c callbacks) OnStreamDeltaRequest(id int64, r *discoveryv3.DeltaDiscoveryRequest) error {
+	_, err := c.s.request(streamKey{true, id}, r.GetNode(), r.GetTypeUrl(), r.GetResponseNonce(), "", r.GetErrorDetail().GetMessage(), r.GetErrorDetail() != nil)
+	return err
+}
+
+func (c callbacks) OnStreamDeltaResponse(id int64, _ *discoveryv3.DeltaDiscoveryRequest, r *discoveryv3.DeltaDiscoveryResponse) {
+	c.s.response(streamKey{true, id}, r.GetTypeUrl(), r.GetNonce(), r.GetSystemVersionInfo())
+}
+
+// request handles a discovery request: the first one of a stream registers
+// the proxy (and publishes its config before the cache opens a watch);
+// later ones are ACKs or NACKs of what was sent. For a NACK it returns
+// the version that was rejected.
+func (s *Server) request(k streamKey, n *corev3.Node, typeURL, nonce, version, errMsg string, nacked bool) (string, error) {
+	s.mu.Lock()
+	id, known := s.streams[k]
+	if !known {
+		s.mu.Unlock()
+		return "", s.openStream(k, n)
+	}
+	p := s.proxies[id]
+	if p == nil || nonce == "" {
+		s.mu.Unlock()
+		return "", nil
+	}
+	ts := p.typ(typeURL)
+	nk := nonceKey(k, nonce)
+	sentVersion, ok := ts.nonces[nk]
+	delete(ts.nonces, nk)
+	if !ok {
+		sentVersion = version
+	}
+	now := s.opts.Now()
+	var converged time.Duration
+	if nacked {
+		ts.nack = errMsg
+		ts.nackVersion = sentVersion
+		ts.nacks++
+	} else {
+		if version == "" { // delta ACKs carry no version
+			version = sentVersion
+		}
+		ts.acked = version
+		ts.nack, ts.nackVersion = "", ""
+		if at, ok := p.changeAt[typeURL]; ok && version == p.versions[typeURL] {
+			converged = now.Sub(at)
+			delete(p.changeAt, typeURL)
+		}
+	}
+	s.mu.Unlock()
+	if nacked {
+		s.metrics.nack(typeURL)
+		s.log.Warn("proxy rejected config (NACK)", "proxy", id, "type", ShortType(typeURL), "version", sentVersion, "error", errMsg)
+		return sentVersion, nil
+	}
+	if converged > 0 {
+		s.metrics.convergence.observe(converged.Seconds())
+	}
+	return "", nil
+}
+
+func nonceKey(k streamKey, nonce string) string {
+	return fmt.Sprintf("%t/%d/%s", k.delta, k.id, nonce)
+}
+
+// openStream registers a proxy on its first request. An unparsable node
+// closes the stream with the reason.
+func (s *Server) openStream(k streamKey, n *corev3.Node) error {
+	meta, err := node.Parse(n)
+	if err != nil {
+		s.log.Warn("rejecting xDS stream", "err", err)
+		return fmt.Errorf("invalid node: %w", err)
+	}
+	id := n.GetId()
+	s.mu.Lock()
+	s.streams[k] = id
+	p := s.proxies[id]
+	fresh := p == nil
+	if fresh {
+		p = &proxyState{id: id, versions: map[string]string{}, changeAt: map[string]time.Time{}, types: map[string]*typeState{}}
+		s.proxies[id] = p
+	}
+	p.meta = meta
+	p.delta = k.delta
+	p.streams++
+	p.connectedAt = s.opts.Now()
+	snap := s.snap
+	s.mu.Unlock()
+	s.metrics.connected.Add(1)
+	if fresh {
+		// Publish before the cache opens the watch for this request.
+		// pushMu orders this against a concurrent flush of a newer
+		// snapshot, which then re-reads s.snap.
+		s.pushMu.Lock()
+		s.mu.Lock()
+		snap = s.snap
+		s.mu.Unlock()
+		s.push(snap, p, s.opts.Now())
+		s.pushMu.Unlock()
+	}
+	if s.opts.OnConnect != nil {
+		s.opts.OnConnect(id, meta)
+	}
+	s.log.Info("proxy connected", "proxy", id, "delta", k.delta)
+	return nil
+}
+
+func (s *Server) closeStream(k streamKey) {
+	s.mu.Lock()
+	id, ok := s.streams[k]
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.streams, k)
+	p := s.proxies[id]
+	gone := false
+	if p != nil {
+		p.streams--
+		for _, ts := range p.types {
+			for nk := range ts.nonces {
+				if strings.HasPrefix(nk, nonceKey(k, "")) {
+					delete(ts.nonces, nk)
+				}
+			}
+		}
+		if p.streams <= 0 {
+			delete(s.proxies, id)
+			s.cache.ClearSnapshot(id)
+			gone = true
+		}
+	}
+	s.mu.Unlock()
+	s.metrics.connected.Add(-1)
+	if gone {
+		s.log.Info("proxy disconnected", "proxy", id)
+	}
+	if s.opts.OnDisconnect != nil {
+		s.opts.OnDisconnect(id)
+	}
+}
+
+// response records what is about to be sent.
+func (s *Server) response(k streamKey, typeURL, nonce, version string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.proxies[s.streams[k]]
+	if p == nil {
+		return
+	}
+	ts := p.typ(typeURL)
+	ts.sent = version
+	ts.sentAt = s.opts.Now()
+	ts.nonces[nonceKey(k, nonce)] = version
+	s.metrics.push(typeURL)
+}

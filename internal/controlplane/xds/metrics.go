@@ -1,0 +1,129 @@
+package xds
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// Metrics are the ADS server's Prometheus metrics.
+type Metrics struct {
+	connected     atomic.Int64
+	checkFailures atomic.Int64
+	mu            sync.Mutex
+	pushes        map[string]int64 // by short type
+	nacks         map[string]int64
+	convergence   *histogram
+}
+
+func newMetrics() *Metrics {
+	return &Metrics{
+		pushes:      map[string]int64{},
+		nacks:       map[string]int64{},
+		convergence: newHistogram([]float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
+	}
+}
+
+func (m *Metrics) push(typeURL string) {
+	m.mu.Lock()
+	m.pushes[ShortType(typeURL)]++
+	m.mu.Unlock()
+}
+
+func (m *Metrics) nack(typeURL string) {
+	m.mu.Lock()
+	m.nacks[ShortType(typeURL)]++
+	m.mu.Unlock()
+}
+
+// Pushes returns how many responses of a type (CDS, EDS …) were sent.
+func (m *Metrics) Pushes(short string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pushes[short]
+}
+
+// WriteTo writes the metrics in Prometheus text exposition format.
+func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	m.mu.Lock()
+	writeCounter(cw, "weft_xds_pushes_total", "xDS responses sent, by type.", m.pushes)
+	writeCounter(cw, "weft_xds_nacks_total", "xDS responses rejected by proxies, by type.", m.nacks)
+	m.mu.Unlock()
+	fmt.Fprintf(cw, "# HELP weft_xds_connected_proxies xDS streams currently open.\n# TYPE weft_xds_connected_proxies gauge\nweft_xds_connected_proxies %d\n", m.connected.Load())
+	fmt.Fprintf(cw, "# HELP weft_xds_check_failures_total Translations not published because the consistency check failed.\n# TYPE weft_xds_check_failures_total counter\nweft_xds_check_failures_total %d\n", m.checkFailures.Load())
+	m.convergence.write(cw, "weft_xds_push_convergence_seconds", "Time from a config change to the proxy's ACK.")
+	return cw.n, cw.err
+}
+
+func writeCounter(w io.Writer, name, help string, vals map[string]int64) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s{type=%q} %d\n", name, k, vals[k])
+	}
+}
+
+type countWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
+}
+
+// histogram is a cumulative Prometheus histogram.
+type histogram struct {
+	mu     sync.Mutex
+	bounds []float64
+	counts []uint64 // per bound, non-cumulative; last is +Inf
+	sum    float64
+	n      uint64
+}
+
+func newHistogram(bounds []float64) *histogram {
+	return &histogram{bounds: bounds, counts: make([]uint64, len(bounds)+1)}
+}
+
+func (h *histogram) observe(v float64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := sort.SearchFloat64s(h.bounds, v)
+	h.counts[i]++
+	h.sum += v
+	h.n++
+}
+
+// Count returns how many observations were made.
+func (h *histogram) Count() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+func (h *histogram) write(w io.Writer, name, help string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	var cum uint64
+	for i, b := range h.bounds {
+		cum += h.counts[i]
+		fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", name, b, cum)
+	}
+	cum += h.counts[len(h.bounds)]
+	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, cum, name, h.sum, name, h.n)
+}

@@ -1,0 +1,307 @@
+// Package xds serves translated configuration to proxies over ADS (state of
+// the world and delta, both from go-control-plane). It keeps, per connected
+// proxy, the translated output, the version of each resource type (a hash
+// of its content, so unchanged types are not re-sent) and what the proxy
+// ACKed or NACKed. Snapshot updates are debounced and only proxies whose
+// output changed are pushed.
+package xds
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+
+	"github.com/weftmesh/weft/internal/controlplane/model"
+	"github.com/weftmesh/weft/internal/controlplane/registry"
+	"github.com/weftmesh/weft/internal/controlplane/translate"
+	"github.com/weftmesh/weft/internal/node"
+)
+
+// Types are the resource types Weft serves, in push order.
+var Types = []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType, resource.SecretType}
+
+// ShortType names a type URL the way proxy-status shows it (CDS, EDS …).
+func ShortType(typeURL string) string {
+	switch typeURL {
+	case resource.ClusterType:
+		return "CDS"
+	case resource.EndpointType:
+		return "EDS"
+	case resource.ListenerType:
+		return "LDS"
+	case resource.RouteType:
+		return "RDS"
+	case resource.SecretType:
+		return "SDS"
+	}
+	return typeURL
+}
+
+// Options configure a Server. Zero values take the defaults.
+type Options struct {
+	Logger *slog.Logger
+	// Debounce is how long Update waits for more changes (default 100ms);
+	// MaxDelay caps the wait under a stream of changes (default 1s).
+	Debounce time.Duration
+	MaxDelay time.Duration
+	// OnConnect and OnDisconnect are called (without locks held) when a
+	// proxy's first stream opens and each time one of its streams ends;
+	// the control plane uses them for auto-registration.
+	OnConnect    func(id string, meta *node.Meta)
+	OnDisconnect func(id string)
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+	// Translate replaces translate.Build (tests); the output's Check
+	// method, when it has one, still gates publishing.
+	Translate func(*model.Snapshot, *model.Proxy) *translate.Output
+}
+
+// Server is the ADS server. Methods are safe for concurrent use.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	cache   cachev3.SnapshotCache
+	grpcSrv serverv3.Server
+	metrics *Metrics
+
+	mu       sync.Mutex
+	snap     *model.Snapshot
+	proxies  map[string]*proxyState // by node id
+	streams  map[streamKey]string   // stream → node id
+	pending  *model.Snapshot        // set by Update, not yet pushed
+	changeAt time.Time              // first Update since the last push
+	timer    *time.Timer
+	deadline time.Time
+	pushMu   sync.Mutex // one push at a time, in order
+	closed   bool
+}
+
+type streamKey struct {
+	delta bool
+	id    int64
+}
+
+// New returns a Server serving snap (nil means an empty snapshot) until
+// the first Update.
+func New(snap *model.Snapshot, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Translate == nil {
+		opts.Translate = translate.Build
+	}
+	if snap == nil {
+		snap = emptySnapshot()
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: newMetrics(),
+		snap:    snap,
+		proxies: map[string]*proxyState{},
+		streams: map[streamKey]string{},
+	}
+	// Non-ADS cache mode: a request naming a resource we do not have is
+	// answered with what exists (gRPC clients then see "does not exist")
+	// instead of never being answered.
+	s.cache = cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cacheLogger{s.log})
+	s.grpcSrv = serverv3.NewServer(context.Background(), s.cache, callbacks{s})
+	return s
+}
+
+func emptySnapshot() *model.Snapshot {
+	snap, _ := registry.Build(nil, nil) // cannot fail without MeshConfigs
+	return snap
+}
+
+// Register adds the ADS service to a gRPC server.
+func (s *Server) Register(g grpc.ServiceRegistrar) {
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.grpcSrv)
+}
+
+// Metrics returns the server's metrics.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Snapshot returns the snapshot currently served.
+func (s *Server) Snapshot() *model.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap
+}
+
+// Update schedules snap to be pushed after the debounce delay. Later
+// Updates within the delay replace it; the push happens at most MaxDelay
+// after the first one.
+func (s *Server) Update(snap *model.Snapshot) {
+	if snap == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	now := s.opts.Now()
+	s.pending = snap
+	if s.timer == nil {
+		s.changeAt = now
+		s.deadline = now.Add(s.opts.MaxDelay)
+		s.timer = time.AfterFunc(s.opts.Debounce, s.flush)
+		return
+	}
+	wait := s.opts.Debounce
+	if left := s.deadline.Sub(now); left < wait {
+		wait = max(left, 0)
+	}
+	s.timer.Reset(wait)
+}
+
+// Flush pushes a pending Update now (tests, shutdown).
+func (s *Server) Flush() { s.flush() }
+
+func (s *Server) flush() {
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	s.mu.Lock()
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	snap, changeAt := s.pending, s.changeAt
+	s.pending = nil
+	if snap == nil {
+		s.mu.Unlock()
+		return
+	}
+	s.snap = snap
+	ps := make([]*proxyState, 0, len(s.proxies))
+	for _, p := range s.proxies {
+		ps = append(ps, p)
+	}
+	s.mu.Unlock()
+	s.pushAll(snap, ps, changeAt)
+}
+
+// pushAll recomputes every proxy in parallel; each proxy gets a new cache
+// snapshot only when one of its type versions changed.
+func (s *Server) pushAll(snap *model.Snapshot, ps []*proxyState, changeAt time.Time) {
+	work := make(chan *proxyState)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(ps), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				s.push(snap, p, changeAt)
+			}
+		}()
+	}
+	for _, p := range ps {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+}
+
+// push translates snap for p and publishes it if it changed and passes the
+// consistency check.
+func (s *Server) push(snap *model.Snapshot, p *proxyState, changeAt time.Time) {
+	proxy := &model.Proxy{Meta: p.meta, ID: p.id, Services: registry.ServicesFor(snap, p.meta)}
+	out, err := build(s.opts.Translate, snap, proxy)
+	if err == nil {
+		err = check(out)
+	}
+	if err != nil {
+		s.mu.Lock()
+		first := p.checkErr != err.Error()
+		p.checkErr = err.Error()
+		s.mu.Unlock()
+		s.metrics.checkFailures.Add(1)
+		if first {
+			s.log.Error("not publishing config that fails the consistency check", "proxy", p.id, "err", err)
+		}
+		return
+	}
+	vs, items, err := versions(out)
+	if err != nil {
+		s.log.Error("hashing resources", "proxy", p.id, "err", err)
+		return
+	}
+	s.mu.Lock()
+	p.checkErr = ""
+	var changed []string
+	for _, t := range Types {
+		if p.versions[t] != vs[t] {
+			changed = append(changed, t)
+		}
+	}
+	if len(changed) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	p.out = out
+	for _, t := range changed {
+		p.versions[t] = vs[t]
+		p.changeAt[t] = changeAt
+	}
+	cs := &cachev3.Snapshot{}
+	for _, t := range Types {
+		cs.Resources[cachev3.GetResponseType(t)] = cachev3.NewResources(vs[t], items[t])
+	}
+	s.mu.Unlock()
+	if err := s.cache.SetSnapshot(context.Background(), p.id, cs); err != nil {
+		s.log.Error("publishing snapshot", "proxy", p.id, "err", err)
+	}
+}
+
+// build runs translate.Build, turning a panic (a translation bug) into an
+// error so one bad proxy cannot take the control plane down.
+func build(fn func(*model.Snapshot, *model.Proxy) *translate.Output, snap *model.Snapshot, p *model.Proxy) (out *translate.Output, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("translate panicked: %v", r)
+		}
+	}()
+	out = fn(snap, p)
+	if out == nil {
+		return nil, fmt.Errorf("translate returned no output")
+	}
+	return out, nil
+}
+
+// check runs the translator's consistency check when it has one.
+func check(out *translate.Output) error {
+	if c, ok := any(out).(interface{ Check() error }); ok {
+		return c.Check()
+	}
+	return nil
+}
+
+// Close stops pending pushes. Streams end when the gRPC server stops.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+}

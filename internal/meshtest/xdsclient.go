@@ -1,0 +1,322 @@
+package meshtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weftmesh/weft/internal/node"
+)
+
+// DefaultXDSTypes are the types an XDSClient subscribes to by default, as
+// wildcard subscriptions.
+var DefaultXDSTypes = []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType}
+
+// XDSClientOptions configure an XDSClient.
+type XDSClientOptions struct {
+	// Delta selects incremental xDS; default is state of the world.
+	Delta bool
+	// Types to subscribe to (wildcard); default DefaultXDSTypes.
+	Types []string
+	// Reject, when set, is asked about every response: a non-empty
+	// message NACKs it with that error_detail, "" ACKs it.
+	Reject func(typeURL string, resources map[string]proto.Message) string
+}
+
+// XDSClient is an in-process ADS client that subscribes as a given node,
+// records what it receives and ACKs or NACKs it. Safe for concurrent use.
+type XDSClient struct {
+	conn   *grpc.ClientConn
+	cancel context.CancelFunc
+	done   chan struct{}
+	opts   XDSClientOptions
+	node   *corev3.Node
+
+	mu        sync.Mutex
+	resources map[string]map[string]proto.Message // type → name → resource
+	versions  map[string]string                   // type → accepted version
+	acks      map[string]int
+	nacks     map[string]int
+	err       error
+	changed   chan struct{} // closed and replaced on every change
+}
+
+// DialXDS connects to an ADS server at addr (plaintext) as meta and starts
+// subscribing. Close ends the stream.
+func DialXDS(addr string, meta *node.Meta, opts XDSClientOptions) (*XDSClient, error) {
+	return DialXDSNode(addr, meta.Node(), opts)
+}
+
+// DialXDSNode is DialXDS with a raw Node (e.g. a proxyless gRPC client's).
+func DialXDSNode(addr string, n *corev3.Node, opts XDSClientOptions) (*XDSClient, error) {
+	if len(opts.Types) == 0 {
+		opts.Types = DefaultXDSTypes
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("dialing %s: %w", addr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &XDSClient{
+		conn: conn, cancel: cancel, done: make(chan struct{}), opts: opts, node: n,
+		resources: map[string]map[string]proto.Message{},
+		versions:  map[string]string{},
+		acks:      map[string]int{},
+		nacks:     map[string]int{},
+		changed:   make(chan struct{}),
+	}
+	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	go func() {
+		defer close(c.done)
+		var err error
+		if opts.Delta {
+			err = c.runDelta(ctx, ads)
+		} else {
+			err = c.runSotW(ctx, ads)
+		}
+		if ctx.Err() != nil {
+			err = nil
+		}
+		c.update(func() { c.err = err })
+	}()
+	return c, nil
+}
+
+// SetReject replaces the NACK policy for later responses.
+func (c *XDSClient) SetReject(fn func(typeURL string, resources map[string]proto.Message) string) {
+	c.mu.Lock()
+	c.opts.Reject = fn
+	c.mu.Unlock()
+}
+
+func (c *XDSClient) update(fn func()) {
+	c.mu.Lock()
+	fn()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+}
+
+func (c *XDSClient) decide(typeURL string, rs map[string]proto.Message) string {
+	c.mu.Lock()
+	reject := c.opts.Reject
+	c.mu.Unlock()
+	if reject == nil {
+		return ""
+	}
+	return reject(typeURL, rs)
+}
+
+func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient) error {
+	st, err := ads.StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	for i, t := range c.opts.Types {
+		req := &discoveryv3.DiscoveryRequest{TypeUrl: t}
+		if i == 0 {
+			req.Node = c.node
+		}
+		if err := st.Send(req); err != nil {
+			return err
+		}
+	}
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		rs, err := decodeAll(resp.GetResources())
+		t := resp.GetTypeUrl()
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		} else {
+			msg = c.decide(t, rs)
+		}
+		req := &discoveryv3.DiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
+		c.update(func() {
+			if msg != "" {
+				c.nacks[t]++
+			} else {
+				c.acks[t]++
+				c.resources[t] = rs
+				c.versions[t] = resp.GetVersionInfo()
+			}
+			req.VersionInfo = c.versions[t]
+		})
+		if msg != "" {
+			req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: msg}
+		}
+		if err := st.Send(req); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient) error {
+	st, err := ads.DeltaAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	for i, t := range c.opts.Types {
+		req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t}
+		if i == 0 {
+			req.Node = c.node
+		}
+		if err := st.Send(req); err != nil {
+			return err
+		}
+	}
+	for {
+		resp, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		t := resp.GetTypeUrl()
+		c.mu.Lock()
+		next := map[string]proto.Message{}
+		for k, v := range c.resources[t] {
+			next[k] = v
+		}
+		c.mu.Unlock()
+		msg := ""
+		for _, r := range resp.GetResources() {
+			m, err := r.GetResource().UnmarshalNew()
+			if err != nil {
+				msg = fmt.Sprintf("decoding %s: %v", r.GetName(), err)
+				break
+			}
+			next[r.GetName()] = m
+		}
+		for _, name := range resp.GetRemovedResources() {
+			delete(next, name)
+		}
+		if msg == "" {
+			msg = c.decide(t, next)
+		}
+		req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
+		if msg != "" {
+			req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: msg}
+		}
+		c.update(func() {
+			if msg != "" {
+				c.nacks[t]++
+				return
+			}
+			c.acks[t]++
+			c.resources[t] = next
+			c.versions[t] = resp.GetSystemVersionInfo()
+		})
+		if err := st.Send(req); err != nil {
+			return err
+		}
+	}
+}
+
+func decodeAll(anys []*anypb.Any) (map[string]proto.Message, error) {
+	out := make(map[string]proto.Message, len(anys))
+	for _, a := range anys {
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", a.GetTypeUrl(), err)
+		}
+		out[ResourceName(m)] = m
+	}
+	return out, nil
+}
+
+// ResourceName is the xDS name of a resource.
+func ResourceName(m proto.Message) string {
+	switch r := m.(type) {
+	case *endpointv3.ClusterLoadAssignment:
+		return r.GetClusterName()
+	case interface{ GetName() string }:
+		return r.GetName()
+	}
+	return ""
+}
+
+// Resources returns a copy of the accepted resources of a type, by name.
+func (c *XDSClient) Resources(typeURL string) map[string]proto.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]proto.Message, len(c.resources[typeURL]))
+	for k, v := range c.resources[typeURL] {
+		out[k] = v
+	}
+	return out
+}
+
+// Version returns the last accepted version of a type.
+func (c *XDSClient) Version(typeURL string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.versions[typeURL]
+}
+
+// Counts returns how many responses of a type were ACKed and NACKed.
+func (c *XDSClient) Counts(typeURL string) (acks, nacks int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.acks[typeURL], c.nacks[typeURL]
+}
+
+// Err returns why the stream ended, if it did with an error.
+func (c *XDSClient) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// WaitFor blocks until cond (called without the client's lock) holds,
+// re-checking on every received response, or ctx ends.
+func (c *XDSClient) WaitFor(ctx context.Context, cond func(*XDSClient) bool) error {
+	for {
+		c.mu.Lock()
+		ch := c.changed
+		c.mu.Unlock()
+		if cond(c) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-c.done:
+			if cond(c) {
+				return nil
+			}
+			if err := c.Err(); err != nil {
+				return fmt.Errorf("xds stream ended: %w", err)
+			}
+			return fmt.Errorf("xds stream ended")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close ends the stream and the connection.
+func (c *XDSClient) Close() {
+	c.cancel()
+	<-c.done
+	c.conn.Close()
+}
