@@ -172,12 +172,14 @@ func Build(resources []*config.Resource, workloads []*Workload) (*model.Snapshot
 	return snap, nil
 }
 
-// withMeshDefaults applies Weft's (Istio's) defaults to a MeshConfig. Fields
-// are defaulted one by one: proto.Merge would lose an explicit "false".
+// withMeshDefaults applies Istio's defaults (config.DefaultMeshConfig when
+// there is no MeshConfig document; the loader merges defaults into one it
+// decodes). The key fields are defaulted again one by one for
+// hand-built resources: proto.Merge would lose an explicit "false".
 func withMeshDefaults(in *meshv1alpha1.MeshConfig) *meshv1alpha1.MeshConfig {
 	var m *meshv1alpha1.MeshConfig
 	if in == nil {
-		m = &meshv1alpha1.MeshConfig{}
+		m = config.DefaultMeshConfig()
 	} else {
 		m = proto.Clone(in).(*meshv1alpha1.MeshConfig)
 	}
