@@ -1,0 +1,337 @@
+package listener
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+)
+
+type chain struct {
+	name    string
+	match   *chainMatch // nil: matches everything
+	tls     *tls.Config // non-nil: terminate TLS
+	handler Handler
+	source  *listenerv3.FilterChain
+}
+
+// chainMatch is a compiled FilterChainMatch. Empty criteria match all.
+type chainMatch struct {
+	port        uint32
+	dstPrefixes []netip.Prefix
+	serverNames []string
+	transport   string
+	alpn        []string
+	directSrc   []netip.Prefix
+	sourceType  listenerv3.FilterChainMatch_ConnectionSourceType
+	srcPrefixes []netip.Prefix
+	srcPorts    []uint32
+}
+
+func compileChain(fc *listenerv3.FilterChain, path, listenerName string, deps Deps) (*chain, error) {
+	if fc.GetName() != "" {
+		path += " (" + fc.GetName() + ")"
+	}
+	if err := AllowOnly(fc, path, "filter_chain_match", "filters", "transport_socket", "name", "metadata"); err != nil {
+		return nil, err
+	}
+	ch := &chain{name: fc.GetName(), source: fc}
+	if m := fc.GetFilterChainMatch(); m != nil && !proto.Equal(m, &listenerv3.FilterChainMatch{}) {
+		cm, err := compileMatch(m, path+": filter_chain_match")
+		if err != nil {
+			return nil, err
+		}
+		ch.match = cm
+	}
+	if ts := fc.GetTransportSocket(); ts != nil {
+		if err := AllowOnly(ts, path+": transport_socket", "name", "typed_config"); err != nil {
+			return nil, err
+		}
+		tc := ts.GetTypedConfig()
+		d := &tlsv3.DownstreamTlsContext{}
+		if tc == nil || !tc.MessageIs(d) {
+			return nil, fmt.Errorf("%s: transport_socket: unsupported type %s (want DownstreamTlsContext)", path, tc.GetTypeUrl())
+		}
+		if err := tc.UnmarshalTo(d); err != nil {
+			return nil, fmt.Errorf("%s: transport_socket: %v", path, err)
+		}
+		cfg, err := ServerTLS(d, deps.Secret)
+		if err != nil {
+			return nil, fmt.Errorf("%s: transport_socket: %w", path, err)
+		}
+		ch.tls = cfg
+	}
+	if len(fc.GetFilters()) != 1 {
+		return nil, fmt.Errorf("%s: filters: want exactly one terminal network filter (http_connection_manager or tcp_proxy), got %d", path, len(fc.GetFilters()))
+	}
+	h, err := deps.NetworkFilter(listenerName, fc.GetFilters()[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: filters[0] (%s): %w", path, fc.GetFilters()[0].GetName(), err)
+	}
+	ch.handler = h
+	return ch, nil
+}
+
+func compileMatch(m *listenerv3.FilterChainMatch, path string) (*chainMatch, error) {
+	if err := AllowOnly(m, path, "destination_port", "prefix_ranges", "server_names", "transport_protocol",
+		"application_protocols", "direct_source_prefix_ranges", "source_type", "source_prefix_ranges", "source_ports"); err != nil {
+		return nil, err
+	}
+	cm := &chainMatch{
+		port:        m.GetDestinationPort().GetValue(),
+		transport:   m.GetTransportProtocol(),
+		alpn:        m.GetApplicationProtocols(),
+		sourceType:  m.GetSourceType(),
+		srcPorts:    m.GetSourcePorts(),
+		serverNames: make([]string, 0, len(m.GetServerNames())),
+	}
+	for _, s := range m.GetServerNames() {
+		s = strings.ToLower(s)
+		if strings.Contains(s, "*") && (!strings.HasPrefix(s, "*.") || strings.Count(s, "*") > 1) {
+			return nil, fmt.Errorf("%s: server_names %q: only a leading *. wildcard is supported", path, s)
+		}
+		cm.serverNames = append(cm.serverNames, s)
+	}
+	var err error
+	if cm.dstPrefixes, err = prefixes(m.GetPrefixRanges(), path+": prefix_ranges"); err != nil {
+		return nil, err
+	}
+	if cm.directSrc, err = prefixes(m.GetDirectSourcePrefixRanges(), path+": direct_source_prefix_ranges"); err != nil {
+		return nil, err
+	}
+	if cm.srcPrefixes, err = prefixes(m.GetSourcePrefixRanges(), path+": source_prefix_ranges"); err != nil {
+		return nil, err
+	}
+	return cm, nil
+}
+
+func prefixes(rs []*corev3.CidrRange, path string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, r := range rs {
+		a, err := netip.ParseAddr(r.GetAddressPrefix())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q: %v", path, r.GetAddressPrefix(), err)
+		}
+		a = a.Unmap()
+		bits := a.BitLen()
+		if r.GetPrefixLen() != nil {
+			bits = int(r.GetPrefixLen().GetValue())
+		}
+		p, err := a.Prefix(bits)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s/%d: %v", path, a, bits, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// checkDuplicates rejects two chains with identical matches, as Envoy does
+// ("multiple filter chains with the same matching rules").
+func checkDuplicates(chains []*chain, path string) error {
+	for i := range chains {
+		for j := 0; j < i; j++ {
+			a, b := chains[i].source.GetFilterChainMatch(), chains[j].source.GetFilterChainMatch()
+			if a == nil {
+				a = &listenerv3.FilterChainMatch{}
+			}
+			if b == nil {
+				b = &listenerv3.FilterChainMatch{}
+			}
+			if proto.Equal(a, b) {
+				return fmt.Errorf("%s: filter_chains[%d] and [%d] have the same filter_chain_match", path, j, i)
+			}
+		}
+	}
+	return nil
+}
+
+// connFacts is what the listener knows about a connection when matching.
+type connFacts struct {
+	dst        netip.AddrPort
+	src        netip.AddrPort
+	serverName string
+	transport  string // "tls" or "raw_buffer"
+	alpn       []string
+}
+
+// selectChain implements Envoy's filter chain match: the criteria are
+// checked in a fixed order, and at each step the most specific chains that
+// match win; chains that leave the criterion empty are the fallback for that
+// step only. If nothing is left, the default chain (may be nil) serves.
+// https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/listener/v3/listener_components.proto#config-listener-v3-filterchainmatch
+func selectChain(chains []*chain, def *chain, f *connFacts) *chain {
+	cand := chains
+	steps := []func([]*chain, *connFacts) []*chain{
+		byPort, byDstPrefix, byServerName, byTransport, byALPN, byDirectSrc, bySourceType, bySrcPrefix, bySrcPort,
+	}
+	for _, step := range steps {
+		cand = step(cand, f)
+		if len(cand) == 0 {
+			return def
+		}
+	}
+	return cand[0]
+}
+
+func m(c *chain) *chainMatch {
+	if c.match == nil {
+		return &chainMatch{}
+	}
+	return c.match
+}
+
+// narrow keeps chains whose score is the highest positive score; if none
+// is positive, those whose criterion is empty (score 0). Negative: no match.
+func narrow(cs []*chain, score func(*chainMatch) int) []*chain {
+	best := 0
+	var top, empty []*chain
+	for _, c := range cs {
+		s := score(m(c))
+		switch {
+		case s > best:
+			best, top = s, []*chain{c}
+		case s == best && s > 0:
+			top = append(top, c)
+		case s == 0:
+			empty = append(empty, c)
+		}
+	}
+	if best > 0 {
+		return top
+	}
+	return empty
+}
+
+func byPort(cs []*chain, f *connFacts) []*chain {
+	return narrow(cs, func(cm *chainMatch) int {
+		if cm.port == 0 {
+			return 0
+		}
+		if cm.port == uint32(f.dst.Port()) {
+			return 1
+		}
+		return -1
+	})
+}
+
+// prefixScore is 1+longest matching prefix length, 0 when no prefixes, -1
+// when prefixes are listed and none contains ip.
+func prefixScore(ps []netip.Prefix, ip netip.Addr) int {
+	if len(ps) == 0 {
+		return 0
+	}
+	best := -1
+	for _, p := range ps {
+		if p.Contains(ip.Unmap()) && p.Bits()+1 > best {
+			best = p.Bits() + 1
+		}
+	}
+	return best
+}
+
+func byDstPrefix(cs []*chain, f *connFacts) []*chain {
+	return narrow(cs, func(cm *chainMatch) int { return prefixScore(cm.dstPrefixes, f.dst.Addr()) })
+}
+
+func byDirectSrc(cs []*chain, f *connFacts) []*chain {
+	return narrow(cs, func(cm *chainMatch) int { return prefixScore(cm.directSrc, f.src.Addr()) })
+}
+
+func bySrcPrefix(cs []*chain, f *connFacts) []*chain {
+	return narrow(cs, func(cm *chainMatch) int { return prefixScore(cm.srcPrefixes, f.src.Addr()) })
+}
+
+// byServerName: an exact name beats the longest wildcard suffix
+// (*.b.example.com beats *.example.com); wildcards match any depth.
+func byServerName(cs []*chain, f *connFacts) []*chain {
+	sni := strings.ToLower(f.serverName)
+	return narrow(cs, func(cm *chainMatch) int {
+		if len(cm.serverNames) == 0 {
+			return 0
+		}
+		best := -1
+		for _, n := range cm.serverNames {
+			switch {
+			case sni == "":
+			case n == sni:
+				best = max(best, 1<<16)
+			case strings.HasPrefix(n, "*.") && strings.HasSuffix(sni, n[1:]) && len(sni) > len(n)-1:
+				best = max(best, len(n))
+			}
+		}
+		return best
+	})
+}
+
+func byTransport(cs []*chain, f *connFacts) []*chain {
+	return narrow(cs, func(cm *chainMatch) int {
+		if cm.transport == "" {
+			return 0
+		}
+		if cm.transport == f.transport {
+			return 1
+		}
+		return -1
+	})
+}
+
+// byALPN: the first of the connection's protocols (in its order) that any
+// chain lists selects those chains.
+func byALPN(cs []*chain, f *connFacts) []*chain {
+	for _, p := range f.alpn {
+		var hit []*chain
+		for _, c := range cs {
+			if slices.Contains(m(c).alpn, p) {
+				hit = append(hit, c)
+			}
+		}
+		if len(hit) > 0 {
+			return hit
+		}
+	}
+	var empty []*chain
+	for _, c := range cs {
+		if len(m(c).alpn) == 0 {
+			empty = append(empty, c)
+		}
+	}
+	return empty
+}
+
+func bySourceType(cs []*chain, f *connFacts) []*chain {
+	local := f.src.Addr().IsLoopback() || f.src.Addr() == f.dst.Addr()
+	return narrow(cs, func(cm *chainMatch) int {
+		switch cm.sourceType {
+		case listenerv3.FilterChainMatch_ANY:
+			return 0
+		case listenerv3.FilterChainMatch_SAME_IP_OR_LOOPBACK:
+			if local {
+				return 1
+			}
+		case listenerv3.FilterChainMatch_EXTERNAL:
+			if !local {
+				return 1
+			}
+		}
+		return -1
+	})
+}
+
+func bySrcPort(cs []*chain, f *connFacts) []*chain {
+	return narrow(cs, func(cm *chainMatch) int {
+		if len(cm.srcPorts) == 0 {
+			return 0
+		}
+		if slices.Contains(cm.srcPorts, uint32(f.src.Port())) {
+			return 1
+		}
+		return -1
+	})
+}

@@ -1,0 +1,155 @@
+// Package listener owns weft-proxy's listening sockets. It compiles xDS
+// Listeners (filter chains, listener filters, downstream TLS), binds them,
+// and on every config update keeps the sockets whose address is unchanged,
+// binds new ones and drains removed ones, so established connections
+// survive reloads. Per connection it reads the original destination
+// (use_original_dst hand-off), sniffs TLS and HTTP (tls_inspector,
+// http_inspector), picks a filter chain in Envoy's order, terminates TLS and
+// hands the connection to the chain's network filter.
+package listener
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	httpinspv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
+	origdstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	tlsinspv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/downstream"
+)
+
+// Handler serves one connection after filter chain match (the HTTP
+// connection manager or the TCP proxy). ServeConn owns c and returns when
+// the connection is done.
+type Handler interface {
+	ServeConn(c net.Conn, info *downstream.Info)
+}
+
+// Deps gives Compile what lives outside this package.
+type Deps interface {
+	// NetworkFilter compiles a network filter of a chain (hcm, tcp_proxy).
+	NetworkFilter(listener string, f *listenerv3.Filter) (Handler, error)
+	// Secret returns an SDS secret by name, nil when unknown.
+	Secret(name string) *tlsv3.Secret
+}
+
+// Config is a compiled listener; immutable.
+type Config struct {
+	Name   string
+	Addr   netip.AddrPort
+	Bind   bool // false: only reachable by original-dst hand-off
+	Source *listenerv3.Listener
+
+	useOriginalDst bool
+	sniffTLS       bool
+	sniffHTTP      bool
+	peekTimeout    time.Duration // 0: use the manager's default
+	chains         []*chain
+	defaultChain   *chain
+}
+
+// Compile validates and compiles one listener. Errors name the listener and
+// field.
+func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
+	path := fmt.Sprintf("listener %q", l.GetName())
+	if err := AllowOnly(l, path, "name", "address", "filter_chains", "default_filter_chain", "use_original_dst",
+		"listener_filters", "listener_filters_timeout", "continue_on_listener_filters_timeout", "traffic_direction",
+		"bind_to_port", "metadata", "stat_prefix"); err != nil {
+		return nil, err
+	}
+	if l.GetName() == "" {
+		return nil, fmt.Errorf("listener without a name")
+	}
+	sa := l.GetAddress().GetSocketAddress()
+	if sa == nil {
+		return nil, fmt.Errorf("%s: address: only socket_address is supported", path)
+	}
+	if err := AllowOnly(sa, path+": address.socket_address", "address", "port_value", "protocol"); err != nil {
+		return nil, err
+	}
+	if sa.GetProtocol() != corev3.SocketAddress_TCP {
+		return nil, fmt.Errorf("%s: address.socket_address.protocol: only TCP is supported", path)
+	}
+	ip, err := netip.ParseAddr(sa.GetAddress())
+	if err != nil {
+		return nil, fmt.Errorf("%s: address.socket_address.address %q: %v", path, sa.GetAddress(), err)
+	}
+	if sa.GetPortValue() > 65535 {
+		return nil, fmt.Errorf("%s: address.socket_address.port_value %d out of range", path, sa.GetPortValue())
+	}
+	c := &Config{
+		Name:           l.GetName(),
+		Addr:           netip.AddrPortFrom(ip.Unmap(), uint16(sa.GetPortValue())),
+		Bind:           l.GetBindToPort() == nil || l.GetBindToPort().GetValue(),
+		Source:         l,
+		useOriginalDst: l.GetUseOriginalDst().GetValue(),
+	}
+	if t := l.GetListenerFiltersTimeout(); t != nil {
+		c.peekTimeout = t.AsDuration()
+	}
+	for i, lf := range l.GetListenerFilters() {
+		fp := fmt.Sprintf("%s: listener_filters[%d] (%s)", path, i, lf.GetName())
+		if err := AllowOnly(lf, fp, "name", "typed_config"); err != nil {
+			return nil, err
+		}
+		tc := lf.GetTypedConfig()
+		switch {
+		case tc == nil:
+			return nil, fmt.Errorf("%s: typed_config is required", fp)
+		case tc.MessageIs(&tlsinspv3.TlsInspector{}):
+			m := &tlsinspv3.TlsInspector{}
+			if err := tc.UnmarshalTo(m); err != nil {
+				return nil, fmt.Errorf("%s: %v", fp, err)
+			}
+			if err := AllowOnly(m, fp); err != nil {
+				return nil, err
+			}
+			c.sniffTLS = true
+		case tc.MessageIs(&httpinspv3.HttpInspector{}):
+			c.sniffHTTP = true
+		case tc.MessageIs(&origdstv3.OriginalDst{}):
+			// Reading SO_ORIGINAL_DST is what use_original_dst does here.
+			c.useOriginalDst = true
+		default:
+			return nil, fmt.Errorf("%s: unsupported listener filter type %s", fp, tc.GetTypeUrl())
+		}
+	}
+	for i, fc := range l.GetFilterChains() {
+		ch, err := compileChain(fc, fmt.Sprintf("%s: filter_chains[%d]", path, i), c.Name, deps)
+		if err != nil {
+			return nil, err
+		}
+		c.chains = append(c.chains, ch)
+	}
+	if d := l.GetDefaultFilterChain(); d != nil {
+		ch, err := compileChain(d, path+": default_filter_chain", c.Name, deps)
+		if err != nil {
+			return nil, err
+		}
+		if ch.match != nil {
+			return nil, fmt.Errorf("%s: default_filter_chain: filter_chain_match is not allowed", path)
+		}
+		c.defaultChain = ch
+	}
+	if len(c.chains) == 0 && c.defaultChain == nil {
+		return nil, fmt.Errorf("%s: no filter chains", path)
+	}
+	if err := checkDuplicates(c.chains, path); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) key() string { return c.Addr.String() }
+
+// String is the listener's address as Envoy names listeners (ip_port).
+func (c *Config) String() string {
+	return c.Addr.Addr().String() + "_" + strconv.Itoa(int(c.Addr.Port()))
+}

@@ -1,0 +1,154 @@
+package listener
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"time"
+)
+
+// peekedConn replays bytes read while sniffing before the rest of the
+// stream. CloseWrite is forwarded so half-close still works.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// CloseWrite half-closes the underlying connection when it can.
+func (p *peekedConn) CloseWrite() error {
+	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("close write not supported")
+}
+
+// maxPeek bounds sniffing: one TLS record (16 KiB + header) or an HTTP/1
+// request line.
+const maxPeek = 16384 + 5
+
+// sniffed is what listener filters learned.
+type sniffed struct {
+	tls        bool
+	serverName string
+	alpn       []string // TLS: client offer; plaintext: "http/1.1", "http/1.0" or "h2c"
+}
+
+// sniff peeks at the first bytes of c until the inspectors decide or the
+// deadline passes (then it goes on with what it has, like Envoy's
+// continue_on_listener_filters_timeout). It never consumes bytes.
+func sniff(r *bufio.Reader, c net.Conn, wantTLS, wantHTTP bool, timeout time.Duration) sniffed {
+	var out sniffed
+	if !wantTLS && !wantHTTP {
+		return out
+	}
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	defer func() { _ = c.SetReadDeadline(time.Time{}) }()
+	first, err := r.Peek(1)
+	if err != nil {
+		return out
+	}
+	if wantTLS && first[0] == 0x16 {
+		if hdr, err := r.Peek(5); err == nil && hdr[1] == 3 {
+			out.tls = true
+			n := int(hdr[3])<<8 | int(hdr[4])
+			if n > 0 && 5+n <= maxPeek {
+				if rec, err := r.Peek(5 + n); err == nil {
+					out.serverName, out.alpn = parseClientHello(rec)
+				}
+			}
+			return out
+		}
+	}
+	if wantHTTP {
+		out.alpn = sniffHTTP(r)
+	}
+	return out
+}
+
+var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+
+// sniffHTTP reads until it can tell an HTTP/2 preface or an HTTP/1.x
+// request line apart from anything else.
+func sniffHTTP(r *bufio.Reader) []string {
+	for n := 1; n <= 4096; n++ {
+		b, err := r.Peek(n)
+		if err != nil {
+			return nil
+		}
+		if len(b) <= len(h2Preface) && bytes.Equal(b, h2Preface[:len(b)]) {
+			if len(b) == len(h2Preface) {
+				return []string{"h2c"}
+			}
+			continue
+		}
+		// The method is a token of uppercase letters then a space.
+		if i := bytes.IndexByte(b, ' '); i < 0 {
+			if !isUpperToken(b) {
+				return nil
+			}
+		} else if i == 0 || !isUpperToken(b[:i]) {
+			return nil
+		}
+		if i := bytes.Index(b, []byte("\r\n")); i >= 0 {
+			line := b[:i]
+			switch {
+			case bytes.HasSuffix(line, []byte(" HTTP/1.1")):
+				return []string{"http/1.1"}
+			case bytes.HasSuffix(line, []byte(" HTTP/1.0")):
+				return []string{"http/1.0"}
+			}
+			return nil
+		}
+		// Grow the peek by what has already arrived, not byte by byte.
+		if bn := r.Buffered(); bn > n {
+			n = bn - 1
+		}
+	}
+	return nil
+}
+
+func isUpperToken(b []byte) bool {
+	for _, c := range b {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return len(b) <= 16
+}
+
+// parseClientHello lets crypto/tls parse the record and reports SNI and
+// ALPN from its ClientHelloInfo; the handshake is then abandoned.
+func parseClientHello(record []byte) (string, []string) {
+	var sni string
+	var alpn []string
+	errDone := errors.New("hello parsed")
+	srv := tls.Server(readOnlyConn{r: bytes.NewReader(record)}, &tls.Config{
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			sni = h.ServerName
+			alpn = append([]string(nil), h.SupportedProtos...)
+			return nil, errDone
+		},
+	})
+	_ = srv.Handshake()
+	return sni, alpn
+}
+
+// readOnlyConn feeds recorded bytes to crypto/tls and swallows writes.
+type readOnlyConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c readOnlyConn) Read(b []byte) (int, error)       { return c.r.Read(b) }
+func (c readOnlyConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (c readOnlyConn) Close() error                     { return nil }
+func (c readOnlyConn) SetDeadline(time.Time) error      { return nil }
+func (c readOnlyConn) SetReadDeadline(time.Time) error  { return nil }
+func (c readOnlyConn) SetWriteDeadline(time.Time) error { return nil }
+func (c readOnlyConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c readOnlyConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
