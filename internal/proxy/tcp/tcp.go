@@ -1,0 +1,235 @@
+// Package tcp is the envoy.filters.network.tcp_proxy network filter: it
+// picks a cluster (or one of weighted_clusters at random per connection),
+// connects to one of its hosts and copies bytes both ways with half-close,
+// an idle timeout and byte counters. A failed connect closes the downstream
+// connection (flag UF, or what the cluster reports).
+package tcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/downstream"
+	"github.com/weftmesh/weft/internal/proxy/listener"
+	"github.com/weftmesh/weft/internal/proxy/rflag"
+)
+
+// Env connects to clusters. Implementations read the current config on
+// every call (an atomic load), so cluster updates apply to new connections.
+type Env interface {
+	// Dial connects to a host of the named cluster. originalDst is the
+	// downstream's original destination (ip:port), used by ORIGINAL_DST
+	// clusters. Errors should be *rflag.Error (NC, UH, UF, UO).
+	Dial(ctx context.Context, cluster, originalDst string) (net.Conn, error)
+}
+
+// Options for a Proxy.
+type Options struct {
+	Log *slog.Logger
+	// Rand returns a value in [0,n) for the weighted pick (default math/rand/v2).
+	Rand func(n uint64) uint64
+}
+
+// Proxy is a compiled tcp_proxy; safe for concurrent connections.
+type Proxy struct {
+	env         Env
+	log         *slog.Logger
+	statPrefix  string
+	clusters    []weighted
+	total       uint64
+	idleTimeout time.Duration // 0: none
+	rand        func(uint64) uint64
+	stats       Stats
+}
+
+type weighted struct {
+	name   string
+	weight uint64
+}
+
+// Stats are Envoy-named tcp_proxy counters (tcp.<stat_prefix>.*).
+type Stats struct {
+	DownstreamCxTotal      atomic.Int64 // downstream_cx_total
+	DownstreamCxRxBytes    atomic.Int64 // downstream_cx_rx_bytes_total
+	DownstreamCxTxBytes    atomic.Int64 // downstream_cx_tx_bytes_total
+	IdleTimeout            atomic.Int64 // idle_timeout
+	UpstreamConnectFailure atomic.Int64 // upstream_flush… Envoy counts connect failures on the cluster; kept here too
+	DownstreamCxActive     atomic.Int64 // downstream_cx_active (gauge)
+}
+
+// defaultIdle is Envoy's tcp_proxy idle_timeout when unset.
+const defaultIdle = time.Hour
+
+// New compiles a TcpProxy config. Errors name the field.
+func New(cfg *tcpv3.TcpProxy, env Env, opts Options) (*Proxy, error) {
+	if err := listener.AllowOnly(cfg, "tcp_proxy", "stat_prefix", "cluster", "weighted_clusters", "idle_timeout"); err != nil {
+		return nil, err
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Uint64N
+	}
+	p := &Proxy{env: env, log: opts.Log, statPrefix: cfg.GetStatPrefix(), idleTimeout: defaultIdle, rand: opts.Rand}
+	if d := cfg.GetIdleTimeout(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return nil, fmt.Errorf("tcp_proxy: idle_timeout: %v", err)
+		}
+		p.idleTimeout = d.AsDuration()
+	}
+	switch s := cfg.GetClusterSpecifier().(type) {
+	case *tcpv3.TcpProxy_Cluster:
+		if s.Cluster == "" {
+			return nil, errors.New("tcp_proxy: cluster is empty")
+		}
+		p.clusters = []weighted{{s.Cluster, 1}}
+	case *tcpv3.TcpProxy_WeightedClusters:
+		for i, c := range s.WeightedClusters.GetClusters() {
+			if err := listener.AllowOnly(c, fmt.Sprintf("tcp_proxy: weighted_clusters.clusters[%d]", i), "name", "weight"); err != nil {
+				return nil, err
+			}
+			if c.GetName() == "" {
+				return nil, fmt.Errorf("tcp_proxy: weighted_clusters.clusters[%d]: name is empty", i)
+			}
+			if c.GetWeight() == 0 {
+				continue
+			}
+			p.clusters = append(p.clusters, weighted{c.GetName(), uint64(c.GetWeight())})
+		}
+		if len(p.clusters) == 0 {
+			return nil, errors.New("tcp_proxy: weighted_clusters: no cluster with a weight")
+		}
+	default:
+		return nil, errors.New("tcp_proxy: cluster or weighted_clusters is required")
+	}
+	for _, c := range p.clusters {
+		p.total += c.weight
+	}
+	return p, nil
+}
+
+// Stats returns the proxy's counters.
+func (p *Proxy) Stats() *Stats { return &p.stats }
+
+// StatPrefix is the configured stat_prefix.
+func (p *Proxy) StatPrefix() string { return p.statPrefix }
+
+// Pick chooses a cluster: weighted random per connection.
+func (p *Proxy) Pick() string {
+	if len(p.clusters) == 1 {
+		return p.clusters[0].name
+	}
+	n := p.rand(p.total)
+	for _, c := range p.clusters {
+		if n < c.weight {
+			return c.name
+		}
+		n -= c.weight
+	}
+	return p.clusters[len(p.clusters)-1].name
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// ServeConn proxies c to a host of the picked cluster until both
+// directions are done, either side resets, or the idle timeout passes.
+func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
+	defer c.Close()
+	p.stats.DownstreamCxTotal.Add(1)
+	p.stats.DownstreamCxActive.Add(1)
+	defer p.stats.DownstreamCxActive.Add(-1)
+	cluster := p.Pick()
+	up, err := p.env.Dial(context.Background(), cluster, info.OriginalDst.String())
+	if err != nil {
+		p.stats.UpstreamConnectFailure.Add(1)
+		flag := rflag.UF
+		var fe *rflag.Error
+		if errors.As(err, &fe) {
+			flag = fe.Flag
+		}
+		p.log.Debug("tcp_proxy upstream connect failed", "cluster", cluster, "flags", flag.String(), "err", err,
+			"listener", info.Listener, "src", info.Remote)
+		return
+	}
+	defer up.Close()
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	done := make(chan struct{})
+	var idled atomic.Bool
+	if p.idleTimeout > 0 {
+		var t *time.Timer
+		var check func()
+		check = func() {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			idle := time.Since(time.Unix(0, last.Load()))
+			if idle >= p.idleTimeout {
+				idled.Store(true)
+				c.Close()
+				up.Close()
+				return
+			}
+			t.Reset(p.idleTimeout - idle)
+		}
+		t = time.AfterFunc(p.idleTimeout, check)
+		defer t.Stop()
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- pipe(up, c, &last, &p.stats.DownstreamCxRxBytes) }()
+	go func() { errc <- pipe(c, up, &last, &p.stats.DownstreamCxTxBytes) }()
+	for i := 0; i < 2; i++ {
+		if err := <-errc; err != nil {
+			// A reset or error on one side ends both.
+			c.Close()
+			up.Close()
+		}
+	}
+	close(done)
+	if idled.Load() {
+		p.stats.IdleTimeout.Add(1)
+	}
+}
+
+// pipe copies src to dst; at EOF it half-closes dst so the peer sees the
+// FIN while the other direction keeps flowing.
+func pipe(dst, src net.Conn, last *atomic.Int64, count *atomic.Int64) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			last.Store(time.Now().UnixNano())
+			count.Add(int64(n))
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if rerr == io.EOF {
+			if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+				if err := cw.CloseWrite(); err == nil {
+					return nil
+				}
+			}
+			// No half-close available: the only way to signal EOF is to close.
+			return io.EOF
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}

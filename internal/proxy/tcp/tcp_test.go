@@ -1,0 +1,208 @@
+package tcp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/internal/proxy/downstream"
+	"github.com/weftmesh/weft/internal/proxy/rflag"
+)
+
+// env dials cluster name -> address; unknown clusters fail with NC.
+type env map[string]string
+
+func (e env) Dial(ctx context.Context, cluster, _ string) (net.Conn, error) {
+	addr, ok := e[cluster]
+	if !ok {
+		return nil, &rflag.Error{Flag: rflag.NC, Details: "cluster_not_found"}
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &rflag.Error{Flag: rflag.UF, Status: 503, Details: "upstream_connect_failure", Err: err}
+	}
+	return c, nil
+}
+
+// backend runs a TCP server on loopback calling serve per connection.
+func backend(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); serve(c) }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// front serves p on a loopback listener and returns its address.
+func front(t *testing.T, p *Proxy) string {
+	return backend(t, func(c net.Conn) {
+		p.ServeConn(c, &downstream.Info{OriginalDst: netip.MustParseAddrPort(c.LocalAddr().String())})
+	})
+}
+
+func TestWeightedSplit(t *testing.T) {
+	named := func(name string) string {
+		return backend(t, func(c net.Conn) { io.WriteString(c, name) })
+	}
+	e := env{"v1": named("v1"), "v2": named("v2")}
+	p, err := New(&tcpv3.TcpProxy{StatPrefix: "tcp", ClusterSpecifier: &tcpv3.TcpProxy_WeightedClusters{
+		WeightedClusters: &tcpv3.TcpProxy_WeightedCluster{Clusters: []*tcpv3.TcpProxy_WeightedCluster_ClusterWeight{
+			{Name: "v1", Weight: 80}, {Name: "v2", Weight: 20}}}}}, e, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := front(t, p)
+	counts := map[string]int{}
+	const n = 1000
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[string(b)]++
+	}
+	// 80/20 over 1000 connections: the standard deviation is ~12.6, so
+	// ±60 is beyond 4.5 sigma.
+	if counts["v1"]+counts["v2"] != n || counts["v1"] < 740 || counts["v1"] > 860 {
+		t.Fatalf("split %v, want ~800/200", counts)
+	}
+	if got := p.Stats().DownstreamCxTotal.Load(); got != n {
+		t.Fatalf("downstream_cx_total %d", got)
+	}
+}
+
+func TestHalfClose(t *testing.T) {
+	// The backend reads to EOF, then answers: only possible if the proxy
+	// forwards the client's FIN and keeps the other direction open.
+	up := backend(t, func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		fmt.Fprintf(c, "got %d bytes", len(b))
+	})
+	p, err := New(&tcpv3.TcpProxy{StatPrefix: "t", ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "c"}}, env{"c": up}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", front(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	payload := strings.Repeat("x", 100000)
+	io.WriteString(c, payload)
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil || string(b) != "got 100000 bytes" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+	waitFor(t, "byte counters", func() bool {
+		return p.Stats().DownstreamCxRxBytes.Load() == 100000 && p.Stats().DownstreamCxTxBytes.Load() == int64(len("got 100000 bytes"))
+	})
+}
+
+func TestIdleTimeout(t *testing.T) {
+	up := backend(t, func(c net.Conn) { io.Copy(c, c) })
+	p, err := New(&tcpv3.TcpProxy{StatPrefix: "t", IdleTimeout: durationpb.New(150 * time.Millisecond),
+		ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "c"}}, env{"c": up}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", front(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	// Traffic keeps the connection alive past the timeout...
+	for time.Since(start) < 400*time.Millisecond {
+		io.WriteString(c, "ping")
+		buf := make([]byte, 4)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("active connection closed after %v: %v", time.Since(start), err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	// ...silence closes it.
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("idle connection still open")
+	}
+	waitFor(t, "idle_timeout counter", func() bool { return p.Stats().IdleTimeout.Load() == 1 })
+}
+
+func TestConnectFailureClosesDownstream(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	p, err := New(&tcpv3.TcpProxy{StatPrefix: "t", ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "c"}}, env{"c": dead}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", front(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("read %d bytes from a proxy whose upstream is down", n)
+	}
+	if p.Stats().UpstreamConnectFailure.Load() != 1 {
+		t.Fatal("connect failure not counted")
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  *tcpv3.TcpProxy
+		want string
+	}{
+		{&tcpv3.TcpProxy{StatPrefix: "x"}, "cluster or weighted_clusters"},
+		{&tcpv3.TcpProxy{ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "c"}, MaxConnectAttempts: wrapperspb.UInt32(3)}, "max_connect_attempts"},
+		{&tcpv3.TcpProxy{ClusterSpecifier: &tcpv3.TcpProxy_WeightedClusters{WeightedClusters: &tcpv3.TcpProxy_WeightedCluster{
+			Clusters: []*tcpv3.TcpProxy_WeightedCluster_ClusterWeight{{Name: "a"}}}}}, "no cluster with a weight"},
+	} {
+		if _, err := New(tc.cfg, env{}, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("err = %v, want %q", err, tc.want)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
