@@ -1,0 +1,176 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// HTTP/2 upstream pool: requests multiplex over the host's connections; a
+// new connection is opened only when none can take another stream. While
+// the first connection is being established, requests wait as pending
+// (Envoy's max_pending_requests applies only then for HTTP/2).
+//
+// Connections come from net/http's own HTTP/2 client (Transport with
+// unencrypted HTTP/2 only, i.e. prior knowledge) over a dial function that
+// performs TCP and, when configured, our upstream TLS: HTTP/2 framing runs
+// over whatever connection h.dial returns.
+
+func (h *host) transportH2() *http.Transport {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.h2tr == nil {
+		p := new(http.Protocols)
+		p.SetUnencryptedHTTP2(true)
+		h.h2tr = &http.Transport{
+			Protocols:          p,
+			DisableCompression: true, // a proxy forwards bodies as they are
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return h.dial(ctx)
+			},
+		}
+	}
+	return h.h2tr
+}
+
+// getH2 returns a connection with a stream reserved for the caller.
+func (h *host) getH2(ctx context.Context) (*h2conn, error) {
+	sh := h.sh
+	tr := h.transportH2()
+	pending := false
+	defer func() {
+		if pending {
+			sh.stats.UpstreamRqPendingActive.Add(-1)
+		}
+	}()
+	for {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return nil, connectFailure(errHostClosed)
+		}
+		var dead []*h2conn
+		live := h.h2[:0]
+		var got *h2conn
+		for _, c := range h.h2 {
+			if c.cc.Err() != nil {
+				dead = append(dead, c)
+				continue
+			}
+			live = append(live, c)
+			if got == nil && c.cc.Reserve() == nil {
+				got = c
+			}
+		}
+		h.h2 = live
+		h.mu.Unlock()
+		for _, c := range dead {
+			c.close()
+		}
+		if got != nil {
+			return got, nil
+		}
+		h.mu.Lock()
+		d := h.h2dial
+		if d == nil {
+			if !sh.reserveConnOr(len(h.h2) == 0) {
+				h.mu.Unlock()
+				sh.stats.UpstreamCxOverflow.Add(1)
+				return nil, overflow()
+			}
+			d = &h2dialing{done: make(chan struct{})}
+			h.h2dial = d
+			go h.dialH2(tr, d)
+		}
+		h.mu.Unlock()
+		if !pending {
+			if !tryAcquire(&sh.stats.UpstreamRqPendingActive, sh.cfg.maxPending) {
+				sh.stats.UpstreamRqPendingOverflow.Add(1)
+				return nil, overflow()
+			}
+			sh.stats.UpstreamRqPendingTotal.Add(1)
+			pending = true
+		}
+		select {
+		case <-d.done:
+			if d.err != nil {
+				return nil, connectFailure(d.err)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (h *host) dialH2(tr *http.Transport, d *h2dialing) {
+	cc, err := tr.NewClientConn(h.sh.ctx, "http", h.addr)
+	h.mu.Lock()
+	h.h2dial = nil
+	if err != nil {
+		d.err = err
+		h.sh.stats.UpstreamCxActive.Add(-1)
+	} else {
+		d.c = &h2conn{cc: cc, h: h}
+		if h.closed {
+			h.mu.Unlock()
+			d.c.close()
+			close(d.done)
+			return
+		}
+		h.h2 = append(h.h2, d.c)
+	}
+	h.mu.Unlock()
+	close(d.done)
+}
+
+func (h *host) roundTripH2(req *http.Request, att *Attempt, done func()) (*http.Response, error) {
+	ctx := req.Context()
+	c, err := h.getH2(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := req
+	if req.URL.Scheme == "" || (h.tls != nil) != (req.URL.Scheme == "https") {
+		// :scheme follows the upstream transport, like Envoy.
+		r = req.Clone(ctx)
+		r.URL.Scheme = "http"
+		if h.tls != nil {
+			r.URL.Scheme = "https"
+		}
+	}
+	ua := r.Header["User-Agent"]
+	if ua == nil {
+		r.Header["User-Agent"] = []string{""}
+	}
+	resp, err := c.cc.RoundTrip(r)
+	if ua == nil {
+		delete(r.Header, "User-Agent")
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &h2body{rc: resp.Body, done: done}
+	return resp, nil
+}
+
+type h2body struct {
+	rc   io.ReadCloser
+	done func()
+	once sync.Once
+}
+
+func (b *h2body) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.once.Do(b.done)
+	}
+	return n, err
+}
+
+func (b *h2body) Close() error {
+	err := b.rc.Close()
+	b.once.Do(b.done)
+	return err
+}

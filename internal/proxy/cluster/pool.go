@@ -1,0 +1,337 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// HTTP/1.1 connection pool with Envoy's circuit-breaking semantics: a
+// request takes an idle connection, else opens one while the cluster is
+// under max_connections, else waits as pending (up to max_pending_requests)
+// until a connection is released, else overflows (503 UO).
+
+type h1conn struct {
+	h     *host
+	nc    net.Conn
+	local string // local address, for Attempt
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	uses  int
+	since time.Time // idle since
+}
+
+type connResult struct {
+	c   *h1conn
+	err error
+}
+
+type waiter struct {
+	ch chan connResult // buffered 1
+}
+
+var brPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+var bwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// getH1 returns a connection for one request; reused tells whether it
+// served requests before (a stale keep-alive connection may then fail).
+func (h *host) getH1(ctx context.Context) (c *h1conn, reused bool, err error) {
+	sh := h.sh
+	var stale []*h1conn
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, false, connectFailure(errHostClosed)
+	}
+	for len(h.idle) > 0 {
+		c = h.idle[len(h.idle)-1]
+		h.idle = h.idle[:len(h.idle)-1]
+		if sh.cfg.idleTimeout > 0 && time.Since(c.since) > sh.cfg.idleTimeout {
+			h.conns--
+			stale = append(stale, c)
+			c = nil
+			continue
+		}
+		break
+	}
+	defer h.closeAll(stale)
+	if c != nil {
+		h.mu.Unlock()
+		return c, true, nil
+	}
+	// Envoy: even over max_connections, a host chosen by the load balancer
+	// gets at least one connection.
+	if sh.reserveConnOr(h.conns == 0) {
+		h.conns++
+		h.mu.Unlock()
+		c, err := h.dialH1(ctx)
+		if err != nil {
+			h.dialFailed()
+			return nil, false, connectFailure(err)
+		}
+		return c, false, nil
+	}
+	sh.stats.UpstreamCxOverflow.Add(1)
+	if !tryAcquire(&sh.stats.UpstreamRqPendingActive, sh.cfg.maxPending) {
+		h.mu.Unlock()
+		sh.stats.UpstreamRqPendingOverflow.Add(1)
+		return nil, false, overflow()
+	}
+	sh.stats.UpstreamRqPendingTotal.Add(1)
+	w := &waiter{ch: make(chan connResult, 1)}
+	h.waiters = append(h.waiters, w)
+	h.mu.Unlock()
+	select {
+	case r := <-w.ch:
+		if r.err != nil {
+			return nil, false, connectFailure(r.err)
+		}
+		return r.c, r.c.uses > 0, nil
+	case <-ctx.Done():
+		h.mu.Lock()
+		for i, x := range h.waiters {
+			if x == w {
+				h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
+				sh.stats.UpstreamRqPendingActive.Add(-1)
+				h.mu.Unlock()
+				return nil, false, ctx.Err()
+			}
+		}
+		h.mu.Unlock()
+		// A connection is on its way to us: hand it back when it arrives.
+		go func() {
+			if r := <-w.ch; r.c != nil {
+				h.putH1(r.c, true)
+			}
+		}()
+		return nil, false, ctx.Err()
+	}
+}
+
+// reserveConnOr reserves a connection slot; force skips the limit check.
+func (sh *shared) reserveConnOr(force bool) bool {
+	if force {
+		sh.stats.UpstreamCxActive.Add(1)
+		return true
+	}
+	return sh.reserveConn()
+}
+
+func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
+	nc, err := h.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	br := brPool.Get().(*bufio.Reader)
+	br.Reset(nc)
+	bw := bwPool.Get().(*bufio.Writer)
+	bw.Reset(nc)
+	return &h1conn{h: h, nc: nc, br: br, bw: bw, local: nc.LocalAddr().String()}, nil
+}
+
+// dialFailed undoes the accounting of a connection that never opened and
+// lets the next pending request try.
+func (h *host) dialFailed() {
+	h.sh.stats.UpstreamCxActive.Add(-1)
+	h.mu.Lock()
+	h.conns--
+	h.mu.Unlock()
+	h.servePending()
+}
+
+// putH1 returns c after a request; reusable says whether the exchange left
+// the connection clean (response fully read, no Connection: close).
+func (h *host) putH1(c *h1conn, reusable bool) {
+	sh := h.sh
+	c.uses++
+	if sh.cfg.maxRequestsPerConn > 0 && c.uses >= sh.cfg.maxRequestsPerConn {
+		reusable = false
+	}
+	h.mu.Lock()
+	if reusable && !h.closed {
+		if len(h.waiters) > 0 {
+			w := h.waiters[0]
+			h.waiters = h.waiters[1:]
+			sh.stats.UpstreamRqPendingActive.Add(-1)
+			h.mu.Unlock()
+			w.ch <- connResult{c: c}
+			return
+		}
+		c.since = time.Now()
+		h.idle = append(h.idle, c)
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	h.dropH1(c)
+	h.servePending()
+}
+
+// dropH1 closes c and frees its connection slot.
+func (h *host) dropH1(c *h1conn) {
+	h.mu.Lock()
+	h.conns--
+	h.mu.Unlock()
+	c.closeConn()
+}
+
+// closeConn closes the connection; the caller already uncounted it from
+// h.conns.
+func (c *h1conn) closeConn() {
+	c.nc.Close()
+	c.br.Reset(nil)
+	brPool.Put(c.br)
+	c.bw.Reset(nil)
+	bwPool.Put(c.bw)
+	c.h.connClosed()
+}
+
+func (h *host) closeAll(cs []*h1conn) {
+	for _, c := range cs {
+		c.closeConn()
+	}
+}
+
+// servePending opens a connection for the oldest pending request when a
+// slot is free.
+func (h *host) servePending() {
+	sh := h.sh
+	h.mu.Lock()
+	if len(h.waiters) == 0 || h.closed || !sh.reserveConnOr(h.conns == 0) {
+		h.mu.Unlock()
+		return
+	}
+	w := h.waiters[0]
+	h.waiters = h.waiters[1:]
+	sh.stats.UpstreamRqPendingActive.Add(-1)
+	h.conns++
+	h.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithCancel(sh.ctx)
+		defer cancel()
+		c, err := h.dialH1(ctx)
+		if err != nil {
+			h.dialFailed()
+		}
+		w.ch <- connResult{c: c, err: err}
+	}()
+}
+
+// roundTrip sends one request over the connection and reads the response
+// head. The caller owns the connection until the body is done.
+func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	ua := req.Header["User-Agent"]
+	if ua == nil {
+		// net/http would add its own User-Agent; a proxy must not.
+		req.Header["User-Agent"] = []string{""}
+	}
+	err := req.Write(c.bw)
+	if ua == nil {
+		delete(req.Header, "User-Agent")
+	}
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	for {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		// Skip interim responses except 101 (the connection is upgraded).
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue
+		}
+		if !stop() {
+			// The context ended while reading: the connection is unusable.
+			resp.Body.Close()
+			return nil, ctx.Err()
+		}
+		return resp, nil
+	}
+}
+
+// h1body returns the connection to the pool when the body is done.
+type h1body struct {
+	rc       io.ReadCloser
+	c        *h1conn
+	ctx      context.Context
+	stop     func() bool
+	resp     *http.Response
+	req      *http.Request
+	done     func()
+	finished bool
+	eof      bool
+}
+
+func (b *h1body) Read(p []byte) (int, error) {
+	if b.finished {
+		return 0, io.ErrClosedPipe
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.eof = true
+		b.finish()
+	} else if err != nil {
+		b.finish()
+	}
+	return n, err
+}
+
+func (b *h1body) Close() error {
+	b.finish()
+	return nil
+}
+
+func (b *h1body) finish() {
+	if b.finished {
+		return
+	}
+	b.finished = true
+	if b.stop != nil && !b.stop() {
+		b.eof = false
+	}
+	reusable := b.eof && !b.resp.Close && !b.req.Close
+	if !b.eof {
+		b.c.nc.Close()
+	}
+	b.c.nc.SetDeadline(time.Time{})
+	b.c.h.putH1(b.c, reusable)
+	b.done()
+}
+
+// upgraded is the body of a 101 response: the raw connection, readable and
+// writable (like net/http's Transport), never returned to the pool.
+type upgraded struct {
+	c    *h1conn
+	done func()
+	once sync.Once
+}
+
+func (u *upgraded) Read(p []byte) (int, error)  { return u.c.br.Read(p) }
+func (u *upgraded) Write(p []byte) (int, error) { return u.c.nc.Write(p) }
+func (u *upgraded) Close() error {
+	u.once.Do(func() {
+		u.c.h.putH1(u.c, false)
+		u.done()
+	})
+	return nil
+}
+
+// CloseWrite half-closes the upstream connection when it supports it.
+func (u *upgraded) CloseWrite() error {
+	if cw, ok := u.c.nc.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("close write not supported")
+}

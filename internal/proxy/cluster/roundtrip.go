@@ -1,0 +1,317 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/downstream"
+	"github.com/weftmesh/weft/internal/proxy/rflag"
+)
+
+var noOptions RequestOptions
+
+// maxHostSelection bounds re-picks that avoid RequestOptions.Exclude
+// (Envoy's host_selection_retry_max_attempts).
+const maxHostSelection = 5
+
+// pickHost chooses the upstream host for one attempt.
+func (c *Cluster) pickHost(ctx context.Context, o *RequestOptions) (*host, error) {
+	sh := c.sh
+	if sh.cfg.disc == discOriginalDst {
+		return sh.originalDstHost(o.OriginalDst)
+	}
+	if c.dns != nil {
+		c.dns.maybeRefresh()
+		c.dns.wait(ctx)
+	}
+	v := c.view()
+	if v.pick == nil {
+		sh.stats.UpstreamCxNoneHealthy.Add(1)
+		return nil, noHealthy()
+	}
+	hash := o.HashKey
+	for i := 0; ; i++ {
+		h := v.pick.pick(hash, o.HasHash)
+		if len(o.Exclude) == 0 || i >= maxHostSelection || !slices.Contains(o.Exclude, h.addr) {
+			return h, nil
+		}
+		// A consistent-hash policy would pick the same host again: move the key.
+		hash = mix64(hash + uint64(i) + 1)
+	}
+}
+
+// originalDstHost returns (creating on first use) the host for an
+// ORIGINAL_DST destination: ip:port, or host:port resolved at connect
+// time (an extension of Envoy, for explicit-proxy mode).
+func (sh *shared) originalDstHost(dst string) (*host, error) {
+	if dst == "" {
+		sh.stats.UpstreamCxNoneHealthy.Add(1)
+		return nil, noHealthy()
+	}
+	if v, ok := sh.dynLoad(dst); ok {
+		return v, nil
+	}
+	hostName, port, err := net.SplitHostPort(dst)
+	if err != nil {
+		sh.stats.UpstreamCxNoneHealthy.Add(1)
+		return nil, &rflag.Error{Flag: rflag.UH, Status: 503, Details: "no_healthy_upstream", Err: err}
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return nil, &rflag.Error{Flag: rflag.UH, Status: 503, Details: "no_healthy_upstream",
+			Err: errors.New("original destination: bad port")}
+	}
+	if sh.cfg.origPortOverri != 0 {
+		p = uint64(sh.cfg.origPortOverri)
+	}
+	addr, resolve := "", false
+	if ip, err := netip.ParseAddr(hostName); err == nil {
+		addr = netip.AddrPortFrom(ip.Unmap(), uint16(p)).String()
+	} else {
+		addr, resolve = net.JoinHostPort(hostName, strconv.Itoa(int(p))), true
+	}
+	sh.dynMu.Lock()
+	defer sh.dynMu.Unlock()
+	if h, ok := sh.dyn[dst]; ok {
+		return h, nil
+	}
+	if len(sh.dyn) >= maxDynamicHosts {
+		sh.evictIdleLocked()
+	}
+	h := newHost(sh, addr, sh.cfg.tls, resolve)
+	// Copy-on-write so lookups need no lock.
+	next := make(map[string]*host, len(sh.dyn)+1)
+	for k, v := range sh.dyn {
+		next[k] = v
+	}
+	next[dst] = h
+	sh.dyn = next
+	sh.dynSnap.Store(&next)
+	return h, nil
+}
+
+// maxDynamicHosts bounds ORIGINAL_DST hosts; beyond it idle ones are
+// dropped (Envoy cleans them up every cleanup_interval).
+const maxDynamicHosts = 1024
+
+func (sh *shared) dynLoad(k string) (*host, bool) {
+	m := sh.dynSnap.Load()
+	if m == nil {
+		return nil, false
+	}
+	h, ok := (*m)[k]
+	return h, ok
+}
+
+func (sh *shared) evictIdleLocked() {
+	next := make(map[string]*host, len(sh.dyn))
+	for k, h := range sh.dyn {
+		if h.active.Load() == 0 && h.cxAct.Load() == 0 {
+			h.close()
+			continue
+		}
+		next[k] = h
+	}
+	sh.dyn = next
+}
+
+// RoundTrip sends one attempt of an HTTP request: it picks a host, applies
+// the circuit breakers, sends over the host's pool and reports the outcome
+// to outlier detection. Errors are *rflag.Error: UH (no healthy host), UO
+// (overflow), UF (connect failure), UC (reset before the response), all
+// with status 503; a context deadline gives UT/504.
+//
+// The response body must be closed; the attempt stays active (max_requests,
+// least-request load) until then. A 101 response's Body is an
+// io.ReadWriteCloser over the upgraded connection.
+func (c *Cluster) RoundTrip(req *http.Request, o *RequestOptions) (*http.Response, *Attempt, error) {
+	if o == nil {
+		o = &noOptions
+	}
+	sh := c.sh
+	st := &sh.stats
+	retry := false
+	if o.Retry {
+		st.UpstreamRqRetry.Add(1)
+		if !tryAcquire(&st.RqActiveRetries, sh.cfg.maxRetries) {
+			st.UpstreamRqRetryOverflow.Add(1)
+			return nil, nil, overflow()
+		}
+		retry = true
+	}
+	ctx := req.Context()
+	h, err := c.pickHost(ctx, o)
+	if err != nil {
+		if retry {
+			st.RqActiveRetries.Add(-1)
+		}
+		return nil, nil, err
+	}
+	att := &Attempt{Host: h.addr}
+	if !tryAcquire(&st.UpstreamRqActive, sh.cfg.maxRequests) {
+		st.UpstreamRqPendingOverflow.Add(1)
+		if retry {
+			st.RqActiveRetries.Add(-1)
+		}
+		return nil, att, overflow()
+	}
+	st.UpstreamRqTotal.Add(1)
+	h.rqTot.Add(1)
+	h.active.Add(1)
+	done := func() {
+		h.active.Add(-1)
+		st.UpstreamRqActive.Add(-1)
+		if retry {
+			st.RqActiveRetries.Add(-1)
+		}
+	}
+	useH2 := sh.cfg.proto == protoHTTP2 || (sh.cfg.proto == protoDownstream && o.Downstream == downstream.HTTP2)
+	var resp *http.Response
+	if useH2 {
+		resp, err = h.roundTripH2(req, att, done)
+	} else {
+		resp, err = h.roundTripH1(req, att, done)
+	}
+	if err != nil {
+		done()
+		h.rqErr.Add(1)
+		err = c.classify(ctx, h, err)
+		return nil, att, err
+	}
+	st.countStatus(resp.StatusCode)
+	if resp.StatusCode >= 500 {
+		h.rqErr.Add(1)
+	}
+	sh.od.report(h, resp.StatusCode)
+	return resp, att, nil
+}
+
+// classify turns a transport error into an *rflag.Error and reports it to
+// outlier detection (Envoy maps local-origin failures to 503, timeouts to
+// 504, when external and local errors are not split).
+func (c *Cluster) classify(ctx context.Context, h *host, err error) error {
+	od := c.sh.od
+	if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			od.report(h, 504)
+			return &rflag.Error{Flag: rflag.UT, Status: 504, Details: "upstream_response_timeout", Err: ctx.Err()}
+		}
+		return &rflag.Error{Flag: rflag.DC, Status: 503, Details: "downstream_remote_disconnect", Err: ctx.Err()}
+	}
+	var fe *rflag.Error
+	if errors.As(err, &fe) {
+		if fe.Flag != rflag.UO {
+			od.report(h, 503)
+		}
+		return fe
+	}
+	od.report(h, 503)
+	c.sh.stats.UpstreamRqRemoteReset.Add(1)
+	return upstreamReset(err)
+}
+
+func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.Response, error) {
+	ctx := req.Context()
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := h.getH1(ctx)
+		if err != nil {
+			return nil, err
+		}
+		att.LocalAddr = pc.local
+		resp, err := pc.roundTrip(ctx, req)
+		if err != nil {
+			h.putH1(pc, false)
+			// A kept-alive connection the server closed meanwhile: try a
+			// fresh one once when nothing of the body was consumed.
+			if reused && attempt == 0 && ctx.Err() == nil && (req.Body == nil || req.Body == http.NoBody) {
+				continue
+			}
+			return nil, err
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			resp.Body = &upgraded{c: pc, done: done}
+			return resp, nil
+		}
+		b := &h1body{rc: resp.Body, c: pc, resp: resp, req: req, done: done}
+		b.stop = context.AfterFunc(ctx, func() { pc.nc.SetDeadline(time.Unix(1, 0)) })
+		resp.Body = b
+		return resp, nil
+	}
+}
+
+// Dial opens a TCP connection to a host of the cluster for the TCP proxy:
+// it applies max_connections (UO), connect_timeout and upstream TLS, and
+// reports connect success or failure to outlier detection. Closing the
+// returned conn releases the connection slot.
+func (c *Cluster) Dial(ctx context.Context, o *RequestOptions) (net.Conn, *Attempt, error) {
+	if o == nil {
+		o = &noOptions
+	}
+	sh := c.sh
+	h, err := c.pickHost(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	att := &Attempt{Host: h.addr}
+	if !sh.reserveConn() {
+		sh.stats.UpstreamCxOverflow.Add(1)
+		return nil, att, overflow()
+	}
+	h.active.Add(1)
+	nc, err := h.dial(ctx)
+	h.active.Add(-1)
+	if err != nil {
+		sh.stats.UpstreamCxActive.Add(-1)
+		h.rqErr.Add(1)
+		sh.od.report(h, 503)
+		return nil, att, connectFailure(err)
+	}
+	sh.od.report(h, 200)
+	att.LocalAddr = nc.LocalAddr().String()
+	tc := &tcpConn{Conn: nc, h: h}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		tc.Close()
+		return nil, att, connectFailure(errHostClosed)
+	}
+	if h.tcp == nil {
+		h.tcp = map[*tcpConn]struct{}{}
+	}
+	h.tcp[tc] = struct{}{}
+	h.mu.Unlock()
+	return tc, att, nil
+}
+
+// tcpConn is a TCP proxy upstream connection.
+type tcpConn struct {
+	net.Conn
+	h    *host
+	once sync.Once
+}
+
+func (t *tcpConn) Close() error {
+	err := t.Conn.Close()
+	t.once.Do(func() {
+		t.h.mu.Lock()
+		delete(t.h.tcp, t)
+		t.h.mu.Unlock()
+		t.h.connClosed()
+	})
+	return err
+}
+
+// CloseWrite half-closes when the underlying connection supports it.
+func (t *tcpConn) CloseWrite() error {
+	if cw, ok := t.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("close write not supported")
+}

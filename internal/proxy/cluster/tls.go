@@ -1,0 +1,421 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+const (
+	tlsSocketName = "envoy.transport_sockets.tls"
+	rawSocketName = "envoy.transport_sockets.raw_buffer"
+	// matchMetadataKey is the endpoint filter_metadata namespace that
+	// transport_socket_matches compare against (Envoy semantics).
+	matchMetadataKey = "envoy.transport_socket_match"
+)
+
+// tlsSettings is a compiled UpstreamTlsContext.
+type tlsSettings struct {
+	cfg *tls.Config
+	// err, when set, makes every connection fail closed (e.g. an SDS secret
+	// the control plane has not sent).
+	err error
+}
+
+// tsMatch is one transport_socket_matches entry.
+type tsMatch struct {
+	name  string
+	match map[string]*structpb.Value
+	tls   *tlsSettings // nil: plaintext
+}
+
+func (s *settings) compileTransport(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Secret) error {
+	var err error
+	if s.tls, err = compileSocket(pc.GetTransportSocket(), secrets); err != nil {
+		return fmt.Errorf("transport_socket.%w", err)
+	}
+	for i, m := range pc.GetTransportSocketMatches() {
+		path := fmt.Sprintf("transport_socket_matches[%d]", i)
+		if err := allowOnly(m, path+".", "name", "match", "transport_socket"); err != nil {
+			return err
+		}
+		t, err := compileSocket(m.GetTransportSocket(), secrets)
+		if err != nil {
+			return fmt.Errorf("%s.transport_socket.%w", path, err)
+		}
+		s.matches = append(s.matches, tsMatch{name: m.GetName(), match: m.GetMatch().GetFields(), tls: t})
+	}
+	return nil
+}
+
+// socketFor returns the transport for an endpoint: the first
+// transport_socket_matches entry whose match is a subset of the endpoint's
+// envoy.transport_socket_match metadata, else the cluster's transport_socket.
+func (s *settings) socketFor(md *corev3.Metadata) *tlsSettings {
+	if len(s.matches) == 0 {
+		return s.tls
+	}
+	fields := md.GetFilterMetadata()[matchMetadataKey].GetFields()
+	for _, m := range s.matches {
+		ok := true
+		for k, v := range m.match {
+			if !proto.Equal(fields[k], v) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return m.tls
+		}
+	}
+	return s.tls
+}
+
+func compileSocket(ts *corev3.TransportSocket, secrets map[string]*tlsv3.Secret) (*tlsSettings, error) {
+	if ts == nil {
+		return nil, nil
+	}
+	switch ts.GetName() {
+	case rawSocketName:
+		return nil, nil
+	case tlsSocketName:
+	default:
+		return nil, fmt.Errorf("name: transport socket %q not supported", ts.GetName())
+	}
+	var utc tlsv3.UpstreamTlsContext
+	if err := ts.GetTypedConfig().UnmarshalTo(&utc); err != nil {
+		return nil, fmt.Errorf("typed_config: %w", err)
+	}
+	if err := allowOnly(&utc, "typed_config.", "common_tls_context", "sni"); err != nil {
+		return nil, err
+	}
+	ctc := utc.GetCommonTlsContext()
+	if err := allowOnly(ctc, "typed_config.common_tls_context.", "tls_params", "tls_certificates",
+		"tls_certificate_sds_secret_configs", "validation_context", "validation_context_sds_secret_config",
+		"combined_validation_context", "alpn_protocols"); err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{
+		ServerName: utc.GetSni(),
+		NextProtos: ctc.GetAlpnProtocols(),
+		MinVersion: tls.VersionTLS12,
+		// Verification is done in VerifyConnection with Envoy's semantics:
+		// the chain against trusted_ca and SANs against the matchers, never
+		// the SNI as a hostname.
+		InsecureSkipVerify: true,
+	}
+	out := &tlsSettings{cfg: cfg}
+	if p := ctc.GetTlsParams(); p != nil {
+		if err := allowOnly(p, "typed_config.common_tls_context.tls_params.", "tls_minimum_protocol_version",
+			"tls_maximum_protocol_version"); err != nil {
+			return nil, err
+		}
+		cfg.MinVersion = tlsVersion(p.GetTlsMinimumProtocolVersion(), tls.VersionTLS12)
+		cfg.MaxVersion = tlsVersion(p.GetTlsMaximumProtocolVersion(), 0)
+	}
+	// Client certificates (MUTUAL).
+	for i, c := range ctc.GetTlsCertificates() {
+		cert, err := loadCert(c)
+		if err != nil {
+			return nil, fmt.Errorf("typed_config.common_tls_context.tls_certificates[%d].%w", i, err)
+		}
+		cfg.Certificates = append(cfg.Certificates, cert)
+	}
+	for _, ref := range ctc.GetTlsCertificateSdsSecretConfigs() {
+		sec, ok := secrets[ref.GetName()]
+		if !ok || sec.GetTlsCertificate() == nil {
+			out.err = fmt.Errorf("tls certificate secret %q not available from SDS", ref.GetName())
+			continue
+		}
+		cert, err := loadCert(sec.GetTlsCertificate())
+		if err != nil {
+			return nil, fmt.Errorf("secret %q: %w", ref.GetName(), err)
+		}
+		cfg.Certificates = append(cfg.Certificates, cert)
+	}
+	// Validation context: inline, SDS, or combined (inline defaults + SDS CA).
+	var vcs []*tlsv3.CertificateValidationContext
+	sdsRef := ctc.GetValidationContextSdsSecretConfig()
+	switch {
+	case ctc.GetValidationContext() != nil:
+		vcs = append(vcs, ctc.GetValidationContext())
+	case ctc.GetCombinedValidationContext() != nil:
+		cv := ctc.GetCombinedValidationContext()
+		if err := allowOnly(cv, "typed_config.common_tls_context.combined_validation_context.",
+			"default_validation_context", "validation_context_sds_secret_config"); err != nil {
+			return nil, err
+		}
+		vcs = append(vcs, cv.GetDefaultValidationContext())
+		sdsRef = cv.GetValidationContextSdsSecretConfig()
+	}
+	if sdsRef != nil {
+		sec, ok := secrets[sdsRef.GetName()]
+		if !ok || sec.GetValidationContext() == nil {
+			out.err = fmt.Errorf("validation context secret %q not available from SDS", sdsRef.GetName())
+		} else {
+			vcs = append(vcs, sec.GetValidationContext())
+		}
+	}
+	v := &verifier{}
+	for _, vc := range vcs {
+		if vc == nil {
+			continue
+		}
+		if err := v.add(vc); err != nil {
+			return nil, fmt.Errorf("typed_config.common_tls_context.validation_context.%w", err)
+		}
+	}
+	if len(v.sans) > 0 && v.roots == nil && out.err == nil {
+		// Envoy refuses SAN checks without a trust anchor.
+		return nil, errors.New("typed_config.common_tls_context.validation_context: SAN matching requires trusted_ca")
+	}
+	if v.roots != nil {
+		cfg.VerifyConnection = v.verify
+	}
+	return out, nil
+}
+
+func tlsVersion(v tlsv3.TlsParameters_TlsProtocol, def uint16) uint16 {
+	switch v {
+	case tlsv3.TlsParameters_TLSv1_0:
+		return tls.VersionTLS10
+	case tlsv3.TlsParameters_TLSv1_1:
+		return tls.VersionTLS11
+	case tlsv3.TlsParameters_TLSv1_2:
+		return tls.VersionTLS12
+	case tlsv3.TlsParameters_TLSv1_3:
+		return tls.VersionTLS13
+	}
+	return def
+}
+
+func loadCert(c *tlsv3.TlsCertificate) (tls.Certificate, error) {
+	if err := allowOnly(c, "", "certificate_chain", "private_key"); err != nil {
+		return tls.Certificate{}, err
+	}
+	chain, err := readSource(c.GetCertificateChain())
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certificate_chain: %w", err)
+	}
+	key, err := readSource(c.GetPrivateKey())
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("private_key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(chain, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("certificate_chain: %w", err)
+	}
+	return cert, nil
+}
+
+func readSource(ds *corev3.DataSource) ([]byte, error) {
+	switch s := ds.GetSpecifier().(type) {
+	case *corev3.DataSource_InlineBytes:
+		return s.InlineBytes, nil
+	case *corev3.DataSource_InlineString:
+		return []byte(s.InlineString), nil
+	case *corev3.DataSource_Filename:
+		return os.ReadFile(s.Filename)
+	case nil:
+		return nil, errors.New("empty data source")
+	default:
+		return nil, fmt.Errorf("%T not supported", s)
+	}
+}
+
+// verifier checks a peer chain against roots and SAN matchers.
+type verifier struct {
+	roots *x509.CertPool
+	sans  []sanMatcher
+}
+
+type sanMatcher struct {
+	kind tlsv3.SubjectAltNameMatcher_SanType
+	str  stringMatcher
+}
+
+func (v *verifier) add(vc *tlsv3.CertificateValidationContext) error {
+	if err := allowOnly(vc, "", "trusted_ca", "match_typed_subject_alt_names", "match_subject_alt_names"); err != nil {
+		return err
+	}
+	if vc.GetTrustedCa() != nil {
+		pem, err := readSource(vc.GetTrustedCa())
+		if err != nil {
+			return fmt.Errorf("trusted_ca: %w", err)
+		}
+		if v.roots == nil {
+			v.roots = x509.NewCertPool()
+		}
+		if !v.roots.AppendCertsFromPEM(pem) {
+			return errors.New("trusted_ca: no PEM certificates found")
+		}
+	}
+	for i, m := range vc.GetMatchTypedSubjectAltNames() {
+		sm, err := compileString(m.GetMatcher())
+		if err != nil {
+			return fmt.Errorf("match_typed_subject_alt_names[%d].matcher.%w", i, err)
+		}
+		switch m.GetSanType() {
+		case tlsv3.SubjectAltNameMatcher_DNS, tlsv3.SubjectAltNameMatcher_URI,
+			tlsv3.SubjectAltNameMatcher_EMAIL, tlsv3.SubjectAltNameMatcher_IP_ADDRESS:
+		default:
+			return fmt.Errorf("match_typed_subject_alt_names[%d].san_type: %v not supported", i, m.GetSanType())
+		}
+		v.sans = append(v.sans, sanMatcher{kind: m.GetSanType(), str: sm})
+	}
+	// The deprecated untyped form matches any SAN type.
+	for i, m := range vc.GetMatchSubjectAltNames() {
+		sm, err := compileString(m)
+		if err != nil {
+			return fmt.Errorf("match_subject_alt_names[%d].%w", i, err)
+		}
+		v.sans = append(v.sans, sanMatcher{kind: tlsv3.SubjectAltNameMatcher_SAN_TYPE_UNSPECIFIED, str: sm})
+	}
+	return nil
+}
+
+func (v *verifier) verify(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("upstream presented no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	leaf := cs.PeerCertificates[0]
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: v.roots, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("upstream certificate verification failed: %w", err)
+	}
+	if len(v.sans) == 0 {
+		return nil
+	}
+	for _, m := range v.sans {
+		if m.matches(leaf) {
+			return nil
+		}
+	}
+	return errors.New("upstream certificate SAN does not match")
+}
+
+func (m sanMatcher) matches(c *x509.Certificate) bool {
+	any := m.kind == tlsv3.SubjectAltNameMatcher_SAN_TYPE_UNSPECIFIED
+	if any || m.kind == tlsv3.SubjectAltNameMatcher_DNS {
+		for _, n := range c.DNSNames {
+			if m.str.match(n) {
+				return true
+			}
+		}
+	}
+	if any || m.kind == tlsv3.SubjectAltNameMatcher_URI {
+		for _, u := range c.URIs {
+			if m.str.match(u.String()) {
+				return true
+			}
+		}
+	}
+	if any || m.kind == tlsv3.SubjectAltNameMatcher_EMAIL {
+		for _, e := range c.EmailAddresses {
+			if m.str.match(e) {
+				return true
+			}
+		}
+	}
+	if any || m.kind == tlsv3.SubjectAltNameMatcher_IP_ADDRESS {
+		for _, ip := range c.IPAddresses {
+			if m.str.match(ip.String()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// stringMatcher is a compiled envoy.type.matcher.v3.StringMatcher.
+type stringMatcher struct {
+	exact, prefix, suffix, contains *string
+	re                              *regexp.Regexp
+	ignoreCase                      bool
+}
+
+func compileString(m *matcherv3.StringMatcher) (stringMatcher, error) {
+	if m == nil {
+		return stringMatcher{}, errors.New("missing string matcher")
+	}
+	out := stringMatcher{ignoreCase: m.GetIgnoreCase()}
+	switch p := m.GetMatchPattern().(type) {
+	case *matcherv3.StringMatcher_Exact:
+		out.exact = &p.Exact
+	case *matcherv3.StringMatcher_Prefix:
+		out.prefix = &p.Prefix
+	case *matcherv3.StringMatcher_Suffix:
+		out.suffix = &p.Suffix
+	case *matcherv3.StringMatcher_Contains:
+		out.contains = &p.Contains
+	case *matcherv3.StringMatcher_SafeRegex:
+		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
+		if err != nil {
+			return out, fmt.Errorf("safe_regex: %w", err)
+		}
+		out.re = re
+	default:
+		return out, fmt.Errorf("match_pattern: %T not supported", p)
+	}
+	return out, nil
+}
+
+func (m stringMatcher) match(s string) bool {
+	eq := func(a, b string) bool {
+		if m.ignoreCase {
+			return strings.EqualFold(a, b)
+		}
+		return a == b
+	}
+	switch {
+	case m.exact != nil:
+		return eq(s, *m.exact)
+	case m.prefix != nil:
+		return len(s) >= len(*m.prefix) && eq(s[:len(*m.prefix)], *m.prefix)
+	case m.suffix != nil:
+		return len(s) >= len(*m.suffix) && eq(s[len(s)-len(*m.suffix):], *m.suffix)
+	case m.contains != nil:
+		if m.ignoreCase {
+			return strings.Contains(strings.ToLower(s), strings.ToLower(*m.contains))
+		}
+		return strings.Contains(s, *m.contains)
+	case m.re != nil:
+		return m.re.MatchString(s)
+	}
+	return false
+}
+
+// handshake wraps a dialed connection in TLS when the host's transport says
+// so; nil settings mean plaintext.
+func (t *tlsSettings) handshake(ctx context.Context, nc net.Conn) (net.Conn, error) {
+	if t == nil {
+		return nc, nil
+	}
+	if t.err != nil {
+		nc.Close()
+		return nil, t.err
+	}
+	tc := tls.Client(nc, t.cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return tc, nil
+}
