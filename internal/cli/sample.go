@@ -1,0 +1,385 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/internal/samples"
+	"github.com/weftmesh/weft/internal/samples/bookinfo"
+	"github.com/weftmesh/weft/internal/samples/curl"
+	"github.com/weftmesh/weft/internal/samples/external"
+	"github.com/weftmesh/weft/internal/samples/helloworld"
+	"github.com/weftmesh/weft/internal/samples/httpbin"
+	"github.com/weftmesh/weft/internal/samples/nc"
+	"github.com/weftmesh/weft/internal/samples/tcpecho"
+)
+
+func newSampleCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sample NAME",
+		Short: "Run a built-in sample app (httpbin, bookinfo services, tcp-echo, curl …)",
+		Long: `Run one of Istio's sample apps, rebuilt in Go, as a local process.
+
+Servers listen on --listen (repeatable where noted), log one line per
+request to stderr and stop on SIGINT/SIGTERM. Outbound calls go to services
+by name (http://reviews:9080) and honour HTTP_PROXY/NO_PROXY, so in explicit
+mode point HTTP_PROXY at the sidecar's proxy port.`,
+	}
+	cmd.AddCommand(
+		sampleHTTPbinCmd(),
+		sampleProductPageCmd(),
+		sampleDetailsCmd(),
+		sampleReviewsCmd(),
+		sampleRatingsCmd(),
+		sampleHelloworldCmd(),
+		sampleTCPEchoCmd(),
+		sampleExternalCmd(),
+		sampleCurlCmd(),
+		sampleNcCmd(),
+	)
+	return cmd
+}
+
+// sampleLogger logs text lines to the command's stderr, tagged with the app.
+func sampleLogger(cmd *cobra.Command, app, version string) *slog.Logger {
+	l := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("app", app)
+	if version != "" {
+		l = l.With("version", version)
+	}
+	return l
+}
+
+// signalContext ends on SIGINT or SIGTERM.
+func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	parent := cmd.Context()
+	if parent == nil {
+		parent = context.Background()
+	}
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}
+
+// serveSample runs an HTTP sample with request logging until a signal.
+func serveSample(cmd *cobra.Command, log *slog.Logger, h http.Handler, listen []string) error {
+	lns, err := samples.Listen(listen)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext(cmd)
+	defer cancel()
+	return samples.ServeHTTP(ctx, log, samples.LogRequests(log, h), lns)
+}
+
+func sampleHTTPbinCmd() *cobra.Command {
+	var listen []string
+	var version string
+	var classic bool
+	cmd := &cobra.Command{
+		Use:   "httpbin",
+		Short: "httpbin: /get /headers /ip /status/{codes} /delay/{s} /anything /response-headers /bytes/{n}",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := sampleLogger(cmd, "httpbin", version)
+			return serveSample(cmd, log, httpbin.New(httpbin.Config{Version: version, Classic: classic}), listen)
+		},
+	}
+	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:8080"}, "listen address (repeatable)")
+	cmd.Flags().StringVar(&version, "version", "v1", "version label, sent back in the "+httpbin.VersionHeader+" header")
+	cmd.Flags().BoolVar(&classic, "classic", false, "render headers as single strings like the Python httpbin (default: go-httpbin arrays)")
+	return cmd
+}
+
+func sampleProductPageCmd() *cobra.Command {
+	var listen []string
+	var cfg bookinfo.ProductPageConfig
+	cmd := &cobra.Command{
+		Use:   "productpage",
+		Short: "Bookinfo productpage: /productpage, /login, /logout, /api/v1/products…, /health",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := sampleLogger(cmd, "productpage", "v1")
+			cfg.Log = log
+			return serveSample(cmd, log, bookinfo.NewProductPage(cfg), listen)
+		},
+	}
+	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9080"}, "listen address (repeatable)")
+	cmd.Flags().StringVar(&cfg.DetailsURL, "details-url", bookinfo.DefaultDetailsURL, "details service URL")
+	cmd.Flags().StringVar(&cfg.ReviewsURL, "reviews-url", bookinfo.DefaultReviewsURL, "reviews service URL")
+	cmd.Flags().StringVar(&cfg.RatingsURL, "ratings-url", bookinfo.DefaultRatingsURL, "ratings service URL (API only)")
+	return cmd
+}
+
+func sampleDetailsCmd() *cobra.Command {
+	var listen []string
+	cmd := &cobra.Command{
+		Use:   "details",
+		Short: "Bookinfo details: /details/{id}, /health",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serveSample(cmd, sampleLogger(cmd, "details", "v1"), bookinfo.NewDetails(), listen)
+		},
+	}
+	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9080"}, "listen address (repeatable)")
+	return cmd
+}
+
+func sampleRatingsCmd() *cobra.Command {
+	var listen []string
+	cmd := &cobra.Command{
+		Use:   "ratings",
+		Short: "Bookinfo ratings: /ratings/{id}, /health",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serveSample(cmd, sampleLogger(cmd, "ratings", "v1"), bookinfo.NewRatings(), listen)
+		},
+	}
+	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9080"}, "listen address (repeatable)")
+	return cmd
+}
+
+func sampleReviewsCmd() *cobra.Command {
+	var listen []string
+	var cfg bookinfo.ReviewsConfig
+	cmd := &cobra.Command{
+		Use:   "reviews",
+		Short: "Bookinfo reviews: /reviews/{id}, /health (v1 no stars, v2 black, v3 red)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := sampleLogger(cmd, "reviews", cfg.Version)
+			cfg.Log = log
+			h, err := bookinfo.NewReviews(cfg)
+			if err != nil {
+				return err
+			}
+			return serveSample(cmd, log, h, listen)
+		},
+	}
+	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9080"}, "listen address (repeatable)")
+	cmd.Flags().StringVar(&cfg.Version, "version", "v1", "v1 (no ratings), v2 (black stars, 10s ratings timeout) or v3 (red stars, 2.5s)")
+	cmd.Flags().StringVar(&cfg.RatingsURL, "ratings-url", bookinfo.DefaultRatingsURL, "ratings service URL")
+	cmd.Flags().StringVar(&cfg.PodName, "pod-name", "", `name shown after "Reviews served by:" (default reviews-<version>-<random>)`)
+	return cmd
+}
+
+func sampleHelloworldCmd() *cobra.Command {
+	var listen []string
+	var version, instance string
+	cmd := &cobra.Command{
+		Use:   "helloworld",
+		Short: "helloworld: GET /hello",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if instance == "" {
+				instance = "helloworld-" + version
+			}
+			return serveSample(cmd, sampleLogger(cmd, "helloworld", version), helloworld.New(version, instance), listen)
+		},
+	}
+	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:5000"}, "listen address (repeatable)")
+	cmd.Flags().StringVar(&version, "version", "v1", "version reported")
+	cmd.Flags().StringVar(&instance, "instance", "", "instance name reported (default helloworld-<version>)")
+	return cmd
+}
+
+func sampleTCPEchoCmd() *cobra.Command {
+	var listen []string
+	var prefix string
+	cmd := &cobra.Command{
+		Use:   "tcp-echo",
+		Short: `tcp-echo: answers each line with "<prefix> <line>"`,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lns, err := samples.Listen(listen)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			s := &tcpecho.Server{Prefix: prefix, Log: sampleLogger(cmd, "tcp-echo", "")}
+			return s.Serve(ctx, lns)
+		},
+	}
+	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9000", "127.0.0.1:9001"}, "listen address (repeatable)")
+	cmd.Flags().StringVar(&prefix, "prefix", "one", "prefix of every echoed line")
+	return cmd
+}
+
+func sampleExternalCmd() *cobra.Command {
+	var httpAddrs, httpsAddrs, hosts []string
+	var caOut, clientCertOut, clientKeyOut string
+	var redirect, mutual bool
+	cmd := &cobra.Command{
+		Use:   "external",
+		Short: "A stand-in for a site outside the mesh, over HTTP and HTTPS (own CA)",
+		Long: `A stand-in for an external site (edition.cnn.com, httpbin.org …) over
+HTTP and HTTPS. The HTTPS certificate covers every --host and comes from a
+throw-away CA written to --ca-out. httpbin paths (/headers, /delay/5 …)
+answer like httpbin.org; other paths answer 200 with the host and the
+request headers. --redirect-http makes plain HTTP answer 301 to https, as
+edition.cnn.com does; --mutual requires client certificates from the same CA
+(write one with --client-cert-out/--client-key-out).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(httpAddrs) == 0 && len(httpsAddrs) == 0 {
+				return errors.New("give --http and/or --https")
+			}
+			log := sampleLogger(cmd, "external", "")
+			h := samples.LogRequests(log, external.Handler(external.Config{Hosts: hosts, RedirectHTTP: redirect, Log: log}))
+			ca, err := external.NewCA("weft external sample")
+			if err != nil {
+				return err
+			}
+			if caOut != "" {
+				if err := os.WriteFile(caOut, ca.CertPEM, 0o644); err != nil {
+					return fmt.Errorf("writing CA: %w", err)
+				}
+			}
+			if clientCertOut != "" {
+				cc, err := ca.Issue([]string{"client.example.com"})
+				if err != nil {
+					return err
+				}
+				certPEM, keyPEM, err := external.KeyPEM(cc)
+				if err != nil {
+					return err
+				}
+				if clientKeyOut == "" {
+					certPEM = append(certPEM, keyPEM...)
+				} else if err := os.WriteFile(clientKeyOut, keyPEM, 0o600); err != nil {
+					return fmt.Errorf("writing client key: %w", err)
+				}
+				if err := os.WriteFile(clientCertOut, certPEM, 0o600); err != nil {
+					return fmt.Errorf("writing client certificate: %w", err)
+				}
+			}
+			cert, err := ca.Issue(hosts)
+			if err != nil {
+				return err
+			}
+			var clientCAs *x509.CertPool
+			if mutual {
+				clientCAs = x509.NewCertPool()
+				clientCAs.AppendCertsFromPEM(ca.CertPEM)
+			}
+			plain, err := samples.Listen(httpAddrs)
+			if err != nil && len(httpAddrs) > 0 {
+				return err
+			}
+			secure, err := samples.Listen(httpsAddrs)
+			if err != nil && len(httpsAddrs) > 0 {
+				for _, l := range plain {
+					l.Close()
+				}
+				return err
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			errc := make(chan error, 2)
+			go func() { errc <- runIf(len(plain) > 0, func() error { return samples.ServeHTTP(ctx, log, h, plain) }) }()
+			go func() {
+				errc <- runIf(len(secure) > 0, func() error {
+					return samples.ServeTLS(ctx, log, h, secure, func(s *http.Server) {
+						s.TLSConfig = external.TLSConfig(cert, clientCAs)
+					})
+				})
+			}()
+			err1 := <-errc
+			cancel()
+			return errors.Join(err1, <-errc)
+		},
+	}
+	cmd.Flags().StringArrayVar(&httpAddrs, "http", nil, "plain HTTP listen address (repeatable)")
+	cmd.Flags().StringArrayVar(&httpsAddrs, "https", nil, "HTTPS listen address (repeatable)")
+	cmd.Flags().StringArrayVar(&hosts, "host", []string{"edition.cnn.com"}, "host name the site serves (repeatable)")
+	cmd.Flags().StringVar(&caOut, "ca-out", "", "write the CA certificate (PEM) to this file")
+	cmd.Flags().BoolVar(&redirect, "redirect-http", false, "answer plain HTTP with 301 to https://host/path")
+	cmd.Flags().BoolVar(&mutual, "mutual", false, "require client certificates issued by the sample CA")
+	cmd.Flags().StringVar(&clientCertOut, "client-cert-out", "", "write a client certificate from the sample CA here")
+	cmd.Flags().StringVar(&clientKeyOut, "client-key-out", "", "write the client certificate's key here (default: with the certificate)")
+	return cmd
+}
+
+func runIf(ok bool, f func() error) error {
+	if !ok {
+		return nil
+	}
+	return f()
+}
+
+func sampleCurlCmd() *cobra.Command {
+	var o curl.Options
+	cmd := &cobra.Command{
+		Use:   "curl URL",
+		Short: "A small curl (flags, output and exit codes like curl's) for sleep/curl-style clients",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.URL = args[0]
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			if code := curl.Run(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
+				return exitError{code: code}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.Headers, "header", "H", nil, `request header "Name: value" (repeatable)`)
+	f.StringVarP(&o.Method, "request", "X", "", "request method")
+	f.StringArrayVarP(&o.Data, "data", "d", nil, "request body (POST; @file reads a file)")
+	f.StringVarP(&o.Proxy, "proxy", "x", "", "HTTP proxy host:port (default: HTTP_PROXY/HTTPS_PROXY)")
+	f.BoolVarP(&o.Silent, "silent", "s", false, "no error messages")
+	f.BoolVarP(&o.ShowError, "show-error", "S", false, "show errors even with -s")
+	f.StringVarP(&o.Output, "output", "o", "", "write the body to this file")
+	f.StringVarP(&o.WriteOut, "write-out", "w", "", `print this after the transfer, e.g. "%{http_code}\n"`)
+	f.BoolVarP(&o.Head, "head", "I", false, "HEAD request, print the headers")
+	f.BoolVarP(&o.Include, "include", "i", false, "print the response headers before the body")
+	f.StringVarP(&o.DumpHeader, "dump-header", "D", "", `write the headers to this file ("-" stdout)`)
+	f.BoolVarP(&o.Location, "location", "L", false, "follow redirects")
+	f.DurationVarP(&o.MaxTime, "max-time", "m", 0, "overall time limit (e.g. 5s)")
+	f.DurationVar(&o.ConnectTimeout, "connect-timeout", 0, "connect time limit")
+	f.BoolVarP(&o.Insecure, "insecure", "k", false, "do not verify the server certificate")
+	f.StringVar(&o.CACert, "cacert", "", "CA certificates (PEM) to verify the server")
+	f.StringVar(&o.Cert, "cert", "", "client certificate (PEM)")
+	f.StringVar(&o.Key, "key", "", "client key (PEM)")
+	f.StringVarP(&o.Cookie, "cookie", "b", "", `cookies to send: "k=v; k2=v2" or a cookie file`)
+	f.StringVarP(&o.CookieJar, "cookie-jar", "c", "", "write received cookies to this file")
+	f.StringArrayVar(&o.Resolve, "resolve", nil, "host:port:addr to dial addr for host:port (repeatable)")
+	return cmd
+}
+
+func sampleNcCmd() *cobra.Command {
+	var o nc.Options
+	cmd := &cobra.Command{
+		Use:   "nc HOST:PORT",
+		Short: "A small netcat: stdin to a TCP connection, the connection to stdout (CONNECT via --proxy)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Address = args[0]
+			if _, _, err := net.SplitHostPort(o.Address); err != nil {
+				return fmt.Errorf("address %q: %w", o.Address, err)
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			var in io.Reader = cmd.InOrStdin()
+			if err := nc.Run(ctx, o, in, cmd.OutOrStdout()); err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "nc:", err)
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&o.Proxy, "proxy", "x", "", "HTTP proxy host:port to CONNECT through")
+	cmd.Flags().DurationVarP(&o.Timeout, "wait", "w", 10*time.Second, "connect timeout")
+	return cmd
+}

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestSampleCurl(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("end-user") != "jason" {
+			w.WriteHeader(http.StatusForbidden)
+		}
+		io.WriteString(w, "hi")
+	}))
+	defer srv.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := ln.Addr().String()
+	ln.Close()
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"sample", "curl", srv.URL + "/ip", "-s", "-o", "/dev/null", "-w", `%{http_code}\n`, "-H", "end-user: jason"}, 0, "200\n", ""},
+		{[]string{"sample", "curl", "-sS", srv.URL, "-w", " %{http_code}"}, 0, "hi 403", ""},
+		{[]string{"sample", "curl", "http://" + closed, "-s", "-w", "%{http_code}"}, 7, "000", ""},
+		{[]string{"sample", "curl", "http://" + closed}, 7, "", "curl: (7) Failed to connect"},
+	}
+	for _, tc := range tests {
+		var out, errb bytes.Buffer
+		code := Main(tc.args, strings.NewReader(""), &out, &errb)
+		if code != tc.code || out.String() != tc.stdout || !strings.Contains(errb.String(), tc.stderr) {
+			t.Errorf("%v: exit %d out %q err %q; want %d %q %q", tc.args, code, out.String(), errb.String(), tc.code, tc.stdout, tc.stderr)
+		}
+	}
+}
+
+func TestSampleNc(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		c.Write(append([]byte("one "), b...))
+	}()
+	var out, errb bytes.Buffer
+	code := Main([]string{"sample", "nc", ln.Addr().String()}, strings.NewReader("hello\n"), &out, &errb)
+	if code != 0 || out.String() != "one hello\n" {
+		t.Fatalf("exit %d out %q err %q", code, out.String(), errb.String())
+	}
+}
