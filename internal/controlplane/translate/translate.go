@@ -4,6 +4,8 @@
 package translate
 
 import (
+	"sort"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -11,6 +13,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/weftmesh/weft/internal/controlplane/model"
+	"github.com/weftmesh/weft/internal/node"
 )
 
 // Output is one proxy's configuration, each slice sorted by resource name.
@@ -23,7 +26,57 @@ type Output struct {
 }
 
 // Build translates snap for proxy p. It never fails: config that cannot be
-// honoured was rejected by validation before it reached a Snapshot.
+// honoured was rejected by validation before it reached a Snapshot; what
+// still cannot be translated is skipped, as Istio does.
 func Build(snap *model.Snapshot, p *model.Proxy) *Output {
-	return &Output{}
+	if snap == nil || p == nil || p.Meta == nil {
+		return &Output{}
+	}
+	b := newBuilder(snap, p)
+	switch {
+	case p.IsGRPC():
+		b.buildGRPC()
+	case p.Meta.Type == node.Router:
+		b.buildClusters()
+		b.buildGateway()
+	default:
+		b.buildClusters()
+		b.buildInbound()
+		if p.Meta.Capture {
+			b.buildCaptureOutbound()
+		} else {
+			b.buildExplicitOutbound()
+		}
+	}
+	return b.output()
+}
+
+// output collects the builder's resources, sorted by name.
+func (b *builder) output() *Output {
+	o := &Output{}
+	for _, n := range sortedKeys(b.listeners) {
+		o.Listeners = append(o.Listeners, b.listeners[n])
+	}
+	for _, n := range sortedKeys(b.routes) {
+		o.Routes = append(o.Routes, b.routes[n])
+	}
+	for _, n := range sortedKeys(b.clusters) {
+		o.Clusters = append(o.Clusters, b.clusters[n])
+	}
+	for _, n := range sortedKeys(b.assignments) {
+		o.Endpoints = append(o.Endpoints, b.assignments[n])
+	}
+	for _, n := range sortedKeys(b.secrets) {
+		o.Secrets = append(o.Secrets, b.secrets[n])
+	}
+	return o
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

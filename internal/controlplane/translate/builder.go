@@ -1,0 +1,75 @@
+package translate
+
+import (
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+
+	"github.com/weftmesh/weft/internal/controlplane/model"
+)
+
+// builder holds one translation's inputs, indexes and outputs. It lives for
+// one Build call.
+type builder struct {
+	snap *model.Snapshot
+	p    *model.Proxy
+	mesh *meshv1alpha1.MeshConfig
+
+	// services visible to the proxy (Istio exportTo), by hostname order.
+	services []*model.Service
+	byHost   map[string]*model.Service
+
+	listeners   map[string]*listenerv3.Listener
+	routes      map[string]*routev3.RouteConfiguration
+	clusters    map[string]*clusterv3.Cluster
+	assignments map[string]*endpointv3.ClusterLoadAssignment
+	secrets     map[string]*tlsv3.Secret
+}
+
+func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
+	b := &builder{
+		snap:        snap,
+		p:           p,
+		mesh:        snap.Mesh,
+		byHost:      map[string]*model.Service{},
+		listeners:   map[string]*listenerv3.Listener{},
+		routes:      map[string]*routev3.RouteConfiguration{},
+		clusters:    map[string]*clusterv3.Cluster{},
+		assignments: map[string]*endpointv3.ClusterLoadAssignment{},
+		secrets:     map[string]*tlsv3.Secret{},
+	}
+	if b.mesh == nil {
+		b.mesh = &meshv1alpha1.MeshConfig{}
+	}
+	for _, s := range snap.Services {
+		if s == nil || !exportedTo(s.ExportTo, s.Namespace, p.Meta.Namespace) {
+			continue
+		}
+		if _, dup := b.byHost[s.Hostname]; dup {
+			continue // first source wins, as Istio does for duplicate hosts
+		}
+		b.services = append(b.services, s)
+		b.byHost[s.Hostname] = s
+	}
+	return b
+}
+
+// allowAny reports whether unknown destinations pass through (Istio's
+// outboundTrafficPolicy, default ALLOW_ANY).
+func (b *builder) allowAny() bool {
+	return b.mesh.GetOutboundTrafficPolicy().GetMode() != meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY
+}
+
+// rootNamespace is where mesh-wide config lives (Istio: istio-system).
+func (b *builder) rootNamespace() string {
+	if ns := b.mesh.GetRootNamespace(); ns != "" {
+		return ns
+	}
+	return "istio-system"
+}
+
+// domainSuffix is the cluster DNS domain used to expand short host names.
+func (b *builder) domainSuffix() string { return "cluster.local" }

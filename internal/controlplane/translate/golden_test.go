@@ -1,0 +1,229 @@
+package translate
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"gopkg.in/yaml.v3"
+
+	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/controlplane/model"
+	"github.com/weftmesh/weft/internal/controlplane/registry"
+	"github.com/weftmesh/weft/internal/node"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// goldenCase is testdata/<case>/proxies.yaml. Config comes from
+// testdata/<case>/config.yaml plus the include files (relative to testdata/).
+type goldenCase struct {
+	Include []string      `yaml:"include"`
+	Proxies []goldenProxy `yaml:"proxies"`
+}
+
+// goldenProxy describes one connected proxy (node.Meta fields).
+type goldenProxy struct {
+	Name       string            `yaml:"name"` // output file stem
+	Type       string            `yaml:"type"`
+	IP         string            `yaml:"ip"`
+	Workload   string            `yaml:"workload"`
+	Namespace  string            `yaml:"namespace"`
+	Labels     map[string]string `yaml:"labels"`
+	Ports      string            `yaml:"ports"` // node.ParsePorts syntax
+	Capture    bool              `yaml:"capture"`
+	AppAddress string            `yaml:"appAddress"`
+	ProxyPort  uint32            `yaml:"proxyPort"`
+	Generator  string            `yaml:"generator"`
+	// NoRegister keeps the proxy's workload out of the registry (a client
+	// that serves nothing, like a gRPC client).
+	NoRegister bool `yaml:"noRegister"`
+}
+
+func (g goldenProxy) meta(t *testing.T) *node.Meta {
+	t.Helper()
+	ports, err := node.ParsePorts(g.Ports)
+	if err != nil {
+		t.Fatalf("proxy %s: %v", g.Name, err)
+	}
+	m := &node.Meta{
+		Type: node.Type(g.Type), IP: g.IP, Name: g.Workload, Namespace: g.Namespace,
+		ServiceAccount: "default", Labels: g.Labels, Ports: ports, Capture: g.Capture,
+		AppAddress: g.AppAddress, ProxyPort: g.ProxyPort, Generator: g.Generator,
+	}
+	if m.Type == "" {
+		m.Type = node.Sidecar
+	}
+	if m.Name == "" {
+		m.Name = g.Name
+	}
+	if m.Namespace == "" {
+		m.Namespace = "default"
+	}
+	if m.AppAddress == "" {
+		m.AppAddress = "127.0.0.1"
+	}
+	return m
+}
+
+// loadCase builds the snapshot and proxies of one golden case the way the
+// control plane does: config loader, registry with auto-registered proxies.
+func loadCase(t *testing.T, dir string) (*model.Snapshot, []goldenProxy, []*model.Proxy) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "proxies.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gc goldenCase
+	if err := yaml.Unmarshal(raw, &gc); err != nil {
+		t.Fatalf("%s/proxies.yaml: %v", dir, err)
+	}
+	paths := []string{filepath.Join(dir, "config.yaml")}
+	for _, inc := range gc.Include {
+		paths = append(paths, filepath.Join("testdata", inc))
+	}
+	res, err := config.LoadPaths(paths, config.Options{})
+	if err != nil {
+		t.Fatalf("loading %v: %v", paths, err)
+	}
+	var metas []*node.Meta
+	var workloads []*registry.Workload
+	for _, gp := range gc.Proxies {
+		m := gp.meta(t)
+		metas = append(metas, m)
+		if !gp.NoRegister {
+			workloads = append(workloads, registry.FromMeta(m))
+		}
+	}
+	snap, err := registry.Build(res, workloads)
+	if err != nil {
+		t.Fatalf("registry: %v", err)
+	}
+	var proxies []*model.Proxy
+	for _, m := range metas {
+		proxies = append(proxies, &model.Proxy{Meta: m, ID: m.ID(), Services: registry.ServicesFor(snap, m)})
+	}
+	return snap, gc.Proxies, proxies
+}
+
+// render is the golden form: protojson per resource, re-indented with
+// sorted keys so the bytes are stable.
+func render(t *testing.T, o *Output) []byte {
+	t.Helper()
+	group := func(ms []proto.Message) []json.RawMessage {
+		out := []json.RawMessage{}
+		for _, m := range ms {
+			b, err := protojson.Marshal(m)
+			if err != nil {
+				t.Fatalf("protojson: %v", err)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	doc := map[string]any{
+		"listeners": group(msgs(o.Listeners)),
+		"routes":    group(msgs(o.Routes)),
+		"clusters":  group(msgs(o.Clusters)),
+		"endpoints": group(msgs(o.Endpoints)),
+		"secrets":   group(msgs(o.Secrets)),
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, '\n')
+}
+
+func msgs[T proto.Message](in []T) []proto.Message {
+	out := make([]proto.Message, len(in))
+	for i, m := range in {
+		out[i] = m
+	}
+	return out
+}
+
+func cases(t *testing.T) []string {
+	t.Helper()
+	dirs, err := filepath.Glob("testdata/*/proxies.yaml")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden cases: %v", err)
+	}
+	for i, d := range dirs {
+		dirs[i] = filepath.Dir(d)
+	}
+	return dirs
+}
+
+func TestGolden(t *testing.T) {
+	for _, dir := range cases(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			snap, gps, proxies := loadCase(t, dir)
+			for i, p := range proxies {
+				out := Build(snap, p)
+				if err := out.Check(); err != nil {
+					t.Errorf("proxy %s: Check: %v", gps[i].Name, err)
+				}
+				got := render(t, out)
+				file := filepath.Join(dir, gps[i].Name+".json")
+				if *update {
+					if err := os.WriteFile(file, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatalf("%v (run with -update to create it)", err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("proxy %s: output differs from %s (run with -update and review the diff)\n%s", gps[i].Name, file, firstDiff(want, got))
+				}
+			}
+		})
+	}
+}
+
+// TestDeterministic builds every case twice and compares the bytes.
+func TestDeterministic(t *testing.T) {
+	for _, dir := range cases(t) {
+		snap, gps, proxies := loadCase(t, dir)
+		for i, p := range proxies {
+			a, b := render(t, Build(snap, p)), render(t, Build(snap, p))
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s proxy %s: two builds differ\n%s", dir, gps[i].Name, firstDiff(a, b))
+			}
+		}
+	}
+}
+
+func firstDiff(want, got []byte) string {
+	w, g := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var a, b string
+		if i < len(w) {
+			a = w[i]
+		}
+		if i < len(g) {
+			b = g[i]
+		}
+		if a != b {
+			return "line " + itoa(uint32(i+1)) + ":\n- " + a + "\n+ " + b
+		}
+	}
+	return "(no line differs)"
+}

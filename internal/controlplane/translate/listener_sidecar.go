@@ -1,0 +1,390 @@
+package translate
+
+import (
+	"sort"
+	"strings"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	networking "istio.io/api/networking/v1alpha3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/internal/controlplane/model"
+)
+
+const (
+	virtualOutbound     = "virtualOutbound"
+	virtualInbound      = "virtualInbound"
+	virtualOutboundPort = 15001
+	virtualInboundPort  = 15006
+)
+
+// inboundPort is one port the proxy's workload serves.
+type inboundPort struct {
+	port  uint32
+	proto protocol
+}
+
+// inboundPorts are the workload's target ports: from the services that
+// select it (their endpoints at the proxy's IP), then the ports it
+// announced itself. Sorted by port.
+func (b *builder) inboundPorts() []inboundPort {
+	seen := map[uint32]protocol{}
+	for _, svc := range b.p.Services {
+		for _, ep := range svc.Endpoints {
+			if ep == nil || ep.Address != b.p.Meta.IP {
+				continue
+			}
+			if sp := findPort(svc, ep.ServicePort); sp != nil {
+				if _, ok := seen[ep.Port]; !ok {
+					seen[ep.Port] = portProtocol(sp)
+				}
+			}
+		}
+	}
+	for _, mp := range b.p.Meta.Ports {
+		if _, ok := seen[mp.Port]; !ok && mp.Port != 0 {
+			seen[mp.Port] = portProtocol(&model.Port{Name: mp.Name, Protocol: mp.Protocol})
+		}
+	}
+	var out []inboundPort
+	for p, pr := range seen {
+		out = append(out, inboundPort{p, pr})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
+	return out
+}
+
+// inboundChains are the filter chains serving one workload port; match is
+// applied to each (capture: destination_port; explicit: none).
+func (b *builder) inboundChains(ip inboundPort, match func() *listenerv3.FilterChainMatch) []*listenerv3.FilterChain {
+	cluster := b.addInboundCluster(ip.port, ip.proto)
+	name := "inbound_0.0.0.0_" + itoa(ip.port)
+	httpChain := func() *listenerv3.FilterChain {
+		rc := inboundRouteConfig(ip.port, cluster)
+		b.routes[rc.Name] = rc
+		return &listenerv3.FilterChain{Name: name, FilterChainMatch: match(), Filters: []*listenerv3.Filter{
+			hcmFilter(hcmOptions{statPrefix: name, rds: rc.Name}),
+		}}
+	}
+	tcpChain := func() *listenerv3.FilterChain {
+		return &listenerv3.FilterChain{Name: name, FilterChainMatch: match(), Filters: []*listenerv3.Filter{
+			tcpFilter([]weightedCluster{{cluster, 100}}),
+		}}
+	}
+	switch {
+	case ip.proto.isHTTP():
+		return []*listenerv3.FilterChain{httpChain()}
+	case ip.proto == protoAuto:
+		h := httpChain()
+		h.Name += "_http"
+		if h.FilterChainMatch == nil {
+			h.FilterChainMatch = &listenerv3.FilterChainMatch{}
+		}
+		h.FilterChainMatch.ApplicationProtocols = sniffedHTTP
+		return []*listenerv3.FilterChain{h, tcpChain()}
+	}
+	return []*listenerv3.FilterChain{tcpChain()}
+}
+
+// buildInbound emits virtualInbound (capture) or one listener per workload
+// port bound at the workload IP (explicit).
+func (b *builder) buildInbound() {
+	ports := b.inboundPorts()
+	if b.p.Meta.Capture {
+		l := &listenerv3.Listener{
+			Name:            virtualInbound,
+			Address:         socketAddress("0.0.0.0", virtualInboundPort),
+			ListenerFilters: listenerFilters("original_dst", "tls_inspector", "http_inspector"),
+		}
+		for _, ip := range ports {
+			port := ip.port
+			l.FilterChains = append(l.FilterChains, b.inboundChains(ip, func() *listenerv3.FilterChainMatch {
+				return &listenerv3.FilterChainMatch{DestinationPort: u32(port)}
+			})...)
+		}
+		b.listeners[l.Name] = l
+		return
+	}
+	for _, ip := range ports {
+		name := b.p.Meta.IP + "_" + itoa(ip.port)
+		l := &listenerv3.Listener{Name: name, Address: socketAddress(b.p.Meta.IP, ip.port)}
+		chains := b.inboundChains(ip, func() *listenerv3.FilterChainMatch { return nil })
+		if ip.proto == protoAuto {
+			l.ListenerFilters = listenerFilters("http_inspector")
+			l.FilterChains = chains[:1]
+			l.DefaultFilterChain = chains[1]
+		} else {
+			l.FilterChains = chains
+		}
+		b.listeners[name] = l
+	}
+}
+
+// chainSet collects outbound filter chains, keeping the first of any two
+// with the same match (Envoy rejects duplicates; Istio keeps the first).
+type chainSet struct {
+	keys   map[string]bool
+	chains []*listenerv3.FilterChain
+}
+
+func (c *chainSet) add(fc *listenerv3.FilterChain) {
+	if c.keys == nil {
+		c.keys = map[string]bool{}
+	}
+	k := fc.GetFilterChainMatch().String()
+	if c.keys[k] {
+		return
+	}
+	c.keys[k] = true
+	c.chains = append(c.chains, fc)
+}
+
+// buildCaptureOutbound emits virtualOutbound: HTTP ports through an HCM
+// with RDS by port, TCP ports by VIP and port through tcp_proxy, TLS ports
+// by SNI, and unknown destinations to PassthroughCluster or BlackHoleCluster.
+func (b *builder) buildCaptureOutbound() {
+	var cs chainSet
+	httpPorts := map[uint32]bool{}
+	for _, svc := range b.services {
+		for _, p := range svc.Ports {
+			pr := portProtocol(p)
+			if pr.isHTTP() || pr == protoAuto {
+				if !httpPorts[p.Number] {
+					httpPorts[p.Number] = true
+					rc := b.sidecarRouteConfig(p.Number)
+					b.routes[rc.Name] = rc
+					m := &listenerv3.FilterChainMatch{DestinationPort: u32(p.Number)}
+					if pr == protoAuto {
+						m.ApplicationProtocols = sniffedHTTP
+					}
+					cs.add(&listenerv3.FilterChain{
+						Name:             "0.0.0.0_" + itoa(p.Number),
+						FilterChainMatch: m,
+						Filters:          []*listenerv3.Filter{hcmFilter(hcmOptions{statPrefix: "outbound_0.0.0.0_" + itoa(p.Number), rds: rc.Name})},
+					})
+				}
+				if pr.isHTTP() {
+					continue
+				}
+			}
+			if pr == protoTLS {
+				b.tlsChains(&cs, svc, p)
+				continue
+			}
+			// TCP (and the non-HTTP half of auto-detected ports).
+			dests := b.tcpDestinations(svc, p)
+			for _, m := range vipMatches(svc, p.Number) {
+				cs.add(&listenerv3.FilterChain{Name: chainName(m, p.Number), FilterChainMatch: m, Filters: []*listenerv3.Filter{tcpFilter(dests)}})
+			}
+		}
+	}
+	def := passthroughCluster
+	if !b.allowAny() {
+		def = blackholeCluster
+	}
+	sort.SliceStable(cs.chains, func(i, j int) bool { return cs.chains[i].Name < cs.chains[j].Name })
+	b.listeners[virtualOutbound] = &listenerv3.Listener{
+		Name:               virtualOutbound,
+		Address:            socketAddress("0.0.0.0", virtualOutboundPort),
+		UseOriginalDst:     wrapperspb.Bool(true),
+		ListenerFilters:    listenerFilters("original_dst", "tls_inspector", "http_inspector"),
+		FilterChains:       cs.chains,
+		DefaultFilterChain: &listenerv3.FilterChain{Name: def, Filters: []*listenerv3.Filter{tcpFilter([]weightedCluster{{def, 100}})}},
+	}
+}
+
+// vipMatches matches a service port by its VIPs, or by port alone when the
+// service has none (Istio's 0.0.0.0_PORT).
+func vipMatches(svc *model.Service, port uint32) []*listenerv3.FilterChainMatch {
+	var ranges []*listenerv3.FilterChainMatch
+	m := &listenerv3.FilterChainMatch{DestinationPort: u32(port)}
+	for _, a := range svc.Addresses {
+		if c := cidr(a); c != nil {
+			m.PrefixRanges = append(m.PrefixRanges, c)
+		}
+	}
+	return append(ranges, m)
+}
+
+func chainName(m *listenerv3.FilterChainMatch, port uint32) string {
+	if len(m.PrefixRanges) == 0 {
+		return "0.0.0.0_" + itoa(port)
+	}
+	return m.PrefixRanges[0].AddressPrefix + "_" + itoa(port)
+}
+
+// tcpDestinations applies the VirtualService tcp routes for a service port
+// (first route whose match applies), else the service's own cluster.
+func (b *builder) tcpDestinations(svc *model.Service, p *model.Port) []weightedCluster {
+	def := []weightedCluster{{clusterName("outbound", p.Number, "", svc.Hostname), 100}}
+	vs := b.sidecarVirtualService(svc.Hostname)
+	if vs == nil {
+		return def
+	}
+	for _, tr := range vs.Spec.Tcp {
+		if !b.l4Applies(tr.Match, p.Number) {
+			continue
+		}
+		if d := b.routeDestinations(tr.Route, vs.Namespace, p.Number); len(d) > 0 {
+			return d
+		}
+	}
+	return def
+}
+
+func (b *builder) l4Applies(ms []*networking.L4MatchAttributes, port uint32) bool {
+	if len(ms) == 0 {
+		return true
+	}
+	for _, m := range ms {
+		if (m.Port == 0 || m.Port == port) && appliesToMesh(m.Gateways) &&
+			labelsMatch(m.SourceLabels, b.p.Meta.Labels) &&
+			(m.SourceNamespace == "" || m.SourceNamespace == b.p.Meta.Namespace) {
+			return true
+		}
+	}
+	return false
+}
+
+// routeDestinations resolves L4 route destinations to clusters.
+func (b *builder) routeDestinations(rs []*networking.RouteDestination, ns string, port uint32) []weightedCluster {
+	var out []weightedCluster
+	for _, r := range rs {
+		if len(rs) > 1 && r.Weight == 0 {
+			continue
+		}
+		name, ok := b.destinationCluster(r.Destination, ns, port)
+		if !ok {
+			name = blackholeCluster
+		}
+		w := uint32(r.Weight)
+		if len(rs) == 1 || w == 0 {
+			w = 100
+		}
+		out = append(out, weightedCluster{name, w})
+	}
+	return out
+}
+
+// tlsDestinations returns the tls-route destinations for an SNI host.
+type sniRoute struct {
+	sni   []string
+	dests []weightedCluster
+}
+
+// tlsRoutes are a TLS service port's VirtualService tls routes.
+func (b *builder) tlsRoutes(svc *model.Service, p *model.Port) []sniRoute {
+	vs := b.sidecarVirtualService(svc.Hostname)
+	if vs == nil {
+		return nil
+	}
+	var out []sniRoute
+	for _, tr := range vs.Spec.Tls {
+		for _, m := range tr.Match {
+			if (m.Port != 0 && m.Port != p.Number) || !appliesToMesh(m.Gateways) || !labelsMatch(m.SourceLabels, b.p.Meta.Labels) {
+				continue
+			}
+			if d := b.routeDestinations(tr.Route, vs.Namespace, p.Number); len(d) > 0 {
+				var sni []string
+				for _, h := range m.SniHosts {
+					sni = append(sni, b.resolveHost(h, vs.Namespace))
+				}
+				out = append(out, sniRoute{sni, d})
+			}
+		}
+	}
+	return out
+}
+
+// tlsChains routes a TLS/HTTPS service port: by SNI for tls routes, by VIP
+// when the service has one, else by SNI equal to the host (Istio).
+func (b *builder) tlsChains(cs *chainSet, svc *model.Service, p *model.Port) {
+	for _, r := range b.tlsRoutes(svc, p) {
+		m := &listenerv3.FilterChainMatch{DestinationPort: u32(p.Number), ServerNames: r.sni, TransportProtocol: "tls"}
+		cs.add(&listenerv3.FilterChain{Name: "0.0.0.0_" + itoa(p.Number) + "_" + strings.Join(r.sni, ","), FilterChainMatch: m, Filters: []*listenerv3.Filter{tcpFilter(r.dests)}})
+	}
+	dest := []weightedCluster{{clusterName("outbound", p.Number, "", svc.Hostname), 100}}
+	if len(svc.Addresses) > 0 {
+		for _, m := range vipMatches(svc, p.Number) {
+			cs.add(&listenerv3.FilterChain{Name: chainName(m, p.Number), FilterChainMatch: m, Filters: []*listenerv3.Filter{tcpFilter(dest)}})
+		}
+		return
+	}
+	m := &listenerv3.FilterChainMatch{DestinationPort: u32(p.Number), ServerNames: []string{svc.Hostname}, TransportProtocol: "tls"}
+	cs.add(&listenerv3.FilterChain{Name: "0.0.0.0_" + itoa(p.Number) + "_" + svc.Hostname, FilterChainMatch: m, Filters: []*listenerv3.Filter{tcpFilter(dest)}})
+}
+
+// buildExplicitOutbound emits the explicit HTTP proxy: one listener at
+// IP:ProxyPort whose route config explicit_http_proxy holds every outbound
+// service as port-qualified virtual hosts, with CONNECT routes for TCP and
+// TLS ports, and the catch-all for unknown hosts.
+func (b *builder) buildExplicitOutbound() {
+	b.addPassthrough(true)
+	if b.p.Meta.ProxyPort == 0 {
+		return
+	}
+	rc := &routev3.RouteConfiguration{Name: explicitProxyName}
+	seen := domainSet{}
+	for _, svc := range b.services {
+		for _, p := range svc.Ports {
+			pr := portProtocol(p)
+			doms := seen.take(b.domains(svc, p.Number, p.Number == 80, true))
+			if len(doms) == 0 {
+				continue
+			}
+			vh := &routev3.VirtualHost{Name: svc.Hostname + ":" + itoa(p.Number), Domains: doms}
+			if !pr.isHTTP() {
+				vh.Routes = append(vh.Routes, b.connectRoute(svc, p))
+			}
+			if pr.isHTTP() || pr == protoAuto {
+				vh.Routes = append(vh.Routes, b.serviceRoutes(svc, p.Number)...)
+			}
+			rc.VirtualHosts = append(rc.VirtualHosts, vh)
+		}
+	}
+	rc.VirtualHosts = append(rc.VirtualHosts, b.catchAll(true))
+	b.routes[rc.Name] = rc
+	b.listeners[explicitProxyName] = &listenerv3.Listener{
+		Name:    explicitProxyName,
+		Address: socketAddress(b.p.Meta.IP, b.p.Meta.ProxyPort),
+		FilterChains: []*listenerv3.FilterChain{{
+			Name:    explicitProxyName,
+			Filters: []*listenerv3.Filter{hcmFilter(hcmOptions{statPrefix: explicitProxyName, rds: rc.Name, connect: true})},
+		}},
+	}
+}
+
+// connectRoute tunnels CONNECT host:port to the port's TCP destinations.
+func (b *builder) connectRoute(svc *model.Service, p *model.Port) *routev3.Route {
+	dests := b.tcpDestinations(svc, p)
+	if portProtocol(p) == protoTLS {
+		dests = []weightedCluster{{clusterName("outbound", p.Number, "", svc.Hostname), 100}}
+		for _, r := range b.tlsRoutes(svc, p) {
+			if sniCovers(r.sni, svc.Hostname) {
+				dests = r.dests
+				break
+			}
+		}
+	}
+	a := &routev3.RouteAction{}
+	if len(dests) == 1 {
+		a.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: dests[0].name}
+	} else {
+		wc := &routev3.WeightedCluster{}
+		for _, d := range dests {
+			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{Name: d.name, Weight: u32(d.weight)})
+		}
+		a.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
+	}
+	return &routev3.Route{Name: "connect", Match: connectMatch(), Action: &routev3.Route_Route{Route: connectAction(a)}}
+}
+
+func sniCovers(snis []string, host string) bool {
+	for _, s := range snis {
+		if hostMatches(s, host) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,192 @@
+package translate
+
+import (
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	networking "istio.io/api/networking/v1alpha3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/internal/controlplane/model"
+)
+
+const (
+	// SDS names of the workload certificate and the mesh root, as Istio.
+	sdsDefault = "default"
+	sdsRootCA  = "ROOTCA"
+	// credentialPrefix is how Istio names credentialName secrets in SDS.
+	credentialPrefix = "kubernetes://"
+	// systemCAs is the trust store Istio uses for SIMPLE TLS without
+	// caCertificates (VERIFY_CERTIFICATE_AT_CLIENT).
+	systemCAs = "/etc/ssl/certs/ca-certificates.crt"
+)
+
+func sdsRef(name string) *tlsv3.SdsSecretConfig {
+	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: ads()}
+}
+
+func tlsSocket(ctx proto.Message) *corev3.TransportSocket {
+	return &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: toAny(ctx)},
+	}
+}
+
+// istioSNI is the SNI Istio sends for ISTIO_MUTUAL: outbound_.PORT_.SUBSET_.HOST.
+func istioSNI(port uint32, subset, host string) string {
+	return "outbound_." + itoa(port) + "_." + subset + "_." + host
+}
+
+// sanMatchers matches subject alt names: URI for SPIFFE ids, DNS otherwise.
+func sanMatchers(sans []string) []*tlsv3.SubjectAltNameMatcher {
+	var out []*tlsv3.SubjectAltNameMatcher
+	for _, s := range sans {
+		t := tlsv3.SubjectAltNameMatcher_DNS
+		if strings.HasPrefix(s, "spiffe://") {
+			t = tlsv3.SubjectAltNameMatcher_URI
+		}
+		out = append(out, &tlsv3.SubjectAltNameMatcher{
+			SanType: t,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s}},
+		})
+	}
+	return out
+}
+
+// upstreamTLS builds a cluster's transport socket from DestinationRule tls.
+// MESH_EXTERNAL services never get ISTIO_MUTUAL (they have no mesh identity).
+func (b *builder) upstreamTLS(svc *model.Service, port *model.Port, subset string, t *networking.ClientTLSSettings) *corev3.TransportSocket {
+	if t == nil {
+		return nil
+	}
+	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{}}
+	cc := ctx.CommonTlsContext
+	switch t.Mode {
+	case networking.ClientTLSSettings_DISABLE:
+		return nil
+	case networking.ClientTLSSettings_ISTIO_MUTUAL:
+		if svc.MeshExternal {
+			return nil
+		}
+		ctx.Sni = t.Sni
+		if ctx.Sni == "" {
+			ctx.Sni = istioSNI(port.Number, subset, svc.Hostname)
+		}
+		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsRef(sdsDefault)}
+		cc.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+			DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(t.SubjectAltNames)},
+			ValidationContextSdsSecretConfig: sdsRef(sdsRootCA),
+		}}
+		cc.AlpnProtocols = []string{"istio-peer-exchange", "istio"}
+		return tlsSocket(ctx)
+	case networking.ClientTLSSettings_SIMPLE, networking.ClientTLSSettings_MUTUAL:
+		ctx.Sni = t.Sni
+		if ctx.Sni == "" && !strings.HasPrefix(svc.Hostname, "*") {
+			// Istio's auto SNI: the destination host.
+			ctx.Sni = svc.Hostname
+		}
+		if t.CredentialName != "" {
+			name := credentialPrefix + t.CredentialName
+			if t.Mode == networking.ClientTLSSettings_MUTUAL {
+				cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsRef(name)}
+				b.addSecret(t.CredentialName, false)
+			}
+			if !t.GetInsecureSkipVerify().GetValue() {
+				cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sdsRef(name + "-cacert")}
+				b.addSecret(t.CredentialName, true)
+			}
+			return tlsSocket(ctx)
+		}
+		if t.Mode == networking.ClientTLSSettings_MUTUAL && t.ClientCertificate != "" {
+			cc.TlsCertificates = []*tlsv3.TlsCertificate{{
+				CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.ClientCertificate}},
+				PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.PrivateKey}},
+			}}
+		}
+		if !t.GetInsecureSkipVerify().GetValue() {
+			ca := t.CaCertificates
+			if ca == "" {
+				ca = systemCAs
+			}
+			cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa:                 &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: ca}},
+				MatchTypedSubjectAltNames: sanMatchers(t.SubjectAltNames),
+			}}
+		}
+		return tlsSocket(ctx)
+	}
+	return nil
+}
+
+// addSecret serves the credential to the proxy, but only from the proxy's
+// own namespace: the namespace check is the lookup key itself, so a
+// gateway can never read another namespace's secret (CVE-2021-34824).
+// It reports whether the secret exists.
+func (b *builder) addSecret(credential string, ca bool) bool {
+	s := b.snap.Secrets[b.p.Meta.Namespace+"/"+credential]
+	if s == nil || s.Namespace != b.p.Meta.Namespace {
+		return false
+	}
+	if ca {
+		if len(s.CACert) == 0 {
+			return false
+		}
+		name := credentialPrefix + credential + "-cacert"
+		b.secrets[name] = &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: s.CACert}},
+		}}}
+		return true
+	}
+	name := credentialPrefix + credential
+	b.secrets[name] = &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: s.CertChain}},
+		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: s.PrivateKey}},
+	}}}
+	return true
+}
+
+// downstreamTLS is a gateway server's TLS termination (SIMPLE, MUTUAL,
+// OPTIONAL_MUTUAL, ISTIO_MUTUAL).
+func (b *builder) downstreamTLS(t *networking.ServerTLSSettings, alpn []string) *corev3.TransportSocket {
+	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{AlpnProtocols: alpn}}
+	cc := ctx.CommonTlsContext
+	switch t.GetMode() {
+	case networking.ServerTLSSettings_ISTIO_MUTUAL:
+		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsRef(sdsDefault)}
+		cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sdsRef(sdsRootCA)}
+		ctx.RequireClientCertificate = wrapperspb.Bool(true)
+		return tlsSocket(ctx)
+	case networking.ServerTLSSettings_SIMPLE, networking.ServerTLSSettings_MUTUAL, networking.ServerTLSSettings_OPTIONAL_MUTUAL:
+	default:
+		return nil
+	}
+	mutual := t.GetMode() != networking.ServerTLSSettings_SIMPLE
+	switch {
+	case t.CredentialName != "":
+		name := credentialPrefix + t.CredentialName
+		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsRef(name)}
+		b.addSecret(t.CredentialName, false)
+		if mutual {
+			cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sdsRef(name + "-cacert")}
+			b.addSecret(t.CredentialName, true)
+		}
+	case t.ServerCertificate != "":
+		cc.TlsCertificates = []*tlsv3.TlsCertificate{{
+			CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.ServerCertificate}},
+			PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.PrivateKey}},
+		}}
+		if mutual && t.CaCertificates != "" {
+			cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa:                 &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.CaCertificates}},
+				MatchTypedSubjectAltNames: sanMatchers(t.SubjectAltNames),
+			}}
+		}
+	}
+	if t.GetMode() == networking.ServerTLSSettings_MUTUAL {
+		ctx.RequireClientCertificate = wrapperspb.Bool(true)
+	}
+	return tlsSocket(ctx)
+}
