@@ -211,4 +211,3 @@ func (b *builder) hasSubset(svc *model.Service, subset string) bool {
 	}
 	return false
 }
-

@@ -173,4 +173,3 @@ func inboundRouteConfig(port uint32, cluster string) *routev3.RouteConfiguration
 		}},
 	}
 }
-
