@@ -101,11 +101,14 @@ func endpointMetadata(ep *model.Endpoint) *corev3.Metadata {
 	if revision == "" {
 		revision = "latest"
 	}
-	workload := strings.Join([]string{ep.WorkloadName, ep.Namespace, canonical, revision, ""}, ";")
-	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+	md := &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 		"envoy.transport_socket_match": {Fields: map[string]*structpb.Value{"tlsMode": str(tlsMode)}},
-		"istio":                        {Fields: map[string]*structpb.Value{"workload": str(workload)}},
 	}}
+	if ep.WorkloadName != "" {
+		workload := strings.Join([]string{ep.WorkloadName, ep.Namespace, canonical, revision, ""}, ";")
+		md.FilterMetadata["istio"] = &structpb.Struct{Fields: map[string]*structpb.Value{"workload": str(workload)}}
+	}
+	return md
 }
 
 // firstEndpointOnly keeps one host (LOGICAL_DNS takes exactly one).

@@ -56,6 +56,26 @@ func sanMatchers(sans []string) []*tlsv3.SubjectAltNameMatcher {
 	return out
 }
 
+// istioSANs are the identities an ISTIO_MUTUAL upstream may present: the
+// rule's subjectAltNames, else (as Istio) the SPIFFE ids of the service
+// accounts behind the service's endpoints, sorted.
+func (b *builder) istioSANs(svc *model.Service, explicit []string) []string {
+	if len(explicit) > 0 {
+		return explicit
+	}
+	td := b.mesh.GetTrustDomain()
+	if td == "" {
+		td = "cluster.local"
+	}
+	seen := map[string]bool{}
+	for _, ep := range svc.Endpoints {
+		if ep != nil && ep.ServiceAccount != "" {
+			seen["spiffe://"+td+"/ns/"+ep.Namespace+"/sa/"+ep.ServiceAccount] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
 // upstreamTLS builds a cluster's transport socket from DestinationRule tls.
 // MESH_EXTERNAL services never get ISTIO_MUTUAL (they have no mesh identity).
 func (b *builder) upstreamTLS(svc *model.Service, port *model.Port, subset string, t *networking.ClientTLSSettings) *corev3.TransportSocket {
@@ -77,7 +97,7 @@ func (b *builder) upstreamTLS(svc *model.Service, port *model.Port, subset strin
 		}
 		cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsRef(sdsDefault)}
 		cc.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
-			DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(t.SubjectAltNames)},
+			DefaultValidationContext:         &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: sanMatchers(b.istioSANs(svc, t.SubjectAltNames))},
 			ValidationContextSdsSecretConfig: sdsRef(sdsRootCA),
 		}}
 		cc.AlpnProtocols = []string{"istio-peer-exchange", "istio"}
