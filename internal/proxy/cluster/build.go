@@ -36,7 +36,7 @@ type shared struct {
 	members   atomic.Pointer[[]*host] // current hosts, for outlier detection
 
 	dynMu   sync.Mutex
-	dyn     map[string]*host                  // ORIGINAL_DST hosts created on demand, by destination
+	dyn     map[string]*host                 // ORIGINAL_DST hosts created on demand, by destination
 	dynSnap atomic.Pointer[map[string]*host] // read-only copy for lock-free lookups
 }
 

@@ -209,7 +209,13 @@ func (d *detector) maybeSweep() {
 	}
 	now := d.clock.Now().UnixNano()
 	next := d.nextSweep.Load()
-	if now < next || !d.nextSweep.CompareAndSwap(next, now+int64(d.cfg.interval)) {
+	if now < next {
+		return
+	}
+	// Keep Envoy's fixed timer cadence: the next tick is the first
+	// multiple of interval after now.
+	iv := int64(d.cfg.interval)
+	if !d.nextSweep.CompareAndSwap(next, next+((now-next)/iv+1)*iv) {
 		return
 	}
 	d.sweep(now)
