@@ -45,6 +45,10 @@ type VirtualHost struct {
 	Routes  []*Route
 	Headers Headers
 	Table   *Table
+	// IncludeAttemptCount: send x-envoy-attempt-count upstream (Istio
+	// sets include_request_attempt_count on every virtual host).
+	IncludeAttemptCount         bool
+	IncludeAttemptCountResponse bool
 }
 
 // ActionKind says what a route does with a matched request.
@@ -186,7 +190,9 @@ func compileVHost(vh *routev3.VirtualHost, t *Table, parent perFilter, path stri
 	if len(vh.GetDomains()) == 0 {
 		return nil, fmt.Errorf("%s.domains: at least one domain is required", path)
 	}
-	v := &VirtualHost{Name: vh.GetName(), Domains: vh.GetDomains(), Table: t}
+	v := &VirtualHost{Name: vh.GetName(), Domains: vh.GetDomains(), Table: t,
+		IncludeAttemptCount:         vh.GetIncludeRequestAttemptCount(),
+		IncludeAttemptCountResponse: vh.GetIncludeAttemptCountInResponse()}
 	var err error
 	if v.Headers, err = compileHeaders(vh.GetRequestHeadersToAdd(), vh.GetRequestHeadersToRemove(),
 		vh.GetResponseHeadersToAdd(), vh.GetResponseHeadersToRemove(), path); err != nil {

@@ -1,0 +1,121 @@
+// Package filter is the HTTP filter chain of weft-proxy's connection
+// manager: the Filter interface every HTTP filter implements, the per-request
+// Stream they share, and the stream Info that access logs and metrics read.
+//
+// Filters are compiled once per HttpConnectionManager config and called per
+// request in the configured order (Envoy's: fault → jwt_authn → rbac → cors
+// → local rate limit → router). A filter either answers the request itself,
+// returns an error (the connection manager turns it into the response and
+// response flags, in one place), or passes the stream on with s.Next().
+package filter
+
+import (
+	"context"
+	"net"
+	"net/http"
+
+	"github.com/weftmesh/weft/internal/proxy/downstream"
+	"github.com/weftmesh/weft/internal/proxy/route"
+)
+
+// Filter is one compiled HTTP filter. Serve is called concurrently for
+// many streams and must not keep s after it returns. Errors that carry a
+// response (status, flags) are *rflag.Error.
+type Filter interface {
+	Serve(s *Stream) error
+}
+
+// Upstream is what the router needs from a cluster. The connection manager
+// adapts internal/proxy/cluster's *Cluster to it; tests use fakes.
+// Implementations are safe for concurrent use.
+type Upstream interface {
+	// RoundTrip sends one attempt and returns the response and the host
+	// (ip:port) it went to. Errors are *rflag.Error (UH, UF, UO, UC, UR).
+	RoundTrip(req *http.Request, o *Attempt) (*http.Response, string, error)
+	// Dial opens a TCP connection to a host of the cluster (CONNECT and
+	// protocol upgrades).
+	Dial(ctx context.Context, o *Attempt) (net.Conn, string, error)
+}
+
+// Attempt carries what the router knows about one upstream attempt.
+type Attempt struct {
+	HashKey     uint64
+	HasHash     bool
+	Retry       bool     // a retry: counts against the cluster's max_retries
+	Exclude     []string // hosts already tried (previous_hosts predicate)
+	OriginalDst string   // ORIGINAL_DST clusters: where the request was going
+	Protocol    downstream.Protocol
+}
+
+// Env resolves clusters by name against the current configuration.
+type Env interface {
+	// Upstream returns the named cluster, or nil when unknown.
+	Upstream(name string) Upstream
+}
+
+// Stream is one request travelling through the filter chain. It is owned by
+// the connection manager, which recycles it after the request completes.
+type Stream struct {
+	W      http.ResponseWriter
+	Req    *http.Request
+	Info   *Info
+	Conn   *downstream.Info
+	Env    Env
+	Table  *route.Table
+	VHost  *route.VirtualHost
+	Route  *route.Route // nil when no route matched (the router answers 404 NR)
+	Config *Config      // connection-manager settings filters need
+
+	// respSet are response headers a filter wants set (overwriting the
+	// upstream's) when the response is written, e.g. CORS headers.
+	respSet []Header
+
+	chain []Filter
+	next  int
+}
+
+// Header is one header name (canonical) and value.
+type Header struct{ Key, Value string }
+
+// SetResponseHeader asks whoever writes the response to set k (canonical)
+// to v, overwriting any value from upstream.
+func (s *Stream) SetResponseHeader(k, v string) {
+	s.respSet = append(s.respSet, Header{k, v})
+}
+
+// ApplyResponseHeaders sets the headers filters asked for on h.
+func (s *Stream) ApplyResponseHeaders(h http.Header) {
+	for _, kv := range s.respSet {
+		h[kv.Key] = []string{kv.Value}
+	}
+}
+
+// Config holds connection-manager settings that filters read.
+type Config struct {
+	// Upgrades enabled at the connection manager (lower-case types, e.g.
+	// "websocket", "connect"); routes may override.
+	Upgrades map[string]bool
+}
+
+// Start resets the chain position to the first filter and runs it.
+func (s *Stream) Start(chain []Filter) error {
+	s.chain, s.next = chain, 0
+	return s.Next()
+}
+
+// Next runs the next filter; past the end of the chain it does nothing
+// (the router, last in the chain, never calls Next).
+func (s *Stream) Next() error {
+	if s.next >= len(s.chain) {
+		return nil
+	}
+	f := s.chain[s.next]
+	s.next++
+	return f.Serve(s)
+}
+
+// Reset clears s for reuse.
+func (s *Stream) Reset() {
+	rs := s.respSet[:0]
+	*s = Stream{respSet: rs}
+}

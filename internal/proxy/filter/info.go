@@ -1,0 +1,35 @@
+package filter
+
+import (
+	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/downstream"
+	"github.com/weftmesh/weft/internal/proxy/rflag"
+)
+
+// Info is what happened to one request, for access logs and metrics
+// (Envoy's StreamInfo). Filled by the connection manager and the filters;
+// read by Options.OnComplete after the response is finished. Not safe for
+// use after OnComplete returns.
+type Info struct {
+	Start       time.Time
+	Duration    time.Duration
+	Method      string
+	Path        string // as received (before rewrites)
+	Protocol    string // HTTP/1.1, HTTP/2
+	Authority   string
+	UserAgent   string
+	XFF         string // x-forwarded-for as forwarded
+	RequestID   string
+	Status      int // 0 when no response was sent
+	Flags       rflag.Flags
+	Details     string // %RESPONSE_CODE_DETAILS%, e.g. via_upstream, route_not_found
+	BytesIn     int64
+	BytesOut    int64
+	Attempts    int
+	RouteName   string
+	Cluster     string // upstream cluster
+	Host        string // upstream host ip:port of the last attempt
+	ServiceTime time.Duration
+	Downstream  *downstream.Info
+}

@@ -1,0 +1,430 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/rflag"
+	"github.com/weftmesh/weft/internal/proxy/route"
+)
+
+// hopHeaders are connection-specific and never forwarded (RFC 9110 7.6.1).
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+	"Proxy-Authorization", "Transfer-Encoding", "Upgrade"}
+
+// stripHop removes hop-by-hop headers, including those Connection names.
+func stripHop(h http.Header) {
+	for _, c := range h["Connection"] {
+		for _, f := range strings.Split(c, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				delete(h, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	// TE is hop-by-hop, but "trailers" must reach gRPC servers.
+	if te, ok := h["Te"]; ok && !(len(te) == 1 && strings.EqualFold(te[0], "trailers")) {
+		delete(h, "Te")
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// bodyBuffer reads up to MaxBuffer bytes of body. full is true when that was
+// all of it; otherwise the returned reader replays the prefix then the rest.
+func bodyBuffer(body io.ReadCloser, n int64) (data []byte, full bool, rest io.Reader, err error) {
+	if n > MaxBuffer {
+		return nil, false, body, nil
+	}
+	var buf bytes.Buffer
+	if n > 0 {
+		buf.Grow(int(n))
+	}
+	_, err = buf.ReadFrom(io.LimitReader(body, MaxBuffer+1))
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if buf.Len() > MaxBuffer {
+		return nil, false, io.MultiReader(bytes.NewReader(buf.Bytes()), body), nil
+	}
+	return buf.Bytes(), true, nil, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// forward sends the request to the cluster with retries and streams the
+// response back.
+func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.WeightedCluster) error {
+	r := s.Req
+	a := s.Route.Action
+	policy := a.Retry
+	retries := 0
+	if policy != nil {
+		retries = policy.NumRetries
+	}
+
+	// Body: keep a bounded copy when it may be sent more than once.
+	var body []byte
+	replay := r.Body == nil || r.Body == http.NoBody
+	if !replay && (retries > 0 || len(a.Mirrors) > 0) {
+		data, full, rest, err := bodyBuffer(r.Body, r.ContentLength)
+		if err != nil {
+			return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
+		}
+		if full {
+			body, replay = data, true
+		} else {
+			r.Body = readCloser{rest, r.Body}
+		}
+	}
+	if !replay {
+		retries = 0
+	}
+
+	// Request: rewrite in place; the downstream request is ours.
+	out := r
+	stripHop(out.Header)
+	out.RequestURI = ""
+	if p, ok := s.Route.RewritePath(out.URL.EscapedPath()); ok {
+		out.URL.Opaque = p
+	}
+	out.URL.Scheme, out.URL.Host = "http", r.Host
+	if a.HostRewrite != "" {
+		out.Host = a.HostRewrite
+	}
+	if wc != nil && wc.HostRewrite != "" {
+		out.Host = wc.HostRewrite
+	}
+	requestHeaders(s, wc, out.Header)
+
+	timeout := a.Timeout
+	if a.HasGrpcTimeout {
+		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			if a.GrpcTimeoutMax > 0 && d > a.GrpcTimeoutMax {
+				d = a.GrpcTimeoutMax
+			}
+			timeout = d
+		}
+	}
+	if a.MaxStreamDuration > 0 && (timeout == 0 || a.MaxStreamDuration < timeout) {
+		timeout = a.MaxStreamDuration
+	}
+	ctx := r.Context()
+	cancel := context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		if !rt.suppress {
+			out.Header["X-Envoy-Expected-Rq-Timeout-Ms"] = []string{strconv.FormatInt(timeout.Milliseconds(), 10)}
+		}
+	}
+	defer cancel()
+
+	if len(a.Mirrors) > 0 && replay {
+		rt.mirror(s, out, body, timeout)
+	}
+
+	var opts filter.Attempt
+	if len(a.Hash) > 0 {
+		src := ""
+		if s.Conn != nil {
+			src = s.Conn.Remote.Addr().String()
+		}
+		opts.HashKey, opts.HasHash = a.HashKey(r, src)
+	}
+	if s.Conn != nil && s.Conn.OriginalDst.IsValid() {
+		opts.OriginalDst = s.Conn.OriginalDst.String()
+	}
+	if s.Conn != nil {
+		opts.Protocol = s.Conn.Protocol
+	}
+	attemptHdr := s.VHost != nil && s.VHost.IncludeAttemptCount
+
+	var last *bufferedResponse // the last retriable response, replayed if a retry cannot be made
+	for attempt := 1; ; attempt++ {
+		s.Info.Attempts = attempt
+		opts.Retry = attempt > 1
+		if attemptHdr {
+			out.Header["X-Envoy-Attempt-Count"] = []string{strconv.Itoa(attempt)}
+		}
+		if body != nil {
+			out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+			out.GetBody = nil
+		} else if replay {
+			out.Body = http.NoBody
+		}
+		tryCtx, tryCancel := ctx, context.CancelFunc(func() {})
+		if policy != nil && policy.PerTryTimeout > 0 {
+			tryCtx, tryCancel = context.WithTimeout(ctx, policy.PerTryTimeout)
+		}
+		start := time.Now()
+		resp, host, err := up.RoundTrip(out.WithContext(tryCtx), &opts)
+		s.Info.Host = host
+		if host != "" && policy != nil && policy.PreviousHosts {
+			opts.Exclude = append(opts.Exclude, host)
+		}
+		left := attempt <= retries
+		if err != nil {
+			tryCancel()
+			ferr := rt.classify(r.Context(), ctx, tryCtx, err)
+			if opts.Retry && isOverflow(ferr) && last != nil {
+				// The retry budget (max_retries) is exhausted: answer with
+				// what the previous attempt got, as Envoy does.
+				return rt.replay(s, wc, last)
+			}
+			if left && retriableErr(policy, ferr) {
+				if werr := rt.backoff(r.Context(), policy, attempt); werr != nil {
+					return dc(werr)
+				}
+				continue
+			}
+			if attempt > 1 && retriableErr(policy, ferr) {
+				ferr.Flag |= rflag.URX
+			}
+			return ferr
+		}
+		s.Info.ServiceTime = time.Since(start)
+		if policy != nil && retriableResp(policy, resp) {
+			if left {
+				b, ok := bufferResponse(resp)
+				if ok {
+					last = b
+					tryCancel()
+					if werr := rt.backoff(r.Context(), policy, attempt); werr != nil {
+						return dc(werr)
+					}
+					continue
+				}
+				// Too large to hold: forward it.
+				resp.Body = b.asBody()
+			} else if attempt > 1 {
+				s.Info.Flags |= rflag.URX
+			}
+		}
+		err = rt.respond(s, wc, resp, ctx)
+		tryCancel()
+		return err
+	}
+}
+
+func dc(err error) error {
+	return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
+}
+
+func isOverflow(e *rflag.Error) bool { return e.Flag&rflag.UO != 0 }
+
+// classify turns a RoundTrip error into an *rflag.Error: downstream gone
+// (DC), route timeout (UT 504), per-try timeout (UT 504, retriable), or
+// the cluster's own error.
+func (rt *Router) classify(down, route, try context.Context, err error) *rflag.Error {
+	switch {
+	case down.Err() != nil:
+		return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
+	case route.Err() != nil:
+		return &rflag.Error{Flag: rflag.UT, Status: http.StatusGatewayTimeout, Details: "upstream_response_timeout", Err: err}
+	case try.Err() != nil:
+		return &rflag.Error{Flag: rflag.UT, Status: http.StatusGatewayTimeout, Details: "upstream_per_try_timeout", Err: err}
+	}
+	var fe *rflag.Error
+	if errors.As(err, &fe) {
+		c := *fe
+		return &c
+	}
+	return &rflag.Error{Flag: rflag.UC, Status: http.StatusServiceUnavailable,
+		Details: "upstream_reset_before_response_started{connection_termination}", Err: err}
+}
+
+// retriableErr applies retry_on to an attempt that got no response.
+func retriableErr(p *route.RetryPolicy, e *rflag.Error) bool {
+	if p == nil {
+		return false
+	}
+	anyReset := p.On&(route.Retry5xx|route.RetryGatewayError|route.RetryReset) != 0
+	switch {
+	case e.Flag&rflag.UT != 0:
+		// Per-try timeouts retry under 5xx, gateway-error and reset; the
+		// route timeout ends everything.
+		return e.Details == "upstream_per_try_timeout" && anyReset
+	case e.Flag&rflag.UF != 0:
+		return anyReset || p.On&(route.RetryConnectFailure|route.RetryResetBeforeRequest) != 0
+	case e.Flag&(rflag.UC|rflag.UR) != 0:
+		return anyReset || (p.On&route.RetryRefusedStream != 0 && strings.Contains(e.Details, "refused"))
+	}
+	return false
+}
+
+func retriableResp(p *route.RetryPolicy, resp *http.Response) bool {
+	if p.RetriableStatus(resp.StatusCode) {
+		return true
+	}
+	if gs := resp.Header.Get("Grpc-Status"); gs != "" && p.RetriableGrpc(gs) {
+		return true
+	}
+	if len(p.Headers) > 0 {
+		fake := http.Request{Header: resp.Header, Method: "", URL: nil}
+		for _, h := range p.Headers {
+			if h.Match(&fake) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// backoff waits a jittered exponential time: uniform in [0, base·2^(n-1)],
+// capped at the max interval (Envoy's fully jittered backoff).
+func (rt *Router) backoff(ctx context.Context, p *route.RetryPolicy, attempt int) error {
+	upper := p.BackoffBase << min(attempt-1, 20)
+	if upper > p.BackoffMax || upper <= 0 {
+		upper = p.BackoffMax
+	}
+	if upper <= 0 {
+		return nil
+	}
+	return rt.sleep(ctx, time.Duration(rand.Int64N(int64(upper))+1))
+}
+
+// bufferedResponse is a retriable response held in memory in case the retry
+// cannot be made.
+type bufferedResponse struct {
+	resp *http.Response
+	body []byte
+	rest io.ReadCloser // non-nil when the body was too large to hold
+}
+
+func bufferResponse(resp *http.Response) (*bufferedResponse, bool) {
+	data, full, rest, err := bodyBuffer(resp.Body, resp.ContentLength)
+	if err != nil {
+		resp.Body.Close()
+		return &bufferedResponse{resp: resp}, true
+	}
+	if !full {
+		return &bufferedResponse{resp: resp, rest: readCloser{rest, resp.Body}}, false
+	}
+	resp.Body.Close()
+	return &bufferedResponse{resp: resp, body: data}, true
+}
+
+func (b *bufferedResponse) asBody() io.ReadCloser {
+	if b.rest != nil {
+		return b.rest
+	}
+	return io.NopCloser(bytes.NewReader(b.body))
+}
+
+func (rt *Router) replay(s *filter.Stream, wc *route.WeightedCluster, b *bufferedResponse) error {
+	b.resp.Body = b.asBody()
+	b.resp.ContentLength = int64(len(b.body))
+	b.resp.Header.Del("Content-Length")
+	return rt.respond(s, wc, b.resp, s.Req.Context())
+}
+
+// streaming reports whether each chunk must be flushed at once (gRPC,
+// server-sent events, unknown length).
+func streaming(resp *http.Response) bool {
+	if resp.ContentLength < 0 {
+		return true
+	}
+	ct := resp.Header.Get("Content-Type")
+	return strings.HasPrefix(ct, "application/grpc") || strings.HasPrefix(ct, "text/event-stream")
+}
+
+// respond writes the upstream response downstream: headers (hop-by-hop
+// removed, route mutations applied), body streamed through a pooled buffer,
+// then trailers.
+func (rt *Router) respond(s *filter.Stream, wc *route.WeightedCluster, resp *http.Response, ctx context.Context) error {
+	defer resp.Body.Close()
+	h := s.W.Header()
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	stripHop(h)
+	rt.responseHeaders(s, wc, h)
+	if !rt.suppress {
+		h["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(s.Info.ServiceTime.Milliseconds(), 10)}
+	}
+	s.Info.Details = "via_upstream"
+	s.W.WriteHeader(resp.StatusCode)
+	flush := streaming(resp)
+	var fl http.Flusher
+	if flush {
+		fl, _ = s.W.(http.Flusher)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := s.W.Write(buf[:n]); werr != nil {
+				s.Info.Flags |= rflag.DC
+				return nil
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if ctx.Err() == context.DeadlineExceeded {
+				return &rflag.Error{Flag: rflag.UT, Details: "upstream_response_timeout", Err: rerr}
+			}
+			if s.Req.Context().Err() != nil {
+				s.Info.Flags |= rflag.DC
+				return nil
+			}
+			return &rflag.Error{Flag: rflag.UC, Details: "upstream_reset_after_response_started{connection_termination}", Err: rerr}
+		}
+	}
+	for k, vs := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vs
+	}
+	return nil
+}
+
+// grpcTimeout parses a grpc-timeout header ("100m", "5S").
+func grpcTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}

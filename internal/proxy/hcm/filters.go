@@ -1,0 +1,85 @@
+package hcm
+
+import (
+	"fmt"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/filter/cors"
+	"github.com/weftmesh/weft/internal/proxy/filter/fault"
+	"github.com/weftmesh/weft/internal/proxy/filter/router"
+)
+
+// builder compiles one HTTP filter from its typed config.
+type builder struct {
+	rank  int // Envoy order: fault, jwt_authn, rbac, cors, ratelimit, router
+	msg   func() proto.Message
+	build func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error)
+}
+
+// builders are keyed by the typed_config type URL. Slots 1 (jwt_authn), 2
+// (rbac) and 4 (local rate limit) are reserved for filters that land later.
+var builders = map[string]builder{
+	"type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault": {0,
+		func() proto.Message { return &faultv3.HTTPFault{} },
+		func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
+			return fault.New(cfg.(*faultv3.HTTPFault), opts.Sleep)
+		}},
+	"type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors": {3,
+		func() proto.Message { return &corsv3.Cors{} },
+		func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
+			return cors.Filter{}, nil
+		}},
+	"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router": {5,
+		func() proto.Message { return &routerv3.Router{} },
+		func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
+			return router.New(cfg.(*routerv3.Router), router.Options{Log: m.log, Sleep: opts.Sleep})
+		}},
+}
+
+func (m *Manager) compileFilters(hfs []*hcmv3.HttpFilter, opts Options, path string) error {
+	rank := -1
+	for i, hf := range hfs {
+		p := fmt.Sprintf("%s[%d %q]", path, i, hf.GetName())
+		if hf.GetDisabled() {
+			return fmt.Errorf("%s.disabled: not supported by weft-proxy", p)
+		}
+		tc := hf.GetTypedConfig()
+		if tc == nil {
+			return fmt.Errorf("%s.typed_config: required", p)
+		}
+		b, ok := builders[tc.GetTypeUrl()]
+		if !ok {
+			if hf.GetIsOptional() {
+				continue // Envoy skips unknown optional filters
+			}
+			return fmt.Errorf("%s: filter type %s not supported by weft-proxy", p, tc.GetTypeUrl())
+		}
+		if b.rank < rank {
+			return fmt.Errorf("%s: out of order (weft-proxy runs fault, jwt_authn, rbac, cors, ratelimit, router)", p)
+		}
+		rank = b.rank
+		msg := b.msg()
+		if err := anypb.UnmarshalTo(tc, msg, proto.UnmarshalOptions{}); err != nil {
+			return fmt.Errorf("%s.typed_config: %w", p, err)
+		}
+		f, err := b.build(m, msg, opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		m.filters = append(m.filters, f)
+		if b.rank == 5 && i != len(hfs)-1 {
+			return fmt.Errorf("%s: the router must be the last filter", p)
+		}
+	}
+	if rank != 5 {
+		return fmt.Errorf("%s: the last filter must be envoy.filters.http.router", path)
+	}
+	return nil
+}

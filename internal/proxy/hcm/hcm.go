@@ -1,0 +1,234 @@
+// Package hcm is weft-proxy's HTTP connection manager, the
+// envoy.filters.network.http_connection_manager network filter: it serves
+// HTTP/1.1 (keep-alive, chunked, 100-continue, upgrades, absolute-URI proxy
+// requests and CONNECT) and HTTP/2 (h2c prior knowledge, h2 over TLS via
+// ALPN) on a downstream connection, looks the route up (inline or RDS, on
+// every request so RDS updates reach open connections), runs the HTTP
+// filter chain and turns filter errors into local replies and response
+// flags, in one place.
+//
+// A Manager is immutable after New and safe for concurrent use; the
+// runtime builds a new one when the listener's HCM config changes.
+package hcm
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"golang.org/x/net/http2"
+
+	"github.com/weftmesh/weft/internal/proxy/cluster"
+	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/route"
+)
+
+// Env is the current configuration as the runtime sees it. Implementations
+// are safe for concurrent use and cheap (an atomic load): they are called on
+// every request.
+type Env interface {
+	// RouteTable returns the current table for an RDS name; nil → 404 NR.
+	RouteTable(name string) *route.Table
+	// Cluster returns the current cluster; nil → 503 NC.
+	Cluster(name string) *cluster.Cluster
+}
+
+// StreamInfo is what happened to one request (see filter.Info).
+type StreamInfo = filter.Info
+
+// Options configure a Manager. The zero value works.
+type Options struct {
+	Log *slog.Logger
+	// OnComplete is called once per request after the response ends
+	// (access logs, metrics). The Info is only valid during the call.
+	OnComplete func(*StreamInfo)
+	// Sleep replaces real timers for fault delays and retry back-off in
+	// tests; nil uses timers.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Manager serves HTTP on downstream connections for one HCM config.
+type Manager struct {
+	log        *slog.Logger
+	env        Env
+	rdsName    string
+	table      *route.Table // inline route_config
+	filters    []filter.Filter
+	fcfg       filter.Config
+	onComplete func(*StreamInfo)
+
+	codec         hcmv3.HttpConnectionManager_CodecType
+	useRemote     bool
+	skipXFF       bool
+	xffHops       uint32
+	genID         bool
+	serverName    string
+	serverMode    hcmv3.HttpConnectionManager_ServerHeaderTransformation
+	normalizePath bool
+	mergeSlashes  bool
+	statPrefix    string
+
+	h1      *http.Server
+	h2      *http2.Server
+	streams sync.Pool
+	ups     upstreams
+}
+
+// New validates and compiles an HCM config. The error names the field
+// weft-proxy cannot honour; the caller NACKs the listener with it.
+func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, error) {
+	const p = "http_connection_manager"
+	if cfg == nil {
+		return nil, fmt.Errorf("%s: missing config", p)
+	}
+	if err := route.CheckFields(cfg, p, "codec_type", "stat_prefix", "rds", "route_config", "http_filters",
+		"upgrade_configs", "use_remote_address", "xff_num_trusted_hops", "skip_xff_append",
+		"generate_request_id", "stream_idle_timeout", "request_timeout", "common_http_protocol_options",
+		"max_request_headers_kb", "http2_protocol_options", "http_protocol_options", "normalize_path",
+		"merge_slashes", "server_name", "server_header_transformation", "path_with_escaped_slashes_action",
+		"preserve_external_request_id", "always_set_request_id_in_response", "request_headers_timeout",
+		"drain_timeout", "delayed_close_timeout", "stream_error_on_invalid_http_message"); err != nil {
+		return nil, err
+	}
+	m := &Manager{log: opts.Log, env: env, onComplete: opts.OnComplete, codec: cfg.GetCodecType(),
+		useRemote: cfg.GetUseRemoteAddress().GetValue(), skipXFF: cfg.GetSkipXffAppend(),
+		xffHops: cfg.GetXffNumTrustedHops(), genID: cfg.GetGenerateRequestId() == nil || cfg.GetGenerateRequestId().GetValue(),
+		serverName: cfg.GetServerName(), serverMode: cfg.GetServerHeaderTransformation(),
+		normalizePath: cfg.GetNormalizePath().GetValue(), mergeSlashes: cfg.GetMergeSlashes(),
+		statPrefix: cfg.GetStatPrefix()}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.serverName == "" {
+		m.serverName = "envoy"
+	}
+	if env == nil {
+		return nil, fmt.Errorf("%s: no environment", p)
+	}
+	m.ups = upstreams{env}
+	switch m.codec {
+	case hcmv3.HttpConnectionManager_AUTO, hcmv3.HttpConnectionManager_HTTP1, hcmv3.HttpConnectionManager_HTTP2:
+	default:
+		return nil, fmt.Errorf("%s.codec_type: %v not supported by weft-proxy", p, m.codec)
+	}
+	switch rs := cfg.GetRouteSpecifier().(type) {
+	case *hcmv3.HttpConnectionManager_Rds:
+		if err := route.CheckFields(rs.Rds, p+".rds", "config_source", "route_config_name"); err != nil {
+			return nil, err
+		}
+		if cs := rs.Rds.GetConfigSource(); cs.GetAds() == nil {
+			return nil, fmt.Errorf("%s.rds.config_source: only ads is supported by weft-proxy", p)
+		}
+		if rs.Rds.GetRouteConfigName() == "" {
+			return nil, fmt.Errorf("%s.rds.route_config_name: empty", p)
+		}
+		m.rdsName = rs.Rds.GetRouteConfigName()
+	case *hcmv3.HttpConnectionManager_RouteConfig:
+		t, err := route.Compile(rs.RouteConfig)
+		if err != nil {
+			return nil, fmt.Errorf("%s.route_config: %w", p, err)
+		}
+		m.table = t
+	default:
+		return nil, fmt.Errorf("%s: rds or route_config is required", p)
+	}
+	m.fcfg.Upgrades = map[string]bool{}
+	for i, u := range cfg.GetUpgradeConfigs() {
+		up := fmt.Sprintf("%s.upgrade_configs[%d]", p, i)
+		if err := route.CheckFields(u, up, "upgrade_type", "enabled"); err != nil {
+			return nil, err
+		}
+		m.fcfg.Upgrades[lower(u.GetUpgradeType())] = u.GetEnabled() == nil || u.GetEnabled().GetValue()
+	}
+	if err := m.compileFilters(cfg.GetHttpFilters(), opts, p+".http_filters"); err != nil {
+		return nil, err
+	}
+	if err := m.compileServers(cfg, p); err != nil {
+		return nil, err
+	}
+	m.streams.New = func() any { return new(stream) }
+	return m, nil
+}
+
+func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) error {
+	kb := cfg.GetMaxRequestHeadersKb().GetValue()
+	if kb == 0 {
+		kb = 60 // Envoy's default
+	}
+	if kb > 8192 {
+		return fmt.Errorf("%s.max_request_headers_kb: %d exceeds 8192", p, kb)
+	}
+	idle := time.Hour // Envoy's default connection idle timeout
+	if c := cfg.GetCommonHttpProtocolOptions(); c != nil {
+		if err := route.CheckFields(c, p+".common_http_protocol_options", "idle_timeout",
+			"max_headers_count", "headers_with_underscores_action", "max_stream_duration"); err != nil {
+			return err
+		}
+		if c.GetIdleTimeout() != nil {
+			idle = route.Dur(c.GetIdleTimeout()) // 0 disables
+		}
+	}
+	if o := cfg.GetHttpProtocolOptions(); o != nil {
+		if err := route.CheckFields(o, p+".http_protocol_options", "accept_http_10", "allow_absolute_url",
+			"enable_trailers", "header_key_format", "default_host_for_http_10"); err != nil {
+			return err
+		}
+	}
+	// Go's limit covers the request line and headers plus 4 KiB of slack;
+	// take the slack off so the whole block is bounded by the config.
+	maxHdr := int(kb)*1024 - 4096
+	if maxHdr < 1024 {
+		maxHdr = 1024
+	}
+	m.h1 = &http.Server{Handler: m, MaxHeaderBytes: maxHdr, IdleTimeout: idle,
+		ReadTimeout: route.Dur(cfg.GetRequestTimeout()),
+		ConnContext: connContext,
+		ErrorLog:    log.New(slogWriter{m.log}, "", 0)}
+	h2 := &http2.Server{IdleTimeout: idle, MaxConcurrentStreams: 2147483647}
+	if o := cfg.GetHttp2ProtocolOptions(); o != nil {
+		if err := route.CheckFields(o, p+".http2_protocol_options", "max_concurrent_streams",
+			"initial_stream_window_size", "initial_connection_window_size", "allow_connect",
+			"hpack_table_size"); err != nil {
+			return err
+		}
+		if v := o.GetMaxConcurrentStreams(); v != nil {
+			h2.MaxConcurrentStreams = v.GetValue()
+		}
+		if v := o.GetInitialStreamWindowSize(); v != nil {
+			h2.MaxUploadBufferPerStream = int32(min(v.GetValue(), 1<<31-1))
+		}
+		if v := o.GetInitialConnectionWindowSize(); v != nil {
+			h2.MaxUploadBufferPerConnection = int32(min(v.GetValue(), 1<<31-1))
+		}
+	}
+	m.h2 = h2
+	return nil
+}
+
+// RouteConfigName is the RDS name this manager reads ("" for inline).
+func (m *Manager) RouteConfigName() string { return m.rdsName }
+
+// StatPrefix is the configured stat_prefix.
+func (m *Manager) StatPrefix() string { return m.statPrefix }
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(b []byte) (int, error) {
+	w.l.Debug("http server", "msg", string(b))
+	return len(b), nil
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,127 @@
+package hcm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"sync"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"golang.org/x/net/http2"
+
+	"github.com/weftmesh/weft/internal/proxy/downstream"
+)
+
+// h2Preface starts every HTTP/2 connection (RFC 9113 3.4).
+var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+
+// ServeConn serves HTTP on c until the connection ends. It owns c and
+// closes it.
+func (m *Manager) ServeConn(c net.Conn, info *downstream.Info) {
+	if info == nil {
+		info = &downstream.Info{}
+	}
+	cc := &conn{Conn: c, info: info, done: make(chan struct{})}
+	h2 := m.codec == hcmv3.HttpConnectionManager_HTTP2 || info.Protocol == downstream.HTTP2 ||
+		(info.TLS != nil && info.TLS.NegotiatedProtocol == "h2")
+	if !h2 && m.codec == hcmv3.HttpConnectionManager_AUTO && info.Protocol != downstream.HTTP1 {
+		// Sniff for h2c prior knowledge; the peeked bytes are replayed.
+		br := bufio.NewReaderSize(c, 64)
+		h2 = sniffH2(br)
+		cc.r = br
+	}
+	if h2 {
+		ctx := context.WithValue(context.Background(), connKey{}, cc)
+		m.h2.ServeConn(cc, &http2.ServeConnOpts{Context: ctx, BaseConfig: m.h1, Handler: m})
+		cc.Close()
+		return
+	}
+	m.h1.Serve(&oneConn{c: cc})
+}
+
+type connKey struct{}
+
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if cc, ok := c.(*conn); ok {
+		return context.WithValue(ctx, connKey{}, cc)
+	}
+	return ctx
+}
+
+func connFrom(ctx context.Context) *conn {
+	cc, _ := ctx.Value(connKey{}).(*conn)
+	return cc
+}
+
+// conn carries the downstream info to the handler and reports when the
+// HTTP server (or a hijacker) closes the connection.
+type conn struct {
+	net.Conn
+	r    *bufio.Reader // non-nil when bytes were peeked
+	info *downstream.Info
+	once sync.Once
+	done chan struct{}
+}
+
+func (c *conn) Read(b []byte) (int, error) {
+	if c.r != nil {
+		if c.r.Buffered() > 0 {
+			return c.r.Read(b)
+		}
+		c.r = nil
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.done) })
+	return err
+}
+
+// CloseWrite half-closes when the underlying connection can (CONNECT and
+// upgrade tunnels).
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+// oneConn is a listener that yields one connection, then blocks until that
+// connection is closed, so http.Server.Serve returns when it ends.
+type oneConn struct {
+	c    *conn
+	used bool
+}
+
+var errDone = errors.New("connection finished")
+
+func (l *oneConn) Accept() (net.Conn, error) {
+	if !l.used {
+		l.used = true
+		return l.c, nil
+	}
+	<-l.c.done
+	return nil, errDone
+}
+
+func (l *oneConn) Close() error   { return nil }
+func (l *oneConn) Addr() net.Addr { return l.c.LocalAddr() }
+
+// sniffH2 reads only as many bytes as it takes to tell the HTTP/2 preface
+// from an HTTP/1 request line (short requests must not block it).
+func sniffH2(br *bufio.Reader) bool {
+	for n := 1; n <= len(h2Preface); n++ {
+		b, err := br.Peek(n)
+		if len(b) < n || err != nil {
+			return false
+		}
+		if !bytes.Equal(b, h2Preface[:len(b)]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,352 @@
+package hcm
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/filter/fault"
+	"github.com/weftmesh/weft/internal/proxy/rflag"
+)
+
+// stream is the pooled per-request state.
+type stream struct {
+	fs   filter.Stream
+	info filter.Info
+	w    respWriter
+	body countingBody
+}
+
+// ServeHTTP handles one request: prepare headers, look the route up, run
+// the filter chain, answer errors, report the stream info.
+func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := m.streams.Get().(*stream)
+	defer m.streams.Put(st)
+	st.fs.Reset()
+	st.info = filter.Info{Start: time.Now(), Method: r.Method, Path: r.RequestURI, Protocol: r.Proto,
+		Authority: r.Host}
+	info := &st.info
+	cc := connFrom(r.Context())
+	if cc != nil {
+		info.Downstream = cc.info
+	}
+	st.w = respWriter{w: w, info: info, m: m}
+	if r.Body != nil && r.Body != http.NoBody {
+		st.body = countingBody{rc: r.Body, info: info}
+		r.Body = &st.body
+	}
+	m.prepare(r, cc, info)
+
+	fs := &st.fs
+	fs.W, fs.Req, fs.Info, fs.Env, fs.Config = &st.w, r, info, m.ups, &m.fcfg
+	if cc != nil {
+		fs.Conn = cc.info
+	}
+	var err error
+	fs.Table = m.table
+	if fs.Table == nil {
+		fs.Table = m.env.RouteTable(m.rdsName)
+	}
+	if fs.Table == nil {
+		err = &rflag.Error{Flag: rflag.NR, Status: http.StatusNotFound, Details: "route_not_found"}
+	} else {
+		fs.VHost, fs.Route = fs.Table.Match(r)
+		err = fs.Start(m.filters)
+	}
+	abort := false
+	if err != nil {
+		abort = m.localReply(st, err)
+	}
+	info.Duration = time.Since(info.Start)
+	if m.onComplete != nil {
+		m.onComplete(info)
+	}
+	if abort {
+		// The response had started: reset the stream, as Envoy does.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// prepare applies the connection manager's request header rules:
+// x-forwarded-for/-proto, x-request-id, path normalisation.
+func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
+	h := r.Header
+	tls := r.TLS != nil || (cc != nil && cc.info.TLS != nil)
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	if m.useRemote {
+		if cc != nil && cc.info.Remote.IsValid() && !m.skipXFF {
+			ip := cc.info.Remote.Addr().Unmap().String()
+			if prior, ok := h["X-Forwarded-For"]; ok && len(prior) > 0 {
+				h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+			} else {
+				h["X-Forwarded-For"] = []string{ip}
+			}
+		}
+		h["X-Forwarded-Proto"] = []string{scheme}
+	} else if _, ok := h["X-Forwarded-Proto"]; !ok {
+		h["X-Forwarded-Proto"] = []string{scheme}
+	}
+	if v, ok := h["X-Forwarded-For"]; ok && len(v) > 0 {
+		info.XFF = v[0]
+	}
+	if id := h.Get("X-Request-Id"); id != "" {
+		info.RequestID = id
+	} else if m.genID {
+		info.RequestID = requestID()
+		h["X-Request-Id"] = []string{info.RequestID}
+	}
+	if v, ok := h["User-Agent"]; ok && len(v) > 0 {
+		info.UserAgent = v[0]
+	}
+	if r.URL.Path != "" && (m.normalizePath || m.mergeSlashes) {
+		r.URL.Path = normalize(r.URL.Path, m.normalizePath, m.mergeSlashes)
+		r.URL.RawPath = ""
+	}
+}
+
+// requestID makes a random UUIDv4 (x-request-id), without a syscall.
+func requestID() string {
+	const hex = "0123456789abcdef"
+	var b [36]byte
+	a, c := rand.Uint64(), rand.Uint64()
+	a = a&^(0xf<<12) | 0x4<<12     // version 4
+	c = c&^(0x3<<62) | uint64(2)<<62 // variant 10
+	j := 0
+	for i := 0; i < 32; i++ {
+		if i == 8 || i == 12 || i == 16 || i == 20 {
+			b[j] = '-'
+			j++
+		}
+		var nib uint64
+		if i < 16 {
+			nib = a >> (60 - 4*uint(i)) & 0xf
+		} else {
+			nib = c >> (60 - 4*uint(i-16)) & 0xf
+		}
+		b[j] = hex[nib]
+		j++
+	}
+	return string(b[:])
+}
+
+// normalize removes dot segments (RFC 3986 5.2.4) and/or merges slashes.
+func normalize(p string, dots, slashes bool) string {
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	out := make([]string, 0, len(segs))
+	for i, s := range segs {
+		switch {
+		case i == 0:
+			out = append(out, s)
+		case s == "" && slashes && i != len(segs)-1:
+		case s == "." && dots:
+			if i == len(segs)-1 {
+				out = append(out, "")
+			}
+		case s == ".." && dots:
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+			if i == len(segs)-1 {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, s)
+		}
+	}
+	res := strings.Join(out, "/")
+	if res == "" {
+		return "/"
+	}
+	return res
+}
+
+// localReply answers a filter error the way Envoy's local replies do. It
+// returns true when the response had already started, so the stream must
+// be reset instead.
+func (m *Manager) localReply(st *stream, err error) bool {
+	info := &st.info
+	var fe *rflag.Error
+	if !errors.As(err, &fe) {
+		fe = &rflag.Error{Status: http.StatusInternalServerError, Details: "internal_error", Err: err}
+	}
+	info.Flags |= fe.Flag
+	info.Details = fe.Details
+	if st.w.wrote {
+		return true
+	}
+	if fe.Status == 0 {
+		if fe.Flag&rflag.DC != 0 {
+			return false // nobody to answer
+		}
+		return true
+	}
+	r := st.fs.Req
+	body := replyBody(fe)
+	h := st.w.Header()
+	for k := range h {
+		delete(h, k) // a filter may have staged headers for a response that never came
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		// gRPC clients need a trailers-only response with a grpc-status.
+		gs := grpcStatusFor(fe)
+		h["Content-Type"] = []string{"application/grpc"}
+		h["Grpc-Status"] = []string{gs}
+		if body != "" {
+			h["Grpc-Message"] = []string{body}
+		}
+		st.w.WriteHeader(http.StatusOK)
+		return false
+	}
+	if body != "" {
+		h["Content-Type"] = []string{"text/plain"}
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	st.w.WriteHeader(fe.Status)
+	if body != "" && r.Method != http.MethodHead {
+		io.WriteString(&st.w, body)
+	}
+	return false
+}
+
+// replyBody is Envoy's local reply text for the flag.
+func replyBody(fe *rflag.Error) string {
+	const reset = "upstream connect error or disconnect/reset before headers. reset reason: "
+	f := fe.Flag
+	switch {
+	case f&rflag.FI != 0:
+		return "fault filter abort"
+	case f&rflag.UT != 0:
+		return "upstream request timeout"
+	case f&rflag.UH != 0:
+		return "no healthy upstream"
+	case f&rflag.UO != 0:
+		return reset + "overflow"
+	case f&rflag.UF != 0:
+		return reset + "remote connection failure"
+	case f&rflag.UR != 0:
+		return reset + "remote reset"
+	case f&rflag.UC != 0:
+		return reset + "connection termination"
+	case f&rflag.RBAC != 0:
+		return "RBAC: access denied"
+	case f&rflag.RL != 0:
+		return "local_rate_limited"
+	}
+	return ""
+}
+
+// grpcStatusFor maps a local reply to a grpc-status (Envoy's
+// HTTP-to-gRPC mapping), unless a fault abort chose one.
+func grpcStatusFor(fe *rflag.Error) string {
+	var gs fault.GrpcStatus
+	if errors.As(fe, &gs) {
+		return string(gs)
+	}
+	switch fe.Status {
+	case 400:
+		return "13"
+	case 401:
+		return "16"
+	case 403:
+		return "7"
+	case 404:
+		return "12"
+	case 429, 502, 503, 504:
+		return "14"
+	}
+	return "2"
+}
+
+// respWriter records status and bytes, and rewrites the Server header.
+type respWriter struct {
+	w     http.ResponseWriter
+	info  *filter.Info
+	m     *Manager
+	wrote bool
+}
+
+var (
+	_ http.Flusher  = (*respWriter)(nil)
+	_ http.Hijacker = (*respWriter)(nil)
+)
+
+func (w *respWriter) Header() http.Header { return w.w.Header() }
+
+func (w *respWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	if code >= 200 {
+		w.wrote = true
+		w.info.Status = code
+		h := w.w.Header()
+		switch w.m.serverMode {
+		case hcmv3.HttpConnectionManager_OVERWRITE:
+			h["Server"] = []string{w.m.serverName}
+		case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
+			if _, ok := h["Server"]; !ok {
+				h["Server"] = []string{w.m.serverName}
+			}
+		}
+	}
+	w.w.WriteHeader(code)
+}
+
+func (w *respWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.w.Write(b)
+	w.info.BytesOut += int64(n)
+	return n, err
+}
+
+func (w *respWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.w.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	w.wrote = true
+	return h.Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.w }
+
+// countingBody counts request body bytes for the stream info.
+type countingBody struct {
+	rc   io.ReadCloser
+	info *filter.Info
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.info.BytesIn += int64(n)
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.rc.Close() }
