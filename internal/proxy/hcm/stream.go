@@ -121,7 +121,7 @@ func requestID() string {
 	const hex = "0123456789abcdef"
 	var b [36]byte
 	a, c := rand.Uint64(), rand.Uint64()
-	a = a&^(0xf<<12) | 0x4<<12     // version 4
+	a = a&^(0xf<<12) | 0x4<<12       // version 4
 	c = c&^(0x3<<62) | uint64(2)<<62 // variant 10
 	j := 0
 	for i := 0; i < 32; i++ {

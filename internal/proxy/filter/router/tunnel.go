@@ -201,4 +201,3 @@ func closeWrite(c net.Conn) {
 	}
 	c.Close()
 }
-
