@@ -42,6 +42,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.AddCommand(
 		newVersionCmd(),
+		newControlPlaneCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newProxyStatusCmd(), newProxyConfigCmd(),
 		newSampleCmd(),
 	)
 	return root

@@ -27,6 +27,8 @@ type ProxyStatus struct {
 	Type        string                `json:"type"`
 	Workload    string                `json:"workload"` // name.namespace
 	IP          string                `json:"ip"`
+	Version     string                `json:"version,omitempty"` // the proxy's build version
+	Generator   string                `json:"generator,omitempty"`
 	Delta       bool                  `json:"delta"`
 	ConnectedAt time.Time             `json:"connectedAt"`
 	CheckError  string                `json:"checkError,omitempty"`
@@ -55,6 +57,8 @@ func (s *Server) Status() []ProxyStatus {
 			Type:        string(p.meta.Type),
 			Workload:    p.meta.Name + "." + p.meta.Namespace,
 			IP:          p.meta.IP,
+			Version:     p.meta.Version,
+			Generator:   p.meta.Generator,
 			Delta:       p.delta,
 			ConnectedAt: p.connectedAt,
 			CheckError:  p.checkErr,

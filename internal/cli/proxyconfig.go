@@ -1,0 +1,356 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weftmesh/weft/internal/controlplane/server"
+)
+
+var proxyConfigSections = []string{"clusters", "listeners", "routes", "endpoints", "secrets", "all"}
+
+func newProxyConfigCmd() *cobra.Command {
+	var addr, output string
+	cmd := &cobra.Command{
+		Use:   "proxy-config clusters|listeners|routes|endpoints|secrets|all PROXY",
+		Short: "Show the xDS config the control plane serves a proxy",
+		Long: `proxy-config prints what the control plane last published to a proxy, as
+tables like istioctl's, or with -o json in the shape of Envoy's /config_dump.
+PROXY is a node id, name.namespace or a workload name.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			section := strings.ToLower(args[0])
+			if section == "cluster" || section == "listener" || section == "route" || section == "endpoint" || section == "secret" {
+				section += "s"
+			}
+			if !contains(proxyConfigSections, section) {
+				return fmt.Errorf("unknown section %q: want one of %s", args[0], strings.Join(proxyConfigSections, ", "))
+			}
+			var raw bytes.Buffer
+			path := server.PathProxies + "/" + url.PathEscape(args[1]) + "/config_dump"
+			if err := newCPClient(addr).do(cmd.Context(), "GET", path, nil, nil, &raw); err != nil {
+				return reportErr(cmd, err)
+			}
+			dump := &adminv3.ConfigDump{}
+			if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw.Bytes(), dump); err != nil {
+				return fmt.Errorf("decoding config dump: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			switch output {
+			case "json":
+				return printDumpJSON(out, dump, section)
+			case "", "table":
+			default:
+				return fmt.Errorf("-o %q: want json or table", output)
+			}
+			for _, c := range dump.GetConfigs() {
+				m, err := c.UnmarshalNew()
+				if err != nil {
+					return fmt.Errorf("decoding %s: %w", c.GetTypeUrl(), err)
+				}
+				switch d := m.(type) {
+				case *adminv3.ClustersConfigDump:
+					if section == "clusters" || section == "all" {
+						printClusters(out, d)
+					}
+				case *adminv3.ListenersConfigDump:
+					if section == "listeners" || section == "all" {
+						printListeners(out, d)
+					}
+				case *adminv3.RoutesConfigDump:
+					if section == "routes" || section == "all" {
+						printRoutes(out, d)
+					}
+				case *adminv3.EndpointsConfigDump:
+					if section == "endpoints" || section == "all" {
+						printEndpoints(out, d)
+					}
+				case *adminv3.SecretsConfigDump:
+					if section == "secrets" || section == "all" {
+						printSecrets(out, d)
+					}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "json or table")
+	addCPFlag(cmd, &addr)
+	return cmd
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func printDumpJSON(w io.Writer, dump *adminv3.ConfigDump, section string) error {
+	if section != "all" {
+		want := map[string]string{
+			"clusters":  "envoy.admin.v3.ClustersConfigDump",
+			"listeners": "envoy.admin.v3.ListenersConfigDump",
+			"routes":    "envoy.admin.v3.RoutesConfigDump",
+			"endpoints": "envoy.admin.v3.EndpointsConfigDump",
+			"secrets":   "envoy.admin.v3.SecretsConfigDump",
+		}[section]
+		var keep []*anypb.Any
+		for _, c := range dump.GetConfigs() {
+			if strings.HasSuffix(c.GetTypeUrl(), "/"+want) {
+				keep = append(keep, c)
+			}
+		}
+		dump = &adminv3.ConfigDump{Configs: keep}
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(dump)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func unpack[T proto.Message](a *anypb.Any, m T) (T, bool) {
+	if a == nil || a.UnmarshalTo(m) != nil {
+		return m, false
+	}
+	return m, true
+}
+
+func printClusters(w io.Writer, d *adminv3.ClustersConfigDump) {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE FQDN\tPORT\tSUBSET\tDIRECTION\tTYPE")
+	for _, dc := range d.GetDynamicActiveClusters() {
+		c, ok := unpack(dc.GetCluster(), &clusterv3.Cluster{})
+		if !ok {
+			continue
+		}
+		fqdn, port, subset, dir := c.GetName(), "-", "-", "-"
+		if f := strings.Split(c.GetName(), "|"); len(f) == 4 {
+			dir, port, subset, fqdn = f[0], f[1], f[2], f[3]
+			if subset == "" {
+				subset = "-"
+			}
+			if fqdn == "" {
+				fqdn = "-"
+			}
+		}
+		typ := c.GetType().String()
+		if c.GetClusterType() != nil {
+			typ = c.GetClusterType().GetName()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", fqdn, port, subset, dir, typ)
+	}
+	tw.Flush()
+}
+
+func sockAddr(a *corev3.Address) (string, string) {
+	sa := a.GetSocketAddress()
+	if sa == nil {
+		return "-", "-"
+	}
+	return sa.GetAddress(), fmt.Sprint(sa.GetPortValue())
+}
+
+func printListeners(w io.Writer, d *adminv3.ListenersConfigDump) {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tADDRESS\tPORT\tMATCH\tDESTINATION")
+	for _, dl := range d.GetDynamicListeners() {
+		l, ok := unpack(dl.GetActiveState().GetListener(), &listenerv3.Listener{})
+		if !ok {
+			continue
+		}
+		addr, port := sockAddr(l.GetAddress())
+		if api := l.GetApiListener().GetApiListener(); api != nil {
+			dest := "-"
+			if h, ok := unpack(api, &hcmv3.HttpConnectionManager{}); ok {
+				dest = hcmDest(h)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.GetName(), "-", "-", "API listener (gRPC)", dest)
+			continue
+		}
+		chains := l.GetFilterChains()
+		if l.GetDefaultFilterChain() != nil {
+			chains = append(chains, l.GetDefaultFilterChain())
+		}
+		if len(chains) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.GetName(), addr, port, "-", "-")
+		}
+		for _, fc := range chains {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.GetName(), addr, port, chainMatch(fc.GetFilterChainMatch()), chainDest(fc))
+		}
+	}
+	tw.Flush()
+}
+
+func chainMatch(m *listenerv3.FilterChainMatch) string {
+	if m == nil {
+		return "ALL"
+	}
+	var parts []string
+	if p := m.GetDestinationPort(); p != nil {
+		parts = append(parts, fmt.Sprintf("port=%d", p.GetValue()))
+	}
+	for _, r := range m.GetPrefixRanges() {
+		parts = append(parts, fmt.Sprintf("%s/%d", r.GetAddressPrefix(), r.GetPrefixLen().GetValue()))
+	}
+	if sn := m.GetServerNames(); len(sn) > 0 {
+		parts = append(parts, "sni="+strings.Join(sn, ","))
+	}
+	if tp := m.GetTransportProtocol(); tp != "" {
+		parts = append(parts, "transport="+tp)
+	}
+	if ap := m.GetApplicationProtocols(); len(ap) > 0 {
+		parts = append(parts, "alpn="+strings.Join(ap, ","))
+	}
+	if len(parts) == 0 {
+		return "ALL"
+	}
+	return strings.Join(parts, " ")
+}
+
+func chainDest(fc *listenerv3.FilterChain) string {
+	for _, f := range fc.GetFilters() {
+		if h, ok := unpack(f.GetTypedConfig(), &hcmv3.HttpConnectionManager{}); ok {
+			return hcmDest(h)
+		}
+		if t, ok := unpack(f.GetTypedConfig(), &tcpproxyv3.TcpProxy{}); ok {
+			if wc := t.GetWeightedClusters(); wc != nil {
+				var cs []string
+				for _, c := range wc.GetClusters() {
+					cs = append(cs, fmt.Sprintf("%s(%d)", c.GetName(), c.GetWeight()))
+				}
+				return "Clusters: " + strings.Join(cs, ", ")
+			}
+			return "Cluster: " + t.GetCluster()
+		}
+	}
+	return "-"
+}
+
+func hcmDest(h *hcmv3.HttpConnectionManager) string {
+	if r := h.GetRds(); r != nil {
+		return "Route: " + r.GetRouteConfigName()
+	}
+	if rc := h.GetRouteConfig(); rc != nil {
+		return "Inline route: " + rc.GetName()
+	}
+	return "HTTP"
+}
+
+func printRoutes(w io.Writer, d *adminv3.RoutesConfigDump) {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVHOST NAME\tDOMAINS\tMATCH\tDESTINATION")
+	for _, dr := range d.GetDynamicRouteConfigs() {
+		rc, ok := unpack(dr.GetRouteConfig(), &routev3.RouteConfiguration{})
+		if !ok {
+			continue
+		}
+		for _, vh := range rc.GetVirtualHosts() {
+			domains := strings.Join(vh.GetDomains(), ",")
+			if len(vh.GetDomains()) > 3 {
+				domains = strings.Join(vh.GetDomains()[:2], ",") + fmt.Sprintf(" +%d more", len(vh.GetDomains())-2)
+			}
+			for _, r := range vh.GetRoutes() {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", rc.GetName(), vh.GetName(), domains, routeMatch(r.GetMatch()), routeDest(r))
+			}
+		}
+	}
+	tw.Flush()
+}
+
+func routeMatch(m *routev3.RouteMatch) string {
+	var s string
+	switch {
+	case m.GetPath() != "":
+		s = m.GetPath()
+	case m.GetSafeRegex() != nil:
+		s = "~" + m.GetSafeRegex().GetRegex()
+	case m.GetConnectMatcher() != nil:
+		s = "CONNECT"
+	case m.GetPathSeparatedPrefix() != "":
+		s = m.GetPathSeparatedPrefix() + "/*"
+	default:
+		s = m.GetPrefix() + "*"
+	}
+	var hs []string
+	for _, h := range m.GetHeaders() {
+		hs = append(hs, h.GetName())
+	}
+	sort.Strings(hs)
+	if len(hs) > 0 {
+		s += " [" + strings.Join(hs, ",") + "]"
+	}
+	return s
+}
+
+func routeDest(r *routev3.Route) string {
+	switch a := r.GetAction().(type) {
+	case *routev3.Route_Route:
+		if c := a.Route.GetCluster(); c != "" {
+			return c
+		}
+		var cs []string
+		for _, c := range a.Route.GetWeightedClusters().GetClusters() {
+			cs = append(cs, fmt.Sprintf("%s(%d)", c.GetName(), c.GetWeight().GetValue()))
+		}
+		return strings.Join(cs, ", ")
+	case *routev3.Route_Redirect:
+		return "redirect"
+	case *routev3.Route_DirectResponse:
+		return fmt.Sprintf("direct response %d", a.DirectResponse.GetStatus())
+	}
+	return "-"
+}
+
+func printEndpoints(w io.Writer, d *adminv3.EndpointsConfigDump) {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "ENDPOINT\tSTATUS\tWEIGHT\tCLUSTER")
+	for _, de := range d.GetDynamicEndpointConfigs() {
+		cla, ok := unpack(de.GetEndpointConfig(), &endpointv3.ClusterLoadAssignment{})
+		if !ok {
+			continue
+		}
+		for _, le := range cla.GetEndpoints() {
+			for _, lb := range le.GetLbEndpoints() {
+				addr, port := sockAddr(lb.GetEndpoint().GetAddress())
+				weight := lb.GetLoadBalancingWeight().GetValue()
+				if weight == 0 {
+					weight = 1
+				}
+				fmt.Fprintf(tw, "%s:%s\t%s\t%d\t%s\n", addr, port, lb.GetHealthStatus(), weight, cla.GetClusterName())
+			}
+		}
+	}
+	tw.Flush()
+}
+
+func printSecrets(w io.Writer, d *adminv3.SecretsConfigDump) {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "RESOURCE NAME\tVERSION")
+	for _, s := range d.GetDynamicActiveSecrets() {
+		fmt.Fprintf(tw, "%s\t%s\n", s.GetName(), s.GetVersionInfo())
+	}
+	tw.Flush()
+}

@@ -1,0 +1,178 @@
+// Package server composes the standalone control plane: the watched config
+// directory (store), auto-registered workloads (registry), the ADS server
+// (xds) and the monitoring HTTP API (apply/get/delete, status, proxy
+// status and config dumps, metrics). It is the one place that wires them.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/weftmesh/weft/internal/controlplane/registry"
+	"github.com/weftmesh/weft/internal/controlplane/store"
+	"github.com/weftmesh/weft/internal/controlplane/xds"
+	"github.com/weftmesh/weft/internal/node"
+)
+
+// Options configure the control plane.
+type Options struct {
+	ConfigDir         string
+	XDSAddress        string // default 127.0.0.1:15010
+	MonitoringAddress string // default 127.0.0.1:15014
+	// Grace keeps an auto-registered workload after its proxy went, so a
+	// quick reconnect does not flap endpoints (default 5s; <0 means 0).
+	Grace time.Duration
+	// Debounce for config-dir events and xDS pushes (default 100ms).
+	Debounce time.Duration
+	Logger   *slog.Logger
+}
+
+// Server is a running control plane.
+type Server struct {
+	opts  Options
+	log   *slog.Logger
+	store *store.Dir
+	auto  *registry.Auto
+	xds   *xds.Server
+	grpc  *grpc.Server
+	http  *http.Server
+
+	xdsLis, monLis net.Listener
+
+	kick chan struct{} // asks the rebuild loop for a new snapshot
+
+	mu       sync.Mutex
+	buildErr string // last registry.Build failure, shown in status
+}
+
+// New loads the config directory and binds both listeners; Run serves.
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.XDSAddress == "" {
+		opts.XDSAddress = "127.0.0.1:15010"
+	}
+	if opts.MonitoringAddress == "" {
+		opts.MonitoringAddress = "127.0.0.1:15014"
+	}
+	if opts.Grace == 0 {
+		opts.Grace = registry.DefaultGrace
+	}
+	if opts.Grace < 0 {
+		opts.Grace = 0
+	}
+	s := &Server{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1)}
+	var err error
+	s.store, err = store.Open(opts.ConfigDir, store.Options{Logger: s.log.With("component", "store"), Debounce: opts.Debounce, OnChange: s.changed})
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range s.store.Status() {
+		for _, e := range st.Errors {
+			s.log.Error("config file rejected", "file", st.File, "error", e)
+		}
+	}
+	s.auto = registry.NewAuto(opts.Grace, s.changed)
+	snap, err := registry.Build(s.store.Resources(), nil)
+	if err != nil {
+		s.log.Error("building the service registry", "err", err)
+		s.buildErr = err.Error()
+		snap = nil
+	}
+	s.xds = xds.New(snap, xds.Options{
+		Logger:   s.log.With("component", "xds"),
+		Debounce: opts.Debounce,
+		OnConnect: func(id string, m *node.Meta) {
+			s.auto.Connect(id, registry.FromMeta(m))
+		},
+		OnDisconnect: s.auto.Disconnect,
+	})
+	if s.xdsLis, err = net.Listen("tcp", opts.XDSAddress); err != nil {
+		return nil, fmt.Errorf("xds listener: %w", err)
+	}
+	if s.monLis, err = net.Listen("tcp", opts.MonitoringAddress); err != nil {
+		s.xdsLis.Close()
+		return nil, fmt.Errorf("monitoring listener: %w", err)
+	}
+	s.grpc = grpc.NewServer()
+	s.xds.Register(s.grpc)
+	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// XDSAddr and MonitoringAddr return the bound addresses.
+func (s *Server) XDSAddr() string        { return s.xdsLis.Addr().String() }
+func (s *Server) MonitoringAddr() string { return s.monLis.Addr().String() }
+
+// XDS returns the ADS server (status, dumps).
+func (s *Server) XDS() *xds.Server { return s.xds }
+
+// Store returns the config directory.
+func (s *Server) Store() *store.Dir { return s.store }
+
+func (s *Server) changed() {
+	select {
+	case s.kick <- struct{}{}:
+	default: // a rebuild is already pending; it will see this change
+	}
+}
+
+// rebuild turns the current config and workloads into a snapshot for
+// the xDS server (which debounces the push).
+func (s *Server) rebuild() {
+	snap, err := registry.Build(s.store.Resources(), s.auto.Workloads())
+	s.mu.Lock()
+	if err != nil {
+		if s.buildErr != err.Error() {
+			s.log.Error("building the service registry; previous snapshot keeps serving", "err", err)
+		}
+		s.buildErr = err.Error()
+		s.mu.Unlock()
+		return
+	}
+	s.buildErr = ""
+	s.mu.Unlock()
+	s.xds.Update(snap)
+}
+
+// Run serves until ctx ends, then stops everything.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	go func() { errc <- s.grpc.Serve(s.xdsLis) }()
+	go func() { errc <- s.http.Serve(s.monLis) }()
+	go func() { errc <- s.store.Watch(ctx) }()
+	s.log.Info("control plane serving", "config-dir", s.store.Root(), "xds", s.XDSAddr(), "monitoring", s.MonitoringAddr())
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-s.kick:
+			s.rebuild()
+		case err = <-errc:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				break loop
+			}
+			err = nil
+		}
+	}
+	cancel()
+	s.xds.Close()
+	shutdown, done := context.WithTimeout(context.Background(), 2*time.Second)
+	defer done()
+	s.http.Shutdown(shutdown)
+	s.grpc.Stop() // xDS streams never end on their own; proxies keep their config
+	return err
+}
