@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -324,8 +325,38 @@ func (b *builder) buildExplicitOutbound() {
 	if b.p.Meta.ProxyPort == 0 {
 		return
 	}
+	// Without SO_ORIGINAL_DST every original-destination cluster takes
+	// the destination from the request (CONNECT authority or Host).
+	for _, c := range b.clusters {
+		if c.GetType() == clusterv3.Cluster_ORIGINAL_DST {
+			c.LbConfig = &clusterv3.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &clusterv3.Cluster_OriginalDstLbConfig{
+				UseHttpHeader: true, HttpHeaderName: ":authority",
+			}}
+		}
+	}
 	rc := &routev3.RouteConfiguration{Name: explicitProxyName}
 	seen := domainSet{}
+	// tls routes first: CONNECT to an sniHost goes where the route says,
+	// even when a wildcard service host also covers it.
+	for _, svc := range b.services {
+		for _, p := range svc.Ports {
+			if portProtocol(p) != protoTLS {
+				continue
+			}
+			for _, r := range b.tlsRoutes(svc, p) {
+				for _, sni := range r.sni {
+					doms := seen.take([]string{sni + ":" + itoa(p.Number)})
+					if len(doms) == 0 {
+						continue
+					}
+					rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+						Name: sni + ":" + itoa(p.Number), Domains: doms,
+						Routes: []*routev3.Route{connectRouteTo(r.dests)},
+					})
+				}
+			}
+		}
+	}
 	for _, svc := range b.services {
 		for _, p := range svc.Ports {
 			pr := portProtocol(p)
@@ -367,6 +398,10 @@ func (b *builder) connectRoute(svc *model.Service, p *model.Port) *routev3.Route
 			}
 		}
 	}
+	return connectRouteTo(dests)
+}
+
+func connectRouteTo(dests []weightedCluster) *routev3.Route {
 	a := &routev3.RouteAction{}
 	if len(dests) == 1 {
 		a.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: dests[0].name}
