@@ -3,17 +3,56 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/version"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "version" {
-		fmt.Println(version.String("weft-proxy"))
-		return
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: weft-proxy version|sidecar|router [flags]")
+		return 2
 	}
-	fmt.Fprintln(os.Stderr, "usage: weft-proxy version|sidecar|router [flags]")
-	os.Exit(2)
+	switch args[0] {
+	case "version", "--version":
+		fmt.Fprintln(stdout, version.String("weft-proxy"))
+		return 0
+	case "sidecar", "router":
+	default:
+		fmt.Fprintf(stderr, "weft-proxy: unknown command %q\nusage: weft-proxy version|sidecar|router [flags]\n", args[0])
+		return 2
+	}
+	cfg, err := bootstrap.Parse(args[0], args[1:], os.Getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "weft-proxy:", err)
+		return 2
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	p, err := bootstrap.Start(ctx, cfg, log, level)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	p.Wait()
+	return 0
 }

@@ -1,0 +1,208 @@
+// Package bootstrap turns weft-proxy's command line and environment (read
+// here and nowhere else) into a Config, and assembles the proxy from it:
+// runtime, xDS client, admin, health and stats servers, signal-driven drain.
+package bootstrap
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/internal/version"
+)
+
+// Config is everything weft-proxy needs to start.
+type Config struct {
+	XDS  string // control plane host:port
+	Meta node.Meta
+
+	AdminPort  int // loopback only
+	HealthPort int // /healthz/ready
+	StatsPort  int // /stats/prometheus
+	BindAll    bool
+
+	LogLevel      slog.Level
+	DrainDuration time.Duration
+	PeekTimeout   time.Duration
+	DNSOverride   map[string]string // host -> ip
+}
+
+// Parse reads flags for the sidecar or router command; every flag falls
+// back to an environment variable (WEFT_<FLAG>, dashes as underscores),
+// then to the default.
+func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	var t node.Type
+	switch cmd {
+	case "sidecar":
+		t = node.Sidecar
+	case "router":
+		t = node.Router
+	default:
+		return nil, fmt.Errorf("unknown command %q (want sidecar or router)", cmd)
+	}
+	fs := flag.NewFlagSet("weft-proxy "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv("WEFT_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); v != "" {
+			return v
+		}
+		return def
+	}
+	hostname, _ := os.Hostname()
+	if hostname == "" {
+		hostname = "weft-proxy"
+	}
+	str := func(name, def, usage string) *string { return fs.String(name, env(name, def), usage) }
+	xds := str("xds", "127.0.0.1:15010", "control plane xDS address host:port")
+	ns := str("namespace", "default", "workload namespace")
+	sa := str("service-account", "default", "workload service account")
+	name := str("name", hostname, "workload name")
+	labels := str("labels", "", "workload labels k=v,k=v")
+	ports := str("ports", "", "workload ports name:port:protocol,…")
+	ip := str("ip", "127.0.0.1", "workload (pod) IP; proxy ports bind here")
+	app := str("app-address", "", "address the application listens on (default 127.0.0.1)")
+	capture := str("capture", "false", "iptables capture mode (virtualOutbound 15001 / virtualInbound 15006)")
+	proxyPort := str("proxy-port", "0", "explicit-mode HTTP proxy port (0: none)")
+	adminPort := str("admin-port", "15000", "admin port (loopback only)")
+	healthPort := str("health-port", "15021", "health port (/healthz/ready)")
+	statsPort := str("stats-port", "15090", "Prometheus stats port")
+	bindAll := str("bind-all", "false", "bind health and stats ports on all addresses")
+	logLevel := str("log-level", "info", "debug, info, warn or error")
+	drain := str("drain-duration", "5s", "how long connections may drain on shutdown")
+	peek := str("protocol-detection-timeout", "5s", "how long listeners wait for the first bytes when sniffing")
+	dns := str("dns-override", "", "resolve names to fixed IPs: host=ip,host=ip")
+	network := str("network", "", "network name (multi-network meshes)")
+	clusterID := str("cluster-id", "", "cluster id")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	c := &Config{XDS: *xds}
+	var errs []error
+	fail := func(flagName string, err error) { errs = append(errs, fmt.Errorf("--%s: %w", flagName, err)) }
+	bl := func(flagName, v string) bool {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			fail(flagName, fmt.Errorf("%q is not a boolean", v))
+		}
+		return b
+	}
+	port := func(flagName, v string, zeroOK bool) int {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 0 || p > 65535 || (p == 0 && !zeroOK) {
+			fail(flagName, fmt.Errorf("%q is not a port", v))
+		}
+		return p
+	}
+	if _, err := netip.ParseAddr(*ip); err != nil {
+		fail("ip", err)
+	}
+	m := node.Meta{Type: t, IP: *ip, Name: *name, Namespace: *ns, ServiceAccount: *sa, AppAddress: *app,
+		Capture: bl("capture", *capture), ProxyPort: uint32(port("proxy-port", *proxyPort, true)),
+		Network: *network, ClusterID: *clusterID, Version: version.Version}
+	if m.AppAddress == "" {
+		m.AppAddress = "127.0.0.1"
+	}
+	if l, err := parseLabels(*labels); err != nil {
+		fail("labels", err)
+	} else {
+		m.Labels = l
+	}
+	if ps, err := node.ParsePorts(*ports); err != nil {
+		fail("ports", err)
+	} else {
+		m.Ports = ps
+	}
+	c.Meta = m
+	// Port 0 picks a free port (tests); the admin port is never public.
+	c.AdminPort = port("admin-port", *adminPort, true)
+	c.HealthPort = port("health-port", *healthPort, true)
+	c.StatsPort = port("stats-port", *statsPort, true)
+	c.BindAll = bl("bind-all", *bindAll)
+	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		fail("log-level", err)
+	}
+	var err error
+	if c.DrainDuration, err = time.ParseDuration(*drain); err != nil || c.DrainDuration < 0 {
+		fail("drain-duration", fmt.Errorf("%q is not a duration", *drain))
+	}
+	if c.PeekTimeout, err = time.ParseDuration(*peek); err != nil || c.PeekTimeout <= 0 {
+		fail("protocol-detection-timeout", fmt.Errorf("%q is not a positive duration", *peek))
+	}
+	if c.DNSOverride, err = parseDNSOverride(*dns); err != nil {
+		fail("dns-override", err)
+	}
+	if c.XDS == "" {
+		fail("xds", errors.New("required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("label %q: want key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func parseDNSOverride(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		h, ip, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || h == "" {
+			return nil, fmt.Errorf("%q: want host=ip", kv)
+		}
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return nil, fmt.Errorf("%q: %v", kv, err)
+		}
+		out[strings.ToLower(strings.TrimSuffix(h, "."))] = ip
+	}
+	return out, nil
+}
+
+// AdminAddr is where the admin port binds: the workload IP when it is a
+// loopback address (explicit mode gives each workload its own), else
+// 127.0.0.1, so admin is never reachable from outside the host.
+func (c *Config) AdminAddr() string {
+	host := "127.0.0.1"
+	if a, err := netip.ParseAddr(c.Meta.IP); err == nil && a.IsLoopback() {
+		host = c.Meta.IP
+	}
+	return netip.AddrPortFrom(netip.MustParseAddr(host), uint16(c.AdminPort)).String()
+}
+
+// PublicAddr is where the health and stats ports bind.
+func (c *Config) PublicAddr(port int) string {
+	if c.BindAll {
+		return ":" + strconv.Itoa(port)
+	}
+	a, err := netip.ParseAddr(c.Meta.IP)
+	if err != nil {
+		return ":" + strconv.Itoa(port)
+	}
+	return netip.AddrPortFrom(a, uint16(port)).String()
+}

@@ -1,0 +1,130 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/admin"
+	"github.com/weftmesh/weft/internal/proxy/cluster"
+	"github.com/weftmesh/weft/internal/proxy/listener"
+	"github.com/weftmesh/weft/internal/proxy/runtime"
+	"github.com/weftmesh/weft/internal/proxy/xdsclient"
+	"github.com/weftmesh/weft/internal/version"
+)
+
+// Proxy is a running weft-proxy: the composition root.
+type Proxy struct {
+	cfg     *Config
+	log     *slog.Logger
+	Runtime *runtime.Runtime
+	XDS     *xdsclient.Client
+	Admin   *admin.Admin
+
+	cancel  context.CancelFunc
+	quit    chan struct{}
+	quitO   sync.Once
+	done    chan struct{}
+	servers []*http.Server
+	addrs   map[string]string
+}
+
+// Start builds the proxy, binds the admin, health and stats ports and
+// starts the xDS client. It runs until ctx ends or /quitquitquit, then
+// drains (see Wait).
+func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.LevelVar) (*Proxy, error) {
+	rt := runtime.New(runtime.Options{
+		Log:      log,
+		Cluster:  cluster.Options{Resolver: &Resolver{Override: cfg.DNSOverride}},
+		Listener: listener.Options{PeekTimeout: cfg.PeekTimeout, DrainTimeout: cfg.DrainDuration},
+	})
+	xc := xdsclient.New(xdsclient.Options{Server: cfg.XDS, Node: cfg.Meta.Node(), Handler: rt, Log: log.With("component", "xds")})
+	p := &Proxy{cfg: cfg, log: log, Runtime: rt, XDS: xc, quit: make(chan struct{}), done: make(chan struct{}), addrs: map[string]string{}}
+	p.Admin = admin.New(rt, admin.Options{
+		Log: log, Level: level, XDS: xc.Status, ServerInfo: version.String("weft-proxy"),
+		Ready: func() bool {
+			select {
+			case <-xc.Ready():
+				return true
+			default:
+				return false
+			}
+		},
+		Quit:    func() { p.quitO.Do(func() { close(p.quit) }) },
+		Drain:   rt.Listeners().StopAccepting,
+		NoChain: rt.Listeners().NoChainMatches,
+	})
+	for _, s := range []struct {
+		name, addr string
+		h          http.Handler
+	}{
+		{"admin", cfg.AdminAddr(), p.Admin.Handler()},
+		{"health", cfg.PublicAddr(cfg.HealthPort), p.Admin.HealthHandler()},
+		{"stats", cfg.PublicAddr(cfg.StatsPort), p.Admin.StatsHandler()},
+	} {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			p.closeServers()
+			return nil, fmt.Errorf("%s port: %w", s.name, err)
+		}
+		srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
+		p.servers = append(p.servers, srv)
+		p.addrs[s.name] = ln.Addr().String()
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("server failed", "server", s.name, "err", err)
+			}
+		}()
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	xdsDone := make(chan struct{})
+	go func() { _ = xc.Run(runCtx); close(xdsDone) }()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-p.quit:
+		}
+		p.shutdown(xdsDone)
+	}()
+	log.Info("weft-proxy started", "node", cfg.Meta.ID(), "xds", cfg.XDS, "admin", p.addrs["admin"],
+		"health", p.addrs["health"], "stats", p.addrs["stats"])
+	return p, nil
+}
+
+// Addr returns the bound address of "admin", "health" or "stats".
+func (p *Proxy) Addr(name string) string { return p.addrs[name] }
+
+// Wait blocks until the proxy has drained and stopped.
+func (p *Proxy) Wait() { <-p.done }
+
+// Done is closed when the proxy has stopped.
+func (p *Proxy) Done() <-chan struct{} { return p.done }
+
+// shutdown: not ready, stop accepting, let connections finish within the
+// drain duration, then stop xDS and the servers.
+func (p *Proxy) shutdown(xdsDone <-chan struct{}) {
+	defer close(p.done)
+	p.log.Info("draining", "duration", p.cfg.DrainDuration)
+	p.Admin.SetDraining()
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainDuration)
+	p.Runtime.Close(ctx)
+	cancel()
+	p.cancel()
+	<-xdsDone
+	p.closeServers()
+	p.log.Info("stopped")
+}
+
+func (p *Proxy) closeServers() {
+	for _, s := range p.servers {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.Shutdown(ctx)
+		cancel()
+	}
+}

@@ -1,0 +1,278 @@
+// Package runtime holds weft-proxy's live configuration: the compiled route
+// tables, the cluster Set, the secrets and the listeners, behind one atomic
+// pointer. Every xDS update is compiled beside the current config (clusters
+// and routes that did not change are carried over), swapped in atomically,
+// and what was removed drains; a compile or bind error rejects the update
+// (NACK) and the old config keeps serving. The hot path (hcm.Env and the
+// TCP proxy's Dial) is a lock-free atomic load.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/internal/proxy/cluster"
+	"github.com/weftmesh/weft/internal/proxy/hcm"
+	"github.com/weftmesh/weft/internal/proxy/listener"
+	"github.com/weftmesh/weft/internal/proxy/rflag"
+	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/tcp"
+	"github.com/weftmesh/weft/internal/proxy/xdsclient"
+)
+
+// Options configures a Runtime.
+type Options struct {
+	Log      *slog.Logger
+	Cluster  cluster.Options
+	Listener listener.Options
+	HCM      hcm.Options
+}
+
+// Runtime is the proxy's current config. Apply is called by the xDS client
+// (one goroutine); the Env methods are called per request from anywhere.
+type Runtime struct {
+	opts      Options
+	log       *slog.Logger
+	listeners *listener.Manager
+
+	mu   sync.Mutex // serializes Apply and Close
+	snap atomic.Pointer[snapshot]
+}
+
+// snapshot is one immutable compiled config.
+type snapshot struct {
+	res       *xdsclient.Resources
+	routes    map[string]*compiledRoute
+	clusters  *cluster.Set
+	listeners map[string]*compiledListener
+}
+
+type compiledRoute struct {
+	src   *routev3.RouteConfiguration
+	table *route.Table
+}
+
+type compiledListener struct {
+	src *listenerv3.Listener
+	cfg *listener.Config
+	tcp []*tcp.Proxy // for stats
+}
+
+var (
+	_ hcm.Env           = (*Runtime)(nil)
+	_ tcp.Env           = (*Runtime)(nil)
+	_ xdsclient.Handler = (*Runtime)(nil)
+)
+
+// New returns a Runtime with an empty config and no listeners.
+func New(opts Options) *Runtime {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Cluster.Log == nil {
+		opts.Cluster.Log = opts.Log.With("component", "cluster")
+	}
+	if opts.Listener.Log == nil {
+		opts.Listener.Log = opts.Log.With("component", "listener")
+	}
+	r := &Runtime{opts: opts, log: opts.Log, listeners: listener.NewManager(opts.Listener)}
+	r.snap.Store(&snapshot{res: xdsclient.NewResources(), routes: map[string]*compiledRoute{}, listeners: map[string]*compiledListener{}})
+	return r
+}
+
+// RouteTable implements hcm.Env: the current table for an RDS name.
+func (r *Runtime) RouteTable(name string) *route.Table {
+	if c := r.snap.Load().routes[name]; c != nil {
+		return c.table
+	}
+	return nil
+}
+
+// Cluster implements hcm.Env: the current cluster, nil when unknown.
+func (r *Runtime) Cluster(name string) *cluster.Cluster {
+	return r.snap.Load().clusters.Get(name)
+}
+
+// Clusters returns the current cluster Set (for admin).
+func (r *Runtime) Clusters() *cluster.Set { return r.snap.Load().clusters }
+
+// Resources returns the accepted resources as received (for config_dump).
+func (r *Runtime) Resources() *xdsclient.Resources { return r.snap.Load().res }
+
+// Listeners returns the listener manager.
+func (r *Runtime) Listeners() *listener.Manager { return r.listeners }
+
+// Dial implements tcp.Env.
+func (r *Runtime) Dial(ctx context.Context, name, originalDst string) (net.Conn, error) {
+	c := r.Cluster(name)
+	if c == nil {
+		return nil, &rflag.Error{Flag: rflag.NC, Details: "cluster_not_found", Err: fmt.Errorf("cluster %q", name)}
+	}
+	conn, _, err := c.Dial(ctx, &cluster.RequestOptions{OriginalDst: originalDst})
+	return conn, err
+}
+
+// TCPStats calls fn for every tcp_proxy of the current listeners.
+func (r *Runtime) TCPStats(fn func(prefix string, s *tcp.Stats)) {
+	s := r.snap.Load()
+	names := make([]string, 0, len(s.listeners))
+	for n := range s.listeners {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, p := range s.listeners[n].tcp {
+			fn(p.StatPrefix(), p.Stats())
+		}
+	}
+}
+
+// Apply compiles res beside the current config and swaps it in. An error
+// leaves the current config serving; it names the resource and field.
+func (r *Runtime) Apply(typeURL string, res *xdsclient.Resources) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.snap.Load()
+	next := &snapshot{res: res, routes: map[string]*compiledRoute{}, clusters: old.clusters, listeners: map[string]*compiledListener{}}
+
+	// Routes: recompile only what changed.
+	for _, name := range sortedKeys(res.Routes) {
+		rc := res.Routes[name]
+		if prev := old.routes[name]; prev != nil && (prev.src == rc || proto.Equal(prev.src, rc)) {
+			next.routes[name] = prev
+			continue
+		}
+		t, err := route.Compile(rc)
+		if err != nil {
+			return fmt.Errorf("route_config %q: %w", name, err)
+		}
+		next.routes[name] = &compiledRoute{src: rc, table: t}
+	}
+
+	// Clusters: only CDS, EDS and SDS updates can change them.
+	newSet := false
+	if old.clusters == nil || typeURL == xdsclient.ClusterType || typeURL == xdsclient.EndpointType || typeURL == xdsclient.SecretType {
+		list := make([]*clusterv3.Cluster, 0, len(res.Clusters))
+		for _, name := range sortedKeys(res.Clusters) {
+			list = append(list, res.Clusters[name])
+		}
+		set, err := cluster.Build(old.clusters, list, res.Endpoints, res.Secrets, r.opts.Cluster)
+		if err != nil {
+			return err
+		}
+		next.clusters = set
+		newSet = true
+	}
+	discard := func() {
+		if newSet {
+			next.clusters.Close()
+		}
+	}
+
+	// Listeners: LDS and SDS updates; unchanged listeners keep their
+	// compiled config (and so their HTTP connection managers).
+	rebuild := typeURL == xdsclient.ListenerType || typeURL == xdsclient.SecretType || len(old.listeners) == 0
+	var cfgs []*listener.Config
+	for _, name := range sortedKeys(res.Listeners) {
+		l := res.Listeners[name]
+		if prev := old.listeners[name]; prev != nil && (!rebuild || (typeURL != xdsclient.SecretType && (prev.src == l || proto.Equal(prev.src, l)))) {
+			next.listeners[name] = prev
+			cfgs = append(cfgs, prev.cfg)
+			continue
+		}
+		cl := &compiledListener{src: l}
+		cfg, err := listener.Compile(l, &deps{r: r, res: res, out: cl})
+		if err != nil {
+			discard()
+			return err
+		}
+		cl.cfg = cfg
+		next.listeners[name] = cl
+		cfgs = append(cfgs, cfg)
+	}
+	// The new routes and clusters go live before listeners that use them.
+	r.snap.Store(next)
+	if err := r.listeners.Update(cfgs); err != nil {
+		r.snap.Store(old)
+		discard()
+		return err
+	}
+	if newSet && old.clusters != nil {
+		old.clusters.Close()
+	}
+	r.log.Debug("config applied", "type", typeURL, "listeners", len(next.listeners), "routes", len(next.routes), "clusters", len(res.Clusters))
+	return nil
+}
+
+// Close stops every listener, draining connections until ctx ends, and
+// releases the clusters.
+func (r *Runtime) Close(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.listeners.Close(ctx)
+	if s := r.snap.Load(); s.clusters != nil {
+		s.clusters.Close()
+	}
+}
+
+// deps builds network filters and resolves secrets for listener.Compile.
+type deps struct {
+	r   *Runtime
+	res *xdsclient.Resources
+	out *compiledListener
+}
+
+func (d *deps) Secret(name string) *tlsv3.Secret { return d.res.Secrets[name] }
+
+func (d *deps) NetworkFilter(listenerName string, f *listenerv3.Filter) (listener.Handler, error) {
+	if err := listener.AllowOnly(f, "filter", "name", "typed_config"); err != nil {
+		return nil, err
+	}
+	tc := f.GetTypedConfig()
+	if tc == nil {
+		return nil, errors.New("typed_config is required")
+	}
+	switch {
+	case tc.MessageIs(&hcmv3.HttpConnectionManager{}):
+		cfg := &hcmv3.HttpConnectionManager{}
+		if err := tc.UnmarshalTo(cfg); err != nil {
+			return nil, err
+		}
+		return hcm.New(cfg, d.r, d.r.opts.HCM)
+	case tc.MessageIs(&tcpv3.TcpProxy{}):
+		cfg := &tcpv3.TcpProxy{}
+		if err := tc.UnmarshalTo(cfg); err != nil {
+			return nil, err
+		}
+		p, err := tcp.New(cfg, d.r, tcp.Options{Log: d.r.log.With("listener", listenerName)})
+		if err != nil {
+			return nil, err
+		}
+		d.out.tcp = append(d.out.tcp, p)
+		return p, nil
+	}
+	return nil, fmt.Errorf("unsupported network filter type %s", tc.GetTypeUrl())
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
