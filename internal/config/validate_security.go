@@ -1,0 +1,322 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	security "istio.io/api/security/v1beta1"
+	telemetry "istio.io/api/telemetry/v1alpha1"
+)
+
+func init() {
+	specValidators[KindAuthorizationPolicy] = func(v *validator, m proto.Message) { v.authorizationPolicy(m.(*security.AuthorizationPolicy)) }
+	specValidators[KindRequestAuthentication] = func(v *validator, m proto.Message) { v.requestAuthentication(m.(*security.RequestAuthentication)) }
+	specValidators[KindPeerAuthentication] = func(v *validator, m proto.Message) { v.peerAuthentication(m.(*security.PeerAuthentication)) }
+	specValidators[KindTelemetry] = func(v *validator, m proto.Message) { v.telemetry(m.(*telemetry.Telemetry)) }
+}
+
+// The rules follow Istio's AuthorizationPolicy reference ("Authorization
+// Policy Conditions" lists the keys) and pkg/config/validation.
+func (v *validator) authorizationPolicy(ap *security.AuthorizationPolicy) {
+	v.policySelector(ap.Selector, ap.TargetRef, ap.TargetRefs)
+	provider := ap.GetProvider()
+	switch ap.Action {
+	case security.AuthorizationPolicy_CUSTOM:
+		if provider == nil || provider.Name == "" {
+			v.errorf("spec.provider", "action CUSTOM requires a provider with a name")
+		}
+	default:
+		if provider != nil {
+			v.errorf("spec.provider", "provider must only be used with action CUSTOM, not %s", ap.Action)
+		}
+	}
+	for i, r := range ap.Rules {
+		p := fmt.Sprintf("spec.rules[%d]", i)
+		if r == nil {
+			continue
+		}
+		if r.From != nil && len(r.From) == 0 {
+			v.errorf(p+".from", "`from` must not be empty")
+		}
+		for j, f := range r.From {
+			fp := fmt.Sprintf("%s.from[%d].source", p, j)
+			if f.Source == nil {
+				v.errorf(fp, "`from.source` must not be nil")
+				continue
+			}
+			v.source(fp, f.Source)
+		}
+		if r.To != nil && len(r.To) == 0 {
+			v.errorf(p+".to", "`to` must not be empty")
+		}
+		for j, t := range r.To {
+			tp := fmt.Sprintf("%s.to[%d].operation", p, j)
+			if t.Operation == nil {
+				v.errorf(tp, "`to.operation` must not be nil")
+				continue
+			}
+			v.operation(tp, t.Operation)
+		}
+		for j, c := range r.When {
+			v.condition(fmt.Sprintf("%s.when[%d]", p, j), c)
+		}
+	}
+}
+
+type namedList struct {
+	name string
+	list []string
+}
+
+func (v *validator) nonEmptyValues(p string, lists []namedList) bool {
+	set := false
+	for _, l := range lists {
+		if len(l.list) > 0 {
+			set = true
+		}
+		for i, s := range l.list {
+			if s == "" {
+				v.errorf(fmt.Sprintf("%s.%s[%d]", p, l.name, i), "empty value is not allowed")
+			}
+		}
+	}
+	return set
+}
+
+func (v *validator) source(p string, s *security.Source) {
+	if !v.nonEmptyValues(p, []namedList{
+		{"principals", s.Principals}, {"notPrincipals", s.NotPrincipals},
+		{"requestPrincipals", s.RequestPrincipals}, {"notRequestPrincipals", s.NotRequestPrincipals},
+		{"namespaces", s.Namespaces}, {"notNamespaces", s.NotNamespaces},
+		{"serviceAccounts", s.ServiceAccounts}, {"notServiceAccounts", s.NotServiceAccounts},
+		{"ipBlocks", s.IpBlocks}, {"notIpBlocks", s.NotIpBlocks},
+		{"remoteIpBlocks", s.RemoteIpBlocks}, {"notRemoteIpBlocks", s.NotRemoteIpBlocks},
+		{"trustDomains", s.TrustDomains}, {"notTrustDomains", s.NotTrustDomains},
+	}) {
+		v.errorf(p, "`from.source` must not be empty")
+	}
+	for _, l := range []namedList{{"ipBlocks", s.IpBlocks}, {"notIpBlocks", s.NotIpBlocks}, {"remoteIpBlocks", s.RemoteIpBlocks}, {"notRemoteIpBlocks", s.NotRemoteIpBlocks}} {
+		for i, ip := range l.list {
+			if ip != "" {
+				v.subnet(fmt.Sprintf("%s.%s[%d]", p, l.name, i), ip)
+			}
+		}
+	}
+	if (len(s.ServiceAccounts) > 0 || len(s.NotServiceAccounts) > 0) && (len(s.Principals) > 0 || len(s.NotPrincipals) > 0) {
+		v.errorf(p, "cannot set serviceAccounts together with principals")
+	}
+}
+
+func (v *validator) operation(p string, o *security.Operation) {
+	if !v.nonEmptyValues(p, []namedList{
+		{"hosts", o.Hosts}, {"notHosts", o.NotHosts}, {"ports", o.Ports}, {"notPorts", o.NotPorts},
+		{"methods", o.Methods}, {"notMethods", o.NotMethods}, {"paths", o.Paths}, {"notPaths", o.NotPaths},
+	}) {
+		v.errorf(p, "`to.operation` must not be empty")
+	}
+	for _, l := range []namedList{{"ports", o.Ports}, {"notPorts", o.NotPorts}} {
+		for i, s := range l.list {
+			if n, err := strconv.Atoi(s); s != "" && (err != nil || n < 0 || n > 65535) {
+				v.errorf(fmt.Sprintf("%s.%s[%d]", p, l.name, i), "invalid port %q: must be a number in 0..65535", s)
+			}
+		}
+	}
+	for _, l := range []namedList{{"paths", o.Paths}, {"notPaths", o.NotPaths}} {
+		for i, s := range l.list {
+			v.authzPath(fmt.Sprintf("%s.%s[%d]", p, l.name, i), s)
+		}
+	}
+}
+
+// authzPath checks Istio's path forms: exact, "prefix*", "*suffix", "*",
+// or a path template with {*} / {**} segments.
+func (v *validator) authzPath(p, s string) {
+	if s == "" || s == "*" {
+		return
+	}
+	if strings.Contains(s, "{") {
+		for _, seg := range strings.Split(s, "/") {
+			if strings.ContainsAny(seg, "{}") && seg != "{*}" && seg != "{**}" {
+				v.errorf(p, "invalid path template %q: only whole {*} or {**} segments are allowed", s)
+				return
+			}
+		}
+		return
+	}
+	if strings.Count(s, "*") > 1 || (strings.Contains(s, "*") && !strings.HasPrefix(s, "*") && !strings.HasSuffix(s, "*")) {
+		v.errorf(p, "invalid path %q: \"*\" is only allowed as a prefix or suffix", s)
+	}
+}
+
+// conditionKeys are the `when` keys Istio supports (Authorization Policy
+// Conditions). Keys with [] take a header or claim name.
+var conditionKeys = map[string]string{
+	"source.ip": "ip", "remote.ip": "ip", "destination.ip": "ip",
+	"source.namespace": "", "source.principal": "", "source.serviceAccount": "",
+	"request.auth.principal": "", "request.auth.audiences": "", "request.auth.presenter": "",
+	"destination.port": "port", "connection.sni": "",
+}
+
+func (v *validator) condition(p string, c *security.Condition) {
+	key := c.Key
+	switch {
+	case key == "":
+		v.errorf(p+".key", "`key` must not be empty")
+		return
+	case strings.HasPrefix(key, "request.headers["), strings.HasPrefix(key, "request.auth.claims["):
+		if !strings.HasSuffix(key, "]") || strings.HasSuffix(key, "[]") {
+			v.errorf(p+".key", "invalid key %q: needs a name in [], e.g. request.headers[user-agent]", key)
+			return
+		}
+	case strings.HasPrefix(key, "experimental.envoy.filters."):
+	default:
+		if _, ok := conditionKeys[key]; !ok {
+			v.errorf(p+".key", "unknown key %q (supported: request.headers[], source.ip, remote.ip, source.namespace, source.principal, request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[], destination.ip, destination.port, connection.sni)", key)
+			return
+		}
+	}
+	if len(c.Values) == 0 && len(c.NotValues) == 0 {
+		v.errorf(p, "at least one of `values` or `notValues` must be set for key %s", key)
+		return
+	}
+	for _, l := range []namedList{{"values", c.Values}, {"notValues", c.NotValues}} {
+		for i, val := range l.list {
+			vp := fmt.Sprintf("%s.%s[%d]", p, l.name, i)
+			switch conditionKeys[key] {
+			case "ip":
+				v.subnet(vp, val)
+			case "port":
+				if n, err := strconv.Atoi(val); err != nil || n < 0 || n > 65535 {
+					v.errorf(vp, "invalid port %q for key %s", val, key)
+				}
+			}
+		}
+	}
+}
+
+func (v *validator) requestAuthentication(ra *security.RequestAuthentication) {
+	v.policySelector(ra.Selector, ra.TargetRef, ra.TargetRefs)
+	issuers := map[string]int{}
+	for i, r := range ra.JwtRules {
+		p := fmt.Sprintf("spec.jwtRules[%d]", i)
+		if r == nil {
+			continue
+		}
+		if r.Issuer == "" {
+			v.errorf(p+".issuer", "issuer must be set")
+		} else if j, dup := issuers[r.Issuer]; dup {
+			v.errorf(p+".issuer", "duplicate issuer %q (also spec.jwtRules[%d])", r.Issuer, j)
+		}
+		issuers[r.Issuer] = i
+		if r.Jwks != "" && r.JwksUri != "" {
+			v.errorf(p+".jwks", "only one of jwks or jwksUri may be set")
+		}
+		if r.JwksUri != "" {
+			u, err := url.Parse(r.JwksUri)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				v.errorf(p+".jwksUri", "jwksUri %q must be an http or https URL", r.JwksUri)
+			}
+		}
+		for j, a := range r.Audiences {
+			if a == "" {
+				v.errorf(fmt.Sprintf("%s.audiences[%d]", p, j), "audience must be a non-empty string")
+			}
+		}
+		for j, h := range r.FromHeaders {
+			if h.Name == "" {
+				v.errorf(fmt.Sprintf("%s.fromHeaders[%d].name", p, j), "location header name must be a non-empty string")
+			}
+		}
+		for j, q := range r.FromParams {
+			if q == "" {
+				v.errorf(fmt.Sprintf("%s.fromParams[%d]", p, j), "location query must be a non-empty string")
+			}
+		}
+		for j, c := range r.FromCookies {
+			if c == "" {
+				v.errorf(fmt.Sprintf("%s.fromCookies[%d]", p, j), "cookie name must be a non-empty string")
+			}
+		}
+		for j, c := range r.OutputClaimToHeaders {
+			cp := fmt.Sprintf("%s.outputClaimToHeaders[%d]", p, j)
+			if c.Header == "" || c.Claim == "" {
+				v.errorf(cp, "outputClaimToHeaders needs header and claim")
+			} else {
+				v.headerName(cp+".header", c.Header)
+			}
+		}
+		if r.OutputPayloadToHeader != "" {
+			v.headerName(p+".outputPayloadToHeader", r.OutputPayloadToHeader)
+		}
+		if r.Timeout != nil {
+			v.duration(p+".timeout", r.Timeout)
+		}
+	}
+}
+
+func (v *validator) peerAuthentication(pa *security.PeerAuthentication) {
+	noSelector := pa.Selector == nil || len(pa.Selector.MatchLabels) == 0
+	if noSelector && len(pa.PortLevelMtls) > 0 {
+		v.errorf("spec.portLevelMtls", "portLevelMtls requires a workload selector (mesh/namespace-wide peer authentication cannot have port level mTLS)")
+	}
+	if pa.PortLevelMtls != nil && len(pa.PortLevelMtls) == 0 {
+		v.errorf("spec.portLevelMtls", "port level mTLS, if defined, must have at least one element")
+	}
+	for port := range pa.PortLevelMtls {
+		v.port(fmt.Sprintf("spec.portLevelMtls[%d]", port), int64(port))
+	}
+	if pa.Selector != nil {
+		v.selector("spec.selector.matchLabels", pa.Selector.MatchLabels)
+	}
+}
+
+func (v *validator) telemetry(t *telemetry.Telemetry) {
+	v.policySelector(t.Selector, t.TargetRef, t.TargetRefs)
+	providers := func(p string, refs []*telemetry.ProviderRef) {
+		for i, r := range refs {
+			if r.Name == "" {
+				v.errorf(fmt.Sprintf("%s.providers[%d].name", p, i), "provider name must not be empty")
+			}
+		}
+	}
+	for i, tr := range t.Tracing {
+		p := fmt.Sprintf("spec.tracing[%d]", i)
+		providers(p, tr.Providers)
+		if s := tr.RandomSamplingPercentage; s != nil && (s.Value < 0 || s.Value > 100) {
+			v.errorf(p+".randomSamplingPercentage", "randomSamplingPercentage %v must be in range [0.0, 100.0]", s.Value)
+		}
+		for name, tag := range tr.CustomTags {
+			if tag.Type == nil {
+				v.errorf(p+".customTags["+name+"]", "custom tag needs literal, environment or header")
+			}
+		}
+	}
+	for i, m := range t.Metrics {
+		p := fmt.Sprintf("spec.metrics[%d]", i)
+		providers(p, m.Providers)
+		if m.ReportingInterval != nil {
+			v.duration(p+".reportingInterval", m.ReportingInterval)
+		}
+		for j, o := range m.Overrides {
+			for tag, op := range o.TagOverrides {
+				tp := fmt.Sprintf("%s.overrides[%d].tagOverrides[%s]", p, j, tag)
+				if op.Operation == telemetry.MetricsOverrides_TagOverride_UPSERT && op.Value == "" {
+					v.errorf(tp, "UPSERT needs a value expression")
+				}
+				if op.Operation == telemetry.MetricsOverrides_TagOverride_REMOVE && op.Value != "" {
+					v.errorf(tp, "REMOVE must not have a value")
+				}
+			}
+		}
+	}
+	for i, a := range t.AccessLogging {
+		p := fmt.Sprintf("spec.accessLogging[%d]", i)
+		providers(p, a.Providers)
+		if a.Filter != nil && a.Filter.Expression == "" {
+			v.errorf(p+".filter.expression", "filter expression must not be empty")
+		}
+	}
+}

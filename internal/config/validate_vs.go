@@ -1,0 +1,620 @@
+package config
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	networking "istio.io/api/networking/v1alpha3"
+)
+
+func init() {
+	specValidators[KindVirtualService] = func(v *validator, m proto.Message) { v.virtualService(m.(*networking.VirtualService)) }
+}
+
+// The rules follow Istio's pkg/config/validation (VirtualService section)
+// and the VirtualService reference docs.
+func (v *validator) virtualService(vs *networking.VirtualService) {
+	delegate := len(vs.Hosts) == 0
+	if delegate {
+		// A VirtualService without hosts is a delegate: it is only
+		// reachable from another VirtualService's http[].delegate.
+		if len(vs.Gateways) > 0 {
+			v.errorf("spec.gateways", "delegate virtual service (no hosts) must not specify gateways")
+		}
+		if len(vs.Tls) > 0 || len(vs.Tcp) > 0 {
+			v.errorf("spec", "delegate virtual service (no hosts) supports http routes only")
+		}
+	}
+	toMesh := len(vs.Gateways) == 0
+	toGateway := false
+	for i, g := range vs.Gateways {
+		p := fmt.Sprintf("spec.gateways[%d]", i)
+		v.gatewayName(p, g)
+		if g == "mesh" {
+			toMesh = true
+		} else {
+			toGateway = true
+		}
+	}
+	valid := true
+	for i, h := range vs.Hosts {
+		p := fmt.Sprintf("spec.hosts[%d]", i)
+		switch {
+		case strings.Contains(h, "/"):
+			v.errorf(p, "host %q must not contain a namespace (\"ns/\" is for Gateway and Sidecar hosts)", h)
+			valid = false
+		case isIP(h):
+		case h == "*" && toMesh:
+			v.errorf(p, "wildcard host * is not allowed for virtual services bound to the mesh gateway")
+			valid = false
+		default:
+			if msg := checkWildcardHost(h); msg != "" {
+				v.errorf(p, "%s", msg)
+				valid = false
+			}
+		}
+	}
+	if valid {
+		for i := range vs.Hosts {
+			for j := i + 1; j < len(vs.Hosts); j++ {
+				if hostMatches(vs.Hosts[i], vs.Hosts[j]) {
+					v.errorf(fmt.Sprintf("spec.hosts[%d]", j), "duplicate hosts in virtual service: %s & %s", vs.Hosts[i], vs.Hosts[j])
+				}
+			}
+		}
+	}
+	if len(vs.Http) == 0 && len(vs.Tcp) == 0 && len(vs.Tls) == 0 {
+		v.errorf("spec", "http, tcp or tls must be provided in virtual service")
+	}
+	for i, r := range vs.Http {
+		p := fmt.Sprintf("spec.http[%d]", i)
+		if r.Delegate != nil && !toGateway {
+			// Istio: delegation is only supported for gateway-bound roots.
+			v.errorf(p+".delegate", "http delegate only applies to gateway")
+		}
+		v.httpRoute(p, r, delegate)
+	}
+	for i, r := range vs.Tls {
+		v.tlsRoute(fmt.Sprintf("spec.tls[%d]", i), r, vs.Hosts)
+	}
+	for i, r := range vs.Tcp {
+		p := fmt.Sprintf("spec.tcp[%d]", i)
+		for j, m := range r.Match {
+			mp := fmt.Sprintf("%s.match[%d]", p, j)
+			for k, s := range m.DestinationSubnets {
+				v.subnet(fmt.Sprintf("%s.destinationSubnets[%d]", mp, k), s)
+			}
+			if m.SourceSubnet != "" {
+				v.subnet(mp+".sourceSubnet", m.SourceSubnet)
+			}
+			v.optPort(mp+".port", m.Port)
+			v.labels(mp+".sourceLabels", m.SourceLabels)
+			for k, g := range m.Gateways {
+				v.gatewayName(fmt.Sprintf("%s.gateways[%d]", mp, k), g)
+			}
+		}
+		if len(r.Route) == 0 {
+			v.errorf(p, "TCP route is required")
+		}
+		v.routeDestinations(p+".route", r.Route)
+	}
+	v.exportTo("spec.exportTo", vs.ExportTo, false)
+}
+
+func (v *validator) httpRoute(p string, r *networking.HTTPRoute, delegate bool) {
+	actions := 0
+	for _, set := range []bool{len(r.Route) > 0, r.Redirect != nil, r.DirectResponse != nil, r.Delegate != nil} {
+		if set {
+			actions++
+		}
+	}
+	switch {
+	case actions == 0:
+		v.errorf(p, "HTTP route, redirect, directResponse or delegate is required")
+	case actions > 1:
+		v.errorf(p, "HTTP route may have only one of route, redirect, directResponse and delegate")
+	}
+	if delegate && r.Delegate != nil {
+		v.errorf(p+".delegate", "a delegate virtual service cannot delegate again")
+	}
+	if r.Redirect != nil || r.DirectResponse != nil {
+		if r.Rewrite != nil {
+			v.errorf(p+".rewrite", "HTTP route cannot contain both rewrite and redirect/directResponse")
+		}
+		if r.Fault != nil && r.Redirect != nil {
+			v.errorf(p+".fault", "HTTP route cannot contain both fault and redirect")
+		}
+	}
+	v.headers(p+".headers", r.Headers)
+	for i, m := range r.Match {
+		v.httpMatch(fmt.Sprintf("%s.match[%d]", p, i), m)
+	}
+	if r.Redirect != nil {
+		v.redirect(p+".redirect", r.Redirect)
+	}
+	if d := r.DirectResponse; d != nil && (d.Status < 200 || d.Status > 599) {
+		v.errorf(p+".directResponse.status", "status %d is not a valid HTTP status (200-599)", d.Status)
+	}
+	if r.Delegate != nil && r.Delegate.Name == "" {
+		v.errorf(p+".delegate.name", "delegate name is required")
+	}
+	if r.Delegate != nil && r.Delegate.Namespace != "" {
+		v.dnsLabel(p+".delegate.namespace", r.Delegate.Namespace)
+	}
+	if rw := r.Rewrite; rw != nil {
+		if rw.Uri != "" && rw.UriRegexRewrite != nil {
+			v.errorf(p+".rewrite", "rewrite may set only one of uri and uriRegexRewrite")
+		}
+		if rw.Uri == "" && rw.Authority == "" && rw.UriRegexRewrite == nil {
+			v.errorf(p+".rewrite", "rewrite must specify uri, uriRegexRewrite or authority")
+		}
+		if rr := rw.UriRegexRewrite; rr != nil {
+			if rr.Match == "" {
+				v.errorf(p+".rewrite.uriRegexRewrite.match", "match must not be empty")
+			} else {
+				v.regex(p+".rewrite.uriRegexRewrite.match", rr.Match)
+			}
+		}
+	}
+	if r.Timeout != nil {
+		v.duration(p+".timeout", r.Timeout)
+	}
+	v.retries(p+".retries", r.Retries)
+	v.fault(p+".fault", r.Fault)
+	if r.Mirror != nil {
+		v.destination(p+".mirror", r.Mirror)
+	}
+	if r.Mirror != nil && len(r.Mirrors) > 0 {
+		v.errorf(p+".mirrors", "only one of mirror and mirrors may be set")
+	}
+	for i, m := range r.Mirrors {
+		mp := fmt.Sprintf("%s.mirrors[%d]", p, i)
+		if m.Destination == nil {
+			v.errorf(mp, "destination is required")
+		} else {
+			v.destination(mp+".destination", m.Destination)
+		}
+		v.percent(mp+".percentage", m.Percentage)
+	}
+	if r.MirrorPercent != nil && r.MirrorPercent.Value > 100 {
+		v.errorf(p+".mirrorPercent", "mirrorPercent %d is not in range 0..100", r.MirrorPercent.Value)
+	}
+	v.percent(p+".mirrorPercentage", r.MirrorPercentage)
+	v.cors(p+".corsPolicy", r.CorsPolicy)
+	total := int32(0)
+	for i, d := range r.Route {
+		dp := fmt.Sprintf("%s.route[%d]", p, i)
+		v.headers(dp+".headers", d.Headers)
+		if d.Destination == nil {
+			v.errorf(dp, "destination is required")
+		} else {
+			v.destination(dp+".destination", d.Destination)
+		}
+		if d.Weight < 0 || d.Weight > 100 {
+			v.errorf(dp+".weight", "weight %d is not in range 0..100", d.Weight)
+		}
+		total += d.Weight
+	}
+	// Istio: with more than one destination the weights must add up to
+	// 100; a single destination takes all traffic whatever its weight.
+	if len(r.Route) > 1 && total != 100 {
+		v.errorf(p+".route", "total destination weight %d != 100", total)
+	}
+}
+
+func (v *validator) routeDestinations(p string, ds []*networking.RouteDestination) {
+	total := int32(0)
+	for i, d := range ds {
+		dp := fmt.Sprintf("%s[%d]", p, i)
+		if d.Destination == nil {
+			v.errorf(dp, "destination is required")
+		} else {
+			v.destination(dp+".destination", d.Destination)
+		}
+		if d.Weight < 0 || d.Weight > 100 {
+			v.errorf(dp+".weight", "weight %d is not in range 0..100", d.Weight)
+		}
+		total += d.Weight
+	}
+	if len(ds) > 1 && total != 100 {
+		v.errorf(p, "total destination weight %d != 100", total)
+	}
+}
+
+func (v *validator) tlsRoute(p string, r *networking.TLSRoute, hosts []string) {
+	if len(r.Match) == 0 {
+		v.errorf(p, "TLS route must have at least one match condition")
+	}
+	for i, m := range r.Match {
+		mp := fmt.Sprintf("%s.match[%d]", p, i)
+		if len(m.SniHosts) == 0 {
+			v.errorf(mp, "TLS match must have at least one SNI host")
+		}
+		for j, sni := range m.SniHosts {
+			sp := fmt.Sprintf("%s.sniHosts[%d]", mp, j)
+			if !isIP(sni) {
+				if msg := checkWildcardHost(sni); msg != "" {
+					v.errorf(sp, "%s", msg)
+					continue
+				}
+			}
+			covered := false
+			for _, h := range hosts {
+				if hostSubsetOf(sni, h) {
+					covered = true
+					break
+				}
+			}
+			if !covered {
+				v.errorf(sp, "SNI host %q is not a compatible subset of any of the virtual service hosts: [%s]", sni, strings.Join(hosts, ", "))
+			}
+		}
+		for k, s := range m.DestinationSubnets {
+			v.subnet(fmt.Sprintf("%s.destinationSubnets[%d]", mp, k), s)
+		}
+		v.optPort(mp+".port", m.Port)
+		v.labels(mp+".sourceLabels", m.SourceLabels)
+		for k, g := range m.Gateways {
+			v.gatewayName(fmt.Sprintf("%s.gateways[%d]", mp, k), g)
+		}
+	}
+	if len(r.Route) == 0 {
+		v.errorf(p, "TLS route is required")
+	}
+	v.routeDestinations(p+".route", r.Route)
+}
+
+func (v *validator) httpMatch(p string, m *networking.HTTPMatchRequest) {
+	v.stringMatch(p+".uri", m.Uri)
+	v.stringMatch(p+".scheme", m.Scheme)
+	v.stringMatch(p+".method", m.Method)
+	v.stringMatch(p+".authority", m.Authority)
+	for _, group := range []struct {
+		name string
+		m    map[string]*networking.StringMatch
+	}{{"headers", m.Headers}, {"withoutHeaders", m.WithoutHeaders}} {
+		for k, sm := range group.m {
+			hp := p + "." + group.name + "[" + k + "]"
+			if k == "" {
+				v.errorf(hp, "header name cannot be empty")
+			}
+			v.stringMatch(hp, sm)
+		}
+	}
+	for k, sm := range m.QueryParams {
+		v.stringMatch(p+".queryParams["+k+"]", sm)
+	}
+	v.optPort(p+".port", m.Port)
+	v.labels(p+".sourceLabels", m.SourceLabels)
+	for i, g := range m.Gateways {
+		v.gatewayName(fmt.Sprintf("%s.gateways[%d]", p, i), g)
+	}
+	if m.SourceNamespace != "" {
+		v.dnsLabel(p+".sourceNamespace", m.SourceNamespace)
+	}
+}
+
+// stringMatch checks the oneof (the loader already rejects two being set)
+// and that a regex is valid RE2, which is what Envoy runs.
+func (v *validator) stringMatch(p string, sm *networking.StringMatch) {
+	if sm == nil {
+		return
+	}
+	if re, ok := sm.MatchType.(*networking.StringMatch_Regex); ok {
+		v.regex(p+".regex", re.Regex)
+	}
+}
+
+func (v *validator) regex(p, re string) {
+	if _, err := regexp.Compile(re); err != nil {
+		v.errorf(p, "invalid regex %q: %s; Istio uses RE2 syntax", re, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+	}
+}
+
+func (v *validator) destination(p string, d *networking.Destination) {
+	switch {
+	case d.Host == "":
+		v.errorf(p+".host", "destination host is required")
+	case d.Host == "*":
+		v.errorf(p+".host", "invalid destination host *")
+	case isIP(d.Host):
+	default:
+		if msg := checkWildcardHost(d.Host); msg != "" {
+			v.errorf(p+".host", "%s", msg)
+		}
+	}
+	if d.Subset != "" && !isDNSLabel(d.Subset) {
+		v.errorf(p+".subset", "subset name %q is invalid: must be a lower-case RFC 1123 label", d.Subset)
+	}
+	if d.Port != nil {
+		v.port(p+".port.number", int64(d.Port.Number))
+	}
+}
+
+func (v *validator) headers(p string, h *networking.Headers) {
+	if h == nil {
+		return
+	}
+	for _, op := range []struct {
+		name string
+		o    *networking.Headers_HeaderOperations
+	}{{"request", h.Request}, {"response", h.Response}} {
+		if op.o == nil {
+			continue
+		}
+		op := op
+		for k := range op.o.Set {
+			v.headerName(p+"."+op.name+".set["+k+"]", k)
+		}
+		for k := range op.o.Add {
+			v.headerName(p+"."+op.name+".add["+k+"]", k)
+		}
+		for i, k := range op.o.Remove {
+			v.headerName(fmt.Sprintf("%s.%s.remove[%d]", p, op.name, i), k)
+		}
+	}
+}
+
+func (v *validator) headerName(p, name string) {
+	if name == "" {
+		v.errorf(p, "header name cannot be empty")
+		return
+	}
+	for _, c := range name {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune("\"(),/;<=>?@[\\]{}", c) {
+			v.errorf(p, "invalid header name %q", name)
+			return
+		}
+	}
+}
+
+func (v *validator) redirect(p string, r *networking.HTTPRedirect) {
+	if r.Uri == "" && r.Authority == "" && r.Scheme == "" && r.RedirectPort == nil && r.PrefixRewrite == "" {
+		v.errorf(p, "redirect must specify uri, authority, scheme or port")
+	}
+	if r.Uri != "" && r.PrefixRewrite != "" {
+		v.errorf(p, "redirect may set only one of uri and prefixRewrite")
+	}
+	if r.RedirectCode != 0 && (r.RedirectCode < 300 || r.RedirectCode > 399) {
+		v.errorf(p+".redirectCode", "%d is not a valid redirect code, must be 3xx", r.RedirectCode)
+	}
+	if pt, ok := r.RedirectPort.(*networking.HTTPRedirect_Port); ok {
+		v.port(p+".port", int64(pt.Port))
+	}
+	if r.Scheme != "" && r.Scheme != "http" && r.Scheme != "https" {
+		v.errorf(p+".scheme", "scheme %q must be http or https", r.Scheme)
+	}
+}
+
+// Retry policies Envoy understands in x-envoy-retry-on and
+// x-envoy-retry-grpc-on; Istio also accepts bare HTTP status codes.
+var retryOnPolicies = map[string]bool{
+	"5xx": true, "gateway-error": true, "reset": true, "reset-before-request": true,
+	"connect-failure": true, "envoy-ratelimited": true, "retriable-4xx": true,
+	"refused-stream": true, "retriable-status-codes": true, "retriable-headers": true,
+	"http3-post-connect-failure": true,
+	"cancelled":                  true, "deadline-exceeded": true, "internal": true,
+	"resource-exhausted": true, "unavailable": true,
+}
+
+func (v *validator) retries(p string, r *networking.HTTPRetry) {
+	if r == nil {
+		return
+	}
+	if r.Attempts < 0 {
+		v.errorf(p+".attempts", "attempts cannot be negative")
+	}
+	if r.Attempts == 0 && (r.PerTryTimeout != nil || r.RetryOn != "" || r.RetryRemoteLocalities != nil) {
+		v.errorf(p, "http retry policy configured when attempts are set to 0 (disabled)")
+	}
+	if r.PerTryTimeout != nil {
+		v.duration(p+".perTryTimeout", r.PerTryTimeout)
+	}
+	if r.Backoff != nil {
+		v.duration(p+".backoff", r.Backoff)
+	}
+	if r.RetryOn != "" {
+		for _, pol := range strings.Split(r.RetryOn, ",") {
+			pol = strings.TrimSpace(pol)
+			if code, err := strconv.Atoi(pol); err == nil && http.StatusText(code) != "" {
+				continue
+			}
+			if !retryOnPolicies[pol] {
+				v.errorf(p+".retryOn", "%q is not a valid retryOn policy", pol)
+			}
+		}
+	}
+}
+
+func (v *validator) fault(p string, f *networking.HTTPFaultInjection) {
+	if f == nil {
+		return
+	}
+	if f.Abort == nil && f.Delay == nil {
+		v.errorf(p, "HTTP fault injection must have an abort and/or a delay")
+	}
+	if d := f.Delay; d != nil {
+		v.percent(p+".delay.percentage", d.Percentage)
+		if d.Percent < 0 || d.Percent > 100 {
+			v.errorf(p+".delay.percent", "percentage %d is not in range 0..100", d.Percent)
+		}
+		switch t := d.HttpDelayType.(type) {
+		case *networking.HTTPFaultInjection_Delay_FixedDelay:
+			v.duration(p+".delay.fixedDelay", t.FixedDelay)
+		case *networking.HTTPFaultInjection_Delay_ExponentialDelay:
+			v.errorf(p+".delay.exponentialDelay", "exponentialDelay is not supported")
+		default:
+			v.errorf(p+".delay", "delay needs fixedDelay")
+		}
+	}
+	if a := f.Abort; a != nil {
+		v.percent(p+".abort.percentage", a.Percentage)
+		switch t := a.ErrorType.(type) {
+		case *networking.HTTPFaultInjection_Abort_HttpStatus:
+			if t.HttpStatus < 200 || t.HttpStatus > 599 {
+				v.errorf(p+".abort.httpStatus", "HTTP status %d is not in range 200-599", t.HttpStatus)
+			}
+		case *networking.HTTPFaultInjection_Abort_GrpcStatus:
+			if t.GrpcStatus == "" {
+				v.errorf(p+".abort.grpcStatus", "grpcStatus must not be empty")
+			}
+		case *networking.HTTPFaultInjection_Abort_Http2Error:
+			v.errorf(p+".abort.http2Error", "http2Error is not supported")
+		default:
+			v.errorf(p+".abort", "abort needs httpStatus or grpcStatus")
+		}
+	}
+}
+
+func (v *validator) percent(p string, pc *networking.Percent) {
+	if pc == nil {
+		return
+	}
+	// Istio: 0, or a value in [0.0001, 100].
+	if pc.Value < 0 || pc.Value > 100 || (pc.Value > 0 && pc.Value < 0.0001) {
+		v.errorf(p+".value", "percentage %v is neither 0.0, nor in range [0.0001, 100.0]", pc.Value)
+	}
+}
+
+var supportedMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodConnect: true,
+	http.MethodOptions: true, http.MethodTrace: true,
+}
+
+func (v *validator) cors(p string, c *networking.CorsPolicy) {
+	if c == nil {
+		return
+	}
+	for i, o := range c.AllowOrigins {
+		op := fmt.Sprintf("%s.allowOrigins[%d]", p, i)
+		if o == nil || o.MatchType == nil {
+			v.errorf(op, "allowOrigins entry needs exact, prefix or regex")
+			continue
+		}
+		v.stringMatch(op, o)
+	}
+	for i, m := range c.AllowMethods {
+		if !supportedMethods[m] {
+			v.errorf(fmt.Sprintf("%s.allowMethods[%d]", p, i), "%q is not a supported HTTP method", m)
+		}
+	}
+	for i, h := range c.AllowHeaders {
+		v.headerName(fmt.Sprintf("%s.allowHeaders[%d]", p, i), h)
+	}
+	for i, h := range c.ExposeHeaders {
+		v.headerName(fmt.Sprintf("%s.exposeHeaders[%d]", p, i), h)
+	}
+	if c.MaxAge != nil {
+		v.duration(p+".maxAge", c.MaxAge)
+		if c.MaxAge.Nanos != 0 {
+			v.errorf(p+".maxAge", "maxAge duration is accurate only to seconds precision")
+		}
+	}
+}
+
+// duration applies Istio's ValidateDuration: at least 1ms, millisecond
+// precision.
+func (v *validator) duration(p string, d *durationpb.Duration) {
+	if err := d.CheckValid(); err != nil {
+		v.errorf(p, "invalid duration: %v", err)
+		return
+	}
+	dur := d.AsDuration()
+	if dur < time.Millisecond {
+		v.errorf(p, "duration %s must be at least 1ms", dur)
+		return
+	}
+	if dur%time.Millisecond != 0 {
+		v.errorf(p, "duration %s: only durations to ms precision are supported", dur)
+	}
+}
+
+func (v *validator) port(p string, n int64) {
+	if n < 1 || n > 65535 {
+		v.errorf(p, "port number %d must be in the range 1..65535", n)
+	}
+}
+
+// optPort checks a port that may be omitted (0).
+func (v *validator) optPort(p string, n uint32) {
+	if n != 0 {
+		v.port(p, int64(n))
+	}
+}
+
+func (v *validator) subnet(p, s string) {
+	if strings.Contains(s, "/") {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			v.errorf(p, "%q is not a valid CIDR block", s)
+		}
+		return
+	}
+	if !isIP(s) {
+		v.errorf(p, "%q is not a valid IP address", s)
+	}
+}
+
+func isIP(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+// gatewayName checks a gateway reference: "mesh", "name" or "ns/name".
+func (v *validator) gatewayName(p, g string) {
+	if g == "mesh" {
+		return
+	}
+	ns, name, ok := strings.Cut(g, "/")
+	if !ok {
+		if msg := checkFQDN(g); msg != "" {
+			v.errorf(p, "invalid gateway name %q: %s", g, msg)
+		}
+		return
+	}
+	if ns == "" || name == "" {
+		v.errorf(p, "config namespace and gateway name cannot be empty")
+		return
+	}
+	if !isDNSLabel(ns) {
+		v.errorf(p, "invalid value for namespace: %q", ns)
+	}
+	if !isDNSLabel(name) {
+		v.errorf(p, "invalid value for gateway name: %q", name)
+	}
+}
+
+// exportTo applies Istio's visibility rules: ".", "*", a namespace, and
+// for ServiceEntry also "~"; no duplicates; "*" and "~" stand alone.
+func (v *validator) exportTo(p string, list []string, serviceEntry bool) {
+	seen := map[string]bool{}
+	for i, e := range list {
+		ep := fmt.Sprintf("%s[%d]", p, i)
+		key := e
+		if e == "." {
+			key = v.r.Namespace
+		}
+		if seen[key] {
+			v.errorf(ep, "duplicate entries in exportTo: %s", e)
+			continue
+		}
+		seen[key] = true
+		switch {
+		case e == "." || e == "*":
+		case e == "~" && serviceEntry:
+		case isDNSLabel(e):
+		default:
+			v.errorf(ep, "invalid exportTo value %q: must be \".\", \"*\"%s or a namespace", e, map[bool]string{true: ", \"~\""}[serviceEntry])
+		}
+	}
+	if len(list) > 1 && (seen["*"] || seen["~"]) {
+		v.errorf(p, "cannot combine %q with other exportTo values", map[bool]string{true: "*", false: "~"}[seen["*"]])
+	}
+}
