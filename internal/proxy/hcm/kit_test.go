@@ -2,6 +2,8 @@ package hcm
 
 import (
 	"context"
+	"io"
+	"strings"
 	"net"
 	"net/http"
 	"net/netip"
@@ -270,4 +272,19 @@ func rt(name, prefix string, action any) *routev3.Route {
 		r.Action = a
 	}
 	return r
+}
+
+type anypbAny = anypb.Any
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ln.Addr().String()
+	ln.Close()
+	return a
 }

@@ -1,0 +1,273 @@
+package hcm
+
+import (
+	"context"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	faultcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/internal/proxy/rflag"
+	"github.com/weftmesh/weft/internal/proxy/route"
+)
+
+func noSleep(ctx context.Context, d time.Duration) error { return ctx.Err() }
+
+func TestWeightedSplit(t *testing.T) {
+	a, b := backend(t, echo("a")), backend(t, echo("b"))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{a}}, {name: "b", addrs: []string{b}}},
+		routes: rc(vhost(&routev3.Route{Name: "w", Match: prefixMatch("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: []*routev3.WeightedCluster_ClusterWeight{
+				{Name: "a", Weight: wrapperspb.UInt32(20)},
+				{Name: "b", Weight: wrapperspb.UInt32(80), ResponseHeadersToAdd: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-branch", Value: "b"}}}},
+			}}}}}}))})
+	c := client()
+	const n = 1000
+	count := map[string]int{}
+	for i := 0; i < n; i++ {
+		resp, body := get(t, c, "http://"+p.addr+"/")
+		count[body]++
+		if body == "b:" && resp.Header.Get("X-Branch") != "b" {
+			t.Fatal("weighted cluster response header missing")
+		}
+	}
+	// 20% of 1000: σ ≈ 12.6; allow 5σ.
+	if math.Abs(float64(count["a:"])-200) > 63 || count["a:"]+count["b:"] != n {
+		t.Fatalf("split %v", count)
+	}
+}
+
+// flaky fails the first n requests with status, then answers 200; it
+// records each attempt's x-envoy-attempt-count.
+type flaky struct {
+	mu       sync.Mutex
+	n        int
+	status   int
+	attempts []string
+}
+
+func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	f.mu.Lock()
+	f.attempts = append(f.attempts, r.Header.Get("X-Envoy-Attempt-Count"))
+	fail := len(f.attempts) <= f.n
+	f.mu.Unlock()
+	if fail {
+		w.WriteHeader(f.status)
+		io.WriteString(w, "failed")
+		return
+	}
+	io.WriteString(w, "ok")
+}
+
+func retryRoute(retryOn string, num uint32, perTry time.Duration) *routev3.RouteConfiguration {
+	return rc(vhost(rt("r", "/", toCluster("a", func(a *routev3.RouteAction) {
+		a.RetryPolicy = &routev3.RetryPolicy{RetryOn: retryOn, NumRetries: wrapperspb.UInt32(num),
+			RetriableStatusCodes: []uint32{418}}
+		if perTry > 0 {
+			a.RetryPolicy.PerTryTimeout = durationpb.New(perTry)
+		}
+	}))))
+}
+
+func TestRetries(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		retryOn  string
+		fails    int
+		status   int
+		num      uint32
+		want     int
+		attempts int
+		flags    rflag.Flags
+	}{
+		{"5xx recovers", "5xx", 2, 503, 3, 200, 3, 0},
+		{"5xx exhausted", "5xx", 5, 503, 2, 503, 3, rflag.URX},
+		{"gateway-error ignores 500", "gateway-error", 1, 500, 3, 500, 1, 0},
+		{"retriable-status-codes", "retriable-status-codes", 1, 418, 1, 200, 2, 0},
+		{"no policy match", "connect-failure", 1, 503, 3, 503, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &flaky{n: tc.fails, status: tc.status}
+			be := backend(t, f)
+			p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}},
+				routes: retryRoute(tc.retryOn, tc.num, 0), opts: Options{Sleep: noSleep}})
+			req, _ := http.NewRequest("POST", "http://"+p.addr+"/", stringsReader("payload"))
+			resp, err := client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			info := p.nextInfo(t)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if resp.StatusCode != tc.want || len(f.attempts) != tc.attempts || info.Flags != tc.flags || info.Attempts != tc.attempts {
+				t.Fatalf("got %d after %v (flags %v, info attempts %d), want %d after %d (%v)",
+					resp.StatusCode, f.attempts, info.Flags, info.Attempts, tc.want, tc.attempts, tc.flags)
+			}
+			for i, a := range f.attempts {
+				if a != strconv.Itoa(i+1) {
+					t.Errorf("attempt %d saw x-envoy-attempt-count %q", i+1, a)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryConnectFailureMovesToAnotherHost(t *testing.T) {
+	good := backend(t, echo("good"))
+	dead := deadAddr(t)
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{dead, good}}},
+		routes: rc(vhost(rt("r", "/", toCluster("a", func(a *routev3.RouteAction) {
+			a.RetryPolicy = &routev3.RetryPolicy{RetryOn: "connect-failure", NumRetries: wrapperspb.UInt32(3),
+				RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{Name: "envoy.retry_host_predicates.previous_hosts"}}}
+		})))), opts: Options{Sleep: noSleep}})
+	c := client()
+	for i := 0; i < 10; i++ {
+		resp, body := get(t, c, "http://"+p.addr+"/")
+		if resp.StatusCode != 200 || body != "good:" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+}
+
+// slow answers after d, or when the client goes away.
+func slow(d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(d):
+			io.WriteString(w, "late")
+		case <-r.Context().Done():
+		}
+	})
+}
+
+func TestTimeouts(t *testing.T) {
+	be := backend(t, slow(5*time.Second))
+	// Route timeout.
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}},
+		routes: rc(vhost(rt("r", "/", toCluster("a", func(a *routev3.RouteAction) { a.Timeout = durationpb.New(50 * time.Millisecond) }))))})
+	start := time.Now()
+	resp, body := get(t, client(), "http://"+p.addr+"/")
+	if resp.StatusCode != 504 || body != "upstream request timeout" || time.Since(start) > 3*time.Second {
+		t.Fatalf("route timeout: %d %q after %v", resp.StatusCode, body, time.Since(start))
+	}
+	if info := p.nextInfo(t); info.Flags != rflag.UT {
+		t.Errorf("flags %v", info.Flags)
+	}
+	// Per-try timeout with retries: every try times out.
+	f := &countingHandler{h: slow(5 * time.Second)}
+	be2 := backend(t, f)
+	p2 := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be2}}},
+		routes: retryRoute("5xx", 2, 30*time.Millisecond), opts: Options{Sleep: noSleep}})
+	resp, body = get(t, client(), "http://"+p2.addr+"/")
+	if resp.StatusCode != 504 || body != "upstream request timeout" {
+		t.Fatalf("per-try timeout: %d %q", resp.StatusCode, body)
+	}
+	if info := p2.nextInfo(t); info.Flags != rflag.UT|rflag.URX || f.n.Load() != 3 {
+		t.Errorf("flags %v, backend saw %d", info.Flags, f.n.Load())
+	}
+}
+
+type countingHandler struct {
+	n atomic.Int64
+	h http.Handler
+}
+
+func (c *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.n.Add(1)
+	c.h.ServeHTTP(w, r)
+}
+
+func percent(n uint32) *typev3.FractionalPercent {
+	return &typev3.FractionalPercent{Numerator: n, Denominator: typev3.FractionalPercent_HUNDRED}
+}
+
+func TestFaults(t *testing.T) {
+	be := backend(t, echo("a"))
+	abort := &faultv3.HTTPFault{Abort: &faultv3.FaultAbort{ErrorType: &faultv3.FaultAbort_HttpStatus{HttpStatus: 503}, Percentage: percent(100)}}
+	delay := &faultv3.HTTPFault{Delay: &faultcommonv3.FaultDelay{FaultDelaySecifier: &faultcommonv3.FaultDelay_FixedDelay{
+		FixedDelay: durationpb.New(100 * time.Millisecond)}, Percentage: percent(100)}}
+	routes := rc(vhost(
+		&routev3.Route{Name: "abort", Match: prefixMatch("/abort"), Action: toCluster("a"),
+			TypedPerFilterConfig: map[string]*anypbAny{route.FaultFilter: mustAny(t, abort)}},
+		&routev3.Route{Name: "delay", Match: prefixMatch("/delay"), Action: toCluster("a"),
+			TypedPerFilterConfig: map[string]*anypbAny{route.FaultFilter: mustAny(t, delay)}},
+		rt("plain", "/", toCluster("a")),
+	))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: routes, fault: &faultv3.HTTPFault{}})
+	c := client()
+	resp, body := get(t, c, "http://"+p.addr+"/abort")
+	if resp.StatusCode != 503 || body != "fault filter abort" || p.nextInfo(t).Flags != rflag.FI {
+		t.Errorf("abort: %d %q", resp.StatusCode, body)
+	}
+	start := time.Now()
+	resp, body = get(t, c, "http://"+p.addr+"/delay")
+	if resp.StatusCode != 200 || body != "a:" || time.Since(start) < 100*time.Millisecond || p.nextInfo(t).Flags != rflag.DI {
+		t.Errorf("delay: %d %q after %v", resp.StatusCode, body, time.Since(start))
+	}
+	resp, _ = get(t, c, "http://"+p.addr+"/plain")
+	if resp.StatusCode != 200 || p.nextInfo(t).Flags != 0 {
+		t.Errorf("plain: %d", resp.StatusCode)
+	}
+
+	// 50% abort: roughly half.
+	half := &faultv3.HTTPFault{Abort: &faultv3.FaultAbort{ErrorType: &faultv3.FaultAbort_HttpStatus{HttpStatus: 500}, Percentage: percent(50)}}
+	p2 := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a")))), fault: half})
+	aborted := 0
+	for i := 0; i < 400; i++ {
+		if resp, _ := get(t, c, "http://"+p2.addr+"/"); resp.StatusCode == 500 {
+			aborted++
+		}
+	}
+	if aborted < 140 || aborted > 260 { // σ = 10
+		t.Errorf("50%% abort hit %d/400", aborted)
+	}
+}
+
+func TestMirror(t *testing.T) {
+	type seen struct{ host, body string }
+	mirrored := make(chan seen, 10)
+	shadow := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mirrored <- seen{r.Host, string(b)}
+		w.WriteHeader(500) // never reaches the client
+	}))
+	primary := backend(t, echo("primary"))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{primary}}, {name: "m", addrs: []string{shadow}}},
+		routes: rc(vhost(rt("r", "/", toCluster("a", func(a *routev3.RouteAction) {
+			a.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "m",
+				RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: percent(100)}}}
+		}))))})
+	req, _ := http.NewRequest("POST", "http://"+p.addr+"/x", stringsReader("body"))
+	req.Host = "reviews:9080"
+	resp, err := client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "primary:body" {
+		t.Fatalf("client saw %d %q", resp.StatusCode, b)
+	}
+	select {
+	case s := <-mirrored:
+		if s.host != "reviews-shadow:9080" || s.body != "body" {
+			t.Fatalf("mirror saw %+v", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("mirror got nothing")
+	}
+}
