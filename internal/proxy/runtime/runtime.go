@@ -16,6 +16,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -40,6 +41,10 @@ type Options struct {
 	Cluster  cluster.Options
 	Listener listener.Options
 	HCM      hcm.Options
+	// RetireDelay is how long a replaced cluster Set stays open, so
+	// requests that picked a host from it just before the swap can still
+	// get a connection (default 2s). Its busy connections drain anyway.
+	RetireDelay time.Duration
 }
 
 // Runtime is the proxy's current config. Apply is called by the xDS client
@@ -82,6 +87,9 @@ var (
 func New(opts Options) *Runtime {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.RetireDelay <= 0 {
+		opts.RetireDelay = 2 * time.Second
 	}
 	if opts.Cluster.Log == nil {
 		opts.Cluster.Log = opts.Log.With("component", "cluster")
@@ -212,7 +220,7 @@ func (r *Runtime) Apply(typeURL string, res *xdsclient.Resources) error {
 		return err
 	}
 	if newSet && old.clusters != nil {
-		old.clusters.Close()
+		time.AfterFunc(r.opts.RetireDelay, old.clusters.Close)
 	}
 	r.log.Debug("config applied", "type", typeURL, "listeners", len(next.listeners), "routes", len(next.routes), "clusters", len(res.Clusters))
 	return nil
