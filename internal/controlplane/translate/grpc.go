@@ -69,6 +69,7 @@ func (b *builder) grpcService(svc *model.Service, p *model.Port) {
 		}},
 	}
 	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix:     name,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: ads(), RouteConfigName: name}},
 		HttpFilters: []*hcmv3.HttpFilter{
 			{Name: filterFault, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: toAny(&faultv3.HTTPFault{})}},
