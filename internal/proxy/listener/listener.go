@@ -47,7 +47,8 @@ type Config struct {
 	Bind   bool // false: only reachable by original-dst hand-off
 	Source *listenerv3.Listener
 
-	useOriginalDst bool
+	useOriginalDst bool // hand the connection to the listener owning its original destination
+	restoreDst     bool // original_dst listener filter: read it, but no hand-off
 	sniffTLS       bool
 	sniffHTTP      bool
 	peekTimeout    time.Duration // 0: use the manager's default
@@ -115,8 +116,9 @@ func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
 		case tc.MessageIs(&httpinspv3.HttpInspector{}):
 			c.sniffHTTP = true
 		case tc.MessageIs(&origdstv3.OriginalDst{}):
-			// Reading SO_ORIGINAL_DST is what use_original_dst does here.
-			c.useOriginalDst = true
+			// Restores the original destination for filter chain match
+			// (destination_port on virtualInbound); no listener hand-off.
+			c.restoreDst = true
 		default:
 			return nil, fmt.Errorf("%s: unsupported listener filter type %s", fp, tc.GetTypeUrl())
 		}

@@ -23,6 +23,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	httpinspv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
+	origdstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 	tlsinspv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -367,20 +368,30 @@ func TestOriginalDstHandOff(t *testing.T) {
 		return compile(t, &listenerv3.Listener{Name: name, Address: sockAddr(ip, port), BindToPort: wrapperspb.Bool(false),
 			FilterChains: []*listenerv3.FilterChain{fc(tag, nil)}}, fakeDeps{})
 	}
-	cfgs := []*Config{virtual, unbound("0.0.0.0_9080", "0.0.0.0", 9080, "wild9080"), unbound("10.0.0.5_9080", "10.0.0.5", 9080, "exact")}
+	od, _ := anypb.New(&origdstv3.OriginalDst{})
+	inbound := compile(t, &listenerv3.Listener{Name: "virtualInbound", Address: sockAddr("127.0.0.1", 0),
+		ListenerFilters: []*listenerv3.ListenerFilter{{Name: "envoy.filters.listener.original_dst", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: od}}},
+		FilterChains:    []*listenerv3.FilterChain{fc("inbound9080", &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(9080)}), fc("inbound-other", nil)}}, fakeDeps{})
+	cfgs := []*Config{virtual, inbound, unbound("0.0.0.0_9080", "0.0.0.0", 9080, "wild9080"), unbound("10.0.0.5_9080", "10.0.0.5", 9080, "exact")}
 	if err := m.Update(cfgs); err != nil {
 		t.Fatal(err)
 	}
-	addr, _ := m.Addr("virtualOutbound")
+	out, _ := m.Addr("virtualOutbound")
+	in, _ := m.Addr("virtualInbound")
 	for _, tc := range []struct {
+		via       net.Addr
 		dst, want string
 	}{
-		{"10.0.0.5:9080", "exact listener=10.0.0.5_9080"},
-		{"10.0.0.6:9080", "wild9080 listener=0.0.0.0_9080"},
-		{"10.0.0.6:7777", "passthrough listener=virtualOutbound"},
+		{out, "10.0.0.5:9080", "exact listener=10.0.0.5_9080"},
+		{out, "10.0.0.6:9080", "wild9080 listener=0.0.0.0_9080"},
+		{out, "10.0.0.6:7777", "passthrough listener=virtualOutbound"},
+		// The original_dst listener filter restores the destination for
+		// chain matching but does not hand off.
+		{in, "10.0.0.6:9080", "inbound9080 listener=virtualInbound"},
+		{in, "10.0.0.6:8080", "inbound-other listener=virtualInbound"},
 	} {
 		d := net.Dialer{}
-		c, err := d.Dial("tcp", addr.String())
+		c, err := d.Dial("tcp", tc.via.String())
 		if err != nil {
 			t.Fatal(err)
 		}

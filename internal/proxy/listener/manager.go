@@ -285,13 +285,13 @@ func addrPort(a net.Addr) netip.AddrPort {
 func (m *Manager) serve(cfg *Config, c net.Conn) {
 	info := &downstream.Info{Listener: cfg.Name, Local: addrPort(c.LocalAddr()), Remote: addrPort(c.RemoteAddr())}
 	info.OriginalDst = info.Local
-	if cfg.useOriginalDst {
+	if cfg.useOriginalDst || cfg.restoreDst {
 		od, err := m.opts.OriginalDst(c)
 		if err != nil {
 			m.log.Debug("no original destination", "listener", cfg.Name, "err", err)
 		} else if od.IsValid() {
 			info.OriginalDst = od
-			if t := m.owner(od); t != nil && t != cfg {
+			if t := m.owner(od); cfg.useOriginalDst && t != nil && t != cfg {
 				cfg = t
 				info.Listener = t.Name
 			}
