@@ -74,7 +74,8 @@ type Cluster struct {
 // state; a cluster whose only change is its endpoints keeps all of that
 // for the hosts that remain. On error nothing changes and the error names
 // the cluster and field. After swapping in the new Set, the caller closes
-// prev.
+// prev. Build keeps references to its inputs: callers must not mutate them
+// afterwards (xDS clients decode fresh messages per update).
 func Build(prev *Set, clusters []*clusterv3.Cluster, assignments map[string]*endpointv3.ClusterLoadAssignment,
 	secrets map[string]*tlsv3.Secret, opts Options) (*Set, error) {
 	o := opts.withDefaults()

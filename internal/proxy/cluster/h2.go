@@ -28,7 +28,7 @@ func (h *host) transportH2() *http.Transport {
 			Protocols:          p,
 			DisableCompression: true, // a proxy forwards bodies as they are
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return h.dial(ctx)
+				return h.dial(ctx, alpnH2)
 			},
 		}
 	}

@@ -94,6 +94,7 @@ func breakers(maxConn, maxPending, maxReq, maxRetries uint32) *clusterv3.Circuit
 type backend struct {
 	*httptest.Server
 	conns  atomic.Int64
+	closed atomic.Int64
 	status atomic.Int64 // 0: 200
 	hits   atomic.Int64
 }
@@ -109,8 +110,11 @@ func newBackend(t testing.TB) *backend {
 		io.WriteString(w, b.Listener.Addr().String())
 	}))
 	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
+		switch s {
+		case http.StateNew:
 			b.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			b.closed.Add(1)
 		}
 	}
 	b.Start()

@@ -92,8 +92,9 @@ func (h *host) close() {
 var errHostClosed = errors.New("upstream host removed")
 
 // dial opens a transport connection to the host (TCP, then TLS when
-// configured), counted in the cluster's connection stats.
-func (h *host) dial(ctx context.Context) (net.Conn, error) {
+// configured), counted in the cluster's connection stats. use selects the
+// default ALPN offered when the config sets none.
+func (h *host) dial(ctx context.Context, use alpnUse) (net.Conn, error) {
 	sh := h.sh
 	ctx, cancel := context.WithTimeout(ctx, sh.cfg.connectTimeout)
 	defer cancel()
@@ -111,7 +112,7 @@ func (h *host) dial(ctx context.Context) (net.Conn, error) {
 		if tc, ok := nc.(*net.TCPConn); ok && sh.cfg.keepAlive > 0 {
 			tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: sh.cfg.keepAlive})
 		}
-		nc, err = h.tls.handshake(ctx, nc)
+		nc, err = h.tls.handshake(ctx, nc, use)
 	}
 	if err != nil {
 		sh.stats.UpstreamCxConnectFail.Add(1)

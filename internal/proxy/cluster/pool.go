@@ -51,7 +51,7 @@ func (h *host) getH1(ctx context.Context) (c *h1conn, reused bool, err error) {
 	for len(h.idle) > 0 {
 		c = h.idle[len(h.idle)-1]
 		h.idle = h.idle[:len(h.idle)-1]
-		if sh.cfg.idleTimeout > 0 && time.Since(c.since) > sh.cfg.idleTimeout {
+		if sh.cfg.idleTimeout > 0 && sh.opts.Clock.Now().Sub(c.since) > sh.cfg.idleTimeout {
 			h.conns--
 			stale = append(stale, c)
 			c = nil
@@ -123,7 +123,7 @@ func (sh *shared) reserveConnOr(force bool) bool {
 }
 
 func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
-	nc, err := h.dial(ctx)
+	nc, err := h.dial(ctx, alpnH1)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func (h *host) putH1(c *h1conn, reusable bool) {
 			w.ch <- connResult{c: c}
 			return
 		}
-		c.since = time.Now()
+		c.since = sh.opts.Clock.Now()
 		h.idle = append(h.idle, c)
 		h.mu.Unlock()
 		return

@@ -265,7 +265,7 @@ func (c *Cluster) Dial(ctx context.Context, o *RequestOptions) (net.Conn, *Attem
 		return nil, att, overflow()
 	}
 	h.active.Add(1)
-	nc, err := h.dial(ctx)
+	nc, err := h.dial(ctx, alpnRaw)
 	h.active.Add(-1)
 	if err != nil {
 		sh.stats.UpstreamCxActive.Add(-1)

@@ -30,6 +30,9 @@ const (
 // tlsSettings is a compiled UpstreamTlsContext.
 type tlsSettings struct {
 	cfg *tls.Config
+	// cfgH1, cfgH2 offer ALPN http/1.1 or h2 when alpn_protocols is empty,
+	// as Envoy's HTTP connection pools do.
+	cfgH1, cfgH2 *tls.Config
 	// err, when set, makes every connection fail closed (e.g. an SDS secret
 	// the control plane has not sent).
 	err error
@@ -184,6 +187,12 @@ func compileSocket(ts *corev3.TransportSocket, secrets map[string]*tlsv3.Secret)
 	}
 	if v.roots != nil {
 		cfg.VerifyConnection = v.verify
+	}
+	out.cfgH1, out.cfgH2 = cfg, cfg
+	if len(cfg.NextProtos) == 0 {
+		out.cfgH1, out.cfgH2 = cfg.Clone(), cfg.Clone()
+		out.cfgH1.NextProtos = []string{"http/1.1"}
+		out.cfgH2.NextProtos = []string{"h2"}
 	}
 	return out, nil
 }
@@ -402,9 +411,18 @@ func (m stringMatcher) match(s string) bool {
 	return false
 }
 
+// alpnUse says which default ALPN a connection offers.
+type alpnUse uint8
+
+const (
+	alpnRaw alpnUse = iota // TCP proxy: only what the config says
+	alpnH1
+	alpnH2
+)
+
 // handshake wraps a dialed connection in TLS when the host's transport says
 // so; nil settings mean plaintext.
-func (t *tlsSettings) handshake(ctx context.Context, nc net.Conn) (net.Conn, error) {
+func (t *tlsSettings) handshake(ctx context.Context, nc net.Conn, use alpnUse) (net.Conn, error) {
 	if t == nil {
 		return nc, nil
 	}
@@ -412,7 +430,14 @@ func (t *tlsSettings) handshake(ctx context.Context, nc net.Conn) (net.Conn, err
 		nc.Close()
 		return nil, t.err
 	}
-	tc := tls.Client(nc, t.cfg)
+	cfg := t.cfg
+	switch use {
+	case alpnH1:
+		cfg = t.cfgH1
+	case alpnH2:
+		cfg = t.cfgH2
+	}
+	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
 		return nil, err
