@@ -3,10 +3,10 @@ package hcm
 import (
 	"context"
 	"io"
-	"strings"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +20,7 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -288,3 +289,10 @@ func deadAddr(t testing.TB) string {
 	ln.Close()
 	return a
 }
+
+type (
+	hcmv3HCM                     = hcmv3.HttpConnectionManager
+	corsv3CorsPolicy             = corsv3.CorsPolicy
+	matcherv3StringMatcher       = matcherv3.StringMatcher
+	matcherv3StringMatcher_Exact = matcherv3.StringMatcher_Exact
+)

@@ -358,11 +358,12 @@ func (rt *Router) respond(s *filter.Stream, wc *route.WeightedCluster, resp *htt
 	}
 	s.Info.Details = "via_upstream"
 	s.W.WriteHeader(resp.StatusCode)
-	flush := streaming(resp)
 	var fl http.Flusher
-	if flush {
+	if streaming(resp) {
 		fl, _ = s.W.(http.Flusher)
-		if fl != nil {
+		// A gRPC trailers-only response (grpc-status in the headers) must
+		// leave as one HEADERS frame with END_STREAM: do not flush early.
+		if _, trailersOnly := h["Grpc-Status"]; fl != nil && !trailersOnly {
 			fl.Flush()
 		}
 	}
