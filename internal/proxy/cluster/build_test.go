@@ -394,7 +394,9 @@ func TestOriginalDst(t *testing.T) {
 
 type resolverFunc func(ctx context.Context, host string) ([]string, error)
 
-func (f resolverFunc) LookupHost(ctx context.Context, host string) ([]string, error) { return f(ctx, host) }
+func (f resolverFunc) LookupHost(ctx context.Context, host string) ([]string, error) {
+	return f(ctx, host)
+}
 
 func TestDump(t *testing.T) {
 	b := newBackend(t)

@@ -145,3 +145,19 @@ func get(t testing.TB, c *Cluster, o *RequestOptions) (int, string, *Attempt, er
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), att, nil
 }
+
+func stringsReader(s string) io.Reader { return &onceReader{s: s} }
+
+// onceReader is a reader without WriterTo/Len, so requests send it chunked.
+type onceReader struct {
+	s    string
+	done bool
+}
+
+func (r *onceReader) Read(p []byte) (int, error) {
+	if r.done {
+		return 0, io.EOF
+	}
+	r.done = true
+	return copy(p, r.s), nil
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,9 +35,6 @@ type connResult struct {
 type waiter struct {
 	ch chan connResult // buffered 1
 }
-
-var brPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
-var bwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
 // getH1 returns a connection for one request; reused tells whether it
 // served requests before (a stale keep-alive connection may then fail).
@@ -127,10 +125,10 @@ func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := brPool.Get().(*bufio.Reader)
-	br.Reset(nc)
-	bw := bwPool.Get().(*bufio.Writer)
-	bw.Reset(nc)
+	// Buffers live with the connection (allocated per connection, not per
+	// request); they are not pooled because a body Close may race a Read.
+	br := bufio.NewReaderSize(nc, 4096)
+	bw := bufio.NewWriterSize(nc, 4096)
 	return &h1conn{h: h, nc: nc, br: br, bw: bw, local: nc.LocalAddr().String()}, nil
 }
 
@@ -184,10 +182,6 @@ func (h *host) dropH1(c *h1conn) {
 // h.conns.
 func (c *h1conn) closeConn() {
 	c.nc.Close()
-	c.br.Reset(nil)
-	brPool.Put(c.br)
-	c.bw.Reset(nil)
-	bwPool.Put(c.bw)
 	c.h.connClosed()
 }
 
@@ -261,26 +255,27 @@ func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 	}
 }
 
-// h1body returns the connection to the pool when the body is done.
+// h1body returns the connection to the pool when the body is done. Close
+// may be called concurrently with Read (e.g. on a timeout).
 type h1body struct {
 	rc       io.ReadCloser
 	c        *h1conn
-	ctx      context.Context
 	stop     func() bool
 	resp     *http.Response
 	req      *http.Request
 	done     func()
-	finished bool
-	eof      bool
+	once     sync.Once
+	finished atomic.Bool
+	eof      atomic.Bool
 }
 
 func (b *h1body) Read(p []byte) (int, error) {
-	if b.finished {
+	if b.finished.Load() {
 		return 0, io.ErrClosedPipe
 	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF {
-		b.eof = true
+		b.eof.Store(true)
 		b.finish()
 	} else if err != nil {
 		b.finish()
@@ -294,20 +289,19 @@ func (b *h1body) Close() error {
 }
 
 func (b *h1body) finish() {
-	if b.finished {
-		return
-	}
-	b.finished = true
-	if b.stop != nil && !b.stop() {
-		b.eof = false
-	}
-	reusable := b.eof && !b.resp.Close && !b.req.Close
-	if !b.eof {
-		b.c.nc.Close()
-	}
-	b.c.nc.SetDeadline(time.Time{})
-	b.c.h.putH1(b.c, reusable)
-	b.done()
+	b.once.Do(func() {
+		b.finished.Store(true)
+		eof := b.eof.Load()
+		if b.stop != nil && !b.stop() {
+			eof = false // the context ended: the deadline poisoned the conn
+		}
+		reusable := eof && !b.resp.Close && !b.req.Close
+		if reusable {
+			b.c.nc.SetDeadline(time.Time{})
+		}
+		b.c.h.putH1(b.c, reusable)
+		b.done()
+	})
 }
 
 // upgraded is the body of a 101 response: the raw connection, readable and

@@ -1,0 +1,126 @@
+package cluster
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+func TestIdleTimeoutClosesPooledConn(t *testing.T) {
+	clock := newFakeClock()
+	b := newBackend(t)
+	pc := staticCluster("c", b.addr())
+	pc.TypedExtensionProtocolOptions = protocolOptions(t, &httpv3.HttpProtocolOptions{
+		CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(time.Minute)}})
+	s := build(t, nil, []*clusterv3.Cluster{pc}, nil, Options{Clock: clock})
+	defer s.Close()
+	served(t, s.Get("c"), 2)
+	clock.Advance(30 * time.Second)
+	served(t, s.Get("c"), 1)
+	if b.conns.Load() != 1 {
+		t.Fatalf("connection not reused within idle_timeout: %d", b.conns.Load())
+	}
+	clock.Advance(61 * time.Second)
+	served(t, s.Get("c"), 1)
+	if b.conns.Load() != 2 {
+		t.Fatalf("idle connection reused after idle_timeout: %d connections", b.conns.Load())
+	}
+	waitFor(t, "idle connection closed", func() bool { return b.closed.Load() == 1 })
+}
+
+func TestHTTP2OverTLS(t *testing.T) {
+	p := newPKI(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.serverCert}}
+	srv.StartTLS()
+	defer srv.Close()
+	pc := staticCluster("c", srv.Listener.Addr().String())
+	pc.TypedExtensionProtocolOptions = protocolOptions(t, &httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{}}}})
+	pc.TransportSocket = tlsSocket(t, &tlsv3.UpstreamTlsContext{Sni: "backend.example", CommonTlsContext: &tlsv3.CommonTlsContext{
+		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa: inline(p.caPEM)}}}})
+	s := build(t, nil, []*clusterv3.Cluster{pc}, nil, Options{})
+	defer s.Close()
+	for range 3 {
+		if code, body, _, err := get(t, s.Get("c"), nil); err != nil || code != 200 || body != "HTTP/2.0" {
+			t.Fatalf("%d %q %v", code, body, err)
+		}
+	}
+	if n := s.Get("c").Stats().UpstreamCxTotal.Load(); n != 1 {
+		t.Fatalf("upstream_cx_total = %d", n)
+	}
+}
+
+func TestRequestBodyForwarded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, r.Body)
+	}))
+	defer srv.Close()
+	s := build(t, nil, []*clusterv3.Cluster{staticCluster("c", srv.Listener.Addr().String())}, nil, Options{})
+	defer s.Close()
+	for range 3 {
+		req, _ := http.NewRequest("POST", "http://svc/echo", io.NopCloser(stringsReader("hello body")))
+		resp, _, err := s.Get("c").RoundTrip(req, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(got) != "hello body" {
+			t.Fatalf("echo %q", got)
+		}
+	}
+}
+
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, proto := range []string{"h1", "h2"} {
+		b.Run(proto, func(b *testing.B) {
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "ok")
+			}))
+			srv.Config.Protocols = new(http.Protocols)
+			srv.Config.Protocols.SetHTTP1(true)
+			srv.Config.Protocols.SetUnencryptedHTTP2(true)
+			srv.Start()
+			defer srv.Close()
+			pc := staticCluster("c", srv.Listener.Addr().String())
+			if proto == "h2" {
+				pc.TypedExtensionProtocolOptions = protocolOptions(b, &httpv3.HttpProtocolOptions{
+					UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+						ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{}}}})
+			}
+			s := build(b, nil, []*clusterv3.Cluster{pc}, nil, Options{})
+			defer s.Close()
+			c := s.Get("c")
+			req, _ := http.NewRequest("GET", "http://svc/", nil)
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, _, err := c.RoundTrip(req, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if _, err := resp.Body.Read(buf); err != nil {
+						break
+					}
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+}
