@@ -51,6 +51,7 @@ func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
 		if _, dup := b.byHost[s.Hostname]; dup {
 			continue // first source wins, as Istio does for duplicate hosts
 		}
+		s = withoutNilPorts(s)
 		b.services = append(b.services, s)
 		b.byHost[s.Hostname] = s
 	}
@@ -73,3 +74,21 @@ func (b *builder) rootNamespace() string {
 
 // domainSuffix is the cluster DNS domain used to expand short host names.
 func (b *builder) domainSuffix() string { return "cluster.local" }
+
+// withoutNilPorts returns svc, or a shallow copy without nil ports (the
+// snapshot itself is never modified).
+func withoutNilPorts(svc *model.Service) *model.Service {
+	for _, p := range svc.Ports {
+		if p == nil {
+			c := *svc
+			c.Ports = nil
+			for _, p := range svc.Ports {
+				if p != nil {
+					c.Ports = append(c.Ports, p)
+				}
+			}
+			return &c
+		}
+	}
+	return svc
+}

@@ -194,8 +194,11 @@ func (b *builder) appAddress() string {
 
 // findPort returns the service port with number n.
 func findPort(svc *model.Service, n uint32) *model.Port {
+	if svc == nil {
+		return nil
+	}
 	for _, p := range svc.Ports {
-		if p.Number == n {
+		if p != nil && p.Number == n {
 			return p
 		}
 	}

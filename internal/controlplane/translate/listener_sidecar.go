@@ -32,6 +32,9 @@ type inboundPort struct {
 func (b *builder) inboundPorts() []inboundPort {
 	seen := map[uint32]protocol{}
 	for _, svc := range b.p.Services {
+		if svc == nil {
+			continue
+		}
 		for _, ep := range svc.Endpoints {
 			if ep == nil || ep.Address != b.p.Meta.IP {
 				continue
@@ -93,6 +96,9 @@ func (b *builder) inboundChains(ip inboundPort, match func() *listenerv3.FilterC
 func (b *builder) buildInbound() {
 	ports := b.inboundPorts()
 	if b.p.Meta.Capture {
+		if len(ports) == 0 {
+			return // a listener needs a filter chain; nothing to serve
+		}
 		l := &listenerv3.Listener{
 			Name:            virtualInbound,
 			Address:         socketAddress("0.0.0.0", virtualInboundPort),

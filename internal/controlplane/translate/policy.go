@@ -159,12 +159,8 @@ func applyPool(c *clusterv3.Cluster, pool *networking.ConnectionPoolSettings) *c
 			}
 		}
 	}
-	if d := pool.GetTcp().GetMaxConnectionDuration(); d != nil {
-		if common == nil {
-			common = &corev3.HttpProtocolOptions{}
-		}
-		common.MaxConnectionDuration = dur(d.AsDuration())
-	}
+	// tcp.maxConnectionDuration (Envoy max_connection_duration) is not in
+	// the proxy contract; it is not emitted until weft-proxy supports it.
 	return common
 }
 

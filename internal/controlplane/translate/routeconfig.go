@@ -144,13 +144,12 @@ func connectMatch() *routev3.RouteMatch {
 	return &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_ConnectMatcher_{ConnectMatcher: &routev3.RouteMatch_ConnectMatcher{}}}
 }
 
-// connectAction terminates CONNECT and proxies the tunnel's bytes as TCP
-// (Envoy's upgrade_configs CONNECT with connect_config).
+// connectAction tunnels a CONNECT request to the route's cluster as TCP.
+// weft-proxy terminates CONNECT on such routes (the proxy contract);
+// Envoy itself would need upgrade_configs[].connect_config for that, which
+// weft-proxy does not accept, so it is not emitted.
 func connectAction(a *routev3.RouteAction) *routev3.RouteAction {
-	a.UpgradeConfigs = []*routev3.RouteAction_UpgradeConfig{{
-		UpgradeType:   "CONNECT",
-		ConnectConfig: &routev3.RouteAction_UpgradeConfig_ConnectConfig{},
-	}}
+	a.UpgradeConfigs = []*routev3.RouteAction_UpgradeConfig{{UpgradeType: "CONNECT"}}
 	return a
 }
 

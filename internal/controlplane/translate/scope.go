@@ -146,7 +146,13 @@ func (b *builder) sidecarVirtualService(host string) *networkingv1.VirtualServic
 // namespace, then the root namespace; within one namespace an exact host
 // beats a wildcard, the longest wildcard wins, then the oldest rule.
 func (b *builder) destinationRule(host, svcNamespace string) *networking.DestinationRule {
-	drs := byCreation(b.snap.DestinationRules, func(d *networkingv1.DestinationRule) *metav1.ObjectMeta { return &d.ObjectMeta })
+	var drs []*networkingv1.DestinationRule
+	for _, dr := range b.snap.DestinationRules {
+		if dr != nil {
+			drs = append(drs, dr)
+		}
+	}
+	drs = byCreation(drs, func(d *networkingv1.DestinationRule) *metav1.ObjectMeta { return &d.ObjectMeta })
 	pick := func(ns string, selector bool) *networking.DestinationRule {
 		var best *networking.DestinationRule
 		bestLen := -1

@@ -1,0 +1,167 @@
+package translate
+
+import (
+	"strings"
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	networking "istio.io/api/networking/v1alpha3"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftmesh/weft/internal/controlplane/model"
+	"github.com/weftmesh/weft/internal/node"
+)
+
+// handSnapshot is a small mesh built without the loader or registry: two
+// services, reviews with two versions, and a VirtualService splitting it.
+func handSnapshot() (*model.Snapshot, *model.Proxy) {
+	ep := func(ip, version string) *model.Endpoint {
+		return &model.Endpoint{Address: ip, Port: 9080, ServicePort: 9080, Healthy: true, TLSMode: "istio",
+			Labels: map[string]string{"app": "reviews", "version": version}, WorkloadName: "reviews-" + version, Namespace: "default"}
+	}
+	reviews := &model.Service{Hostname: "reviews.default.svc.cluster.local", Name: "reviews", Namespace: "default",
+		Addresses: []string{"198.19.0.3"}, Ports: []*model.Port{{Name: "http", Number: 9080, Protocol: "HTTP"}},
+		Endpoints: []*model.Endpoint{ep("198.18.0.21", "v1"), ep("198.18.0.22", "v2")}}
+	db := &model.Service{Hostname: "db.default.svc.cluster.local", Name: "db", Namespace: "default",
+		Addresses: []string{"198.19.0.9"}, Ports: []*model.Port{{Name: "tcp", Number: 5432, Protocol: "TCP"}}}
+	dr := &networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "default"}}
+	dr.Spec.Host = "reviews"
+	dr.Spec.Subsets = []*networking.Subset{{Name: "v1", Labels: map[string]string{"version": "v1"}}, {Name: "v2", Labels: map[string]string{"version": "v2"}}}
+	vs := &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: "default"}}
+	vs.Spec.Hosts = []string{"reviews"}
+	vs.Spec.Http = []*networking.HTTPRoute{{Route: []*networking.HTTPRouteDestination{
+		{Destination: &networking.Destination{Host: "reviews", Subset: "v1"}, Weight: 75},
+		{Destination: &networking.Destination{Host: "reviews", Subset: "v2"}, Weight: 25},
+	}}}
+	snap := &model.Snapshot{Services: []*model.Service{db, reviews},
+		DestinationRules: []*networkingv1.DestinationRule{dr}, VirtualServices: []*networkingv1.VirtualService{vs}}
+	meta := &node.Meta{Type: node.Sidecar, IP: "198.18.0.1", Name: "productpage-v1", Namespace: "default", Capture: true, AppAddress: "127.0.0.1",
+		Labels: map[string]string{"app": "productpage"}, Ports: []node.Port{{Name: "http", Port: 9080, Protocol: "HTTP"}}}
+	return snap, &model.Proxy{Meta: meta, ID: meta.ID()}
+}
+
+func TestBuildHandSnapshot(t *testing.T) {
+	snap, p := handSnapshot()
+	out := Build(snap, p)
+	if err := out.Check(); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	var rc *routev3.RouteConfiguration
+	for _, r := range out.Routes {
+		if r.Name == "9080" {
+			rc = r
+		}
+	}
+	if rc == nil {
+		t.Fatalf("no route config 9080 in %v", names(out))
+	}
+	wc := rc.VirtualHosts[0].Routes[0].GetRoute().GetWeightedClusters().GetClusters()
+	if len(wc) != 2 || wc[0].Name != "outbound|9080|v1|reviews.default.svc.cluster.local" || wc[0].Weight.GetValue() != 75 ||
+		wc[1].Name != "outbound|9080|v2|reviews.default.svc.cluster.local" || wc[1].Weight.GetValue() != 25 {
+		t.Errorf("weighted clusters = %v", wc)
+	}
+	for _, e := range out.Endpoints {
+		if e.ClusterName == "outbound|9080|v2|reviews.default.svc.cluster.local" {
+			lbs := e.Endpoints[0].LbEndpoints
+			if len(lbs) != 1 || lbs[0].GetEndpoint().GetAddress().GetSocketAddress().GetAddress() != "198.18.0.22" {
+				t.Errorf("v2 assignment = %v", e)
+			}
+		}
+	}
+	// Pure: the input is not modified and a second build is identical.
+	again := Build(snap, p)
+	for i := range out.Clusters {
+		if !proto.Equal(out.Clusters[i], again.Clusters[i]) {
+			t.Errorf("cluster %s differs between builds", out.Clusters[i].Name)
+		}
+	}
+}
+
+func TestBuildNilInputs(t *testing.T) {
+	if o := Build(nil, nil); o == nil || o.Check() != nil {
+		t.Fatal("nil inputs must give an empty, valid output")
+	}
+	snap, p := handSnapshot()
+	snap.Services = append(snap.Services, nil)
+	snap.VirtualServices = append(snap.VirtualServices, nil)
+	snap.DestinationRules = append(snap.DestinationRules, nil)
+	snap.Gateways = append(snap.Gateways, nil)
+	snap.Services[0].Ports = append(snap.Services[0].Ports, nil)
+	snap.Services[1].Endpoints = append(snap.Services[1].Endpoints, nil)
+	p.Services = []*model.Service{nil, snap.Services[1]}
+	if err := Build(snap, p).Check(); err != nil {
+		t.Fatalf("nil entries: %v", err)
+	}
+	p.Meta.Type = node.Router
+	if err := Build(snap, p).Check(); err != nil {
+		t.Fatalf("nil entries (router): %v", err)
+	}
+	p.Meta.Generator = "grpc"
+	if err := Build(snap, p).Check(); err != nil {
+		t.Fatalf("nil entries (grpc): %v", err)
+	}
+}
+
+func names(o *Output) []string {
+	var out []string
+	for _, r := range o.Routes {
+		out = append(out, "route:"+r.Name)
+	}
+	for _, l := range o.Listeners {
+		out = append(out, "listener:"+l.Name)
+	}
+	return out
+}
+
+func TestCheckFindsInconsistencies(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(o *Output)
+		want   string
+	}{
+		{"route to missing cluster", func(o *Output) {
+			o.Routes[0].VirtualHosts[0].Routes[0].GetRoute().ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: "nope"}
+		}, `cluster "nope" does not exist`},
+		{"EDS cluster without assignment", func(o *Output) { o.Endpoints = o.Endpoints[1:] }, "EDS without an assignment"},
+		{"assignment without cluster", func(o *Output) {
+			o.Endpoints = append(o.Endpoints, &endpointv3.ClusterLoadAssignment{ClusterName: "ghost"})
+		}, `assignment "ghost": no EDS cluster`},
+		{"missing RDS", func(o *Output) { o.Routes = nil }, `route config "9080" does not exist`},
+		{"invalid cluster", func(o *Output) { o.Clusters[0].ConnectTimeout = dur(-1) }, "ConnectTimeout"},
+		{"duplicate cluster", func(o *Output) { o.Clusters = append(o.Clusters, o.Clusters[0]) }, "defined twice"},
+		{"tcp_proxy to missing cluster", func(o *Output) {
+			o.Listeners = append(o.Listeners, &listenerv3.Listener{Name: "x", Address: socketAddress("0.0.0.0", 1),
+				FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{tcpFilter([]weightedCluster{{"gone", 100}})}}}})
+		}, `cluster "gone" does not exist`},
+		{"invalid typed config", func(o *Output) {
+			o.Clusters = append(o.Clusters, &clusterv3.Cluster{Name: "bad", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+				TypedExtensionProtocolOptions: map[string]*anypb.Any{"x": nil}})
+		}, "missing typed_config"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, p := handSnapshot()
+			out := Build(snap, p)
+			if err := out.Check(); err != nil {
+				t.Fatalf("baseline: %v", err)
+			}
+			// Route config "9080" must come first for the mutations above.
+			for i, r := range out.Routes {
+				if r.Name == "9080" {
+					out.Routes[0], out.Routes[i] = out.Routes[i], out.Routes[0]
+				}
+			}
+			tc.mutate(out)
+			err := out.Check()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Check() = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
