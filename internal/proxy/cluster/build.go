@@ -33,7 +33,7 @@ type shared struct {
 
 	healthGen atomic.Uint64 // bumped when a host's ejection state changes
 	od        *detector
-	members   atomic.Pointer[[]*host] // current hosts, for outlier detection
+	latest    atomic.Pointer[Cluster] // newest committed Cluster: its hosts are outlier detection's population
 
 	dynMu   sync.Mutex
 	dyn     map[string]*host                 // ORIGINAL_DST hosts created on demand, by destination
@@ -108,6 +108,10 @@ func Build(prev *Set, clusters []*clusterv3.Cluster, assignments map[string]*end
 		}
 		s.clusters[name] = c
 	}
+	// Commit: outlier detection now counts the new memberships.
+	for _, c := range s.clusters {
+		c.sh.latest.Store(c)
+	}
 	return s, nil
 }
 
@@ -137,10 +141,9 @@ func newShared(pc *clusterv3.Cluster, cfg *settings, secrets map[string]*tlsv3.S
 	sh := &shared{name: pc.GetName(), src: pc, cfg: cfg, opts: o, dyn: map[string]*host{}}
 	sh.secrets = usedSecrets(pc, secrets)
 	sh.ctx, sh.cancel = context.WithCancel(context.Background())
-	empty := []*host{}
-	sh.members.Store(&empty)
-	if cfg.outlier != nil {
-		sh.od = newDetector(cfg.outlier, o.Clock, &sh.stats, &sh.healthGen, func() []*host { return *sh.members.Load() })
+	// ORIGINAL_DST hosts come and go per destination: no outlier detection.
+	if cfg.outlier != nil && cfg.disc != discOriginalDst {
+		sh.od = newDetector(cfg.outlier, o.Clock, &sh.stats, &sh.healthGen, sh.hosts)
 	}
 	return sh
 }
@@ -362,12 +365,21 @@ func (c *Cluster) setMembers(ms []member) {
 }
 
 func (c *Cluster) setMembersLocked(ms []member) {
-	hosts := make([]*host, len(ms))
-	for i, m := range ms {
-		hosts[i] = m.h
-	}
-	c.sh.members.Store(&hosts)
 	c.cur.Store(c.sh.newView(ms))
+}
+
+// hosts lists the hosts of the newest committed Cluster.
+func (sh *shared) hosts() []*host {
+	c := sh.latest.Load()
+	if c == nil {
+		return nil
+	}
+	ms := c.cur.Load().members
+	out := make([]*host, len(ms))
+	for i, m := range ms {
+		out[i] = m.h
+	}
+	return out
 }
 
 // release drops one reference; the last one frees hosts and shared state

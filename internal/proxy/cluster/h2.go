@@ -113,6 +113,7 @@ func (h *host) dialH2(tr *http.Transport, d *h2dialing) {
 		h.sh.stats.UpstreamCxActive.Add(-1)
 	} else {
 		d.c = &h2conn{cc: cc, h: h}
+		d.c.watch()
 		if h.closed {
 			h.mu.Unlock()
 			d.c.close()

@@ -82,7 +82,7 @@ func (h *host) close() {
 		w.ch <- connResult{err: errHostClosed}
 	}
 	for _, c := range h2 {
-		c.close()
+		c.drain()
 	}
 	for _, c := range tcp {
 		c.Conn.Close()
@@ -176,9 +176,29 @@ func noHealthy() error {
 
 // h2conn is one HTTP/2 client connection.
 type h2conn struct {
-	cc   *http.ClientConn
-	once sync.Once
-	h    *host
+	cc       *http.ClientConn
+	once     sync.Once
+	h        *host
+	draining atomic.Bool
+}
+
+// watch keeps accounting right when the connection dies and closes it
+// once drained.
+func (c *h2conn) watch() {
+	c.cc.SetStateHook(func(cc *http.ClientConn) {
+		// The hook may run inside RoundTrip or Body.Close: close elsewhere.
+		if cc.Err() != nil || (c.draining.Load() && cc.InFlight() == 0) {
+			go c.close()
+		}
+	})
+}
+
+// drain lets in-flight streams finish, then closes (Set.Close semantics).
+func (c *h2conn) drain() {
+	c.draining.Store(true)
+	if c.cc.InFlight() == 0 {
+		c.close()
+	}
 }
 
 func (c *h2conn) close() {

@@ -10,8 +10,8 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -123,4 +123,34 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestHTTP2DrainOnClose(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		io.WriteString(w, "done")
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	pc := staticCluster("c", srv.Listener.Addr().String())
+	pc.TypedExtensionProtocolOptions = protocolOptions(t, &httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{}}}})
+	s := build(t, nil, []*clusterv3.Cluster{pc}, nil, Options{})
+	c := s.Get("c")
+	ch := async(t, c, nil)
+	<-arrived
+	s.Close()
+	if c.Stats().UpstreamCxActive.Load() != 1 {
+		t.Fatal("busy HTTP/2 connection closed before its stream finished")
+	}
+	close(release)
+	if r := <-ch; r.err != nil || r.code != 200 {
+		t.Fatalf("%+v", r)
+	}
+	waitFor(t, "drained connection to close", func() bool { return c.Stats().UpstreamCxActive.Load() == 0 })
 }
