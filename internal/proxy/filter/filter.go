@@ -66,6 +66,10 @@ type Stream struct {
 	Route  *route.Route // nil when no route matched (the router answers 404 NR)
 	Config *Config      // connection-manager settings filters need
 
+	// Attempt is scratch space for the router's upstream options (kept
+	// here so it does not escape to the heap per request).
+	Attempt Attempt
+
 	// respSet are response headers a filter wants set (overwriting the
 	// upstream's) when the response is written, e.g. CORS headers.
 	respSet []Header
@@ -116,6 +120,7 @@ func (s *Stream) Next() error {
 
 // Reset clears s for reuse.
 func (s *Stream) Reset() {
-	rs := s.respSet[:0]
+	rs, ex := s.respSet[:0], s.Attempt.Exclude[:0]
 	*s = Stream{respSet: rs}
+	s.Attempt.Exclude = ex
 }

@@ -72,11 +72,14 @@ type Manager struct {
 	normalizePath bool
 	mergeSlashes  bool
 	statPrefix    string
+	idInResponse  bool
 
 	h1      *http.Server
 	h2      *http2.Server
 	streams sync.Pool
-	ups     upstreams
+	ups     *upstreams
+	// Shared single-value header slices (len == cap, so appends copy).
+	serverHdr []string
 }
 
 // New validates and compiles an HCM config. The error names the field
@@ -107,10 +110,11 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 	if m.serverName == "" {
 		m.serverName = "envoy"
 	}
+	m.serverHdr = []string{m.serverName}
 	if env == nil {
 		return nil, fmt.Errorf("%s: no environment", p)
 	}
-	m.ups = upstreams{env}
+	m.ups = &upstreams{env}
 	switch m.codec {
 	case hcmv3.HttpConnectionManager_AUTO, hcmv3.HttpConnectionManager_HTTP1, hcmv3.HttpConnectionManager_HTTP2:
 	default:
@@ -137,6 +141,12 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 	default:
 		return nil, fmt.Errorf("%s: rds or route_config is required", p)
 	}
+	switch cfg.GetPathWithEscapedSlashesAction() {
+	case hcmv3.HttpConnectionManager_IMPLEMENTATION_SPECIFIC_DEFAULT, hcmv3.HttpConnectionManager_KEEP_UNCHANGED:
+	default:
+		return nil, fmt.Errorf("%s.path_with_escaped_slashes_action: %v not supported by weft-proxy", p, cfg.GetPathWithEscapedSlashesAction())
+	}
+	m.idInResponse = cfg.GetAlwaysSetRequestIdInResponse()
 	m.fcfg.Upgrades = map[string]bool{}
 	for i, u := range cfg.GetUpgradeConfigs() {
 		up := fmt.Sprintf("%s.upgrade_configs[%d]", p, i)
@@ -186,9 +196,10 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 		maxHdr = 1024
 	}
 	m.h1 = &http.Server{Handler: m, MaxHeaderBytes: maxHdr, IdleTimeout: idle,
-		ReadTimeout: route.Dur(cfg.GetRequestTimeout()),
-		ConnContext: connContext,
-		ErrorLog:    log.New(slogWriter{m.log}, "", 0)}
+		ReadTimeout:       route.Dur(cfg.GetRequestTimeout()),
+		ReadHeaderTimeout: route.Dur(cfg.GetRequestHeadersTimeout()),
+		ConnContext:       connContext,
+		ErrorLog:          log.New(slogWriter{m.log}, "", 0)}
 	h2 := &http2.Server{IdleTimeout: idle, MaxConcurrentStreams: 2147483647}
 	if o := cfg.GetHttp2ProtocolOptions(); o != nil {
 		if err := route.CheckFields(o, p+".http2_protocol_options", "max_concurrent_streams",

@@ -81,10 +81,6 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 	h := r.Header
 	tls := r.TLS != nil || (cc != nil && cc.info.TLS != nil)
-	scheme := "http"
-	if tls {
-		scheme = "https"
-	}
 	if m.useRemote {
 		if cc != nil && cc.info.Remote.IsValid() && !m.skipXFF {
 			ip := cc.info.Remote.Addr().Unmap().String()
@@ -94,9 +90,9 @@ func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 				h["X-Forwarded-For"] = []string{ip}
 			}
 		}
-		h["X-Forwarded-Proto"] = []string{scheme}
+		h["X-Forwarded-Proto"] = schemeHdr(tls)
 	} else if _, ok := h["X-Forwarded-Proto"]; !ok {
-		h["X-Forwarded-Proto"] = []string{scheme}
+		h["X-Forwarded-Proto"] = schemeHdr(tls)
 	}
 	if v, ok := h["X-Forwarded-For"]; ok && len(v) > 0 {
 		info.XFF = v[0]
@@ -115,6 +111,20 @@ func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 		r.URL.RawPath = ""
 	}
 }
+
+// schemeHdr returns a fresh one-element slice per call site value; the
+// backing arrays are shared but have len == cap, so appends copy.
+func schemeHdr(tls bool) []string {
+	if tls {
+		return httpsHdr[:1:1]
+	}
+	return httpHdr[:1:1]
+}
+
+var (
+	httpHdr  = [1]string{"http"}
+	httpsHdr = [1]string{"https"}
+)
 
 // requestID makes a random UUIDv4 (x-request-id), without a syscall.
 func requestID() string {
@@ -295,12 +305,15 @@ func (w *respWriter) WriteHeader(code int) {
 		w.wrote = true
 		w.info.Status = code
 		h := w.w.Header()
+		if w.m.idInResponse && w.info.RequestID != "" {
+			h["X-Request-Id"] = []string{w.info.RequestID}
+		}
 		switch w.m.serverMode {
 		case hcmv3.HttpConnectionManager_OVERWRITE:
-			h["Server"] = []string{w.m.serverName}
+			h["Server"] = w.m.serverHdr
 		case hcmv3.HttpConnectionManager_APPEND_IF_ABSENT:
 			if _, ok := h["Server"]; !ok {
-				h["Server"] = []string{w.m.serverName}
+				h["Server"] = w.m.serverHdr
 			}
 		}
 	}

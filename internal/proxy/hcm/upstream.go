@@ -12,7 +12,7 @@ import (
 // upstreams adapts Env's clusters to the router's filter.Upstream.
 type upstreams struct{ env Env }
 
-func (u upstreams) Upstream(name string) filter.Upstream {
+func (u *upstreams) Upstream(name string) filter.Upstream {
 	c := u.env.Cluster(name)
 	if c == nil {
 		return nil

@@ -27,7 +27,6 @@ type Action struct {
 	RegexRewrite  *regexp.Regexp
 	RegexSubst    string // Go replacement syntax (\1 → ${1})
 	HostRewrite   string // host_rewrite_literal
-	AutoHost      bool   // auto_host_rewrite: upstream host's name (cluster decides; logical DNS)
 
 	Timeout     time.Duration // 0: disabled
 	IdleTimeout time.Duration
@@ -126,11 +125,16 @@ func compileAction(a *routev3.RouteAction, vhRetry *RetryPolicy, path string) (*
 		"max_stream_duration", "cluster_not_found_response_code", "cors", "max_grpc_timeout"); err != nil {
 		return nil, err
 	}
+	if a.GetAutoHostRewrite().GetValue() {
+		// The upstream host name is chosen inside the cluster after the
+		// request headers are final; not implemented yet.
+		return nil, fmt.Errorf("%s.auto_host_rewrite: not supported by weft-proxy", path)
+	}
 	if a.GetClusterNotFoundResponseCode() != routev3.RouteAction_SERVICE_UNAVAILABLE {
 		return nil, fmt.Errorf("%s.cluster_not_found_response_code: only SERVICE_UNAVAILABLE is supported by weft-proxy", path)
 	}
 	out := &Action{PrefixRewrite: a.GetPrefixRewrite(), HostRewrite: a.GetHostRewriteLiteral(),
-		AutoHost: a.GetAutoHostRewrite().GetValue(), Timeout: DefaultTimeout, Retry: vhRetry}
+		Timeout: DefaultTimeout, Retry: vhRetry}
 	switch c := a.GetClusterSpecifier().(type) {
 	case *routev3.RouteAction_Cluster:
 		if c.Cluster == "" {

@@ -137,7 +137,7 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		rt.mirror(s, out, body, timeout)
 	}
 
-	var opts filter.Attempt
+	opts := &s.Attempt
 	if len(a.Hash) > 0 {
 		src := ""
 		if s.Conn != nil {
@@ -158,7 +158,7 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		s.Info.Attempts = attempt
 		opts.Retry = attempt > 1
 		if attemptHdr {
-			out.Header["X-Envoy-Attempt-Count"] = []string{strconv.Itoa(attempt)}
+			out.Header["X-Envoy-Attempt-Count"] = attemptHeader(attempt)
 		}
 		if body != nil {
 			out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
@@ -171,7 +171,7 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 			tryCtx, tryCancel = context.WithTimeout(ctx, policy.PerTryTimeout)
 		}
 		start := time.Now()
-		resp, host, err := up.RoundTrip(out.WithContext(tryCtx), &opts)
+		resp, host, err := up.RoundTrip(out.WithContext(tryCtx), opts)
 		s.Info.Host = host
 		if host != "" && policy != nil && policy.PreviousHosts {
 			opts.Exclude = append(opts.Exclude, host)
@@ -428,4 +428,20 @@ func grpcTimeout(v string) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(n) * unit, true
+}
+
+// attemptValues are shared x-envoy-attempt-count values (len == cap, so a
+// later append copies rather than writes into them).
+var attemptValues = func() (v [8][1]string) {
+	for i := range v {
+		v[i][0] = strconv.Itoa(i + 1)
+	}
+	return
+}()
+
+func attemptHeader(n int) []string {
+	if n >= 1 && n <= len(attemptValues) {
+		return attemptValues[n-1][:1:1]
+	}
+	return []string{strconv.Itoa(n)}
 }
