@@ -1,5 +1,3 @@
-// Package e2e holds end-to-end tests of weft-proxy fed by a fake control
-// plane over real gRPC, with real backends on loopback.
 package e2e
 
 import (
@@ -23,7 +21,7 @@ import (
 
 // startProxy runs the whole proxy (bootstrap.Start) against srv with every
 // port ephemeral.
-func startProxy(t *testing.T, srv *meshtest.XDSServer) *bootstrap.Proxy {
+func proxyStart(t *testing.T, srv *meshtest.XDSServer) *bootstrap.Proxy {
 	t.Helper()
 	cfg := &bootstrap.Config{XDS: srv.Addr(), Meta: node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "e2e", Namespace: "default"},
 		DrainDuration: time.Second, PeekTimeout: time.Second}
@@ -41,7 +39,7 @@ func startProxy(t *testing.T, srv *meshtest.XDSServer) *bootstrap.Proxy {
 	return p
 }
 
-func get(t *testing.T, url string) (int, string) {
+func proxyGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -52,7 +50,7 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func proxyWaitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -63,7 +61,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func tcpBackend(t *testing.T, greeting string) string {
+func proxyTCPBackend(t *testing.T, greeting string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -90,7 +88,7 @@ func TestProxyReadinessAndAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	be := tcpBackend(t, "hello\n")
+	be := proxyTCPBackend(t, "hello\n")
 	partial := meshtest.Resources{
 		Listeners: []types.Resource{meshtest.Listener("tcp-in", "127.0.0.1:0", meshtest.TCPProxyFilter("outbound|9000||echo"))},
 		Clusters:  []types.Resource{meshtest.EDSCluster("outbound|9000||echo")},
@@ -98,12 +96,12 @@ func TestProxyReadinessAndAdmin(t *testing.T) {
 	if err := srv.Set(partial); err != nil {
 		t.Fatal(err)
 	}
-	p := startProxy(t, srv)
+	p := proxyStart(t, srv)
 	health := "http://" + p.Addr("health") + "/healthz/ready"
 	admin := "http://" + p.Addr("admin")
 	// Wait until the proxy has the listener (LDS applied) but no endpoints.
-	waitFor(t, "listener bound", func() bool { _, ok := p.Runtime.Listeners().Addr("tcp-in"); return ok })
-	if code, body := get(t, health); code != http.StatusServiceUnavailable {
+	proxyWaitFor(t, "listener bound", func() bool { _, ok := p.Runtime.Listeners().Addr("tcp-in"); return ok })
+	if code, body := proxyGet(t, health); code != http.StatusServiceUnavailable {
 		t.Fatalf("ready before endpoints arrived: %d %s", code, body)
 	}
 	full := partial
@@ -111,7 +109,7 @@ func TestProxyReadinessAndAdmin(t *testing.T) {
 	if err := srv.Set(full); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "ready", func() bool { code, _ := get(t, health); return code == http.StatusOK })
+	proxyWaitFor(t, "ready", func() bool { code, _ := proxyGet(t, health); return code == http.StatusOK })
 
 	addr, _ := p.Runtime.Listeners().Addr("tcp-in")
 	c, err := net.Dial("tcp", addr.String())
@@ -125,7 +123,7 @@ func TestProxyReadinessAndAdmin(t *testing.T) {
 	}
 	c.Close()
 
-	code, body := get(t, admin+"/config_dump")
+	code, body := proxyGet(t, admin+"/config_dump")
 	if code != 200 {
 		t.Fatalf("config_dump %d", code)
 	}
@@ -147,15 +145,15 @@ func TestProxyReadinessAndAdmin(t *testing.T) {
 	if !strings.Contains(body, `"tcp-in"`) || !strings.Contains(body, "outbound|9000||echo") {
 		t.Errorf("config_dump lacks the resources:\n%s", body)
 	}
-	if _, body := get(t, admin+"/clusters"); !strings.Contains(body, "outbound|9000||echo") || !strings.Contains(body, be) {
+	if _, body := proxyGet(t, admin+"/clusters"); !strings.Contains(body, "outbound|9000||echo") || !strings.Contains(body, be) {
 		t.Errorf("/clusters:\n%s", body)
 	}
-	waitFor(t, "tcp stats", func() bool {
-		_, body := get(t, admin+"/stats")
+	proxyWaitFor(t, "tcp stats", func() bool {
+		_, body := proxyGet(t, admin+"/stats")
 		return strings.Contains(body, "tcp.outbound|9000||echo.downstream_cx_total: 1") &&
 			strings.Contains(body, "cluster.outbound|9000||echo.upstream_cx_total: 1")
 	})
-	if _, body := get(t, "http://"+p.Addr("stats")+"/stats/prometheus"); !strings.Contains(body, `envoy_cluster_upstream_cx_total{envoy_cluster_name="outbound|9000||echo"} 1`) {
+	if _, body := proxyGet(t, "http://"+p.Addr("stats")+"/stats/prometheus"); !strings.Contains(body, `envoy_cluster_upstream_cx_total{envoy_cluster_name="outbound|9000||echo"} 1`) {
 		t.Errorf("prometheus:\n%s", body)
 	}
 	// Runtime log level.

@@ -16,7 +16,7 @@ import (
 	"github.com/weftmesh/weft/internal/meshtest"
 )
 
-func httpBackend(t *testing.T, name string) string {
+func proxyHTTPBackend(t *testing.T, name string) string {
 	t.Helper()
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -29,7 +29,7 @@ func httpBackend(t *testing.T, name string) string {
 // httpConfig: listener "http" (HCM, RDS "80") → route to cluster → EDS
 // endpoints. gen varies the listener's stat_prefix so the listener (and its
 // connection manager) is recompiled on every push.
-func httpConfig(routeTo string, endpoints map[string][]string, gen int) meshtest.Resources {
+func proxyHTTPConfig(routeTo string, endpoints map[string][]string, gen int) meshtest.Resources {
 	hcm := meshtest.HCMFilter("80")
 	l := meshtest.Listener("http", "127.0.0.1:0", hcm)
 	l.StatPrefix = fmt.Sprintf("gen%d", gen)
@@ -50,11 +50,11 @@ func TestProxyHTTPEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	eps := map[string][]string{"v1": {httpBackend(t, "v1a"), httpBackend(t, "v1b")}, "v2": {httpBackend(t, "v2a")}}
-	if err := srv.Set(httpConfig("v1", eps, 0)); err != nil {
+	eps := map[string][]string{"v1": {proxyHTTPBackend(t, "v1a"), proxyHTTPBackend(t, "v1b")}, "v2": {proxyHTTPBackend(t, "v2a")}}
+	if err := srv.Set(proxyHTTPConfig("v1", eps, 0)); err != nil {
 		t.Fatal(err)
 	}
-	p := startProxy(t, srv)
+	p := proxyStart(t, srv)
 	select {
 	case <-p.XDS.Ready():
 	case <-time.After(10 * time.Second):
@@ -65,15 +65,15 @@ func TestProxyHTTPEndToEnd(t *testing.T) {
 		t.Fatal("http listener not bound")
 	}
 	url := "http://" + addr.String() + "/productpage"
-	code, body := get(t, url)
+	code, body := proxyGet(t, url)
 	if code != 200 || !strings.HasPrefix(body, "v1") || !strings.HasSuffix(body, "GET /productpage") {
 		t.Fatalf("got %d %q", code, body)
 	}
 	// Route switch via RDS applies to the next request.
-	if err := srv.Set(httpConfig("v2", eps, 0)); err != nil {
+	if err := srv.Set(proxyHTTPConfig("v2", eps, 0)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "route to v2", func() bool { _, b := get(t, url); return strings.HasPrefix(b, "v2") })
+	proxyWaitFor(t, "route to v2", func() bool { _, b := proxyGet(t, url); return strings.HasPrefix(b, "v2") })
 }
 
 // TestProxyConfigUpdateUnderLoad: keep-alive clients hammer the proxy while
@@ -89,13 +89,13 @@ func TestProxyConfigUpdateUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	v1 := []string{httpBackend(t, "v1a"), httpBackend(t, "v1b"), httpBackend(t, "v1c")}
-	v2 := []string{httpBackend(t, "v2a"), httpBackend(t, "v2b")}
+	v1 := []string{proxyHTTPBackend(t, "v1a"), proxyHTTPBackend(t, "v1b"), proxyHTTPBackend(t, "v1c")}
+	v2 := []string{proxyHTTPBackend(t, "v2a"), proxyHTTPBackend(t, "v2b")}
 	all := map[string][]string{"v1": v1, "v2": v2}
-	if err := srv.Set(httpConfig("v1", all, 0)); err != nil {
+	if err := srv.Set(proxyHTTPConfig("v1", all, 0)); err != nil {
 		t.Fatal(err)
 	}
-	p := startProxy(t, srv)
+	p := proxyStart(t, srv)
 	select {
 	case <-p.XDS.Ready():
 	case <-time.After(10 * time.Second):
@@ -144,7 +144,7 @@ func TestProxyConfigUpdateUnderLoad(t *testing.T) {
 		// Vary the route target, the endpoint sets (never empty) and the listener.
 		eps := map[string][]string{"v1": v1[:1+pushes%3], "v2": v2[pushes%2:]}
 		to := []string{"v1", "v2"}[pushes%2]
-		if err := srv.Set(httpConfig(to, eps, pushes)); err != nil {
+		if err := srv.Set(proxyHTTPConfig(to, eps, pushes)); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond) // pacing between pushes, not a wait for a condition

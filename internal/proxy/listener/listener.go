@@ -32,6 +32,14 @@ type Handler interface {
 	ServeConn(c net.Conn, info *downstream.Info)
 }
 
+// Drainer is optionally implemented by a Handler that can end its
+// connections gracefully (HTTP/1 "Connection: close", HTTP/2 GOAWAY) when
+// its listener is removed or the proxy shuts down. Connections still open
+// when the drain timeout passes are closed.
+type Drainer interface {
+	Drain()
+}
+
 // Deps gives Compile what lives outside this package.
 type Deps interface {
 	// NetworkFilter compiles a network filter of a chain (hcm, tcp_proxy).
@@ -149,7 +157,18 @@ func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
 	return c, nil
 }
 
-func (c *Config) key() string { return c.Addr.String() }
+// drain asks every chain's handler that can to drain.
+func (c *Config) drain() {
+	chains := c.chains
+	if c.defaultChain != nil {
+		chains = append(append([]*chain(nil), chains...), c.defaultChain)
+	}
+	for _, ch := range chains {
+		if d, ok := ch.handler.(Drainer); ok {
+			d.Drain()
+		}
+	}
+}
 
 // String is the listener's address as Envoy names listeners (ip_port).
 func (c *Config) String() string {

@@ -217,6 +217,7 @@ func (m *Manager) drain(s *socket, timeout time.Duration) {
 // stragglers when ctx ends.
 func (m *Manager) waitOrClose(ctx context.Context, s *socket) {
 	<-s.done
+	s.cfg.Load().drain()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
