@@ -9,6 +9,8 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftmesh/weft/internal/controlplane/model"
 )
 
 // gatewayServer is one Gateway server bound to this router.
@@ -146,7 +148,10 @@ func (b *builder) buildGateway() {
 			proto := strings.ToUpper(gs.server.Port.Protocol)
 			mode := gs.server.GetTls().GetMode()
 			switch {
-			case (proto == "HTTPS" || proto == "TLS") && (mode == networking.ServerTLSSettings_PASSTHROUGH || mode == networking.ServerTLSSettings_AUTO_PASSTHROUGH):
+			case (proto == "HTTPS" || proto == "TLS") && mode == networking.ServerTLSSettings_AUTO_PASSTHROUGH:
+				tlsSeen = true
+				b.autoPassthroughChains(&cs, gs, port)
+			case (proto == "HTTPS" || proto == "TLS") && mode == networking.ServerTLSSettings_PASSTHROUGH:
 				tlsSeen = true
 				b.passthroughChains(&cs, gs, port)
 			case proto == "HTTPS" || (proto == "TLS" && gs.server.Tls != nil):
@@ -263,7 +268,18 @@ func serverNames(gs gatewayServer) []string {
 
 // httpsChain terminates TLS for one server and routes with its own route
 // config https.PORT.PORTNAME.GATEWAY.NAMESPACE (Istio's name).
+//
+// A server whose credentialName secret this router may not read (it is
+// missing, or lives in another namespace) gets no filter chain: its
+// handshakes fail, and the listener's other servers keep working instead of
+// the whole listener waiting for a secret that never comes.
 func (b *builder) httpsChain(cs *chainSet, gs gatewayServer, port uint32) {
+	if t := gs.server.GetTls(); t.GetCredentialName() != "" {
+		mutual := t.GetMode() == networking.ServerTLSSettings_MUTUAL || t.GetMode() == networking.ServerTLSSettings_OPTIONAL_MUTUAL
+		if !b.hasSecret(t.CredentialName, false) || (mutual && !b.hasSecret(t.CredentialName, true)) {
+			return
+		}
+	}
 	rcName := "https." + itoa(gs.server.Port.Number) + "." + gs.server.Port.Name + "." + gs.gw.Name + "." + gs.gw.Namespace
 	rc := b.gatewayRouteConfig(rcName, []gatewayServer{gs})
 	b.routes[rc.Name] = rc
@@ -334,4 +350,49 @@ func (b *builder) gatewayTCPChain(cs *chainSet, gs gatewayServer) {
 			}
 		}
 	}
+}
+
+// autoPassthroughChains route by Istio's mTLS SNI
+// (outbound_.PORT_.SUBSET_.HOST) without terminating TLS: one chain per
+// cluster whose service matches the server hosts. Istio points these at
+// SNI-named clusters; the outbound cluster of the same port and subset is
+// the same set of endpoints, so it is used directly.
+func (b *builder) autoPassthroughChains(cs *chainSet, gs gatewayServer, port uint32) {
+	for _, svc := range b.services {
+		if !serverCovers(gs, svc) {
+			continue
+		}
+		for _, p := range svc.Ports {
+			subsets := []string{""}
+			for _, ss := range b.destinationRule(svc.Hostname, svc.Namespace).GetSubsets() {
+				if ss.GetName() != "" {
+					subsets = append(subsets, ss.Name)
+				}
+			}
+			for _, sub := range subsets {
+				cluster := clusterName("outbound", p.Number, sub, svc.Hostname)
+				if _, ok := b.clusters[cluster]; !ok {
+					continue
+				}
+				sni := istioSNI(p.Number, sub, svc.Hostname)
+				cs.add(&listenerv3.FilterChain{
+					Name:             "auto_passthrough." + itoa(port) + "." + sni,
+					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}, TransportProtocol: "tls"},
+					Filters:          []*listenerv3.Filter{tcpFilter([]weightedCluster{{cluster, 100}})},
+				})
+			}
+		}
+	}
+}
+
+// serverCovers reports whether a server's hosts (with ns/ restriction)
+// include the service.
+func serverCovers(gs gatewayServer, svc *model.Service) bool {
+	for _, sh := range gs.server.Hosts {
+		ns, host := splitServerHost(sh, gs.gw.Namespace)
+		if (ns == "*" || ns == svc.Namespace) && hostMatches(host, svc.Hostname) {
+			return true
+		}
+	}
+	return false
 }

@@ -38,6 +38,15 @@ type routeScope struct {
 
 func (s routeScope) isGateway() bool { return len(s.gateways) > 0 }
 
+// listenPort is the port a destination without one defaults to. Gateways
+// have none: Istio needs the destination port when the service has several.
+func (s routeScope) listenPort() uint32 {
+	if s.isGateway() {
+		return 0
+	}
+	return s.port
+}
+
 // httpRoutes translates a VirtualService's http section for one port,
 // expanding delegates and dropping matches that do not apply to this proxy.
 func (b *builder) httpRoutes(vs *networkingv1.VirtualService, scope routeScope) []*routev3.Route {
@@ -185,7 +194,7 @@ func (b *builder) routeAction(r *routev3.Route, hr *networking.HTTPRoute, ns str
 		mirrors = append([]*networking.HTTPMirrorPolicy{{Destination: hr.Mirror, Percentage: mirrorPercent(hr)}}, mirrors...)
 	}
 	for _, mp := range mirrors {
-		name, ok := b.destinationCluster(mp.Destination, ns, scope.port)
+		name, ok := b.destinationCluster(mp.Destination, ns, scope.listenPort())
 		if !ok {
 			continue
 		}
@@ -228,7 +237,7 @@ func (b *builder) setDestinations(r *routev3.Route, a *routev3.RouteAction, dest
 		if len(dests) > 1 && d.Weight == 0 {
 			continue // a zero-weight destination takes no traffic
 		}
-		name, ok := b.destinationCluster(d.Destination, ns, scope.port)
+		name, ok := b.destinationCluster(d.Destination, ns, scope.listenPort())
 		if !ok {
 			name = blackholeCluster
 		}
@@ -237,7 +246,7 @@ func (b *builder) setDestinations(r *routev3.Route, a *routev3.RouteAction, dest
 			w = 100
 		}
 		ds = append(ds, dest{name, w, d.Headers})
-		h := b.destinationHash(d.Destination, ns, scope.port)
+		h := b.destinationHash(d.Destination, ns, scope.listenPort())
 		if i == 0 {
 			hash = h
 		} else if !sameHash(hash, h) {

@@ -141,19 +141,29 @@ func (b *builder) upstreamTLS(svc *model.Service, port *model.Port, subset strin
 	return nil
 }
 
-// addSecret serves the credential to the proxy, but only from the proxy's
-// own namespace: the namespace check is the lookup key itself, so a
-// gateway can never read another namespace's secret (CVE-2021-34824).
-// It reports whether the secret exists.
-func (b *builder) addSecret(credential string, ca bool) bool {
+// hasSecret reports whether the proxy may be served the credential (or its
+// CA part): it exists in the proxy's own namespace.
+func (b *builder) hasSecret(credential string, ca bool) bool {
 	s := b.snap.Secrets[b.p.Meta.Namespace+"/"+credential]
 	if s == nil || s.Namespace != b.p.Meta.Namespace {
 		return false
 	}
 	if ca {
-		if len(s.CACert) == 0 {
-			return false
-		}
+		return len(s.CACert) > 0
+	}
+	return len(s.CertChain) > 0 && len(s.PrivateKey) > 0
+}
+
+// addSecret serves the credential to the proxy, but only from the proxy's
+// own namespace: the namespace check is the lookup key itself, so a
+// gateway can never read another namespace's secret (CVE-2021-34824).
+// It reports whether the secret exists.
+func (b *builder) addSecret(credential string, ca bool) bool {
+	if !b.hasSecret(credential, ca) {
+		return false
+	}
+	s := b.snap.Secrets[b.p.Meta.Namespace+"/"+credential]
+	if ca {
 		name := credentialPrefix + credential + "-cacert"
 		b.secrets[name] = &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 			TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: s.CACert}},
