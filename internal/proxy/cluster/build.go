@@ -67,6 +67,8 @@ type Cluster struct {
 	cur  atomic.Pointer[view]
 	mu   sync.Mutex // serializes view rebuilds (rare)
 	dns  *dnsState  // STRICT_DNS only
+	// overprov is the assignment's overprovisioning factor in percent.
+	overprov uint32
 }
 
 // Build compiles CDS + EDS (+ SDS secrets) into a new Set. prev may be nil.
@@ -210,7 +212,7 @@ func socketsOf(pc *clusterv3.Cluster) []*corev3.TransportSocket {
 // newCluster builds a Cluster over sh from an assignment, reusing hosts of
 // old (same sh) by address.
 func newCluster(sh *shared, old *Cluster, cla *endpointv3.ClusterLoadAssignment) (*Cluster, error) {
-	c := &Cluster{name: sh.name, sh: sh, cla: cla}
+	c := &Cluster{name: sh.name, sh: sh, cla: cla, overprov: u32Or(cla.GetPolicy().GetOverprovisioningFactor(), 140)}
 	var members []member
 	switch sh.cfg.disc {
 	case discStatic, discEDS:
@@ -365,7 +367,7 @@ func (c *Cluster) setMembers(ms []member) {
 }
 
 func (c *Cluster) setMembersLocked(ms []member) {
-	c.cur.Store(c.sh.newView(ms))
+	c.cur.Store(c.newView(ms))
 }
 
 // hosts lists the hosts of the newest committed Cluster.

@@ -550,3 +550,21 @@ func TestExcludePreviousHosts(t *testing.T) {
 		}
 	}
 }
+
+// Envoy's priority load: P0 with half its hosts healthy has health
+// 50 × 1.4 = 70, so it takes 70% and P1 the remaining 30%.
+func TestPrioritySpillOver(t *testing.T) {
+	a, bad, b := newBackend(t), newBackend(t), newBackend(t)
+	p0 := []*endpointv3.LbEndpoint{lbEndpoint(a.addr()), lbEndpoint(bad.addr())}
+	p0[1].HealthStatus = corev3.HealthStatus_UNHEALTHY
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: "c", Endpoints: []*endpointv3.LocalityLbEndpoints{
+		{LbEndpoints: p0},
+		{Priority: 1, LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint(b.addr())}},
+	}}
+	s := build(t, nil, []*clusterv3.Cluster{edsCluster("c")}, map[string]*endpointv3.ClusterLoadAssignment{"c": cla}, Options{})
+	defer s.Close()
+	got := served(t, s.Get("c"), 1000)
+	if got[bad.addr()] != 0 || got[a.addr()] < 630 || got[a.addr()] > 770 || got[a.addr()]+got[b.addr()] != 1000 {
+		t.Fatalf("want about 700/300, got %v", got)
+	}
+}

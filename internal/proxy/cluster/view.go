@@ -1,20 +1,26 @@
 package cluster
 
 import (
+	"math/rand/v2"
 	"slices"
 	"sort"
 )
 
 // newView builds the load-balancing state for ms at the current health:
 // hosts that EDS marks unhealthy or outlier detection ejected are left
-// out, unless too few remain.
-//
-// Priorities: the lowest priority level with a healthy host takes all
-// traffic (a simplification of Envoy's overprovisioned spill-over).
-// Panic mode (Envoy's healthy_panic_threshold, default 50%): when the
-// healthy share of that level falls below the threshold, balance over all
-// of its hosts, healthy or not.
-func (sh *shared) newView(ms []member) *view {
+// out, unless too few remain. It follows Envoy's priority levels and panic
+// threshold (arch_overview/upstream/load_balancing/priority and
+// panic_threshold):
+//   - a level's health is its healthy share × overprovisioning factor
+//     (default 1.4), capped at 100; levels take load in priority order up
+//     to their health, normalized when the total is below 100;
+//   - when the normalized total health is below 100, a level whose healthy
+//     share is below healthy_panic_threshold (default 50%) balances over
+//     all its hosts; with no healthy host anywhere, priority 0 takes all
+//     traffic in panic, unless the threshold is 0 (panic disabled, what
+//     Istio sets with outlier detection): then there is no host (503 UH).
+func (c *Cluster) newView(ms []member) *view {
+	sh := c.sh
 	v := &view{members: ms, gen: sh.healthGen.Load()}
 	if len(ms) == 0 {
 		return v
@@ -23,46 +29,89 @@ func (sh *shared) newView(ms []member) *view {
 	for _, m := range ms {
 		prios[m.priority] = append(prios[m.priority], m)
 	}
-	levels := make([]uint32, 0, len(prios))
+	order := make([]uint32, 0, len(prios))
 	for p := range prios {
-		levels = append(levels, p)
+		order = append(order, p)
 	}
-	slices.Sort(levels)
-	level := prios[levels[0]]
-	for _, p := range levels {
-		if countHealthy(prios[p]) > 0 {
-			level = prios[p]
-			break
+	slices.Sort(order)
+	type level struct {
+		all, healthy []member
+		pct, health  int
+	}
+	levels := make([]level, len(order))
+	norm := 0
+	for i, p := range order {
+		l := level{all: prios[p]}
+		for _, m := range l.all {
+			if m.healthy && !m.h.od.ejected() {
+				l.healthy = append(l.healthy, m)
+			}
 		}
+		l.pct = 100 * len(l.healthy) / len(l.all)
+		l.health = min(100, l.pct*int(c.overprov)/100)
+		norm += l.health
+		levels[i] = l
 	}
-	healthy := make([]member, 0, len(level))
-	for _, m := range level {
-		if m.healthy && !m.h.od.ejected() {
-			healthy = append(healthy, m)
-		}
-	}
-	use := healthy
-	if float64(len(healthy))*100 < sh.cfg.panicThreshold*float64(len(level)) || len(healthy) == 0 {
-		v.panic = true
-		use = level
-		if len(healthy) == 0 && sh.cfg.panicThreshold == 0 {
-			// Panic mode disabled (Istio sets 0 with outlier detection):
-			// no healthy host means no host.
+	norm = min(norm, 100)
+	if norm == 0 {
+		if sh.cfg.panicThreshold == 0 {
 			return v
 		}
+		v.panic = true
+		v.pick = sh.pickerFor(levels[0].all, levels[0].all)
+		return v
 	}
-	v.pick = sh.pickerFor(use, level)
+	var loads []int
+	var pickers []picker
+	remaining := 100
+	for _, l := range levels {
+		load := min(l.health*100/norm, remaining)
+		if load == 0 {
+			continue
+		}
+		remaining -= load
+		use := l.healthy
+		if norm < 100 && float64(l.pct) < sh.cfg.panicThreshold {
+			v.panic = true
+			use = l.all
+		}
+		p := sh.pickerFor(use, l.all)
+		if p == nil {
+			continue
+		}
+		loads = append(loads, load)
+		pickers = append(pickers, p)
+	}
+	switch len(pickers) {
+	case 0:
+	case 1:
+		v.pick = pickers[0]
+	default:
+		pp := &priorityPicker{pickers: pickers}
+		sum := 0
+		for _, l := range loads {
+			sum += l
+			pp.cum = append(pp.cum, sum)
+		}
+		v.pick = pp
+	}
 	return v
 }
 
-func countHealthy(ms []member) int {
-	n := 0
-	for _, m := range ms {
-		if m.healthy && !m.h.od.ejected() {
-			n++
+// priorityPicker splits traffic across priority levels by priority load.
+type priorityPicker struct {
+	cum     []int // cumulative loads
+	pickers []picker
+}
+
+func (p *priorityPicker) pick(hash uint64, hasHash bool) *host {
+	x := rand.IntN(p.cum[len(p.cum)-1])
+	for i, c := range p.cum {
+		if x < c {
+			return p.pickers[i].pick(hash, hasHash)
 		}
 	}
-	return n
+	return p.pickers[len(p.pickers)-1].pick(hash, hasHash)
 }
 
 // pickerFor builds the picker over use; with locality weighting, a
@@ -137,7 +186,7 @@ func (c *Cluster) view() *view {
 	defer c.mu.Unlock()
 	v = c.cur.Load()
 	if v.gen != c.sh.healthGen.Load() {
-		v = c.sh.newView(v.members)
+		v = c.newView(v.members)
 		c.cur.Store(v)
 	}
 	return v
