@@ -55,19 +55,24 @@ func (h *host) getH2(ctx context.Context) (*h2conn, error) {
 		live := h.h2[:0]
 		var got *h2conn
 		for _, c := range h.h2 {
-			if c.cc.Err() != nil {
+			if c.cc.Err() != nil || c.draining.Load() {
 				dead = append(dead, c)
 				continue
 			}
 			live = append(live, c)
-			if got == nil && c.cc.Reserve() == nil {
-				got = c
+			if got == nil && c.admit(sh.cfg) {
+				if c.cc.Reserve() == nil {
+					got = c
+				} else {
+					c.streams.Add(-1)
+					c.total.Add(-1)
+				}
 			}
 		}
 		h.h2 = live
 		h.mu.Unlock()
 		for _, c := range dead {
-			c.close()
+			c.drain()
 		}
 		if got != nil {
 			return got, nil
@@ -150,10 +155,34 @@ func (h *host) roundTripH2(req *http.Request, att *Attempt, done func()) (*http.
 		delete(r.Header, "User-Agent")
 	}
 	if err != nil {
+		c.finished(h.sh.cfg)
 		return nil, err
 	}
-	resp.Body = &h2body{rc: resp.Body, done: done}
+	resp.Body = &h2body{rc: resp.Body, done: func() { c.finished(h.sh.cfg); done() }}
 	return resp, nil
+}
+
+// admit takes a stream slot on c under max_concurrent_streams and
+// max_requests_per_connection; the caller then reserves the stream.
+func (c *h2conn) admit(cfg *settings) bool {
+	if cfg.maxRequestsPerConn > 0 && c.total.Load() >= int64(cfg.maxRequestsPerConn) {
+		return false
+	}
+	if cfg.maxStreams > 0 && c.streams.Load() >= int64(cfg.maxStreams) {
+		return false
+	}
+	c.streams.Add(1)
+	c.total.Add(1)
+	return true
+}
+
+// finished releases a stream slot; a connection that served
+// max_requests_per_connection streams drains.
+func (c *h2conn) finished(cfg *settings) {
+	c.streams.Add(-1)
+	if cfg.maxRequestsPerConn > 0 && c.total.Load() >= int64(cfg.maxRequestsPerConn) {
+		c.drain()
+	}
 }
 
 type h2body struct {

@@ -180,6 +180,8 @@ type h2conn struct {
 	once     sync.Once
 	h        *host
 	draining atomic.Bool
+	streams  atomic.Int64 // active streams we admitted
+	total    atomic.Int64 // streams ever admitted
 }
 
 // watch keeps accounting right when the connection dies and closes it

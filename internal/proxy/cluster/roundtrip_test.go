@@ -3,8 +3,11 @@ package cluster
 import (
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 func TestIdleTimeoutClosesPooledConn(t *testing.T) {
@@ -153,4 +157,72 @@ func TestHTTP2DrainOnClose(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 	waitFor(t, "drained connection to close", func() bool { return c.Stats().UpstreamCxActive.Load() == 0 })
+}
+
+func h2Cluster(t *testing.T, addr string, h2 *corev3.Http2ProtocolOptions, maxPerConn uint32) *clusterv3.Cluster {
+	pc := staticCluster("c", addr)
+	o := &httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: h2}}}}
+	if maxPerConn > 0 {
+		o.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{MaxRequestsPerConnection: wrapperspb.UInt32(maxPerConn)}
+	}
+	pc.TypedExtensionProtocolOptions = protocolOptions(t, o)
+	return pc
+}
+
+func h2Server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+func TestHTTP2StreamLimits(t *testing.T) {
+	t.Run("max_concurrent_streams", func(t *testing.T) {
+		arrived, release := make(chan struct{}, 10), make(chan struct{})
+		srv, conns := h2Server(t, func(w http.ResponseWriter, r *http.Request) { arrived <- struct{}{}; <-release })
+		s := build(t, nil, []*clusterv3.Cluster{h2Cluster(t, srv.Listener.Addr().String(),
+			&corev3.Http2ProtocolOptions{MaxConcurrentStreams: wrapperspb.UInt32(2)}, 0)}, nil, Options{})
+		defer s.Close()
+		var chs []chan result
+		for range 4 {
+			chs = append(chs, async(t, s.Get("c"), nil))
+			<-arrived
+		}
+		close(release)
+		for _, ch := range chs {
+			if r := <-ch; r.err != nil {
+				t.Fatal(r.err)
+			}
+		}
+		if conns.Load() != 2 {
+			t.Fatalf("%d connections for 4 streams at 2 per connection", conns.Load())
+		}
+	})
+	t.Run("max_requests_per_connection", func(t *testing.T) {
+		srv, conns := h2Server(t, func(w http.ResponseWriter, r *http.Request) {})
+		s := build(t, nil, []*clusterv3.Cluster{h2Cluster(t, srv.Listener.Addr().String(), nil, 2)}, nil, Options{})
+		defer s.Close()
+		served(t, s.Get("c"), 4)
+		if conns.Load() != 2 {
+			t.Fatalf("%d connections for 4 requests at 2 per connection", conns.Load())
+		}
+		waitFor(t, "used-up connections to close", func() bool { return s.Get("c").Stats().UpstreamCxActive.Load() <= 1 })
+	})
+	t.Run("unsupported_option", func(t *testing.T) {
+		_, err := Build(nil, []*clusterv3.Cluster{h2Cluster(t, "127.0.0.1:1",
+			&corev3.Http2ProtocolOptions{InitialStreamWindowSize: wrapperspb.UInt32(65536)}, 0)}, nil, nil, Options{})
+		if err == nil || !strings.Contains(err.Error(), "http2_protocol_options.initial_stream_window_size") {
+			t.Fatalf("got %v", err)
+		}
+	})
 }

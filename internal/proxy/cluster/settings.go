@@ -53,6 +53,7 @@ type settings struct {
 
 	proto              protocol
 	maxRequestsPerConn int           // 0: unlimited
+	maxStreams         int           // HTTP/2 streams per connection; 0: the server's limit
 	idleTimeout        time.Duration // 0: none
 
 	panicThreshold   float64 // percent; 0 disables panic mode
@@ -84,7 +85,7 @@ func compile(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Secret) (*settings
 		"typed_extension_protocol_options", "transport_socket", "transport_socket_matches", "metadata",
 		"ring_hash_lb_config", "maglev_lb_config", "original_dst_lb_config", "least_request_lb_config",
 		"dns_refresh_rate", "dns_lookup_family", "respect_dns_ttl", "cleanup_interval", "alt_stat_name",
-		"per_connection_buffer_limit_bytes", "upstream_connection_options"); err != nil {
+		"per_connection_buffer_limit_bytes", "upstream_connection_options", "max_requests_per_connection"); err != nil {
 		return nil, err
 	}
 	s := &settings{
@@ -141,6 +142,8 @@ func compile(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Secret) (*settings
 	if err := s.compileBreakers(pc.GetCircuitBreakers()); err != nil {
 		return nil, err
 	}
+	// The deprecated cluster field; HttpProtocolOptions wins when both are set.
+	s.maxRequestsPerConn = int(u32Or(pc.GetMaxRequestsPerConnection(), 0))
 	if err := s.compileProtocol(pc); err != nil {
 		return nil, err
 	}
@@ -290,25 +293,56 @@ func (s *settings) compileProtocol(pc *clusterv3.Cluster) error {
 				return err
 			}
 			s.idleTimeout = durOr(c.GetIdleTimeout(), 0)
-			s.maxRequestsPerConn = int(u32Or(c.GetMaxRequestsPerConnection(), 0))
+			if c.GetMaxRequestsPerConnection() != nil {
+				s.maxRequestsPerConn = int(c.GetMaxRequestsPerConnection().GetValue())
+			}
 		}
 		switch p := o.GetUpstreamProtocolOptions().(type) {
 		case nil:
 		case *httpv3.HttpProtocolOptions_ExplicitHttpConfig_:
-			switch p.ExplicitHttpConfig.GetProtocolConfig().(type) {
+			switch pc := p.ExplicitHttpConfig.GetProtocolConfig().(type) {
 			case *httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions:
 				s.proto = protoHTTP1
+				if err := allowOnly(pc.HttpProtocolOptions, path+".explicit_http_config.http_protocol_options."); err != nil {
+					return err
+				}
 			case *httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions:
 				s.proto = protoHTTP2
+				if err := s.compileH2(pc.Http2ProtocolOptions, path+".explicit_http_config.http2_protocol_options."); err != nil {
+					return err
+				}
 			default:
 				return fmt.Errorf("%s.explicit_http_config: only http_protocol_options and http2_protocol_options are supported", path)
 			}
 		case *httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig:
 			s.proto = protoDownstream
+			d := p.UseDownstreamProtocolConfig
+			if err := allowOnly(d, path+".use_downstream_protocol_config.", "http_protocol_options", "http2_protocol_options"); err != nil {
+				return err
+			}
+			if err := allowOnly(d.GetHttpProtocolOptions(), path+".use_downstream_protocol_config.http_protocol_options."); err != nil {
+				return err
+			}
+			if err := s.compileH2(d.GetHttp2ProtocolOptions(), path+".use_downstream_protocol_config.http2_protocol_options."); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("%s.upstream_protocol_options: %T not supported", path, p)
 		}
 	}
+	return nil
+}
+
+// compileH2 accepts max_concurrent_streams (enforced per connection by the
+// pool, Istio's DestinationRule maxConcurrentStreams) and nothing else.
+func (s *settings) compileH2(o *corev3.Http2ProtocolOptions, path string) error {
+	if o == nil {
+		return nil
+	}
+	if err := allowOnly(o, path, "max_concurrent_streams"); err != nil {
+		return err
+	}
+	s.maxStreams = int(u32Or(o.GetMaxConcurrentStreams(), 0))
 	return nil
 }
 
