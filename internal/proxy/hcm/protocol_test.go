@@ -370,3 +370,27 @@ func TestCORS(t *testing.T) {
 		t.Fatalf("disallowed origin got %v", resp.Header)
 	}
 }
+
+func TestPassthroughOriginalDst(t *testing.T) {
+	be := backend(t, echo("direct"))
+	p := startProxy(t, proxyConfig{routes: rc(vhost(rt("allow_any", "/", toCluster("PassthroughCluster")))),
+		clusters: []upstream{{name: "PassthroughCluster", mutate: func(c *clusterv3.Cluster) {
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}
+			c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
+			c.LoadAssignment = nil
+		}}}})
+	proxyURL, _ := url.Parse("http://" + p.addr)
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + be + "/through")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "direct:" || resp.Header.Get("X-Seen-Path") != "/through" {
+		t.Fatalf("got %d %q", resp.StatusCode, b)
+	}
+	if info := p.nextInfo(t); info.Host != be {
+		t.Errorf("upstream host %q, want %q", info.Host, be)
+	}
+}

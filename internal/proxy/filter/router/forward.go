@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -95,11 +96,17 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		retries = 0
 	}
 
+	opts := &s.Attempt
+	opts.OriginalDst = originalDst(s)
+
 	// Request: rewrite in place; the downstream request is ours.
 	out := r
 	stripHop(out.Header)
 	out.RequestURI = ""
 	if p, ok := s.Route.RewritePath(out.URL.EscapedPath()); ok {
+		if !rt.suppress {
+			out.Header["X-Envoy-Original-Path"] = []string{out.URL.RequestURI()}
+		}
 		out.URL.Opaque = p
 	}
 	out.URL.Scheme, out.URL.Host = "http", r.Host
@@ -137,16 +144,12 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		rt.mirror(s, out, body, timeout)
 	}
 
-	opts := &s.Attempt
 	if len(a.Hash) > 0 {
 		src := ""
 		if s.Conn != nil {
 			src = s.Conn.Remote.Addr().String()
 		}
 		opts.HashKey, opts.HasHash = a.HashKey(r, src)
-	}
-	if s.Conn != nil && s.Conn.OriginalDst.IsValid() {
-		opts.OriginalDst = s.Conn.OriginalDst.String()
 	}
 	if s.Conn != nil {
 		opts.Protocol = s.Conn.Protocol
@@ -353,6 +356,9 @@ func (rt *Router) respond(s *filter.Stream, wc *route.WeightedCluster, resp *htt
 	}
 	stripHop(h)
 	rt.responseHeaders(s, wc, h)
+	if s.VHost.IncludeAttemptCountResponse {
+		h["X-Envoy-Attempt-Count"] = attemptHeader(s.Info.Attempts)
+	}
 	if !rt.suppress {
 		h["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(s.Info.ServiceTime.Milliseconds(), 10)}
 	}
@@ -444,4 +450,23 @@ func attemptHeader(n int) []string {
 		return attemptValues[n-1][:1:1]
 	}
 	return []string{strconv.Itoa(n)}
+}
+
+// originalDst is where the request was going, for ORIGINAL_DST
+// (passthrough) clusters: the authority of an absolute-URI (explicit proxy)
+// request, else the captured connection's original destination, else the
+// authority with the scheme's default port.
+func originalDst(s *filter.Stream) string {
+	r := s.Req
+	if !r.URL.IsAbs() && s.Conn != nil && s.Conn.OriginalDst.IsValid() && s.Conn.OriginalDst != s.Conn.Local {
+		return s.Conn.OriginalDst.String()
+	}
+	if _, _, err := net.SplitHostPort(r.Host); err == nil {
+		return r.Host
+	}
+	port := "80"
+	if r.URL.Scheme == "https" || r.TLS != nil {
+		port = "443"
+	}
+	return net.JoinHostPort(strings.Trim(r.Host, "[]"), port)
 }

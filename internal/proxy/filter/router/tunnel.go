@@ -53,11 +53,7 @@ func (rt *Router) dial(s *filter.Stream, up filter.Upstream, orig string) (net.C
 // connect serves a CONNECT request (explicit proxy): dial the cluster,
 // answer 200, then splice bytes both ways.
 func (rt *Router) connect(s *filter.Stream, up filter.Upstream) error {
-	orig := s.Req.Host
-	if s.Conn != nil && s.Conn.OriginalDst.IsValid() && orig == "" {
-		orig = s.Conn.OriginalDst.String()
-	}
-	conn, err := rt.dial(s, up, orig)
+	conn, err := rt.dial(s, up, originalDst(s))
 	if err != nil {
 		return err
 	}
@@ -108,11 +104,7 @@ func (rt *Router) connect(s *filter.Stream, up filter.Upstream) error {
 // upstream connection; on 101 both sides are spliced.
 func (rt *Router) upgrade(s *filter.Stream, up filter.Upstream, wc *route.WeightedCluster) error {
 	r := s.Req
-	orig := ""
-	if s.Conn != nil && s.Conn.OriginalDst.IsValid() {
-		orig = s.Conn.OriginalDst.String()
-	}
-	conn, err := rt.dial(s, up, orig)
+	conn, err := rt.dial(s, up, originalDst(s))
 	if err != nil {
 		return err
 	}
