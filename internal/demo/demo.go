@@ -387,7 +387,7 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 		"--service-account", w.ServiceAccount, "--labels", strings.Join(lbl, ","), "--ip", w.IP,
 		"--app-address", appAddr, "--admin-port", strconv.Itoa(int(w.AdminPort))}
 	if ns != "" {
-		args = append(args, "--capture")
+		args = append(args, "--capture=true")
 	}
 	if len(w.Ports) > 0 {
 		args = append(args, "--ports", node.FormatPorts(w.Ports))

@@ -17,7 +17,7 @@ import (
 // ingress, change routing with `weft apply` (no flags: the demo's defaults),
 // then interrupt it and check no process is left behind.
 func TestDemo(t *testing.T) {
-	cmd := exec.Command(filepath.Join(binDir, "weft"), "demo", "--port-map", "8080=18080,8443=18443,31400=31401")
+	cmd := exec.Command(filepath.Join(binDir, "weft"), "demo")
 	cmd.Env = append(os.Environ(), "WEFT_CONTROL_PLANE=")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -54,7 +54,7 @@ func TestDemo(t *testing.T) {
 	go io.Copy(io.Discard, stdout)
 	t.Logf("demo output:\n%s", out.String())
 
-	page := "http://127.0.0.1:18080/productpage"
+	page := "http://127.0.0.1:8080/productpage"
 	eventually(t, 20*time.Second, "productpage through the demo ingress", func() error {
 		r := get(t, ingressClient, page, nil)
 		if r.status != 200 || !strings.Contains(r.body, "Book Details") || !strings.Contains(r.body, "Book Reviews") {
