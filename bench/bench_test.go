@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/internal/config"
+)
+
+// TestMain lets the test binary act as the backend server, as the harness
+// binary does, since the harness starts its own executable for it.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(serveEnv); addr != "" {
+		os.Exit(serveBackend(addr))
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs `bench -smoke` end to end (what `make bench-smoke` and CI
+// run) and checks the report is complete; it asserts nothing about speed.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the benchmark harness (about 20 s)")
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := run(ctx, []string{"-smoke", "-out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, tail(stderr.String()))
+	}
+	jsons, _ := filepath.Glob(filepath.Join(out, "*-smoke.json"))
+	mds, _ := filepath.Glob(filepath.Join(out, "*-smoke.md"))
+	if len(jsons) != 1 || len(mds) != 1 {
+		t.Fatalf("want one report, got %v %v", jsons, mds)
+	}
+	b, err := os.ReadFile(jsons[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Machine.Cores == 0 || rep.Machine.Go == "" || rep.Commit == "" {
+		t.Errorf("machine not described: %+v", rep.Machine)
+	}
+	avail := map[string]bool{}
+	for _, tp := range rep.Topologies {
+		avail[tp.Name] = tp.Available
+		if !tp.Available && tp.Reason == "" {
+			t.Errorf("%s unavailable without a reason", tp.Name)
+		}
+	}
+	for _, name := range []string{"direct", "nginx", "haproxy", "caddy", "weft"} {
+		if _, ok := avail[name]; !ok {
+			t.Errorf("topology %s missing from the report", name)
+		}
+	}
+	if !avail["direct"] {
+		t.Fatal("direct topology not measured")
+	}
+	if len(rep.Cells) != len(rep.Scenarios)*countTrue(avail) {
+		t.Errorf("%d cells for %d scenarios × %d topologies", len(rep.Cells), len(rep.Scenarios), countTrue(avail))
+	}
+	for _, c := range rep.Cells {
+		if c.Skipped == "" && c.OK == 0 {
+			t.Errorf("cell %s/%s has no successful request and no reason", c.Scenario, c.Topology)
+		}
+		if c.Topology == "direct" && c.Skipped != "" {
+			t.Errorf("direct cell %s skipped: %s", c.Scenario, c.Skipped)
+		}
+	}
+	md, _ := os.ReadFile(mds[0])
+	for _, want := range []string{"## Method", "## latency-h1", "## Control plane", "weft-proxy idle memory"} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	if !avail["weft"] && !strings.Contains(string(md), "weft: not available: ") {
+		t.Error(`weft unavailable but the report lacks "weft: not available: <reason>"`)
+	}
+}
+
+func countTrue(m map[string]bool) int {
+	n := 0
+	for _, v := range m {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
+func tail(s string) string {
+	if len(s) > 3000 {
+		return s[len(s)-3000:]
+	}
+	return s
+}
+
+// TestServicesYAML checks the generated mesh config is valid Istio config
+// for Weft's own loader (a broken generator would make the control-plane
+// numbers meaningless).
+func TestServicesYAML(t *testing.T) {
+	rs, err := config.LoadReader("services.yaml", strings.NewReader(servicesYAML("svc", 300)), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 600 {
+		t.Fatalf("%d resources, want 600", len(rs))
+	}
+	for _, r := range rs {
+		if errs := config.Validate(r); len(errs) > 0 {
+			t.Fatalf("invalid: %v", errs[0])
+		}
+	}
+	rs, err = config.LoadReader("server.yaml", strings.NewReader(serverService), config.Options{})
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("server service: %v", err)
+	}
+}
+
+func TestPct(t *testing.T) {
+	xs := []float64{5, 1, 4, 2, 3, 6, 7, 8, 9, 10}
+	tests := []struct {
+		p    float64
+		want float64
+	}{{50, 5}, {90, 9}, {99, 10}, {100, 10}, {0, 1}}
+	for _, tc := range tests {
+		if got := pct(xs, tc.p); got != tc.want {
+			t.Errorf("pct(%v) = %v want %v", tc.p, got, tc.want)
+		}
+	}
+	if pct(nil, 50) != 0 {
+		t.Error("empty: want 0")
+	}
+}
+
+func TestReadStat(t *testing.T) {
+	st, err := readStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ppid != os.Getppid() {
+		t.Errorf("ppid %d want %d", st.ppid, os.Getppid())
+	}
+	if statusKB(os.Getpid(), "VmRSS") <= 0 {
+		t.Error("VmRSS not read")
+	}
+}
+
+func TestParseSmokeDefaults(t *testing.T) {
+	o, err := parse([]string{"-smoke", "-rounds", "3"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.rounds != 3 || o.latency >= time.Second || o.cpProxies > 100 {
+		t.Errorf("smoke defaults wrong or explicit flag overridden: %+v", o)
+	}
+	o, _ = parse(nil, &bytes.Buffer{})
+	if o.cpServices != 1000 || o.cpProxies != 2000 || o.rounds != 2 {
+		t.Errorf("full defaults: %+v", o)
+	}
+}

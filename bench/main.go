@@ -1,0 +1,339 @@
+// Command bench is Weft's benchmark harness (issue 7): on loopback, in one
+// run and interleaved so machine drift hits every topology alike, it loads
+// a 1 KB backend directly and through sidecar pairs of Weft, nginx, HAProxy
+// and Caddy with fortio, measures the proxies' CPU and memory from /proc,
+// weft-proxy's idle memory, and the control plane's push latency with
+// simulated proxies, and writes bench/results/<date>-<commit>.{json,md}.
+//
+//	go run ./bench          full run (< 15 min on 2 cores)
+//	go run ./bench -smoke   a tiny run that only proves the harness works
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	flog "fortio.org/log"
+)
+
+func main() {
+	if addr := os.Getenv(serveEnv); addr != "" {
+		os.Exit(serveBackend(addr))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the harness's flags.
+type options struct {
+	smoke        bool
+	out          string
+	bin          string
+	rounds       int
+	latency      time.Duration
+	max          time.Duration
+	tail         time.Duration
+	warmup       time.Duration
+	qps          float64
+	budget       time.Duration
+	cpServices   int
+	cpProxies    int
+	cpChanges    int
+	idleServices int
+	keep         bool
+	self         string // executable that serves the backend (default: this one)
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&o.smoke, "smoke", false, "tiny durations and sizes: checks the harness, says nothing about speed")
+	fs.StringVar(&o.out, "out", "", "results directory (default bench/results; smoke: a temp dir)")
+	fs.StringVar(&o.bin, "bin", "", "directory with weft and weft-proxy (default <module root>/bin)")
+	fs.IntVar(&o.rounds, "rounds", 2, "interleaved rounds per cell")
+	fs.DurationVar(&o.latency, "latency-duration", 12*time.Second, "duration of a fixed-QPS latency cell, per round")
+	fs.DurationVar(&o.max, "max-duration", 8*time.Second, "duration of a max-throughput cell, per round")
+	fs.DurationVar(&o.tail, "tail-duration", 10*time.Second, "duration of a 200-connection cell, per round")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each cell")
+	fs.Float64Var(&o.qps, "qps", 1000, "rate of the latency cells")
+	fs.DurationVar(&o.budget, "budget", 13*time.Minute, "stop starting load cells after this long")
+	fs.IntVar(&o.cpServices, "cp-services", 1000, "services in the control-plane benchmark")
+	fs.IntVar(&o.cpProxies, "cp-proxies", 2000, "simulated proxies in the control-plane benchmark")
+	fs.IntVar(&o.cpChanges, "cp-changes", 3, "config changes timed in the control-plane benchmark")
+	fs.IntVar(&o.idleServices, "idle-services", 1000, "services for weft-proxy's loaded idle RSS")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if o.smoke {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("rounds", func() { o.rounds = 1 })
+		def("latency-duration", func() { o.latency = 700 * time.Millisecond })
+		def("max-duration", func() { o.max = 500 * time.Millisecond })
+		def("tail-duration", func() { o.tail = 500 * time.Millisecond })
+		def("warmup", func() { o.warmup = 0 })
+		def("qps", func() { o.qps = 200 })
+		def("budget", func() { o.budget = 40 * time.Second })
+		def("cp-services", func() { o.cpServices = 20 })
+		def("cp-proxies", func() { o.cpProxies = 10 })
+		def("cp-changes", func() { o.cpChanges = 1 })
+		def("idle-services", func() { o.idleServices = 20 })
+	}
+	return o, nil
+}
+
+// moduleRoot walks up from the working directory to go.mod.
+func moduleRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
+
+func scenarios(o *options) []scenario {
+	return []scenario{
+		{Name: "latency-h1", QPS: o.qps, Conns: 16, Duration: o.latency, Key: "p99"},
+		{Name: "latency-h2c", QPS: o.qps, Conns: 16, H2C: true, Duration: o.latency, Key: "p99"},
+		{Name: "max-h1", Conns: 64, Duration: o.max, Key: "qps"},
+		{Name: "max-h2c", Conns: 64, H2C: true, Duration: o.max, Key: "qps"},
+		{Name: "tail-h1-200c", QPS: o.qps, Conns: 200, Duration: o.tail, Key: "p99"},
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	flog.SetOutput(stderr)
+	flog.SetLogLevelQuiet(flog.Critical) // failures are counted per cell
+	began := time.Now()
+	root := moduleRoot()
+	if o.bin == "" {
+		o.bin = filepath.Join(root, "bin")
+	}
+	if o.out == "" && !o.smoke {
+		o.out = filepath.Join(root, "bench", "results")
+	}
+	tmp, err := os.MkdirTemp("", "weft-bench-")
+	if err != nil {
+		log.Error("temp dir", "error", err)
+		return 1
+	}
+	if o.keep {
+		log.Info("keeping work dir", "dir", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	if o.out == "" {
+		// Smoke results go to a temp dir of their own that outlives the run.
+		if o.out, err = os.MkdirTemp("", "weft-bench-results-"); err != nil {
+			log.Error("results dir", "error", err)
+			return 1
+		}
+	}
+
+	rep := newReport(o)
+	self := o.self
+	if self == "" {
+		if self, err = os.Executable(); err != nil {
+			log.Error("own executable", "error", err)
+			return 1
+		}
+	}
+	backendAddr := net.JoinHostPort(backendIP, strconv.Itoa(backendPort))
+	backend, err := start(tmp, "backend", []string{serveEnv + "=" + backendAddr}, self)
+	if err != nil {
+		log.Error("backend", "error", err)
+		return 1
+	}
+	defer backend.stop()
+	if err := waitHTTP(ctx, "http://"+backendAddr+"/", "", backend, 10*time.Second); err != nil {
+		log.Error("backend", "error", err)
+		return 1
+	}
+
+	topos := []*topology{{Name: "direct", URL: "http://" + backendAddr + "/", H2CURL: "http://" + backendAddr + "/",
+		Host: fmt.Sprintf("server:%d", backendPort), Hops: "client →h1/h2c→ backend"}}
+	rep.addTopology(topos[0], "")
+	peers := []struct {
+		name, bin string
+		mk        proxyStarter
+		h2cSame   bool
+		hops      string
+	}{
+		{"nginx", nginxBin, startNginx, false, "client →h1/h2c→ nginx →h1 keep-alive→ nginx →h1 keep-alive→ backend"},
+		{"haproxy", haproxyBin, startHAProxy, false, "client →h1/h2c→ haproxy →h1 keep-alive→ haproxy →h1 keep-alive→ backend"},
+		{"caddy", caddyBin, startCaddy, true, "client →h1/h2c→ caddy →h1 keep-alive→ caddy →h1 keep-alive→ backend"},
+	}
+	for _, p := range peers {
+		if _, err := os.Stat(p.bin); err != nil {
+			rep.addTopology(&topology{Name: p.name, Hops: p.hops}, "binary missing: "+err.Error())
+			continue
+		}
+		t, err := startPair(ctx, p.name, tmp, backendAddr, p.mk, p.h2cSame, p.hops)
+		if err != nil {
+			log.Warn("peer not available", "peer", p.name, "error", err)
+			rep.addTopology(&topology{Name: p.name, Hops: p.hops}, err.Error())
+			continue
+		}
+		defer t.close()
+		topos = append(topos, t)
+		rep.addTopology(t, "")
+	}
+	weftBin, proxyBin, weftErr := weftBins(o.bin)
+	if weftErr == nil {
+		t, err := startWeft(ctx, weftBin, proxyBin, tmp)
+		if err != nil {
+			weftErr = err
+		} else {
+			defer t.close()
+			topos = append(topos, t)
+			rep.addTopology(t, "")
+		}
+	}
+	if weftErr != nil {
+		log.Warn("weft: not available", "reason", weftErr)
+		rep.addTopology(&topology{Name: "weft"}, weftErr.Error())
+	}
+
+	runCells(ctx, o, log, rep, topos, began)
+	for _, t := range topos {
+		rep.addPeaks(t)
+	}
+	for _, t := range topos[1:] {
+		t.close()
+	}
+
+	if weftErr == nil && ctx.Err() == nil {
+		for _, n := range []int{0, o.idleServices} {
+			log.Info("idle weft-proxy", "services", n)
+			rep.Idle = append(rep.Idle, measureIdle(ctx, weftBin, proxyBin, tmp, n))
+		}
+	} else {
+		rep.IdleNote = fmt.Sprintf("weft: not available: %v", weftErr)
+	}
+	if cpBin, err := controlPlaneBin(o.bin); err != nil {
+		rep.CPNote = fmt.Sprintf("weft control-plane: not available: %v", err)
+	} else if ctx.Err() == nil {
+		log.Info("control plane", "services", o.cpServices, "proxies", o.cpProxies)
+		timeout := 3 * time.Minute
+		if o.smoke {
+			timeout = 20 * time.Second
+		}
+		r := benchControlPlane(ctx, cpBin, tmp, o.cpServices, o.cpProxies, o.cpChanges, timeout)
+		rep.ControlPlane = &r
+	}
+	rep.Elapsed = time.Since(began).Round(time.Second).String()
+	jsonPath, mdPath, err := rep.write(o.out)
+	if err != nil {
+		log.Error("writing report", "error", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s\nwrote %s\n", jsonPath, mdPath)
+	if ctx.Err() != nil {
+		return 1
+	}
+	return 0
+}
+
+// controlPlaneBin checks bin/weft has the control-plane command.
+func controlPlaneBin(binDir string) (string, error) {
+	weft := filepath.Join(binDir, "weft")
+	if _, err := os.Stat(weft); err != nil {
+		return "", fmt.Errorf("%s not built (make build)", weft)
+	}
+	if out, err := execHelp(weft, "control-plane", "--config-dir"); err != nil {
+		return "", fmt.Errorf("`weft control-plane` not implemented yet (%v: %s)", err, out)
+	}
+	return weft, nil
+}
+
+// runCells runs every scenario on every topology, rounds times, rotating
+// the topology order per round and scenario so that no topology always
+// runs first or last.
+func runCells(ctx context.Context, o *options, log *slog.Logger, rep *report, topos []*topology, began time.Time) {
+	scs := scenarios(o)
+	rep.Scenarios = scs
+	for round := 0; round < o.rounds; round++ {
+		for si, s := range scs {
+			for k := range topos {
+				t := topos[(k+round+si)%len(topos)]
+				c := &cell{Scenario: s.Name, Topology: t.Name, Round: round}
+				rep.Cells = append(rep.Cells, c)
+				switch {
+				case ctx.Err() != nil:
+					c.Skipped = "interrupted"
+					continue
+				case time.Since(began) > o.budget:
+					c.Skipped = fmt.Sprintf("time budget %v spent", o.budget)
+					continue
+				}
+				url := t.URL
+				if s.H2C {
+					url = t.H2CURL
+				}
+				if url == "" {
+					c.Skipped = "first hop does not accept h2c"
+					continue
+				}
+				if o.warmup > 0 {
+					runLoad(url, t.Host, s, o.warmup)
+				}
+				before := map[string]float64{}
+				for _, p := range t.Procs {
+					before[p.name] = p.cpuSeconds()
+				}
+				res, err := runLoad(url, t.Host, s, s.Duration)
+				if err != nil {
+					c.Skipped = err.Error()
+					log.Warn("cell failed", "scenario", s.Name, "topology", t.Name, "error", err)
+					continue
+				}
+				res.Scenario, res.Topology, res.Round = c.Scenario, c.Topology, c.Round
+				*c = *res
+				if len(t.Procs) > 0 {
+					c.CPUSec = map[string]float64{}
+					total := 0.0
+					for _, p := range t.Procs {
+						d := p.cpuSeconds() - before[p.name]
+						c.CPUSec[p.name] = d
+						total += d
+					}
+					if c.Requests > 0 {
+						c.CPUPer1k = total / (float64(c.Requests) / 1000)
+					}
+				}
+				if c.OK == 0 {
+					c.Skipped = fmt.Sprintf("no successful request (codes %v)", c.Codes)
+				}
+				log.Info("cell", "round", round, "scenario", s.Name, "topology", t.Name, "qps", fmt.Sprintf("%.0f", c.QPS),
+					"p50_ms", fmt.Sprintf("%.3f", c.P50Ms), "p99_ms", fmt.Sprintf("%.3f", c.P99Ms), "errors", c.Errors)
+			}
+		}
+	}
+}

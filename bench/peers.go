@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Peer proxies, from Debian packages.
+const (
+	nginxBin   = "/usr/sbin/nginx"
+	haproxyBin = "/usr/sbin/haproxy"
+	caddyBin   = "/usr/bin/caddy"
+)
+
+// topology is one way for the client to reach the backend.
+type topology struct {
+	Name   string
+	URL    string // HTTP/1.1 target of the client
+	H2CURL string // h2c target ("" when the first hop cannot take h2c)
+	Host   string // Host header the client sends
+	Procs  []*proc
+	// Hops describes the protocol on each hop, for the report.
+	Hops string
+	stop func()
+}
+
+func (t *topology) close() {
+	if t.stop != nil {
+		t.stop()
+	}
+	for _, p := range t.Procs {
+		p.stop()
+	}
+}
+
+// pair starts the server-side proxy then the client-side one, each made by
+// mk(dir, label, listen ports, upstream) and checks the path end to end.
+type proxyStarter func(dir, label string, h1, h2c int, upstream string) (*proc, error)
+
+// h2cSame means the client-side proxy takes h2c on its HTTP/1.1 port.
+func startPair(ctx context.Context, name, dir, backend string, mk proxyStarter, h2cSame bool, hops string) (*topology, error) {
+	host := "127.0.0.1"
+	ports := make([]int, 4)
+	for i := range ports {
+		p, err := freePort(host)
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	// Free ports are picked up front; a clash is unlikely and shows as a
+	// start error.
+	sdir := filepath.Join(dir, name+"-server")
+	cdir := filepath.Join(dir, name+"-client")
+	for _, d := range []string{sdir, cdir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	srvSide, err := mk(sdir, name+"-server-side", ports[0], 0, backend)
+	if err != nil {
+		return nil, err
+	}
+	cliSide, err := mk(cdir, name+"-client-side", ports[2], ports[3], host+":"+strconv.Itoa(ports[0]))
+	if err != nil {
+		srvSide.stop()
+		return nil, err
+	}
+	t := &topology{
+		Name:   name,
+		URL:    fmt.Sprintf("http://%s:%d/", host, ports[2]),
+		H2CURL: fmt.Sprintf("http://%s:%d/", host, ports[3]),
+		Host:   "server:8080",
+		Procs:  []*proc{cliSide, srvSide},
+		Hops:   hops,
+	}
+	if h2cSame {
+		t.H2CURL = t.URL
+	}
+	if err := waitHTTP(ctx, fmt.Sprintf("http://%s:%d/", host, ports[0]), t.Host, srvSide, 15*time.Second); err != nil {
+		t.close()
+		return nil, fmt.Errorf("server-side %s: %w", name, err)
+	}
+	if err := waitHTTP(ctx, t.URL, t.Host, cliSide, 15*time.Second); err != nil {
+		t.close()
+		return nil, fmt.Errorf("client-side %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// nginx: two workers (like Envoy's default concurrency of 2 in Istio
+// sidecars), keep-alive upstream pool, no access log. nginx 1.22 takes
+// h2c only on a listener of its own ("listen … http2" without ssl).
+func startNginx(dir, label string, h1, h2c int, upstream string) (*proc, error) {
+	h2cListen := ""
+	if h2c != 0 {
+		h2cListen = fmt.Sprintf("    listen 127.0.0.1:%d http2;\n", h2c)
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process on;
+worker_processes 2;
+user root;
+pid %[1]s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  keepalive_requests 1000000;
+  upstream up {
+    server %[2]s;
+    keepalive 512;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:%[3]d;
+%[4]s    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_buffering off;
+    }
+  }
+}
+`, dir, upstream, h1, h2cListen)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	return start(dir, label, nil, nginxBin, "-p", dir, "-c", path, "-e", "stderr")
+}
+
+// HAProxy: two threads, HTTP mode with keep-alive and connection reuse to
+// the upstream; h2c on its own bind line ("proto h2").
+func startHAProxy(dir, label string, h1, h2c int, upstream string) (*proc, error) {
+	h2cBind := ""
+	if h2c != 0 {
+		h2cBind = fmt.Sprintf("  bind 127.0.0.1:%d proto h2\n", h2c)
+	}
+	conf := fmt.Sprintf(`global
+  nbthread 2
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:%d
+%s  default_backend be
+backend be
+  server s1 %s
+`, h1, h2cBind, upstream)
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	return start(dir, label, nil, haproxyBin, "-f", path, "-db")
+}
+
+// Caddy: reverse_proxy with its keep-alive pool; h1 and h2c on one port.
+// Caddy keeps the client's Host header by default.
+func startCaddy(dir, label string, h1, _ int, upstream string) (*proc, error) {
+	conf := fmt.Sprintf(`{
+	admin off
+	auto_https off
+	servers {
+		protocols h1 h2c
+	}
+}
+http://:%d {
+	bind 127.0.0.1
+	reverse_proxy %s {
+		transport http {
+			keepalive 60s
+			keepalive_idle_conns 512
+		}
+	}
+}
+`, h1, upstream)
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	env := []string{"HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}
+	return start(dir, label, env, caddyBin, "run", "--config", path, "--adapter", "caddyfile")
+}

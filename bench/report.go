@@ -1,0 +1,376 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// report is everything one run measured; it is written as JSON and as a
+// markdown summary.
+type report struct {
+	Date         string         `json:"date"`
+	Commit       string         `json:"commit"`
+	Smoke        bool           `json:"smoke"`
+	Machine      machine        `json:"machine"`
+	Settings     map[string]any `json:"settings"`
+	Topologies   []topoInfo     `json:"topologies"`
+	Scenarios    []scenario     `json:"scenarios"`
+	Cells        []*cell        `json:"cells"`
+	Summary      []summary      `json:"summary"`
+	Idle         []idleResult   `json:"weft_proxy_idle,omitempty"`
+	IdleNote     string         `json:"weft_proxy_idle_note,omitempty"`
+	ControlPlane *cpResult      `json:"control_plane,omitempty"`
+	CPNote       string         `json:"control_plane_note,omitempty"`
+	Elapsed      string         `json:"elapsed"`
+	started      time.Time
+}
+
+type topoInfo struct {
+	Name      string           `json:"name"`
+	Hops      string           `json:"hops,omitempty"`
+	Available bool             `json:"available"`
+	Reason    string           `json:"reason,omitempty"`
+	PeakRSSKB map[string]int64 `json:"peak_rss_kb,omitempty"` // per proxy process (tree)
+}
+
+// summary averages a scenario's cells for one topology over the rounds.
+type summary struct {
+	Scenario string  `json:"scenario"`
+	Topology string  `json:"topology"`
+	Rounds   int     `json:"rounds"`
+	QPS      float64 `json:"qps"`
+	P50Ms    float64 `json:"p50_ms"`
+	P90Ms    float64 `json:"p90_ms"`
+	P99Ms    float64 `json:"p99_ms"`
+	P999Ms   float64 `json:"p99_9_ms"`
+	Errors   int64   `json:"errors"`
+	CPUPer1k float64 `json:"cpu_seconds_per_1k_requests"`
+	Skipped  string  `json:"skipped,omitempty"`
+}
+
+func newReport(o *options) *report {
+	now := time.Now().UTC()
+	return &report{
+		Date:    now.Format("2006-01-02"),
+		Commit:  gitCommit(),
+		Smoke:   o.smoke,
+		Machine: describeMachine(),
+		Settings: map[string]any{
+			"rounds": o.rounds, "latency_cell": o.latency.String(), "max_cell": o.max.String(),
+			"tail_cell": o.tail.String(), "warmup": o.warmup.String(), "qps": o.qps,
+			"cp_services": o.cpServices, "cp_proxies": o.cpProxies, "cp_changes": o.cpChanges,
+			"idle_services": o.idleServices, "budget": o.budget.String(),
+		},
+		started: now,
+	}
+}
+
+func (r *report) addTopology(t *topology, reason string) {
+	r.Topologies = append(r.Topologies, topoInfo{Name: t.Name, Hops: t.Hops, Available: reason == "", Reason: reason})
+}
+
+// addPeaks records each proxy's VmHWM (peak over the whole run).
+func (r *report) addPeaks(t *topology) {
+	for i := range r.Topologies {
+		if r.Topologies[i].Name != t.Name || len(t.Procs) == 0 {
+			continue
+		}
+		r.Topologies[i].PeakRSSKB = map[string]int64{}
+		for _, p := range t.Procs {
+			r.Topologies[i].PeakRSSKB[p.name] = p.memKB("VmHWM")
+		}
+	}
+}
+
+func (r *report) summarize() {
+	r.Summary = nil
+	for _, s := range r.Scenarios {
+		for _, t := range r.Topologies {
+			if !t.Available {
+				continue
+			}
+			sm := summary{Scenario: s.Name, Topology: t.Name}
+			for _, c := range r.Cells {
+				if c.Scenario != s.Name || c.Topology != t.Name {
+					continue
+				}
+				if c.Skipped != "" {
+					sm.Skipped = c.Skipped
+					continue
+				}
+				sm.Rounds++
+				sm.QPS += c.QPS
+				sm.P50Ms += c.P50Ms
+				sm.P90Ms += c.P90Ms
+				sm.P99Ms += c.P99Ms
+				sm.P999Ms += c.P999Ms
+				sm.Errors += c.Errors
+				sm.CPUPer1k += c.CPUPer1k
+			}
+			if n := float64(sm.Rounds); n > 0 {
+				sm.QPS /= n
+				sm.P50Ms /= n
+				sm.P90Ms /= n
+				sm.P99Ms /= n
+				sm.P999Ms /= n
+				sm.CPUPer1k /= n
+				sm.Skipped = ""
+			}
+			r.Summary = append(r.Summary, sm)
+		}
+	}
+}
+
+func (r *report) find(scenario, topo string) *summary {
+	for i := range r.Summary {
+		if r.Summary[i].Scenario == scenario && r.Summary[i].Topology == topo && r.Summary[i].Rounds > 0 {
+			return &r.Summary[i]
+		}
+	}
+	return nil
+}
+
+// write saves <date>-<commit>.json and .md in dir.
+func (r *report) write(dir string) (string, string, error) {
+	r.summarize()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	base := filepath.Join(dir, fmt.Sprintf("%s-%s", r.Date, r.Commit))
+	if r.Smoke {
+		base += "-smoke"
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(base+".json", append(b, '\n'), 0o644); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(base+".md", []byte(r.markdown()), 0o644); err != nil {
+		return "", "", err
+	}
+	return base + ".json", base + ".md", nil
+}
+
+func ms(v float64) string { return fmt.Sprintf("%.3f", v) }
+
+func ratio(a, b float64) string {
+	if a == 0 || b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	title := "Weft benchmark"
+	if r.Smoke {
+		title += " (smoke run: tiny durations, the numbers mean nothing)"
+	}
+	p("# %s — %s, commit %s\n\n", title, r.Date, r.Commit)
+	m := r.Machine
+	p("Machine: %s, %d cores, %s RAM, Linux %s, %s. Peers: %s; %s; %s. Run took %s.\n\n",
+		m.CPU, m.Cores, m.MemTotal, m.Kernel, m.Go, m.Peers["nginx"], firstWords(m.Peers["haproxy"], 3), m.Peers["caddy"], r.Elapsed)
+
+	p("## Topologies\n\n| topology | path | status |\n|---|---|---|\n")
+	for _, t := range r.Topologies {
+		st := "measured"
+		if !t.Available {
+			st = t.Name + ": not available: " + oneLine(t.Reason)
+		}
+		p("| %s | %s | %s |\n", t.Name, t.Hops, st)
+	}
+	p("\n")
+
+	for _, s := range r.Scenarios {
+		load := fmt.Sprintf("%.0f qps", s.QPS)
+		if s.QPS == 0 {
+			load = "max qps"
+		}
+		proto := "HTTP/1.1"
+		if s.H2C {
+			proto = "h2c"
+		}
+		p("## %s — %s, %d connections, %s, %v × %d round(s)\n\n", s.Name, load, s.Conns, proto, s.Duration, r.Settings["rounds"])
+		p("| topology | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | proxy CPU s / 1k req | %s vs direct |\n|---|---|---|---|---|---|---|---|---|\n", s.Key)
+		direct := r.find(s.Name, "direct")
+		for _, t := range r.Topologies {
+			if !t.Available {
+				continue
+			}
+			sm := r.find(s.Name, t.Name)
+			if sm == nil {
+				reason := "not run"
+				for _, x := range r.Summary {
+					if x.Scenario == s.Name && x.Topology == t.Name && x.Skipped != "" {
+						reason = x.Skipped
+					}
+				}
+				p("| %s | skipped: %s | | | | | | | |\n", t.Name, oneLine(reason))
+				continue
+			}
+			vs := "–"
+			if direct != nil && t.Name != "direct" {
+				vs = ratio(key(sm, s.Key), key(direct, s.Key))
+			}
+			cpu := "–"
+			if t.Name != "direct" {
+				cpu = fmt.Sprintf("%.4f", sm.CPUPer1k)
+			}
+			p("| %s | %.0f | %s | %s | %s | %s | %d | %s | %s |\n", t.Name, sm.QPS, ms(sm.P50Ms), ms(sm.P90Ms), ms(sm.P99Ms), ms(sm.P999Ms), sm.Errors, cpu, vs)
+		}
+		// Ratio matrix of the key figure: row ÷ column.
+		var names []string
+		for _, t := range r.Topologies {
+			if r.find(s.Name, t.Name) != nil {
+				names = append(names, t.Name)
+			}
+		}
+		if len(names) > 1 {
+			p("\n%s ratios (row ÷ column):\n\n| |%s|\n|---|%s\n", s.Key, strings.Join(names, " | ")+" ", strings.Repeat("---|", len(names)))
+			for _, a := range names {
+				p("| %s |", a)
+				for _, c := range names {
+					p(" %s |", ratio(key(r.find(s.Name, a), s.Key), key(r.find(s.Name, c), s.Key)))
+				}
+				p("\n")
+			}
+		}
+		p("\n")
+	}
+
+	p("## Proxy memory (peak RSS over the whole run, VmHWM)\n\n| topology | process | peak RSS MiB |\n|---|---|---|\n")
+	for _, t := range r.Topologies {
+		keys := make([]string, 0, len(t.PeakRSSKB))
+		for k := range t.PeakRSSKB {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			p("| %s | %s | %.1f |\n", t.Name, k, float64(t.PeakRSSKB[k])/1024)
+		}
+	}
+	p("\n## weft-proxy idle memory\n\n")
+	if len(r.Idle) == 0 {
+		p("%s\n\n", orDash(r.IdleNote))
+	} else {
+		p("| services in the mesh | RSS MiB (settled) | peak RSS MiB | note |\n|---|---|---|---|\n")
+		for _, i := range r.Idle {
+			p("| %d | %.1f | %.1f | %s |\n", i.Services, float64(i.RSSKB)/1024, float64(i.HWMKB)/1024, oneLine(i.Error))
+		}
+		p("\n")
+	}
+	p("## Control plane\n\n")
+	if c := r.ControlPlane; c == nil {
+		p("%s\n\n", orDash(r.CPNote))
+	} else {
+		p("%d services, %d simulated proxies (%d connected).\n\n", c.Services, c.Proxies, c.Connected)
+		if c.Error != "" {
+			p("Error: %s\n\n", oneLine(c.Error))
+		}
+		p("| figure | value |\n|---|---|\n")
+		p("| initial sync p50 / p99 / all (ms) | %s / %s / %s |\n", ms(c.InitialSyncP50), ms(c.InitialSyncP99), ms(c.InitialSyncMax))
+		for i := range c.ChangeP50 {
+			p("| change %d → ACK p50 / p99 / all (ms), not acked | %s / %s / %s, %d |\n", i+1, ms(c.ChangeP50[i]), ms(c.ChangeP99[i]), ms(c.ChangeAll[i]), c.ChangeMissing[i])
+		}
+		p("| control-plane RSS / peak RSS (MiB) | %.1f / %.1f |\n", float64(c.RSSKB)/1024, float64(c.PeakRSSKB)/1024)
+		p("| control-plane CPU s: connect all proxies | %.2f |\n", c.CPUConnectSec)
+		for i, v := range c.CPUPerChangeSec {
+			p("| control-plane CPU s: change %d | %.2f |\n", i+1, v)
+		}
+		p("\n")
+	}
+	p("%s", methodText)
+	return b.String()
+}
+
+func key(s *summary, k string) float64 {
+	if s == nil {
+		return 0
+	}
+	if k == "qps" {
+		return s.QPS
+	}
+	return s.P99Ms
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	s = strings.ReplaceAll(s, "|", "/")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+func firstWords(s string, n int) string {
+	f := strings.Fields(s)
+	if len(f) > n {
+		f = f[:n]
+	}
+	return strings.Join(f, " ")
+}
+
+const methodText = `## Method
+
+- Everything runs on loopback on this machine, in one invocation of ` + "`go run ./bench`" + `
+  (` + "`make bench`" + `). The backend is a Go ` + "`net/http`" + ` server (a child process of the
+  harness) answering every request with a 1,024-byte body, HTTP/1.1 and h2c (prior knowledge)
+  on one port, 127.0.77.3:8080. All topologies share it.
+- Topologies: **direct** (client → backend); the **sidecar pair** for each proxy: client →
+  client-side proxy → server-side proxy → backend. nginx (2 workers, ` + "`keepalive 512`" + `
+  upstream pool), HAProxy (` + "`nbthread 2`" + `, ` + "`http-reuse always`" + `) and Caddy
+  (` + "`reverse_proxy`" + ` with its keep-alive pool) get generated configs in a temp dir and run
+  as child processes on free ports; no access logs. Proxy-to-proxy and proxy-to-backend hops are
+  HTTP/1.1 with keep-alive. nginx 1.22 and HAProxy 2.6 take h2c on a listener of their own, Caddy
+  on its HTTP port. **weft**: a real ` + "`bin/weft control-plane`" + ` on a temp config dir holding a
+  Kubernetes Service ` + "`server`" + ` (port 8080), and two ` + "`bin/weft-proxy sidecar`" + ` processes in
+  explicit mode on their own loopback IPs: the client sends to the client sidecar's proxy port
+  with ` + "`Host: server:8080`" + `; that sidecar routes by xDS to the server sidecar's inbound
+  listener, which forwards to the backend. The client sends ` + "`Host: server:8080`" + ` everywhere.
+- Load: fortio as a Go library (` + "`fortio.org/fortio/fhttp`" + ` on the ` + "`periodic`" + ` runner), one
+  goroutine and one connection per "connection" (fortio's fast HTTP/1.1 client; for h2c fortio's
+  standard client over ` + "`x/net/http2`" + ` with prior knowledge, one transport per connection).
+  Scenarios: latency = fixed QPS with 16 connections; max = as fast as possible with 64
+  connections; tail = the fixed QPS spread over 200 connections. Each cell gets an unmeasured
+  warm-up, then the measured run. Percentiles are fortio's histogram percentiles of the request
+  duration (client-side, connect excluded except for the first request per connection).
+- Interleaving: the cells run round by round; within a round scenario by scenario, and the
+  order of the topologies rotates with round and scenario, so slow drift of the machine (other
+  work, thermal) spreads over all topologies. Figures in the tables are the mean over rounds
+  (the JSON keeps every cell).
+- CPU: utime + stime from ` + "`/proc/<pid>/stat`" + ` (USER_HZ = 100) of each proxy process and its
+  live descendants (nginx workers), read right before and after the measured run; "proxy CPU s /
+  1k req" is the sum over both proxies of the pair divided by thousands of requests completed.
+  The load generator and backend are not counted.
+- Memory: VmHWM (peak RSS) from ` + "`/proc/<pid>/status`" + `, summed over the process tree, read at
+  the end of all load cells (so it is the peak over every scenario, including 200 connections).
+  weft-proxy idle: a control plane with an empty config dir, or with N Services each with one
+  WorkloadEntry, and one client sidecar; once the control plane reports every xDS type SYNCED for
+  it, VmRSS is sampled every 250 ms until three samples agree within 2 %.
+- Control plane: a real ` + "`bin/weft control-plane`" + ` with N Services (each with one
+  WorkloadEntry, addresses in 198.18.0.0/16) and M simulated proxies = in-process ADS clients
+  (` + "`internal/meshtest`" + `, state of the world, wildcard CDS/EDS/LDS/RDS, ACK everything) in the
+  harness process. Initial sync = from the first dial to a client's first accepted CDS and LDS.
+  A change = a new file with one more Service + WorkloadEntry renamed into the watched directory;
+  its time per proxy = from the rename to that client's acceptance of a CDS response that holds
+  the new cluster (the ACK is sent in the same step); p50/p99 over proxies, "all" = the slowest.
+  This includes the control plane's file-watch debounce (100 ms default). The simulated clients
+  share the 2 cores with the control plane. Control-plane CPU = utime + stime during the phase;
+  RSS from /proc as above.
+- Not measured yet: mTLS between the pair (Weft's mTLS is not wired into the sidecars yet).
+`

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Loopback addresses of the Weft topology (explicit mode: every workload
+// and sidecar has a loopback IP of its own, so the default ports do not
+// clash). 127.0.77.0/24 is kept for the harness.
+const (
+	backendIP       = "127.0.77.3" // the backend app (shared by all topologies)
+	backendPort     = 8080
+	cpIP            = "127.0.77.1"
+	serverSidecarIP = "127.0.77.10"
+	clientSidecarIP = "127.0.77.20"
+	clientAppIP     = "127.0.77.21"
+	idleSidecarIP   = "127.0.77.30"
+	proxyPort       = 15080
+	healthPort      = 15021
+)
+
+// weftBins locates bin/weft and bin/weft-proxy and checks that they have
+// the commands the topology needs; the error says why Weft is skipped.
+func weftBins(binDir string) (weft, proxy string, err error) {
+	weft = filepath.Join(binDir, "weft")
+	proxy = filepath.Join(binDir, "weft-proxy")
+	for _, c := range [][]string{{weft, "control-plane", "--config-dir"}, {proxy, "sidecar", "--proxy-port"}} {
+		if _, err := os.Stat(c[0]); err != nil {
+			return "", "", fmt.Errorf("%s not built (make build)", c[0])
+		}
+		if out, err := execHelp(c[0], c[1], c[2]); err != nil {
+			return "", "", fmt.Errorf("`%s %s` not implemented yet (%v: %s)", filepath.Base(c[0]), c[1], err, out)
+		}
+	}
+	return weft, proxy, nil
+}
+
+// execHelp runs `bin cmd --help` and checks the help names flag (cobra
+// prints the root help for unknown commands).
+func execHelp(bin, cmd, flag string) (string, error) {
+	out, err := exec.Command(bin, cmd, "--help").CombinedOutput()
+	if err == nil && !strings.Contains(string(out), flag) {
+		err = fmt.Errorf("help does not mention %s", flag)
+	}
+	return firstLine(out), err
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return s
+}
+
+// controlPlane is a running `weft control-plane`.
+type controlPlane struct {
+	proc       *proc
+	configDir  string
+	xds        string
+	monitoring string
+}
+
+// startControlPlane starts `weft control-plane` on a fresh config
+// directory holding files (name → YAML) from the start.
+func startControlPlane(ctx context.Context, weft, dir, label string, files map[string]string) (*controlPlane, error) {
+	cfg := filepath.Join(dir, label+"-config")
+	if err := os.MkdirAll(cfg, 0o755); err != nil {
+		return nil, err
+	}
+	for name, y := range files {
+		if err := os.WriteFile(filepath.Join(cfg, name), []byte(y), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	xp, err := freePort(cpIP)
+	if err != nil {
+		return nil, err
+	}
+	mp, err := freePort(cpIP)
+	if err != nil {
+		return nil, err
+	}
+	cp := &controlPlane{configDir: cfg, xds: net.JoinHostPort(cpIP, strconv.Itoa(xp)), monitoring: net.JoinHostPort(cpIP, strconv.Itoa(mp))}
+	cp.proc, err = start(dir, label, nil, weft, "control-plane", "--config-dir", cfg,
+		"--xds-address", cp.xds, "--monitoring-address", cp.monitoring, "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, "http://"+cp.monitoring+"/healthz/ready", "", cp.proc, 20*time.Second); err != nil {
+		cp.proc.stop()
+		return nil, fmt.Errorf("control plane: %w", err)
+	}
+	return cp, nil
+}
+
+// write puts a config file into the watched directory atomically.
+func (cp *controlPlane) write(name, yaml string) error {
+	tmp := filepath.Join(cp.configDir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, []byte(yaml), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(cp.configDir, name))
+}
+
+// sidecar describes one weft-proxy in explicit mode.
+type sidecar struct {
+	name, ip, appIP string
+	ports           string // node ports "http:8080:HTTP" ("" for a pure client)
+	proxyPort       int
+}
+
+func startSidecar(ctx context.Context, proxyBin, dir string, cp *controlPlane, s sidecar) (*proc, error) {
+	args := []string{"sidecar", "--xds", cp.xds, "--name", s.name, "--namespace", "default",
+		"--service-account", s.name, "--labels", "app=" + s.name + ",version=v1", "--ip", s.ip,
+		"--app-address", s.appIP, "--log-level", "warn"}
+	if s.ports != "" {
+		args = append(args, "--ports", s.ports)
+	}
+	if s.proxyPort != 0 {
+		args = append(args, "--proxy-port", strconv.Itoa(s.proxyPort))
+	}
+	p, err := start(dir, "weft-proxy-"+s.name, nil, proxyBin, args...)
+	if err != nil {
+		return nil, err
+	}
+	ready := fmt.Sprintf("http://%s/healthz/ready", net.JoinHostPort(s.ip, strconv.Itoa(healthPort)))
+	if err := waitHTTP(ctx, ready, "", p, 30*time.Second); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("weft-proxy %s: %w", s.name, err)
+	}
+	return p, nil
+}
+
+const serverService = `apiVersion: v1
+kind: Service
+metadata:
+  name: server
+  namespace: default
+spec:
+  selector:
+    app: server
+  ports:
+  - name: http
+    port: 8080
+    targetPort: 8080
+`
+
+// startWeft runs the control plane and the sidecar pair: the client sends
+// to the client sidecar's explicit proxy port with Host: server:8080; that
+// sidecar routes to the server sidecar's inbound listener (server IP:8080),
+// which forwards to the backend on its app address.
+func startWeft(ctx context.Context, weft, proxyBin, dir string) (*topology, error) {
+	cp, err := startControlPlane(ctx, weft, dir, "weft-control-plane", map[string]string{"server.yaml": serverService})
+	if err != nil {
+		return nil, err
+	}
+	t := &topology{Name: "weft", Host: fmt.Sprintf("server:%d", backendPort),
+		Hops: "client →h1/h2c→ weft-proxy (explicit proxy port) →h1→ weft-proxy (inbound) →h1→ backend"}
+	t.stop = cp.proc.stop
+	srv, err := startSidecar(ctx, proxyBin, dir, cp, sidecar{name: "server", ip: serverSidecarIP, appIP: backendIP,
+		ports: fmt.Sprintf("http:%d:HTTP", backendPort)})
+	if err != nil {
+		t.close()
+		return nil, err
+	}
+	cli, err := startSidecar(ctx, proxyBin, dir, cp, sidecar{name: "client", ip: clientSidecarIP, appIP: clientAppIP, proxyPort: proxyPort})
+	if err != nil {
+		srv.stop()
+		t.close()
+		return nil, err
+	}
+	t.Procs = []*proc{cli, srv}
+	t.URL = fmt.Sprintf("http://%s/", net.JoinHostPort(clientSidecarIP, strconv.Itoa(proxyPort)))
+	t.H2CURL = t.URL
+	if err := waitHTTP(ctx, t.URL, t.Host, cli, 30*time.Second); err != nil {
+		t.close()
+		return nil, fmt.Errorf("request through the sidecar pair: %w", err)
+	}
+	return t, nil
+}
+
+// servicesYAML generates n Services, each with one WorkloadEntry endpoint
+// (addresses from 198.18.0.0/16, never routed), like a mid-size mesh.
+func servicesYAML(prefix string, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("%s-%04d", prefix, i)
+		fmt.Fprintf(&b, `apiVersion: v1
+kind: Service
+metadata:
+  name: %[1]s
+  namespace: default
+spec:
+  selector:
+    app: %[1]s
+  ports:
+  - name: http
+    port: 8080
+    targetPort: 8080
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: %[1]s
+  namespace: default
+spec:
+  address: 198.18.%[2]d.%[3]d
+  labels:
+    app: %[1]s
+---
+`, name, 1+i/250, 1+i%250)
+	}
+	return b.String()
+}
+
+// proxyStatus is the part of the control plane's /api/v1/proxies answer
+// the harness reads.
+type proxyStatus struct {
+	ID    string `json:"id"`
+	Types map[string]struct {
+		State string `json:"state"`
+	} `json:"types"`
+}
+
+// waitSynced polls the control plane until the proxy at ip has every type
+// it subscribed to in state SYNCED.
+func waitSynced(ctx context.Context, cp *controlPlane, ip string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	for {
+		resp, err := http.Get("http://" + cp.monitoring + "/api/v1/proxies")
+		if err == nil {
+			var ps []proxyStatus
+			err = json.NewDecoder(resp.Body).Decode(&ps)
+			resp.Body.Close()
+			for _, p := range ps {
+				if !strings.Contains(p.ID, "~"+ip+"~") || len(p.Types) == 0 {
+					continue
+				}
+				synced := true
+				for t, st := range p.Types {
+					if st.State != "SYNCED" {
+						synced = false
+						last = t + "=" + st.State
+					}
+				}
+				if synced {
+					return nil
+				}
+			}
+		}
+		if err != nil {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("proxy %s not SYNCED after %v (%s)", ip, timeout, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// settledRSS samples VmRSS until three samples 250 ms apart agree within
+// 2 % (the Go runtime has finished growing), or 10 s pass.
+func settledRSS(ctx context.Context, p *proc) int64 {
+	var prev []int64
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		v := p.memKB("VmRSS")
+		prev = append(prev, v)
+		if n := len(prev); n >= 3 {
+			lo, hi := prev[n-3], prev[n-3]
+			for _, x := range prev[n-3:] {
+				lo, hi = min(lo, x), max(hi, x)
+			}
+			if float64(hi-lo) <= 0.02*float64(hi) {
+				return v
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if len(prev) == 0 {
+		return 0
+	}
+	return prev[len(prev)-1]
+}
+
+// idleResult is weft-proxy's memory with nothing to do.
+type idleResult struct {
+	Services int    `json:"services"`
+	RSSKB    int64  `json:"rss_kb"`
+	HWMKB    int64  `json:"peak_rss_kb"`
+	Error    string `json:"error,omitempty"`
+}
+
+// measureIdle starts a control plane with n services and one client
+// sidecar, waits until it is SYNCED and its RSS settles.
+func measureIdle(ctx context.Context, weft, proxyBin, dir string, n int) idleResult {
+	r := idleResult{Services: n}
+	sub := filepath.Join(dir, fmt.Sprintf("idle-%d", n))
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	files := map[string]string{}
+	if n > 0 {
+		files["services.yaml"] = servicesYAML("svc", n)
+	}
+	cp, err := startControlPlane(ctx, weft, sub, "control-plane", files)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer cp.proc.stop()
+	p, err := startSidecar(ctx, proxyBin, sub, cp, sidecar{name: "idle", ip: idleSidecarIP, appIP: clientAppIP, proxyPort: proxyPort})
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer p.stop()
+	if err := waitSynced(ctx, cp, idleSidecarIP, 60*time.Second); err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.RSSKB = settledRSS(ctx, p)
+	r.HWMKB = p.memKB("VmHWM")
+	return r
+}
