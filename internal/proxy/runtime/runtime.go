@@ -94,6 +94,9 @@ func New(opts Options) *Runtime {
 	if opts.Cluster.Log == nil {
 		opts.Cluster.Log = opts.Log.With("component", "cluster")
 	}
+	if opts.HCM.Log == nil {
+		opts.HCM.Log = opts.Log.With("component", "hcm")
+	}
 	if opts.Listener.Log == nil {
 		opts.Listener.Log = opts.Log.With("component", "listener")
 	}
