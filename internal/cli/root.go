@@ -44,6 +44,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newVersionCmd(),
 		newControlPlaneCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newProxyStatusCmd(), newProxyConfigCmd(),
 		newSampleCmd(),
+		newAnalyzeCmd(),
 	)
 	return root
 }

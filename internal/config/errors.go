@@ -12,6 +12,9 @@ type Error struct {
 	Pos  Position
 	Path string // field path, e.g. spec.http[0].route[0].destination.host; may be empty
 	Msg  string
+	// Key names the resource the error belongs to, when known (zero for
+	// errors outside any resource, such as YAML syntax errors).
+	Key Key
 }
 
 // Error formats as "file:line:col: path: msg".

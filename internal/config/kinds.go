@@ -94,13 +94,14 @@ var kinds = []*kindInfo{
 		}},
 	{kind: KindService, versions: []string{"v1"}},
 	{kind: KindSecret, versions: []string{"v1"}},
+	{kind: KindNamespace, versions: []string{"v1"}},
 }
 
 // ignoredKinds are ordinary Kubernetes objects that often sit next to Istio
 // config (Istio's own samples mix them in). Weft has no use for them, so the
 // loader skips them instead of failing.
 var ignoredKinds = map[string]bool{
-	"v1/ServiceAccount": true, "v1/Namespace": true, "v1/Pod": true,
+	"v1/ServiceAccount": true, "v1/Pod": true,
 	"apps/v1/Deployment": true, "apps/v1/StatefulSet": true, "apps/v1/DaemonSet": true,
 	"apps/v1/ReplicaSet": true, "batch/v1/Job": true, "batch/v1/CronJob": true,
 	"policy/v1/PodDisruptionBudget": true, "autoscaling/v2/HorizontalPodAutoscaler": true,
@@ -147,6 +148,9 @@ func newK8sObject(k Kind) (runtime.Object, *metav1.ObjectMeta) {
 		return o, &o.ObjectMeta
 	case KindSecret:
 		o := &corev1.Secret{}
+		return o, &o.ObjectMeta
+	case KindNamespace:
+		o := &corev1.Namespace{}
 		return o, &o.ObjectMeta
 	}
 	return nil, nil

@@ -190,7 +190,7 @@ func dedupe(in []*Resource, errs *ErrorList) []*Resource {
 	out := in[:0]
 	for _, r := range in {
 		if first, ok := seen[r.Key()]; ok {
-			*errs = append(*errs, &Error{Pos: r.Pos, Msg: fmt.Sprintf("duplicate %s: already defined at %s", r.Key(), first.Pos)})
+			*errs = append(*errs, &Error{Pos: r.Pos, Msg: fmt.Sprintf("duplicate %s: already defined at %s", r.Key(), first.Pos), Key: r.Key()})
 			continue
 		}
 		seen[r.Key()] = r
@@ -325,6 +325,7 @@ func (w *nodeWalker) document(doc *yaml.Node, opts Options) []*Resource {
 		w.record(k, kn)
 	}
 	before := len(*w.errs)
+	defer w.stampKey(before, info.kind, top, opts)
 	if info.newIstio == nil {
 		obj, meta := newK8sObject(info.kind)
 		w.decodeJSON(n, "", obj)
@@ -352,6 +353,35 @@ func (w *nodeWalker) document(doc *yaml.Node, opts Options) []*Resource {
 	return w.finish(res, info, opts, top)
 }
 
+// stampKey labels the errors of one document with the resource they
+// belong to, read straight from the YAML so it works even when decoding
+// failed.
+func (w *nodeWalker) stampKey(from int, kind Kind, top map[string]*yaml.Node, opts Options) {
+	if len(*w.errs) <= from {
+		return
+	}
+	key := Key{Kind: kind, Namespace: opts.namespace()}
+	if md := top["metadata"]; md != nil && md.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(md.Content); i += 2 {
+			k, v := md.Content[i], md.Content[i+1]
+			if v.Kind != yaml.ScalarNode {
+				continue
+			}
+			switch k.Value {
+			case "name":
+				key.Name = v.Value
+			case "namespace":
+				key.Namespace = v.Value
+			}
+		}
+	}
+	for _, e := range (*w.errs)[from:] {
+		if e.Key == (Key{}) {
+			e.Key = key
+		}
+	}
+}
+
 // fork returns a walker for a sibling document: same file and error list,
 // its own field map and a fresh budget share.
 func (w *nodeWalker) fork() *nodeWalker {
@@ -369,7 +399,7 @@ func (w *nodeWalker) finish(res *Resource, info *kindInfo, opts Options, top map
 		w.errorf(at, "metadata.name", "missing metadata.name")
 		return nil
 	}
-	if meta.Namespace == "" {
+	if meta.Namespace == "" && info.kind != KindNamespace {
 		meta.Namespace = opts.namespace()
 	}
 	res.Name, res.Namespace = meta.Name, meta.Namespace

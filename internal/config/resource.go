@@ -32,6 +32,7 @@ const (
 	KindService               Kind = "Service"    // Kubernetes v1 Service: a service definition in standalone mode
 	KindMeshConfig            Kind = "MeshConfig" // mesh-wide settings (istio.io/api/mesh/v1alpha1)
 	KindSecret                Kind = "Secret"     // Kubernetes v1 Secret: TLS material for gateway credentialName
+	KindNamespace             Kind = "Namespace"  // Kubernetes v1 Namespace (cluster-scoped: Namespace is ""); analyzers use it
 )
 
 // Position is a place in a source file. Line and Column are 1-based; a zero

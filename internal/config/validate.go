@@ -35,7 +35,7 @@ type validator struct {
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
-	v.errs = append(v.errs, &Error{Pos: v.r.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	v.errs = append(v.errs, &Error{Pos: v.r.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...), Key: v.r.Key()})
 }
 
 // specValidators are keyed by kind; each receives the resource's spec.

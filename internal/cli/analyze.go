@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/weftmesh/weft/internal/config"
+)
+
+// analyzeFailedCode is istioctl analyze's exit code when it finds issues
+// at or above the failure threshold.
+const analyzeFailedCode = 79
+
+func newAnalyzeCmd() *cobra.Command {
+	var (
+		namespace, output, threshold string
+		allNamespaces                bool
+	)
+	cmd := &cobra.Command{
+		Use:   "analyze [-n NS] [--all-namespaces] [-o text|json|yaml] [--failure-threshold Info|Warning|Error] FILE|DIR|- ...",
+		Short: "Validate Istio configuration and check it for problems, like istioctl analyze",
+		Long: `Analyze loads Istio configuration (Istio CRDs, Kubernetes Services and
+Secrets, MeshConfig) from files, directories and "-" (stdin), validates every
+resource the way Istio's admission webhook does, and runs cross-resource
+analyzers: missing hosts, subsets and gateways, conflicting VirtualServices
+and Gateways, mTLS conflicts between DestinationRules and
+PeerAuthentications, and more. Messages use istioctl's codes and levels
+(https://istio.io/latest/docs/reference/config/analysis/):
+
+  Error [IST0101] (VirtualService default/reviews reviews.yaml:12) Referenced host+subset in destinationrule not found: "reviews+v4"
+
+The files are the whole world: a reference to something not in them is
+reported as not found.
+
+Directories are read recursively (*.yaml, *.yml, *.json; hidden entries
+skipped). A .weftignore file at the root of a directory argument lists
+paths to skip, one per line, relative to that directory: a glob, "name/" for
+a directory, "#" for comments; a pattern without "/" matches at any depth.
+For example examples/.weftignore holds "invalid/" and "tasks/".
+
+Resources without metadata.namespace are put in -n (default "default").
+Messages are shown for every namespace, unless -n is given without
+--all-namespaces: then only for that namespace.
+
+Exit status: 0 when no message reaches --failure-threshold, 79 (as istioctl)
+when one does, 1 on usage errors.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			failAt, err := config.ParseLevel(threshold)
+			if err != nil {
+				return err
+			}
+			switch output {
+			case "text", "json", "yaml":
+			default:
+				return fmt.Errorf("unknown output format %q (text, json or yaml)", output)
+			}
+			filter := cmd.Flags().Changed("namespace") && !allNamespaces
+			res, loadErr := config.LoadPaths(args, config.Options{DefaultNamespace: namespace, Stdin: cmd.InOrStdin()})
+			var msgs []*config.Message
+			var list config.ErrorList
+			if errors.As(loadErr, &list) {
+				msgs = append(msgs, config.ErrorMessages(list)...)
+			} else if loadErr != nil {
+				return loadErr
+			}
+			msgs = append(msgs, config.Analyze(res, config.AnalyzeOptions{})...)
+			config.SortMessages(msgs)
+			if filter {
+				kept := msgs[:0]
+				for _, m := range msgs {
+					if m.Namespace == "" || m.Namespace == namespace {
+						kept = append(kept, m)
+					}
+				}
+				msgs = kept
+			}
+			scope := "all namespaces"
+			if filter {
+				scope = "namespace: " + namespace
+			}
+			if err := writeMessages(cmd.OutOrStdout(), output, msgs); err != nil {
+				return err
+			}
+			failed := false
+			for _, m := range msgs {
+				if m.Level >= failAt {
+					failed = true
+				}
+			}
+			if output == "text" {
+				switch {
+				case len(msgs) == 0:
+					fmt.Fprintf(cmd.ErrOrStderr(), "\u2714 No validation issues found when analyzing %s.\n", scope)
+				case failed:
+					fmt.Fprintf(cmd.ErrOrStderr(), "Error: Analyzers found issues when analyzing %s.\nSee https://istio.io/latest/docs/reference/config/analysis for more information about causes and resolutions.\n", scope)
+				}
+			}
+			if failed {
+				return exitError{code: analyzeFailedCode}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace for resources that name none; with it alone, only its messages are shown")
+	cmd.Flags().BoolVarP(&allNamespaces, "all-namespaces", "A", false, "show messages for every namespace")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
+	cmd.Flags().StringVar(&threshold, "failure-threshold", "Error", "lowest message level that makes the exit status non-zero: Info, Warning or Error")
+	return cmd
+}
+
+// jsonMessage is the shape of istioctl analyze -o json.
+type jsonMessage struct {
+	Code             string `json:"code" yaml:"code"`
+	DocumentationURL string `json:"documentationUrl,omitempty" yaml:"documentationUrl,omitempty"`
+	Level            string `json:"level" yaml:"level"`
+	Message          string `json:"message" yaml:"message"`
+	Origin           string `json:"origin,omitempty" yaml:"origin,omitempty"`
+	Reference        string `json:"reference,omitempty" yaml:"reference,omitempty"`
+	Line             int    `json:"line,omitempty" yaml:"line,omitempty"`
+	Column           int    `json:"column,omitempty" yaml:"column,omitempty"`
+}
+
+func writeMessages(w io.Writer, format string, msgs []*config.Message) error {
+	if format == "text" {
+		for _, m := range msgs {
+			if _, err := fmt.Fprintln(w, m.String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	out := make([]jsonMessage, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, jsonMessage{
+			Code: m.Code, DocumentationURL: m.DocURL(), Level: m.Level.String(), Message: m.Text,
+			Origin: m.Origin, Reference: m.Reference(), Line: m.Pos.Line, Column: m.Pos.Column,
+		})
+	}
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	return enc.Close()
+}
