@@ -68,12 +68,12 @@ var (
 		"Port name %s (port: %d, targetPort: %s) doesn't follow the naming convention of Istio port."}
 	msgNoMatchingWorkloads = msgType{"IST0127", "NoMatchingWorkloadsFound", LevelWarning,
 		"No matching workloads for this resource with the following labels: %s"}
-	msgUnreachableRule = msgType{"IST0130", "VirtualServiceUnreachableRule", LevelWarning, "VirtualService rule %v not used (%s)."}
+	msgUnreachableRule  = msgType{"IST0130", "VirtualServiceUnreachableRule", LevelWarning, "VirtualService rule %v not used (%s)."}
 	msgIneffectiveMatch = msgType{"IST0131", "VirtualServiceIneffectiveMatch", LevelInfo,
 		"VirtualService rule %v match %v is not used (duplicate/overlapping match in rule %v)."}
 	msgHostNotInGateway = msgType{"IST0132", "VirtualServiceHostNotFoundInGateway", LevelWarning,
 		"one or more host %v defined in VirtualService %s not found in Gateway %s."}
-	msgSEAddressRequired = msgType{"IST0134", "ServiceEntryAddressesRequired", LevelWarning, "ServiceEntry addresses are required for this protocol."}
+	msgSEAddressRequired   = msgType{"IST0134", "ServiceEntryAddressesRequired", LevelWarning, "ServiceEntry addresses are required for this protocol."}
 	msgConflictingGateways = msgType{"IST0145", "ConflictingGateways", LevelError,
 		"Conflict with gateways %s (workload selector %s, port %s, hosts %v)."}
 	msgGatewayPortNotOnService = msgType{"IST0162", "GatewayPortNotDefinedOnService", LevelWarning,
@@ -95,8 +95,8 @@ type Message struct {
 	Origin string
 	// Namespace is the origin resource's namespace ("" if none).
 	Namespace string
-	Pos    Position
-	Text   string
+	Pos       Position
+	Text      string
 }
 
 // String is istioctl's text format, with Weft's file:line reference:
