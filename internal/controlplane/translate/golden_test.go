@@ -227,3 +227,69 @@ func firstDiff(want, got []byte) string {
 	}
 	return "(no line differs)"
 }
+
+// TestEveryModeChecks translates every case's config for each proxy in
+// every role (capture and explicit sidecar, router, proxyless gRPC): the
+// output must always pass Check, whatever the config was written for.
+func TestEveryModeChecks(t *testing.T) {
+	modes := []struct {
+		name string
+		set  func(m *node.Meta)
+	}{
+		{"capture", func(m *node.Meta) { m.Type, m.Capture, m.Generator = node.Sidecar, true, "" }},
+		{"explicit", func(m *node.Meta) { m.Type, m.Capture, m.Generator, m.ProxyPort = node.Sidecar, false, "", 15080 }},
+		{"explicit-no-proxy-port", func(m *node.Meta) { m.Type, m.Capture, m.Generator, m.ProxyPort = node.Sidecar, false, "", 0 }},
+		{"router", func(m *node.Meta) { m.Type, m.Generator = node.Router, "" }},
+		{"grpc", func(m *node.Meta) { m.Type, m.Generator = node.Sidecar, "grpc" }},
+	}
+	for _, dir := range cases(t) {
+		snap, gps, proxies := loadCase(t, dir)
+		for i, p := range proxies {
+			for _, mode := range modes {
+				m := *p.Meta
+				mode.set(&m)
+				q := &model.Proxy{Meta: &m, ID: m.ID(), Services: p.Services}
+				if err := Build(snap, q).Check(); err != nil {
+					t.Errorf("%s proxy %s as %s: %v", dir, gps[i].Name, mode.name, err)
+				}
+			}
+		}
+	}
+}
+
+// TestSecretsStayInNamespace checks the CVE-2021-34824 invariant over every
+// case and role: each secret in an output is the proxy's own namespace's
+// copy of that credential, byte for byte.
+func TestSecretsStayInNamespace(t *testing.T) {
+	served := 0
+	for _, dir := range cases(t) {
+		snap, gps, proxies := loadCase(t, dir)
+		for i, p := range proxies {
+			for _, typ := range []node.Type{p.Meta.Type, node.Router} {
+				m := *p.Meta
+				m.Type = typ
+				out := Build(snap, &model.Proxy{Meta: &m, ID: m.ID(), Services: p.Services})
+				for _, s := range out.Secrets {
+					cred := strings.TrimSuffix(strings.TrimPrefix(s.Name, credentialPrefix), "-cacert")
+					own := snap.Secrets[m.Namespace+"/"+cred]
+					if own == nil {
+						t.Errorf("%s proxy %s (ns %s): secret %s has no copy in the proxy's namespace", dir, gps[i].Name, m.Namespace, s.Name)
+						continue
+					}
+					got := s.GetTlsCertificate().GetCertificateChain().GetInlineBytes()
+					want := own.CertChain
+					if strings.HasSuffix(s.Name, "-cacert") {
+						got, want = s.GetValidationContext().GetTrustedCa().GetInlineBytes(), own.CACert
+					}
+					if !bytes.Equal(got, want) {
+						t.Errorf("%s proxy %s: secret %s is not namespace %s's", dir, gps[i].Name, s.Name, m.Namespace)
+					}
+					served++
+				}
+			}
+		}
+	}
+	if served == 0 {
+		t.Fatal("no case serves a secret; the invariant was not exercised")
+	}
+}

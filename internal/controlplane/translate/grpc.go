@@ -55,6 +55,7 @@ func (b *builder) grpcService(svc *model.Service, p *model.Port) {
 	name := svc.Hostname + ":" + itoa(p.Number)
 	routes := b.serviceRoutes(svc, p.Number)
 	for _, r := range routes {
+		grpcMissingDestinations(r)
 		delete(r.TypedPerFilterConfig, filterCors)
 		if len(r.TypedPerFilterConfig) == 0 {
 			r.TypedPerFilterConfig = nil
@@ -82,4 +83,35 @@ func (b *builder) grpcService(svc *model.Service, p *model.Port) {
 			ApiListener: &listenerv3.ApiListener{ApiListener: toAny(hcm)},
 		}
 	}
+}
+
+// grpcMissingDestinations replaces BlackHoleCluster (a destination Istio
+// would send to a missing cluster), which proxyless clients do not get:
+// weighted routes drop it, and a route left with no cluster answers 503,
+// which grpc-go turns into an UNAVAILABLE RPC failure.
+func grpcMissingDestinations(r *routev3.Route) {
+	a := r.GetRoute()
+	if a == nil {
+		return
+	}
+	if wc := a.GetWeightedClusters(); wc != nil {
+		var keep []*routev3.WeightedCluster_ClusterWeight
+		for _, c := range wc.Clusters {
+			if c.Name != blackholeCluster {
+				keep = append(keep, c)
+			}
+		}
+		switch len(keep) {
+		case 0:
+		case 1:
+			a.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: keep[0].Name}
+			return
+		default:
+			wc.Clusters = keep
+			return
+		}
+	} else if a.GetCluster() != blackholeCluster {
+		return
+	}
+	r.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 503}}
 }
