@@ -13,6 +13,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/route"
@@ -99,6 +100,9 @@ type Config struct {
 	// Upgrades enabled at the connection manager (lower-case types, e.g.
 	// "websocket", "connect"); routes may override.
 	Upgrades map[string]bool
+	// StreamIdleTimeout ends a stream with no activity for this long
+	// (0: disabled).
+	StreamIdleTimeout time.Duration
 }
 
 // Start resets the chain position to the first filter and runs it.

@@ -147,6 +147,10 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		return nil, fmt.Errorf("%s.path_with_escaped_slashes_action: %v not supported by weft-proxy", p, cfg.GetPathWithEscapedSlashesAction())
 	}
 	m.idInResponse = cfg.GetAlwaysSetRequestIdInResponse()
+	m.fcfg.StreamIdleTimeout = 5 * time.Minute // Envoy's default
+	if cfg.GetStreamIdleTimeout() != nil {
+		m.fcfg.StreamIdleTimeout = route.Dur(cfg.GetStreamIdleTimeout())
+	}
 	m.fcfg.Upgrades = map[string]bool{}
 	for i, u := range cfg.GetUpgradeConfigs() {
 		up := fmt.Sprintf("%s.upgrade_configs[%d]", p, i)

@@ -271,3 +271,16 @@ func TestMirror(t *testing.T) {
 		t.Fatal("mirror got nothing")
 	}
 }
+
+func TestStreamIdleTimeout(t *testing.T) {
+	be := backend(t, slow(5*time.Second))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a")))),
+		mutateHCM: func(h *hcmv3HCM) { h.StreamIdleTimeout = durationpb.New(50 * time.Millisecond) }})
+	resp, body := get(t, client(), "http://"+p.addr+"/")
+	if resp.StatusCode != 408 || body != "stream timeout" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	if info := p.nextInfo(t); info.Flags != rflag.SI {
+		t.Errorf("flags %v", info.Flags)
+	}
+}

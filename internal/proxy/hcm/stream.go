@@ -242,6 +242,8 @@ func replyBody(fe *rflag.Error) string {
 		return "fault filter abort"
 	case f&rflag.UT != 0:
 		return "upstream request timeout"
+	case f&rflag.SI != 0:
+		return "stream timeout"
 	case f&rflag.UH != 0:
 		return "no healthy upstream"
 	case f&rflag.UO != 0:

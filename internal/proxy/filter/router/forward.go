@@ -139,6 +139,18 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		}
 	}
 	defer cancel()
+	var idle *idleTimer
+	idleFor := a.IdleTimeout // a route's idle timeout replaces the manager's
+	if idleFor == 0 && s.Config != nil {
+		idleFor = s.Config.StreamIdleTimeout
+	}
+	if idleFor > 0 {
+		ctx, idle = startIdle(ctx, idleFor)
+		defer idle.stop()
+		if body == nil && !replay {
+			out.Body = idleBody{out.Body, idle}
+		}
+	}
 
 	if len(a.Mirrors) > 0 && replay {
 		rt.mirror(s, out, body, timeout)
@@ -217,7 +229,7 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 				s.Info.Flags |= rflag.URX
 			}
 		}
-		err = rt.respond(s, wc, resp, ctx)
+		err = rt.respond(s, wc, resp, ctx, idle)
 		tryCancel()
 		return err
 	}
@@ -236,6 +248,8 @@ func (rt *Router) classify(down, route, try context.Context, err error) *rflag.E
 	switch {
 	case down.Err() != nil:
 		return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
+	case context.Cause(route) == errStreamIdle:
+		return &rflag.Error{Flag: rflag.SI, Status: http.StatusRequestTimeout, Details: "stream_idle_timeout", Err: err}
 	case route.Err() != nil:
 		return &rflag.Error{Flag: rflag.UT, Status: http.StatusGatewayTimeout, Details: "upstream_response_timeout", Err: err}
 	case try.Err() != nil:
@@ -332,7 +346,7 @@ func (rt *Router) replay(s *filter.Stream, wc *route.WeightedCluster, b *buffere
 	b.resp.Body = b.asBody()
 	b.resp.ContentLength = int64(len(b.body))
 	b.resp.Header.Del("Content-Length")
-	return rt.respond(s, wc, b.resp, s.Req.Context())
+	return rt.respond(s, wc, b.resp, s.Req.Context(), nil)
 }
 
 // streaming reports whether each chunk must be flushed at once (gRPC,
@@ -348,7 +362,7 @@ func streaming(resp *http.Response) bool {
 // respond writes the upstream response downstream: headers (hop-by-hop
 // removed, route mutations applied), body streamed through a pooled buffer,
 // then trailers.
-func (rt *Router) respond(s *filter.Stream, wc *route.WeightedCluster, resp *http.Response, ctx context.Context) error {
+func (rt *Router) respond(s *filter.Stream, wc *route.WeightedCluster, resp *http.Response, ctx context.Context, idle *idleTimer) error {
 	defer resp.Body.Close()
 	h := s.W.Header()
 	for k, vs := range resp.Header {
@@ -378,6 +392,7 @@ func (rt *Router) respond(s *filter.Stream, wc *route.WeightedCluster, resp *htt
 	buf := *bp
 	for {
 		n, rerr := resp.Body.Read(buf)
+		idle.touch()
 		if n > 0 {
 			if _, werr := s.W.Write(buf[:n]); werr != nil {
 				s.Info.Flags |= rflag.DC
@@ -391,6 +406,9 @@ func (rt *Router) respond(s *filter.Stream, wc *route.WeightedCluster, resp *htt
 			break
 		}
 		if rerr != nil {
+			if context.Cause(ctx) == errStreamIdle {
+				return &rflag.Error{Flag: rflag.SI, Details: "stream_idle_timeout", Err: rerr}
+			}
 			if ctx.Err() == context.DeadlineExceeded {
 				return &rflag.Error{Flag: rflag.UT, Details: "upstream_response_timeout", Err: rerr}
 			}
@@ -469,4 +487,41 @@ func originalDst(s *filter.Stream) string {
 		port = "443"
 	}
 	return net.JoinHostPort(strings.Trim(r.Host, "[]"), port)
+}
+
+// errStreamIdle cancels a stream that saw no activity for the connection
+// manager's stream_idle_timeout (Envoy: 408 with flag SI before the
+// response starts, a reset after).
+var errStreamIdle = errors.New("stream idle timeout")
+
+// idleTimer cancels the stream's upstream context after a quiet period;
+// every body read in either direction re-arms it.
+type idleTimer struct {
+	t *time.Timer
+	d time.Duration
+}
+
+func startIdle(ctx context.Context, d time.Duration) (context.Context, *idleTimer) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	return ctx, &idleTimer{t: time.AfterFunc(d, func() { cancel(errStreamIdle) }), d: d}
+}
+
+func (i *idleTimer) touch() {
+	if i != nil {
+		i.t.Reset(i.d)
+	}
+}
+
+func (i *idleTimer) stop() { i.t.Stop() }
+
+// idleBody re-arms the idle timer as the request body streams upstream.
+type idleBody struct {
+	io.ReadCloser
+	idle *idleTimer
+}
+
+func (b idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.idle.touch()
+	return n, err
 }

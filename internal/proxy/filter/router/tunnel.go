@@ -136,7 +136,7 @@ func (rt *Router) upgrade(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		// The upstream declined: an ordinary response on a one-off connection.
-		return rt.respond(s, wc, resp, r.Context())
+		return rt.respond(s, wc, resp, r.Context(), nil)
 	}
 	dconn, brw, err := http.NewResponseController(s.W).Hijack()
 	if err != nil {
