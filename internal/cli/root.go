@@ -45,6 +45,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newControlPlaneCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newProxyStatusCmd(), newProxyConfigCmd(),
 		newSampleCmd(),
 		newAnalyzeCmd(),
+		newDemoCmd(),
 	)
 	return root
 }

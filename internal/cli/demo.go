@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/examples"
+	"github.com/weftmesh/weft/internal/demo"
+)
+
+func newDemoCmd() *cobra.Command {
+	var (
+		dir, ingressIP    string
+		external, capture bool
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a whole mesh on this machine: control plane, Bookinfo, httpbin, tcp-echo, gateways",
+		Long: `demo starts the control plane on a fresh config directory seeded from the shipped
+examples, every sample app with its own sidecar (explicit mode: no root needed), and the
+ingress gateway at http://127.0.0.1:8080. It stays up until interrupted, then stops
+everything. weft apply/get/delete talk to it with no extra flags.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			seedFS, err := fs.Sub(examples.Base, ".")
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			fmt.Fprintln(cmd.OutOrStdout(), "Starting the Weft demo mesh …")
+			m, err := demo.Start(ctx, demo.Options{ConfigDir: dir, Seed: seedFS, IngressIP: ingressIP, External: external, Capture: capture, Log: log})
+			if err != nil {
+				return err
+			}
+			defer m.Stop()
+			m.PrintSummary(cmd.OutOrStdout())
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					fmt.Fprintln(cmd.OutOrStdout(), "\nStopping …")
+					return nil
+				case <-t.C:
+					if name := m.Exited(); name != "" {
+						return fmt.Errorf("%s exited unexpectedly; see its log in %s", name, m.LogDir())
+					}
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&dir, "config-dir", "", "config directory (default: a fresh temp dir seeded from examples/)")
+	cmd.Flags().StringVar(&ingressIP, "ingress-ip", "127.0.0.1", "address the ingress gateway listens on")
+	cmd.Flags().BoolVar(&capture, "capture", false, "root on Linux: run each workload in its own network namespace with iptables capture (apps call http://reviews:9080 with no proxy settings)")
+	cmd.Flags().BoolVar(&external, "external", os.Geteuid() == 0, "start the stand-in external site edition.cnn.com on 127.0.20.1:80/443 (needs root)")
+	return cmd
+}
