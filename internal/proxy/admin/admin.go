@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/weftmesh/weft/internal/proxy/cluster"
+	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/tcp"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
@@ -35,6 +36,7 @@ type Options struct {
 	Quit       func() // /quitquitquit
 	Drain      func() // /drain_listeners: stop accepting
 	NoChain    func() int64
+	Listeners  func() []listener.ListenerStats
 	ServerInfo string
 }
 
@@ -185,6 +187,12 @@ func (a *Admin) statLines() [][2]string {
 		add(p+"idle_timeout", s.IdleTimeout.Load())
 		add(p+"upstream_connect_fail", s.UpstreamConnectFailure.Load())
 	})
+	if a.opts.Listeners != nil {
+		for _, l := range a.opts.Listeners() {
+			add("listener."+l.Addr+".downstream_cx_total", l.DownstreamCxTotal)
+			add("listener."+l.Addr+".downstream_cx_active", l.DownstreamCxActive)
+		}
+	}
 	if a.opts.NoChain != nil {
 		add("listener.no_filter_chain_match", a.opts.NoChain())
 	}

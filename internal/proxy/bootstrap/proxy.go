@@ -55,9 +55,10 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 				return false
 			}
 		},
-		Quit:    func() { p.quitO.Do(func() { close(p.quit) }) },
-		Drain:   rt.Listeners().StopAccepting,
-		NoChain: rt.Listeners().NoChainMatches,
+		Quit:      func() { p.quitO.Do(func() { close(p.quit) }) },
+		Drain:     rt.Listeners().StopAccepting,
+		NoChain:   rt.Listeners().NoChainMatches,
+		Listeners: rt.Listeners().Stats,
 	})
 	for _, s := range []struct {
 		name, addr string

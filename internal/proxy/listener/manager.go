@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -56,9 +57,36 @@ type socket struct {
 	cfg  atomic.Pointer[Config]
 	done chan struct{} // closed when the accept loop exits
 
+	accepted atomic.Int64
+
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
 	draining bool
+}
+
+// ListenerStats are per bound listener counters (Envoy's
+// listener.<address>.downstream_cx_total / downstream_cx_active).
+type ListenerStats struct {
+	Name               string
+	Addr               string
+	DownstreamCxTotal  int64
+	DownstreamCxActive int64
+}
+
+// Stats lists bound listeners' counters, sorted by name.
+func (m *Manager) Stats() []ListenerStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]ListenerStats, 0, len(m.live))
+	for _, s := range m.live {
+		s.mu.Lock()
+		active := len(s.conns)
+		s.mu.Unlock()
+		out = append(out, ListenerStats{Name: s.cfg.Load().Name, Addr: s.ln.Addr().String(),
+			DownstreamCxTotal: s.accepted.Load(), DownstreamCxActive: int64(active)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // NewManager returns a Manager with no listeners.
@@ -260,8 +288,13 @@ func (m *Manager) accept(s *socket) {
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
+		s.accepted.Add(1)
 		go func() {
 			defer func() {
+				// A bug in a network filter ends this connection, not the proxy.
+				if p := recover(); p != nil {
+					m.log.Error("panic serving connection", "listener", s.cfg.Load().Name, "panic", p, "stack", string(debug.Stack()))
+				}
 				c.Close()
 				s.mu.Lock()
 				delete(s.conns, c)

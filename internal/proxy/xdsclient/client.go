@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -285,7 +286,7 @@ func (c *Client) handle(u *update) error {
 	err := errors.Join(errs...)
 	if err == nil {
 		cand.Versions[u.typeURL] = u.version
-		err = c.opts.Handler.Apply(u.typeURL, cand)
+		err = c.apply(u.typeURL, cand)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -323,6 +324,18 @@ func (c *Client) handle(u *update) error {
 		c.log.Info("first complete config applied")
 	}
 	return nil
+}
+
+// apply calls the handler; a panic while compiling hostile or unexpected
+// config becomes a NACK instead of a crash.
+func (c *Client) apply(typeURL string, r *Resources) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("panic while applying xds update", "type", typeURL, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("internal error applying %s: %v", typeURL, p)
+		}
+	}()
+	return c.opts.Handler.Apply(typeURL, r)
 }
 
 func errorDetail(err error) *status.Status {

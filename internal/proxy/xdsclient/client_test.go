@@ -227,3 +227,38 @@ func TestReconnect(t *testing.T) {
 		t.Fatal("no reconnect counted")
 	}
 }
+
+func TestPanicInHandlerIsNACK(t *testing.T) {
+	srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if err := srv.Set(fixture("good")); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{reject: func(r *xdsclient.Resources) error {
+		if r.Listeners["boom"] != nil {
+			panic("compiler bug")
+		}
+		return nil
+	}}
+	c := start(t, srv, rec, false)
+	waitReady(t, c)
+	n := len(srv.Requests())
+	if err := srv.Set(fixture("good", "boom")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nack, _, err := srv.WaitRequest(ctx, n, func(r meshtest.XDSRequest) bool { return r.NACK() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(nack.ErrorDetail, "compiler bug") {
+		t.Fatalf("NACK %q", nack.ErrorDetail)
+	}
+	if !c.Status().Connected {
+		t.Fatal("client died")
+	}
+}

@@ -1,0 +1,103 @@
+package admin
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/internal/proxy/cluster"
+	"github.com/weftmesh/weft/internal/proxy/tcp"
+	"github.com/weftmesh/weft/internal/proxy/xdsclient"
+)
+
+type source struct {
+	res *xdsclient.Resources
+	set *cluster.Set
+}
+
+func (s source) Resources() *xdsclient.Resources            { return s.res }
+func (s source) Clusters() *cluster.Set                     { return s.set }
+func (s source) TCPStats(func(prefix string, s *tcp.Stats)) {}
+
+func newSource(t *testing.T) source {
+	res := xdsclient.NewResources()
+	res.Listeners["l"] = meshtest.Listener("l", "127.0.0.1:80", meshtest.TCPProxyFilter("c"))
+	c := meshtest.StaticCluster("c", "127.0.0.1:9")
+	res.Clusters["c"] = c
+	res.Secrets["default"] = &tlsv3.Secret{Name: "default", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "CERT"}},
+		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "TOP-SECRET-KEY"}},
+	}}}
+	res.Versions[xdsclient.ListenerType] = "7"
+	set, err := cluster.Build(nil, []*clusterv3.Cluster{c}, nil, nil, cluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	return source{res: res, set: set}
+}
+
+func do(t *testing.T, h http.Handler, method, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	b, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(b)
+}
+
+func TestEndpoints(t *testing.T) {
+	ready := false
+	drained, quit := false, false
+	level := new(slog.LevelVar)
+	a := New(newSource(t), Options{Level: level, Ready: func() bool { return ready },
+		Drain: func() { drained = true }, Quit: func() { quit = true }})
+	h := a.Handler()
+	if code, body := do(t, a.HealthHandler(), "GET", "/healthz/ready"); code != 503 || !strings.Contains(body, "PRE_INITIALIZING") {
+		t.Fatalf("before config: %d %s", code, body)
+	}
+	ready = true
+	if code, _ := do(t, a.HealthHandler(), "GET", "/healthz/ready"); code != 200 {
+		t.Fatalf("ready: %d", code)
+	}
+	code, body := do(t, h, "GET", "/config_dump")
+	// protojson varies its whitespace on purpose.
+	compact := strings.Join(strings.Fields(body), "")
+	if code != 200 || !strings.Contains(body, "ListenersConfigDump") || !strings.Contains(compact, `"versionInfo":"7"`) {
+		t.Fatalf("config_dump %d:\n%s", code, body)
+	}
+	if strings.Contains(body, "TOP-SECRET-KEY") || !strings.Contains(body, "CERT") {
+		t.Fatal("config_dump leaks the private key or drops the certificate")
+	}
+	if code, body := do(t, h, "GET", "/clusters"); code != 200 || !strings.Contains(body, "127.0.0.1:9") {
+		t.Fatalf("/clusters %d:\n%s", code, body)
+	}
+	if _, body := do(t, h, "GET", "/stats?filter=upstream_rq_total"); !strings.Contains(body, "cluster.c.upstream_rq_total: 0") {
+		t.Fatalf("/stats:\n%s", body)
+	}
+	if code, _ := do(t, h, "POST", "/logging?level=debug"); code != 200 || level.Level() != slog.LevelDebug {
+		t.Fatalf("logging: %d %v", code, level.Level())
+	}
+	if code, _ := do(t, h, "POST", "/logging?level=loud"); code != 400 {
+		t.Fatalf("bad level accepted: %d", code)
+	}
+	if code, _ := do(t, h, "GET", "/drain_listeners"); code != http.StatusMethodNotAllowed || drained {
+		t.Fatal("GET must not drain")
+	}
+	if code, _ := do(t, h, "POST", "/drain_listeners"); code != 200 || !drained {
+		t.Fatal("drain_listeners did not drain")
+	}
+	if code, body := do(t, a.HealthHandler(), "GET", "/healthz/ready"); code != 503 || !strings.Contains(body, "DRAINING") {
+		t.Fatalf("draining proxy still ready: %d %s", code, body)
+	}
+	if code, _ := do(t, h, "POST", "/quitquitquit"); code != 200 || !quit {
+		t.Fatal("quitquitquit")
+	}
+}
