@@ -7,6 +7,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 
 	"github.com/weftmesh/weft/internal/controlplane/model"
 )
@@ -27,6 +28,10 @@ type builder struct {
 	clusters    map[string]*clusterv3.Cluster
 	assignments map[string]*endpointv3.ClusterLoadAssignment
 	secrets     map[string]*tlsv3.Secret
+
+	// Config in Istio's precedence order, computed once per build.
+	vsCache *[]*networkingv1.VirtualService
+	drCache *[]*networkingv1.DestinationRule
 }
 
 func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {

@@ -192,7 +192,7 @@ func (b *builder) gatewayRouteConfig(name string, servers []gatewayServer) *rout
 	add := func(host string, port uint32, routes []*routev3.Route) {
 		vh := vhosts[host]
 		if vh == nil {
-			vh = &routev3.VirtualHost{Name: host + ":" + itoa(port), Domains: gatewayDomains(host)}
+			vh = &routev3.VirtualHost{Name: host + ":" + itoa(port), Domains: gatewayDomains(host, port)}
 			vhosts[host] = vh
 			order = append(order, host)
 		}
@@ -232,10 +232,16 @@ func (b *builder) gatewayRouteConfig(name string, servers []gatewayServer) *rout
 	return rc
 }
 
-// gatewayDomains: the host with and without any port, as Istio.
-func gatewayDomains(host string) []string {
-	if host == "*" {
+// gatewayDomains: the host with and without any port (Istio before
+// ignore_port_in_host_matching, which weft-proxy does not implement).
+// Envoy allows one wildcard per domain, so a wildcard host gets the
+// server's port instead of ":*", as Istio did.
+func gatewayDomains(host string, port uint32) []string {
+	switch {
+	case host == "*":
 		return []string{"*"}
+	case strings.HasPrefix(host, "*"):
+		return []string{host, host + ":" + itoa(port)}
 	}
 	return []string{host, host + ":*"}
 }

@@ -90,6 +90,15 @@ func byCreation[T any](items []T, meta func(T) *metav1.ObjectMeta) []T {
 // virtualServices returns the VirtualServices visible to the proxy, in
 // Istio's precedence order, skipping delegates (VS without hosts).
 func (b *builder) virtualServices() []*networkingv1.VirtualService {
+	if b.vsCache != nil {
+		return *b.vsCache
+	}
+	out := b.sortedVirtualServices()
+	b.vsCache = &out
+	return out
+}
+
+func (b *builder) sortedVirtualServices() []*networkingv1.VirtualService {
 	var out []*networkingv1.VirtualService
 	for _, vs := range b.snap.VirtualServices {
 		if vs == nil || len(vs.Spec.Hosts) == 0 {
@@ -146,13 +155,17 @@ func (b *builder) sidecarVirtualService(host string) *networkingv1.VirtualServic
 // namespace, then the root namespace; within one namespace an exact host
 // beats a wildcard, the longest wildcard wins, then the oldest rule.
 func (b *builder) destinationRule(host, svcNamespace string) *networking.DestinationRule {
-	var drs []*networkingv1.DestinationRule
-	for _, dr := range b.snap.DestinationRules {
-		if dr != nil {
-			drs = append(drs, dr)
+	if b.drCache == nil {
+		var drs []*networkingv1.DestinationRule
+		for _, dr := range b.snap.DestinationRules {
+			if dr != nil {
+				drs = append(drs, dr)
+			}
 		}
+		drs = byCreation(drs, func(d *networkingv1.DestinationRule) *metav1.ObjectMeta { return &d.ObjectMeta })
+		b.drCache = &drs
 	}
-	drs = byCreation(drs, func(d *networkingv1.DestinationRule) *metav1.ObjectMeta { return &d.ObjectMeta })
+	drs := *b.drCache
 	pick := func(ns string, selector bool) *networking.DestinationRule {
 		var best *networking.DestinationRule
 		bestLen := -1
