@@ -9,6 +9,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 )
@@ -157,4 +158,45 @@ func TestRewritesAndHeaders(t *testing.T) {
 	if resp.Header.Get("X-Resp") != "1" || resp.Header.Get("X-Backend") != "" {
 		t.Errorf("response headers %v", resp.Header)
 	}
+}
+
+func TestNewRejects(t *testing.T) {
+	ok := startProxyConfigForNew(t)
+	for _, tc := range []struct {
+		name   string
+		mutate func(*hcmv3HCM)
+		want   string
+	}{
+		{"tracing", func(h *hcmv3HCM) { h.Tracing = &hcmv3HCMTracing{} }, "http_connection_manager.tracing"},
+		{"router not last", func(h *hcmv3HCM) { h.HttpFilters = append(h.HttpFilters, h.HttpFilters[0]) }, "the router must be the last filter"},
+		{"out of order", func(h *hcmv3HCM) {
+			fault := &hcmv3HttpFilter{Name: "fault", ConfigType: &hcmv3HttpFilterTyped{TypedConfig: mustAny(t, &faultv3HTTPFault{})}}
+			h.HttpFilters = []*hcmv3HttpFilter{h.HttpFilters[0], fault, h.HttpFilters[1]} // cors before fault
+		}, "out of order"},
+		{"no router", func(h *hcmv3HCM) { h.HttpFilters = h.HttpFilters[:1] }, "last filter must be envoy.filters.http.router"},
+		{"unknown filter", func(h *hcmv3HCM) {
+			h.HttpFilters = append([]*hcmv3HttpFilter{{Name: "x", ConfigType: &hcmv3HttpFilterTyped{TypedConfig: mustAny(t, &corev3.Address{})}}}, h.HttpFilters...)
+		}, "not supported"},
+		{"bad inline route", func(h *hcmv3HCM) {
+			h.RouteSpecifier = &hcmv3HCMRouteConfig{RouteConfig: &routev3.RouteConfiguration{Vhds: &routev3.Vhds{}}}
+		}, "vhds"},
+	} {
+		cfg := proto.Clone(ok).(*hcmv3HCM)
+		tc.mutate(cfg)
+		_, err := New(cfg, &testEnv{}, Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := New(ok, &testEnv{}, Options{}); err != nil {
+		t.Fatalf("valid config rejected: %v", err)
+	}
+}
+
+func startProxyConfigForNew(t *testing.T) *hcmv3HCM {
+	return &hcmv3HCM{StatPrefix: "x", RouteSpecifier: &hcmv3HCMRouteConfig{RouteConfig: rc(vhost(rt("r", "/", toCluster("a"))))},
+		HttpFilters: []*hcmv3HttpFilter{
+			{Name: "cors", ConfigType: &hcmv3HttpFilterTyped{TypedConfig: mustAny(t, &corsv3CorsFilter{})}},
+			{Name: "router", ConfigType: &hcmv3HttpFilterTyped{TypedConfig: mustAny(t, &routerv3Router{})}},
+		}}
 }

@@ -23,24 +23,37 @@ type builder struct {
 	build func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error)
 }
 
-// builders are keyed by the typed_config type URL. Slots 1 (jwt_authn), 2
-// (rbac) and 4 (local rate limit) are reserved for filters that land later.
-var builders = map[string]builder{
-	"type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault": {0,
-		func() proto.Message { return &faultv3.HTTPFault{} },
-		func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
-			return fault.New(cfg.(*faultv3.HTTPFault), opts.Sleep)
-		}},
-	"type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors": {3,
-		func() proto.Message { return &corsv3.Cors{} },
-		func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
-			return cors.Filter{}, nil
-		}},
-	"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router": {5,
-		func() proto.Message { return &routerv3.Router{} },
-		func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
-			return router.New(cfg.(*routerv3.Router), router.Options{Log: m.log, Sleep: opts.Sleep})
-		}},
+// Filter ranks in Envoy's order. Ranks 1 (jwt_authn), 2 (rbac) and 4
+// (local rate limit) are reserved for filters that land later.
+const (
+	rankFault  = 0
+	rankCors   = 3
+	rankRouter = 5
+)
+
+// builderFor finds the builder for a typed_config type URL.
+func builderFor(typeURL string) (builder, bool) {
+	switch typeURL {
+	case "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault":
+		return builder{rankFault,
+			func() proto.Message { return &faultv3.HTTPFault{} },
+			func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
+				return fault.New(cfg.(*faultv3.HTTPFault), opts.Sleep)
+			}}, true
+	case "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors":
+		return builder{rankCors,
+			func() proto.Message { return &corsv3.Cors{} },
+			func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
+				return cors.Filter{}, nil
+			}}, true
+	case "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router":
+		return builder{rankRouter,
+			func() proto.Message { return &routerv3.Router{} },
+			func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
+				return router.New(cfg.(*routerv3.Router), router.Options{Log: m.log, Sleep: opts.Sleep})
+			}}, true
+	}
+	return builder{}, false
 }
 
 func (m *Manager) compileFilters(hfs []*hcmv3.HttpFilter, opts Options, path string) error {
@@ -54,7 +67,7 @@ func (m *Manager) compileFilters(hfs []*hcmv3.HttpFilter, opts Options, path str
 		if tc == nil {
 			return fmt.Errorf("%s.typed_config: required", p)
 		}
-		b, ok := builders[tc.GetTypeUrl()]
+		b, ok := builderFor(tc.GetTypeUrl())
 		if !ok {
 			if hf.GetIsOptional() {
 				continue // Envoy skips unknown optional filters
@@ -74,11 +87,11 @@ func (m *Manager) compileFilters(hfs []*hcmv3.HttpFilter, opts Options, path str
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		m.filters = append(m.filters, f)
-		if b.rank == 5 && i != len(hfs)-1 {
+		if b.rank == rankRouter && i != len(hfs)-1 {
 			return fmt.Errorf("%s: the router must be the last filter", p)
 		}
 	}
-	if rank != 5 {
+	if rank != rankRouter {
 		return fmt.Errorf("%s: the last filter must be envoy.filters.http.router", path)
 	}
 	return nil

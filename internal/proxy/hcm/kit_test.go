@@ -2,6 +2,7 @@ package hcm
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -103,6 +104,7 @@ type proxyConfig struct {
 	noCors    bool
 	mutateHCM func(*hcmv3.HttpConnectionManager)
 	opts      Options
+	tls       *tls.Config // terminate TLS before the manager, as the listener does
 }
 
 func startProxy(t testing.TB, pc proxyConfig) *proxy {
@@ -195,6 +197,16 @@ func startProxy(t testing.TB, pc proxyConfig) *proxy {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				if pc.tls != nil {
+					tc := tls.Server(c, pc.tls)
+					if err := tc.Handshake(); err != nil {
+						c.Close()
+						return
+					}
+					st := tc.ConnectionState()
+					info.TLS, info.ALPN = &st, []string{st.NegotiatedProtocol}
+					c = tc
+				}
 				m.ServeConn(c, info)
 				mu.Lock()
 				delete(conns, c)
@@ -295,4 +307,14 @@ type (
 	corsv3CorsPolicy             = corsv3.CorsPolicy
 	matcherv3StringMatcher       = matcherv3.StringMatcher
 	matcherv3StringMatcher_Exact = matcherv3.StringMatcher_Exact
+)
+
+type (
+	hcmv3HCMTracing      = hcmv3.HttpConnectionManager_Tracing
+	hcmv3HttpFilter      = hcmv3.HttpFilter
+	hcmv3HttpFilterTyped = hcmv3.HttpFilter_TypedConfig
+	hcmv3HCMRouteConfig  = hcmv3.HttpConnectionManager_RouteConfig
+	corsv3CorsFilter     = corsv3.Cors
+	routerv3Router       = routerv3.Router
+	faultv3HTTPFault     = faultv3.HTTPFault
 )

@@ -3,9 +3,15 @@ package hcm
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -392,5 +398,42 @@ func TestPassthroughOriginalDst(t *testing.T) {
 	}
 	if info := p.nextInfo(t); info.Host != be {
 		t.Errorf("upstream host %q, want %q", info.Host, be)
+	}
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "proxy.test"},
+		DNSNames: []string{"proxy.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func TestTLSWithALPN(t *testing.T) {
+	be := backend(t, echo("a"))
+	for _, proto := range []string{"h2", "http/1.1"} {
+		p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a")))),
+			tls: &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, NextProtos: []string{proto}}})
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{proto}}, ForceAttemptHTTP2: proto == "h2"}
+		c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+		resp, err := c.Get("https://" + p.addr + "/tls")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		wantMajor := 1
+		if proto == "h2" {
+			wantMajor = 2
+		}
+		if resp.StatusCode != 200 || resp.ProtoMajor != wantMajor || resp.Header.Get("X-Seen-X-Forwarded-Proto") != "https" {
+			t.Errorf("%s: %d %s xfp=%q", proto, resp.StatusCode, resp.Proto, resp.Header.Get("X-Seen-X-Forwarded-Proto"))
+		}
 	}
 }

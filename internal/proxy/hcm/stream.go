@@ -38,6 +38,9 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cc := connFrom(r.Context())
 	if cc != nil {
 		info.Downstream = cc.info
+		if r.TLS == nil {
+			r.TLS = cc.info.TLS // the listener terminated TLS below our conn wrapper
+		}
 	}
 	st.w = respWriter{w: w, info: info, m: m}
 	if r.Body != nil && r.Body != http.NoBody {
