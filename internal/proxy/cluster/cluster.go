@@ -84,7 +84,9 @@ type RequestOptions struct {
 
 // Attempt describes where an attempt went, for logs and retries.
 type Attempt struct {
-	Host      string // upstream ip:port
+	// Host is the upstream ip:port (for name-based hosts, the address the
+	// connection went to; before a connection exists, the name).
+	Host      string
 	LocalAddr string // local address of the upstream connection, if one was used
 }
 

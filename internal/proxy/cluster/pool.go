@@ -18,13 +18,14 @@ import (
 // until a connection is released, else overflows (503 UO).
 
 type h1conn struct {
-	h     *host
-	nc    net.Conn
-	local string // local address, for Attempt
-	br    *bufio.Reader
-	bw    *bufio.Writer
-	uses  int
-	since time.Time // idle since
+	h      *host
+	nc     net.Conn
+	local  string // local address, for Attempt
+	remote string // resolved upstream address, for Attempt of name-based hosts
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	uses   int
+	since  time.Time // idle since
 }
 
 type connResult struct {
@@ -129,7 +130,11 @@ func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
 	// request); they are not pooled because a body Close may race a Read.
 	br := bufio.NewReaderSize(nc, 4096)
 	bw := bufio.NewWriterSize(nc, 4096)
-	return &h1conn{h: h, nc: nc, br: br, bw: bw, local: nc.LocalAddr().String()}, nil
+	c := &h1conn{h: h, nc: nc, br: br, bw: bw, local: nc.LocalAddr().String(), remote: h.addr}
+	if h.resolve {
+		c.remote = nc.RemoteAddr().String()
+	}
+	return c, nil
 }
 
 // dialFailed undoes the accounting of a connection that never opened and

@@ -225,6 +225,7 @@ func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.
 			return nil, err
 		}
 		att.LocalAddr = pc.local
+		att.Host = pc.remote
 		resp, err := pc.roundTrip(ctx, req)
 		if err != nil {
 			h.putH1(pc, false)
@@ -275,6 +276,9 @@ func (c *Cluster) Dial(ctx context.Context, o *RequestOptions) (net.Conn, *Attem
 	}
 	sh.od.report(h, 200)
 	att.LocalAddr = nc.LocalAddr().String()
+	if h.resolve {
+		att.Host = nc.RemoteAddr().String()
+	}
 	tc := &tcpConn{Conn: nc, h: h}
 	h.mu.Lock()
 	if h.closed {
