@@ -3,16 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
 	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/weftmesh/weft/internal/controlplane/server"
+	"github.com/weftmesh/weft/internal/controlplane/store"
 )
 
 func newApplyCmd() *cobra.Command {
@@ -48,7 +45,8 @@ type input struct {
 }
 
 // readInputs expands -f arguments: "-" is stdin; a directory gives its
-// *.yaml, *.yml and *.json files, recursively, skipping hidden entries.
+// *.yaml, *.yml and *.json files, recursively, skipping hidden entries and
+// what its .weftignore lists.
 func readInputs(stdin io.Reader, args []string) ([]input, error) {
 	var out []input
 	for _, a := range args {
@@ -64,32 +62,11 @@ func readInputs(stdin io.Reader, args []string) ([]input, error) {
 		if err != nil {
 			return nil, err
 		}
-		var paths []string
-		if !st.IsDir() {
-			paths = []string{a}
-		} else {
-			err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if p != a && strings.HasPrefix(d.Name(), ".") {
-					if d.IsDir() {
-						return filepath.SkipDir
-					}
-					return nil
-				}
-				switch strings.ToLower(filepath.Ext(p)) {
-				case ".yaml", ".yml", ".json":
-					if !d.IsDir() {
-						paths = append(paths, p)
-					}
-				}
-				return nil
-			})
-			if err != nil {
+		paths := []string{a}
+		if st.IsDir() {
+			if paths, err = store.ListFiles(a); err != nil {
 				return nil, err
 			}
-			slices.Sort(paths)
 		}
 		for _, p := range paths {
 			b, err := os.ReadFile(p)

@@ -116,35 +116,7 @@ func (d *Dir) Generation() uint64 {
 	return d.gen
 }
 
-// listFiles returns the config files under root: *.yaml, *.yml, *.json,
-// recursively, skipping hidden entries (apply's temp files are hidden).
-func (d *Dir) listFiles() ([]string, error) {
-	var files []string
-	err := filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if p == d.root {
-				return err
-			}
-			return nil // vanished while walking
-		}
-		if p != d.root && strings.HasPrefix(e.Name(), ".") {
-			if e.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if e.IsDir() {
-			return nil
-		}
-		switch strings.ToLower(filepath.Ext(p)) {
-		case ".yaml", ".yml", ".json":
-			files = append(files, p)
-		}
-		return nil
-	})
-	slices.Sort(files)
-	return files, err
-}
+func (d *Dir) listFiles() ([]string, error) { return ListFiles(d.root) }
 
 // Reload rescans the directory and reports whether the served resources
 // changed. Unchanged files are not re-parsed.
@@ -411,7 +383,7 @@ func (d *Dir) Watch(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if strings.HasPrefix(filepath.Base(ev.Name), ".") {
+			if base := filepath.Base(ev.Name); strings.HasPrefix(base, ".") && base != IgnoreFile {
 				continue // our own temp files, editor swap files
 			}
 			if ev.Has(fsnotify.Create) {

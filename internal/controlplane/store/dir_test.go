@@ -242,3 +242,22 @@ func TestWatch(t *testing.T) {
 		}
 	}
 }
+
+func TestWeftIgnore(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "reviews.yaml", reviewsVS)
+	os.MkdirAll(filepath.Join(dir, "invalid"), 0o755)
+	write(t, filepath.Join(dir, "invalid"), "bad.yaml", "kind: Nope\n")
+	os.MkdirAll(filepath.Join(dir, "tasks", "x"), 0o755)
+	write(t, filepath.Join(dir, "tasks", "x"), "ratings.yaml", ratingsVS)
+	write(t, dir, "notes.yml", "kind: Nope\n")
+	write(t, dir, IgnoreFile, "# examples layout\ninvalid/\n/tasks/\n*.yml\n")
+	d, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := d.Status()
+	if len(st) != 1 || st[0].File != "reviews.yaml" || len(d.Resources()) != 1 {
+		t.Fatalf("status = %+v", st)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -226,7 +227,22 @@ func (s *Server) pushAll(snap *model.Snapshot, ps []*proxyState, changeAt time.T
 func (s *Server) push(snap *model.Snapshot, p *proxyState, changeAt time.Time) {
 	proxy := &model.Proxy{Meta: p.meta, ID: p.id, Services: registry.ServicesFor(snap, p.meta)}
 	out, err := build(s.opts.Translate, snap, proxy)
+	var vs map[string]string
+	var items map[string][]types.Resource
 	if err == nil {
+		vs, items, err = versions(out)
+	}
+	if err == nil {
+		// An output identical to the published one was checked already.
+		s.mu.Lock()
+		same := p.checkErr == "" && len(p.versions) == len(Types)
+		for _, t := range Types {
+			same = same && p.versions[t] == vs[t]
+		}
+		s.mu.Unlock()
+		if same {
+			return
+		}
 		err = check(out)
 	}
 	if err != nil {
@@ -238,11 +254,6 @@ func (s *Server) push(snap *model.Snapshot, p *proxyState, changeAt time.Time) {
 		if first {
 			s.log.Error("not publishing config that fails the consistency check", "proxy", p.id, "err", err)
 		}
-		return
-	}
-	vs, items, err := versions(out)
-	if err != nil {
-		s.log.Error("hashing resources", "proxy", p.id, "err", err)
 		return
 	}
 	s.mu.Lock()

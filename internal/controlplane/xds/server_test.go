@@ -12,6 +12,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -68,10 +69,15 @@ type testServer struct {
 
 func startServer(t *testing.T, snap *model.Snapshot) *testServer {
 	t.Helper()
+	return startServerWith(t, snap, fakeTranslate)
+}
+
+func startServerWith(t *testing.T, snap *model.Snapshot, tr func(*model.Snapshot, *model.Proxy) *translate.Output) *testServer {
+	t.Helper()
 	ts := &testServer{}
 	ts.Server = New(snap, Options{
 		Debounce:     10 * time.Millisecond,
-		Translate:    fakeTranslate,
+		Translate:    tr,
 		OnConnect:    func(id string, _ *node.Meta) { ts.mu.Lock(); ts.conn = append(ts.conn, id); ts.mu.Unlock() },
 		OnDisconnect: func(id string) { ts.mu.Lock(); ts.disc = append(ts.disc, id); ts.mu.Unlock() },
 	})
@@ -264,5 +270,44 @@ func TestTranslatePanicDoesNotPublish(t *testing.T) {
 	s.push(s.snap, p, time.Now())
 	if !strings.Contains(p.checkErr, "boom") || p.out != nil {
 		t.Fatalf("checkErr=%q out=%v", p.checkErr, p.out)
+	}
+}
+
+func TestCheckFailureIsNotPublished(t *testing.T) {
+	good := true
+	var mu sync.Mutex
+	s := startServerWith(t, snapshot("10.0.0.1"), func(snap *model.Snapshot, p *model.Proxy) *translate.Output {
+		out := fakeTranslate(snap, p)
+		mu.Lock()
+		defer mu.Unlock()
+		if !good {
+			// A route to a cluster that does not exist fails Output.Check.
+			out.Routes = append(out.Routes, &routev3.RouteConfiguration{Name: "9080", VirtualHosts: []*routev3.VirtualHost{{
+				Name: "x", Domains: []string{"*"}, Routes: []*routev3.Route{{
+					Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+					Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "outbound|1||missing"}}},
+				}},
+			}}})
+		}
+		return out
+	})
+	m := meta("checked")
+	c, err := meshtest.DialXDS(s.addr, m, meshtest.XDSClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitStatus(t, s.Server, m.ID(), synced("CDS", "EDS"))
+	mu.Lock()
+	good = false
+	mu.Unlock()
+	s.Update(snapshot("10.0.0.1", "10.0.0.5"))
+	s.Flush()
+	ps := waitStatus(t, s.Server, m.ID(), func(ps ProxyStatus) bool { return ps.CheckError != "" })
+	if !strings.Contains(ps.CheckError, "missing") {
+		t.Errorf("check error = %q", ps.CheckError)
+	}
+	if cla := c.Resources(resource.EndpointType)["outbound|9080||reviews.default.svc.cluster.local"].(*endpointv3.ClusterLoadAssignment); len(cla.GetEndpoints()[0].GetLbEndpoints()) != 1 {
+		t.Errorf("a translation failing the check was published")
 	}
 }
