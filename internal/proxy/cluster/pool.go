@@ -26,6 +26,9 @@ type h1conn struct {
 	bw     *bufio.Writer
 	uses   int
 	since  time.Time // idle since
+	// poison makes pending I/O fail when the request context ends; built
+	// once per connection.
+	poison func()
 }
 
 type connResult struct {
@@ -131,6 +134,7 @@ func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
 	br := bufio.NewReaderSize(nc, 4096)
 	bw := bufio.NewWriterSize(nc, 4096)
 	c := &h1conn{h: h, nc: nc, br: br, bw: bw, local: nc.LocalAddr().String(), remote: h.addr}
+	c.poison = func() { nc.SetDeadline(time.Unix(1, 0)) }
 	if h.resolve {
 		c.remote = nc.RemoteAddr().String()
 	}
@@ -221,17 +225,25 @@ func (h *host) servePending() {
 	}()
 }
 
+// emptyUA suppresses net/http's default User-Agent: a proxy adds none.
+// Shared, never written.
+var emptyUA = []string{""}
+
 // roundTrip sends one request over the connection and reads the response
-// head. The caller owns the connection until the body is done.
-func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
-	ua := req.Header["User-Agent"]
-	if ua == nil {
-		// net/http would add its own User-Agent; a proxy must not.
-		req.Header["User-Agent"] = []string{""}
+// head. The caller owns the connection until the body is done; stop
+// unregisters the context watch (false: the context ended and the
+// connection was poisoned).
+func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, stop func() bool, err error) {
+	stop = context.AfterFunc(ctx, c.poison)
+	if req.Header == nil {
+		req.Header = http.Header{}
 	}
-	err := req.Write(c.bw)
-	if ua == nil {
+	_, hasUA := req.Header["User-Agent"]
+	if !hasUA {
+		req.Header["User-Agent"] = emptyUA
+	}
+	err = req.Write(c.bw)
+	if !hasUA {
 		delete(req.Header, "User-Agent")
 	}
 	if err == nil {
@@ -239,24 +251,19 @@ func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (*http.Respon
 	}
 	if err != nil {
 		stop()
-		return nil, err
+		return nil, nil, err
 	}
 	for {
-		resp, err := http.ReadResponse(c.br, req)
+		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			stop()
-			return nil, err
+			return nil, nil, err
 		}
 		// Skip interim responses except 101 (the connection is upgraded).
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
 		}
-		if !stop() {
-			// The context ended while reading: the connection is unusable.
-			resp.Body.Close()
-			return nil, ctx.Err()
-		}
-		return resp, nil
+		return resp, stop, nil
 	}
 }
 

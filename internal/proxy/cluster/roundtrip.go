@@ -226,7 +226,7 @@ func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.
 		}
 		att.LocalAddr = pc.local
 		att.Host = pc.remote
-		resp, err := pc.roundTrip(ctx, req)
+		resp, stop, err := pc.roundTrip(ctx, req)
 		if err != nil {
 			h.putH1(pc, false)
 			// A kept-alive connection the server closed meanwhile: try a
@@ -237,12 +237,17 @@ func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.
 			return nil, err
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
+			// The upgraded stream outlives the request's context.
+			if !stop() {
+				resp.Body.Close()
+				h.putH1(pc, false)
+				return nil, ctx.Err()
+			}
+			pc.nc.SetDeadline(time.Time{})
 			resp.Body = &upgraded{c: pc, done: done}
 			return resp, nil
 		}
-		b := &h1body{rc: resp.Body, c: pc, resp: resp, req: req, done: done}
-		b.stop = context.AfterFunc(ctx, func() { pc.nc.SetDeadline(time.Unix(1, 0)) })
-		resp.Body = b
+		resp.Body = &h1body{rc: resp.Body, c: pc, resp: resp, req: req, done: done, stop: stop}
 		return resp, nil
 	}
 }

@@ -226,3 +226,58 @@ func TestHTTP2StreamLimits(t *testing.T) {
 		}
 	})
 }
+
+// rawHTTPServer answers every request on a connection with a fixed
+// keep-alive response, so benchmarks count only the client side.
+func rawHTTPServer(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					// One request per read is enough for this benchmark.
+					if strings.Contains(string(buf[:n]), "\r\n\r\n") {
+						c.Write(resp)
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func BenchmarkRoundTripClientOnly(b *testing.B) {
+	s := build(b, nil, []*clusterv3.Cluster{staticCluster("c", rawHTTPServer(b))}, nil, Options{})
+	defer s.Close()
+	c := s.Get("c")
+	req, _ := http.NewRequest("GET", "http://svc/", nil)
+	buf := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, _, err := c.RoundTrip(req, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := resp.Body.Read(buf); err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+	}
+}
