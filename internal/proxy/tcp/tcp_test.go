@@ -206,3 +206,54 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// BenchmarkConn measures one proxied connection: connect, one round trip,
+// close (allocations include both sides' net package costs).
+func BenchmarkConn(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	p, err := New(&tcpv3.TcpProxy{StatPrefix: "b", ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "c"}}, env{"c": ln.Addr().String()}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer front.Close()
+	go func() {
+		for {
+			c, err := front.Accept()
+			if err != nil {
+				return
+			}
+			go p.ServeConn(c, &downstream.Info{})
+		}
+	}()
+	buf := make([]byte, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c, err := net.Dial("tcp", front.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Write([]byte{'x'})
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
