@@ -165,3 +165,45 @@ func TestCheckFindsInconsistencies(t *testing.T) {
 		})
 	}
 }
+
+// TestGRPCClusterShapes pins what proxyless clients accept: ROUND_ROBIN or
+// RING_HASH (maglev becomes ring hash), no transport socket or protocol
+// options, and api_listeners for every name a client may dial.
+func TestGRPCClusterShapes(t *testing.T) {
+	snap, p := handSnapshot()
+	dr := snap.DestinationRules[0]
+	dr.Spec.TrafficPolicy = &networking.TrafficPolicy{
+		LoadBalancer: &networking.LoadBalancerSettings{LbPolicy: &networking.LoadBalancerSettings_ConsistentHash{ConsistentHash: &networking.LoadBalancerSettings_ConsistentHashLB{
+			HashKey:       &networking.LoadBalancerSettings_ConsistentHashLB_HttpHeaderName{HttpHeaderName: "x-user"},
+			HashAlgorithm: &networking.LoadBalancerSettings_ConsistentHashLB_Maglev{Maglev: &networking.LoadBalancerSettings_ConsistentHashLB_MagLev{TableSize: 65537}},
+		}}},
+		Tls: &networking.ClientTLSSettings{Mode: networking.ClientTLSSettings_ISTIO_MUTUAL},
+	}
+	p.Meta.Generator = "grpc"
+	out := Build(snap, p)
+	if err := out.Check(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range out.Clusters {
+		if c.LbPolicy != clusterv3.Cluster_ROUND_ROBIN && c.LbPolicy != clusterv3.Cluster_RING_HASH {
+			t.Errorf("cluster %s: lb_policy %v", c.Name, c.LbPolicy)
+		}
+		if c.TransportSocket != nil || c.TypedExtensionProtocolOptions != nil {
+			t.Errorf("cluster %s: transport socket or protocol options for a proxyless client", c.Name)
+		}
+	}
+	want := map[string]bool{"reviews.default.svc.cluster.local:9080": false, "reviews:9080": false, "198.19.0.3:9080": false}
+	for _, l := range out.Listeners {
+		if _, ok := want[l.Name]; ok {
+			want[l.Name] = true
+		}
+		if l.ApiListener == nil {
+			t.Errorf("listener %s: no api_listener", l.Name)
+		}
+	}
+	for n, seen := range want {
+		if !seen {
+			t.Errorf("no listener %s", n)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/internal/controlplane/model"
 )
@@ -41,6 +42,11 @@ func (b *builder) buildGRPC() {
 
 // grpcCluster trims a cluster to fields grpc-go accepts.
 func grpcCluster(c *clusterv3.Cluster) {
+	if c.LbPolicy == clusterv3.Cluster_MAGLEV {
+		// grpc-go hashes with ring_hash only; same keys, same stickiness.
+		c.LbPolicy = clusterv3.Cluster_RING_HASH
+		c.LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: &clusterv3.Cluster_RingHashLbConfig{MinimumRingSize: wrapperspb.UInt64(1024)}}
+	}
 	if c.LbPolicy != clusterv3.Cluster_RING_HASH {
 		c.LbPolicy = clusterv3.Cluster_ROUND_ROBIN
 		c.LbConfig = nil
