@@ -169,15 +169,14 @@ func (sh *shared) sameConfig(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Se
 }
 
 // usedSecrets picks the secrets named anywhere in the cluster's transport
-// sockets (a nil value records that a referenced secret is absent).
+// sockets (a nil value records that a referenced secret is absent), so a
+// change to one of them rebuilds the cluster.
 func usedSecrets(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Secret) map[string]*tlsv3.Secret {
 	out := map[string]*tlsv3.Secret{}
-	var walk func(m proto.Message)
-	walk = func(m proto.Message) {
-		if ref, ok := m.(*tlsv3.SdsSecretConfig); ok {
+	add := func(ref *tlsv3.SdsSecretConfig) {
+		if ref != nil {
 			out[ref.GetName()] = secrets[ref.GetName()]
 		}
-		_ = m
 	}
 	for _, ts := range socketsOf(pc) {
 		var utc tlsv3.UpstreamTlsContext
@@ -186,14 +185,10 @@ func usedSecrets(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Secret) map[st
 		}
 		ctc := utc.GetCommonTlsContext()
 		for _, r := range ctc.GetTlsCertificateSdsSecretConfigs() {
-			walk(r)
+			add(r)
 		}
-		if r := ctc.GetValidationContextSdsSecretConfig(); r != nil {
-			walk(r)
-		}
-		if r := ctc.GetCombinedValidationContext().GetValidationContextSdsSecretConfig(); r != nil {
-			walk(r)
-		}
+		add(ctc.GetValidationContextSdsSecretConfig())
+		add(ctc.GetCombinedValidationContext().GetValidationContextSdsSecretConfig())
 	}
 	return out
 }

@@ -386,6 +386,9 @@ func TestOriginalDst(t *testing.T) {
 	if _, _, _, err := get(t, c, &RequestOptions{}); !isFlag(err, rflag.UH) {
 		t.Fatalf("no destination: %v", err)
 	}
+	if _, ok := c.OriginalDstHeader(); ok {
+		t.Fatal("no use_http_header configured")
+	}
 	var buf bytes.Buffer
 	s.Dump(&buf)
 	if !strings.Contains(buf.String(), "PassthroughCluster::"+b.addr()+"::rq_total::1") {
@@ -567,5 +570,18 @@ func TestPrioritySpillOver(t *testing.T) {
 	got := served(t, s.Get("c"), 1000)
 	if got[bad.addr()] != 0 || got[a.addr()] < 630 || got[a.addr()] > 770 || got[a.addr()]+got[b.addr()] != 1000 {
 		t.Fatalf("want about 700/300, got %v", got)
+	}
+}
+
+func TestOriginalDstHeader(t *testing.T) {
+	pc := &clusterv3.Cluster{Name: "od", ConnectTimeout: durationpb.New(time.Second),
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
+		LbConfig: &clusterv3.Cluster_OriginalDstLbConfig_{OriginalDstLbConfig: &clusterv3.Cluster_OriginalDstLbConfig{
+			UseHttpHeader: true}}}
+	s := build(t, nil, []*clusterv3.Cluster{pc}, nil, Options{})
+	defer s.Close()
+	if name, ok := s.Get("od").OriginalDstHeader(); !ok || name != "x-envoy-original-dst-host" {
+		t.Fatalf("got %q %v", name, ok)
 	}
 }

@@ -130,3 +130,15 @@ func (c *Cluster) Name() string { return c.name }
 // Stats returns the cluster's counters (shared by every Set that carried the
 // cluster unchanged).
 func (c *Cluster) Stats() *Stats { return &c.sh.stats }
+
+// OriginalDstHeader reports, for ORIGINAL_DST clusters with
+// original_dst_lb_config.use_http_header, the request header whose value
+// (host:port) the caller passes as RequestOptions.OriginalDst instead of
+// the connection's original destination.
+func (c *Cluster) OriginalDstHeader() (name string, ok bool) {
+	cfg := c.sh.cfg
+	if cfg.disc != discOriginalDst || !cfg.origUseHeader {
+		return "", false
+	}
+	return cfg.origHeader, true
+}

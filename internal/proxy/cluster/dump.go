@@ -32,6 +32,10 @@ func (s *Set) Dump(w io.Writer) {
 			line(name, "default_priority", t.k, strconv.FormatInt(t.v, 10))
 		}
 		line(name, "added_via_api", "true")
+		if c.sh.od != nil {
+			line(name, "outlier", "success_rate_average", "-1")
+			line(name, "outlier", "success_rate_ejection_threshold", "-1")
+		}
 		v := c.cur.Load()
 		rows := make([]member, 0, len(v.members))
 		rows = append(rows, v.members...)
