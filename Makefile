@@ -13,9 +13,9 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/weft ./cmd/weft
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/weft-proxy ./cmd/weft-proxy
 
-# Weft's main job. Until `weft demo` exists it analyzes the shipped examples.
+# Weft's main job: a whole mesh on this machine (Ctrl-C stops it).
 demo: build
-	$(BIN)/weft analyze examples/
+	$(BIN)/weft demo $(DEMO_FLAGS)
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
