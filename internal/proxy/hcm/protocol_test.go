@@ -223,6 +223,77 @@ func (echoService) FullDuplexCall(s testpb.TestService_FullDuplexCallServer) err
 	}
 }
 
+// flakyUnary fails the first n UnaryCalls with UNAVAILABLE.
+type flakyUnary struct {
+	echoService
+	mu    sync.Mutex
+	n     int
+	calls int
+}
+
+func (f *flakyUnary) UnaryCall(ctx context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.calls <= f.n {
+		return nil, status.Error(codes.Unavailable, "try again")
+	}
+	return &testpb.SimpleResponse{Payload: in.GetPayload()}, nil
+}
+
+// istioRetry is the retry policy Istio puts on every HTTP route.
+func istioRetry(a *routev3.RouteAction) {
+	a.RetryPolicy = &routev3.RetryPolicy{RetryOn: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+		NumRetries: wrapperspb.UInt32(2), RetriableStatusCodes: []uint32{503}, HostSelectionRetryMaxAttempts: 5,
+		RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{Name: "envoy.retry_host_predicates.previous_hosts"}}}
+}
+
+func TestGRPCWithIstioRetryPolicy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	svc := &flakyUnary{n: 1}
+	testpb.RegisterTestServiceServer(srv, svc)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "g", addrs: []string{ln.Addr().String()}, h2: true}},
+		routes: rc(vhost(rt("grpc", "/", toCluster("g", istioRetry)))), opts: Options{Sleep: noSleep}})
+	cc, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c := testpb.NewTestServiceClient(cc)
+	// UNAVAILABLE (a trailers-only response) is retried with the request
+	// body replayed.
+	resp, err := c.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("x")}})
+	if err != nil || string(resp.GetPayload().GetBody()) != "x" || svc.calls != 2 {
+		t.Fatalf("unary: %v %v after %d calls", resp, err, svc.calls)
+	}
+	// A bidirectional stream must flow message by message although the
+	// route is retriable (the body is never waited for).
+	d, err := c.FullDuplexCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := d.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte{byte('a' + i)}}}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := d.Recv(); err != nil || m.GetPayload().GetBody()[0] != byte('a'+i) {
+			t.Fatalf("duplex %d: %v %v", i, m, err)
+		}
+	}
+	d.CloseSend()
+	if _, err := d.Recv(); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+}
+
 func TestGRPC(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -435,5 +506,54 @@ func TestTLSWithALPN(t *testing.T) {
 		if resp.StatusCode != 200 || resp.ProtoMajor != wantMajor || resp.Header.Get("X-Seen-X-Forwarded-Proto") != "https" {
 			t.Errorf("%s: %d %s xfp=%q", proto, resp.StatusCode, resp.Proto, resp.Header.Get("X-Seen-X-Forwarded-Proto"))
 		}
+	}
+}
+
+func TestExpectContinueAndChunkedUpload(t *testing.T) {
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "%d expect=%q", n, r.Header.Get("Expect"))
+	}))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a", istioRetry))))})
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("want 100 Continue, got %q %v", line, err)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, "hello")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != `5 expect=""` {
+		t.Fatalf("got %q", b)
+	}
+	// A 1 MiB chunked upload streams through (too big to retry, still sent).
+	pr, pw := io.Pipe()
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for i := 0; i < 16; i++ {
+			pw.Write(chunk)
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", "http://"+p.addr+"/", pr)
+	r2, err := client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(r2.Body)
+	r2.Body.Close()
+	if string(b) != `1048576 expect=""` {
+		t.Fatalf("chunked: %q", b)
 	}
 }

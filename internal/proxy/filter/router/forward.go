@@ -78,22 +78,27 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		retries = policy.NumRetries
 	}
 
-	// Body: keep a bounded copy when it may be sent more than once.
+	// Body: mirrors need a copy up front (bounded, known length only);
+	// retries replay what attempts read, up to MaxBuffer, without waiting
+	// for the whole body (streams keep flowing).
+	hasBody := r.Body != nil && r.Body != http.NoBody
 	var body []byte
-	replay := r.Body == nil || r.Body == http.NoBody
-	if !replay && (retries > 0 || len(a.Mirrors) > 0) {
+	mirrorable := !hasBody
+	if hasBody && len(a.Mirrors) > 0 && r.ContentLength >= 0 && r.ContentLength <= MaxBuffer {
 		data, full, rest, err := bodyBuffer(r.Body, r.ContentLength)
 		if err != nil {
 			return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
 		}
 		if full {
-			body, replay = data, true
+			body, mirrorable = data, true
+			r.Body = io.NopCloser(bytes.NewReader(data))
 		} else {
 			r.Body = readCloser{rest, r.Body}
 		}
 	}
-	if !replay {
-		retries = 0
+	var rb *replayBody
+	if hasBody && retries > 0 {
+		rb = newReplayBody(r.Body)
 	}
 
 	opts := &s.Attempt
@@ -102,6 +107,9 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	// Request: rewrite in place; the downstream request is ours.
 	out := r
 	stripHop(out.Header)
+	// Envoy answers 100-continue itself (the Go server does, when the
+	// body is first read) and does not forward the expectation.
+	delete(out.Header, "Expect")
 	out.RequestURI = ""
 	if p, ok := s.Route.RewritePath(out.URL.EscapedPath()); ok {
 		if !rt.suppress {
@@ -147,12 +155,15 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	if idleFor > 0 {
 		ctx, idle = startIdle(ctx, idleFor)
 		defer idle.stop()
-		if body == nil && !replay {
-			out.Body = idleBody{out.Body, idle}
+		if hasBody {
+			r.Body = idleBody{r.Body, idle}
+			if rb != nil {
+				rb.src = r.Body
+			}
 		}
 	}
 
-	if len(a.Mirrors) > 0 && replay {
+	if len(a.Mirrors) > 0 && mirrorable {
 		rt.mirror(s, out, body, timeout)
 	}
 
@@ -175,12 +186,13 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		if attemptHdr {
 			out.Header["X-Envoy-Attempt-Count"] = attemptHeader(attempt)
 		}
-		if body != nil {
-			out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-			out.GetBody = nil
-		} else if replay {
+		switch {
+		case rb != nil:
+			out.Body = rb.view()
+		case !hasBody:
 			out.Body = http.NoBody
 		}
+		out.GetBody = nil
 		tryCtx, tryCancel := ctx, context.CancelFunc(func() {})
 		if policy != nil && policy.PerTryTimeout > 0 {
 			tryCtx, tryCancel = context.WithTimeout(ctx, policy.PerTryTimeout)
@@ -191,7 +203,7 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		if host != "" && policy != nil && policy.PreviousHosts {
 			opts.Exclude = append(opts.Exclude, host)
 		}
-		left := attempt <= retries
+		left := attempt <= retries && (rb == nil || rb.replayable())
 		if err != nil {
 			tryCancel()
 			ferr := rt.classify(r.Context(), ctx, tryCtx, err)
