@@ -352,9 +352,15 @@ func TestDialTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close() // removes the cluster: its TCP connections close
-	if _, err := conn2.Read(buf); err == nil {
-		t.Fatal("connection still open after Set.Close")
+	s.Close() // a cluster update must not cut TCP sessions: the owner closes
+	conn2.Write([]byte("pong"))
+	if _, err := io.ReadFull(conn2, buf); err != nil || string(buf) != "pong" {
+		t.Fatalf("TCP session cut by Set.Close: %q %v", buf, err)
+	}
+	conn2.Close()
+	conn2.Close()
+	if c.Stats().UpstreamCxActive.Load() != 0 {
+		t.Fatal("cx_active not released")
 	}
 }
 

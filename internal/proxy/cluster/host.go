@@ -33,12 +33,11 @@ type host struct {
 
 	mu      sync.Mutex
 	closed  bool
-	conns   int        // HTTP/1 connections open or opening
-	idle    []*h1conn  // LIFO
-	waiters []*waiter  // pending requests, FIFO
-	h2      []*h2conn  // HTTP/2 connections
-	h2dial  *h2dialing // in-progress HTTP/2 dial shared by concurrent requests
-	tcp     map[*tcpConn]struct{}
+	conns   int             // HTTP/1 connections open or opening
+	idle    []*h1conn       // LIFO
+	waiters []*waiter       // pending requests, FIFO
+	h2      []*h2conn       // HTTP/2 connections
+	h2dial  *h2dialing      // in-progress HTTP/2 dial shared by concurrent requests
 	h2tr    *http.Transport // created on first HTTP/2 use
 }
 
@@ -55,7 +54,8 @@ func (h *host) release() {
 }
 
 // close drains the host: idle connections close now, busy ones when their
-// request ends; TCP proxy connections are closed too (the cluster is gone).
+// request ends. TCP proxy connections are left to their owner, as in Envoy
+// (a cluster update must not cut long-lived TCP sessions).
 func (h *host) close() {
 	h.mu.Lock()
 	if h.closed {
@@ -69,10 +69,6 @@ func (h *host) close() {
 	h.waiters = nil
 	h2 := h.h2
 	h.h2 = nil
-	var tcp []*tcpConn
-	for c := range h.tcp {
-		tcp = append(tcp, c)
-	}
 	h.mu.Unlock()
 	for _, c := range idle {
 		h.dropH1(c)
@@ -83,9 +79,6 @@ func (h *host) close() {
 	}
 	for _, c := range h2 {
 		c.drain()
-	}
-	for _, c := range tcp {
-		c.Conn.Close()
 	}
 }
 

@@ -255,7 +255,8 @@ func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.
 // Dial opens a TCP connection to a host of the cluster for the TCP proxy:
 // it applies max_connections (UO), connect_timeout and upstream TLS, and
 // reports connect success or failure to outlier detection. Closing the
-// returned conn releases the connection slot.
+// returned conn releases the connection slot. The connection belongs to
+// the caller: Set.Close does not cut it.
 func (c *Cluster) Dial(ctx context.Context, o *RequestOptions) (net.Conn, *Attempt, error) {
 	if o == nil {
 		o = &noOptions
@@ -284,19 +285,7 @@ func (c *Cluster) Dial(ctx context.Context, o *RequestOptions) (net.Conn, *Attem
 	if h.resolve {
 		att.Host = nc.RemoteAddr().String()
 	}
-	tc := &tcpConn{Conn: nc, h: h}
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		tc.Close()
-		return nil, att, connectFailure(errHostClosed)
-	}
-	if h.tcp == nil {
-		h.tcp = map[*tcpConn]struct{}{}
-	}
-	h.tcp[tc] = struct{}{}
-	h.mu.Unlock()
-	return tc, att, nil
+	return &tcpConn{Conn: nc, h: h}, att, nil
 }
 
 // tcpConn is a TCP proxy upstream connection.
@@ -308,12 +297,7 @@ type tcpConn struct {
 
 func (t *tcpConn) Close() error {
 	err := t.Conn.Close()
-	t.once.Do(func() {
-		t.h.mu.Lock()
-		delete(t.h.tcp, t)
-		t.h.mu.Unlock()
-		t.h.connClosed()
-	})
+	t.once.Do(t.h.connClosed)
 	return err
 }
 
