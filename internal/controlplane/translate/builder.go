@@ -7,6 +7,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	networking "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 
 	"github.com/weftmesh/weft/internal/controlplane/model"
@@ -30,8 +31,9 @@ type builder struct {
 	secrets     map[string]*tlsv3.Secret
 
 	// Config in Istio's precedence order, computed once per build.
-	vsCache *[]*networkingv1.VirtualService
-	drCache *[]*networkingv1.DestinationRule
+	vsCache  *[]*networkingv1.VirtualService
+	drCache  *[]*networkingv1.DestinationRule
+	drByHost map[string]*networking.DestinationRule // host|namespace → rule (nil: none)
 }
 
 func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
@@ -45,6 +47,7 @@ func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
 		clusters:    map[string]*clusterv3.Cluster{},
 		assignments: map[string]*endpointv3.ClusterLoadAssignment{},
 		secrets:     map[string]*tlsv3.Secret{},
+		drByHost:    map[string]*networking.DestinationRule{},
 	}
 	if b.mesh == nil {
 		b.mesh = &meshv1alpha1.MeshConfig{}

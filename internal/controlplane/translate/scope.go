@@ -155,6 +155,16 @@ func (b *builder) sidecarVirtualService(host string) *networkingv1.VirtualServic
 // namespace, then the root namespace; within one namespace an exact host
 // beats a wildcard, the longest wildcard wins, then the oldest rule.
 func (b *builder) destinationRule(host, svcNamespace string) *networking.DestinationRule {
+	key := host + "|" + svcNamespace
+	if dr, ok := b.drByHost[key]; ok {
+		return dr
+	}
+	dr := b.lookupDestinationRule(host, svcNamespace)
+	b.drByHost[key] = dr
+	return dr
+}
+
+func (b *builder) lookupDestinationRule(host, svcNamespace string) *networking.DestinationRule {
 	if b.drCache == nil {
 		var drs []*networkingv1.DestinationRule
 		for _, dr := range b.snap.DestinationRules {
