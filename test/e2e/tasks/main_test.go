@@ -5,6 +5,7 @@ package tasks
 
 import (
 	"bytes"
+	"flag"
 	"context"
 	"fmt"
 	"io"
@@ -50,6 +51,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	if testing.Short() {
 		fmt.Println("skipping end-to-end task tests in -short mode")
 		os.Exit(0)
