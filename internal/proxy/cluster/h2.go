@@ -140,18 +140,24 @@ func (h *host) roundTripH2(req *http.Request, att *Attempt, done func()) (*http.
 	r := req
 	if req.URL.Scheme == "" || (h.tls != nil) != (req.URL.Scheme == "https") {
 		// :scheme follows the upstream transport, like Envoy.
-		r = req.Clone(ctx)
-		r.URL.Scheme = "http"
+		// A shallow copy, as Request.WithContext makes.
+		r2, u := *req, *req.URL
+		u.Scheme = "http"
 		if h.tls != nil {
-			r.URL.Scheme = "https"
+			u.Scheme = "https"
 		}
+		r2.URL = &u
+		r = &r2
 	}
-	ua := r.Header["User-Agent"]
-	if ua == nil {
-		r.Header["User-Agent"] = []string{""}
+	if r.Header == nil {
+		r.Header = http.Header{}
+	}
+	_, hasUA := r.Header["User-Agent"]
+	if !hasUA {
+		r.Header["User-Agent"] = emptyUA
 	}
 	resp, err := c.cc.RoundTrip(r)
-	if ua == nil {
+	if !hasUA {
 		delete(r.Header, "User-Agent")
 	}
 	if err != nil {

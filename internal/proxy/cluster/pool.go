@@ -155,7 +155,6 @@ func (h *host) dialFailed() {
 // the connection clean (response fully read, no Connection: close).
 func (h *host) putH1(c *h1conn, reusable bool) {
 	sh := h.sh
-	c.uses++
 	if sh.cfg.maxRequestsPerConn > 0 && c.uses >= sh.cfg.maxRequestsPerConn {
 		reusable = false
 	}

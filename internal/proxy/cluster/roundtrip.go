@@ -224,6 +224,7 @@ func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.
 		if err != nil {
 			return nil, err
 		}
+		pc.uses++
 		att.LocalAddr = pc.local
 		att.Host = pc.remote
 		resp, stop, err := pc.roundTrip(ctx, req)
