@@ -64,6 +64,9 @@ type snapshot struct {
 	routes    map[string]*compiledRoute
 	clusters  *cluster.Set
 	listeners map[string]*compiledListener
+	// warming lists listeners whose latest version waits for routes or
+	// secrets; the previous version (if any) serves meanwhile.
+	warming map[string][]string
 }
 
 type compiledRoute struct {
@@ -158,7 +161,8 @@ func (r *Runtime) Apply(typeURL string, res *xdsclient.Resources) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.snap.Load()
-	next := &snapshot{res: res, routes: map[string]*compiledRoute{}, clusters: old.clusters, listeners: map[string]*compiledListener{}}
+	next := &snapshot{res: res, routes: map[string]*compiledRoute{}, clusters: old.clusters,
+		listeners: map[string]*compiledListener{}, warming: map[string][]string{}}
 
 	// Routes: recompile only what changed.
 	for _, name := range sortedKeys(res.Routes) {
@@ -194,15 +198,29 @@ func (r *Runtime) Apply(typeURL string, res *xdsclient.Resources) error {
 		}
 	}
 
-	// Listeners: LDS and SDS updates; unchanged listeners keep their
-	// compiled config (and so their HTTP connection managers).
-	rebuild := typeURL == xdsclient.ListenerType || typeURL == xdsclient.SecretType || len(old.listeners) == 0
+	// Listeners: LDS and SDS updates, or routes a warming listener waits
+	// for; unchanged listeners keep their compiled config (and so their
+	// HTTP connection managers).
+	rebuild := typeURL == xdsclient.ListenerType || typeURL == xdsclient.SecretType || len(old.listeners) == 0 ||
+		(typeURL == xdsclient.RouteType && len(old.warming) > 0)
 	var cfgs []*listener.Config
 	for _, name := range sortedKeys(res.Listeners) {
 		l := res.Listeners[name]
-		if prev := old.listeners[name]; prev != nil && (!rebuild || (typeURL != xdsclient.SecretType && (prev.src == l || proto.Equal(prev.src, l)))) {
+		prev := old.listeners[name]
+		if prev != nil && (!rebuild || (typeURL != xdsclient.SecretType && (prev.src == l || proto.Equal(prev.src, l)))) {
 			next.listeners[name] = prev
 			cfgs = append(cfgs, prev.cfg)
+			continue
+		}
+		// Envoy warms a listener until its RDS routes and SDS secrets
+		// arrive: it is not bound (or its previous version keeps serving)
+		// meanwhile, so no connection sees a half-configured listener.
+		if missing := missingRefs(l, res); len(missing) > 0 {
+			next.warming[name] = missing
+			if prev != nil {
+				next.listeners[name] = prev
+				cfgs = append(cfgs, prev.cfg)
+			}
 			continue
 		}
 		cl := &compiledListener{src: l}
@@ -278,6 +296,26 @@ func (d *deps) NetworkFilter(listenerName string, f *listenerv3.Filter) (listene
 	}
 	return nil, fmt.Errorf("unsupported network filter type %s", tc.GetTypeUrl())
 }
+
+func missingRefs(l *listenerv3.Listener, res *xdsclient.Resources) []string {
+	routes, secrets := xdsclient.ListenerRefs(l)
+	var out []string
+	for _, n := range routes {
+		if res.Routes[n] == nil {
+			out = append(out, "route "+n)
+		}
+	}
+	for _, n := range secrets {
+		if res.Secrets[n] == nil {
+			out = append(out, "secret "+n)
+		}
+	}
+	return out
+}
+
+// Warming lists listeners waiting for routes or secrets, with what they
+// wait for.
+func (r *Runtime) Warming() map[string][]string { return r.snap.Load().warming }
 
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))

@@ -205,29 +205,12 @@ func (f Refs) of(typeURL string) map[string]bool {
 func (r *Resources) References() Refs {
 	f := Refs{Routes: map[string]bool{}, Endpoints: map[string]bool{}, Secrets: map[string]bool{}}
 	for _, l := range r.Listeners {
-		chains := append([]*listenerv3.FilterChain{}, l.GetFilterChains()...)
-		if d := l.GetDefaultFilterChain(); d != nil {
-			chains = append(chains, d)
+		routes, secrets := ListenerRefs(l)
+		for _, n := range routes {
+			f.Routes[n] = true
 		}
-		for _, fc := range chains {
-			for _, flt := range fc.GetFilters() {
-				tc := flt.GetTypedConfig()
-				if tc == nil {
-					continue
-				}
-				h := &hcmv3.HttpConnectionManager{}
-				if tc.MessageIs(h) && tc.UnmarshalTo(h) == nil {
-					if n := h.GetRds().GetRouteConfigName(); n != "" {
-						f.Routes[n] = true
-					}
-				}
-			}
-			if ts := fc.GetTransportSocket().GetTypedConfig(); ts != nil {
-				d := &tlsv3.DownstreamTlsContext{}
-				if ts.MessageIs(d) && ts.UnmarshalTo(d) == nil {
-					addSDS(f.Secrets, d.GetCommonTlsContext())
-				}
-			}
+		for _, n := range secrets {
+			f.Secrets[n] = true
 		}
 	}
 	for name, c := range r.Clusters {
@@ -250,6 +233,37 @@ func (r *Resources) References() Refs {
 		}
 	}
 	return f
+}
+
+// ListenerRefs lists the RDS route names and SDS secret names one listener
+// uses (HCM rds, DownstreamTlsContext SDS references).
+func ListenerRefs(l *listenerv3.Listener) (routes, secrets []string) {
+	chains := append([]*listenerv3.FilterChain{}, l.GetFilterChains()...)
+	if d := l.GetDefaultFilterChain(); d != nil {
+		chains = append(chains, d)
+	}
+	sec := map[string]bool{}
+	for _, fc := range chains {
+		for _, flt := range fc.GetFilters() {
+			tc := flt.GetTypedConfig()
+			if tc == nil {
+				continue
+			}
+			h := &hcmv3.HttpConnectionManager{}
+			if tc.MessageIs(h) && tc.UnmarshalTo(h) == nil {
+				if n := h.GetRds().GetRouteConfigName(); n != "" {
+					routes = append(routes, n)
+				}
+			}
+		}
+		if ts := fc.GetTransportSocket().GetTypedConfig(); ts != nil {
+			d := &tlsv3.DownstreamTlsContext{}
+			if ts.MessageIs(d) && ts.UnmarshalTo(d) == nil {
+				addSDS(sec, d.GetCommonTlsContext())
+			}
+		}
+	}
+	return routes, keys(sec)
 }
 
 func addSDS(into map[string]bool, c *tlsv3.CommonTlsContext) {
