@@ -7,6 +7,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -152,37 +153,46 @@ func (c *chainSet) add(fc *listenerv3.FilterChain) {
 // by SNI, and unknown destinations to PassthroughCluster or BlackHoleCluster.
 func (b *builder) buildCaptureOutbound() {
 	var cs chainSet
-	httpPorts := map[uint32]bool{}
+	rds := map[uint32]string{}
+	routeConfig := func(port uint32) string {
+		if n, ok := rds[port]; ok {
+			return n
+		}
+		rc := b.sidecarRouteConfig(port)
+		b.routes[rc.Name] = rc
+		rds[port] = rc.Name
+		return rc.Name
+	}
+	httpChain := func(name string, m *listenerv3.FilterChainMatch, port uint32) *listenerv3.FilterChain {
+		return &listenerv3.FilterChain{Name: name, FilterChainMatch: m, Filters: []*listenerv3.Filter{
+			hcmFilter(hcmOptions{statPrefix: "outbound_0.0.0.0_" + itoa(port), rds: routeConfig(port)}),
+		}}
+	}
 	for _, svc := range b.services {
 		for _, p := range svc.Ports {
-			pr := portProtocol(p)
-			if pr.isHTTP() || pr == protoAuto {
-				if !httpPorts[p.Number] {
-					httpPorts[p.Number] = true
-					rc := b.sidecarRouteConfig(p.Number)
-					b.routes[rc.Name] = rc
-					m := &listenerv3.FilterChainMatch{DestinationPort: u32(p.Number)}
-					if pr == protoAuto {
-						m.ApplicationProtocols = sniffedHTTP
-					}
-					cs.add(&listenerv3.FilterChain{
-						Name:             "0.0.0.0_" + itoa(p.Number),
-						FilterChainMatch: m,
-						Filters:          []*listenerv3.Filter{hcmFilter(hcmOptions{statPrefix: "outbound_0.0.0.0_" + itoa(p.Number), rds: rc.Name})},
-					})
-				}
-				if pr.isHTTP() {
-					continue
-				}
-			}
-			if pr == protoTLS {
+			switch pr := portProtocol(p); {
+			case pr.isHTTP():
+				// Any destination IP: the route config picks the service by Host.
+				cs.add(httpChain("0.0.0.0_"+itoa(p.Number), &listenerv3.FilterChainMatch{DestinationPort: u32(p.Number)}, p.Number))
+			case pr == protoTLS:
 				b.tlsChains(&cs, svc, p)
-				continue
-			}
-			// TCP (and the non-HTTP half of auto-detected ports).
-			dests := b.tcpDestinations(svc, p)
-			for _, m := range vipMatches(svc, p.Number) {
-				cs.add(&listenerv3.FilterChain{Name: chainName(m, p.Number), FilterChainMatch: m, Filters: []*listenerv3.Filter{tcpFilter(dests)}})
+			case pr == protoAuto:
+				// Sniffed: an HTTP chain and a TCP chain with the same
+				// destination match, told apart by http_inspector's result.
+				// They share the match because Envoy compares destination IP
+				// before application protocols.
+				dests := b.tcpDestinations(svc, p)
+				for _, m := range vipMatches(svc, p.Number) {
+					hm := proto.Clone(m).(*listenerv3.FilterChainMatch)
+					hm.ApplicationProtocols = sniffedHTTP
+					cs.add(httpChain(chainName(m, p.Number)+"_http", hm, p.Number))
+					cs.add(&listenerv3.FilterChain{Name: chainName(m, p.Number), FilterChainMatch: m, Filters: []*listenerv3.Filter{tcpFilter(dests)}})
+				}
+			default:
+				dests := b.tcpDestinations(svc, p)
+				for _, m := range vipMatches(svc, p.Number) {
+					cs.add(&listenerv3.FilterChain{Name: chainName(m, p.Number), FilterChainMatch: m, Filters: []*listenerv3.Filter{tcpFilter(dests)}})
+				}
 			}
 		}
 	}
