@@ -1,0 +1,88 @@
+package hcm
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/weftmesh/weft/internal/proxy/route"
+)
+
+const hcmType = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+
+// TestControlPlaneGoldens feeds every route configuration and HTTP
+// connection manager in the control plane's golden translations to the
+// proxy: what Weft's control plane emits, weft-proxy must accept (no NACK).
+func TestControlPlaneGoldens(t *testing.T) {
+	files, _ := filepath.Glob("../../controlplane/translate/testdata/*/*.json")
+	if len(files) == 0 {
+		t.Skip("no control-plane goldens in this tree")
+	}
+	routes, hcms := 0, 0
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Routes    []json.RawMessage `json:"routes"`
+			Listeners []any             `json:"listeners"`
+		}
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, r := range doc.Routes {
+			rc := &routev3.RouteConfiguration{}
+			if err := protojson.Unmarshal(r, rc); err != nil {
+				t.Errorf("%s: decoding a route configuration: %v", f, err)
+				continue
+			}
+			routes++
+			if _, err := route.Compile(rc); err != nil {
+				t.Errorf("%s: route.Compile NACKs: %v", f, err)
+			}
+		}
+		walk(doc.Listeners, func(m map[string]any) {
+			if m["@type"] != hcmType {
+				return
+			}
+			cp := map[string]any{}
+			for k, v := range m {
+				if k != "@type" {
+					cp[k] = v
+				}
+			}
+			b, _ := json.Marshal(cp)
+			cfg := &hcmv3.HttpConnectionManager{}
+			if err := protojson.Unmarshal(b, cfg); err != nil {
+				t.Errorf("%s: decoding an HCM: %v", f, err)
+				return
+			}
+			hcms++
+			if _, err := New(cfg, &testEnv{}, Options{}); err != nil {
+				t.Errorf("%s: hcm.New NACKs: %v", f, err)
+			}
+		})
+	}
+	t.Logf("%d route configurations, %d connection managers accepted", routes, hcms)
+}
+
+func walk(v any, fn func(map[string]any)) {
+	switch x := v.(type) {
+	case map[string]any:
+		fn(x)
+		for _, c := range x {
+			walk(c, fn)
+		}
+	case []any:
+		for _, c := range x {
+			walk(c, fn)
+		}
+	}
+}
