@@ -149,17 +149,7 @@ func (h *host) roundTripH2(req *http.Request, att *Attempt, done func()) (*http.
 		r2.URL = &u
 		r = &r2
 	}
-	if r.Header == nil {
-		r.Header = http.Header{}
-	}
-	_, hasUA := r.Header["User-Agent"]
-	if !hasUA {
-		r.Header["User-Agent"] = emptyUA
-	}
-	resp, err := c.cc.RoundTrip(r)
-	if !hasUA {
-		delete(r.Header, "User-Agent")
-	}
+	resp, err := c.cc.RoundTrip(noDefaultUA(r))
 	if err != nil {
 		c.finished(h.sh.cfg)
 		return nil, err

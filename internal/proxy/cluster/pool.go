@@ -228,23 +228,31 @@ func (h *host) servePending() {
 // Shared, never written.
 var emptyUA = []string{""}
 
+// noDefaultUA returns req, or when it has no User-Agent a shallow copy
+// whose header says so, never mutating the caller's header map (a mirror
+// may send the same request concurrently).
+func noDefaultUA(req *http.Request) *http.Request {
+	if _, ok := req.Header["User-Agent"]; ok {
+		return req
+	}
+	r2 := *req
+	h := make(http.Header, len(req.Header)+1)
+	for k, v := range req.Header {
+		h[k] = v
+	}
+	h["User-Agent"] = emptyUA
+	r2.Header = h
+	return &r2
+}
+
 // roundTrip sends one request over the connection and reads the response
 // head. The caller owns the connection until the body is done; stop
 // unregisters the context watch (false: the context ended and the
 // connection was poisoned).
 func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, stop func() bool, err error) {
 	stop = context.AfterFunc(ctx, c.poison)
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	_, hasUA := req.Header["User-Agent"]
-	if !hasUA {
-		req.Header["User-Agent"] = emptyUA
-	}
+	req = noDefaultUA(req)
 	err = req.Write(c.bw)
-	if !hasUA {
-		delete(req.Header, "User-Agent")
-	}
 	if err == nil {
 		err = c.bw.Flush()
 	}

@@ -111,6 +111,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			defer s.Close()
 			c := s.Get("c")
 			req, _ := http.NewRequest("GET", "http://svc/", nil)
+			req.Header.Set("User-Agent", "bench")
 			buf := make([]byte, 64)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -266,6 +267,7 @@ func BenchmarkRoundTripClientOnly(b *testing.B) {
 	defer s.Close()
 	c := s.Get("c")
 	req, _ := http.NewRequest("GET", "http://svc/", nil)
+	req.Header.Set("User-Agent", "bench")
 	buf := make([]byte, 64)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -279,5 +281,37 @@ func BenchmarkRoundTripClientOnly(b *testing.B) {
 			}
 		}
 		resp.Body.Close()
+	}
+}
+
+// The same request sent concurrently (as a mirror does) must not race on
+// its header map, with or without a User-Agent.
+func TestConcurrentSameRequest(t *testing.T) {
+	b := newBackend(t)
+	s := build(t, nil, []*clusterv3.Cluster{staticCluster("a", b.addr()), staticCluster("m", b.addr())}, nil, Options{})
+	defer s.Close()
+	req, _ := http.NewRequest("GET", "http://svc/", nil)
+	done := make(chan error, 2)
+	for _, name := range []string{"a", "m"} {
+		go func() {
+			for range 20 {
+				resp, _, err := s.Get(name).RoundTrip(req, nil)
+				if err != nil {
+					done <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			done <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := req.Header["User-Agent"]; ok {
+		t.Fatal("caller's header map was modified")
 	}
 }
