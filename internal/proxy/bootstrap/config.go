@@ -33,6 +33,7 @@ type Config struct {
 	DrainDuration time.Duration
 	PeekTimeout   time.Duration
 	DNSOverride   map[string]string // host -> ip
+	PortMap       map[uint16]uint16 // listener port -> bound port
 }
 
 // Parse reads flags for the sidecar or router command; every flag falls
@@ -79,6 +80,7 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	drain := str("drain-duration", "5s", "how long connections may drain on shutdown")
 	peek := str("protocol-detection-timeout", "5s", "how long listeners wait for the first bytes when sniffing")
 	dns := str("dns-override", "", "resolve names to fixed IPs: host=ip,host=ip")
+	portMap := str("port-map", "", "bind listeners of port A at port B instead: A=B,A=B")
 	network := str("network", "", "network name (multi-network meshes)")
 	clusterID := str("cluster-id", "", "cluster id")
 	if err := fs.Parse(args); err != nil {
@@ -142,6 +144,9 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	if c.DNSOverride, err = parseDNSOverride(*dns); err != nil {
 		fail("dns-override", err)
 	}
+	if c.PortMap, err = parsePortMap(*portMap); err != nil {
+		fail("port-map", err)
+	}
 	if c.XDS == "" {
 		fail("xds", errors.New("required"))
 	}
@@ -180,6 +185,23 @@ func parseDNSOverride(s string) (map[string]string, error) {
 			return nil, fmt.Errorf("%q: %v", kv, err)
 		}
 		out[strings.ToLower(strings.TrimSuffix(h, "."))] = ip
+	}
+	return out, nil
+}
+
+func parsePortMap(s string) (map[uint16]uint16, error) {
+	out := map[uint16]uint16{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		a, b, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		pa, errA := strconv.ParseUint(a, 10, 16)
+		pb, errB := strconv.ParseUint(b, 10, 16)
+		if !ok || errA != nil || errB != nil || pa == 0 || pb == 0 {
+			return nil, fmt.Errorf("%q: want port=port", kv)
+		}
+		out[uint16(pa)] = uint16(pb)
 	}
 	return out, nil
 }

@@ -19,7 +19,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 		"WEFT_NAME":         "from-env",
 	}
 	c, err := Parse("sidecar", []string{"--xds", "127.0.0.1:15010", "--name", "reviews-v1", "--ip", "127.0.10.3",
-		"--app-address", "127.0.11.3", "--proxy-port", "15080", "--admin-port", "0", "--drain-duration", "2s"},
+		"--app-address", "127.0.11.3", "--proxy-port", "15080", "--admin-port", "0", "--drain-duration", "2s", "--port-map", "8080=18080"},
 		func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 		len(m.Ports) != 1 || m.Ports[0].Port != 9080 || m.ProxyPort != 15080 || m.AppAddress != "127.0.11.3" || m.Capture {
 		t.Fatalf("meta %+v", m)
 	}
-	if c.DrainDuration != 2*time.Second || c.DNSOverride["httpbin.org"] != "127.0.0.9" {
+	if c.DrainDuration != 2*time.Second || c.DNSOverride["httpbin.org"] != "127.0.0.9" || c.PortMap[8080] != 18080 {
 		t.Fatalf("config %+v", c)
 	}
 	if got := c.AdminAddr(); got != "127.0.10.3:0" {
@@ -57,6 +57,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--dns-override", "a=notanip"}, "--dns-override"},
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"extra"}, "unexpected"},
+		{[]string{"--port-map", "80"}, "--port-map"},
 	} {
 		_, err := Parse("router", tc.args, func(string) string { return "" }, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

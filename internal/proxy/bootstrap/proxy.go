@@ -41,7 +41,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 	rt := runtime.New(runtime.Options{
 		Log:      log,
 		Cluster:  cluster.Options{Resolver: &Resolver{Override: cfg.DNSOverride}},
-		Listener: listener.Options{PeekTimeout: cfg.PeekTimeout, DrainTimeout: cfg.DrainDuration},
+		Listener: listener.Options{PeekTimeout: cfg.PeekTimeout, DrainTimeout: cfg.DrainDuration, PortMap: cfg.PortMap},
 	})
 	xc := xdsclient.New(xdsclient.Options{Server: cfg.XDS, Node: cfg.Meta.Node(), Handler: rt, Log: log.With("component", "xds")})
 	p := &Proxy{cfg: cfg, log: log, Runtime: rt, XDS: xc, quit: make(chan struct{}), done: make(chan struct{}), addrs: map[string]string{}}

@@ -509,3 +509,21 @@ func selfSigned(t *testing.T, dns string) (certPEM, keyPEM []byte, pool *x509.Ce
 	pool.AddCert(cert)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), pool
 }
+
+func TestPortMap(t *testing.T) {
+	target := freePort(t)
+	m := NewManager(Options{PortMap: map[uint16]uint16{8080: uint16(target)}})
+	defer m.Close(context.Background())
+	cfg := compile(t, &listenerv3.Listener{Name: "0.0.0.0_8080", Address: sockAddr("127.0.0.1", 8080), FilterChains: []*listenerv3.FilterChain{fc("gw", nil)}}, fakeDeps{})
+	if err := m.Update([]*Config{cfg}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := readLine(t, c); !strings.HasPrefix(got, "gw listener=0.0.0.0_8080") {
+		t.Fatalf("got %q", got)
+	}
+}

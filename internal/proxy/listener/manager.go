@@ -33,6 +33,10 @@ type Options struct {
 	// OriginalDst reads a connection's pre-redirect destination (default:
 	// SO_ORIGINAL_DST). Tests inject their own.
 	OriginalDst func(net.Conn) (netip.AddrPort, error)
+	// PortMap binds listeners configured on a port (key) at another port
+	// (value), e.g. a gateway's 8080 on 18080 where 8080 is taken. The
+	// configured address still names the listener for original-dst hand-off.
+	PortMap map[uint16]uint16
 }
 
 // Manager owns the bound listeners. Update and Close may be called from
@@ -149,12 +153,16 @@ func (m *Manager) Update(cfgs []*Config) error {
 		if m.live[key] != nil {
 			continue
 		}
-		ln, err := net.Listen("tcp", c.Addr.String())
+		bind := c.Addr
+		if p, ok := m.opts.PortMap[bind.Port()]; ok {
+			bind = netip.AddrPortFrom(bind.Addr(), p)
+		}
+		ln, err := net.Listen("tcp", bind.String())
 		if err != nil {
 			for _, s := range fresh {
 				s.ln.Close()
 			}
-			return fmt.Errorf("listener %q: binding %s: %w", c.Name, c.Addr, err)
+			return fmt.Errorf("listener %q: binding %s: %w", c.Name, bind, err)
 		}
 		s := &socket{key: key, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 		s.cfg.Store(c)
