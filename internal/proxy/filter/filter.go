@@ -103,6 +103,10 @@ type Config struct {
 	// StreamIdleTimeout ends a stream with no activity for this long
 	// (0: disabled).
 	StreamIdleTimeout time.Duration
+	// TrustEnvoyHeaders: honour x-envoy-upstream-rq-timeout-ms and the
+	// x-envoy-retry-* request headers (false at the edge, where Envoy
+	// treats downstreams as external).
+	TrustEnvoyHeaders bool
 }
 
 // Start resets the chain position to the first filter and runs it.

@@ -147,6 +147,7 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		return nil, fmt.Errorf("%s.path_with_escaped_slashes_action: %v not supported by weft-proxy", p, cfg.GetPathWithEscapedSlashesAction())
 	}
 	m.idInResponse = cfg.GetAlwaysSetRequestIdInResponse()
+	m.fcfg.TrustEnvoyHeaders = !m.useRemote
 	m.fcfg.StreamIdleTimeout = 5 * time.Minute // Envoy's default
 	if cfg.GetStreamIdleTimeout() != nil {
 		m.fcfg.StreamIdleTimeout = route.Dur(cfg.GetStreamIdleTimeout())

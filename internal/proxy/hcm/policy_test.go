@@ -284,3 +284,33 @@ func TestStreamIdleTimeout(t *testing.T) {
 		t.Errorf("flags %v", info.Flags)
 	}
 }
+
+func TestEnvoyRequestHeaderOverrides(t *testing.T) {
+	be := backend(t, slow(5*time.Second))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a"))))})
+	start := time.Now()
+	resp, body := get(t, client(), "http://"+p.addr+"/", "x-envoy-upstream-rq-timeout-ms", "60")
+	if resp.StatusCode != 504 || body != "upstream request timeout" || time.Since(start) > 3*time.Second {
+		t.Fatalf("timeout header: %d %q", resp.StatusCode, body)
+	}
+	p.nextInfo(t)
+
+	f := &flaky{n: 1, status: 503}
+	be2 := backend(t, f)
+	p2 := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be2}}}, routes: rc(vhost(rt("r", "/", toCluster("a")))),
+		opts: Options{Sleep: noSleep}})
+	resp, _ = get(t, client(), "http://"+p2.addr+"/", "x-envoy-retry-on", "5xx", "x-envoy-max-retries", "2")
+	if resp.StatusCode != 200 || len(f.attempts) != 2 {
+		t.Fatalf("retry headers: %d after %d attempts", resp.StatusCode, len(f.attempts))
+	}
+
+	// At the edge (use_remote_address) the headers are not trusted.
+	p3 := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a", func(a *routev3.RouteAction) {
+		a.Timeout = durationpb.New(300 * time.Millisecond)
+	})))), mutateHCM: func(h *hcmv3HCM) { h.UseRemoteAddress = wrapperspb.Bool(true) }})
+	start = time.Now()
+	resp, _ = get(t, client(), "http://"+p3.addr+"/", "x-envoy-upstream-rq-timeout-ms", "10")
+	if resp.StatusCode != 504 || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("edge honoured the header: %d after %v", resp.StatusCode, time.Since(start))
+	}
+}

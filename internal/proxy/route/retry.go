@@ -29,14 +29,58 @@ const (
 	RetryResetBeforeRequest
 )
 
-var retryNames = map[string]RetryOn{
-	"5xx": Retry5xx, "gateway-error": RetryGatewayError, "reset": RetryReset,
-	"connect-failure": RetryConnectFailure, "retriable-4xx": RetryRetriable4xx,
-	"refused-stream": RetryRefusedStream, "retriable-status-codes": RetryStatusCodes,
-	"retriable-headers": RetryHeaders, "cancelled": RetryGrpcCancelled,
-	"deadline-exceeded": RetryGrpcDeadlineExceeded, "unavailable": RetryGrpcUnavailable,
-	"resource-exhausted": RetryGrpcResourceExhausted, "internal": RetryGrpcInternal,
-	"reset-before-request": RetryResetBeforeRequest,
+// retryCondition maps one retry_on / x-envoy-retry-on name.
+func retryCondition(n string) (RetryOn, bool) {
+	switch n {
+	case "5xx":
+		return Retry5xx, true
+	case "gateway-error":
+		return RetryGatewayError, true
+	case "reset":
+		return RetryReset, true
+	case "connect-failure":
+		return RetryConnectFailure, true
+	case "retriable-4xx":
+		return RetryRetriable4xx, true
+	case "refused-stream":
+		return RetryRefusedStream, true
+	case "retriable-status-codes":
+		return RetryStatusCodes, true
+	case "retriable-headers":
+		return RetryHeaders, true
+	case "cancelled":
+		return RetryGrpcCancelled, true
+	case "deadline-exceeded":
+		return RetryGrpcDeadlineExceeded, true
+	case "unavailable":
+		return RetryGrpcUnavailable, true
+	case "resource-exhausted":
+		return RetryGrpcResourceExhausted, true
+	case "internal":
+		return RetryGrpcInternal, true
+	case "reset-before-request":
+		return RetryResetBeforeRequest, true
+	}
+	return 0, false
+}
+
+// ParseRetryOn reads a comma-separated list of conditions (the
+// x-envoy-retry-on / x-envoy-retry-grpc-on headers), skipping unknown ones
+// as Envoy does.
+func ParseRetryOn(list string) RetryOn {
+	var on RetryOn
+	for _, n := range strings.Split(list, ",") {
+		if f, ok := retryCondition(strings.TrimSpace(n)); ok {
+			on |= f
+		}
+	}
+	return on
+}
+
+// DefaultRetryPolicy is what request headers alone ask for (no route
+// policy): one retry with Envoy's default back-off.
+func DefaultRetryPolicy() *RetryPolicy {
+	return &RetryPolicy{NumRetries: 1, BackoffBase: defaultBackoffBase, BackoffMax: 10 * defaultBackoffBase}
 }
 
 // RetryPolicy is a compiled retry policy.
@@ -73,7 +117,7 @@ func compileRetry(p *routev3.RetryPolicy, path string) (*RetryPolicy, error) {
 		if n == "" {
 			continue
 		}
-		f, ok := retryNames[n]
+		f, ok := retryCondition(n)
 		if !ok {
 			return nil, fmt.Errorf("%s.retry_on: unknown retry condition %q", path, n)
 		}

@@ -73,6 +73,10 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	r := s.Req
 	a := s.Route.Action
 	policy := a.Retry
+	trust := s.Config != nil && s.Config.TrustEnvoyHeaders
+	if trust {
+		policy = retryOverrides(r.Header, policy)
+	}
 	retries := 0
 	if policy != nil {
 		retries = policy.NumRetries
@@ -133,6 +137,14 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 				d = a.GrpcTimeoutMax
 			}
 			timeout = d
+		}
+	}
+	if v, ok := r.Header["X-Envoy-Upstream-Rq-Timeout-Ms"]; ok {
+		// Envoy honours the override from trusted downstreams and never
+		// forwards it.
+		delete(r.Header, "X-Envoy-Upstream-Rq-Timeout-Ms")
+		if ms, err := strconv.ParseUint(strings.TrimSpace(v[0]), 10, 32); err == nil && trust {
+			timeout = time.Duration(ms) * time.Millisecond
 		}
 	}
 	if a.MaxStreamDuration > 0 && (timeout == 0 || a.MaxStreamDuration < timeout) {
@@ -536,4 +548,45 @@ func (b idleBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.idle.touch()
 	return n, err
+}
+
+// retryOverrides applies the x-envoy-retry-on, x-envoy-retry-grpc-on,
+// x-envoy-max-retries and x-envoy-upstream-rq-per-try-timeout-ms request
+// headers: conditions are added to the route's, the counts replace them.
+// The route's policy is copied, never changed.
+func retryOverrides(h http.Header, p *route.RetryPolicy) *route.RetryPolicy {
+	on := h["X-Envoy-Retry-On"]
+	grpcOn := h["X-Envoy-Retry-Grpc-On"]
+	maxR := h["X-Envoy-Max-Retries"]
+	perTry := h["X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms"]
+	if on == nil && grpcOn == nil && maxR == nil && perTry == nil {
+		return p
+	}
+	delete(h, "X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms")
+	var cp route.RetryPolicy
+	if p != nil {
+		cp = *p
+	} else {
+		if on == nil && grpcOn == nil {
+			return nil // counts alone do not enable retries
+		}
+		cp = *route.DefaultRetryPolicy()
+	}
+	for _, v := range on {
+		cp.On |= route.ParseRetryOn(v)
+	}
+	for _, v := range grpcOn {
+		cp.On |= route.ParseRetryOn(v)
+	}
+	if len(maxR) > 0 {
+		if n, err := strconv.ParseUint(strings.TrimSpace(maxR[0]), 10, 16); err == nil {
+			cp.NumRetries = int(n)
+		}
+	}
+	if len(perTry) > 0 {
+		if ms, err := strconv.ParseUint(strings.TrimSpace(perTry[0]), 10, 32); err == nil {
+			cp.PerTryTimeout = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return &cp
 }
