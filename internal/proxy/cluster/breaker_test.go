@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -186,9 +187,20 @@ func TestCircuitBreakerMaxRetries(t *testing.T) {
 // Many concurrent clients against maxConnections 1 / pending 1: some
 // overflow, the rest succeed, nothing else happens.
 func TestCircuitBreakerConcurrentMix(t *testing.T) {
+	for _, perConn := range []uint32{0, 1} {
+		t.Run(fmt.Sprintf("max_requests_per_connection_%d", perConn), func(t *testing.T) {
+			concurrentMix(t, perConn)
+		})
+	}
+}
+
+func concurrentMix(t *testing.T, perConn uint32) {
 	b := newBackend(t)
 	pc := staticCluster("c", b.addr())
 	pc.CircuitBreakers = breakers(1, 1, 1024, 3)
+	if perConn > 0 {
+		pc.TypedExtensionProtocolOptions = maxRequestsPerConn(t, perConn)
+	}
 	s := build(t, nil, []*clusterv3.Cluster{pc}, nil, Options{})
 	defer s.Close()
 	c := s.Get("c")
@@ -218,7 +230,13 @@ func TestCircuitBreakerConcurrentMix(t *testing.T) {
 	if ok+uo != 90 || ok == 0 {
 		t.Fatalf("ok=%d uo=%d", ok, uo)
 	}
-	if b.conns.Load() != 1 {
+	if perConn == 0 && b.conns.Load() != 1 {
 		t.Fatalf("backend saw %d connections, want 1", b.conns.Load())
+	}
+	if perConn == 1 && b.conns.Load() != int64(ok) {
+		t.Fatalf("backend saw %d connections for %d requests at one request per connection", b.conns.Load(), ok)
+	}
+	if got := s.Get("c").Stats().UpstreamRqPendingOverflow.Load(); got != uint64(uo) {
+		t.Fatalf("upstream_rq_pending_overflow = %d, want %d", got, uo)
 	}
 }

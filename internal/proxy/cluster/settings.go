@@ -54,7 +54,7 @@ type settings struct {
 	proto              protocol
 	maxRequestsPerConn int           // 0: unlimited
 	maxStreams         int           // HTTP/2 streams per connection; 0: the server's limit
-	idleTimeout        time.Duration // 0: none
+	idleTimeout        time.Duration // 0: none (Envoy's default is 1h)
 
 	panicThreshold   float64 // percent; 0 disables panic mode
 	localityWeighted bool
@@ -93,9 +93,10 @@ func compile(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Secret) (*settings
 		maxConnections: 1024, maxPending: 1024, maxRequests: 1024, maxRetries: 3,
 		panicThreshold: 50,
 		ringMin:        1024, ringMax: 8 * 1024 * 1024,
-		maglevSize: 65537,
-		lrChoices:  2,
-		dnsRefresh: durOr(pc.GetDnsRefreshRate(), 5*time.Second),
+		maglevSize:  65537,
+		lrChoices:   2,
+		dnsRefresh:  durOr(pc.GetDnsRefreshRate(), 5*time.Second),
+		idleTimeout: time.Hour,
 	}
 	if s.connectTimeout <= 0 {
 		return nil, errors.New("connect_timeout: must be positive")
@@ -292,7 +293,9 @@ func (s *settings) compileProtocol(pc *clusterv3.Cluster) error {
 			if err := allowOnly(c, path+".common_http_protocol_options.", "idle_timeout", "max_requests_per_connection"); err != nil {
 				return err
 			}
-			s.idleTimeout = durOr(c.GetIdleTimeout(), 0)
+			if c.GetIdleTimeout() != nil {
+				s.idleTimeout = c.GetIdleTimeout().AsDuration() // explicit 0 disables
+			}
 			if c.GetMaxRequestsPerConnection() != nil {
 				s.maxRequestsPerConn = int(c.GetMaxRequestsPerConnection().GetValue())
 			}
