@@ -591,3 +591,63 @@ func TestOriginalDstHeader(t *testing.T) {
 		t.Fatalf("got %q %v", name, ok)
 	}
 }
+
+func TestRingHashRoutesByKey(t *testing.T) {
+	var addrs []string
+	for range 4 {
+		addrs = append(addrs, newBackend(t).addr())
+	}
+	pc := staticCluster("c", addrs...)
+	pc.LbPolicy = clusterv3.Cluster_RING_HASH
+	s := build(t, nil, []*clusterv3.Cluster{pc}, nil, Options{})
+	defer s.Close()
+	hosts := map[string]bool{}
+	for k := range uint64(40) {
+		o := &RequestOptions{HashKey: mix64(k), HasHash: true}
+		_, _, first, err := get(t, s.Get("c"), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, _, again, _ := get(t, s.Get("c"), o); again.Host != first.Host {
+				t.Fatalf("key %d went to %s then %s", k, first.Host, again.Host)
+			}
+		}
+		hosts[first.Host] = true
+	}
+	if len(hosts) < 3 {
+		t.Fatalf("40 keys landed on only %d hosts", len(hosts))
+	}
+}
+
+func TestStrictDNSFailureKeepsHosts(t *testing.T) {
+	b := newBackend(t)
+	_, port, _ := net.SplitHostPort(b.addr())
+	var mu sync.Mutex
+	fail := false
+	res := resolverFunc(func(_ context.Context, h string) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return nil, errors.New("resolver down")
+		}
+		return []string{"127.0.0.1"}, nil
+	})
+	clock := newFakeClock()
+	pc := staticCluster("dns")
+	pc.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+	pc.LoadAssignment = assignment("dns", "svc.test:"+port)
+	s := build(t, nil, []*clusterv3.Cluster{pc}, nil, Options{Resolver: res, Clock: clock})
+	defer s.Close()
+	c := s.Get("dns")
+	served(t, c, 1)
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	clock.Advance(10 * time.Second)
+	served(t, c, 1) // triggers the failing refresh
+	waitFor(t, "refresh attempt", func() bool { return !c.dns.busy.Load() })
+	if got := served(t, c, 3); got[b.addr()] != 3 {
+		t.Fatalf("hosts lost on DNS failure: %v", got)
+	}
+}

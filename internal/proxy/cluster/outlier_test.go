@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -244,5 +245,75 @@ func TestSuccessRateEjection(t *testing.T) {
 	served(t, c, 20)
 	if bad.hits.Load() != 0 {
 		t.Fatal("low success-rate host still served")
+	}
+}
+
+func TestGatewayFailureFromConnectErrors(t *testing.T) {
+	clock := newFakeClock()
+	good := newBackend(t)
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := l.Addr().String()
+	l.Close()
+	pc := staticCluster("c", good.addr(), dead)
+	pc.OutlierDetection = &clusterv3.OutlierDetection{
+		Consecutive_5Xx:                    wrapperspb.UInt32(1000),
+		ConsecutiveGatewayFailure:          wrapperspb.UInt32(2),
+		EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(100),
+		MaxEjectionPercent:                 wrapperspb.UInt32(100),
+	}
+	s := build(t, nil, []*clusterv3.Cluster{pc}, nil, Options{Clock: clock})
+	defer s.Close()
+	c := s.Get("c")
+	for range 4 {
+		get(t, c, nil) // connect failures count as 503 (gateway errors)
+	}
+	st := c.Stats()
+	if st.OutlierEjectionsGatewayFailure.Load() != 1 {
+		t.Fatalf("gateway-failure ejections = %d", st.OutlierEjectionsGatewayFailure.Load())
+	}
+	for range 5 {
+		if _, _, att, err := get(t, c, nil); err != nil || att.Host != good.addr() {
+			t.Fatalf("after ejection: %+v %v", att, err)
+		}
+	}
+}
+
+func TestFailurePercentageEjection(t *testing.T) {
+	clock := newFakeClock()
+	var addrs []string
+	var bad *backend
+	for i := range 5 {
+		b := newBackend(t)
+		if i == 0 {
+			bad = b
+			b.status.Store(503)
+		}
+		addrs = append(addrs, b.addr())
+	}
+	pc := staticCluster("c", addrs...)
+	pc.OutlierDetection = &clusterv3.OutlierDetection{
+		Consecutive_5Xx:                wrapperspb.UInt32(1000),
+		EnforcingSuccessRate:           wrapperspb.UInt32(0),
+		EnforcingFailurePercentage:     wrapperspb.UInt32(100),
+		FailurePercentageRequestVolume: wrapperspb.UInt32(5),
+		MaxEjectionPercent:             wrapperspb.UInt32(100),
+	}
+	s := build(t, nil, []*clusterv3.Cluster{pc}, nil, Options{Clock: clock})
+	defer s.Close()
+	c := s.Get("c")
+	served(t, c, 50)
+	if c.Stats().OutlierEjectionsFailurePercent.Load() != 0 {
+		t.Fatal("ejected before the interval")
+	}
+	clock.Advance(10 * time.Second)
+	served(t, c, 1)
+	if c.Stats().OutlierEjectionsFailurePercent.Load() != 1 || c.Stats().OutlierEjectionsSuccessRate.Load() != 0 {
+		t.Fatalf("failure-percentage=%d success-rate=%d", c.Stats().OutlierEjectionsFailurePercent.Load(),
+			c.Stats().OutlierEjectionsSuccessRate.Load())
+	}
+	bad.hits.Store(0)
+	served(t, c, 20)
+	if bad.hits.Load() != 0 {
+		t.Fatal("ejected host still served")
 	}
 }
