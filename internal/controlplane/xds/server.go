@@ -15,7 +15,6 @@ import (
 	"time"
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -227,10 +226,12 @@ func (s *Server) pushAll(snap *model.Snapshot, ps []*proxyState, changeAt time.T
 func (s *Server) push(snap *model.Snapshot, p *proxyState, changeAt time.Time) {
 	proxy := &model.Proxy{Meta: p.meta, ID: p.id, Services: registry.ServicesFor(snap, p.meta)}
 	out, err := build(s.opts.Translate, snap, proxy)
+	var set *typeSet
 	var vs map[string]string
-	var items map[string][]types.Resource
 	if err == nil {
-		vs, items, err = versions(out)
+		if set, err = versions(out); err == nil {
+			vs = set.versions
+		}
 	}
 	if err == nil {
 		// An output identical to the published one was checked already.
@@ -273,10 +274,7 @@ func (s *Server) push(snap *model.Snapshot, p *proxyState, changeAt time.Time) {
 		p.versions[t] = vs[t]
 		p.changeAt[t] = changeAt
 	}
-	cs := &cachev3.Snapshot{}
-	for _, t := range Types {
-		cs.Resources[cachev3.GetResponseType(t)] = cachev3.NewResources(vs[t], items[t])
-	}
+	cs := set.snapshot()
 	s.mu.Unlock()
 	if err := s.cache.SetSnapshot(context.Background(), p.id, cs); err != nil {
 		s.log.Error("publishing snapshot", "proxy", p.id, "err", err)

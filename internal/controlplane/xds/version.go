@@ -6,45 +6,68 @@ import (
 	"fmt"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/internal/controlplane/translate"
 )
 
-// versions hashes each type's resources (deterministic proto encoding, in
-// the output's name order) so a type whose content did not change keeps
-// its version and is not re-sent.
-func versions(out *translate.Output) (map[string]string, map[string][]types.Resource, error) {
-	items := map[string][]types.Resource{}
+// typeSet is one proxy's output prepared for the cache: resources by type,
+// a content hash per type (unchanged content keeps its version, so it is
+// not re-sent) and per resource (delta xDS sends only changed resources;
+// precomputing it spares the cache a second encoding).
+type typeSet struct {
+	items      map[string][]types.Resource
+	versions   map[string]string
+	versionMap map[string]map[string]string
+}
+
+func versions(out *translate.Output) (*typeSet, error) {
+	ts := &typeSet{items: map[string][]types.Resource{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}}
 	for _, r := range out.Clusters {
-		items[resource.ClusterType] = append(items[resource.ClusterType], r)
+		ts.items[resource.ClusterType] = append(ts.items[resource.ClusterType], r)
 	}
 	for _, r := range out.Endpoints {
-		items[resource.EndpointType] = append(items[resource.EndpointType], r)
+		ts.items[resource.EndpointType] = append(ts.items[resource.EndpointType], r)
 	}
 	for _, r := range out.Listeners {
-		items[resource.ListenerType] = append(items[resource.ListenerType], r)
+		ts.items[resource.ListenerType] = append(ts.items[resource.ListenerType], r)
 	}
 	for _, r := range out.Routes {
-		items[resource.RouteType] = append(items[resource.RouteType], r)
+		ts.items[resource.RouteType] = append(ts.items[resource.RouteType], r)
 	}
 	for _, r := range out.Secrets {
-		items[resource.SecretType] = append(items[resource.SecretType], r)
+		ts.items[resource.SecretType] = append(ts.items[resource.SecretType], r)
 	}
-	vs := map[string]string{}
 	opts := proto.MarshalOptions{Deterministic: true}
+	var buf []byte
 	for _, t := range Types {
-		h := sha256.New()
-		for _, r := range items[t] {
-			b, err := opts.Marshal(r)
+		vm := make(map[string]string, len(ts.items[t]))
+		th := sha256.New()
+		for _, r := range ts.items[t] {
+			var err error
+			buf, err = opts.MarshalAppend(buf[:0], r)
 			if err != nil {
-				return nil, nil, fmt.Errorf("encoding %s: %w", ShortType(t), err)
+				return nil, fmt.Errorf("encoding %s: %w", ShortType(t), err)
 			}
-			fmt.Fprintf(h, "%d:", len(b))
-			h.Write(b)
+			sum := sha256.Sum256(buf)
+			name := cachev3.GetResourceName(r)
+			vm[name] = hex.EncodeToString(sum[:8])
+			fmt.Fprintf(th, "%s\x00%x\x00", name, sum)
 		}
-		vs[t] = hex.EncodeToString(h.Sum(nil))[:12]
+		ts.versionMap[t] = vm
+		ts.versions[t] = hex.EncodeToString(th.Sum(nil))[:12]
 	}
-	return vs, items, nil
+	return ts, nil
+}
+
+// snapshot builds the cache snapshot of a typeSet.
+func (ts *typeSet) snapshot() *cachev3.Snapshot {
+	cs := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
+	for _, t := range Types {
+		cs.Resources[cachev3.GetResponseType(t)] = cachev3.NewResources(ts.versions[t], ts.items[t])
+		cs.VersionMap[t] = ts.versionMap[t]
+	}
+	return cs
 }
