@@ -222,6 +222,12 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 			return nil, err
 		}
 		m.capture = c
+		// Proxies in namespaces reach the control plane over the bridge.
+		_, xdsPort, err := net.SplitHostPort(opts.XDSAddr)
+		if err != nil {
+			return nil, fmt.Errorf("xDS address %q: %w", opts.XDSAddr, err)
+		}
+		opts.XDSAddr = net.JoinHostPort(c.gateway(), xdsPort)
 		if err := c.assignVIPs(opts.ConfigDir); err != nil {
 			return nil, fmt.Errorf("assigning service VIPs: %w", err)
 		}

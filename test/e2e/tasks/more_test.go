@@ -444,8 +444,12 @@ spec:
 		b, _ := os.ReadFile(path)
 		return strings.Count(string(b), marker)
 	}
-	marker := "/headers?mirror-before"
+	// Before the v1-only rule propagates the default route spreads over v1
+	// and v2, so each round uses a fresh marker.
+	round := 0
 	eventually(t, 10*time.Second, "all httpbin traffic on v1", func() error {
+		round++
+		marker := fmt.Sprintf("/headers?mirror-before-%d", round)
 		for i := 0; i < 10; i++ {
 			if r := get(t, client, "http://httpbin:8000"+marker, nil); r.status != 200 {
 				return fmt.Errorf("status %d", r.status)
@@ -462,7 +466,7 @@ spec:
     mirrorPercentage:
       value: 100.0
 `)
-	marker = "/headers?mirror-after"
+	marker := "/headers?mirror-after"
 	eventually(t, 10*time.Second, "v2 receives mirrored requests", func() error {
 		r := get(t, client, "http://httpbin:8000"+marker, nil)
 		if r.status != 200 {
