@@ -135,9 +135,14 @@ func apply(t *testing.T, yaml string) {
 	if out, err := weft(t, yaml, "apply", "-f", "-"); err != nil {
 		t.Fatalf("weft apply: %v\n%s", err, out)
 	}
+	// Delete document by document: a later apply in the same test may have
+	// replaced or removed some of them already (NotFound is an error, as
+	// with kubectl), and that must not keep the rest alive.
 	t.Cleanup(func() {
-		if out, err := weft(t, yaml, "delete", "-f", "-"); err != nil {
-			t.Logf("weft delete: %v\n%s", err, out)
+		for _, doc := range strings.Split(yaml, "\n---\n") {
+			if out, err := weft(t, doc, "delete", "-f", "-"); err != nil && !strings.Contains(out, "not found") {
+				t.Logf("weft delete: %v\n%s", err, out)
+			}
 		}
 	})
 }
