@@ -173,6 +173,24 @@ func TestGRPCProxylessRouting(t *testing.T) {
 	}
 	defer conn.Close()
 	client := testgrpc.NewTestServiceClient(conn)
+	conn.Connect()
+
+	// grpc-go subscribes on its own; wait until it ACKed every type, and
+	// fail with its error_detail if it rejected something.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, out, _ := cp.Weft(t, "", "proxy-status", "client.default")
+		if strings.Contains(out, "NACK ") {
+			t.Fatalf("grpc-go rejected the control plane's config:\n%s", out)
+		}
+		if code == 0 && strings.Count(out, "SYNCED") == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grpc-go never synced (exit %d):\n%s", code, out)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
 
 	// Default: no VirtualService, round robin over all three.
 	counts := callVersions(t, client, 300, "")
@@ -211,7 +229,7 @@ func TestGRPCProxylessRouting(t *testing.T) {
 
 	// An invalid edit is rejected: status names file:line, behaviour stays.
 	cpWriteFile(t, dir, "reviews-vs.yaml", strings.Replace(vsHeader, "exact: jason", "exactly: jason", 1))
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for {
 		code, out, _ = cp.Weft(t, "", "get", "status")
 		if code == 1 && strings.Contains(out, "reviews-vs.yaml:11") {
