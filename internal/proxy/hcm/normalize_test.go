@@ -1,0 +1,51 @@
+package hcm
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNormalize(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		dots     bool
+		slashes  bool
+	}{
+		{"/a/./b", "/a/b", true, false},
+		{"/a/../b", "/b", true, false},
+		{"/a/b/..", "/a/", true, false},
+		{"/../../x", "/x", true, false},
+		{"/a//b", "/a//b", true, false},
+		{"/a//b///c", "/a/b/c", false, true},
+		{"/a/./b//c/../d", "/a/b/d", true, true},
+		{"/plain", "/plain", true, true},
+	} {
+		if got := normalize(tc.in, tc.dots, tc.slashes); got != tc.want {
+			t.Errorf("normalize(%q, %v, %v) = %q, want %q", tc.in, tc.dots, tc.slashes, got, tc.want)
+		}
+	}
+}
+
+func FuzzNormalize(f *testing.F) {
+	f.Add("/a/../b//c/./d")
+	f.Fuzz(func(t *testing.T, p string) {
+		if !strings.HasPrefix(p, "/") {
+			return
+		}
+		got := normalize(p, true, true)
+		if !strings.HasPrefix(got, "/") || strings.Contains(got, "/../") || strings.Contains(got, "/./") {
+			t.Fatalf("normalize(%q) = %q", p, got)
+		}
+	})
+}
+
+func TestRequestID(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id := requestID()
+		if len(id) != 36 || id[8] != '-' || id[14] != '4' || !strings.ContainsRune("89ab", rune(id[19])) || seen[id] {
+			t.Fatalf("bad or repeated id %q", id)
+		}
+		seen[id] = true
+	}
+}
