@@ -207,3 +207,35 @@ func TestGRPCClusterShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestNilConfigEntries: YAML like `http: [null]` decodes to nil entries;
+// translation skips them instead of crashing, in every role.
+func TestNilConfigEntries(t *testing.T) {
+	snap, p := handSnapshot()
+	vs := snap.VirtualServices[0]
+	vs.Spec.Gateways = []string{"mesh", "default/gw"}
+	vs.Spec.Http = append(vs.Spec.Http, nil, &networking.HTTPRoute{
+		Match:   []*networking.HTTPMatchRequest{nil},
+		Route:   []*networking.HTTPRouteDestination{nil, {Destination: &networking.Destination{Host: "reviews"}, Weight: 100}},
+		Mirrors: []*networking.HTTPMirrorPolicy{nil},
+	})
+	vs.Spec.Tcp = []*networking.TCPRoute{nil, {Match: []*networking.L4MatchAttributes{nil}, Route: []*networking.RouteDestination{nil}}}
+	vs.Spec.Tls = []*networking.TLSRoute{nil, {Match: []*networking.TLSMatchAttributes{nil}, Route: []*networking.RouteDestination{nil}}}
+	vs.Spec.Hosts = append(vs.Spec.Hosts, "db")
+	snap.DestinationRules[0].Spec.TrafficPolicy = &networking.TrafficPolicy{PortLevelSettings: []*networking.TrafficPolicy_PortTrafficPolicy{nil}}
+	snap.DestinationRules[0].Spec.Subsets = append(snap.DestinationRules[0].Spec.Subsets, nil)
+	gw := &networkingv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}}
+	gw.Spec.Servers = []*networking.Server{nil, {Port: &networking.Port{Number: 443, Protocol: "TLS"}, Hosts: []string{"*"}}, {Port: &networking.Port{Number: 31400, Protocol: "TCP"}, Hosts: []string{"*"}}}
+	snap.Gateways = []*networkingv1.Gateway{gw}
+	for _, mode := range []func(){
+		func() {},
+		func() { p.Meta.Capture = false; p.Meta.ProxyPort = 15080 },
+		func() { p.Meta.Type = node.Router },
+		func() { p.Meta.Type, p.Meta.Generator = node.Sidecar, "grpc" },
+	} {
+		mode()
+		if err := Build(snap, p).Check(); err != nil {
+			t.Errorf("%+v: %v", p.Meta, err)
+		}
+	}
+}

@@ -124,6 +124,9 @@ func (b *builder) buildGateway() {
 	for _, gw := range b.routerGateways() {
 		name := gw.Namespace + "/" + gw.Name
 		for _, s := range gw.Spec.Servers {
+			if s == nil {
+				continue
+			}
 			if s.GetPort() == nil || s.Port.Number == 0 {
 				continue
 			}
@@ -307,7 +310,13 @@ func (b *builder) passthroughChains(cs *chainSet, gs gatewayServer, port uint32)
 			continue
 		}
 		for _, tr := range vs.Spec.Tls {
+			if tr == nil {
+				continue
+			}
 			for _, m := range tr.Match {
+				if m == nil {
+					continue
+				}
 				if m.Port != 0 && m.Port != gs.server.Port.Number {
 					continue
 				}
@@ -340,8 +349,14 @@ func (b *builder) gatewayTCPChain(cs *chainSet, gs gatewayServer) {
 			continue
 		}
 		for _, tr := range vs.Spec.Tcp {
+			if tr == nil {
+				continue
+			}
 			applies := len(tr.Match) == 0
 			for _, m := range tr.Match {
+				if m == nil {
+					continue
+				}
 				if (m.Port == 0 || m.Port == gs.server.Port.Number) &&
 					(len(m.Gateways) == 0 || gatewayListed(resolveGateways(m.Gateways, vs.Namespace), []string{gs.name})) {
 					applies = true

@@ -240,6 +240,9 @@ func (b *builder) tcpDestinations(svc *model.Service, p *model.Port) []weightedC
 		return def
 	}
 	for _, tr := range vs.Spec.Tcp {
+		if tr == nil {
+			continue
+		}
 		if !b.l4Applies(tr.Match, p.Number) {
 			continue
 		}
@@ -255,6 +258,9 @@ func (b *builder) l4Applies(ms []*networking.L4MatchAttributes, port uint32) boo
 		return true
 	}
 	for _, m := range ms {
+		if m == nil {
+			continue
+		}
 		if (m.Port == 0 || m.Port == port) && appliesToMesh(m.Gateways) &&
 			labelsMatch(m.SourceLabels, b.p.Meta.Labels) &&
 			(m.SourceNamespace == "" || m.SourceNamespace == b.p.Meta.Namespace) {
@@ -268,6 +274,9 @@ func (b *builder) l4Applies(ms []*networking.L4MatchAttributes, port uint32) boo
 func (b *builder) routeDestinations(rs []*networking.RouteDestination, ns string, port uint32) []weightedCluster {
 	var out []weightedCluster
 	for _, r := range rs {
+		if r == nil {
+			continue
+		}
 		if len(rs) > 1 && r.Weight == 0 {
 			continue
 		}
@@ -298,7 +307,13 @@ func (b *builder) tlsRoutes(svc *model.Service, p *model.Port) []sniRoute {
 	}
 	var out []sniRoute
 	for _, tr := range vs.Spec.Tls {
+		if tr == nil {
+			continue
+		}
 		for _, m := range tr.Match {
+			if m == nil {
+				continue
+			}
 			if (m.Port != 0 && m.Port != p.Number) || !appliesToMesh(m.Gateways) || !labelsMatch(m.SourceLabels, b.p.Meta.Labels) {
 				continue
 			}

@@ -48,6 +48,9 @@ func (p *policy) apply(tp *networking.TrafficPolicy, port uint32) {
 		p.tls = tp.Tls
 	}
 	for _, pl := range tp.PortLevelSettings {
+		if pl == nil {
+			continue
+		}
 		if pl.GetPort().GetNumber() != port {
 			continue
 		}

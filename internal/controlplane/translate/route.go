@@ -52,12 +52,18 @@ func (s routeScope) listenPort() uint32 {
 func (b *builder) httpRoutes(vs *networkingv1.VirtualService, scope routeScope) []*routev3.Route {
 	var out []*routev3.Route
 	for _, hr := range vs.Spec.Http {
+		if hr == nil {
+			continue
+		}
 		if hr.GetDelegate() != nil {
 			d := b.delegate(hr.Delegate, vs.Namespace)
 			if d == nil {
 				continue // Istio drops a route whose delegate is missing or not exported
 			}
 			for _, dr := range d.Spec.Http {
+				if dr == nil {
+					continue
+				}
 				if dr.GetDelegate() != nil {
 					continue // Istio allows one level of delegation
 				}
@@ -194,6 +200,9 @@ func (b *builder) routeAction(r *routev3.Route, hr *networking.HTTPRoute, ns str
 		mirrors = append([]*networking.HTTPMirrorPolicy{{Destination: hr.Mirror, Percentage: mirrorPercent(hr)}}, mirrors...)
 	}
 	for _, mp := range mirrors {
+		if mp == nil {
+			continue
+		}
 		name, ok := b.destinationCluster(mp.Destination, ns, scope.listenPort())
 		if !ok {
 			continue
@@ -234,6 +243,9 @@ func (b *builder) setDestinations(r *routev3.Route, a *routev3.RouteAction, dest
 	var hash []*routev3.RouteAction_HashPolicy
 	hashSame := true
 	for i, d := range dests {
+		if d == nil {
+			continue
+		}
 		if len(dests) > 1 && d.Weight == 0 {
 			continue // a zero-weight destination takes no traffic
 		}
@@ -343,7 +355,7 @@ func (b *builder) destinationHash(d *networking.Destination, ns string, listenPo
 	var sub *networking.TrafficPolicy
 	for _, ss := range dr.GetSubsets() {
 		if ss.GetName() == d.Subset {
-			sub = ss.TrafficPolicy
+			sub = ss.GetTrafficPolicy()
 		}
 	}
 	return hashPolicy(effectivePolicy(dr.GetTrafficPolicy(), sub, port).lb)
