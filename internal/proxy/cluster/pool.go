@@ -29,6 +29,22 @@ type h1conn struct {
 	// poison makes pending I/O fail when the request context ends; built
 	// once per connection.
 	poison func()
+	// bodyEOF: the current request's body was read to the end.
+	bodyEOF atomic.Bool
+}
+
+// eofBody records that a request body was read to its end.
+type eofBody struct {
+	io.ReadCloser
+	eof *atomic.Bool
+}
+
+func (b *eofBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
+	return n, err
 }
 
 type connResult struct {
@@ -248,29 +264,56 @@ func noDefaultUA(req *http.Request) *http.Request {
 // roundTrip sends one request over the connection and reads the response
 // head. The caller owns the connection until the body is done; stop
 // unregisters the context watch (false: the context ended and the
-// connection was poisoned).
-func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, stop func() bool, err error) {
+// connection was poisoned). A request body is written concurrently with
+// reading the response, so an early answer (e.g. 413 before the upload
+// ends) is seen; wrote then reports the write's outcome.
+func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, stop func() bool, wrote <-chan error, err error) {
 	stop = context.AfterFunc(ctx, c.poison)
 	req = noDefaultUA(req)
-	err = req.Write(c.bw)
-	if err == nil {
-		err = c.bw.Flush()
-	}
-	if err != nil {
-		stop()
-		return nil, nil, err
+	if req.Body == nil || req.Body == http.NoBody {
+		err = req.Write(c.bw)
+		if err == nil {
+			err = c.bw.Flush()
+		}
+		if err != nil {
+			stop()
+			return nil, nil, nil, err
+		}
+	} else {
+		ch := make(chan error, 1)
+		wrote = ch
+		// Track whether the writer consumed the whole body, so that the
+		// response end can tell "upload finishing" from "upload cut short".
+		r2 := *req
+		c.bodyEOF.Store(false)
+		r2.Body = &eofBody{ReadCloser: req.Body, eof: &c.bodyEOF}
+		req = &r2
+		go func() {
+			err := req.Write(c.bw)
+			if err == nil {
+				err = c.bw.Flush()
+			}
+			ch <- err
+		}()
 	}
 	for {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			stop()
-			return nil, nil, err
+			if wrote != nil {
+				// Unblock the writer and prefer its error: it came first.
+				c.nc.Close()
+				if werr := <-wrote; werr != nil {
+					err = werr
+				}
+			}
+			return nil, nil, nil, err
 		}
 		// Skip interim responses except 101 (the connection is upgraded).
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
 		}
-		return resp, stop, nil
+		return resp, stop, wrote, nil
 	}
 }
 
@@ -283,6 +326,7 @@ type h1body struct {
 	resp     *http.Response
 	req      *http.Request
 	done     func()
+	wrote    <-chan error // request body writer, when there was a body
 	once     sync.Once
 	finished atomic.Bool
 	eof      atomic.Bool
@@ -315,6 +359,23 @@ func (b *h1body) finish() {
 			eof = false // the context ended: the deadline poisoned the conn
 		}
 		reusable := eof && !b.resp.Close && !b.req.Close
+		if b.wrote != nil {
+			select {
+			case err := <-b.wrote:
+				reusable = reusable && err == nil
+			default:
+				if !reusable || !b.c.bodyEOF.Load() {
+					// The response ended before the upload: the connection
+					// is mid-request; closing it also stops the writer.
+					reusable = false
+					break
+				}
+				// The body is all in the buffer: wait for the final flush,
+				// bounded in case the server stopped reading.
+				b.c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+				reusable = <-b.wrote == nil
+			}
+		}
 		if reusable {
 			b.c.nc.SetDeadline(time.Time{})
 		}

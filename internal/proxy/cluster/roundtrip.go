@@ -227,7 +227,7 @@ func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.
 		pc.uses++
 		att.LocalAddr = pc.local
 		att.Host = pc.remote
-		resp, stop, err := pc.roundTrip(ctx, req)
+		resp, stop, wrote, err := pc.roundTrip(ctx, req)
 		if err != nil {
 			h.putH1(pc, false)
 			// A kept-alive connection the server closed meanwhile: try a
@@ -239,16 +239,19 @@ func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			// The upgraded stream outlives the request's context.
-			if !stop() {
+			if !stop() || wrote != nil {
 				resp.Body.Close()
 				h.putH1(pc, false)
-				return nil, ctx.Err()
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return nil, errors.New("upgrade request with a body")
 			}
 			pc.nc.SetDeadline(time.Time{})
 			resp.Body = &upgraded{c: pc, done: done}
 			return resp, nil
 		}
-		resp.Body = &h1body{rc: resp.Body, c: pc, resp: resp, req: req, done: done, stop: stop}
+		resp.Body = &h1body{rc: resp.Body, c: pc, resp: resp, req: req, done: done, stop: stop, wrote: wrote}
 		return resp, nil
 	}
 }

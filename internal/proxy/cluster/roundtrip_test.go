@@ -315,3 +315,50 @@ func TestConcurrentSameRequest(t *testing.T) {
 		t.Fatal("caller's header map was modified")
 	}
 }
+
+func TestPostReusesConnection(t *testing.T) {
+	b := newBackend(t)
+	s := build(t, nil, []*clusterv3.Cluster{staticCluster("c", b.addr())}, nil, Options{})
+	defer s.Close()
+	for range 10 {
+		req, _ := http.NewRequest("POST", "http://svc/", io.NopCloser(stringsReader("payload")))
+		resp, _, err := s.Get("c").RoundTrip(req, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if b.conns.Load() != 1 {
+		t.Fatalf("%d connections for 10 sequential POSTs", b.conns.Load())
+	}
+}
+
+// An upstream answering before the upload ends (413) is relayed, not
+// turned into a reset.
+func TestEarlyResponseDuringUpload(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	s := build(t, nil, []*clusterv3.Cluster{staticCluster("c", srv.Listener.Addr().String())}, nil, Options{})
+	defer s.Close()
+	big := strings.NewReader(strings.Repeat("x", 32<<20))
+	req, _ := http.NewRequest("POST", "http://svc/", io.NopCloser(big))
+	resp, _, err := s.Get("c").RoundTrip(req, nil)
+	if err != nil {
+		t.Fatalf("early response lost: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if code, body, _, err := get(t, s.Get("c"), nil); err != nil || code != 200 || body != "ok" {
+		t.Fatalf("next request: %d %q %v", code, body, err)
+	}
+}
