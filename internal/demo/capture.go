@@ -160,7 +160,10 @@ func (c *capture) addNamespace(n int) (ns, ip string, err error) {
 	ns = fmt.Sprintf("weft-%s-%d", c.id, n)
 	ip = fmt.Sprintf("198.18.%d.%d", c.k, n+1)
 	veth := fmt.Sprintf("wv-%s-%d", c.id, n)
+	// Left over from a run that was killed: the namespace and the host end
+	// of the veth (namespace teardown is asynchronous).
 	_ = run("ip", "netns", "del", ns)
+	_ = run("ip", "link", "del", veth)
 	steps := [][]string{
 		{"ip", "netns", "add", ns},
 		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
