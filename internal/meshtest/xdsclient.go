@@ -50,6 +50,7 @@ type XDSClient struct {
 	versions  map[string]string                   // type → accepted version
 	acks      map[string]int
 	nacks     map[string]int
+	lastSize  map[string]int // resources in the last accepted response
 	err       error
 	changed   chan struct{} // closed and replaced on every change
 }
@@ -76,6 +77,7 @@ func DialXDSNode(addr string, n *corev3.Node, opts XDSClientOptions) (*XDSClient
 		versions:  map[string]string{},
 		acks:      map[string]int{},
 		nacks:     map[string]int{},
+		lastSize:  map[string]int{},
 		changed:   make(chan struct{}),
 	}
 	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
@@ -158,6 +160,7 @@ func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDisco
 				c.acks[t]++
 				c.resources[t] = rs
 				c.versions[t] = resp.GetVersionInfo()
+				c.lastSize[t] = len(rs)
 			}
 			req.VersionInfo = c.versions[t]
 		})
@@ -226,6 +229,7 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 			c.acks[t]++
 			c.resources[t] = next
 			c.versions[t] = resp.GetSystemVersionInfo()
+			c.lastSize[t] = len(resp.GetResources()) + len(resp.GetRemovedResources())
 		})
 		if err := st.Send(req); err != nil {
 			return err
@@ -279,6 +283,14 @@ func (c *XDSClient) Counts(typeURL string) (acks, nacks int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.acks[typeURL], c.nacks[typeURL]
+}
+
+// LastResponseSize returns how many resources the last accepted response
+// of a type carried (delta: added, changed and removed ones).
+func (c *XDSClient) LastResponseSize(typeURL string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastSize[typeURL]
 }
 
 // Err returns why the stream ended, if it did with an error.

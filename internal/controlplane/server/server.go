@@ -48,6 +48,7 @@ type Server struct {
 	xdsLis, monLis net.Listener
 
 	kick chan struct{} // asks the rebuild loop for a new snapshot
+	gen  uint64        // snapshots built; owned by the rebuild loop
 
 	mu       sync.Mutex
 	buildErr string // last registry.Build failure, shown in status
@@ -141,6 +142,8 @@ func (s *Server) rebuild() {
 	}
 	s.buildErr = ""
 	s.mu.Unlock()
+	s.gen++
+	snap.Version = fmt.Sprint(s.gen)
 	s.xds.Update(snap)
 }
 

@@ -311,3 +311,34 @@ func TestCheckFailureIsNotPublished(t *testing.T) {
 		t.Errorf("a translation failing the check was published")
 	}
 }
+
+func TestDeltaSendsOnlyChangedResources(t *testing.T) {
+	two := func(reviews ...string) *model.Snapshot {
+		snap := snapshot(reviews...)
+		snap.Services = append(snap.Services, &model.Service{Hostname: "ratings.default.svc.cluster.local", Name: "ratings", Namespace: "default",
+			Ports:     []*model.Port{{Name: "http", Number: 9080}},
+			Endpoints: []*model.Endpoint{{Address: "10.0.1.1", Port: 9080, ServicePort: 9080}}})
+		return snap
+	}
+	s := startServer(t, two("10.0.0.1"))
+	m := meta("delta")
+	c, err := meshtest.DialXDS(s.addr, m, meshtest.XDSClientOptions{Delta: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WaitFor(ctx(t), func(c *meshtest.XDSClient) bool { return len(c.Resources(resource.EndpointType)) == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	v := c.Version(resource.EndpointType)
+	s.Update(two("10.0.0.1", "10.0.0.2"))
+	if err := c.WaitFor(ctx(t), func(c *meshtest.XDSClient) bool { return c.Version(resource.EndpointType) != v }); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.LastResponseSize(resource.EndpointType); n != 1 {
+		t.Errorf("delta EDS update carried %d resources, want only the changed one", n)
+	}
+	if len(c.Resources(resource.EndpointType)) != 2 {
+		t.Errorf("client lost the unchanged assignment")
+	}
+}
