@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-
-	"github.com/weftmesh/weft/internal/proxy/rflag"
 )
 
 // host is one upstream endpoint with its connection pool and passive
@@ -125,46 +123,6 @@ func (h *host) connClosed() {
 	h.cxAct.Add(-1)
 	h.sh.stats.UpstreamCxActive.Add(-1)
 	h.sh.stats.UpstreamCxDestroy.Add(1)
-}
-
-// reserveConn takes a max_connections slot for a new connection.
-func (sh *shared) reserveConn() bool {
-	for {
-		n := sh.stats.UpstreamCxActive.Load()
-		if n >= sh.cfg.maxConnections {
-			return false
-		}
-		if sh.stats.UpstreamCxActive.CompareAndSwap(n, n+1) {
-			return true
-		}
-	}
-}
-
-// tryAcquire increments g when it stays within limit.
-func tryAcquire(g *atomic.Int64, limit int64) bool {
-	if g.Add(1) > limit {
-		g.Add(-1)
-		return false
-	}
-	return true
-}
-
-func overflow() error {
-	return &rflag.Error{Flag: rflag.UO, Status: 503, Details: "upstream_reset_before_response_started{overflow}"}
-}
-
-func connectFailure(err error) error {
-	return &rflag.Error{Flag: rflag.UF, Status: 503,
-		Details: "upstream_reset_before_response_started{connection_failure}", Err: err}
-}
-
-func upstreamReset(err error) error {
-	return &rflag.Error{Flag: rflag.UC, Status: 503,
-		Details: "upstream_reset_before_response_started{connection_termination}", Err: err}
-}
-
-func noHealthy() error {
-	return &rflag.Error{Flag: rflag.UH, Status: 503, Details: "no_healthy_upstream"}
 }
 
 // h2conn is one HTTP/2 client connection.

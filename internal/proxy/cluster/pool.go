@@ -131,15 +131,6 @@ func (h *host) getH1(ctx context.Context) (c *h1conn, reused bool, err error) {
 	}
 }
 
-// reserveConnOr reserves a connection slot; force skips the limit check.
-func (sh *shared) reserveConnOr(force bool) bool {
-	if force {
-		sh.stats.UpstreamCxActive.Add(1)
-		return true
-	}
-	return sh.reserveConn()
-}
-
 func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
 	nc, err := h.dial(ctx, alpnH1)
 	if err != nil {
