@@ -40,12 +40,18 @@ func cpWeftBinary(t *testing.T) string {
 			cpBuildErr = err
 			return
 		}
+		// Build beside, then rename: test processes running at the same
+		// time never see a half-written binary.
 		cpBinPath = filepath.Join(dir, "weft")
-		cmd := exec.Command("go", "build", "-o", cpBinPath, "./cmd/weft")
+		tmp := fmt.Sprintf("%s.%d", cpBinPath, os.Getpid())
+		cmd := exec.Command("go", "build", "-o", tmp, "./cmd/weft")
 		cmd.Dir = cpRepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
+			os.Remove(tmp)
 			cpBuildErr = fmt.Errorf("go build ./cmd/weft: %v\n%s", err, out)
+			return
 		}
+		cpBuildErr = os.Rename(tmp, cpBinPath)
 	})
 	if cpBuildErr != nil {
 		t.Fatal(cpBuildErr)
