@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,6 +56,19 @@ func TestMain(m *testing.M) {
 	if testing.Short() {
 		fmt.Println("skipping end-to-end task tests in -short mode")
 		os.Exit(0)
+	}
+	// The task mesh uses fixed ports, loopback IPs and namespace names:
+	// concurrent runs of this package (two checkouts, a helper's ./...)
+	// take turns. The capture-mode child runs under its parent's lock.
+	if !captureMode {
+		lock, err := os.OpenFile(filepath.Join(os.TempDir(), "weft-e2e-tasks.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			panic(err)
+		}
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			panic(err)
+		}
+		defer lock.Close()
 	}
 	_, file, _, _ := runtime.Caller(0)
 	repoRoot = filepath.Join(filepath.Dir(file), "..", "..", "..")
