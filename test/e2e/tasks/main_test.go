@@ -5,8 +5,8 @@ package tasks
 
 import (
 	"bytes"
-	"flag"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
