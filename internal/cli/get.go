@@ -77,6 +77,9 @@ func newGetCmd() *cobra.Command {
 			if kind != "" {
 				q.Set("kind", string(kind))
 			}
+			if kind == config.KindMeshConfig && ns == "" {
+				all = true // one per mesh, wherever it is written
+			}
 			if !all {
 				if ns == "" {
 					ns = "default"
