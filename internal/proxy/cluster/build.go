@@ -145,7 +145,7 @@ func newShared(pc *clusterv3.Cluster, cfg *settings, secrets map[string]*tlsv3.S
 	sh.ctx, sh.cancel = context.WithCancel(context.Background())
 	// ORIGINAL_DST hosts come and go per destination: no outlier detection.
 	if cfg.outlier != nil && cfg.disc != discOriginalDst {
-		sh.od = newDetector(cfg.outlier, o.Clock, &sh.stats, &sh.healthGen, sh.hosts)
+		sh.od = newDetector(o.Log, sh.name, cfg.outlier, o.Clock, &sh.stats, &sh.healthGen, sh.hosts)
 	}
 	return sh
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -99,8 +100,23 @@ const (
 	reasonFailurePercent
 )
 
+func (r ejectReason) String() string {
+	switch r {
+	case reason5xx:
+		return "consecutive_5xx"
+	case reasonGateway:
+		return "consecutive_gateway_failure"
+	case reasonSuccessRate:
+		return "success_rate"
+	default:
+		return "failure_percentage"
+	}
+}
+
 // detector runs outlier detection for one cluster (shared across Sets).
 type detector struct {
+	log       *slog.Logger
+	cluster   string
 	cfg       *outlierSettings
 	clock     Clock
 	stats     *Stats
@@ -110,8 +126,9 @@ type detector struct {
 	nextSweep atomic.Int64 // unix nanos
 }
 
-func newDetector(cfg *outlierSettings, clock Clock, st *Stats, gen *atomic.Uint64, hosts func() []*host) *detector {
-	d := &detector{cfg: cfg, clock: clock, stats: st, hosts: hosts, gen: gen}
+func newDetector(log *slog.Logger, cluster string, cfg *outlierSettings, clock Clock, st *Stats, gen *atomic.Uint64,
+	hosts func() []*host) *detector {
+	d := &detector{log: log, cluster: cluster, cfg: cfg, clock: clock, stats: st, hosts: hosts, gen: gen}
 	d.nextSweep.Store(clock.Now().Add(cfg.interval).UnixNano())
 	return d
 }
@@ -185,6 +202,7 @@ func (d *detector) eject(h *host, why ejectReason, enforcing uint32) {
 		dur = limit
 	}
 	o.ejectedUntil.Store(d.clock.Now().Add(dur).UnixNano())
+	d.log.Info("outlier ejected", "cluster", d.cluster, "host", h.addr, "reason", why.String(), "duration", dur)
 	o.cons5xx.Store(0)
 	o.consGateway.Store(0)
 	d.stats.OutlierEjectionsActive.Add(1)
@@ -236,6 +254,7 @@ func (d *detector) sweep(now int64) {
 		if until := o.ejectedUntil.Load(); until != 0 {
 			if now >= until {
 				o.ejectedUntil.Store(0)
+				d.log.Info("outlier returned", "cluster", d.cluster, "host", h.addr)
 				d.stats.OutlierEjectionsActive.Add(-1)
 				changed = true
 			}
