@@ -164,6 +164,14 @@ func (r *Runtime) Apply(typeURL string, res *xdsclient.Resources) error {
 	next := &snapshot{res: res, routes: map[string]*compiledRoute{}, clusters: old.clusters,
 		listeners: map[string]*compiledListener{}, warming: map[string][]string{}}
 
+	if typeURL == xdsclient.SecretType {
+		for _, name := range sortedKeys(res.Secrets) {
+			if err := checkSecret(res.Secrets[name]); err != nil {
+				return fmt.Errorf("secret %q: %w", name, err)
+			}
+		}
+	}
+
 	// Routes: recompile only what changed.
 	for _, name := range sortedKeys(res.Routes) {
 		rc := res.Routes[name]
@@ -295,6 +303,28 @@ func (d *deps) NetworkFilter(listenerName string, f *listenerv3.Filter) (listene
 		return p, nil
 	}
 	return nil, fmt.Errorf("unsupported network filter type %s", tc.GetTypeUrl())
+}
+
+// checkSecret NACKs secret kinds weft-proxy does not use (session ticket
+// keys, generic secrets) instead of ignoring them.
+func checkSecret(s *tlsv3.Secret) error {
+	if err := listener.AllowOnly(s, "secret", "name", "tls_certificate", "validation_context"); err != nil {
+		return err
+	}
+	if tc := s.GetTlsCertificate(); tc != nil {
+		if err := listener.AllowOnly(tc, "tls_certificate", "certificate_chain", "private_key"); err != nil {
+			return err
+		}
+	}
+	if vc := s.GetValidationContext(); vc != nil {
+		if err := listener.AllowOnly(vc, "validation_context", "trusted_ca", "match_typed_subject_alt_names"); err != nil {
+			return err
+		}
+	}
+	if s.GetTlsCertificate() == nil && s.GetValidationContext() == nil {
+		return fmt.Errorf("neither tls_certificate nor validation_context is set")
+	}
+	return nil
 }
 
 func missingRefs(l *listenerv3.Listener, res *xdsclient.Resources) []string {

@@ -184,3 +184,29 @@ func httpGet(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+func TestUnsupportedSecretIsNACKed(t *testing.T) {
+	a := backend(t, "a")
+	p := startProxy(t, tcpConfig("a", map[string][]string{"a": {a}}))
+	n := len(p.srv.Requests())
+	res := tcpConfig("a", map[string][]string{"a": {a}})
+	// A listener references the secret so the proxy subscribes to it.
+	l := meshtest.Listener("tls", "127.0.0.1:0", meshtest.TCPProxyFilter("a"))
+	l.FilterChains[0].TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: meshtest.Any(&tlsv3.DownstreamTlsContext{
+			CommonTlsContext: &tlsv3.CommonTlsContext{TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: "keys"}}}})}}
+	res.Listeners = append(res.Listeners, l)
+	res.Secrets = []types.Resource{&tlsv3.Secret{Name: "keys", Type: &tlsv3.Secret_SessionTicketKeys{SessionTicketKeys: &tlsv3.TlsSessionTicketKeys{}}}}
+	if err := p.srv.Set(res); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nack, _, err := p.srv.WaitRequest(ctx, n, func(r meshtest.XDSRequest) bool { return r.NACK() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nack.TypeURL != xdsclient.SecretType || !strings.Contains(nack.ErrorDetail, `secret "keys"`) || !strings.Contains(nack.ErrorDetail, "session_ticket_keys") {
+		t.Fatalf("NACK %+v", nack)
+	}
+}
