@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -23,7 +24,6 @@ type stream struct {
 	fs   filter.Stream
 	info filter.Info
 	w    respWriter
-	body countingBody
 }
 
 // ServeHTTP handles one request: prepare headers, look the route up, run
@@ -43,9 +43,12 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	st.w = respWriter{w: w, info: info, m: m}
+	var cb *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
-		st.body = countingBody{rc: r.Body, info: info}
-		r.Body = &st.body
+		// Not pooled: a transport may still read a failed attempt's body
+		// after the handler returned, and must never see the next request's.
+		cb = &countingBody{rc: r.Body}
+		r.Body = cb
 	}
 	m.prepare(r, cc, info)
 
@@ -70,6 +73,9 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		abort = m.localReply(st, err)
 	}
 	info.Duration = time.Since(info.Start)
+	if cb != nil {
+		info.BytesIn += cb.n.Load()
+	}
 	if m.onComplete != nil {
 		m.onComplete(info)
 	}
@@ -357,13 +363,13 @@ func (w *respWriter) Unwrap() http.ResponseWriter { return w.w }
 
 // countingBody counts request body bytes for the stream info.
 type countingBody struct {
-	rc   io.ReadCloser
-	info *filter.Info
+	rc io.ReadCloser
+	n  atomic.Int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	b.info.BytesIn += int64(n)
+	b.n.Add(int64(n))
 	return n, err
 }
 
