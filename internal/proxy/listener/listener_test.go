@@ -214,7 +214,7 @@ func TestSniff(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			client, server := tcpPair(t)
 			tc.send(client)
-			br := bufio.NewReaderSize(server, maxPeek)
+			br := newPeekedConn(server)
 			got := sniff(br, server, true, true, 2*time.Second)
 			if got.tls != tc.wantTLS || got.serverName != tc.wantSNI {
 				t.Fatalf("got %+v", got)
@@ -235,7 +235,7 @@ func TestSniff(t *testing.T) {
 	t.Run("server first times out", func(t *testing.T) {
 		_, server := tcpPair(t)
 		start := time.Now()
-		got := sniff(bufio.NewReader(server), server, true, true, 100*time.Millisecond)
+		got := sniff(newPeekedConn(server), server, true, true, 100*time.Millisecond)
 		if el := time.Since(start); el < 100*time.Millisecond || el > 2*time.Second {
 			t.Fatalf("sniff took %v", el)
 		}
@@ -243,6 +243,30 @@ func TestSniff(t *testing.T) {
 			t.Fatalf("got %+v from silence", got)
 		}
 	})
+}
+
+func TestPeekedConnReplays(t *testing.T) {
+	client, server := tcpPair(t)
+	go func() {
+		io.WriteString(client, "hello ")
+		io.WriteString(client, strings.Repeat("x", 100000))
+		client.(*net.TCPConn).CloseWrite()
+	}()
+	pc := newPeekedConn(server)
+	b, err := pc.Peek(5)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("peek %q %v", b, err)
+	}
+	if _, err := pc.Peek(maxPeek + 1); err == nil {
+		t.Fatal("peek beyond the limit")
+	}
+	all, err := io.ReadAll(pc)
+	if err != nil || string(all) != "hello "+strings.Repeat("x", 100000) {
+		t.Fatalf("replay lost or reordered bytes: %d bytes, %v", len(all), err)
+	}
+	if pc.pooled != nil {
+		t.Fatal("peek buffer not returned after replay")
+	}
 }
 
 // readLine reads the tag line a tagHandler sends.

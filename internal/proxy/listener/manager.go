@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -368,9 +367,9 @@ func (m *Manager) Dispatch(cfg *Config, c net.Conn, info *downstream.Info) {
 		if timeout <= 0 {
 			timeout = m.opts.PeekTimeout
 		}
-		br := bufio.NewReaderSize(c, maxPeek)
-		sn = sniff(br, c, cfg.sniffTLS, cfg.sniffHTTP, timeout)
-		conn = &peekedConn{Conn: c, r: br}
+		pc := newPeekedConn(c)
+		sn = sniff(pc, c, cfg.sniffTLS, cfg.sniffHTTP, timeout)
+		conn = pc
 	}
 	facts := &connFacts{dst: info.OriginalDst, src: info.Remote, serverName: sn.serverName, transport: "raw_buffer", alpn: sn.alpn}
 	if sn.tls {

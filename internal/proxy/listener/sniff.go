@@ -7,17 +7,76 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
-// peekedConn replays bytes read while sniffing before the rest of the
-// stream. CloseWrite is forwarded so half-close still works.
-type peekedConn struct {
-	net.Conn
-	r *bufio.Reader
+// peeker is what the inspectors need: bufio.Reader's Peek and Buffered.
+type peeker interface {
+	Peek(n int) ([]byte, error)
+	Buffered() int
 }
 
-func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+// peekedConn reads ahead into a pooled buffer while sniffing, then replays
+// those bytes before reading the connection directly again; the buffer goes
+// back to the pool once replayed, so a long-lived connection holds none.
+// CloseWrite is forwarded so half-close still works.
+type peekedConn struct {
+	net.Conn
+	buf    []byte // read but not yet consumed
+	pooled *[]byte
+}
+
+var peekPool = sync.Pool{New: func() any { b := make([]byte, 0, maxPeek); return &b }}
+
+func newPeekedConn(c net.Conn) *peekedConn {
+	bp := peekPool.Get().(*[]byte)
+	return &peekedConn{Conn: c, buf: (*bp)[:0], pooled: bp}
+}
+
+// Peek returns the next n bytes without consuming them, reading from the
+// connection as needed (at most maxPeek bytes in all).
+func (p *peekedConn) Peek(n int) ([]byte, error) {
+	if n > maxPeek {
+		return nil, bufio.ErrBufferFull
+	}
+	for len(p.buf) < n {
+		if p.pooled == nil {
+			return p.buf, io.ErrUnexpectedEOF // replay started: no more peeking
+		}
+		m, err := p.Conn.Read(p.buf[len(p.buf):cap(p.buf)])
+		p.buf = p.buf[:len(p.buf)+m]
+		if err != nil && len(p.buf) < n {
+			return p.buf, err
+		}
+	}
+	return p.buf[:n], nil
+}
+
+// Buffered is how many bytes have been read ahead.
+func (p *peekedConn) Buffered() int { return len(p.buf) }
+
+func (p *peekedConn) Read(b []byte) (int, error) {
+	if len(p.buf) == 0 {
+		p.release()
+		return p.Conn.Read(b)
+	}
+	n := copy(b, p.buf)
+	p.buf = p.buf[n:]
+	if len(p.buf) == 0 {
+		p.release()
+	}
+	return n, nil
+}
+
+func (p *peekedConn) release() {
+	if p.pooled != nil {
+		*p.pooled = (*p.pooled)[:0]
+		peekPool.Put(p.pooled)
+		p.pooled = nil
+		p.buf = nil
+	}
+}
 
 // CloseWrite half-closes the underlying connection when it can.
 func (p *peekedConn) CloseWrite() error {
@@ -41,7 +100,7 @@ type sniffed struct {
 // sniff peeks at the first bytes of c until the inspectors decide or the
 // deadline passes (then it goes on with what it has, like Envoy's
 // continue_on_listener_filters_timeout). It never consumes bytes.
-func sniff(r *bufio.Reader, c net.Conn, wantTLS, wantHTTP bool, timeout time.Duration) sniffed {
+func sniff(r peeker, c net.Conn, wantTLS, wantHTTP bool, timeout time.Duration) sniffed {
 	var out sniffed
 	if !wantTLS && !wantHTTP {
 		return out
@@ -74,7 +133,7 @@ var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
 // sniffHTTP reads until it can tell an HTTP/2 preface or an HTTP/1.x
 // request line apart from anything else.
-func sniffHTTP(r *bufio.Reader) []string {
+func sniffHTTP(r peeker) []string {
 	for n := 1; n <= 4096; n++ {
 		b, err := r.Peek(n)
 		if err != nil {
