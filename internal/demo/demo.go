@@ -69,6 +69,7 @@ type Workload struct {
 	Sample []string
 	Router bool // a gateway (weft-proxy router) instead of a sidecar
 
+	Netns     string // capture mode: the workload's network namespace
 	IP        string // pod IP: the sidecar's address
 	AppIP     string // where the app listens
 	ProxyPort uint32 // explicit HTTP proxy port on IP (0 for routers)
@@ -344,6 +345,7 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 			return fmt.Errorf("network namespace for %s: %w", w.Name, err)
 		}
 		w.AppIP = "0.0.0.0"
+		w.Netns = ns
 	}
 	if w.IP == "" {
 		if w.Router && strings.HasPrefix(w.Name, "istio-ingressgateway") {
@@ -477,6 +479,9 @@ func (m *Mesh) Workload(name string) *Workload {
 	defer m.mu.Unlock()
 	return m.workloads[name]
 }
+
+// WeftBin is the weft binary the mesh runs (samples, control plane).
+func (m *Mesh) WeftBin() string { return m.opts.WeftBin }
 
 // ConfigDir is the control plane's config directory.
 func (m *Mesh) ConfigDir() string { return m.opts.ConfigDir }

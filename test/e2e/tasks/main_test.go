@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -249,4 +250,33 @@ func productpage(t *testing.T, user string) response {
 	}
 	usersMu.Unlock()
 	return get(t, c, ingressURL("/productpage"), nil)
+}
+
+// fromWorkload makes a request the way the workload's app would: in capture
+// mode from inside its network namespace with no proxy settings (like
+// kubectl exec … curl), else through its sidecar's HTTP proxy port.
+func fromWorkload(t *testing.T, m *demo.Mesh, workload, rawURL string, hdr map[string]string) response {
+	t.Helper()
+	w := m.Workload(workload)
+	if w.Netns == "" {
+		return get(t, viaSidecar(m, workload), rawURL, hdr)
+	}
+	args := []string{"netns", "exec", w.Netns, m.WeftBin(), "sample", "curl", "-s", "-m", "30s", "-w", "\n%{http_code}", rawURL}
+	for k, v := range hdr {
+		args = append(args, "-H", k+": "+v)
+	}
+	start := time.Now()
+	out, _ := exec.Command("ip", args...).Output()
+	el := time.Since(start)
+	s := strings.TrimRight(string(out), "\n")
+	i := strings.LastIndexByte(s, '\n')
+	code, err := strconv.Atoi(s[i+1:])
+	if err != nil {
+		return response{status: -1, body: s, elapsed: el}
+	}
+	body := ""
+	if i > 0 {
+		body = s[:i]
+	}
+	return response{status: code, body: body, elapsed: el}
 }

@@ -219,7 +219,7 @@ func TestFaultInjection(t *testing.T) {
 	// productpage gives up on reviews after 3s and one retry: about 6s.
 	apply(t, ratingsDelay)
 	eventually(t, 10*time.Second, "ratings delay reaches the direct probe", func() error {
-		r := get(t, viaSidecar(m, "curl"), "http://ratings:9080/ratings/0", map[string]string{"end-user": "jason"})
+		r := fromWorkload(t, m, "curl", "http://ratings:9080/ratings/0", map[string]string{"end-user": "jason"})
 		if r.status != 200 || r.elapsed < 6*time.Second {
 			return fmt.Errorf("direct ratings call as jason: %d after %v", r.status, r.elapsed)
 		}
@@ -257,7 +257,7 @@ func TestFaultInjection(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	d := get(t, viaSidecar(m, "curl"), "http://ratings:9080/ratings/0", map[string]string{"end-user": "jason"})
+	d := fromWorkload(t, m, "curl", "http://ratings:9080/ratings/0", map[string]string{"end-user": "jason"})
 	if d.status != 500 || strings.TrimSpace(d.body) != "fault filter abort" {
 		t.Errorf("direct probe: want 500 \"fault filter abort\", got %d %q", d.status, d.body)
 	}
