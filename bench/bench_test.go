@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,14 @@ func TestSmoke(t *testing.T) {
 	for _, want := range []string{"## Method", "## latency-h1", "## Control plane", "weft-proxy idle memory"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	if len(rep.ControlPlane) == 0 && rep.CPNote == "" {
+		t.Error("control plane neither measured nor explained")
+	}
+	for _, c := range rep.ControlPlane {
+		if c.Error == "" && (c.Connected != c.Proxies || len(c.ChangeP50) == 0) {
+			t.Errorf("control plane result incomplete without an error: %+v", c)
 		}
 	}
 	if !avail["weft"] && !strings.Contains(string(md), "weft: not available: ") {
@@ -162,11 +171,11 @@ func TestParseSmokeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.rounds != 3 || o.latency >= time.Second || o.cpProxies > 100 {
+	if o.rounds != 3 || o.latency >= time.Second || len(o.cpProxies) != 1 || o.cpProxies[0] > 100 {
 		t.Errorf("smoke defaults wrong or explicit flag overridden: %+v", o)
 	}
 	o, _ = parse(nil, &bytes.Buffer{})
-	if o.cpServices != 1000 || o.cpProxies != 2000 || o.rounds != 2 {
+	if o.cpServices != 1000 || !slices.Equal(o.cpProxies, []int{100, 2000}) || o.rounds != 2 {
 		t.Errorf("full defaults: %+v", o)
 	}
 }

@@ -42,7 +42,7 @@ type cpResult struct {
 // version holding the new cluster.
 func benchControlPlane(ctx context.Context, weft, dir string, services, proxies, changes int, timeout time.Duration) cpResult {
 	r := cpResult{Services: services, Proxies: proxies}
-	cp, err := startControlPlane(ctx, weft, dir, "cp", map[string]string{"services.yaml": servicesYAML("svc", services)})
+	cp, err := startControlPlane(ctx, weft, dir, fmt.Sprintf("cp-%d", proxies), map[string]string{"services.yaml": servicesYAML("svc", services)})
 	if err != nil {
 		r.Error = err.Error()
 		return r

@@ -19,7 +19,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,11 +50,14 @@ type options struct {
 	qps          float64
 	budget       time.Duration
 	cpServices   int
-	cpProxies    int
+	cpProxies    []int
 	cpChanges    int
 	idleServices int
 	keep         bool
-	self         string // executable that serves the backend (default: this one)
+	parts        map[string]bool
+	topologies   map[string]bool
+	reserve      time.Duration // of the budget, kept for idle and control-plane parts
+	self         string        // executable that serves the backend (default: this one)
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -63,20 +68,24 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results; smoke: a temp dir)")
 	fs.StringVar(&o.bin, "bin", "", "directory with weft and weft-proxy (default <module root>/bin)")
 	fs.IntVar(&o.rounds, "rounds", 2, "interleaved rounds per cell")
-	fs.DurationVar(&o.latency, "latency-duration", 12*time.Second, "duration of a fixed-QPS latency cell, per round")
+	fs.DurationVar(&o.latency, "latency-duration", 11*time.Second, "duration of a fixed-QPS latency cell, per round")
 	fs.DurationVar(&o.max, "max-duration", 8*time.Second, "duration of a max-throughput cell, per round")
 	fs.DurationVar(&o.tail, "tail-duration", 10*time.Second, "duration of a 200-connection cell, per round")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each cell")
 	fs.Float64Var(&o.qps, "qps", 1000, "rate of the latency cells")
-	fs.DurationVar(&o.budget, "budget", 13*time.Minute, "stop starting load cells after this long")
+	fs.DurationVar(&o.budget, "budget", 13*time.Minute+30*time.Second, "the whole run's time limit: load cells stop early to leave the rest time")
 	fs.IntVar(&o.cpServices, "cp-services", 1000, "services in the control-plane benchmark")
-	fs.IntVar(&o.cpProxies, "cp-proxies", 2000, "simulated proxies in the control-plane benchmark")
+	cpProxies := fs.String("cp-proxies", "100,2000", "simulated proxies in the control-plane benchmark; a list runs each size, smallest first")
 	fs.IntVar(&o.cpChanges, "cp-changes", 3, "config changes timed in the control-plane benchmark")
 	fs.IntVar(&o.idleServices, "idle-services", 1000, "services for weft-proxy's loaded idle RSS")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
+	parts := fs.String("parts", "load,idle,cp", "what to run: load (proxy topologies), idle (weft-proxy idle RSS), cp (control plane)")
+	topos := fs.String("topologies", "direct,nginx,haproxy,caddy,weft", "topologies for the load part")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	o.parts, o.topologies = set(*parts), set(*topos)
+	o.reserve = 3*time.Minute + 30*time.Second
 	if o.smoke {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -91,13 +100,32 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		def("tail-duration", func() { o.tail = 500 * time.Millisecond })
 		def("warmup", func() { o.warmup = 0 })
 		def("qps", func() { o.qps = 200 })
-		def("budget", func() { o.budget = 40 * time.Second })
+		def("budget", func() { o.budget = 55 * time.Second })
+		o.reserve = 20 * time.Second
 		def("cp-services", func() { o.cpServices = 20 })
-		def("cp-proxies", func() { o.cpProxies = 10 })
+		def("cp-proxies", func() { *cpProxies = "10" })
 		def("cp-changes", func() { o.cpChanges = 1 })
 		def("idle-services", func() { o.idleServices = 20 })
 	}
+	for f := range set(*cpProxies) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-cp-proxies: bad size %q", f)
+		}
+		o.cpProxies = append(o.cpProxies, n)
+	}
+	slices.Sort(o.cpProxies)
 	return o, nil
+}
+
+func set(csv string) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range strings.Split(csv, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			m[f] = true
+		}
+	}
+	return m
 }
 
 // moduleRoot walks up from the working directory to go.mod.
@@ -191,6 +219,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		{"caddy", caddyBin, startCaddy, true, "client →h1/h2c→ caddy →h1 keep-alive→ caddy →h1 keep-alive→ backend"},
 	}
 	for _, p := range peers {
+		if !o.parts["load"] || !o.topologies[p.name] {
+			continue
+		}
 		if _, err := os.Stat(p.bin); err != nil {
 			rep.addTopology(&topology{Name: p.name, Hops: p.hops}, "binary missing: "+err.Error())
 			continue
@@ -206,7 +237,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		rep.addTopology(t, "")
 	}
 	weftBin, proxyBin, weftErr := weftBins(o.bin)
-	if weftErr == nil {
+	if weftErr == nil && o.parts["load"] && o.topologies["weft"] {
 		t, err := startWeft(ctx, weftBin, proxyBin, tmp)
 		if err != nil {
 			weftErr = err
@@ -216,12 +247,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			rep.addTopology(t, "")
 		}
 	}
-	if weftErr != nil {
+	if weftErr != nil && o.parts["load"] && o.topologies["weft"] {
 		log.Warn("weft: not available", "reason", weftErr)
 		rep.addTopology(&topology{Name: "weft"}, weftErr.Error())
 	}
 
-	runCells(ctx, o, log, rep, topos, began)
+	if o.parts["load"] {
+		runCells(ctx, o, log, rep, topos, began)
+	}
 	for _, t := range topos {
 		rep.addPeaks(t)
 	}
@@ -229,24 +262,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		t.close()
 	}
 
-	if weftErr == nil && ctx.Err() == nil {
+	switch {
+	case !o.parts["idle"]:
+		rep.IdleNote = "not run (-parts)"
+	case weftErr == nil && ctx.Err() == nil:
 		for _, n := range []int{0, o.idleServices} {
 			log.Info("idle weft-proxy", "services", n)
 			rep.Idle = append(rep.Idle, measureIdle(ctx, weftBin, proxyBin, tmp, n))
 		}
-	} else {
+	default:
 		rep.IdleNote = fmt.Sprintf("weft: not available: %v", weftErr)
 	}
-	if cpBin, err := controlPlaneBin(o.bin); err != nil {
+	if !o.parts["cp"] {
+		rep.CPNote = "not run (-parts)"
+	} else if cpBin, err := controlPlaneBin(o.bin); err != nil {
 		rep.CPNote = fmt.Sprintf("weft control-plane: not available: %v", err)
-	} else if ctx.Err() == nil {
-		log.Info("control plane", "services", o.cpServices, "proxies", o.cpProxies)
-		timeout := 3 * time.Minute
-		if o.smoke {
-			timeout = 20 * time.Second
+	} else {
+		for i, n := range o.cpProxies {
+			if ctx.Err() != nil {
+				break
+			}
+			// Each phase (connect, every change) of each size left gets
+			// an equal share of what is left of the budget, 10-90 s.
+			left := o.budget - time.Since(began)
+			phases := time.Duration((len(o.cpProxies) - i) * (o.cpChanges + 1))
+			timeout := min(90*time.Second, max(10*time.Second, left/phases))
+			log.Info("control plane", "services", o.cpServices, "proxies", n, "phase_timeout", timeout)
+			r := benchControlPlane(ctx, cpBin, tmp, o.cpServices, n, o.cpChanges, timeout)
+			rep.ControlPlane = append(rep.ControlPlane, r)
 		}
-		r := benchControlPlane(ctx, cpBin, tmp, o.cpServices, o.cpProxies, o.cpChanges, timeout)
-		rep.ControlPlane = &r
 	}
 	rep.Elapsed = time.Since(began).Round(time.Second).String()
 	jsonPath, mdPath, err := rep.write(o.out)
@@ -267,7 +311,7 @@ func controlPlaneBin(binDir string) (string, error) {
 	if _, err := os.Stat(weft); err != nil {
 		return "", fmt.Errorf("%s not built (make build)", weft)
 	}
-	if out, err := execHelp(weft, "control-plane", "--config-dir"); err != nil {
+	if out, err := execHelp(weft, "control-plane", "config-dir"); err != nil {
 		return "", fmt.Errorf("`weft control-plane` not implemented yet (%v: %s)", err, out)
 	}
 	return weft, nil
@@ -289,8 +333,8 @@ func runCells(ctx context.Context, o *options, log *slog.Logger, rep *report, to
 				case ctx.Err() != nil:
 					c.Skipped = "interrupted"
 					continue
-				case time.Since(began) > o.budget:
-					c.Skipped = fmt.Sprintf("time budget %v spent", o.budget)
+				case time.Since(began)+s.Duration+o.warmup > o.budget-o.reserve:
+					c.Skipped = fmt.Sprintf("time budget spent (%v, %v kept for idle and control-plane parts)", o.budget, o.reserve)
 					continue
 				}
 				url := t.URL

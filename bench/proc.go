@@ -42,7 +42,8 @@ func start(dir, label string, env []string, name string, args ...string) (*proc,
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = dir
 	// Its own process group, so stop reaches nginx's workers too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a harness killed hard does not leave proxies behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", label, err)

@@ -24,7 +24,7 @@ type report struct {
 	Summary      []summary      `json:"summary"`
 	Idle         []idleResult   `json:"weft_proxy_idle,omitempty"`
 	IdleNote     string         `json:"weft_proxy_idle_note,omitempty"`
-	ControlPlane *cpResult      `json:"control_plane,omitempty"`
+	ControlPlane []cpResult     `json:"control_plane,omitempty"`
 	CPNote       string         `json:"control_plane_note,omitempty"`
 	Elapsed      string         `json:"elapsed"`
 	started      time.Time
@@ -261,17 +261,18 @@ func (r *report) markdown() string {
 	if len(r.Idle) == 0 {
 		p("%s\n\n", orDash(r.IdleNote))
 	} else {
-		p("| services in the mesh | RSS MiB (settled) | peak RSS MiB | note |\n|---|---|---|---|\n")
+		p("| services in the mesh | clusters the proxy shows | RSS MiB (settled) | peak RSS MiB | note |\n|---|---|---|---|---|\n")
 		for _, i := range r.Idle {
-			p("| %d | %.1f | %.1f | %s |\n", i.Services, float64(i.RSSKB)/1024, float64(i.HWMKB)/1024, oneLine(i.Error))
+			p("| %d | %d | %.1f | %.1f | %s |\n", i.Services, i.Clusters, float64(i.RSSKB)/1024, float64(i.HWMKB)/1024, oneLine(i.Error))
 		}
 		p("\n")
 	}
 	p("## Control plane\n\n")
-	if c := r.ControlPlane; c == nil {
+	if len(r.ControlPlane) == 0 {
 		p("%s\n\n", orDash(r.CPNote))
-	} else {
-		p("%d services, %d simulated proxies (%d connected).\n\n", c.Services, c.Proxies, c.Connected)
+	}
+	for _, c := range r.ControlPlane {
+		p("### %d services, %d simulated proxies (%d synced)\n\n", c.Services, c.Proxies, c.Connected)
 		if c.Error != "" {
 			p("Error: %s\n\n", oneLine(c.Error))
 		}
@@ -360,8 +361,10 @@ const methodText = `## Method
 - Memory: VmHWM (peak RSS) from ` + "`/proc/<pid>/status`" + `, summed over the process tree, read at
   the end of all load cells (so it is the peak over every scenario, including 200 connections).
   weft-proxy idle: a control plane with an empty config dir, or with N Services each with one
-  WorkloadEntry, and one client sidecar; once the control plane reports every xDS type SYNCED for
-  it, VmRSS is sampled every 250 ms until three samples agree within 2 %.
+  WorkloadEntry, and one client sidecar (no traffic). Once the control plane's
+  ` + "`/api/v1/proxies`" + ` shows CDS and LDS SYNCED for it and no type STALE or NACK, VmRSS is
+  sampled every 250 ms until three samples agree within 2 %; the proxy's admin ` + "`/clusters`" + `
+  then proves it holds the N services' clusters.
 - Control plane: a real ` + "`bin/weft control-plane`" + ` with N Services (each with one
   WorkloadEntry, addresses in 198.18.0.0/16) and M simulated proxies = in-process ADS clients
   (` + "`internal/meshtest`" + `, state of the world, wildcard CDS/EDS/LDS/RDS, ACK everything) in the

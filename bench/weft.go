@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -34,7 +35,7 @@ const (
 func weftBins(binDir string) (weft, proxy string, err error) {
 	weft = filepath.Join(binDir, "weft")
 	proxy = filepath.Join(binDir, "weft-proxy")
-	for _, c := range [][]string{{weft, "control-plane", "--config-dir"}, {proxy, "sidecar", "--proxy-port"}} {
+	for _, c := range [][]string{{weft, "control-plane", "config-dir"}, {proxy, "sidecar", "proxy-port"}} {
 		if _, err := os.Stat(c[0]); err != nil {
 			return "", "", fmt.Errorf("%s not built (make build)", c[0])
 		}
@@ -230,8 +231,7 @@ type proxyStatus struct {
 	} `json:"types"`
 }
 
-// waitSynced polls the control plane until the proxy at ip has every type
-// it subscribed to in state SYNCED.
+// waitSynced polls the control plane until the proxy at ip is in sync.
 func waitSynced(ctx context.Context, cp *controlPlane, ip string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -246,9 +246,12 @@ func waitSynced(ctx context.Context, cp *controlPlane, ip string, timeout time.D
 				if !strings.Contains(p.ID, "~"+ip+"~") || len(p.Types) == 0 {
 					continue
 				}
-				synced := true
+				// Every type the control plane sent must be ACKed at its
+				// latest version; CDS and LDS must have been sent. "NOT
+				// SENT" is fine for the rest (e.g. SDS without secrets).
+				synced := p.Types["CDS"].State == "SYNCED" && p.Types["LDS"].State == "SYNCED"
 				for t, st := range p.Types {
-					if st.State != "SYNCED" {
+					if st.State != "SYNCED" && st.State != "NOT SENT" {
 						synced = false
 						last = t + "=" + st.State
 					}
@@ -256,6 +259,7 @@ func waitSynced(ctx context.Context, cp *controlPlane, ip string, timeout time.D
 				if synced {
 					return nil
 				}
+				last = fmt.Sprintf("%v", p.Types)
 			}
 		}
 		if err != nil {
@@ -296,7 +300,10 @@ func settledRSS(ctx context.Context, p *proc) int64 {
 
 // idleResult is weft-proxy's memory with nothing to do.
 type idleResult struct {
-	Services int    `json:"services"`
+	Services int `json:"services"`
+	// Clusters is how many outbound clusters of the generated services
+	// the proxy's admin /clusters showed: proof it holds the config.
+	Clusters int    `json:"clusters_seen"`
 	RSSKB    int64  `json:"rss_kb"`
 	HWMKB    int64  `json:"peak_rss_kb"`
 	Error    string `json:"error,omitempty"`
@@ -333,5 +340,37 @@ func measureIdle(ctx context.Context, weft, proxyBin, dir string, n int) idleRes
 	}
 	r.RSSKB = settledRSS(ctx, p)
 	r.HWMKB = p.memKB("VmHWM")
+	r.Clusters, err = countClusters(fmt.Sprintf("http://%s:15000/clusters", idleSidecarIP), "svc-")
+	if err != nil {
+		r.Error = "admin /clusters: " + err.Error()
+	} else if r.Clusters < n {
+		r.Error = fmt.Sprintf("proxy shows %d of %d services' clusters", r.Clusters, n)
+	}
 	return r
+}
+
+// countClusters counts distinct outbound clusters whose service name
+// starts with prefix in a proxy's /clusters listing (Envoy's text format,
+// one "name::field::value" per line).
+func countClusters(url, prefix string) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: %s", resp.Status, firstLine(b))
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, _, _ := strings.Cut(line, "::")
+		if i := strings.LastIndex(name, "|"); i >= 0 && strings.HasPrefix(name, "outbound|") && strings.HasPrefix(name[i+1:], prefix) {
+			seen[name] = true
+		}
+	}
+	return len(seen), nil
 }
