@@ -33,7 +33,11 @@ type shared struct {
 
 	healthGen atomic.Uint64 // bumped when a host's ejection state changes
 	od        *detector
-	latest    atomic.Pointer[Cluster] // newest committed Cluster: its hosts are outlier detection's population
+	// live are the Clusters (of any Set) over this state; the union of
+	// their hosts is outlier detection's population, so that an ejected
+	// host is swept (and returns) while any Set still uses it.
+	liveMu sync.Mutex
+	live   map[*Cluster]struct{}
 
 	dynMu   sync.Mutex
 	dyn     map[string]*host                 // ORIGINAL_DST hosts created on demand, by destination
@@ -110,10 +114,6 @@ func Build(prev *Set, clusters []*clusterv3.Cluster, assignments map[string]*end
 		}
 		s.clusters[name] = c
 	}
-	// Commit: outlier detection now counts the new memberships.
-	for _, c := range s.clusters {
-		c.sh.latest.Store(c)
-	}
 	return s, nil
 }
 
@@ -140,7 +140,7 @@ func buildCluster(old *Cluster, pc *clusterv3.Cluster, cla *endpointv3.ClusterLo
 }
 
 func newShared(pc *clusterv3.Cluster, cfg *settings, secrets map[string]*tlsv3.Secret, o Options) *shared {
-	sh := &shared{name: pc.GetName(), src: pc, cfg: cfg, opts: o, dyn: map[string]*host{}}
+	sh := &shared{name: pc.GetName(), src: pc, cfg: cfg, opts: o, dyn: map[string]*host{}, live: map[*Cluster]struct{}{}}
 	sh.secrets = usedSecrets(pc, secrets)
 	sh.ctx, sh.cancel = context.WithCancel(context.Background())
 	// ORIGINAL_DST hosts come and go per destination: no outlier detection.
@@ -250,6 +250,9 @@ func newCluster(sh *shared, old *Cluster, cla *endpointv3.ClusterLoadAssignment)
 	c.refs.Store(1)
 	sh.refs.Add(1)
 	c.setMembers(members)
+	sh.liveMu.Lock()
+	sh.live[c] = struct{}{}
+	sh.liveMu.Unlock()
 	if c.dns != nil {
 		c.dns.start(c)
 	}
@@ -365,16 +368,19 @@ func (c *Cluster) setMembersLocked(ms []member) {
 	c.cur.Store(c.newView(ms))
 }
 
-// hosts lists the hosts of the newest committed Cluster.
+// hosts lists the hosts of every live Cluster over sh, once each.
 func (sh *shared) hosts() []*host {
-	c := sh.latest.Load()
-	if c == nil {
-		return nil
-	}
-	ms := c.cur.Load().members
-	out := make([]*host, len(ms))
-	for i, m := range ms {
-		out[i] = m.h
+	sh.liveMu.Lock()
+	defer sh.liveMu.Unlock()
+	var out []*host
+	seen := map[*host]bool{}
+	for c := range sh.live {
+		for _, m := range c.cur.Load().members {
+			if !seen[m.h] {
+				seen[m.h] = true
+				out = append(out, m.h)
+			}
+		}
 	}
 	return out
 }
@@ -388,6 +394,9 @@ func (c *Cluster) release() {
 	if c.dns != nil {
 		c.dns.stop()
 	}
+	c.sh.liveMu.Lock()
+	delete(c.sh.live, c)
+	c.sh.liveMu.Unlock()
 	c.mu.Lock()
 	v := c.cur.Load()
 	c.mu.Unlock()

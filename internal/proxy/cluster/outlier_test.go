@@ -317,3 +317,30 @@ func TestFailurePercentageEjection(t *testing.T) {
 		t.Fatal("ejected host still served")
 	}
 }
+
+// A Build whose result is discarded (the runtime failed elsewhere and
+// closed it) must not stop the serving Set's ejected hosts from returning.
+func TestOutlierSurvivesDiscardedBuild(t *testing.T) {
+	clock := newFakeClock()
+	good, bad := newBackend(t), newBackend(t)
+	bad.status.Store(500)
+	cs := []*clusterv3.Cluster{edsCluster("c")}
+	cs[0].OutlierDetection = outlierCluster("x", 2, 100).OutlierDetection
+	as := map[string]*endpointv3.ClusterLoadAssignment{"c": assignment("c", good.addr(), bad.addr())}
+	s := build(t, nil, cs, as, Options{Clock: clock})
+	defer s.Close()
+	served(t, s.Get("c"), 4)
+	if s.Get("c").Stats().OutlierEjectionsActive.Load() != 1 {
+		t.Fatal("bad host not ejected")
+	}
+	// Endpoint change built beside, then thrown away.
+	third := newBackend(t)
+	as2 := map[string]*endpointv3.ClusterLoadAssignment{"c": assignment("c", good.addr(), third.addr())}
+	discarded := build(t, s, cs, as2, Options{Clock: clock})
+	discarded.Close()
+	bad.status.Store(0)
+	clock.Advance(31 * time.Second)
+	if got := served(t, s.Get("c"), 4); got[bad.addr()] == 0 {
+		t.Fatalf("ejected host never returned: %v", got)
+	}
+}
