@@ -272,10 +272,11 @@ type Fraction struct {
 	Num, Den uint64
 }
 
-// CompileFraction converts a FractionalPercent (nil: 100%).
+// CompileFraction converts a FractionalPercent. nil is the proto default,
+// 0% — as in Envoy, where an abort or delay without a percentage never fires.
 func CompileFraction(p *typev3.FractionalPercent) Fraction {
 	if p == nil {
-		return Fraction{Num: 100, Den: 100}
+		return Fraction{Num: 0, Den: 100}
 	}
 	f := Fraction{Num: uint64(p.GetNumerator()), Den: 100}
 	switch p.GetDenominator() {
