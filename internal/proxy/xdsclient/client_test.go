@@ -144,6 +144,15 @@ func TestSubscribeAndReady(t *testing.T) {
 				r := rec.get()
 				return r.Listeners["l2"] != nil && r.Listeners["l1"] == nil
 			})
+			// A listener that references a new route name: the RDS
+			// subscription grows and the route arrives.
+			more := fixture("l2")
+			more.Listeners = append(more.Listeners, meshtest.Listener("l3", "127.0.0.1:0", meshtest.HCMFilter("81")))
+			more.Routes = append(more.Routes, meshtest.RouteConfig("81", "backend"))
+			if err := srv.Set(more); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "second route", func() bool { return rec.get().Routes["81"] != nil && rec.get().Routes["80"] != nil })
 		})
 	}
 }
