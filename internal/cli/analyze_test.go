@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-const examples = "../../examples"
+const examplesDir = "../../examples"
 
 func runAnalyze(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -23,7 +23,7 @@ func runAnalyze(t *testing.T, stdin string, args ...string) (code int, stdout, s
 // TestAnalyzeInvalidExamples runs analyze on every examples/invalid file:
 // each must fail and print the message its "# expect:" line names.
 func TestAnalyzeInvalidExamples(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(examples, "invalid", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(examplesDir, "invalid", "*.yaml"))
 	if err != nil || len(files) < 20 {
 		t.Fatalf("found %d invalid examples (%v)", len(files), err)
 	}
@@ -58,27 +58,27 @@ func TestAnalyzeInvalidExamples(t *testing.T) {
 }
 
 func TestAnalyzeExamplesClean(t *testing.T) {
-	code, out, errs := runAnalyze(t, "", examples)
+	code, out, errs := runAnalyze(t, "", examplesDir)
 	if code != 0 || out != "" {
 		t.Fatalf("examples/: exit %d\n%s%s", code, out, errs)
 	}
 	if !strings.Contains(errs, "No validation issues found") {
 		t.Errorf("stderr = %q", errs)
 	}
-	tasks, err := os.ReadDir(filepath.Join(examples, "tasks"))
+	tasks, err := os.ReadDir(filepath.Join(examplesDir, "tasks"))
 	if err != nil || len(tasks) < 10 {
 		t.Fatalf("tasks: %d (%v)", len(tasks), err)
 	}
-	base := []string{examples}
+	base := []string{examplesDir}
 	for _, d := range tasks {
-		dir := filepath.Join(examples, "tasks", d.Name())
+		dir := filepath.Join(examplesDir, "tasks", d.Name())
 		args := append(base, dir)
 		// A task with its own mesh settings replaces examples/mesh.yaml.
 		if ownMesh(t, dir) {
 			args = []string{
-				filepath.Join(examples, "bookinfo"), filepath.Join(examples, "httpbin"),
-				filepath.Join(examples, "tcp-echo"), filepath.Join(examples, "curl"),
-				filepath.Join(examples, "egress"), dir,
+				filepath.Join(examplesDir, "bookinfo"), filepath.Join(examplesDir, "httpbin"),
+				filepath.Join(examplesDir, "tcp-echo"), filepath.Join(examplesDir, "curl"),
+				filepath.Join(examplesDir, "egress"), dir,
 			}
 		}
 		if code, out, errs := runAnalyze(t, "", args...); code != 0 || out != "" {
@@ -103,7 +103,7 @@ func ownMesh(t *testing.T, dir string) bool {
 
 // TestAnalyzeStdin: piping the files is the same as passing them.
 func TestAnalyzeStdin(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(examples, "bookinfo", "*.yaml"))
+	files, _ := filepath.Glob(filepath.Join(examplesDir, "bookinfo", "*.yaml"))
 	var all strings.Builder
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -143,7 +143,7 @@ func itoa(i int) string {
 }
 
 func TestAnalyzeOutputFormatsAndThreshold(t *testing.T) {
-	f := filepath.Join(examples, "invalid", "unreachable-rule.yaml")
+	f := filepath.Join(examplesDir, "invalid", "unreachable-rule.yaml")
 	// A warning does not fail the default threshold (Error)...
 	code, out, _ := runAnalyze(t, "", f)
 	if code != 0 || !strings.Contains(out, "Warning [IST0130]") {
@@ -153,7 +153,7 @@ func TestAnalyzeOutputFormatsAndThreshold(t *testing.T) {
 	if code, _, _ := runAnalyze(t, "", "--failure-threshold", "Info", f); code != analyzeFailedCode {
 		t.Errorf("Info threshold: exit %d", code)
 	}
-	code, out, _ = runAnalyze(t, "", "-o", "json", filepath.Join(examples, "invalid", "subset-not-found.yaml"))
+	code, out, _ = runAnalyze(t, "", "-o", "json", filepath.Join(examplesDir, "invalid", "subset-not-found.yaml"))
 	var msgs []map[string]any
 	if err := json.Unmarshal([]byte(out), &msgs); err != nil || code != analyzeFailedCode {
 		t.Fatalf("json: exit %d, %v\n%s", code, err, out)
@@ -162,7 +162,7 @@ func TestAnalyzeOutputFormatsAndThreshold(t *testing.T) {
 		msgs[0]["origin"] != "VirtualService default/reviews" || !strings.HasSuffix(msgs[0]["reference"].(string), "subset-not-found.yaml:36") {
 		t.Errorf("json messages: %v", msgs)
 	}
-	code, out, _ = runAnalyze(t, "", "-o", "yaml", filepath.Join(examples, "invalid", "subset-not-found.yaml"))
+	code, out, _ = runAnalyze(t, "", "-o", "yaml", filepath.Join(examplesDir, "invalid", "subset-not-found.yaml"))
 	var ymsgs []map[string]any
 	if err := yaml.Unmarshal([]byte(out), &ymsgs); err != nil || len(ymsgs) != 1 || ymsgs[0]["code"] != "IST0101" {
 		t.Errorf("yaml: exit %d, %v, %v", code, err, ymsgs)
@@ -176,7 +176,7 @@ func TestAnalyzeOutputFormatsAndThreshold(t *testing.T) {
 }
 
 func TestAnalyzeNamespaceFilter(t *testing.T) {
-	f := filepath.Join(examples, "invalid", "authz-unknown-namespace.yaml") // policy in namespace foo
+	f := filepath.Join(examplesDir, "invalid", "authz-unknown-namespace.yaml") // policy in namespace foo
 	if code, out, _ := runAnalyze(t, "", "-n", "default", f); code != 0 || out != "" {
 		t.Errorf("-n default: exit %d\n%s", code, out)
 	}

@@ -100,7 +100,11 @@ func LoadPaths(paths []string, opts Options) ([]*Resource, error) {
 // IgnoreFile is the name of the per-directory ignore list.
 const IgnoreFile = ".weftignore"
 
-// listFiles expands one path argument into the files to load.
+// ListFiles returns the files LoadPaths reads for one path argument: the
+// file itself, or a directory's *.yaml, *.yml and *.json files (recursive,
+// sorted, hidden entries and .weftignore matches skipped).
+func ListFiles(path string) ([]string, error) { return listFiles(path) }
+
 func listFiles(root string) ([]string, error) {
 	st, err := os.Stat(root)
 	if err != nil {
@@ -214,7 +218,10 @@ func loadStream(name string, r io.Reader, opts Options, errs *ErrorList) []*Reso
 	}
 	var out []*Resource
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
+	// One budget for the whole stream: many small documents full of
+	// aliases must not add up to unbounded work.
+	budget := maxNodeVisits + nodesPerByte*len(data)
+	for budget >= 0 {
 		var doc yaml.Node
 		err := safeDecode(dec, &doc)
 		if err == io.EOF {
@@ -224,7 +231,7 @@ func loadStream(name string, r io.Reader, opts Options, errs *ErrorList) []*Reso
 			*errs = append(*errs, yamlError(name, err))
 			break // the parser cannot resynchronise after a syntax error
 		}
-		w := &nodeWalker{file: name, errs: errs, budget: maxNodeVisits}
+		w := &nodeWalker{file: name, errs: errs, budget: &budget}
 		out = append(out, w.document(&doc, opts)...)
 	}
 	return out
@@ -383,7 +390,7 @@ func (w *nodeWalker) stampKey(from int, kind Kind, top map[string]*yaml.Node, op
 }
 
 // fork returns a walker for a sibling document: same file and error list,
-// its own field map and a fresh budget share.
+// its own field map, the shared budget.
 func (w *nodeWalker) fork() *nodeWalker {
 	return &nodeWalker{file: w.file, line0: w.line0, col0: w.col0, errs: w.errs, budget: w.budget}
 }

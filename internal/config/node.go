@@ -14,7 +14,8 @@ import (
 // "billion laughs" document blows up, so every node visit is counted.
 const (
 	maxFileBytes  = 16 << 20
-	maxNodeVisits = 1 << 20
+	maxNodeVisits = 1 << 16 // per stream, plus nodesPerByte for each input byte
+	nodesPerByte  = 4       // a node takes at least two bytes and is visited at most twice
 	maxDepth      = 200
 )
 
@@ -26,7 +27,7 @@ type nodeWalker struct {
 	col0   int
 	errs   *ErrorList
 	fields map[string]Position
-	budget int
+	budget *int // node visits left for the whole stream, shared by its documents
 	broke  bool // budget exhausted; reported once
 }
 
@@ -67,11 +68,11 @@ func (w *nodeWalker) visit(n *yaml.Node, path string) *yaml.Node {
 	if n == nil {
 		return nil
 	}
-	w.budget--
-	if w.budget < 0 {
+	*w.budget--
+	if *w.budget < 0 {
 		if !w.broke {
 			w.broke = true
-			w.errorf(n, path, "document too large or too many aliases (more than %d nodes)", maxNodeVisits)
+			w.errorf(n, path, "document too large or too many aliases (node limit reached)")
 		}
 		return nil
 	}
