@@ -12,14 +12,18 @@ import (
 // read by Options.OnComplete after the response is finished. Not safe for
 // use after OnComplete returns.
 type Info struct {
-	Start       time.Time
-	Duration    time.Duration
-	Method      string
-	Path        string // as received (before rewrites)
-	Protocol    string // HTTP/1.1, HTTP/2
-	Authority   string
-	UserAgent   string
-	XFF         string // x-forwarded-for as forwarded
+	Start     time.Time
+	Duration  time.Duration
+	Method    string
+	Path      string // as received (before rewrites)
+	Protocol  string // HTTP/1.1, HTTP/2
+	Authority string
+	UserAgent string
+	XFF       string // x-forwarded-for as forwarded
+	// ClientIP is the trusted client address (Envoy's downstream remote
+	// address after use_remote_address / xff_num_trusted_hops), which
+	// RBAC's remote_ip and access logs use.
+	ClientIP    string
 	RequestID   string
 	Status      int // 0 when no response was sent
 	Flags       rflag.Flags

@@ -1,8 +1,11 @@
 package hcm
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/weftmesh/weft/internal/proxy/downstream"
 )
 
 func TestNormalize(t *testing.T) {
@@ -47,5 +50,32 @@ func TestRequestID(t *testing.T) {
 			t.Fatalf("bad or repeated id %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	peer := &conn{info: &downstream.Info{Remote: netip.MustParseAddrPort("192.0.2.5:1234")}}
+	const xff = "203.0.113.128, 203.0.113.10, 203.0.113.1"
+	for _, tc := range []struct {
+		useRemote bool
+		hops      uint32
+		xff       string
+		want      string
+	}{
+		// Envoy's x-forwarded-for examples (XFF as seen after the
+		// connection manager appended the peer when use_remote_address).
+		{true, 0, xff + ", 192.0.2.5", "192.0.2.5"},
+		{true, 1, xff + ", 192.0.2.5", "203.0.113.1"},
+		{true, 2, xff + ", 192.0.2.5", "203.0.113.10"},
+		{false, 0, xff, "203.0.113.1"},
+		{false, 1, xff, "203.0.113.10"},
+		{false, 0, "", "192.0.2.5"},
+		{false, 5, xff, "192.0.2.5"},
+		{false, 0, "garbage", "192.0.2.5"},
+	} {
+		m := &Manager{useRemote: tc.useRemote, xffHops: tc.hops}
+		if got := m.clientIP(tc.xff, peer); got != tc.want {
+			t.Errorf("%+v: got %s", tc, got)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -104,8 +105,9 @@ func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 		h["X-Forwarded-Proto"] = schemeHdr(tls)
 	}
 	if v, ok := h["X-Forwarded-For"]; ok && len(v) > 0 {
-		info.XFF = v[0]
+		info.XFF = strings.Join(v, ", ")
 	}
+	info.ClientIP = m.clientIP(info.XFF, cc)
 	if id := h.Get("X-Request-Id"); id != "" {
 		info.RequestID = id
 	} else if m.genID {
@@ -118,6 +120,35 @@ func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 	if r.URL.Path != "" && (m.normalizePath || m.mergeSlashes) {
 		r.URL.Path = normalize(r.URL.Path, m.normalizePath, m.mergeSlashes)
 		r.URL.RawPath = ""
+	}
+}
+
+// clientIP is Envoy's "trusted client address": with use_remote_address
+// the XFF list ends with the peer address just appended; either way the
+// address xff_num_trusted_hops entries from the right is the client. With
+// no usable XFF entry it is the connection's peer.
+func (m *Manager) clientIP(xff string, cc *conn) string {
+	peer := ""
+	if cc != nil && cc.info.Remote.IsValid() {
+		peer = cc.info.Remote.Addr().Unmap().String()
+	}
+	if xff == "" || (m.useRemote && m.xffHops == 0) {
+		return peer
+	}
+	skip := int(m.xffHops)
+	for {
+		i := strings.LastIndexByte(xff, ',')
+		entry := strings.TrimSpace(xff[i+1:])
+		if skip == 0 {
+			if _, err := netip.ParseAddr(entry); err == nil {
+				return entry
+			}
+			return peer
+		}
+		if i < 0 {
+			return peer
+		}
+		xff, skip = xff[:i], skip-1
 	}
 }
 
