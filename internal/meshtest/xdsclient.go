@@ -66,7 +66,8 @@ func DialXDSNode(addr string, n *corev3.Node, opts XDSClientOptions) (*XDSClient
 	if len(opts.Types) == 0 {
 		opts.Types = DefaultXDSTypes
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20))) // large meshes exceed the 4 MiB default
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", addr, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/weftmesh/weft/internal/controlplane/registry"
 	"github.com/weftmesh/weft/internal/controlplane/store"
@@ -104,7 +105,12 @@ func New(opts Options) (*Server, error) {
 		s.xdsLis.Close()
 		return nil, fmt.Errorf("monitoring listener: %w", err)
 	}
-	s.grpc = grpc.NewServer()
+	s.grpc = grpc.NewServer(
+		// Ping idle proxies so a vanished one (no FIN) is noticed and its
+		// workload deregistered; accept clients' own keepalives.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
 	s.xds.Register(s.grpc)
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
