@@ -161,98 +161,84 @@ type connFacts struct {
 	alpn       []string
 }
 
+// Match criteria in Envoy's order.
+const (
+	stepPort = iota
+	stepDstPrefix
+	stepServerName
+	stepTransport
+	stepALPN
+	stepDirectSrc
+	stepSourceType
+	stepSrcPrefix
+	stepSrcPort
+	numSteps
+)
+
 // selectChain implements Envoy's filter chain match: the criteria are
 // checked in a fixed order, and at each step the most specific chains that
 // match win; chains that leave the criterion empty are the fallback for that
-// step only. If nothing is left, the default chain (may be nil) serves.
+// step only (no backtracking). If nothing is left, the default chain (may be
+// nil) serves.
 // https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/listener/v3/listener_components.proto#config-listener-v3-filterchainmatch
 func selectChain(chains []*chain, def *chain, f *connFacts) *chain {
-	cand := chains
-	steps := []func([]*chain, *connFacts) []*chain{
-		byPort, byDstPrefix, byServerName, byTransport, byALPN, byDirectSrc, bySourceType, bySrcPrefix, bySrcPort,
-	}
-	for _, step := range steps {
-		cand = step(cand, f)
-		if len(cand) == 0 {
-			return def
+	var buf [32]*chain
+	cand := append(buf[:0], chains...)
+	local := f.src.Addr().IsLoopback() || f.src.Addr() == f.dst.Addr()
+	sni := f.serverName
+	for i := 0; i < len(sni); i++ {
+		if c := sni[i]; c >= 'A' && c <= 'Z' {
+			sni = strings.ToLower(sni)
+			break
 		}
+	}
+	for step := 0; step < numSteps && len(cand) > 0; step++ {
+		// Pass 1: the best score; pass 2: keep chains with it, or with
+		// score 0 (criterion unset) when nothing scored above 0.
+		best := 0
+		for _, c := range cand {
+			best = max(best, score(step, m(c), f, sni, local))
+		}
+		n := 0
+		for _, c := range cand {
+			if score(step, m(c), f, sni, local) == best {
+				cand[n] = c
+				n++
+			}
+		}
+		cand = cand[:n]
+	}
+	if len(cand) == 0 {
+		return def
 	}
 	return cand[0]
 }
 
+var emptyMatch = &chainMatch{}
+
 func m(c *chain) *chainMatch {
 	if c.match == nil {
-		return &chainMatch{}
+		return emptyMatch
 	}
 	return c.match
 }
 
-// narrow keeps chains whose score is the highest positive score; if none
-// is positive, those whose criterion is empty (score 0). Negative: no match.
-func narrow(cs []*chain, score func(*chainMatch) int) []*chain {
-	best := 0
-	var top, empty []*chain
-	for _, c := range cs {
-		s := score(m(c))
-		switch {
-		case s > best:
-			best, top = s, []*chain{c}
-		case s == best && s > 0:
-			top = append(top, c)
-		case s == 0:
-			empty = append(empty, c)
-		}
-	}
-	if best > 0 {
-		return top
-	}
-	return empty
-}
-
-func byPort(cs []*chain, f *connFacts) []*chain {
-	return narrow(cs, func(cm *chainMatch) int {
+// score rates one chain for one criterion: 0 when the chain leaves it
+// unset, -1 when it does not match, higher for more specific matches.
+func score(step int, cm *chainMatch, f *connFacts, sni string, local bool) int {
+	switch step {
+	case stepPort:
 		if cm.port == 0 {
 			return 0
 		}
 		if cm.port == uint32(f.dst.Port()) {
 			return 1
 		}
-		return -1
-	})
-}
-
-// prefixScore is 1+longest matching prefix length, 0 when no prefixes, -1
-// when prefixes are listed and none contains ip.
-func prefixScore(ps []netip.Prefix, ip netip.Addr) int {
-	if len(ps) == 0 {
-		return 0
-	}
-	best := -1
-	for _, p := range ps {
-		if p.Contains(ip.Unmap()) && p.Bits()+1 > best {
-			best = p.Bits() + 1
-		}
-	}
-	return best
-}
-
-func byDstPrefix(cs []*chain, f *connFacts) []*chain {
-	return narrow(cs, func(cm *chainMatch) int { return prefixScore(cm.dstPrefixes, f.dst.Addr()) })
-}
-
-func byDirectSrc(cs []*chain, f *connFacts) []*chain {
-	return narrow(cs, func(cm *chainMatch) int { return prefixScore(cm.directSrc, f.src.Addr()) })
-}
-
-func bySrcPrefix(cs []*chain, f *connFacts) []*chain {
-	return narrow(cs, func(cm *chainMatch) int { return prefixScore(cm.srcPrefixes, f.src.Addr()) })
-}
-
-// byServerName: an exact name beats the longest wildcard suffix
-// (*.b.example.com beats *.example.com); wildcards match any depth.
-func byServerName(cs []*chain, f *connFacts) []*chain {
-	sni := strings.ToLower(f.serverName)
-	return narrow(cs, func(cm *chainMatch) int {
+	case stepDstPrefix:
+		return prefixScore(cm.dstPrefixes, f.dst.Addr())
+	case stepServerName:
+		// An exact name beats the longest wildcard suffix (*.b.example.com
+		// beats *.example.com); wildcards match any depth.
 		if len(cm.serverNames) == 0 {
 			return 0
 		}
@@ -267,47 +253,27 @@ func byServerName(cs []*chain, f *connFacts) []*chain {
 			}
 		}
 		return best
-	})
-}
-
-func byTransport(cs []*chain, f *connFacts) []*chain {
-	return narrow(cs, func(cm *chainMatch) int {
+	case stepTransport:
 		if cm.transport == "" {
 			return 0
 		}
 		if cm.transport == f.transport {
 			return 1
 		}
-		return -1
-	})
-}
-
-// byALPN: the first of the connection's protocols (in its order) that any
-// chain lists selects those chains.
-func byALPN(cs []*chain, f *connFacts) []*chain {
-	for _, p := range f.alpn {
-		var hit []*chain
-		for _, c := range cs {
-			if slices.Contains(m(c).alpn, p) {
-				hit = append(hit, c)
+	case stepALPN:
+		// The connection's first protocol (in its order) that a chain lists
+		// selects the chains listing it.
+		if len(cm.alpn) == 0 {
+			return 0
+		}
+		for i, p := range f.alpn {
+			if slices.Contains(cm.alpn, p) {
+				return len(f.alpn) - i
 			}
 		}
-		if len(hit) > 0 {
-			return hit
-		}
-	}
-	var empty []*chain
-	for _, c := range cs {
-		if len(m(c).alpn) == 0 {
-			empty = append(empty, c)
-		}
-	}
-	return empty
-}
-
-func bySourceType(cs []*chain, f *connFacts) []*chain {
-	local := f.src.Addr().IsLoopback() || f.src.Addr() == f.dst.Addr()
-	return narrow(cs, func(cm *chainMatch) int {
+	case stepDirectSrc:
+		return prefixScore(cm.directSrc, f.src.Addr())
+	case stepSourceType:
 		switch cm.sourceType {
 		case listenerv3.FilterChainMatch_ANY:
 			return 0
@@ -320,18 +286,31 @@ func bySourceType(cs []*chain, f *connFacts) []*chain {
 				return 1
 			}
 		}
-		return -1
-	})
-}
-
-func bySrcPort(cs []*chain, f *connFacts) []*chain {
-	return narrow(cs, func(cm *chainMatch) int {
+	case stepSrcPrefix:
+		return prefixScore(cm.srcPrefixes, f.src.Addr())
+	case stepSrcPort:
 		if len(cm.srcPorts) == 0 {
 			return 0
 		}
 		if slices.Contains(cm.srcPorts, uint32(f.src.Port())) {
 			return 1
 		}
-		return -1
-	})
+	}
+	return -1
+}
+
+// prefixScore is 1+longest matching prefix length, 0 when no prefixes, -1
+// when prefixes are listed and none contains ip.
+func prefixScore(ps []netip.Prefix, ip netip.Addr) int {
+	if len(ps) == 0 {
+		return 0
+	}
+	ip = ip.Unmap()
+	best := -1
+	for _, p := range ps {
+		if p.Contains(ip) && p.Bits()+1 > best {
+			best = p.Bits() + 1
+		}
+	}
+	return best
 }

@@ -88,3 +88,18 @@ func BenchmarkSelectChain(b *testing.B) {
 func netipAddrPort(port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), port)
 }
+
+func BenchmarkSelectChainSmall(b *testing.B) {
+	var chains []*chain
+	for p := uint32(9000); p < 9005; p++ {
+		chains = append(chains, &chain{name: "p", match: &chainMatch{port: p, transport: "raw_buffer"}})
+		chains = append(chains, &chain{name: "t", match: &chainMatch{port: p, transport: "tls", alpn: []string{"istio"}}})
+	}
+	f := &connFacts{dst: netipAddrPort(9003), transport: "tls", alpn: []string{"istio", "h2"}}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if c := selectChain(chains, nil, f); c == nil || c.name != "t" {
+			b.Fatal("wrong chain")
+		}
+	}
+}
