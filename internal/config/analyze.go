@@ -78,11 +78,16 @@ var (
 		"Conflict with gateways %s (workload selector %s, port %s, hosts %v)."}
 	msgGatewayPortNotOnService = msgType{"IST0162", "GatewayPortNotDefinedOnService", LevelWarning,
 		"The gateway is listening on a target port (port %d) that is not defined in the Service associated with its workload instances (Pod selector %s). If you need to access the gateway port through the gateway Service, it will not be available."}
+	msgIneffectivePolicy = msgType{"IST0167", "IneffectivePolicy", LevelWarning, "The policy has no impact: %s."}
 	// Weft's own: Istio has no message for it. When several
 	// DestinationRules for one host are merged, the first subset of a name
 	// wins and the others are silently dropped.
 	msgDuplicateSubset = msgType{"WFT0001", "DuplicateSubset", LevelWarning,
 		"Subset %q of host %s is also defined by DestinationRule %s; only the first definition is used."}
+	// Weft's own: an ALLOW policy without rules is Istio's "allow-nothing"
+	// idiom; it is legal, but often a mistake, so it is only an Info.
+	msgAllowNothing = msgType{"WFT0002", "AllowNothing", LevelInfo,
+		"AuthorizationPolicy with action ALLOW and no rules denies every request to the workloads it selects%s."}
 )
 
 // Message is one analysis finding.

@@ -235,6 +235,23 @@ func analyzeAuthorization(ix *index) []*Message {
 	}
 	for _, r := range ix.byKind[KindAuthorizationPolicy] {
 		ap := r.Spec.(*security.AuthorizationPolicy)
+		// Istio semantics: a policy without rules matches no request, so
+		// DENY/AUDIT/CUSTOM do nothing, while ALLOW leaves nothing allowed.
+		if len(ap.Rules) == 0 {
+			switch ap.Action {
+			case security.AuthorizationPolicy_ALLOW:
+				scope := ""
+				if ap.Selector == nil && ap.TargetRef == nil && len(ap.TargetRefs) == 0 {
+					scope = " (every workload in namespace " + r.Namespace + ")"
+					if r.Namespace == ix.rootNS {
+						scope = " (every workload in the mesh)"
+					}
+				}
+				out = append(out, newMessage(msgAllowNothing, r, "spec", scope))
+			default:
+				out = append(out, newMessage(msgIneffectivePolicy, r, "spec", "action "+ap.Action.String()+" without rules matches no request"))
+			}
+		}
 		for i, rule := range ap.Rules {
 			for j, f := range rule.GetFrom() {
 				src := f.GetSource()
