@@ -26,10 +26,12 @@ type shared struct {
 	secrets map[string]*tlsv3.Secret // the secrets compile saw, by name referenced
 	cfg     *settings
 	opts    Options
-	stats   Stats
-	refs    atomic.Int32
-	ctx     context.Context // cancelled when the last Cluster using it is released
-	cancel  context.CancelFunc
+	// stats persist across updates of the same cluster name (Envoy keeps
+	// stats by name in its store): a changed cluster inherits them.
+	stats  *Stats
+	refs   atomic.Int32
+	ctx    context.Context // cancelled when the last Cluster using it is released
+	cancel context.CancelFunc
 
 	healthGen atomic.Uint64 // bumped when a host's ejection state changes
 	od        *detector
@@ -130,7 +132,11 @@ func buildCluster(old *Cluster, pc *clusterv3.Cluster, cla *endpointv3.ClusterLo
 	if err != nil {
 		return nil, err
 	}
-	sh := newShared(pc, cfg, secrets, o)
+	var st *Stats
+	if old != nil {
+		st = old.sh.stats
+	}
+	sh := newShared(pc, cfg, secrets, o, st)
 	c, err := newCluster(sh, nil, cla)
 	if err != nil {
 		sh.cancel()
@@ -139,13 +145,16 @@ func buildCluster(old *Cluster, pc *clusterv3.Cluster, cla *endpointv3.ClusterLo
 	return c, nil
 }
 
-func newShared(pc *clusterv3.Cluster, cfg *settings, secrets map[string]*tlsv3.Secret, o Options) *shared {
-	sh := &shared{name: pc.GetName(), src: pc, cfg: cfg, opts: o, dyn: map[string]*host{}, live: map[*Cluster]struct{}{}}
+func newShared(pc *clusterv3.Cluster, cfg *settings, secrets map[string]*tlsv3.Secret, o Options, st *Stats) *shared {
+	if st == nil {
+		st = &Stats{}
+	}
+	sh := &shared{stats: st, name: pc.GetName(), src: pc, cfg: cfg, opts: o, dyn: map[string]*host{}, live: map[*Cluster]struct{}{}}
 	sh.secrets = usedSecrets(pc, secrets)
 	sh.ctx, sh.cancel = context.WithCancel(context.Background())
 	// ORIGINAL_DST hosts come and go per destination: no outlier detection.
 	if cfg.outlier != nil && cfg.disc != discOriginalDst {
-		sh.od = newDetector(o.Log, sh.name, cfg.outlier, o.Clock, &sh.stats, &sh.healthGen, sh.hosts)
+		sh.od = newDetector(o.Log, sh.name, cfg.outlier, o.Clock, sh.stats, &sh.healthGen, sh.hosts)
 	}
 	return sh
 }
@@ -410,6 +419,7 @@ func (c *Cluster) release() {
 
 func (sh *shared) close() {
 	sh.cancel()
+	sh.od.retire()
 	sh.dynMu.Lock()
 	dyn := sh.dyn
 	sh.dyn = map[string]*host{}

@@ -127,9 +127,11 @@ func (s *Set) Close() {
 // Name is the cluster name, e.g. outbound|9080||reviews.default.svc.cluster.local.
 func (c *Cluster) Name() string { return c.name }
 
-// Stats returns the cluster's counters (shared by every Set that carried the
-// cluster unchanged).
-func (c *Cluster) Stats() *Stats { return &c.sh.stats }
+// Stats returns the cluster's counters. Like Envoy's stats store, they
+// persist across updates of the cluster with the same name; the gauges
+// (active connections and requests) then count the draining old pools too,
+// and so do the circuit breakers built on them.
+func (c *Cluster) Stats() *Stats { return c.sh.stats }
 
 // OriginalDstHeader reports, for ORIGINAL_DST clusters with
 // original_dst_lb_config.use_http_header, the request header whose value

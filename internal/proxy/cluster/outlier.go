@@ -124,6 +124,7 @@ type detector struct {
 	gen       *atomic.Uint64 // bumped when ejection state changes
 	mu        sync.Mutex
 	nextSweep atomic.Int64 // unix nanos
+	active    atomic.Int64 // this detector's share of ejections_active
 }
 
 func newDetector(log *slog.Logger, cluster string, cfg *outlierSettings, clock Clock, st *Stats, gen *atomic.Uint64,
@@ -206,6 +207,7 @@ func (d *detector) eject(h *host, why ejectReason, enforcing uint32) {
 	o.cons5xx.Store(0)
 	o.consGateway.Store(0)
 	d.stats.OutlierEjectionsActive.Add(1)
+	d.active.Add(1)
 	d.stats.OutlierEjectionsEnforcedTotal.Add(1)
 	switch why {
 	case reason5xx:
@@ -256,6 +258,7 @@ func (d *detector) sweep(now int64) {
 				o.ejectedUntil.Store(0)
 				d.log.Info("outlier returned", "cluster", d.cluster, "host", h.addr)
 				d.stats.OutlierEjectionsActive.Add(-1)
+				d.active.Add(-1)
 				changed = true
 			}
 			continue
@@ -301,5 +304,13 @@ func (d *detector) sweep(now int64) {
 				d.eject(s.h, reasonFailurePercent, d.cfg.enforcingFailurePercent)
 			}
 		}
+	}
+}
+
+// retire removes this detector's ejections from the shared gauge when its
+// cluster state goes away (stats outlive it).
+func (d *detector) retire() {
+	if d != nil {
+		d.stats.OutlierEjectionsActive.Add(-d.active.Swap(0))
 	}
 }

@@ -136,7 +136,7 @@ func (c *Cluster) RoundTrip(req *http.Request, o *RequestOptions) (*http.Respons
 		o = &noOptions
 	}
 	sh := c.sh
-	st := &sh.stats
+	st := sh.stats
 	retry := false
 	if o.Retry {
 		st.UpstreamRqRetry.Add(1)
