@@ -59,7 +59,7 @@ func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
 		if _, dup := b.byHost[s.Hostname]; dup {
 			continue // first source wins, as Istio does for duplicate hosts
 		}
-		s = withoutNilPorts(s)
+		s = usablePorts(s)
 		b.services = append(b.services, s)
 		b.byHost[s.Hostname] = s
 	}
@@ -83,15 +83,15 @@ func (b *builder) rootNamespace() string {
 // domainSuffix is the cluster DNS domain used to expand short host names.
 func (b *builder) domainSuffix() string { return "cluster.local" }
 
-// withoutNilPorts returns svc, or a shallow copy without nil ports (the
-// snapshot itself is never modified).
-func withoutNilPorts(svc *model.Service) *model.Service {
+// usablePorts returns svc, or a shallow copy keeping only ports that can
+// be translated (not nil, 1-65535); the snapshot itself is never modified.
+func usablePorts(svc *model.Service) *model.Service {
 	for _, p := range svc.Ports {
-		if p == nil {
+		if !validPort(p) {
 			c := *svc
 			c.Ports = nil
 			for _, p := range svc.Ports {
-				if p != nil {
+				if validPort(p) {
 					c.Ports = append(c.Ports, p)
 				}
 			}
@@ -100,3 +100,5 @@ func withoutNilPorts(svc *model.Service) *model.Service {
 	}
 	return svc
 }
+
+func validPort(p *model.Port) bool { return p != nil && p.Number > 0 && p.Number <= 65535 }

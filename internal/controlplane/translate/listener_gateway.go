@@ -127,10 +127,13 @@ func (b *builder) buildGateway() {
 			if s == nil {
 				continue
 			}
-			if s.GetPort() == nil || s.Port.Number == 0 {
+			if s.GetPort() == nil || s.Port.Number == 0 || s.Port.Number > 65535 {
 				continue
 			}
 			tp := b.targetPort(s.Port.Number)
+			if tp > 65535 {
+				continue
+			}
 			if _, ok := byPort[tp]; !ok {
 				ports = append(ports, tp)
 			}

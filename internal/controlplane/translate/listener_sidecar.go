@@ -40,6 +40,9 @@ func (b *builder) inboundPorts() []inboundPort {
 			if ep == nil || ep.Address != b.p.Meta.IP {
 				continue
 			}
+			if ep.Port == 0 || ep.Port > 65535 {
+				continue
+			}
 			if sp := findPort(svc, ep.ServicePort); sp != nil {
 				if _, ok := seen[ep.Port]; !ok {
 					seen[ep.Port] = portProtocol(sp)
@@ -48,7 +51,7 @@ func (b *builder) inboundPorts() []inboundPort {
 		}
 	}
 	for _, mp := range b.p.Meta.Ports {
-		if _, ok := seen[mp.Port]; !ok && mp.Port != 0 {
+		if _, ok := seen[mp.Port]; !ok && mp.Port != 0 && mp.Port <= 65535 {
 			seen[mp.Port] = portProtocol(&model.Port{Name: mp.Name, Protocol: mp.Protocol})
 		}
 	}
@@ -92,6 +95,15 @@ func (b *builder) inboundChains(ip inboundPort, match func() *listenerv3.FilterC
 	return []*listenerv3.FilterChain{tcpChain()}
 }
 
+// bindIP is where explicit-mode listeners bind: the workload IP (any
+// address if the proxy announced none).
+func (b *builder) bindIP() string {
+	if b.p.Meta.IP == "" {
+		return "0.0.0.0"
+	}
+	return b.p.Meta.IP
+}
+
 // buildInbound emits virtualInbound (capture) or one listener per workload
 // port bound at the workload IP (explicit).
 func (b *builder) buildInbound() {
@@ -115,8 +127,8 @@ func (b *builder) buildInbound() {
 		return
 	}
 	for _, ip := range ports {
-		name := b.p.Meta.IP + "_" + itoa(ip.port)
-		l := &listenerv3.Listener{Name: name, Address: socketAddress(b.p.Meta.IP, ip.port)}
+		name := b.bindIP() + "_" + itoa(ip.port)
+		l := &listenerv3.Listener{Name: name, Address: socketAddress(b.bindIP(), ip.port)}
 		chains := b.inboundChains(ip, func() *listenerv3.FilterChainMatch { return nil })
 		if ip.proto == protoAuto {
 			l.ListenerFilters = listenerFilters("http_inspector")
@@ -353,7 +365,7 @@ func (b *builder) tlsChains(cs *chainSet, svc *model.Service, p *model.Port) {
 // TLS ports, and the catch-all for unknown hosts.
 func (b *builder) buildExplicitOutbound() {
 	b.addPassthrough(true)
-	if b.p.Meta.ProxyPort == 0 {
+	if b.p.Meta.ProxyPort == 0 || b.p.Meta.ProxyPort > 65535 {
 		return
 	}
 	// Without SO_ORIGINAL_DST every original-destination cluster takes
@@ -409,7 +421,7 @@ func (b *builder) buildExplicitOutbound() {
 	b.routes[rc.Name] = rc
 	b.listeners[explicitProxyName] = &listenerv3.Listener{
 		Name:    explicitProxyName,
-		Address: socketAddress(b.p.Meta.IP, b.p.Meta.ProxyPort),
+		Address: socketAddress(b.bindIP(), b.p.Meta.ProxyPort),
 		FilterChains: []*listenerv3.FilterChain{{
 			Name:    explicitProxyName,
 			Filters: []*listenerv3.Filter{hcmFilter(hcmOptions{statPrefix: explicitProxyName, rds: rc.Name, connect: true})},
