@@ -125,6 +125,7 @@ type detector struct {
 	mu        sync.Mutex
 	nextSweep atomic.Int64 // unix nanos
 	active    atomic.Int64 // this detector's share of ejections_active
+	retired   bool         // under mu: the cluster state is gone, change nothing
 }
 
 func newDetector(log *slog.Logger, cluster string, cfg *outlierSettings, clock Clock, st *Stats, gen *atomic.Uint64,
@@ -182,7 +183,7 @@ func (d *detector) eject(h *host, why ejectReason, enforcing uint32) {
 	case reasonGateway:
 		o.consGateway.Store(0)
 	}
-	if o.ejected() || !enforced(enforcing) {
+	if d.retired || o.ejected() || !enforced(enforcing) {
 		return
 	}
 	hosts := d.hosts()
@@ -243,6 +244,10 @@ func (d *detector) maybeSweep() {
 
 func (d *detector) sweep(now int64) {
 	d.mu.Lock()
+	if d.retired {
+		d.mu.Unlock()
+		return
+	}
 	hosts := d.hosts()
 	changed := false
 	type sample struct {
@@ -310,7 +315,11 @@ func (d *detector) sweep(now int64) {
 // retire removes this detector's ejections from the shared gauge when its
 // cluster state goes away (stats outlive it).
 func (d *detector) retire() {
-	if d != nil {
-		d.stats.OutlierEjectionsActive.Add(-d.active.Swap(0))
+	if d == nil {
+		return
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.retired = true
+	d.stats.OutlierEjectionsActive.Add(-d.active.Swap(0))
 }
