@@ -64,6 +64,7 @@ type socket struct {
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
+	drained  chan struct{} // closed when draining and the last conn ends
 	draining bool
 }
 
@@ -253,25 +254,30 @@ func (m *Manager) drain(s *socket, timeout time.Duration) {
 func (m *Manager) waitOrClose(ctx context.Context, s *socket) {
 	<-s.done
 	s.cfg.Load().drain()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		s.mu.Lock()
+	s.mu.Lock()
+	if !s.draining {
 		s.draining = true
-		n := len(s.conns)
-		s.mu.Unlock()
-		if n == 0 {
-			return
+		s.drained = make(chan struct{})
+		if len(s.conns) == 0 {
+			close(s.drained)
 		}
+	}
+	drained := s.drained
+	s.mu.Unlock()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		// Closing ends every connection's goroutine, unless a filter
+		// ignores its closed connection; do not hang shutdown on that.
 		select {
-		case <-ctx.Done():
-			s.mu.Lock()
-			for c := range s.conns {
-				c.Close()
-			}
-			s.mu.Unlock()
-			return
-		case <-tick.C:
+		case <-drained:
+		case <-time.After(time.Second):
+			m.log.Warn("connections still being served after close", "listener", s.cfg.Load().Name)
 		}
 	}
 }
@@ -305,6 +311,9 @@ func (m *Manager) accept(s *socket) {
 				c.Close()
 				s.mu.Lock()
 				delete(s.conns, c)
+				if s.draining && len(s.conns) == 0 {
+					close(s.drained)
+				}
 				s.mu.Unlock()
 			}()
 			m.serve(s.cfg.Load(), c)
