@@ -119,6 +119,9 @@ func compileSocket(ts *corev3.TransportSocket, secrets map[string]*tlsv3.Secret)
 		// the chain against trusted_ca and SANs against the matchers, never
 		// the SNI as a hostname.
 		InsecureSkipVerify: true,
+		// Resume sessions like Envoy (max_session_keys default 1); resumed
+		// handshakes still run VerifyConnection.
+		ClientSessionCache: tls.NewLRUClientSessionCache(64),
 	}
 	out := &tlsSettings{cfg: cfg}
 	if p := ctc.GetTlsParams(); p != nil {
