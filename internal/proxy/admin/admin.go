@@ -74,6 +74,16 @@ func (a *Admin) Handler() http.Handler {
 	})
 	mux.HandleFunc("/stats", a.stats)
 	mux.HandleFunc("/stats/prometheus", a.prometheus)
+	mux.HandleFunc("/listeners", func(w http.ResponseWriter, r *http.Request) {
+		// Envoy's text form: name::address, one per bound listener.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if a.opts.Listeners == nil {
+			return
+		}
+		for _, l := range a.opts.Listeners() {
+			fmt.Fprintf(w, "%s::%s\n", l.Name, l.Addr)
+		}
+	})
 	mux.HandleFunc("/ready", a.ready)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "OK\n") })
 	mux.HandleFunc("/healthz/ready", a.ready)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/cluster"
+	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/tcp"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
@@ -58,6 +59,9 @@ func TestEndpoints(t *testing.T) {
 	drained, quit := false, false
 	level := new(slog.LevelVar)
 	a := New(newSource(t), Options{Level: level, Ready: func() bool { return ready },
+		Listeners: func() []listener.ListenerStats {
+			return []listener.ListenerStats{{Name: "virtualOutbound", Addr: "0.0.0.0:15001", DownstreamCxTotal: 3}}
+		},
 		Drain: func() { drained = true }, Quit: func() { quit = true }})
 	h := a.Handler()
 	if code, body := do(t, a.HealthHandler(), "GET", "/healthz/ready"); code != 503 || !strings.Contains(body, "PRE_INITIALIZING") {
@@ -81,6 +85,12 @@ func TestEndpoints(t *testing.T) {
 	}
 	if _, body := do(t, h, "GET", "/stats?filter=upstream_rq_total"); !strings.Contains(body, "cluster.c.upstream_rq_total: 0") {
 		t.Fatalf("/stats:\n%s", body)
+	}
+	if _, body := do(t, h, "GET", "/listeners"); body != "virtualOutbound::0.0.0.0:15001\n" {
+		t.Fatalf("/listeners %q", body)
+	}
+	if _, body := do(t, h, "GET", "/stats"); !strings.Contains(body, "listener.0.0.0.0:15001.downstream_cx_total: 3") {
+		t.Fatalf("/stats lacks listener stats:\n%s", body)
 	}
 	if code, _ := do(t, h, "POST", "/logging?level=debug"); code != 200 || level.Level() != slog.LevelDebug {
 		t.Fatalf("logging: %d %v", code, level.Level())
