@@ -18,7 +18,7 @@ func init() {
 // service applies the Kubernetes rules Weft depends on: ports exist, are
 // in range, are named uniquely (when several), and target valid ports.
 func (v *validator) service(s *corev1.Service) {
-	if s.Spec.Type != corev1.ServiceTypeExternalName && len(s.Spec.Ports) == 0 {
+	if s.Spec.Type != corev1.ServiceTypeExternalName && s.Spec.ClusterIP != corev1.ClusterIPNone && len(s.Spec.Ports) == 0 {
 		v.errorf("spec.ports", "service must have at least one port")
 	}
 	names := map[string]bool{}

@@ -170,6 +170,7 @@ func TestValidate(t *testing.T) {
 		// Kubernetes Service and Secret, MeshConfig
 		{"service valid", doc("v1", "Service", "  ports:\n  - {name: http, port: 8000, targetPort: 8080}\n  selector: {app: httpbin}\n"), ""},
 		{"service no ports", doc("v1", "Service", "  selector: {app: httpbin}\n"), "service must have at least one port"},
+		{"headless service without ports", doc("v1", "Service", "  clusterIP: None\n  selector: {app: db}\n"), ""},
 		{"service unnamed ports", doc("v1", "Service", "  ports:\n  - {port: 80}\n  - {port: 81}\n"), "port name is required when a service has more than one port"},
 		{"service bad port", doc("v1", "Service", "  ports:\n  - {name: http, port: 0}\n"), "spec.ports[0].port: port number 0"},
 		{"secret tls missing key", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\nstringData: {tls.crt: x}\n", "needs data[tls.key]"},
