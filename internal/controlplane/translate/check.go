@@ -72,7 +72,20 @@ func (o *Output) Check() error {
 		}
 		routes[rc.GetName()] = true
 		validate(&errs, "route config "+rc.GetName(), rc)
+		vhosts, domains := map[string]bool{}, map[string]string{}
 		for _, vh := range rc.GetVirtualHosts() {
+			// Envoy rejects a route configuration that repeats a virtual
+			// host name or lists one domain in two virtual hosts.
+			if vhosts[vh.GetName()] {
+				fail("route config %q: virtual host %q defined twice", rc.GetName(), vh.GetName())
+			}
+			vhosts[vh.GetName()] = true
+			for _, d := range vh.GetDomains() {
+				if other, dup := domains[d]; dup {
+					fail("route config %q: domain %q in virtual hosts %q and %q", rc.GetName(), d, other, vh.GetName())
+				}
+				domains[d] = vh.GetName()
+			}
 			for _, r := range vh.GetRoutes() {
 				where := fmt.Sprintf("route config %q vhost %q route %q", rc.GetName(), vh.GetName(), r.GetName())
 				for k, a := range r.GetTypedPerFilterConfig() {
@@ -82,7 +95,19 @@ func (o *Output) Check() error {
 			}
 		}
 	}
+	listeners, binds := map[string]bool{}, map[string]string{}
 	for _, l := range o.Listeners {
+		if listeners[l.GetName()] {
+			fail("listener %q: defined twice", l.GetName())
+		}
+		listeners[l.GetName()] = true
+		if sa := l.GetAddress().GetSocketAddress(); sa != nil {
+			addr := fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
+			if other, dup := binds[addr]; dup {
+				fail("listeners %q and %q both bind %s", other, l.GetName(), addr)
+			}
+			binds[addr] = l.GetName()
+		}
 		validate(&errs, "listener "+l.GetName(), l)
 		if api := l.GetApiListener().GetApiListener(); api != nil {
 			checkNetworkFilter(&errs, "listener "+l.GetName()+" api_listener", hcmFilterName, api, routes, needCluster)

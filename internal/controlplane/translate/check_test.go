@@ -239,3 +239,18 @@ func TestNilConfigEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckFindsEnvoyConflicts(t *testing.T) {
+	snap, p := handSnapshot()
+	out := Build(snap, p)
+	rc := out.Routes[0]
+	rc.VirtualHosts = append(rc.VirtualHosts, proto.Clone(rc.VirtualHosts[0]).(*routev3.VirtualHost))
+	out.Listeners = append(out.Listeners, &listenerv3.Listener{Name: "again", Address: out.Listeners[0].Address,
+		FilterChains: out.Listeners[0].FilterChains})
+	err := out.Check()
+	for _, want := range []string{"defined twice", "domain", "both bind"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check() = %v, want it to report %q", err, want)
+		}
+	}
+}

@@ -127,6 +127,9 @@ func (b *builder) buildInbound() {
 		return
 	}
 	for _, ip := range ports {
+		if ip.port == b.p.Meta.ProxyPort {
+			continue // the explicit proxy owns that address
+		}
 		name := b.bindIP() + "_" + itoa(ip.port)
 		l := &listenerv3.Listener{Name: name, Address: socketAddress(b.bindIP(), ip.port)}
 		chains := b.inboundChains(ip, func() *listenerv3.FilterChainMatch { return nil })
@@ -393,7 +396,7 @@ func (b *builder) buildExplicitOutbound() {
 						continue
 					}
 					rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
-						Name: sni + ":" + itoa(p.Number), Domains: doms,
+						Name: "tls|" + sni + ":" + itoa(p.Number), Domains: doms,
 						Routes: []*routev3.Route{connectRouteTo(r.dests)},
 					})
 				}
