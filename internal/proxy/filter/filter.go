@@ -107,6 +107,9 @@ type Config struct {
 	// x-envoy-retry-* request headers (false at the edge, where Envoy
 	// treats downstreams as external).
 	TrustEnvoyHeaders bool
+	// MaxStreamDuration bounds every stream (common_http_protocol_options;
+	// a route's max_stream_duration wins). 0: none.
+	MaxStreamDuration time.Duration
 }
 
 // Start resets the chain position to the first filter and runs it.

@@ -23,6 +23,11 @@ func echo(name string) http.Handler {
 		for _, k := range []string{"X-Request-Id", "X-Forwarded-Proto", "X-Envoy-Attempt-Count", "X-Added", "X-Removed", "Connection"} {
 			w.Header().Set("X-Seen-"+k, strings.Join(r.Header.Values(k), ","))
 		}
+		for k, v := range r.Header {
+			if strings.Contains(k, "_") {
+				w.Header().Set("X-Seen-Underscore", strings.Join(v, ","))
+			}
+		}
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s:%s", name, b)
 	})

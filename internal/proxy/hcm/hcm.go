@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"golang.org/x/net/http2"
 
@@ -73,6 +74,10 @@ type Manager struct {
 	mergeSlashes  bool
 	statPrefix    string
 	idInResponse  bool
+	maxHeaders    int // Envoy's max_headers_count, default 100
+	underscores   corev3.HttpProtocolOptions_HeadersWithUnderscoresAction
+	acceptHTTP10  bool
+	defaultHost10 string
 
 	h1      *http.Server
 	h2      *http2.Server
@@ -103,7 +108,7 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		xffHops: cfg.GetXffNumTrustedHops(), genID: cfg.GetGenerateRequestId() == nil || cfg.GetGenerateRequestId().GetValue(),
 		serverName: cfg.GetServerName(), serverMode: cfg.GetServerHeaderTransformation(),
 		normalizePath: cfg.GetNormalizePath().GetValue(), mergeSlashes: cfg.GetMergeSlashes(),
-		statPrefix: cfg.GetStatPrefix()}
+		statPrefix: cfg.GetStatPrefix(), maxHeaders: 100}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -187,12 +192,21 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 		if c.GetIdleTimeout() != nil {
 			idle = route.Dur(c.GetIdleTimeout()) // 0 disables
 		}
+		if c.GetMaxHeadersCount() != nil {
+			m.maxHeaders = int(c.GetMaxHeadersCount().GetValue())
+		}
+		m.underscores = c.GetHeadersWithUnderscoresAction()
+		m.fcfg.MaxStreamDuration = route.Dur(c.GetMaxStreamDuration())
 	}
 	if o := cfg.GetHttpProtocolOptions(); o != nil {
 		if err := route.CheckFields(o, p+".http_protocol_options", "accept_http_10", "allow_absolute_url",
-			"enable_trailers", "header_key_format", "default_host_for_http_10"); err != nil {
+			"default_host_for_http_10"); err != nil {
 			return err
 		}
+		if o.GetAllowAbsoluteUrl() != nil && !o.GetAllowAbsoluteUrl().GetValue() {
+			return fmt.Errorf("%s.http_protocol_options.allow_absolute_url: false is not supported by weft-proxy", p)
+		}
+		m.acceptHTTP10, m.defaultHost10 = o.GetAcceptHttp_10(), o.GetDefaultHostForHttp_10()
 	}
 	// Go's limit covers the request line and headers plus 4 KiB of slack;
 	// take the slack off so the whole block is bounded by the config.

@@ -318,3 +318,10 @@ type (
 	routerv3Router       = routerv3.Router
 	faultv3HTTPFault     = faultv3.HTTPFault
 )
+
+type (
+	corev3Http1Options = corev3.Http1ProtocolOptions
+	corev3HttpOptions  = corev3.HttpProtocolOptions
+)
+
+const corev3DropHeader = corev3.HttpProtocolOptions_DROP_HEADER

@@ -557,3 +557,35 @@ func TestExpectContinueAndChunkedUpload(t *testing.T) {
 		t.Fatalf("chunked: %q", b)
 	}
 }
+
+func TestCodecRules(t *testing.T) {
+	be := backend(t, echo("a"))
+	routes := rc(vhost(rt("r", "/", toCluster("a"))))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: routes})
+	if r := rawRequest(t, p.addr, "GET / HTTP/1.0\r\nHost: x\r\n\r\n"); r.StatusCode != 426 {
+		t.Errorf("HTTP/1.0 by default: %d", r.StatusCode)
+	}
+	var many strings.Builder
+	for i := 0; i < 101; i++ {
+		fmt.Fprintf(&many, "X-H%d: v\r\n", i)
+	}
+	if r := rawRequest(t, p.addr, "GET / HTTP/1.1\r\nHost: x\r\n"+many.String()+"\r\n"); r.StatusCode != 431 {
+		t.Errorf("101 headers: %d", r.StatusCode)
+	}
+	p2 := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: routes,
+		mutateHCM: func(h *hcmv3HCM) {
+			h.HttpProtocolOptions = &corev3Http1Options{AcceptHttp_10: true}
+			h.CommonHttpProtocolOptions = &corev3HttpOptions{HeadersWithUnderscoresAction: corev3DropHeader}
+		}})
+	if r := rawRequest(t, p2.addr, "GET / HTTP/1.0\r\nHost: x\r\n\r\n"); r.StatusCode != 200 {
+		t.Errorf("HTTP/1.0 accepted: %d", r.StatusCode)
+	}
+	r := rawRequest(t, p2.addr, "GET / HTTP/1.1\r\nHost: x\r\nX-Removed: ok\r\nx_under: dropped\r\n\r\n")
+	if r.StatusCode != 200 || r.Header.Get("X-Seen-X-Removed") != "ok" || r.Header.Get("X-Seen-Underscore") != "" {
+		t.Errorf("underscore drop: %d %v", r.StatusCode, r.Header)
+	}
+	p3 := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: routes})
+	if r := rawRequest(t, p3.addr, "GET / HTTP/1.1\r\nHost: x\r\nx_under: kept\r\n\r\n"); r.Header.Get("X-Seen-Underscore") != "kept" {
+		t.Errorf("underscore allowed by default: %v", r.Header)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/filter"
@@ -51,6 +52,7 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cb = &countingBody{rc: r.Body}
 		r.Body = cb
 	}
+	verr := m.validate(r)
 	m.prepare(r, cc, info)
 
 	fs := &st.fs
@@ -63,9 +65,12 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fs.Table == nil {
 		fs.Table = m.env.RouteTable(m.rdsName)
 	}
-	if fs.Table == nil {
+	switch {
+	case verr != nil:
+		err = verr
+	case fs.Table == nil:
 		err = &rflag.Error{Flag: rflag.NR, Status: http.StatusNotFound, Details: "route_not_found"}
-	} else {
+	default:
 		fs.VHost, fs.Route = fs.Table.Match(r)
 		err = fs.Start(m.filters)
 	}
@@ -84,6 +89,34 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The response had started: reset the stream, as Envoy does.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// validate applies the codec rules Go's server does not: HTTP/1.0
+// (426 unless accepted), max_headers_count (431) and headers with
+// underscores (reject or drop).
+func (m *Manager) validate(r *http.Request) error {
+	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		if !m.acceptHTTP10 {
+			return &rflag.Error{Status: http.StatusUpgradeRequired, Details: "low_version"}
+		}
+		if r.Host == "" {
+			r.Host = m.defaultHost10
+		}
+	}
+	n := 0
+	for k, vs := range r.Header {
+		n += len(vs)
+		if m.underscores != corev3.HttpProtocolOptions_ALLOW && strings.IndexByte(k, '_') >= 0 {
+			if m.underscores == corev3.HttpProtocolOptions_REJECT_REQUEST {
+				return &rflag.Error{Flag: rflag.DPE, Status: http.StatusBadRequest, Details: "http1.invalid_characters"}
+			}
+			delete(r.Header, k)
+		}
+	}
+	if n > m.maxHeaders {
+		return &rflag.Error{Flag: rflag.DPE, Status: http.StatusRequestHeaderFieldsTooLarge, Details: "http1.too_many_headers"}
+	}
+	return nil
 }
 
 // prepare applies the connection manager's request header rules:

@@ -147,8 +147,12 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 			timeout = time.Duration(ms) * time.Millisecond
 		}
 	}
-	if a.MaxStreamDuration > 0 && (timeout == 0 || a.MaxStreamDuration < timeout) {
-		timeout = a.MaxStreamDuration
+	maxDur := a.MaxStreamDuration
+	if maxDur == 0 && s.Config != nil {
+		maxDur = s.Config.MaxStreamDuration
+	}
+	if maxDur > 0 && (timeout == 0 || maxDur < timeout) {
+		timeout = maxDur
 	}
 	ctx := r.Context()
 	cancel := context.CancelFunc(func() {})
