@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+
 	"github.com/weftmesh/weft/internal/proxy/cluster"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/tcp"
@@ -25,6 +27,10 @@ type Source interface {
 	Resources() *xdsclient.Resources
 	Clusters() *cluster.Set
 	TCPStats(fn func(prefix string, s *tcp.Stats))
+	// Warming lists listeners waiting for routes or secrets; ActiveListener
+	// is the version serving meanwhile (nil if none).
+	Warming() map[string][]string
+	ActiveListener(name string) *listenerv3.Listener
 }
 
 // Options configure the admin handlers. Funcs may be nil.

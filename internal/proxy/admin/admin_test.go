@@ -10,6 +10,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/weftmesh/weft/internal/meshtest"
@@ -27,6 +28,12 @@ type source struct {
 func (s source) Resources() *xdsclient.Resources            { return s.res }
 func (s source) Clusters() *cluster.Set                     { return s.set }
 func (s source) TCPStats(func(prefix string, s *tcp.Stats)) {}
+func (s source) Warming() map[string][]string {
+	return map[string][]string{"l": {"route 80"}}
+}
+func (s source) ActiveListener(string) *listenerv3.Listener {
+	return meshtest.Listener("l", "127.0.0.1:79", meshtest.TCPProxyFilter("old"))
+}
 
 func newSource(t *testing.T) source {
 	res := xdsclient.NewResources()
@@ -76,6 +83,9 @@ func TestEndpoints(t *testing.T) {
 	compact := strings.Join(strings.Fields(body), "")
 	if code != 200 || !strings.Contains(body, "ListenersConfigDump") || !strings.Contains(compact, `"versionInfo":"7"`) {
 		t.Fatalf("config_dump %d:\n%s", code, body)
+	}
+	if !strings.Contains(compact, `"warmingState":{"versionInfo":"7"`) || !strings.Contains(compact, `"portValue":79`) {
+		t.Fatalf("config_dump does not show the warming and the active listener:\n%s", body)
 	}
 	if strings.Contains(body, "TOP-SECRET-KEY") || !strings.Contains(body, "CERT") {
 		t.Fatal("config_dump leaks the private key or drops the certificate")

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -16,7 +17,7 @@ import (
 // ConfigDump renders resources in Envoy's /config_dump shape: one
 // *ConfigDump per type with dynamic_* entries. Private keys are redacted,
 // as Envoy does.
-func ConfigDump(res *xdsclient.Resources) (*adminv3.ConfigDump, error) {
+func ConfigDump(res *xdsclient.Resources, warming map[string][]string, active func(string) *listenerv3.Listener) (*adminv3.ConfigDump, error) {
 	out := &adminv3.ConfigDump{}
 	add := func(m proto.Message) error {
 		a, err := anypb.New(m)
@@ -34,8 +35,21 @@ func ConfigDump(res *xdsclient.Resources) (*adminv3.ConfigDump, error) {
 		if err != nil {
 			return nil, err
 		}
-		ld.DynamicListeners = append(ld.DynamicListeners, &adminv3.ListenersConfigDump_DynamicListener{
-			Name: n, ActiveState: &adminv3.ListenersConfigDump_DynamicListenerState{VersionInfo: ver(xdsclient.ListenerType), Listener: l}})
+		st := &adminv3.ListenersConfigDump_DynamicListenerState{VersionInfo: ver(xdsclient.ListenerType), Listener: l}
+		dl := &adminv3.ListenersConfigDump_DynamicListener{Name: n, ActiveState: st}
+		if _, ok := warming[n]; ok {
+			// Envoy shows the received version as warming and the serving
+			// one (if any) as active.
+			dl.WarmingState, dl.ActiveState = st, nil
+			if a := active(n); a != nil {
+				al, err := anypb.New(a)
+				if err != nil {
+					return nil, err
+				}
+				dl.ActiveState = &adminv3.ListenersConfigDump_DynamicListenerState{Listener: al}
+			}
+		}
+		ld.DynamicListeners = append(ld.DynamicListeners, dl)
 	}
 	cd := &adminv3.ClustersConfigDump{VersionInfo: ver(xdsclient.ClusterType)}
 	for _, n := range keys(res.Clusters) {
@@ -82,7 +96,7 @@ func ConfigDump(res *xdsclient.Resources) (*adminv3.ConfigDump, error) {
 }
 
 func (a *Admin) configDump(w http.ResponseWriter, r *http.Request) {
-	d, err := ConfigDump(a.src.Resources())
+	d, err := ConfigDump(a.src.Resources(), a.src.Warming(), a.src.ActiveListener)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

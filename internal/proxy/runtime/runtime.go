@@ -343,6 +343,15 @@ func missingRefs(l *listenerv3.Listener, res *xdsclient.Resources) []string {
 	return out
 }
 
+// ActiveListener returns the version of a listener that is serving (which
+// differs from the received one while that warms), nil if none.
+func (r *Runtime) ActiveListener(name string) *listenerv3.Listener {
+	if l := r.snap.Load().listeners[name]; l != nil {
+		return l.src
+	}
+	return nil
+}
+
 // Warming lists listeners waiting for routes or secrets, with what they
 // wait for.
 func (r *Runtime) Warming() map[string][]string { return r.snap.Load().warming }
