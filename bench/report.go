@@ -349,7 +349,8 @@ const methodText = `## Method
   Scenarios: latency = fixed QPS with 16 connections; max = as fast as possible with 64
   connections; tail = the fixed QPS spread over 200 connections. Each cell gets an unmeasured
   warm-up, then the measured run. Percentiles are fortio's histogram percentiles of the request
-  duration (client-side, connect excluded except for the first request per connection).
+  duration as the client sees it (interpolated within fortio's buckets, which widen above 1 ms:
+  round values such as 4.000 are bucket edges).
 - Interleaving: the cells run round by round; within a round scenario by scenario, and the
   order of the topologies rotates with round and scenario, so slow drift of the machine (other
   work, thermal) spreads over all topologies. Figures in the tables are the mean over rounds
