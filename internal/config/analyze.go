@@ -217,6 +217,7 @@ var analyzers = []func(*index) []*Message{
 	analyzeMTLS,
 	analyzeServices,
 	analyzeServiceEntries,
+	analyzeAnnotations,
 }
 
 // index is the world the analyzers look things up in.
