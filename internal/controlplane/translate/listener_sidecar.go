@@ -420,7 +420,9 @@ func (b *builder) buildExplicitOutbound() {
 			rc.VirtualHosts = append(rc.VirtualHosts, vh)
 		}
 	}
-	rc.VirtualHosts = append(rc.VirtualHosts, b.catchAll(true))
+	if len(seen.take([]string{"*"})) > 0 {
+		rc.VirtualHosts = append(rc.VirtualHosts, b.catchAll(true))
+	}
 	b.routes[rc.Name] = rc
 	b.listeners[explicitProxyName] = &listenerv3.Listener{
 		Name:    explicitProxyName,

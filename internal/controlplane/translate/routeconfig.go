@@ -107,7 +107,9 @@ func (b *builder) sidecarRouteConfig(port uint32) *routev3.RouteConfiguration {
 			Routes:  b.serviceRoutes(svc, port),
 		})
 	}
-	rc.VirtualHosts = append(rc.VirtualHosts, b.catchAll(false))
+	if len(seen.take([]string{"*"})) > 0 {
+		rc.VirtualHosts = append(rc.VirtualHosts, b.catchAll(false))
+	}
 	return rc
 }
 
