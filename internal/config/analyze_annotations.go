@@ -71,5 +71,3 @@ func analyzeAnnotations(ix *index) []*Message {
 	}
 	return out
 }
-
-
