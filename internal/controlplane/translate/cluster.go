@@ -178,8 +178,9 @@ func (b *builder) addInboundCluster(port uint32, proto protocol) string {
 			}},
 		},
 	}
-	if proto == protoHTTP2 {
-		c.TypedExtensionProtocolOptions = protocolOptions(protoHTTP2, nil)
+	if proto == protoHTTP2 || proto == protoAuto {
+		// h2 to the app for HTTP2/GRPC; sniffed ports keep the client's protocol.
+		c.TypedExtensionProtocolOptions = protocolOptions(proto, nil)
 	}
 	b.clusters[name] = c
 	return name
