@@ -314,3 +314,78 @@ func TestEnvoyRequestHeaderOverrides(t *testing.T) {
 		t.Fatalf("edge honoured the header: %d after %v", resp.StatusCode, time.Since(start))
 	}
 }
+
+func TestRetryOnUpstreamReset(t *testing.T) {
+	var n atomic.Int64
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				c.Close() // reset before any response byte
+			}
+			return
+		}
+		io.WriteString(w, "second")
+	}))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}},
+		routes: rc(vhost(rt("r", "/", toCluster("a", func(a *routev3.RouteAction) {
+			a.RetryPolicy = &routev3.RetryPolicy{RetryOn: "reset", NumRetries: wrapperspb.UInt32(1)}
+		})))), opts: Options{Sleep: noSleep}})
+	resp, body := get(t, client(), "http://"+p.addr+"/")
+	if resp.StatusCode != 200 || body != "second" || n.Load() != 2 {
+		t.Fatalf("got %d %q after %d upstream requests", resp.StatusCode, body, n.Load())
+	}
+	// Without a retry policy the reset is a 503 with flag UC.
+	n.Store(0)
+	p2 := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a"))))})
+	resp, body = get(t, client(), "http://"+p2.addr+"/")
+	if resp.StatusCode != 503 || body != "upstream connect error or disconnect/reset before headers. reset reason: connection termination" {
+		t.Fatalf("no retry: %d %q", resp.StatusCode, body)
+	}
+	if info := p2.nextInfo(t); info.Flags != rflag.UC {
+		t.Errorf("flags %v", info.Flags)
+	}
+}
+
+func TestDownstreamDisconnect(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-r.Context().Done()
+	}))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a"))))})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+p.addr+"/", nil)
+	go func() {
+		<-entered // the request reached the backend: hang up
+		cancel()
+	}()
+	if _, err := client().Do(req); err == nil {
+		t.Fatal("request not cancelled")
+	}
+	if info := p.nextInfo(t); info.Flags != rflag.DC || info.Status != 0 {
+		t.Errorf("info flags %v status %d", info.Flags, info.Status)
+	}
+}
+
+func TestMirrorPercentage(t *testing.T) {
+	var mirrored atomic.Int64
+	shadow := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mirrored.Add(1) }))
+	primary := backend(t, echo("p"))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{primary}}, {name: "m", addrs: []string{shadow}}},
+		routes: rc(vhost(rt("r", "/", toCluster("a", func(a *routev3.RouteAction) {
+			a.RequestMirrorPolicies = []*routev3.RouteAction_RequestMirrorPolicy{{Cluster: "m",
+				RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: percent(50)}}}
+		}))))})
+	c := client()
+	for i := 0; i < 400; i++ {
+		get(t, c, "http://"+p.addr+"/")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && mirrored.Load() < 140 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := mirrored.Load(); got < 140 || got > 260 { // σ = 10
+		t.Fatalf("50%% mirror sent %d/400", got)
+	}
+}

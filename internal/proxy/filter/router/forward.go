@@ -168,7 +168,8 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	if idleFor == 0 && s.Config != nil {
 		idleFor = s.Config.StreamIdleTimeout
 	}
-	if idleFor > 0 {
+	// A route timeout no longer than the idle timeout always fires first.
+	if idleFor > 0 && (timeout == 0 || timeout > idleFor) {
 		ctx, idle = startIdle(ctx, idleFor)
 		defer idle.stop()
 		if hasBody {
