@@ -232,6 +232,14 @@ type index struct {
 	namespaces map[string]bool
 	secrets    map[string]bool
 	rootNS     string
+	// DestinationRule subsets by resolved host; wildcard hosts apart.
+	subsets     map[string]map[string]bool
+	wildSubsets []wildSubset
+}
+
+type wildSubset struct {
+	host    string
+	subsets []string
 }
 
 type service struct {
@@ -262,6 +270,7 @@ func newIndex(res []*Resource, domain string) *index {
 		domain: domain, all: res, byKind: map[Kind][]*Resource{},
 		services: map[string]*service{}, gateways: map[string]*Resource{},
 		namespaces: map[string]bool{}, secrets: map[string]bool{}, rootNS: "istio-system",
+		subsets: map[string]map[string]bool{},
 	}
 	for _, r := range res {
 		ix.byKind[r.Kind] = append(ix.byKind[r.Kind], r)
@@ -300,6 +309,25 @@ func newIndex(res []*Resource, domain string) *index {
 			}
 		case *networking.Gateway:
 			ix.gateways[r.Namespace+"/"+r.Name] = r
+		case *networking.DestinationRule:
+			if spec.Host == "" {
+				break
+			}
+			h := ResolveHost(spec.Host, r.Namespace, domain)
+			if strings.HasPrefix(h, "*") {
+				ws := wildSubset{host: h}
+				for _, s := range spec.Subsets {
+					ws.subsets = append(ws.subsets, s.Name)
+				}
+				ix.wildSubsets = append(ix.wildSubsets, ws)
+				break
+			}
+			if ix.subsets[h] == nil {
+				ix.subsets[h] = map[string]bool{}
+			}
+			for _, s := range spec.Subsets {
+				ix.subsets[h][s.Name] = true
+			}
 		case *networking.WorkloadEntry:
 			ix.workloads = append(ix.workloads, workload{ns: r.Namespace, name: r.Name, labels: spec.Labels})
 		}
@@ -323,22 +351,18 @@ func (ix *index) lookupHost(host, ns string) (fq string, ports []uint32, ok bool
 	return fq, nil, false
 }
 
-// subsetsFor returns the subset names the DestinationRules for host fq
-// define (Istio merges DestinationRules of one host).
-func (ix *index) subsetsFor(fq string) map[string]bool {
-	out := map[string]bool{}
-	for _, r := range ix.byKind[KindDestinationRule] {
-		dr := r.Spec.(*networking.DestinationRule)
-		if dr.Host == "" {
-			continue
-		}
-		if h := ResolveHost(dr.Host, r.Namespace, ix.domain); h == fq || (strings.HasPrefix(h, "*") && hostSubsetOf(fq, h)) {
-			for _, s := range dr.Subsets {
-				out[s.Name] = true
-			}
+// hasSubset reports whether the DestinationRules for host fq define a
+// subset (Istio merges DestinationRules of one host).
+func (ix *index) hasSubset(fq, subset string) bool {
+	if ix.subsets[fq][subset] {
+		return true
+	}
+	for _, w := range ix.wildSubsets {
+		if hostSubsetOf(fq, w.host) && slices.Contains(w.subsets, subset) {
+			return true
 		}
 	}
-	return out
+	return false
 }
 
 // gatewayRef resolves a VirtualService's gateway reference to "ns/name".

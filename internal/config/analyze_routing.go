@@ -92,7 +92,7 @@ func (ix *index) checkDestination(r *Resource, p string, d *networking.Destinati
 	if gatewayBound && (d.Port == nil || d.Port.Number == 0) && len(ports) > 1 {
 		out = append(out, newMessage(msgPortSelectorRequired, r, p, fq, ports))
 	}
-	if d.Subset != "" && !ix.subsetsFor(fq)[d.Subset] {
+	if d.Subset != "" && !ix.hasSubset(fq, d.Subset) {
 		out = append(out, newMessage(msgRefNotFound, r, p+".subset", "host+subset in destinationrule", d.Host+"+"+d.Subset))
 	}
 	return out
