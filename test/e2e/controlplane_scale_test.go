@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -101,6 +102,10 @@ spec:
 		return len(c.Resources(resource.ClusterType)) >= services && len(c.Resources(resource.EndpointType)) >= services
 	})
 	t.Logf("%d proxies connected and synced with %d services in %v", proxies, services, time.Since(start))
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("heap in use (control plane and the %d in-process clients): %d MiB", proxies, ms.HeapInuse>>20)
 	// Let auto-registration pushes settle before measuring.
 	settle := time.Now()
 	for time.Since(settle) < 30*time.Second {

@@ -24,6 +24,7 @@ type proxyState struct {
 	connectedAt time.Time
 
 	out      *translate.Output
+	shared   []internKey          // interned resources out references
 	checkErr string               // last consistency-check failure, "" when fine
 	versions map[string]string    // per type: version published in the cache
 	changeAt map[string]time.Time // per type: when the change behind versions happened
@@ -209,6 +210,8 @@ func (s *Server) closeStream(k streamKey) {
 		if p.streams <= 0 {
 			delete(s.proxies, id)
 			s.cache.ClearSnapshot(id)
+			s.intern.release(p.shared)
+			p.shared = nil
 			gone = true
 		}
 	}

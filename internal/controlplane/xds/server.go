@@ -72,6 +72,7 @@ type Server struct {
 	cache   cachev3.SnapshotCache
 	grpcSrv serverv3.Server
 	metrics *Metrics
+	intern  *interner
 
 	mu       sync.Mutex
 	snap     *model.Snapshot
@@ -115,6 +116,7 @@ func New(snap *model.Snapshot, opts Options) *Server {
 		opts:    opts,
 		log:     opts.Logger,
 		metrics: newMetrics(),
+		intern:  newInterner(),
 		snap:    snap,
 		proxies: map[string]*proxyState{},
 		streams: map[streamKey]string{},
@@ -258,6 +260,10 @@ func (s *Server) push(snap *model.Snapshot, p *proxyState, changeAt time.Time) {
 		return
 	}
 	s.mu.Lock()
+	if s.proxies[p.id] != p {
+		s.mu.Unlock()
+		return // disconnected meanwhile
+	}
 	p.checkErr = ""
 	var changed []string
 	for _, t := range Types {
@@ -269,16 +275,20 @@ func (s *Server) push(snap *model.Snapshot, p *proxyState, changeAt time.Time) {
 		s.mu.Unlock()
 		return
 	}
-	p.out = out
+	old := p.shared
+	p.shared = s.intern.share(set)
+	p.out = set.output()
 	for _, t := range changed {
 		p.versions[t] = vs[t]
 		p.changeAt[t] = changeAt
 	}
 	cs := set.snapshot()
-	s.mu.Unlock()
+	// Under s.mu, so a concurrent disconnect's ClearSnapshot comes after.
 	if err := s.cache.SetSnapshot(context.Background(), p.id, cs); err != nil {
 		s.log.Error("publishing snapshot", "proxy", p.id, "err", err)
 	}
+	s.mu.Unlock()
+	s.intern.release(old)
 }
 
 // build runs translate.Build, turning a panic (a translation bug) into an

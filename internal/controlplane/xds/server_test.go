@@ -342,3 +342,36 @@ func TestDeltaSendsOnlyChangedResources(t *testing.T) {
 		t.Errorf("client lost the unchanged assignment")
 	}
 }
+
+func TestIdenticalResourcesAreShared(t *testing.T) {
+	s := startServer(t, snapshot("10.0.0.1"))
+	var clients []*meshtest.XDSClient
+	for _, name := range []string{"a", "b", "c"} {
+		m := meta(name)
+		c, err := meshtest.DialXDS(s.addr, m, meshtest.XDSClientOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		waitStatus(t, s.Server, m.ID(), synced("CDS", "EDS"))
+	}
+	// fakeTranslate gives every proxy one cluster and one assignment.
+	if n := s.intern.size(); n != 2 {
+		t.Errorf("interner holds %d resources for 3 identical proxies, want 2", n)
+	}
+	a, _ := s.Output(meta("a").ID())
+	b, _ := s.Output(meta("b").ID())
+	if a.Clusters[0] != b.Clusters[0] {
+		t.Errorf("identical clusters are not shared")
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.intern.size() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
+	if n := s.intern.size(); n != 0 {
+		t.Errorf("interner holds %d resources after every proxy left", n)
+	}
+}

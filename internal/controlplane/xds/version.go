@@ -19,26 +19,35 @@ import (
 // precomputing it spares the cache a second encoding).
 type typeSet struct {
 	items      map[string][]types.Resource
+	sums       map[string][][32]byte // per item, for interning
 	versions   map[string]string
 	versionMap map[string]map[string]string
 }
 
+const (
+	clusterType  = resource.ClusterType
+	endpointType = resource.EndpointType
+	listenerType = resource.ListenerType
+	routeType    = resource.RouteType
+	secretType   = resource.SecretType
+)
+
 func versions(out *translate.Output) (*typeSet, error) {
-	ts := &typeSet{items: map[string][]types.Resource{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}}
+	ts := &typeSet{items: map[string][]types.Resource{}, sums: map[string][][32]byte{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}}
 	for _, r := range out.Clusters {
-		ts.items[resource.ClusterType] = append(ts.items[resource.ClusterType], r)
+		ts.items[clusterType] = append(ts.items[clusterType], r)
 	}
 	for _, r := range out.Endpoints {
-		ts.items[resource.EndpointType] = append(ts.items[resource.EndpointType], r)
+		ts.items[endpointType] = append(ts.items[endpointType], r)
 	}
 	for _, r := range out.Listeners {
-		ts.items[resource.ListenerType] = append(ts.items[resource.ListenerType], r)
+		ts.items[listenerType] = append(ts.items[listenerType], r)
 	}
 	for _, r := range out.Routes {
-		ts.items[resource.RouteType] = append(ts.items[resource.RouteType], r)
+		ts.items[routeType] = append(ts.items[routeType], r)
 	}
 	for _, r := range out.Secrets {
-		ts.items[resource.SecretType] = append(ts.items[resource.SecretType], r)
+		ts.items[secretType] = append(ts.items[secretType], r)
 	}
 	opts := proto.MarshalOptions{Deterministic: true}
 	var buf []byte
@@ -52,6 +61,7 @@ func versions(out *translate.Output) (*typeSet, error) {
 				return nil, fmt.Errorf("encoding %s: %w", ShortType(t), err)
 			}
 			sum := sha256.Sum256(buf)
+			ts.sums[t] = append(ts.sums[t], sum)
 			name := cachev3.GetResourceName(r)
 			vm[name] = hex.EncodeToString(sum[:8])
 			fmt.Fprintf(th, "%s\x00%x\x00", name, sum)
