@@ -325,3 +325,7 @@ type (
 )
 
 const corev3DropHeader = corev3.HttpProtocolOptions_DROP_HEADER
+
+type clusterv3Cluster = clusterv3.Cluster
+
+const clusterv3RingHash = clusterv3.Cluster_RING_HASH

@@ -389,3 +389,31 @@ func TestMirrorPercentage(t *testing.T) {
 		t.Fatalf("50%% mirror sent %d/400", got)
 	}
 }
+
+func TestConsistentHashByHeader(t *testing.T) {
+	var addrs []string
+	for _, n := range []string{"h1", "h2", "h3"} {
+		addrs = append(addrs, backend(t, echo(n)))
+	}
+	p := startProxy(t, proxyConfig{routes: rc(vhost(rt("r", "/", toCluster("a", func(a *routev3.RouteAction) {
+		a.HashPolicy = []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{
+			Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: "x-user"}}}}
+	})))), clusters: []upstream{{name: "a", addrs: addrs, mutate: func(c *clusterv3Cluster) { c.LbPolicy = clusterv3RingHash }}}})
+	c := client()
+	users := map[string]string{}
+	hosts := map[string]bool{}
+	for round := 0; round < 3; round++ {
+		for u := 0; u < 30; u++ {
+			user := strconv.Itoa(u)
+			_, body := get(t, c, "http://"+p.addr+"/", "x-user", user)
+			if prev, ok := users[user]; ok && prev != body {
+				t.Fatalf("user %s moved from %s to %s", user, prev, body)
+			}
+			users[user] = body
+			hosts[body] = true
+		}
+	}
+	if len(hosts) < 2 {
+		t.Errorf("30 users all hashed to %v", hosts)
+	}
+}

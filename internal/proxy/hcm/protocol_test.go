@@ -589,3 +589,27 @@ func TestCodecRules(t *testing.T) {
 		t.Errorf("underscore allowed by default: %v", r.Header)
 	}
 }
+
+func TestH2Connect(t *testing.T) {
+	echoAddr := tcpEcho(t)
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "tcp", addrs: []string{echoAddr}}},
+		routes: rc(vhost(&routev3.Route{Name: "connect", Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_ConnectMatcher_{
+			ConnectMatcher: &routev3.RouteMatch_ConnectMatcher{}}}, Action: toCluster("tcp")}))})
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("CONNECT", "http://"+p.addr, pr)
+	req.Host = echoAddr
+	resp, err := h2cClient().Transport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	pw.Write([]byte("hi"))
+	buf := make([]byte, 7)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "echo:hi" {
+		t.Fatalf("tunnel: %q %v", buf, err)
+	}
+	pw.Close()
+}
