@@ -167,16 +167,15 @@ func (s *Server) openStream(k streamKey, n *corev3.Node) error {
 	p.delta = k.delta
 	p.streams++
 	p.connectedAt = s.opts.Now()
-	snap := s.snap
 	s.mu.Unlock()
-	s.metrics.connected.Add(1)
 	if fresh {
+		s.metrics.connected.Add(1)
 		// Publish before the cache opens the watch for this request.
 		// pushMu orders this against a concurrent flush of a newer
 		// snapshot, which then re-reads s.snap.
 		s.pushMu.Lock()
 		s.mu.Lock()
-		snap = s.snap
+		snap := s.snap
 		s.mu.Unlock()
 		s.push(snap, p, s.opts.Now())
 		s.pushMu.Unlock()
@@ -216,8 +215,8 @@ func (s *Server) closeStream(k streamKey) {
 		}
 	}
 	s.mu.Unlock()
-	s.metrics.connected.Add(-1)
 	if gone {
+		s.metrics.connected.Add(-1)
 		s.log.Info("proxy disconnected", "proxy", id)
 	}
 	if s.opts.OnDisconnect != nil {

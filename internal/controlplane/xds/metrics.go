@@ -52,7 +52,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	writeCounter(cw, "weft_xds_pushes_total", "xDS responses sent, by type.", m.pushes)
 	writeCounter(cw, "weft_xds_nacks_total", "xDS responses rejected by proxies, by type.", m.nacks)
 	m.mu.Unlock()
-	fmt.Fprintf(cw, "# HELP weft_xds_connected_proxies xDS streams currently open.\n# TYPE weft_xds_connected_proxies gauge\nweft_xds_connected_proxies %d\n", m.connected.Load())
+	fmt.Fprintf(cw, "# HELP weft_xds_connected_proxies Proxies with at least one open xDS stream.\n# TYPE weft_xds_connected_proxies gauge\nweft_xds_connected_proxies %d\n", m.connected.Load())
 	fmt.Fprintf(cw, "# HELP weft_xds_check_failures_total Translations not published because the consistency check failed.\n# TYPE weft_xds_check_failures_total counter\nweft_xds_check_failures_total %d\n", m.checkFailures.Load())
 	m.convergence.write(cw, "weft_xds_push_convergence_seconds", "Time from a config change to the proxy's ACK.")
 	return cw.n, cw.err

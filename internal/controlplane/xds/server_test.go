@@ -233,6 +233,11 @@ func TestConnectDisconnectAndDump(t *testing.T) {
 	if _, err := s.FindProxy("nope"); err == nil {
 		t.Errorf("FindProxy(nope) succeeded")
 	}
+	var mb strings.Builder
+	s.Metrics().WriteTo(&mb)
+	if !strings.Contains(mb.String(), "weft_xds_connected_proxies 1\n") {
+		t.Errorf("connected gauge:\n%s", mb.String())
+	}
 	dump, err := s.ConfigDump(m.ID())
 	if err != nil || len(dump.GetConfigs()) != 5 {
 		t.Fatalf("dump = %v, %v", dump, err)
@@ -247,6 +252,11 @@ func TestConnectDisconnectAndDump(t *testing.T) {
 	s.mu.Unlock()
 	if len(s.Status()) != 0 || len(conn) != 1 || len(disc) != 1 || conn[0] != m.ID() {
 		t.Errorf("status=%d connects=%v disconnects=%v", len(s.Status()), conn, disc)
+	}
+	mb.Reset()
+	s.Metrics().WriteTo(&mb)
+	if !strings.Contains(mb.String(), "weft_xds_connected_proxies 0\n") {
+		t.Errorf("connected gauge after disconnect:\n%s", mb.String())
 	}
 }
 
