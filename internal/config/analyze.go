@@ -273,6 +273,9 @@ func newIndex(res []*Resource, domain string) *index {
 		subsets: map[string]map[string]bool{},
 	}
 	for _, r := range res {
+		if want := kindTypes[r.Kind]; !wellTyped(r) || r.Object == nil || (want.spec != nil && r.Spec == nil) {
+			continue // hand-built and incomplete: the analyzers type-assert
+		}
 		ix.byKind[r.Kind] = append(ix.byKind[r.Kind], r)
 		if r.Namespace != "" {
 			ix.namespaces[r.Namespace] = true

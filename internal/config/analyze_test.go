@@ -3,6 +3,9 @@ package config
 import (
 	"strings"
 	"testing"
+
+	networking "istio.io/api/networking/v1alpha3"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Shared fixtures for analyzer cases.
@@ -169,4 +172,22 @@ func TestHostMatching(t *testing.T) {
 			t.Errorf("hostSubsetOf(%q, %q) = %v", c.a, c.b, got)
 		}
 	}
+}
+
+// Hand-built resources with the wrong or missing Go types must not crash
+// Validate or Analyze (other packages construct Resources directly).
+func TestMistypedResources(t *testing.T) {
+	res := []*Resource{
+		{Kind: KindVirtualService, Name: "a", Namespace: "default", Object: &corev1.Service{}},
+		{Kind: KindVirtualService, Name: "b", Namespace: "default"},
+		{Kind: KindService, Name: "c", Namespace: "default"},
+		{Kind: KindDestinationRule, Name: "d", Namespace: "default", Spec: &networking.Gateway{}},
+	}
+	if errs := Validate(res[0]); len(errs) != 1 || !strings.Contains(errs[0].Msg, "holds a *v1.Service") {
+		t.Errorf("Validate = %v", ErrorList(errs))
+	}
+	Validate(res[1])
+	Validate(res[2])
+	Validate(res[3])
+	Analyze(res, AnalyzeOptions{})
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -18,15 +19,51 @@ func Validate(r *Resource) []*Error {
 			v.dnsLabel("metadata.namespace", r.Meta.Namespace)
 		}
 	}
-	if fn, ok := specValidators[r.Kind]; ok && r.Spec != nil {
-		fn(v, r.Spec)
-	}
-	if fn, ok := objectValidators[r.Kind]; ok && r.Object != nil {
-		fn(v, r)
+	if !wellTyped(r) {
+		v.errorf("", "%s resource holds a %T / %T", r.Kind, r.Object, r.Spec)
+	} else {
+		if fn, ok := specValidators[r.Kind]; ok && r.Spec != nil {
+			fn(v, r.Spec)
+		}
+		if fn, ok := objectValidators[r.Kind]; ok && r.Object != nil {
+			fn(v, r)
+		}
 	}
 	ErrorList(v.errs).Sort()
 	return v.errs
 }
+
+// wellTyped reports whether a resource's Object and Spec have the Go types
+// its Kind promises (always true for loaded resources; hand-built ones in
+// other packages might not be, and the validators type-assert).
+func wellTyped(r *Resource) bool {
+	want, ok := kindTypes[r.Kind]
+	if !ok {
+		return true
+	}
+	if r.Object != nil && reflect.TypeOf(r.Object) != want.object {
+		return false
+	}
+	return r.Spec == nil || want.spec == nil || reflect.TypeOf(r.Spec) == want.spec
+}
+
+type goTypes struct{ object, spec reflect.Type }
+
+// kindTypes maps each Kind to its object and spec types, taken from the
+// loader's constructors.
+var kindTypes = func() map[Kind]goTypes {
+	m := map[Kind]goTypes{}
+	for _, k := range kinds {
+		if k.newIstio != nil {
+			o, s, _ := k.newIstio()
+			m[k.kind] = goTypes{reflect.TypeOf(o), reflect.TypeOf(s)}
+			continue
+		}
+		o, _ := newK8sObject(k.kind)
+		m[k.kind] = goTypes{object: reflect.TypeOf(o)}
+	}
+	return m
+}()
 
 // validator collects errors for one resource.
 type validator struct {
