@@ -138,6 +138,9 @@ func newMessage(t msgType, r *Resource, path string, args ...any) *Message {
 }
 
 func origin(k Key) string {
+	if k.Name == "" {
+		k.Name = "(unnamed)"
+	}
 	if k.Namespace == "" {
 		return fmt.Sprintf("%s %s", k.Kind, k.Name)
 	}
