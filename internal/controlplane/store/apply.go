@@ -224,6 +224,9 @@ func (d *Dir) planErrors(plan map[string][]*doc) error {
 	return fmt.Errorf("written but rejected: %s", msgs)
 }
 
+// tempPrefix starts apply's temp files (hidden, so never loaded).
+const tempPrefix = ".weft-"
+
 // writeAtomic replaces path with data: readers see the old or the new
 // file, never a partial one. The temp file is hidden, so the watcher and
 // the loader ignore it.
@@ -232,7 +235,7 @@ func writeAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".weft-*.tmp")
+	f, err := os.CreateTemp(dir, tempPrefix+"*.tmp")
 	if err != nil {
 		return err
 	}

@@ -383,9 +383,11 @@ func (d *Dir) Watch(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if base := filepath.Base(ev.Name); strings.HasPrefix(base, ".") && base != IgnoreFile {
-				continue // our own temp files, editor swap files
+			if strings.HasPrefix(filepath.Base(ev.Name), tempPrefix) {
+				continue // our own temp files; the rename that follows counts
 			}
+			// Other hidden names still trigger a (cheap, hash-compared)
+			// reload: a Kubernetes ConfigMap mount swaps a "..data" symlink.
 			if ev.Has(fsnotify.Create) {
 				if st, err := os.Stat(ev.Name); err == nil && st.IsDir() {
 					addAll()

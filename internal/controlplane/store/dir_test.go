@@ -261,3 +261,52 @@ func TestWeftIgnore(t *testing.T) {
 		t.Fatalf("status = %+v", st)
 	}
 }
+
+// A Kubernetes ConfigMap volume: files are symlinks into a hidden ..data
+// directory that is swapped atomically on update.
+func TestWatchConfigMapSymlinkSwap(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(gen string, data string) {
+		os.MkdirAll(filepath.Join(dir, gen), 0o755)
+		write(t, filepath.Join(dir, gen), "reviews.yaml", data)
+	}
+	mk("..2026_1", reviewsVS)
+	if err := os.Symlink("..2026_1", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", "reviews.yaml"), filepath.Join(dir, "reviews.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	changed := make(chan struct{}, 10)
+	d, err := Open(dir, Options{Debounce: 20 * time.Millisecond, OnChange: func() { changed <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subsetOf(t, d) != "v1" {
+		t.Fatal("symlinked file not loaded")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Watch(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.After(5 * time.Second)
+	// First prove the watch is live, so the swap below is seen as events.
+	write(t, dir, "ratings.yaml", ratingsVS)
+	for len(d.Get(config.KindVirtualService, "default", "ratings")) == 0 {
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatal("watch not live")
+		}
+	}
+	mk("..2026_2", strings.Replace(reviewsVS, "subset: v1", "subset: v2", 1))
+	os.Symlink("..2026_2", filepath.Join(dir, "..data_tmp"))
+	os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data"))
+	for subsetOf(t, d) != "v2" {
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatal("ConfigMap-style swap not picked up")
+		}
+	}
+}

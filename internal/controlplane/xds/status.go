@@ -99,8 +99,9 @@ func (s *Server) Output(id string) (*translate.Output, bool) {
 	return p.out, true
 }
 
-// FindProxy resolves a user's proxy name: a full node id, or a prefix of
-// "name.namespace" (as istioctl accepts pod names). Ambiguity is an error.
+// FindProxy resolves a user's proxy name: a full node id, "name.namespace"
+// or the workload name alone (as istioctl accepts pod names). Ambiguity is
+// an error.
 func (s *Server) FindProxy(name string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
