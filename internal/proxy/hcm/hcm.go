@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -79,10 +80,12 @@ type Manager struct {
 	acceptHTTP10  bool
 	defaultHost10 string
 
-	h1      *http.Server
-	h2      *http2.Server
-	streams sync.Pool
-	ups     *upstreams
+	h1        *http.Server
+	drainOnce sync.Once
+	draining  atomic.Bool
+	h2        *http2.Server
+	streams   sync.Pool
+	ups       *upstreams
 	// Shared single-value header slices (len == cap, so appends copy).
 	serverHdr []string
 }
@@ -237,7 +240,23 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 		}
 	}
 	m.h2 = h2
+	// Registers the HTTP/2 connections with m.h1's shutdown, so Drain can
+	// send GOAWAY on them.
+	if err := http2.ConfigureServer(m.h1, m.h2); err != nil {
+		return fmt.Errorf("%s: configuring HTTP/2: %w", p, err)
+	}
 	return nil
+}
+
+// Drain ends the manager's connections gracefully: idle HTTP/1
+// connections close, busy ones close after their response ("Connection:
+// close"), HTTP/2 connections get GOAWAY. The listener closes whatever is
+// left when its drain timeout passes. New connections are refused.
+func (m *Manager) Drain() {
+	m.drainOnce.Do(func() {
+		m.draining.Store(true)
+		go m.h1.Shutdown(context.Background())
+	})
 }
 
 // RouteConfigName is the RDS name this manager reads ("" for inline).

@@ -613,3 +613,37 @@ func TestH2Connect(t *testing.T) {
 	}
 	pw.Close()
 }
+
+func TestDrain(t *testing.T) {
+	be := backend(t, echo("a"))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a"))))})
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("before drain: %v %v", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	// h2 client on its own connection.
+	h2c := h2cClient()
+	if r, err := h2c.Get("http://" + p.addr + "/"); err != nil || r.StatusCode != 200 {
+		t.Fatalf("h2 before drain: %v", err)
+	} else {
+		r.Body.Close()
+	}
+	p.mgr.Drain()
+	// The idle keep-alive connection is closed by the proxy.
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection after drain: %v", err)
+	}
+	// New connections are refused.
+	if _, err := h2cClient().Get("http://" + p.addr + "/"); err == nil {
+		t.Fatal("request served after drain")
+	}
+}

@@ -20,6 +20,10 @@ var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 // ServeConn serves HTTP on c until the connection ends. It owns c and
 // closes it.
 func (m *Manager) ServeConn(c net.Conn, info *downstream.Info) {
+	if m.draining.Load() {
+		c.Close()
+		return
+	}
 	if info == nil {
 		info = &downstream.Info{}
 	}
@@ -38,7 +42,13 @@ func (m *Manager) ServeConn(c net.Conn, info *downstream.Info) {
 		cc.Close()
 		return
 	}
-	m.h1.Serve(&oneConn{c: cc})
+	l := &oneConn{c: cc, closed: make(chan struct{})}
+	m.h1.Serve(l)
+	if l.used {
+		<-cc.done // Serve returns early when draining; the conn is still served
+		return
+	}
+	cc.Close() // refused: the manager is draining
 }
 
 type connKey struct{}
@@ -91,24 +101,39 @@ func (c *conn) CloseWrite() error {
 }
 
 // oneConn is a listener that yields one connection, then blocks until that
-// connection is closed, so http.Server.Serve returns when it ends.
+// connection is closed or the server shuts down (http.Server.Shutdown
+// waits for Serve to return before closing idle connections).
 type oneConn struct {
-	c    *conn
-	used bool
+	c      *conn
+	used   bool
+	closed chan struct{}
+	once   sync.Once
 }
 
 var errDone = errors.New("connection finished")
 
 func (l *oneConn) Accept() (net.Conn, error) {
 	if !l.used {
+		select {
+		case <-l.closed:
+			return nil, errDone
+		default:
+		}
 		l.used = true
 		return l.c, nil
 	}
-	<-l.c.done
+	select {
+	case <-l.c.done:
+	case <-l.closed:
+	}
 	return nil, errDone
 }
 
-func (l *oneConn) Close() error   { return nil }
+func (l *oneConn) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
 func (l *oneConn) Addr() net.Addr { return l.c.LocalAddr() }
 
 // sniffH2 reads only as many bytes as it takes to tell the HTTP/2 preface
@@ -119,7 +144,7 @@ func sniffH2(br *bufio.Reader) bool {
 		if len(b) < n || err != nil {
 			return false
 		}
-		if !bytes.Equal(b, h2Preface[:len(b)]) {
+		if !bytes.Equal(b, h2Preface[:n]) {
 			return false
 		}
 	}
