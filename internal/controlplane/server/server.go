@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/weftmesh/weft/internal/controlplane/model"
 	"github.com/weftmesh/weft/internal/controlplane/registry"
 	"github.com/weftmesh/weft/internal/controlplane/store"
 	"github.com/weftmesh/weft/internal/controlplane/xds"
@@ -48,8 +49,9 @@ type Server struct {
 
 	xdsLis, monLis net.Listener
 
-	kick chan struct{} // asks the rebuild loop for a new snapshot
-	gen  uint64        // snapshots built; owned by the rebuild loop
+	kick chan struct{}   // asks the rebuild loop for a new snapshot
+	gen  uint64          // snapshots built; owned by the rebuild loop
+	last *model.Snapshot // the last snapshot handed to xds; owned by the rebuild loop
 
 	mu       sync.Mutex
 	buildErr string // last registry.Build failure, shown in status
@@ -90,6 +92,7 @@ func New(opts Options) (*Server, error) {
 		s.buildErr = err.Error()
 		snap = nil
 	}
+	s.last = snap
 	s.xds = xds.New(snap, xds.Options{
 		Logger:   s.log.With("component", "xds"),
 		Debounce: opts.Debounce,
@@ -148,6 +151,10 @@ func (s *Server) rebuild() {
 	}
 	s.buildErr = ""
 	s.mu.Unlock()
+	if sameSnapshot(s.last, snap) {
+		return
+	}
+	s.last = snap
 	s.gen++
 	snap.Version = fmt.Sprint(s.gen)
 	s.xds.Update(snap)
