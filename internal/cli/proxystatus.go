@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -57,11 +58,30 @@ NACK (the proxy rejected it; the error follows the table) or NOT SENT.`,
 					fmt.Fprintf(out, "NOT PUBLISHED %s: %s\n", p.ID, p.CheckError)
 				}
 			}
+			if len(args) == 1 && len(ps) == 1 {
+				// One proxy: the versions behind each state.
+				p := ps[0]
+				fmt.Fprintf(out, "\nproxy %s (%s, %s xDS, connected %s)\n", p.ID, p.IP, map[bool]string{false: "state-of-the-world", true: "delta"}[p.Delta], p.ConnectedAt.Format(time.RFC3339))
+				tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+				fmt.Fprintln(tw, "TYPE\tSTATE\tWANTED\tSENT\tACKED\tNACKS")
+				for _, t := range []string{"CDS", "LDS", "EDS", "RDS", "SDS"} {
+					st := p.Types[t]
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", t, state(st), dash(st.Version), dash(st.Sent), dash(st.Acked), st.NACKs)
+				}
+				tw.Flush()
+			}
 			return nil
 		},
 	}
 	addCPFlag(cmd, &addr)
 	return cmd
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func state(t xds.TypeStatus) string {

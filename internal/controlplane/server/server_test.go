@@ -109,8 +109,8 @@ func TestProxyStatusShowsNACK(t *testing.T) {
 	})
 	// The table names the type that was rejected.
 	_, out, _ := weft(s, "", "proxy-status", "productpage-v1")
-	if !strings.Contains(out, "NACK "+m.ID()+" CDS") {
-		t.Errorf("NACK line does not name CDS:\n%s", out)
+	if !strings.Contains(out, "NACK "+m.ID()+" CDS") || !strings.Contains(out, "TYPE   STATE") || !strings.Contains(out, "state-of-the-world") {
+		t.Errorf("single-proxy status lacks the NACK line or the version table:\n%s", out)
 	}
 	var metrics bytes.Buffer
 	code := cli.Main([]string{"get", "status", "--control-plane", s.MonitoringAddr()}, nil, &metrics, &metrics)
