@@ -66,10 +66,11 @@ func (b *builder) assignment(name string, svc *model.Service, port *model.Port, 
 	return cla
 }
 
-// locality parses "region/zone/subzone".
+// locality parses "region/zone/subzone". An unknown locality is an empty
+// Locality, never nil: grpc-go rejects an EDS group without a locality ID.
 func locality(s string) *corev3.Locality {
 	if s == "" {
-		return nil
+		return &corev3.Locality{}
 	}
 	parts := strings.SplitN(s, "/", 3)
 	l := &corev3.Locality{Region: parts[0]}

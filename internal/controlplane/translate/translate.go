@@ -48,7 +48,17 @@ func Build(snap *model.Snapshot, p *model.Proxy) *Output {
 			b.buildExplicitOutbound()
 		}
 	}
-	return b.output()
+	o := b.output()
+	if !p.IsGRPC() {
+		// Istio sets include_request_attempt_count on every virtual host:
+		// upstreams see x-envoy-attempt-count.
+		for _, rc := range o.Routes {
+			for _, vh := range rc.VirtualHosts {
+				vh.IncludeRequestAttemptCount = true
+			}
+		}
+	}
+	return o
 }
 
 // output collects the builder's resources, sorted by name.
