@@ -52,6 +52,22 @@ type Options struct {
 	// Sleep replaces real timers for fault delays and retry back-off in
 	// tests; nil uses timers.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Observe builds the Observer for one HCM config (telemetry: metrics,
+	// its access_log and tracing). nil: no observer, and access_log or
+	// tracing in the config is rejected.
+	Observe func(cfg *hcmv3.HttpConnectionManager) (Observer, error)
+}
+
+// Observer sees every request of a Manager (telemetry). Methods run on
+// the request's goroutine, must not block, and may edit the headers they
+// are given (metadata exchange, trace propagation).
+type Observer interface {
+	// Request: after the connection manager's header rules, before routing.
+	Request(r *http.Request, info *StreamInfo)
+	// Response: before the final response headers are written.
+	Response(h http.Header, info *StreamInfo)
+	// Complete: after the response ended, before OnComplete.
+	Complete(info *StreamInfo)
 }
 
 // Manager serves HTTP on downstream connections for one HCM config.
@@ -63,6 +79,7 @@ type Manager struct {
 	filters    []filter.Filter
 	fcfg       filter.Config
 	onComplete func(*StreamInfo)
+	obs        Observer
 
 	codec         hcmv3.HttpConnectionManager_CodecType
 	useRemote     bool
@@ -103,8 +120,11 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		"max_request_headers_kb", "http2_protocol_options", "http_protocol_options", "normalize_path",
 		"merge_slashes", "server_name", "server_header_transformation", "path_with_escaped_slashes_action",
 		"preserve_external_request_id", "always_set_request_id_in_response", "request_headers_timeout",
-		"drain_timeout", "delayed_close_timeout", "stream_error_on_invalid_http_message"); err != nil {
+		"drain_timeout", "delayed_close_timeout", "stream_error_on_invalid_http_message", "access_log", "tracing"); err != nil {
 		return nil, err
+	}
+	if opts.Observe == nil && (len(cfg.GetAccessLog()) > 0 || cfg.GetTracing() != nil) {
+		return nil, fmt.Errorf("%s: access_log and tracing need telemetry, which this proxy was built without", p)
 	}
 	m := &Manager{log: opts.Log, env: env, onComplete: opts.OnComplete, codec: cfg.GetCodecType(),
 		useRemote: cfg.GetUseRemoteAddress().GetValue(), skipXFF: cfg.GetSkipXffAppend(),
@@ -173,6 +193,13 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 	}
 	if err := m.compileServers(cfg, p); err != nil {
 		return nil, err
+	}
+	if opts.Observe != nil {
+		obs, err := opts.Observe(cfg)
+		if err != nil {
+			return nil, err
+		}
+		m.obs = obs
 	}
 	m.streams.New = func() any { return new(stream) }
 	return m, nil

@@ -54,6 +54,9 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	verr := m.validate(r)
 	m.prepare(r, cc, info)
+	if m.obs != nil {
+		m.obs.Request(r, info)
+	}
 
 	fs := &st.fs
 	fs.W, fs.Req, fs.Info, fs.Env, fs.Config = &st.w, r, info, m.ups, &m.fcfg
@@ -81,6 +84,9 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info.Duration = time.Since(info.Start)
 	if cb != nil {
 		info.BytesIn += cb.n.Load()
+	}
+	if m.obs != nil {
+		m.obs.Complete(info)
 	}
 	if m.onComplete != nil {
 		m.onComplete(info)
@@ -382,6 +388,9 @@ func (w *respWriter) WriteHeader(code int) {
 		h := w.w.Header()
 		if w.m.idInResponse && w.info.RequestID != "" {
 			h["X-Request-Id"] = []string{w.info.RequestID}
+		}
+		if w.m.obs != nil {
+			w.m.obs.Response(h, w.info)
 		}
 		switch w.m.serverMode {
 		case hcmv3.HttpConnectionManager_OVERWRITE:

@@ -399,12 +399,20 @@ func queryValue(raw, name string) string {
 	return ""
 }
 
-// fnv64a hashes s without allocating.
+// fnv64a hashes s without allocating. FNV-1a alone leaves short keys
+// ("1", "2" …) bunched in the high bits, which would put them all on one
+// arc of a hash ring; a murmur3 finaliser spreads them (Envoy uses
+// xxHash64, which avalanches by itself).
 func fnv64a(s string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
 		h *= 1099511628211
 	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
 	return h
 }
