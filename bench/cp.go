@@ -5,13 +5,9 @@ import (
 	"fmt"
 	"net"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-
-	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
 )
 
@@ -35,12 +31,13 @@ type cpResult struct {
 }
 
 // benchControlPlane runs `weft control-plane` with services Services (each
-// with an endpoint), connects proxies in-process xDS clients (state of the
-// world, CDS/EDS/LDS/RDS, ACKing everything), then makes changes config
-// changes (a new Service each) and times, per client, from the file's
-// rename into the watched directory to the client's acceptance of a CDS
-// version holding the new cluster.
-func benchControlPlane(ctx context.Context, weft, dir string, services, proxies, changes int, timeout time.Duration) cpResult {
+// with an endpoint), connects proxies simulated proxies (simProxy) in
+// batches, then makes changes config changes (a new Service each) and
+// times, per proxy, from the file's rename into the watched directory to
+// the proxy's receipt of a CDS response holding the new cluster. To protect
+// a shared machine it stops adding proxies once the control plane's RSS
+// passes maxRSSKB.
+func benchControlPlane(ctx context.Context, weft, dir string, services, proxies, changes int, timeout time.Duration, maxRSSKB int64) cpResult {
 	r := cpResult{Services: services, Proxies: proxies}
 	cp, err := startControlPlane(ctx, weft, dir, fmt.Sprintf("cp-%d", proxies), map[string]string{"services.yaml": servicesYAML("svc", services)})
 	if err != nil {
@@ -50,57 +47,66 @@ func benchControlPlane(ctx context.Context, weft, dir string, services, proxies,
 	defer cp.proc.stop()
 	cpu0 := cp.proc.cpuSeconds()
 
-	clients := make([]*meshtest.XDSClient, 0, proxies)
+	sims := make([]*simProxy, 0, proxies)
 	defer func() {
 		var wg sync.WaitGroup
-		for _, c := range clients {
+		for _, s := range sims {
 			wg.Add(1)
-			go func() { defer wg.Done(); c.Close() }()
+			go func() { defer wg.Done(); s.close() }()
 		}
 		wg.Wait()
 	}()
+	phase, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	start := time.Now()
+	const batch = 100
 	for i := 0; i < proxies; i++ {
+		if i > 0 && i%batch == 0 {
+			if rss := cp.proc.memKB("VmRSS"); maxRSSKB > 0 && rss > maxRSSKB {
+				r.Error = fmt.Sprintf("stopped adding proxies at %d: control-plane RSS %d MiB passed the %d MiB guard (-cp-max-rss)", i, rss/1024, maxRSSKB/1024)
+				break
+			}
+			if phase.Err() != nil {
+				r.Error = fmt.Sprintf("stopped adding proxies at %d: phase timeout %v", i, timeout)
+				break
+			}
+		}
 		ip := net.IPv4(198, 18, byte(200+i/250), byte(1+i%250)).String()
 		m := &node.Meta{Type: node.Sidecar, IP: ip, Name: fmt.Sprintf("sim-%04d", i), Namespace: "default",
 			ServiceAccount: "sim", Labels: map[string]string{"app": "sim"}, AppAddress: ip, ProxyPort: proxyPort}
-		c, err := meshtest.DialXDS(cp.xds, m, meshtest.XDSClientOptions{})
+		s, err := dialSim(cp.xds, m)
 		if err != nil {
-			r.Error = fmt.Sprintf("client %d: %v", i, err)
+			r.Error = fmt.Sprintf("proxy %d: %v", i, err)
 			return r
 		}
-		clients = append(clients, c)
+		sims = append(sims, s)
 	}
-	synced := func(c *meshtest.XDSClient) bool {
-		return c.Version(resource.ClusterType) != "" && c.Version(resource.ListenerType) != ""
-	}
-	times, missing := waitAll(ctx, clients, start, synced, timeout)
-	r.Connected = proxies - missing
+	times, missing := waitAll(phase, sims, start, (*simProxy).waitSynced)
+	r.Connected = len(sims) - missing
 	r.InitialSyncP50, r.InitialSyncP99, r.InitialSyncMax = pct(times, 50), pct(times, 99), pct(times, 100)
 	r.CPUConnectSec = cp.proc.cpuSeconds() - cpu0
-	if missing > 0 {
-		r.Error = fmt.Sprintf("%d of %d proxies never synced within %v", missing, proxies, timeout)
-		r.RSSKB, r.PeakRSSKB = cp.proc.memKB("VmRSS"), cp.proc.memKB("VmHWM")
+	r.RSSKB, r.PeakRSSKB = cp.proc.memKB("VmRSS"), cp.proc.memKB("VmHWM")
+	if missing > 0 || len(sims) < proxies {
+		if r.Error == "" {
+			r.Error = fmt.Sprintf("%d of %d proxies not synced within %v", proxies-r.Connected, proxies, timeout)
+		}
 		return r
 	}
 	for k := 0; k < changes && ctx.Err() == nil; k++ {
 		name := fmt.Sprintf("change-%d", k)
+		for _, s := range sims {
+			s.expectCluster(name + "-0000.")
+		}
 		cpuBefore := cp.proc.cpuSeconds()
+		phase, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
 		if err := cp.write(name+".yaml", servicesYAML(name, 1)); err != nil {
+			cancel()
 			r.Error = err.Error()
 			break
 		}
-		want := name + "-0000."
-		has := func(c *meshtest.XDSClient) bool {
-			for n := range c.Resources(resource.ClusterType) {
-				if strings.Contains(n, want) {
-					return true
-				}
-			}
-			return false
-		}
-		times, missing := waitAll(ctx, clients, start, has, timeout)
+		times, missing := waitAll(phase, sims, start, (*simProxy).waitFound)
+		cancel()
 		r.ChangeP50 = append(r.ChangeP50, pct(times, 50))
 		r.ChangeP99 = append(r.ChangeP99, pct(times, 99))
 		r.ChangeAll = append(r.ChangeAll, pct(times, 100))
@@ -111,28 +117,25 @@ func benchControlPlane(ctx context.Context, weft, dir string, services, proxies,
 	return r
 }
 
-// waitAll waits for cond on every client and returns each one's time since
-// start (ms) and how many never got there.
-func waitAll(ctx context.Context, clients []*meshtest.XDSClient, start time.Time, cond func(*meshtest.XDSClient) bool, timeout time.Duration) ([]float64, int) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// waitAll waits for an event on every proxy and returns each one's time
+// since start (ms) and how many never got there.
+func waitAll(ctx context.Context, sims []*simProxy, start time.Time, wait func(*simProxy, context.Context) (time.Time, error)) ([]float64, int) {
 	var mu sync.Mutex
 	var times []float64
 	missing := 0
 	var wg sync.WaitGroup
-	for _, c := range clients {
+	for _, s := range sims {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := c.WaitFor(ctx, cond)
-			d := float64(time.Since(start).Microseconds()) / 1000
+			at, err := wait(s, ctx)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				missing++
 				return
 			}
-			times = append(times, d)
+			times = append(times, float64(at.Sub(start).Microseconds())/1000)
 		}()
 	}
 	wg.Wait()

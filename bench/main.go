@@ -52,6 +52,7 @@ type options struct {
 	cpServices   int
 	cpProxies    []int
 	cpChanges    int
+	cpMaxRSS     int64 // KiB
 	idleServices int
 	keep         bool
 	parts        map[string]bool
@@ -77,6 +78,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.cpServices, "cp-services", 1000, "services in the control-plane benchmark")
 	cpProxies := fs.String("cp-proxies", "100,2000", "simulated proxies in the control-plane benchmark; a list runs each size, smallest first")
 	fs.IntVar(&o.cpChanges, "cp-changes", 3, "config changes timed in the control-plane benchmark")
+	maxRSS := fs.Int64("cp-max-rss", 6144, "MiB: stop adding simulated proxies once the control plane's RSS passes this (protects a shared machine)")
 	fs.IntVar(&o.idleServices, "idle-services", 1000, "services for weft-proxy's loaded idle RSS")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
 	parts := fs.String("parts", "load,idle,cp", "what to run: load (proxy topologies), idle (weft-proxy idle RSS), cp (control plane)")
@@ -85,6 +87,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	o.parts, o.topologies = set(*parts), set(*topos)
+	o.cpMaxRSS = *maxRSS * 1024
 	o.reserve = 3*time.Minute + 30*time.Second
 	if o.smoke {
 		set := map[string]bool{}
@@ -288,7 +291,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			phases := time.Duration((len(o.cpProxies) - i) * (o.cpChanges + 1))
 			timeout := min(90*time.Second, max(10*time.Second, left/phases))
 			log.Info("control plane", "services", o.cpServices, "proxies", n, "phase_timeout", timeout)
-			r := benchControlPlane(ctx, cpBin, tmp, o.cpServices, n, o.cpChanges, timeout)
+			r := benchControlPlane(ctx, cpBin, tmp, o.cpServices, n, o.cpChanges, timeout, o.cpMaxRSS)
 			rep.ControlPlane = append(rep.ControlPlane, r)
 		}
 	}

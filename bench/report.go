@@ -367,14 +367,18 @@ const methodText = `## Method
   sampled every 250 ms until three samples agree within 2 %; the proxy's admin ` + "`/clusters`" + `
   then proves it holds the N services' clusters.
 - Control plane: a real ` + "`bin/weft control-plane`" + ` with N Services (each with one
-  WorkloadEntry, addresses in 198.18.0.0/16) and M simulated proxies = in-process ADS clients
-  (` + "`internal/meshtest`" + `, state of the world, wildcard CDS/EDS/LDS/RDS, ACK everything) in the
-  harness process. Initial sync = from the first dial to a client's first accepted CDS and LDS.
-  A change = a new file with one more Service + WorkloadEntry renamed into the watched directory;
-  its time per proxy = from the rename to that client's acceptance of a CDS response that holds
-  the new cluster (the ACK is sent in the same step); p50/p99 over proxies, "all" = the slowest.
-  This includes the control plane's file-watch debounce (100 ms default). The simulated clients
-  share the 2 cores with the control plane. Control-plane CPU = utime + stime during the phase;
-  RSS from /proc as above.
+  WorkloadEntry, addresses in 198.18.0.0/16) and M simulated proxies in the harness process:
+  lean ADS clients (one gRPC stream each, state of the world, wildcard CDS/EDS/LDS/RDS, every
+  response ACKed at once, nothing decoded or kept: ` + "`internal/meshtest`" + `'s client keeps decoded
+  resources, megabytes per proxy at 1,000 services). They connect in batches of 100; adding
+  stops if the control plane's RSS passes ` + "`-cp-max-rss`" + ` (6 GiB) or the phase times out, and
+  the report says so. Initial sync = from the first dial to a proxy's first CDS and LDS
+  responses. A change = a new file with one more Service + WorkloadEntry renamed into the
+  watched directory; its time per proxy = from the rename to that proxy's receipt of a CDS
+  response holding the new cluster (ACKed immediately); p50/p99 over proxies, "all" = the
+  slowest. This includes the control plane's file-watch debounce (100 ms default). Phase
+  timeouts come from what is left of ` + "`-budget`" + ` (10-90 s). The simulated proxies share the 2
+  cores with the control plane. Control-plane CPU = utime + stime during the phase; RSS from
+  /proc as above.
 - Not measured yet: mTLS between the pair (Weft's mTLS is not wired into the sidecars yet).
 `
