@@ -172,7 +172,7 @@ func TestNewRejects(t *testing.T) {
 		mutate func(*hcmv3HCM)
 		want   string
 	}{
-		{"tracing", func(h *hcmv3HCM) { h.Tracing = &hcmv3HCMTracing{} }, "http_connection_manager.tracing"},
+		{"tracing without telemetry", func(h *hcmv3HCM) { h.Tracing = &hcmv3HCMTracing{} }, "tracing"},
 		{"router not last", func(h *hcmv3HCM) { h.HttpFilters = append(h.HttpFilters, h.HttpFilters[0]) }, "the router must be the last filter"},
 		{"out of order", func(h *hcmv3HCM) {
 			fault := &hcmv3HttpFilter{Name: "fault", ConfigType: &hcmv3HttpFilterTyped{TypedConfig: mustAny(t, &faultv3HTTPFault{})}}
