@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/weftmesh/weft/internal/proxy/downstream"
@@ -36,4 +37,14 @@ type Info struct {
 	Host        string // upstream host ip:port of the last attempt
 	ServiceTime time.Duration
 	Downstream  *downstream.Info
+
+	// Set by the connection manager's Observer (telemetry) and opaque to
+	// everything else: the peer workload learned from metadata exchange,
+	// whether the request is gRPC, the response's grpc-status, and the
+	// request and response headers for access-log %REQ(…)% / %RESP(…)%.
+	Peer           any
+	GRPC           bool
+	GRPCStatus     string
+	RequestHeader  http.Header
+	ResponseHeader http.Header
 }

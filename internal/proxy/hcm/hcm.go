@@ -123,8 +123,11 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		"drain_timeout", "delayed_close_timeout", "stream_error_on_invalid_http_message", "access_log", "tracing"); err != nil {
 		return nil, err
 	}
-	if opts.Observe == nil && (len(cfg.GetAccessLog()) > 0 || cfg.GetTracing() != nil) {
-		return nil, fmt.Errorf("%s: access_log and tracing need telemetry, which this proxy was built without", p)
+	if opts.Observe == nil && len(cfg.GetAccessLog()) > 0 {
+		return nil, fmt.Errorf("%s.access_log: access_log and tracing need telemetry, which this proxy was built without", p)
+	}
+	if opts.Observe == nil && cfg.GetTracing() != nil {
+		return nil, fmt.Errorf("%s.tracing: access_log and tracing need telemetry, which this proxy was built without", p)
 	}
 	m := &Manager{log: opts.Log, env: env, onComplete: opts.OnComplete, codec: cfg.GetCodecType(),
 		useRemote: cfg.GetUseRemoteAddress().GetValue(), skipXFF: cfg.GetSkipXffAppend(),

@@ -41,6 +41,7 @@ type Options struct {
 	Cluster  cluster.Options
 	Listener listener.Options
 	HCM      hcm.Options
+	TCP      tcp.Options // Log is set per listener
 	// RetireDelay is how long a replaced cluster Set stays open, so
 	// requests that picked a host from it just before the swap can still
 	// get a connection (default 2s). Its busy connections drain anyway.
@@ -295,7 +296,9 @@ func (d *deps) NetworkFilter(listenerName string, f *listenerv3.Filter) (listene
 		if err := tc.UnmarshalTo(cfg); err != nil {
 			return nil, err
 		}
-		p, err := tcp.New(cfg, d.r, tcp.Options{Log: d.r.log.With("listener", listenerName)})
+		o := d.r.opts.TCP
+		o.Log = d.r.log.With("listener", listenerName)
+		p, err := tcp.New(cfg, d.r, o)
 		if err != nil {
 			return nil, err
 		}

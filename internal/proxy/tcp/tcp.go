@@ -38,6 +38,31 @@ type Options struct {
 	Log *slog.Logger
 	// Rand returns a value in [0,n) for the weighted pick (default math/rand/v2).
 	Rand func(n uint64) uint64
+	// Observe builds the Observer for one tcp_proxy config (telemetry:
+	// metrics and its access_log). nil: none, and access_log is rejected.
+	Observe func(cfg *tcpv3.TcpProxy) (Observer, error)
+}
+
+// Observer sees every proxied connection (telemetry). Open runs when the
+// cluster is picked, Close when both directions are done; neither may block.
+type Observer interface {
+	Open(c *Conn)
+	Close(c *Conn)
+}
+
+// Conn is what happened on one proxied connection. Only valid during the
+// Observer calls.
+type Conn struct {
+	Downstream *downstream.Info
+	Cluster    string
+	Host       string // upstream peer ip:port ("" if the connect failed)
+	LocalAddr  string // upstream local ip:port
+	Start      time.Time
+	Duration   time.Duration
+	Received   int64 // bytes from downstream
+	Sent       int64 // bytes to downstream
+	Flags      rflag.Flags
+	State      any // the Observer's per-connection state
 }
 
 // Proxy is a compiled tcp_proxy; safe for concurrent connections.
@@ -50,6 +75,7 @@ type Proxy struct {
 	idleTimeout time.Duration // 0: none
 	rand        func(uint64) uint64
 	stats       Stats
+	obs         Observer
 }
 
 type weighted struct {
@@ -72,8 +98,11 @@ const defaultIdle = time.Hour
 
 // New compiles a TcpProxy config. Errors name the field.
 func New(cfg *tcpv3.TcpProxy, env Env, opts Options) (*Proxy, error) {
-	if err := listener.AllowOnly(cfg, "tcp_proxy", "stat_prefix", "cluster", "weighted_clusters", "idle_timeout"); err != nil {
+	if err := listener.AllowOnly(cfg, "tcp_proxy", "stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "access_log"); err != nil {
 		return nil, err
+	}
+	if opts.Observe == nil && len(cfg.GetAccessLog()) > 0 {
+		return nil, errors.New("tcp_proxy: access_log needs telemetry, which this proxy was built without")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -116,6 +145,13 @@ func New(cfg *tcpv3.TcpProxy, env Env, opts Options) (*Proxy, error) {
 	for _, c := range p.clusters {
 		p.total += c.weight
 	}
+	if opts.Observe != nil {
+		obs, err := opts.Observe(cfg)
+		if err != nil {
+			return nil, err
+		}
+		p.obs = obs
+	}
 	return p, nil
 }
 
@@ -150,6 +186,15 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 	p.stats.DownstreamCxActive.Add(1)
 	defer p.stats.DownstreamCxActive.Add(-1)
 	cluster := p.Pick()
+	var oc *Conn
+	if p.obs != nil {
+		oc = &Conn{Downstream: info, Cluster: cluster, Start: time.Now()}
+		p.obs.Open(oc)
+		defer func() {
+			oc.Duration = time.Since(oc.Start)
+			p.obs.Close(oc)
+		}()
+	}
 	up, err := p.env.Dial(context.Background(), cluster, info.OriginalDst.String())
 	if err != nil {
 		p.stats.UpstreamConnectFailure.Add(1)
@@ -158,11 +203,19 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 		if errors.As(err, &fe) {
 			flag = fe.Flag
 		}
+		if oc != nil {
+			oc.Flags = flag
+		}
 		p.log.Debug("tcp_proxy upstream connect failed", "cluster", cluster, "flags", flag.String(), "err", err,
 			"listener", info.Listener, "src", info.Remote)
 		return
 	}
 	defer up.Close()
+	var rx, tx atomic.Int64 // this connection's bytes, for the observer
+	if oc != nil {
+		oc.Host, oc.LocalAddr = up.RemoteAddr().String(), up.LocalAddr().String()
+		defer func() { oc.Received, oc.Sent = rx.Load(), tx.Load() }()
+	}
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	done := make(chan struct{})
@@ -189,8 +242,8 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 		defer t.Stop()
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- pipe(up, c, &last, &p.stats.DownstreamCxRxBytes) }()
-	go func() { errc <- pipe(c, up, &last, &p.stats.DownstreamCxTxBytes) }()
+	go func() { errc <- pipe(up, c, &last, &p.stats.DownstreamCxRxBytes, &rx) }()
+	go func() { errc <- pipe(c, up, &last, &p.stats.DownstreamCxTxBytes, &tx) }()
 	for i := 0; i < 2; i++ {
 		if err := <-errc; err != nil {
 			// A reset or error on one side ends both.
@@ -206,7 +259,7 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 
 // pipe copies src to dst; at EOF it half-closes dst so the peer sees the
 // FIN while the other direction keeps flowing.
-func pipe(dst, src net.Conn, last *atomic.Int64, count *atomic.Int64) error {
+func pipe(dst, src net.Conn, last *atomic.Int64, count, conn *atomic.Int64) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -215,6 +268,7 @@ func pipe(dst, src net.Conn, last *atomic.Int64, count *atomic.Int64) error {
 		if n > 0 {
 			last.Store(time.Now().UnixNano())
 			count.Add(int64(n))
+			conn.Add(int64(n))
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return werr
 			}
