@@ -273,6 +273,9 @@ func (r *report) markdown() string {
 	}
 	for _, c := range r.ControlPlane {
 		p("### %d services, %d simulated proxies (%d synced)\n\n", c.Services, c.Proxies, c.Connected)
+		if c.Stopped != "" {
+			p("Note: %s; the changes below ran with %d proxies.\n\n", oneLine(c.Stopped), c.Connected)
+		}
 		if c.Error != "" {
 			p("Error: %s\n\n", oneLine(c.Error))
 		}
@@ -282,7 +285,7 @@ func (r *report) markdown() string {
 			p("| change %d → ACK p50 / p99 / all (ms), not acked | %s / %s / %s, %d |\n", i+1, ms(c.ChangeP50[i]), ms(c.ChangeP99[i]), ms(c.ChangeAll[i]), c.ChangeMissing[i])
 		}
 		p("| control-plane RSS / peak RSS (MiB) | %.1f / %.1f |\n", float64(c.RSSKB)/1024, float64(c.PeakRSSKB)/1024)
-		p("| control-plane CPU s: connect all proxies | %.2f |\n", c.CPUConnectSec)
+		p("| control-plane CPU s: connect all proxies (batches of 100) | %.2f |\n", c.CPUConnectSec)
 		for i, v := range c.CPUPerChangeSec {
 			p("| control-plane CPU s: change %d | %.2f |\n", i+1, v)
 		}
@@ -370,10 +373,11 @@ const methodText = `## Method
   WorkloadEntry, addresses in 198.18.0.0/16) and M simulated proxies in the harness process:
   lean ADS clients (one gRPC stream each, state of the world, wildcard CDS/EDS/LDS/RDS, every
   response ACKed at once, nothing decoded or kept: ` + "`internal/meshtest`" + `'s client keeps decoded
-  resources, megabytes per proxy at 1,000 services). They connect in batches of 100; adding
-  stops if the control plane's RSS passes ` + "`-cp-max-rss`" + ` (6 GiB) or the phase times out, and
-  the report says so. Initial sync = from the first dial to a proxy's first CDS and LDS
-  responses. A change = a new file with one more Service + WorkloadEntry renamed into the
+  resources, megabytes per proxy at 1,000 services). They connect in batches of 100, each
+  batch once the previous one has synced; adding stops if the control plane's RSS passes
+  ` + "`-cp-max-rss`" + ` (6 GiB) or the phase times out, and the report says so. Initial sync = from
+  the dial of a proxy's batch to that proxy's first CDS and LDS responses (so it includes
+  waiting behind the batch's other proxies). A change = a new file with one more Service + WorkloadEntry renamed into the
   watched directory; its time per proxy = from the rename to that proxy's receipt of a CDS
   response holding the new cluster (ACKed immediately); p50/p99 over proxies, "all" = the
   slowest. This includes the control plane's file-watch debounce (100 ms default). Phase
