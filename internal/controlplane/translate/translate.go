@@ -5,6 +5,7 @@ package translate
 
 import (
 	"sort"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -50,9 +51,13 @@ func Build(snap *model.Snapshot, p *model.Proxy) *Output {
 	}
 	o := b.output()
 	if !p.IsGRPC() {
-		// Istio sets include_request_attempt_count on every virtual host:
-		// upstreams see x-envoy-attempt-count.
+		// Istio sets include_request_attempt_count on outbound and gateway
+		// virtual hosts: upstreams see x-envoy-attempt-count. Not inbound,
+		// which would overwrite the client sidecar's count with its own.
 		for _, rc := range o.Routes {
+			if strings.HasPrefix(rc.Name, "inbound|") {
+				continue
+			}
 			for _, vh := range rc.VirtualHosts {
 				vh.IncludeRequestAttemptCount = true
 			}
