@@ -40,7 +40,13 @@ type cpResult struct {
 // the proxy's receipt of a CDS response holding the new cluster. To protect
 // a shared machine it stops adding proxies once the control plane's RSS
 // passes maxRSSKB.
-func benchControlPlane(ctx context.Context, weft, dir string, services, proxies, changes int, timeout time.Duration, maxRSSKB int64) cpResult {
+//
+// Phases (connecting, each change) end by deadline: each may take up to
+// 90 s but leaves at least 5 s for every later phase.
+func benchControlPlane(ctx context.Context, weft, dir string, services, proxies, changes int, deadline time.Time, maxRSSKB int64) cpResult {
+	phaseTimeout := func(later int) time.Duration {
+		return min(90*time.Second, max(5*time.Second, time.Until(deadline)-time.Duration(later)*5*time.Second))
+	}
 	r := cpResult{Services: services, Proxies: proxies}
 	cp, err := startControlPlane(ctx, weft, dir, fmt.Sprintf("cp-%d", proxies), map[string]string{"services.yaml": servicesYAML("svc", services)})
 	if err != nil {
@@ -61,6 +67,7 @@ func benchControlPlane(ctx context.Context, weft, dir string, services, proxies,
 	}()
 	// Proxies join in batches; each batch must sync before the next
 	// joins, so the RSS guard sees the cost of the proxies already in.
+	timeout := phaseTimeout(changes)
 	phase, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	const batch = 100
@@ -103,7 +110,11 @@ func benchControlPlane(ctx context.Context, weft, dir string, services, proxies,
 			s.expectCluster(name + "-0000.")
 		}
 		cpuBefore := cp.proc.cpuSeconds()
-		phase, cancel := context.WithTimeout(ctx, timeout)
+		if time.Until(deadline) < 5*time.Second {
+			r.Error = fmt.Sprintf("time budget spent after %d of %d changes", k, changes)
+			break
+		}
+		phase, cancel := context.WithTimeout(ctx, phaseTimeout(changes-k-1))
 		start := time.Now()
 		if err := cp.write(name+".yaml", servicesYAML(name, 1)); err != nil {
 			cancel()

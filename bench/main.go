@@ -69,12 +69,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results; smoke: a temp dir)")
 	fs.StringVar(&o.bin, "bin", "", "directory with weft and weft-proxy (default <module root>/bin)")
 	fs.IntVar(&o.rounds, "rounds", 2, "interleaved rounds per cell")
-	fs.DurationVar(&o.latency, "latency-duration", 11*time.Second, "duration of a fixed-QPS latency cell, per round")
-	fs.DurationVar(&o.max, "max-duration", 8*time.Second, "duration of a max-throughput cell, per round")
-	fs.DurationVar(&o.tail, "tail-duration", 10*time.Second, "duration of a 200-connection cell, per round")
+	fs.DurationVar(&o.latency, "latency-duration", 9*time.Second, "duration of a fixed-QPS latency cell, per round")
+	fs.DurationVar(&o.max, "max-duration", 7*time.Second, "duration of a max-throughput cell, per round")
+	fs.DurationVar(&o.tail, "tail-duration", 8*time.Second, "duration of a 200-connection cell, per round")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each cell")
 	fs.Float64Var(&o.qps, "qps", 1000, "rate of the latency cells")
-	fs.DurationVar(&o.budget, "budget", 13*time.Minute+30*time.Second, "the whole run's time limit: load cells stop early to leave the rest time")
+	fs.DurationVar(&o.budget, "budget", 13*time.Minute, "the whole run's time limit: load cells stop early to leave the rest time")
 	fs.IntVar(&o.cpServices, "cp-services", 1000, "services in the control-plane benchmark")
 	cpProxies := fs.String("cp-proxies", "100,2000", "simulated proxies in the control-plane benchmark; a list runs each size, smallest first")
 	fs.IntVar(&o.cpChanges, "cp-changes", 3, "config changes timed in the control-plane benchmark")
@@ -88,7 +88,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	o.parts, o.topologies = set(*parts), set(*topos)
 	o.cpMaxRSS = *maxRSS * 1024
-	o.reserve = 3*time.Minute + 30*time.Second
+	o.reserve = 5 * time.Minute
 	if o.smoke {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -281,17 +281,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else if cpBin, err := controlPlaneBin(o.bin); err != nil {
 		rep.CPNote = fmt.Sprintf("weft control-plane: not available: %v", err)
 	} else {
+		end := began.Add(o.budget)
 		for i, n := range o.cpProxies {
 			if ctx.Err() != nil {
 				break
 			}
-			// Each phase (connect, every change) of each size left gets
-			// an equal share of what is left of the budget, 10-90 s.
-			left := o.budget - time.Since(began)
-			phases := time.Duration((len(o.cpProxies) - i) * (o.cpChanges + 1))
-			timeout := min(90*time.Second, max(10*time.Second, left/phases))
-			log.Info("control plane", "services", o.cpServices, "proxies", n, "phase_timeout", timeout)
-			r := benchControlPlane(ctx, cpBin, tmp, o.cpServices, n, o.cpChanges, timeout, o.cpMaxRSS)
+			// Every larger size after this one keeps 75 s of the budget.
+			deadline := end.Add(-time.Duration(len(o.cpProxies)-1-i) * 75 * time.Second)
+			if time.Until(deadline) < 10*time.Second {
+				rep.ControlPlane = append(rep.ControlPlane, cpResult{Services: o.cpServices, Proxies: n, Error: "not run: time budget spent"})
+				continue
+			}
+			log.Info("control plane", "services", o.cpServices, "proxies", n, "until", time.Until(deadline).Round(time.Second))
+			r := benchControlPlane(ctx, cpBin, tmp, o.cpServices, n, o.cpChanges, deadline, o.cpMaxRSS)
 			rep.ControlPlane = append(rep.ControlPlane, r)
 		}
 	}

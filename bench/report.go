@@ -380,8 +380,9 @@ const methodText = `## Method
   waiting behind the batch's other proxies). A change = a new file with one more Service + WorkloadEntry renamed into the
   watched directory; its time per proxy = from the rename to that proxy's receipt of a CDS
   response holding the new cluster (ACKed immediately); p50/p99 over proxies, "all" = the
-  slowest. This includes the control plane's file-watch debounce (100 ms default). Phase
-  timeouts come from what is left of ` + "`-budget`" + ` (10-90 s). The simulated proxies share the 2
+  slowest. This includes the control plane's file-watch debounce (100 ms default). Each phase
+  may take up to 90 s within what is left of ` + "`-budget`" + ` (every later phase keeps 5 s, every
+  larger proxy count 75 s); a phase cut short says so. The simulated proxies share the 2
   cores with the control plane. Control-plane CPU = utime + stime during the phase; RSS from
   /proc as above.
 - Not measured yet: mTLS between the pair (Weft's mTLS is not wired into the sidecars yet).
