@@ -71,64 +71,7 @@ spec:
 		t.Errorf("other unknown hosts must stay blocked: %d", r.status)
 	}
 
-	apply(t, `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: istio-egressgateway
-spec:
-  selector:
-    istio: egressgateway
-  servers:
-  - port:
-      number: 80
-      name: http
-      protocol: HTTP
-    hosts:
-    - edition.cnn.com
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: egressgateway-for-cnn
-spec:
-  host: istio-egressgateway.istio-system.svc.cluster.local
-  subsets:
-  - name: cnn
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: direct-cnn-through-egress-gateway
-spec:
-  hosts:
-  - edition.cnn.com
-  gateways:
-  - istio-egressgateway
-  - mesh
-  http:
-  - match:
-    - gateways:
-      - mesh
-      port: 80
-    route:
-    - destination:
-        host: istio-egressgateway.istio-system.svc.cluster.local
-        subset: cnn
-        port:
-          number: 80
-      weight: 100
-  - match:
-    - gateways:
-      - istio-egressgateway
-      port: 80
-    route:
-    - destination:
-        host: edition.cnn.com
-        port:
-          number: 80
-      weight: 100
-`)
+	apply(t, task("egress-gateway/egress-gateway.yaml"))
 	egressStats := func() int {
 		r := get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("istio-egressgateway").AdminURL()+"/stats", nil)
 		re := regexp.MustCompile(`cluster\.outbound\|80\|\|edition\.cnn\.com\.upstream_rq_total: (\d+)`)

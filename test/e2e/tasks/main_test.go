@@ -280,3 +280,13 @@ func fromWorkload(t *testing.T, m *demo.Mesh, workload, rawURL string, hdr map[s
 	}
 	return response{status: code, body: body, elapsed: el}
 }
+
+// task reads a task's YAML from examples/tasks (tests run in their package
+// directory).
+func task(name string) string {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "tasks", name))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}

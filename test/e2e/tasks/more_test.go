@@ -19,83 +19,10 @@ import (
 	"github.com/weftmesh/weft/internal/node"
 )
 
-const tcpEchoAllV1 = `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: tcp-echo-gateway
-spec:
-  selector:
-    istio: ingressgateway
-  servers:
-  - port:
-      number: 31400
-      name: tcp
-      protocol: TCP
-    hosts:
-    - "*"
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: tcp-echo-destination
-spec:
-  host: tcp-echo
-  subsets:
-  - name: v1
-    labels:
-      version: v1
-  - name: v2
-    labels:
-      version: v2
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: tcp-echo
-spec:
-  hosts:
-  - "*"
-  gateways:
-  - tcp-echo-gateway
-  tcp:
-  - match:
-    - port: 31400
-    route:
-    - destination:
-        host: tcp-echo
-        port:
-          number: 9000
-        subset: v1
-`
-
-const tcpEcho20v2 = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: tcp-echo
-spec:
-  hosts:
-  - "*"
-  gateways:
-  - tcp-echo-gateway
-  tcp:
-  - match:
-    - port: 31400
-    route:
-    - destination:
-        host: tcp-echo
-        port:
-          number: 9000
-        subset: v1
-      weight: 80
-    - destination:
-        host: tcp-echo
-        port:
-          number: 9000
-        subset: v2
-      weight: 20
-`
+var (
+	tcpEchoAllV1 = task("tcp-traffic-shifting-all-v1/tcp-echo-all-v1.yaml")
+	tcpEcho20v2  = task("tcp-traffic-shifting-20-v2/tcp-echo-20-v2.yaml")
+)
 
 // echo opens one connection through the ingress gateway's TCP port, sends a
 // line and returns the first word of the answer ("one" or "two").
@@ -338,26 +265,7 @@ spec:
 // concurrent clients × 30 requests → some 503 overflow, the rest 200.
 func TestCircuitBreaking(t *testing.T) {
 	m := mesh(t)
-	apply(t, `
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: httpbin
-spec:
-  host: httpbin
-  trafficPolicy:
-    connectionPool:
-      tcp:
-        maxConnections: 1
-      http:
-        http1MaxPendingRequests: 1
-        maxRequestsPerConnection: 1
-    outlierDetection:
-      consecutive5xxErrors: 1
-      interval: 1s
-      baseEjectionTime: 3m
-      maxEjectionPercent: 100
-`)
+	apply(t, task("circuit-breaking/destination-rule-httpbin.yaml"))
 	client := viaSidecar(m, "curl")
 	var ok, overflow, other atomic.Int64
 	eventually(t, 20*time.Second, "some requests overflow", func() error {
@@ -486,43 +394,7 @@ spec:
 // TM-08 Ingress Gateways: the Host header selects; a wrong host gets 404.
 func TestIngressGateway(t *testing.T) {
 	mesh(t)
-	apply(t, `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: httpbin-gateway
-spec:
-  selector:
-    istio: ingressgateway
-  servers:
-  - port:
-      number: 80
-      name: http
-      protocol: HTTP
-    hosts:
-    - "httpbin.example.com"
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: httpbin
-spec:
-  hosts:
-  - "httpbin.example.com"
-  gateways:
-  - httpbin-gateway
-  http:
-  - match:
-    - uri:
-        prefix: /status
-    - uri:
-        prefix: /delay
-    route:
-    - destination:
-        port:
-          number: 8000
-        host: httpbin
-`)
+	apply(t, task("ingress-httpbin/httpbin-gateway.yaml"))
 	host := map[string]string{"Host": "httpbin.example.com"}
 	eventually(t, 10*time.Second, "httpbin.example.com routed", func() error {
 		if r := get(t, ingressClient, ingressURL("/status/200"), host); r.status != 200 {

@@ -10,6 +10,16 @@ import (
 
 const star = "glyphicon glyphicon-star"
 
+// The tasks' YAML, from examples/tasks (the README's tour uses the same files).
+var (
+	allV1         = task("request-routing/virtual-service-all-v1.yaml")
+	reviewsTestV2 = task("request-routing/virtual-service-reviews-test-v2.yaml")
+	ratingsDelay  = task("fault-injection-delay/virtual-service-ratings-test-delay.yaml")
+	ratingsAbort  = task("fault-injection-abort/virtual-service-ratings-test-abort.yaml")
+	reviews50v3   = task("traffic-shifting-50-v3/virtual-service-reviews-50-v3.yaml")
+	reviewsV3     = task("traffic-shifting-v3/virtual-service-reviews-v3.yaml")
+)
+
 var servedBy = regexp.MustCompile(`Reviews served by:\s*(?:<[^>]*>\s*)*([a-z0-9-]+)`)
 
 func reviewsVersion(body string) string {
@@ -24,84 +34,6 @@ func reviewsVersion(body string) string {
 	}
 	return m[1]
 }
-
-// allV1 is samples/bookinfo/networking/virtual-service-all-v1.yaml.
-const allV1 = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: productpage
-spec:
-  hosts:
-  - productpage
-  http:
-  - route:
-    - destination:
-        host: productpage
-        subset: v1
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-  - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v1
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: ratings
-spec:
-  hosts:
-  - ratings
-  http:
-  - route:
-    - destination:
-        host: ratings
-        subset: v1
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: details
-spec:
-  hosts:
-  - details
-  http:
-  - route:
-    - destination:
-        host: details
-        subset: v1
-`
-
-const reviewsTestV2 = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-    - reviews
-  http:
-  - match:
-    - headers:
-        end-user:
-          exact: jason
-    route:
-    - destination:
-        host: reviews
-        subset: v2
-  - route:
-    - destination:
-        host: reviews
-        subset: v1
-`
 
 // noStarsFor asserts n consecutive pages for user show no stars.
 func pagesAll(t *testing.T, user string, n int, ok func(response) error) error {
@@ -144,62 +76,6 @@ func TestRequestRouting(t *testing.T) {
 		t.Fatalf("anonymous users must stay on v1: %v", err)
 	}
 }
-
-const ratingsDelay = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: ratings
-spec:
-  hosts:
-  - ratings
-  http:
-  - match:
-    - headers:
-        end-user:
-          exact: jason
-    fault:
-      delay:
-        percentage:
-          value: 100.0
-        fixedDelay: 7s
-    route:
-    - destination:
-        host: ratings
-        subset: v1
-  - route:
-    - destination:
-        host: ratings
-        subset: v1
-`
-
-const ratingsAbort = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: ratings
-spec:
-  hosts:
-  - ratings
-  http:
-  - match:
-    - headers:
-        end-user:
-          exact: jason
-    fault:
-      abort:
-        percentage:
-          value: 100.0
-        httpStatus: 500
-    route:
-    - destination:
-        host: ratings
-        subset: v1
-  - route:
-    - destination:
-        host: ratings
-        subset: v1
-`
 
 // TM-02 Fault Injection.
 func TestFaultInjection(t *testing.T) {
@@ -262,41 +138,6 @@ func TestFaultInjection(t *testing.T) {
 		t.Errorf("direct probe: want 500 \"fault filter abort\", got %d %q", d.status, d.body)
 	}
 }
-
-const reviews50v3 = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-    - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v1
-      weight: 50
-    - destination:
-        host: reviews
-        subset: v3
-      weight: 50
-`
-
-const reviewsV3 = `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-    - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v3
-`
 
 // TM-03 Traffic Shifting: 50/50 v1/v3 within ±8% over 400 pages, then 100% v3.
 func TestTrafficShifting(t *testing.T) {
