@@ -82,9 +82,10 @@ type compiledListener struct {
 }
 
 var (
-	_ hcm.Env           = (*Runtime)(nil)
-	_ tcp.Env           = (*Runtime)(nil)
-	_ xdsclient.Handler = (*Runtime)(nil)
+	_ hcm.Env            = (*Runtime)(nil)
+	_ tcp.Env            = (*Runtime)(nil)
+	_ xdsclient.Handler  = (*Runtime)(nil)
+	_ xdsclient.Retainer = (*Runtime)(nil)
 )
 
 // New returns a Runtime with an empty config and no listeners.
@@ -229,6 +230,14 @@ func (r *Runtime) Apply(typeURL string, res *xdsclient.Resources) error {
 			if prev != nil {
 				next.listeners[name] = prev
 				cfgs = append(cfgs, prev.cfg)
+				// The serving version keeps its route tables even if the
+				// received config no longer has them.
+				routes, _ := xdsclient.ListenerRefs(prev.src)
+				for _, n := range routes {
+					if next.routes[n] == nil && old.routes[n] != nil {
+						next.routes[n] = old.routes[n]
+					}
+				}
 			}
 			continue
 		}
@@ -353,6 +362,25 @@ func (r *Runtime) ActiveListener(name string) *listenerv3.Listener {
 		return l.src
 	}
 	return nil
+}
+
+// Retained implements xdsclient.Retainer: the routes and secrets of the
+// versions serving while their successors warm.
+func (r *Runtime) Retained() xdsclient.Refs {
+	s := r.snap.Load()
+	out := xdsclient.Refs{Routes: map[string]bool{}, Secrets: map[string]bool{}}
+	for name := range s.warming {
+		if l := s.listeners[name]; l != nil {
+			routes, secrets := xdsclient.ListenerRefs(l.src)
+			for _, n := range routes {
+				out.Routes[n] = true
+			}
+			for _, n := range secrets {
+				out.Secrets[n] = true
+			}
+		}
+	}
+	return out
 }
 
 // Warming lists listeners waiting for routes or secrets, with what they

@@ -35,6 +35,13 @@ type Handler interface {
 	Apply(typeURL string, r *Resources) error
 }
 
+// Retainer is optionally implemented by a Handler whose serving config
+// still uses resources the received config no longer references (the
+// previous version of a warming listener); those are not dropped.
+type Retainer interface {
+	Retained() Refs
+}
+
 // Options configures a Client.
 type Options struct {
 	Server  string // host:port of the ADS server
@@ -283,6 +290,13 @@ func (c *Client) handle(u *update) error {
 	for _, n := range u.removed {
 		cand.remove(u.typeURL, n)
 	}
+	// Routes, endpoints and secrets nothing references any more are
+	// dropped, as Envoy drops unsubscribed resources.
+	var keep Refs
+	if rt, ok := c.opts.Handler.(Retainer); ok {
+		keep = rt.Retained()
+	}
+	pruned := cand.prune(keep)
 	err := errors.Join(errs...)
 	if err == nil {
 		cand.Versions[u.typeURL] = u.version
@@ -313,6 +327,11 @@ func (c *Client) handle(u *update) error {
 	}
 	for _, n := range u.removed {
 		delete(vs, n)
+	}
+	for typ, names := range pruned {
+		for _, n := range names {
+			delete(c.versions[typ], n)
+		}
 	}
 	if wildcard(u.typeURL) {
 		c.gotTypes[u.typeURL] = true

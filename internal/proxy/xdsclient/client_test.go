@@ -153,6 +153,11 @@ func TestSubscribeAndReady(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, "second route", func() bool { return rec.get().Routes["81"] != nil && rec.get().Routes["80"] != nil })
+			// Dropping the listener drops the route only it used.
+			if err := srv.Set(fixture("l2")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "unreferenced route dropped", func() bool { return rec.get().Routes["81"] == nil && rec.get().Routes["80"] != nil })
 		})
 	}
 }

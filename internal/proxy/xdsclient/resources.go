@@ -164,6 +164,23 @@ func (r *Resources) remove(typeURL, name string) {
 	}
 }
 
+// prune removes routes, endpoints and secrets that no listener or cluster
+// references, and reports what it removed by type.
+func (r *Resources) prune(keep Refs) map[string][]string {
+	refs := r.References()
+	out := map[string][]string{}
+	for _, typ := range []string{RouteType, EndpointType, SecretType} {
+		want, kept := refs.of(typ), keep.of(typ)
+		for _, n := range r.names(typ) {
+			if !want[n] && !kept[n] {
+				r.remove(typ, n)
+				out[typ] = append(out[typ], n)
+			}
+		}
+	}
+	return out
+}
+
 // reset empties one type (a SotW response replaces the whole set).
 func (r *Resources) reset(typeURL string) {
 	switch typeURL {
