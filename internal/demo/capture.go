@@ -175,7 +175,9 @@ func (c *capture) addNamespace(n int) (ns, ip string, err error) {
 	}
 	// Istio's capture: inbound TCP → 15006 except the proxy's own ports;
 	// outbound TCP → 15001 except the proxy's traffic (uid 1337) and loopback.
-	ipt := func(args ...string) []string { return append([]string{"ip", "netns", "exec", ns, "iptables", "-t", "nat"}, args...) }
+	ipt := func(args ...string) []string {
+		return append([]string{"ip", "netns", "exec", ns, "iptables", "-t", "nat"}, args...)
+	}
 	steps = append(steps,
 		ipt("-N", "WEFT_INBOUND"),
 		ipt("-A", "PREROUTING", "-p", "tcp", "-j", "WEFT_INBOUND"),

@@ -55,7 +55,7 @@ type Options struct {
 	Capture    bool
 	CaptureID  string
 	CaptureNet int
-	Log      *slog.Logger
+	Log        *slog.Logger
 }
 
 // Workload is one app instance with its sidecar (or a gateway: Router).

@@ -10,31 +10,31 @@ import "strings"
 type Flags uint32
 
 const (
-	UH   Flags = 1 << iota // no healthy upstream hosts
-	UF                     // upstream connection failure
-	UO                     // upstream overflow (circuit breaking)
-	NR                     // no route configured (or no matching filter chain)
-	URX                    // upstream retry limit exceeded / max connect attempts
-	UT                     // upstream request timeout
-	DC                     // downstream connection termination
-	UC                     // upstream connection termination
-	LH                     // local service failed health check
-	LR                     // connection local reset
-	UR                     // upstream remote reset
-	DI                     // request delayed by fault injection
-	FI                     // request aborted by fault injection
-	RL                     // rate limited locally
-	UAEX                   // unauthorized by external authorization
-	RLSE                   // rate limit service error
-	IH                     // invalid header value (strict check)
-	SI                     // stream idle timeout
-	DPE                    // downstream protocol error
-	UPE                    // upstream protocol error
-	UMSDR                  // upstream max stream duration reached
-	NC                     // no cluster found
-	DT                     // request/connection duration exceeded max
-	OM                     // overload manager
-	RBAC                   // denied by RBAC (Envoy prints UAEX for ext authz; RBAC uses "RBAC" in Istio logs via details)
+	UH    Flags = 1 << iota // no healthy upstream hosts
+	UF                      // upstream connection failure
+	UO                      // upstream overflow (circuit breaking)
+	NR                      // no route configured (or no matching filter chain)
+	URX                     // upstream retry limit exceeded / max connect attempts
+	UT                      // upstream request timeout
+	DC                      // downstream connection termination
+	UC                      // upstream connection termination
+	LH                      // local service failed health check
+	LR                      // connection local reset
+	UR                      // upstream remote reset
+	DI                      // request delayed by fault injection
+	FI                      // request aborted by fault injection
+	RL                      // rate limited locally
+	UAEX                    // unauthorized by external authorization
+	RLSE                    // rate limit service error
+	IH                      // invalid header value (strict check)
+	SI                      // stream idle timeout
+	DPE                     // downstream protocol error
+	UPE                     // upstream protocol error
+	UMSDR                   // upstream max stream duration reached
+	NC                      // no cluster found
+	DT                      // request/connection duration exceeded max
+	OM                      // overload manager
+	RBAC                    // denied by RBAC (Envoy prints UAEX for ext authz; RBAC uses "RBAC" in Istio logs via details)
 )
 
 // order is Envoy's print order.
