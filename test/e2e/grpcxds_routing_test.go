@@ -183,7 +183,7 @@ func TestGRPCProxylessRouting(t *testing.T) {
 		if strings.Contains(out, "NACK ") {
 			t.Fatalf("grpc-go rejected the control plane's config:\n%s", out)
 		}
-		if code == 0 && strings.Count(out, "SYNCED") == 4 {
+		if code == 0 && strings.Count(strings.SplitN(out, "\n", 3)[1], "SYNCED") == 4 { // the table row: CDS LDS EDS RDS
 			break
 		}
 		if time.Now().After(deadline) {
