@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -346,8 +347,9 @@ func sampleCurlCmd() *cobra.Command {
 	f.BoolVarP(&o.Include, "include", "i", false, "print the response headers before the body")
 	f.StringVarP(&o.DumpHeader, "dump-header", "D", "", `write the headers to this file ("-" stdout)`)
 	f.BoolVarP(&o.Location, "location", "L", false, "follow redirects")
-	f.DurationVarP(&o.MaxTime, "max-time", "m", 0, "overall time limit (e.g. 5s)")
-	f.DurationVar(&o.ConnectTimeout, "connect-timeout", 0, "connect time limit")
+	f.VarP((*seconds)(&o.MaxTime), "max-time", "m", "overall time limit: seconds as curl takes them (5, 0.5) or a duration (5s)")
+	f.Var((*seconds)(&o.ConnectTimeout), "connect-timeout", "connect time limit (seconds or a duration)")
+	f.BoolVarP(&o.Fail, "fail", "f", false, "exit 22 on HTTP status 400 or above, without the body")
 	f.BoolVarP(&o.Insecure, "insecure", "k", false, "do not verify the server certificate")
 	f.StringVar(&o.CACert, "cacert", "", "CA certificates (PEM) to verify the server")
 	f.StringVar(&o.Cert, "cert", "", "client certificate (PEM)")
@@ -356,6 +358,27 @@ func sampleCurlCmd() *cobra.Command {
 	f.StringVarP(&o.CookieJar, "cookie-jar", "c", "", "write received cookies to this file")
 	f.StringArrayVar(&o.Resolve, "resolve", nil, "host:port:addr to dial addr for host:port (repeatable)")
 	return cmd
+}
+
+// seconds is a duration flag that also takes curl's plain seconds.
+type seconds time.Duration
+
+func (s *seconds) String() string { return time.Duration(*s).String() }
+func (s *seconds) Type() string   { return "seconds" }
+func (s *seconds) Set(v string) error {
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if f < 0 {
+			return fmt.Errorf("negative time %q", v)
+		}
+		*s = seconds(f * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return fmt.Errorf("bad time %q: want seconds (5, 0.5) or a duration (5s)", v)
+	}
+	*s = seconds(d)
+	return nil
 }
 
 func sampleNcCmd() *cobra.Command {

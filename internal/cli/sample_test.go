@@ -31,6 +31,9 @@ func TestSampleCurl(t *testing.T) {
 		{[]string{"sample", "curl", "-sS", srv.URL, "-w", " %{http_code}"}, 0, "hi 403", ""},
 		{[]string{"sample", "curl", "http://" + closed, "-s", "-w", "%{http_code}"}, 7, "000", ""},
 		{[]string{"sample", "curl", "http://" + closed}, 7, "", "curl: (7) Failed to connect"},
+		{[]string{"sample", "curl", "-sf", srv.URL, "-m", "2.5", "-w", "%{http_code}"}, 22, "403", ""},
+		{[]string{"sample", "curl", "-sSf", srv.URL, "--max-time", "2s"}, 22, "", "curl: (22) The requested URL returned error: 403"},
+		{[]string{"sample", "curl", srv.URL, "-m", "-1"}, 1, "", "negative time"},
 	}
 	for _, tc := range tests {
 		var out, errb bytes.Buffer

@@ -46,6 +46,7 @@ type Options struct {
 	CACert         string   // --cacert FILE
 	Cert, Key      string   // --cert/--key FILES
 	Resolve        []string // --resolve host:port:addr
+	Fail           bool     // -f: exit 22 on status >= 400
 	Cookie         string   // -b "k=v; …" or a cookie file
 	CookieJar      string   // -c FILE: write cookies here after the transfer
 }
@@ -53,6 +54,7 @@ type Options struct {
 // Exit codes, as curl's.
 const (
 	ExitOK           = 0
+	ExitHTTPError    = 22
 	ExitUsage        = 2
 	ExitResolve      = 6
 	ExitConnect      = 7
@@ -229,6 +231,11 @@ func run(ctx context.Context, o Options, stdout io.Writer, res *result) int {
 				method, hasBody = http.MethodGet, false
 			}
 			continue
+		}
+		if o.Fail && resp.StatusCode >= 400 {
+			resp.Body.Close()
+			res.msg = fmt.Sprintf("The requested URL returned error: %d", resp.StatusCode)
+			return ExitHTTPError
 		}
 		n, err := io.Copy(bodyWriter(out, o), resp.Body)
 		resp.Body.Close()
