@@ -44,6 +44,10 @@ type Options struct {
 	NoChain    func() int64
 	Listeners  func() []listener.ListenerStats
 	ServerInfo string
+	// Prometheus appends more series to /stats/prometheus (telemetry's
+	// istio_* metrics); Stats adds name/value pairs to /stats.
+	Prometheus func(w io.Writer) error
+	Stats      func(fn func(name string, v int64))
 }
 
 // Admin serves the admin, health and stats endpoints.
@@ -212,6 +216,9 @@ func (a *Admin) statLines() [][2]string {
 	if a.opts.NoChain != nil {
 		add("listener.no_filter_chain_match", a.opts.NoChain())
 	}
+	if a.opts.Stats != nil {
+		a.opts.Stats(add)
+	}
 	if a.opts.XDS != nil {
 		st := a.opts.XDS()
 		b := func(v bool) int64 {
@@ -279,5 +286,8 @@ func (a *Admin) prometheus(w http.ResponseWriter, r *http.Request) {
 		for _, l := range series[m] {
 			fmt.Fprintln(w, l)
 		}
+	}
+	if a.opts.Prometheus != nil {
+		a.opts.Prometheus(w)
 	}
 }

@@ -27,6 +27,10 @@ type Config struct {
 	AdminPort  int // loopback only
 	HealthPort int // /healthz/ready
 	StatsPort  int // /stats/prometheus
+	// MergedPort serves /stats/prometheus with the proxy's metrics and
+	// the app's (AppMetrics URL), Istio's 15020 merge.
+	MergedPort int
+	AppMetrics string
 	BindAll    bool
 
 	LogLevel      slog.Level
@@ -75,6 +79,8 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	adminPort := str("admin-port", "15000", "admin port (loopback only)")
 	healthPort := str("health-port", "15021", "health port (/healthz/ready)")
 	statsPort := str("stats-port", "15090", "Prometheus stats port")
+	mergedPort := str("merged-port", "", "merged Prometheus port: proxy + app metrics (default 15020; 0 with --stats-port 0)")
+	appMetrics := str("app-metrics", "", "the app's Prometheus URL to merge into the merged port's /stats/prometheus")
 	bindAll := str("bind-all", "false", "bind health and stats ports on all addresses")
 	logLevel := str("log-level", "info", "debug, info, warn or error")
 	drain := str("drain-duration", "5s", "how long connections may drain on shutdown")
@@ -130,6 +136,16 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	c.AdminPort = port("admin-port", *adminPort, true)
 	c.HealthPort = port("health-port", *healthPort, true)
 	c.StatsPort = port("stats-port", *statsPort, true)
+	switch {
+	case *mergedPort != "":
+		c.MergedPort = port("merged-port", *mergedPort, true)
+	case c.StatsPort != 0:
+		c.MergedPort = 15020
+	}
+	c.AppMetrics = *appMetrics
+	if c.AppMetrics != "" && !strings.HasPrefix(c.AppMetrics, "http://") {
+		fail("app-metrics", fmt.Errorf("%q: want an http:// URL", c.AppMetrics))
+	}
 	c.BindAll = bl("bind-all", *bindAll)
 	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		fail("log-level", err)

@@ -12,8 +12,11 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/admin"
 	"github.com/weftmesh/weft/internal/proxy/cluster"
+	"github.com/weftmesh/weft/internal/proxy/hcm"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/runtime"
+	"github.com/weftmesh/weft/internal/proxy/tcp"
+	"github.com/weftmesh/weft/internal/proxy/telemetry"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 	"github.com/weftmesh/weft/internal/version"
 )
@@ -25,6 +28,8 @@ type Proxy struct {
 	Runtime *runtime.Runtime
 	XDS     *xdsclient.Client
 	Admin   *admin.Admin
+	// Telemetry: istio_* metrics, access logs, metadata exchange.
+	Telemetry *telemetry.Telemetry
 
 	cancel  context.CancelFunc
 	quit    chan struct{}
@@ -38,13 +43,16 @@ type Proxy struct {
 // starts the xDS client. It runs until ctx ends or /quitquitquit, then
 // drains (see Wait).
 func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.LevelVar) (*Proxy, error) {
+	tel := telemetry.New(telemetry.Options{Log: log.With("component", "telemetry"), Node: &cfg.Meta})
 	rt := runtime.New(runtime.Options{
 		Log:      log,
 		Cluster:  cluster.Options{Resolver: &Resolver{Override: cfg.DNSOverride}},
 		Listener: listener.Options{PeekTimeout: cfg.PeekTimeout, DrainTimeout: cfg.DrainDuration, PortMap: cfg.PortMap},
+		HCM:      hcm.Options{Observe: tel.HTTP},
+		TCP:      tcp.Options{Observe: tel.TCP},
 	})
 	xc := xdsclient.New(xdsclient.Options{Server: cfg.XDS, Node: cfg.Meta.Node(), Handler: rt, Log: log.With("component", "xds")})
-	p := &Proxy{cfg: cfg, log: log, Runtime: rt, XDS: xc, quit: make(chan struct{}), done: make(chan struct{}), addrs: map[string]string{}}
+	p := &Proxy{cfg: cfg, log: log, Runtime: rt, XDS: xc, Telemetry: tel, quit: make(chan struct{}), done: make(chan struct{}), addrs: map[string]string{}}
 	p.Admin = admin.New(rt, admin.Options{
 		Log: log, Level: level, XDS: xc.Status, ServerInfo: version.String("weft-proxy"),
 		Ready: func() bool {
@@ -55,10 +63,12 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 				return false
 			}
 		},
-		Quit:      func() { p.quitO.Do(func() { close(p.quit) }) },
-		Drain:     rt.Listeners().StopAccepting,
-		NoChain:   rt.Listeners().NoChainMatches,
-		Listeners: rt.Listeners().Stats,
+		Quit:       func() { p.quitO.Do(func() { close(p.quit) }) },
+		Drain:      rt.Listeners().StopAccepting,
+		NoChain:    rt.Listeners().NoChainMatches,
+		Listeners:  rt.Listeners().Stats,
+		Prometheus: tel.WritePrometheus,
+		Stats:      tel.Stats,
 	})
 	for _, s := range []struct {
 		name, addr string
@@ -67,10 +77,12 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 		{"admin", cfg.AdminAddr(), p.Admin.Handler()},
 		{"health", cfg.PublicAddr(cfg.HealthPort), p.Admin.HealthHandler()},
 		{"stats", cfg.PublicAddr(cfg.StatsPort), p.Admin.StatsHandler()},
+		{"merged", cfg.PublicAddr(cfg.MergedPort), telemetry.MergedHandler(p.Admin.StatsHandler(), cfg.AppMetrics, log)},
 	} {
 		ln, err := net.Listen("tcp", s.addr)
 		if err != nil {
 			p.closeServers()
+			tel.Close()
 			return nil, fmt.Errorf("%s port: %w", s.name, err)
 		}
 		srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second}
@@ -94,11 +106,11 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 		p.shutdown(xdsDone)
 	}()
 	log.Info("weft-proxy started", "node", cfg.Meta.ID(), "xds", cfg.XDS, "admin", p.addrs["admin"],
-		"health", p.addrs["health"], "stats", p.addrs["stats"])
+		"health", p.addrs["health"], "stats", p.addrs["stats"], "merged", p.addrs["merged"])
 	return p, nil
 }
 
-// Addr returns the bound address of "admin", "health" or "stats".
+// Addr returns the bound address of "admin", "health", "stats" or "merged".
 func (p *Proxy) Addr(name string) string { return p.addrs[name] }
 
 // Wait blocks until the proxy has drained and stopped.
@@ -119,6 +131,7 @@ func (p *Proxy) shutdown(xdsDone <-chan struct{}) {
 	p.cancel()
 	<-xdsDone
 	p.closeServers()
+	p.Telemetry.Close()
 	p.log.Info("stopped")
 }
 

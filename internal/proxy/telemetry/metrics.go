@@ -1,0 +1,260 @@
+package telemetry
+
+import (
+	"crypto/x509"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/weftmesh/weft/internal/proxy/downstream"
+	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/rflag"
+)
+
+// durationBuckets are Envoy's default histogram buckets, which Istio's
+// istio_request_duration_milliseconds and the byte histograms use.
+var durationBuckets = [...]uint64{0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
+	60000, 300000, 600000, 1800000, 3600000}
+
+// bucketNames are the le values as Envoy prints them (the first is 0.5).
+var bucketNames = [...]string{"0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000",
+	"10000", "30000", "60000", "300000", "600000", "1.8e+06", "3.6e+06"}
+
+// histogram counts integer observations (Envoy records milliseconds and
+// bytes as integers); counts are per bucket, rendered cumulatively.
+type histogram struct {
+	counts [len(durationBuckets) + 1]atomic.Uint64
+	sum    atomic.Uint64
+}
+
+func (h *histogram) observe(v uint64) {
+	i := 0
+	// Bucket 0 is le=0.5: only a zero fits it.
+	for i < len(durationBuckets) && v > durationBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sum.Add(v)
+}
+
+// cowMap is a copy-on-write map: lock-free reads, a mutex only to add.
+type cowMap[K comparable, V any] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]V]
+}
+
+func (c *cowMap[K, V]) get(k K, mk func() V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+	}
+	v := mk()
+	n := 0
+	if old != nil {
+		n = len(*old)
+	}
+	next := make(map[K]V, n+1)
+	if old != nil {
+		for k2, v2 := range *old {
+			next[k2] = v2
+		}
+	}
+	next[k] = v
+	c.m.Store(&next)
+	return v
+}
+
+func (c *cowMap[K, V]) each(fn func(V)) {
+	if m := c.m.Load(); m != nil {
+		for _, v := range *m {
+			fn(v)
+		}
+	}
+}
+
+// httpKey is what distinguishes one HTTP series; comparable, built
+// without allocation from the stream info.
+type httpKey struct {
+	dest       bool
+	peer       *Workload
+	cluster    string
+	authority  string // only when the cluster does not name the service
+	code       int
+	flags      rflag.Flags
+	grpc       bool
+	grpcStatus string
+	mtls       bool
+	principal  string // the peer's, under mTLS
+}
+
+type httpSeries struct {
+	labels   string // without braces
+	requests atomic.Uint64
+	duration histogram
+	reqBytes histogram
+	rspBytes histogram
+}
+
+type tcpKey struct {
+	dest      bool
+	peer      *Workload
+	cluster   string
+	flags     rflag.Flags
+	mtls      bool
+	principal string
+}
+
+type tcpSeries struct {
+	labels                   string
+	opened, closed           atomic.Uint64
+	sentBytes, receivedBytes atomic.Uint64
+}
+
+// Metrics holds Istio's standard metrics for one proxy.
+type Metrics struct {
+	local  *Workload
+	router bool
+	http   cowMap[httpKey, *httpSeries]
+	tcp    cowMap[tcpKey, *tcpSeries]
+}
+
+func newMetrics(local *Workload, router bool) *Metrics {
+	return &Metrics{local: local, router: router}
+}
+
+// security returns connection_security_policy inputs for a server-side
+// connection: mutual TLS when the peer presented a certificate, with its
+// URI SAN as principal.
+func security(d *downstream.Info) (mtls bool, principal string) {
+	if d == nil || d.TLS == nil || len(d.TLS.PeerCertificates) == 0 {
+		return false, ""
+	}
+	return true, uriSAN(d.TLS.PeerCertificates[0])
+}
+
+func uriSAN(c *x509.Certificate) string {
+	for _, u := range c.URIs {
+		if u.Scheme == "spiffe" {
+			return u.String()
+		}
+	}
+	return unknown
+}
+
+// recordHTTP counts one finished request.
+func (m *Metrics) recordHTTP(info *filter.Info, dest bool, peer *Workload, grpc bool, grpcStatus string) {
+	if peer == nil {
+		peer = unknownWorkload
+	}
+	k := httpKey{dest: dest, peer: peer, cluster: info.Cluster, code: info.Status, flags: info.Flags,
+		grpc: grpc, grpcStatus: grpcStatus}
+	if dest || !strings.HasPrefix(info.Cluster, "outbound|") {
+		k.authority = info.Authority
+	}
+	if dest {
+		k.mtls, k.principal = security(info.Downstream)
+	}
+	s := m.http.get(k, func() *httpSeries { return &httpSeries{labels: m.httpLabels(&k)} })
+	s.requests.Add(1)
+	ms := info.Duration.Milliseconds()
+	if ms < 0 {
+		ms = 0
+	}
+	s.duration.observe(uint64(ms))
+	s.reqBytes.observe(uint64(max(info.BytesIn, 0)))
+	s.rspBytes.observe(uint64(max(info.BytesOut, 0)))
+}
+
+// destService is the destination_service triple for a series.
+func (m *Metrics) destService(dest bool, cluster, authority string) service {
+	if s, ok := serviceOfCluster(cluster); ok {
+		if s.host == "" {
+			// Passthrough / BlackHole: the service is the requested host.
+			s.host = serviceOfHost(authority, "").host
+		}
+		return s
+	}
+	if authority != "" {
+		ns := ""
+		if dest {
+			ns = m.local.Namespace
+		}
+		return serviceOfHost(authority, ns)
+	}
+	return service{host: unknown, name: unknown, namespace: unknown}
+}
+
+// common renders the labels HTTP and TCP share, in Istio's order, up to
+// connection_security_policy.
+func (m *Metrics) common(l *labelWriter, dest bool, peer *Workload, cluster, authority string, mtls bool, principal, proto string, flags rflag.Flags) {
+	src, dst := m.local, peer
+	srcP, dstP := unknown, unknown
+	reporter := "source"
+	if dest && !m.router {
+		src, dst = peer, m.local
+		reporter = "destination"
+		if mtls {
+			srcP = principal
+		}
+	}
+	svc := m.destService(dest, cluster, authority)
+	l.add("reporter", reporter)
+	l.workload("source", src, srcP)
+	l.add("source_cluster", src.Cluster)
+	l.add("destination_workload", dst.Name)
+	l.add("destination_workload_namespace", dst.Namespace)
+	l.add("destination_principal", dstP)
+	l.add("destination_app", dst.App)
+	l.add("destination_version", dst.Version)
+	l.add("destination_service", svc.host)
+	l.add("destination_service_name", svc.name)
+	l.add("destination_service_namespace", svc.namespace)
+	l.add("destination_canonical_service", dst.CanonicalService)
+	l.add("destination_canonical_revision", dst.CanonicalRevision)
+	l.add("destination_cluster", dst.Cluster)
+	l.add("request_protocol", proto)
+	l.add("response_flags", flags.String())
+	policy := "unknown"
+	if reporter == "destination" {
+		policy = "none"
+		if mtls {
+			policy = "mutual_tls"
+		}
+	}
+	l.add("connection_security_policy", policy)
+}
+
+func (m *Metrics) httpLabels(k *httpKey) string {
+	var l labelWriter
+	proto := "http"
+	if k.grpc {
+		proto = "grpc"
+	}
+	m.common(&l, k.dest, k.peer, k.cluster, k.authority, k.mtls, k.principal, proto, k.flags)
+	l.add("response_code", itoa(k.code))
+	l.add("grpc_response_status", k.grpcStatus)
+	s := l.String()
+	return s[1 : len(s)-1]
+}
+
+func (m *Metrics) tcpSeries(dest bool, d *downstream.Info, cluster string, flags rflag.Flags) *tcpSeries {
+	k := tcpKey{dest: dest, peer: unknownWorkload, cluster: cluster, flags: flags}
+	if dest {
+		k.mtls, k.principal = security(d)
+	}
+	return m.tcp.get(k, func() *tcpSeries {
+		var l labelWriter
+		m.common(&l, k.dest, k.peer, k.cluster, "", k.mtls, k.principal, "tcp", k.flags)
+		s := l.String()
+		return &tcpSeries{labels: s[1 : len(s)-1]}
+	})
+}

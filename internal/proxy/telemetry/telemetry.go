@@ -1,0 +1,215 @@
+package telemetry
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+
+	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/hcm"
+	"github.com/weftmesh/weft/internal/proxy/tcp"
+)
+
+// Options configure a Telemetry. The zero value works (unknown identity,
+// sidecar, metrics on).
+type Options struct {
+	Log *slog.Logger
+	// Node is the proxy's own identity: the labels of its side of every
+	// hop and what it tells peers.
+	Node *node.Meta
+	// DisableMetrics turns the istio_* metrics off (benchmarks compare).
+	DisableMetrics bool
+	// Stdout is where "/dev/stdout" access logs go (default os.Stdout).
+	Stdout io.Writer
+}
+
+// Telemetry is one proxy's metrics, access log sinks and metadata
+// exchange. Safe for concurrent use; Close stops the log writers.
+type Telemetry struct {
+	log     *slog.Logger
+	metrics *Metrics
+	router  bool
+	local   *Workload
+	mdID    []string // x-envoy-peer-metadata-id value
+	md      []string // x-envoy-peer-metadata value
+	peers   peerCache
+	sinks   sinks
+	off     bool
+}
+
+// New returns a Telemetry for the proxy described by opts.Node.
+func New(opts Options) *Telemetry {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	t := &Telemetry{log: opts.Log, local: LocalWorkload(opts.Node), off: opts.DisableMetrics}
+	t.router = opts.Node != nil && opts.Node.Type == node.Router
+	t.metrics = newMetrics(t.local, t.router)
+	t.sinks.stdout = opts.Stdout
+	if id, md := encodeMetadata(opts.Node); md != "" {
+		t.mdID, t.md = []string{id}, []string{md}
+	}
+	return t
+}
+
+// Close flushes and closes the access log sinks.
+func (t *Telemetry) Close() { t.sinks.close() }
+
+// Metrics returns the istio_* metrics.
+func (t *Telemetry) Metrics() *Metrics { return t.metrics }
+
+// WritePrometheus renders the istio_* metrics (Prometheus text).
+func (t *Telemetry) WritePrometheus(w io.Writer) error { return t.metrics.WritePrometheus(w) }
+
+// Stats calls fn with the telemetry's own Envoy-style counters.
+func (t *Telemetry) Stats(fn func(name string, v int64)) {
+	t.sinks.each(func(s *sink) {
+		fn("access_log."+s.path+".dropped_lines", s.dropped.Load())
+		fn("access_log."+s.path+".written_lines", s.written.Load())
+	})
+}
+
+// inboundName says whether a stat prefix or cluster name belongs to the
+// server side of a sidecar (Istio: inbound listeners and clusters).
+func inboundName(s string) bool {
+	return strings.HasPrefix(s, "inbound") || strings.HasPrefix(s, "InboundPassthrough")
+}
+
+// HTTP builds the hcm.Observer for one HCM config: metrics, metadata
+// exchange and the config's access_log. Pass it as hcm.Options.Observe.
+func (t *Telemetry) HTTP(cfg *hcmv3.HttpConnectionManager) (hcm.Observer, error) {
+	logs, err := t.compileAccessLogs(cfg.GetAccessLog(), "http_connection_manager")
+	if err != nil {
+		return nil, err
+	}
+	if cfg.GetTracing() != nil {
+		if err := checkFields(cfg.GetTracing(), "http_connection_manager.tracing"); err != nil {
+			return nil, err
+		}
+	}
+	return &httpObserver{t: t, dest: !t.router && inboundName(cfg.GetStatPrefix()), logs: logs}, nil
+}
+
+// TCP builds the tcp.Observer for one tcp_proxy config. Pass it as
+// tcp.Options.Observe.
+func (t *Telemetry) TCP(cfg *tcpv3.TcpProxy) (tcp.Observer, error) {
+	logs, err := t.compileAccessLogs(cfg.GetAccessLog(), "tcp_proxy")
+	if err != nil {
+		return nil, err
+	}
+	dest := false
+	if !t.router {
+		dest = inboundName(cfg.GetStatPrefix()) || inboundName(cfg.GetCluster())
+	}
+	return &tcpObserver{t: t, dest: dest, logs: logs}, nil
+}
+
+type httpObserver struct {
+	t    *Telemetry
+	dest bool // reporter destination (server side)
+	logs []*accessLogger
+}
+
+var _ hcm.Observer = (*httpObserver)(nil)
+
+func (o *httpObserver) Request(r *http.Request, info *filter.Info) {
+	h := r.Header
+	info.RequestHeader = h
+	if ct, ok := h["Content-Type"]; ok && len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc") {
+		info.GRPC = true
+	}
+	if o.dest {
+		if p := o.t.peers.takePeer(h); p != nil {
+			info.Peer = p
+		}
+		return
+	}
+	// Client side: say who we are, replacing whatever the app sent.
+	if o.t.md != nil {
+		h[HeaderPeerMetadataID] = o.t.mdID
+		h[HeaderPeerMetadata] = o.t.md
+	} else {
+		delete(h, HeaderPeerMetadata)
+		delete(h, HeaderPeerMetadataID)
+	}
+}
+
+func (o *httpObserver) Response(h http.Header, info *filter.Info) {
+	info.ResponseHeader = h
+	if info.GRPC {
+		if v, ok := h["Grpc-Status"]; ok && len(v) > 0 {
+			info.GRPCStatus = v[0]
+		}
+	}
+	if o.dest {
+		if o.t.md != nil {
+			h[HeaderPeerMetadataID] = o.t.mdID
+			h[HeaderPeerMetadata] = o.t.md
+		}
+		return
+	}
+	if p := o.t.peers.takePeer(h); p != nil {
+		info.Peer = p
+	}
+}
+
+func (o *httpObserver) Complete(info *filter.Info) {
+	if !o.t.off {
+		peer, _ := info.Peer.(*Workload)
+		o.t.metrics.recordHTTP(info, o.dest, peer, info.GRPC, info.GRPCStatus)
+	}
+	if len(o.logs) > 0 {
+		e := Entry{Info: info}
+		for _, l := range o.logs {
+			l.log(&e)
+		}
+	}
+}
+
+type tcpObserver struct {
+	t    *Telemetry
+	dest bool
+	logs []*accessLogger
+}
+
+var _ tcp.Observer = (*tcpObserver)(nil)
+
+func (o *tcpObserver) Open(c *tcp.Conn) {
+	if o.t.off {
+		return
+	}
+	s := o.t.metrics.tcpSeries(o.dest, c.Downstream, c.Cluster, 0)
+	s.opened.Add(1)
+	c.State = s
+}
+
+func (o *tcpObserver) Close(c *tcp.Conn) {
+	if !o.t.off {
+		// Flags (a failed connect) are known only now; Istio's TCP series
+		// carry them, so a failed connection lands in a flagged series.
+		s, _ := c.State.(*tcpSeries)
+		if c.Flags != 0 || s == nil {
+			s = o.t.metrics.tcpSeries(o.dest, c.Downstream, c.Cluster, c.Flags)
+		}
+		s.closed.Add(1)
+		s.receivedBytes.Add(uint64(max(c.Received, 0)))
+		s.sentBytes.Add(uint64(max(c.Sent, 0)))
+	}
+	if len(o.logs) > 0 {
+		info := filter.Info{Start: c.Start, Duration: c.Duration, Flags: c.Flags, BytesIn: c.Received,
+			BytesOut: c.Sent, Cluster: c.Cluster, Host: c.Host, Downstream: c.Downstream}
+		e := Entry{Info: &info, TCP: true, UpstreamLocal: c.LocalAddr}
+		for _, l := range o.logs {
+			l.log(&e)
+		}
+	}
+}
