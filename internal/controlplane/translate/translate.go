@@ -49,6 +49,9 @@ func Build(snap *model.Snapshot, p *model.Proxy) *Output {
 			b.buildExplicitOutbound()
 		}
 	}
+	if !p.IsGRPC() {
+		b.applyTelemetry()
+	}
 	o := b.output()
 	if !p.IsGRPC() {
 		// Istio sets include_request_attempt_count on outbound and gateway
