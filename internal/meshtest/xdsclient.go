@@ -134,7 +134,7 @@ func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDisco
 			req.Node = c.node
 		}
 		if err := st.Send(req); err != nil {
-			return err
+			return sendErr(err, func() error { _, err := st.Recv(); return err })
 		}
 	}
 	for {
@@ -169,7 +169,7 @@ func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDisco
 			req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: msg}
 		}
 		if err := st.Send(req); err != nil {
-			return err
+			return sendErr(err, func() error { _, err := st.Recv(); return err })
 		}
 	}
 }
@@ -185,7 +185,7 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 			req.Node = c.node
 		}
 		if err := st.Send(req); err != nil {
-			return err
+			return sendErr(err, func() error { _, err := st.Recv(); return err })
 		}
 	}
 	for {
@@ -233,7 +233,23 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 			c.lastSize[t] = len(resp.GetResources()) + len(resp.GetRemovedResources())
 		})
 		if err := st.Send(req); err != nil {
-			return err
+			return sendErr(err, func() error { _, err := st.Recv(); return err })
+		}
+	}
+}
+
+// sendErr turns io.EOF from Send (the server ended the stream) into the
+// stream's real status, which only Recv reports.
+func sendErr(err error, recv func() error) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	for {
+		if rerr := recv(); rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return nil
+			}
+			return rerr
 		}
 	}
 }
