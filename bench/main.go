@@ -88,7 +88,6 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	o.parts, o.topologies = set(*parts), set(*topos)
 	o.cpMaxRSS = *maxRSS * 1024
-	o.reserve = 5 * time.Minute
 	if o.smoke {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -104,12 +103,14 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		def("warmup", func() { o.warmup = 0 })
 		def("qps", func() { o.qps = 200 })
 		def("budget", func() { o.budget = 55 * time.Second })
-		o.reserve = 20 * time.Second
 		def("cp-services", func() { o.cpServices = 20 })
 		def("cp-proxies", func() { *cpProxies = "10" })
 		def("cp-changes", func() { o.cpChanges = 1 })
 		def("idle-services", func() { o.idleServices = 20 })
 	}
+	// Load cells stop early enough to leave the idle and control-plane
+	// parts about 38 % of the budget (5 min of 13).
+	o.reserve = o.budget * 38 / 100
 	for f := range set(*cpProxies) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n <= 0 {
@@ -379,6 +380,12 @@ func runCells(ctx context.Context, o *options, log *slog.Logger, rep *report, to
 				}
 				if c.OK == 0 {
 					c.Skipped = fmt.Sprintf("no successful request (codes %v)", c.Codes)
+				}
+				// A proxy that died explains the failures; say so.
+				for _, p := range t.Procs {
+					if p.exited() {
+						c.Skipped = strings.TrimSpace(c.Skipped + fmt.Sprintf("; %s exited: %v: %s", p.name, p.err, p.tail()))
+					}
 				}
 				log.Info("cell", "round", round, "scenario", s.Name, "topology", t.Name, "qps", fmt.Sprintf("%.0f", c.QPS),
 					"p50_ms", fmt.Sprintf("%.3f", c.P50Ms), "p99_ms", fmt.Sprintf("%.3f", c.P99Ms), "errors", c.Errors)
