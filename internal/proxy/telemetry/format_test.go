@@ -1,0 +1,180 @@
+package telemetry
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/downstream"
+	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/rflag"
+)
+
+// fields splits a default-format line into its 24 fields (quoted ones
+// keep their quotes stripped; the request line is one field).
+func fields(t *testing.T, line string) []string {
+	t.Helper()
+	var out []string
+	s := strings.TrimSuffix(line, "\n")
+	for len(s) > 0 {
+		switch s[0] {
+		case ' ':
+			s = s[1:]
+		case '[':
+			i := strings.IndexByte(s, ']')
+			out, s = append(out, s[1:i]), s[i+1:]
+		case '"':
+			i := strings.IndexByte(s[1:], '"') + 1
+			out, s = append(out, s[1:i]), s[i+1:]
+		default:
+			i := strings.IndexByte(s, ' ')
+			if i < 0 {
+				i = len(s)
+			}
+			out, s = append(out, s[:i]), s[i:]
+		}
+	}
+	return out
+}
+
+var start = time.Date(2026, 11, 21, 5, 1, 2, 345e6, time.UTC)
+
+func baseInfo() *filter.Info {
+	return &filter.Info{Start: start, Duration: 7 * time.Millisecond, Method: "GET", Path: "/status/418",
+		Protocol: "HTTP/1.1", Authority: "httpbin:8000", UserAgent: "curl/8.0", RequestID: "req-1",
+		Downstream: &downstream.Info{Local: netip.MustParseAddrPort("127.0.10.7:15080"),
+			OriginalDst: netip.MustParseAddrPort("127.0.10.7:15080"), Remote: netip.MustParseAddrPort("127.0.11.7:40000")}}
+}
+
+func TestDefaultTextFormat(t *testing.T) {
+	f, err := CompileFormat(DefaultTextFormat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Field positions in Istio's default format.
+	const (
+		fTime = iota
+		fReqLine
+		fCode
+		fFlags
+		fDetails
+		fTermination
+		fFailure
+		fBytesIn
+		fBytesOut
+		fDuration
+		fServiceTime
+		fXFF
+		fUA
+		fReqID
+		fAuthority
+		fUpstreamHost
+		fCluster
+		fUpstreamLocal
+		fDownLocal
+		fDownRemote
+		fSNI
+		fRoute
+		nFields
+	)
+	cases := []struct {
+		name  string
+		setup func(*filter.Info)
+		tcp   bool
+		want  map[int]string
+	}{
+		{"200 via upstream", func(i *filter.Info) {
+			i.Status, i.Details, i.BytesOut, i.ServiceTime = 200, "via_upstream", 135, 4*time.Millisecond
+			i.Cluster, i.Host, i.RouteName = "outbound|8000||httpbin.default.svc.cluster.local", "127.0.10.3:8080", "default"
+		}, false, map[int]string{fReqLine: "GET /status/418 HTTP/1.1", fCode: "200", fFlags: "-", fDetails: "via_upstream",
+			fTermination: "-", fFailure: "-", fBytesIn: "0", fBytesOut: "135", fDuration: "7", fServiceTime: "4", fXFF: "-",
+			fUA: "curl/8.0", fReqID: "req-1", fAuthority: "httpbin:8000", fUpstreamHost: "127.0.10.3:8080",
+			fCluster: "outbound|8000||httpbin.default.svc.cluster.local", fUpstreamLocal: "-",
+			fDownLocal: "127.0.10.7:15080", fDownRemote: "127.0.11.7:40000", fSNI: "-", fRoute: "default"}},
+		{"503 UO", func(i *filter.Info) {
+			i.Status, i.Flags, i.Details, i.BytesOut = 503, rflag.UO, "upstream_reset_before_response_started{overflow}", 81
+			i.Cluster, i.RouteName = "outbound|8000||httpbin.default.svc.cluster.local", "default"
+		}, false, map[int]string{fCode: "503", fFlags: "UO", fDetails: "upstream_reset_before_response_started{overflow}",
+			fBytesOut: "81", fServiceTime: "-", fUpstreamHost: "-", fCluster: "outbound|8000||httpbin.default.svc.cluster.local"}},
+		{"404 NR", func(i *filter.Info) {
+			i.Status, i.Flags, i.Details = 404, rflag.NR, "route_not_found"
+		}, false, map[int]string{fCode: "404", fFlags: "NR", fDetails: "route_not_found", fCluster: "-", fRoute: "-", fUpstreamHost: "-"}},
+		{"504 UT", func(i *filter.Info) {
+			i.Status, i.Flags, i.Details, i.BytesOut = 504, rflag.UT, "response_timeout", 24
+			i.Cluster, i.Host = "outbound|9080||reviews.default.svc.cluster.local", "127.0.10.4:9080"
+		}, false, map[int]string{fCode: "504", fFlags: "UT", fDetails: "response_timeout", fBytesOut: "24",
+			fUpstreamHost: "127.0.10.4:9080"}},
+		{"tcp", func(i *filter.Info) {
+			*i = filter.Info{Start: start, Duration: 30 * time.Millisecond, BytesIn: 12, BytesOut: 16, Cluster: "inbound|9000||",
+				Host: "127.0.11.9:9000", Downstream: i.Downstream}
+		}, true, map[int]string{fReqLine: "- - -", fCode: "0", fFlags: "-", fDetails: "-", fBytesIn: "12", fBytesOut: "16",
+			fDuration: "30", fServiceTime: "-", fUA: "-", fReqID: "-", fAuthority: "-", fUpstreamHost: "127.0.11.9:9000",
+			fCluster: "inbound|9000||", fUpstreamLocal: "127.0.10.9:41000", fRoute: "-"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := baseInfo()
+			c.setup(in)
+			e := &Entry{Info: in, TCP: c.tcp}
+			if c.tcp {
+				e.UpstreamLocal = "127.0.10.9:41000"
+			}
+			line := string(f.AppendText(nil, e))
+			if !strings.HasSuffix(line, "\n") || strings.Count(line, "\n") != 1 {
+				t.Fatalf("want one line ending in a newline: %q", line)
+			}
+			got := fields(t, line)
+			if len(got) != nFields {
+				t.Fatalf("%d fields, want %d: %q", len(got), nFields, line)
+			}
+			if got[fTime] != "2026-11-21T05:01:02.345Z" {
+				t.Errorf("start time %q", got[fTime])
+			}
+			for i, w := range c.want {
+				if got[i] != w {
+					t.Errorf("field %d = %q, want %q (line %q)", i, got[i], w, line)
+				}
+			}
+		})
+	}
+}
+
+func TestJSONFormat(t *testing.T) {
+	j, err := CompileJSON(DefaultJSONFormat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := baseInfo()
+	in.Status, in.Flags, in.BytesOut = 503, rflag.UF|rflag.URX, 91
+	in.RequestHeader = http.Header{}
+	var m map[string]any
+	b := j.AppendJSON(nil, &Entry{Info: in})
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if m["response_code"] != float64(503) || m["response_flags"] != "UF,URX" || m["bytes_sent"] != float64(91) ||
+		m["method"] != "GET" || m["upstream_host"] != nil || m["authority"] != "httpbin:8000" {
+		t.Errorf("unexpected JSON: %s", b)
+	}
+}
+
+func TestCompileFormatErrors(t *testing.T) {
+	for _, s := range []string{"%NOPE%", "%REQ()%", "%START_TIME", "%REQ(x):abc%", "%BYTES_SENT(x)%"} {
+		if _, err := CompileFormat(s); err == nil {
+			t.Errorf("%q: want an error", s)
+		}
+	}
+	f, err := CompileFormat("%REQ(X-CUSTOM):3% %% %RESP(X-R)%\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := baseInfo()
+	in.RequestHeader = http.Header{"X-Custom": {"abcdef"}}
+	in.ResponseHeader = http.Header{"X-R": {"r"}}
+	if got := string(f.AppendText(nil, &Entry{Info: in})); got != "abc % r\n" {
+		t.Errorf("got %q", got)
+	}
+}
