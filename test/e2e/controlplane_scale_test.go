@@ -21,13 +21,13 @@ import (
 )
 
 // TestControlPlaneScale measures how long a config change takes to reach
-// (be ACKed by) every proxy: 200 services, 400 in-process xDS clients. The
-// times are reported, not asserted.
+// (be ACKed by) every proxy: 200 services, 400 in-process xDS clients (less
+// under -race). The times are reported, not asserted.
 func TestControlPlaneScale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale test")
 	}
-	const services, proxies = 200, 400
+	const services, proxies = cpScaleServices, cpScaleProxies
 	dir := t.TempDir()
 	var b strings.Builder
 	for i := 0; i < services; i++ {
