@@ -24,7 +24,7 @@ type proxyState struct {
 	connectedAt time.Time
 
 	out      *translate.Output
-	shared   []internKey          // interned resources out references
+	shared   []setKey             // shared resource lists out references
 	checkErr string               // last consistency-check failure, "" when fine
 	versions map[string]string    // per type: version published in the cache
 	changeAt map[string]time.Time // per type: when the change behind versions happened
