@@ -282,7 +282,16 @@ func reqHeader(in *filter.Info, name string) string {
 	case ":method":
 		return in.Method
 	case ":path":
-		return in.Path
+		// An absolute-URI request (explicit proxy) has the path alone as
+		// :path, as Envoy's HTTP/1 codec makes it.
+		p := in.Path
+		if i := strings.Index(p, "://"); i > 0 && i < 8 {
+			if j := strings.IndexByte(p[i+3:], '/'); j >= 0 {
+				return p[i+3+j:]
+			}
+			return "/"
+		}
+		return p
 	case ":authority", "host":
 		return in.Authority
 	case "user-agent":

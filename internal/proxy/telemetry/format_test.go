@@ -178,3 +178,14 @@ func TestCompileFormatErrors(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestAbsoluteURIPath(t *testing.T) {
+	f, _ := CompileFormat("%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%")
+	for in, want := range map[string]string{"http://httpbin:8000/get?a=1": "/get?a=1", "http://h": "/", "/x": "/x"} {
+		i := baseInfo()
+		i.Path = in
+		if got := string(f.AppendText(nil, &Entry{Info: i})); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}

@@ -175,7 +175,7 @@ func (m *Metrics) recordHTTP(info *filter.Info, dest bool, peer *Workload, grpc 
 }
 
 // destService is the destination_service triple for a series.
-func (m *Metrics) destService(dest bool, cluster, authority string) service {
+func (m *Metrics) destService(cluster, authority string) service {
 	if s, ok := serviceOfCluster(cluster); ok {
 		if s.host == "" {
 			// Passthrough / BlackHole: the service is the requested host.
@@ -184,11 +184,9 @@ func (m *Metrics) destService(dest bool, cluster, authority string) service {
 		return s
 	}
 	if authority != "" {
-		ns := ""
-		if dest {
-			ns = m.local.Namespace
-		}
-		return serviceOfHost(authority, ns)
+		// A short name resolves in the proxy's namespace (the Kubernetes
+		// DNS search path of the client, and the server's own service).
+		return serviceOfHost(authority, m.local.Namespace)
 	}
 	return service{host: unknown, name: unknown, namespace: unknown}
 }
@@ -206,7 +204,7 @@ func (m *Metrics) common(l *labelWriter, dest bool, peer *Workload, cluster, aut
 			srcP = principal
 		}
 	}
-	svc := m.destService(dest, cluster, authority)
+	svc := m.destService(cluster, authority)
 	l.add("reporter", reporter)
 	l.workload("source", src, srcP)
 	l.add("source_cluster", src.Cluster)

@@ -1,0 +1,381 @@
+package telemetry
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/internal/demo"
+)
+
+// sum adds the values of every series of name whose labels include want.
+func sum(text, name string, want map[string]string) (float64, int) {
+	var total float64
+	n := 0
+	for _, l := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(l, name+"{") {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			if !strings.Contains(l, ","+k+`="`+v+`"`) && !strings.Contains(l, "{"+k+`="`+v+`"`) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err == nil {
+			total += v
+			n++
+		}
+	}
+	return total, n
+}
+
+func wantSeries(t *testing.T, m *demo.Mesh, workload, port string, labels map[string]string) {
+	t.Helper()
+	eventually(t, 10*time.Second, fmt.Sprintf("%s:%s istio_requests_total%v", workload, port, labels), func() error {
+		text := scrape(t, m, workload, port)
+		if v, _ := sum(text, "istio_requests_total", labels); v < 1 {
+			var have []string
+			for _, l := range strings.Split(text, "\n") {
+				if strings.HasPrefix(l, "istio_requests_total{") {
+					have = append(have, l)
+				}
+			}
+			return fmt.Errorf("no series; have:\n%s", strings.Join(have, "\n"))
+		}
+		return nil
+	})
+}
+
+// TestBookinfoMetrics: after traffic through the ingress gateway, both
+// ends of each hop report istio_requests_total with Istio's labels.
+func TestBookinfoMetrics(t *testing.T) {
+	m := mesh(t)
+	eventually(t, 30*time.Second, "productpage through the ingress gateway", func() error {
+		r := get(t, direct, "http://"+ingressIP+":8080/productpage", nil)
+		if r.status != 200 {
+			return fmt.Errorf("status %d", r.status)
+		}
+		return nil
+	})
+	for i := 0; i < 3; i++ {
+		get(t, direct, "http://"+ingressIP+":8080/productpage", nil)
+	}
+	// Gateway → productpage: the gateway reports as source.
+	wantSeries(t, m, "istio-ingressgateway", "15090", map[string]string{"reporter": "source",
+		"source_workload": "istio-ingressgateway", "source_workload_namespace": "istio-system",
+		"destination_workload": "productpage-v1", "destination_service": "productpage.default.svc.cluster.local",
+		"destination_service_name": "productpage", "response_code": "200", "response_flags": "-"})
+	for _, hop := range []struct{ client, server, service string }{
+		{"productpage-v1", "details-v1", "details"},
+		{"productpage-v1", "reviews-v1", "reviews"},
+	} {
+		svc := hop.service + ".default.svc.cluster.local"
+		if hop.service == "reviews" {
+			// The route picks any reviews version: find the one that served.
+			text := scrape(t, m, hop.client, "15090")
+			for _, v := range []string{"reviews-v1", "reviews-v2", "reviews-v3"} {
+				if n, _ := sum(text, "istio_requests_total", map[string]string{"destination_workload": v}); n > 0 {
+					hop.server = v
+					break
+				}
+			}
+		}
+		wantSeries(t, m, hop.client, "15090", map[string]string{"reporter": "source",
+			"source_workload": hop.client, "source_app": "productpage", "source_version": "v1",
+			"destination_workload": hop.server, "destination_service": svc, "destination_service_name": hop.service,
+			"destination_service_namespace": "default", "response_code": "200", "request_protocol": "http",
+			"connection_security_policy": "unknown"})
+		wantSeries(t, m, hop.server, "15090", map[string]string{"reporter": "destination",
+			"source_workload": hop.client, "source_app": "productpage", "destination_workload": hop.server,
+			"destination_service": svc, "response_code": "200", "connection_security_policy": "none"})
+		// The merged port serves the same series.
+		wantSeries(t, m, hop.server, "15020", map[string]string{"reporter": "destination", "source_workload": hop.client})
+	}
+	text := scrape(t, m, "details-v1", "15090")
+	if _, n := sum(text, "istio_request_duration_milliseconds_bucket", map[string]string{"le": "+Inf", "reporter": "destination"}); n == 0 {
+		t.Errorf("details: no istio_request_duration_milliseconds histogram")
+	}
+	// The app never sees the exchange headers: productpage's page renders
+	// details fetched through it, and the sidecar strips them both ways,
+	// which the unit tests check; here the exchange must have happened.
+	if v, _ := sum(text, "istio_requests_total", map[string]string{"source_workload": "unknown"}); v != 0 {
+		t.Errorf("details saw requests from an unknown source:\n%s", text)
+	}
+}
+
+// logFields splits a default-format access log line into its fields.
+func logFields(line string) []string {
+	var out []string
+	s := line
+	for len(s) > 0 {
+		switch s[0] {
+		case ' ':
+			s = s[1:]
+		case '[':
+			i := strings.IndexByte(s, ']')
+			if i < 0 {
+				return append(out, s)
+			}
+			out, s = append(out, s[1:i]), s[i+1:]
+		case '"':
+			i := strings.IndexByte(s[1:], '"') + 1
+			if i <= 0 {
+				return append(out, s)
+			}
+			out, s = append(out, s[1:i]), s[i+1:]
+		default:
+			i := strings.IndexByte(s, ' ')
+			if i < 0 {
+				i = len(s)
+			}
+			out, s = append(out, s[:i]), s[i:]
+		}
+	}
+	return out
+}
+
+// Field positions in Istio's default text format.
+const (
+	fTime = iota
+	fReqLine
+	fCode
+	fFlags
+	fDetails
+	fTermination
+	fFailure
+	fBytesIn
+	fBytesOut
+	fDuration
+	fServiceTime
+	fXFF
+	fUA
+	fReqID
+	fAuthority
+	fUpstreamHost
+	fCluster
+	fUpstreamLocal
+	fDownLocal
+	fDownRemote
+	fSNI
+	fRoute
+	nFields
+)
+
+// findLog waits for the access log line of workload's sidecar containing
+// marker and returns its fields.
+func findLog(t *testing.T, m *demo.Mesh, workload, marker string) []string {
+	t.Helper()
+	var f []string
+	eventually(t, 10*time.Second, workload+" access log line with "+marker, func() error {
+		sc := bufio.NewScanner(strings.NewReader(proxyLog(t, m, workload)))
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "[") && strings.Contains(l, marker) {
+				f = logFields(l)
+				if len(f) != nFields {
+					return fmt.Errorf("%d fields, want %d: %q", len(f), nFields, l)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("not found")
+	})
+	return f
+}
+
+var startTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+func checkFields(t *testing.T, what string, got []string, want map[int]string) {
+	t.Helper()
+	if !startTime.MatchString(got[fTime]) {
+		t.Errorf("%s: start time %q", what, got[fTime])
+	}
+	if _, err := strconv.Atoi(got[fDuration]); err != nil {
+		t.Errorf("%s: duration %q", what, got[fDuration])
+	}
+	for i, w := range want {
+		if strings.HasPrefix(w, "~") {
+			if !regexp.MustCompile(w[1:]).MatchString(got[i]) {
+				t.Errorf("%s: field %d = %q, want match %s", what, i, got[i], w[1:])
+			}
+			continue
+		}
+		if got[i] != w {
+			t.Errorf("%s: field %d = %q, want %q (line %q)", what, i, got[i], w, got)
+		}
+	}
+}
+
+const ipPort = `~^127\.\d+\.\d+\.\d+:\d+$`
+
+// TestAccessLogsAndFlags: a 200, a 504 UT, a fault abort 500 FI, a 404 NR
+// and a TCP connection, each logged with the right fields and counted with
+// the right response_flags.
+func TestAccessLogsAndFlags(t *testing.T) {
+	m := mesh(t)
+	apply(t, `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin]
+  http:
+  - match: [{headers: {x-fault: {exact: abort}}}]
+    fault: {abort: {httpStatus: 500, percentage: {value: 100}}}
+    route: [{destination: {host: httpbin}}]
+  - timeout: 0.5s
+    route: [{destination: {host: httpbin}}]
+`)
+	curl := viaSidecar(m, "curl")
+	httpbin := m.Workload("httpbin-v1")
+	clusterOut := "outbound|8000||httpbin.default.svc.cluster.local"
+
+	// 200, once the VirtualService is in place (the abort answers).
+	eventually(t, 20*time.Second, "fault abort active", func() error {
+		if r := get(t, curl, "http://httpbin:8000/get", map[string]string{"x-fault": "abort"}); r.status != 500 {
+			return fmt.Errorf("status %d", r.status)
+		}
+		return nil
+	})
+	id := fmt.Sprintf("telemetry-200-%d", time.Now().UnixNano())
+	if r := get(t, curl, "http://httpbin:8000/get", map[string]string{"x-request-id": id, "user-agent": "weft-e2e"}); r.status != 200 {
+		t.Fatalf("GET /get: %d %s", r.status, r.body)
+	}
+	f := findLog(t, m, "curl", id)
+	checkFields(t, "200 client", f, map[int]string{fReqLine: "GET /get HTTP/1.1", fCode: "200", fFlags: "-",
+		fDetails: "via_upstream", fTermination: "-", fFailure: "-", fBytesIn: "0", fBytesOut: "~^[1-9][0-9]*$",
+		fServiceTime: "~^[0-9]+$", fUA: "weft-e2e", fReqID: id, fAuthority: "httpbin:8000",
+		fUpstreamHost: "~^" + httpbin.IP + ":8080$", fCluster: clusterOut, fDownLocal: ipPort, fDownRemote: ipPort, fSNI: "-"})
+	f = findLog(t, m, "httpbin-v1", id)
+	checkFields(t, "200 server", f, map[int]string{fReqLine: "GET /get HTTP/1.1", fCode: "200", fFlags: "-",
+		fDetails: "via_upstream", fReqID: id, fAuthority: "httpbin:8000", fUpstreamHost: "~^" + httpbin.AppIP + ":8080$",
+		fCluster: "~^inbound\\|", fDownLocal: "~^" + httpbin.IP + ":8080$"})
+
+	// 504 UT: the route's 0.5s timeout against a 2s delay.
+	id = fmt.Sprintf("telemetry-504-%d", time.Now().UnixNano())
+	if r := get(t, curl, "http://httpbin:8000/delay/2", map[string]string{"x-request-id": id}); r.status != 504 {
+		t.Fatalf("GET /delay/2: %d %s", r.status, r.body)
+	}
+	f = findLog(t, m, "curl", id)
+	checkFields(t, "504", f, map[int]string{fReqLine: "GET /delay/2 HTTP/1.1", fCode: "504", fFlags: "UT",
+		fDetails: "upstream_response_timeout", fCluster: clusterOut, fAuthority: "httpbin:8000", fReqID: id})
+
+	// 500 FI: the fault filter aborts before any upstream.
+	id = fmt.Sprintf("telemetry-fi-%d", time.Now().UnixNano())
+	if r := get(t, curl, "http://httpbin:8000/get", map[string]string{"x-request-id": id, "x-fault": "abort"}); r.status != 500 {
+		t.Fatalf("fault abort: %d", r.status)
+	}
+	f = findLog(t, m, "curl", id)
+	checkFields(t, "FI", f, map[int]string{fCode: "500", fFlags: "FI", fDetails: "fault_filter_abort", fUpstreamHost: "-"})
+
+	// 404 NR at the ingress gateway: no route for the path.
+	id = fmt.Sprintf("telemetry-404-%d", time.Now().UnixNano())
+	if r := get(t, direct, "http://"+ingressIP+":8080/no-such-page", map[string]string{"x-request-id": id}); r.status != 404 {
+		t.Fatalf("GET /no-such-page: %d", r.status)
+	}
+	f = findLog(t, m, "istio-ingressgateway", id)
+	checkFields(t, "404", f, map[int]string{fReqLine: "GET /no-such-page HTTP/1.1", fCode: "404", fFlags: "NR",
+		fDetails: "route_not_found", fUpstreamHost: "-", fCluster: "-", fBytesIn: "0", fServiceTime: "-",
+		fDownLocal: "~^" + regexp.QuoteMeta(ingressIP) + ":8080$"})
+
+	// TCP: straight to tcp-echo's inbound listener.
+	echo := m.Workload("tcp-echo-v1")
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(echo.IP, "9000"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := c.LocalAddr().String()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "hello\n")
+	reply, err := bufio.NewReader(c).ReadString('\n')
+	c.Close()
+	if err != nil || !strings.Contains(reply, "hello") {
+		t.Fatalf("tcp-echo reply %q: %v", reply, err)
+	}
+	f = findLog(t, m, "tcp-echo-v1", " "+local+" ")
+	checkFields(t, "tcp", f, map[int]string{fReqLine: "- - -", fCode: "0", fFlags: "-", fBytesIn: "6",
+		fBytesOut: strconv.Itoa(len(reply)), fUpstreamHost: "~^" + echo.AppIP + ":9000$", fCluster: "inbound|9000||",
+		fDownLocal: "~^" + echo.IP + ":9000$", fDownRemote: local, fAuthority: "-", fReqID: "-", fRoute: "-"})
+
+	// The same outcomes as metrics, with their flags.
+	text := scrape(t, m, "curl", "15090")
+	for _, c := range []struct{ code, flags string }{{"200", "-"}, {"504", "UT"}, {"500", "FI"}} {
+		if v, _ := sum(text, "istio_requests_total", map[string]string{"reporter": "source", "source_workload": "curl",
+			"destination_service": "httpbin.default.svc.cluster.local", "response_code": c.code, "response_flags": c.flags}); v < 1 {
+			t.Errorf("curl: no istio_requests_total{response_code=%q,response_flags=%q}", c.code, c.flags)
+		}
+	}
+	eventually(t, 5*time.Second, "tcp-echo TCP metrics", func() error {
+		text := scrape(t, m, "tcp-echo-v1", "15090")
+		for _, name := range []string{"istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total",
+			"istio_tcp_received_bytes_total", "istio_tcp_sent_bytes_total"} {
+			if v, _ := sum(text, name, map[string]string{"reporter": "destination", "request_protocol": "tcp",
+				"destination_workload": "tcp-echo-v1"}); v < 1 {
+				return fmt.Errorf("%s missing", name)
+			}
+		}
+		return nil
+	})
+}
+
+// TestCircuitBreakingStats: the circuit-breaking task's overflow shows in
+// the Envoy-named stats (weft proxy-stats), as 503 UO in istio metrics and
+// in the access log.
+func TestCircuitBreakingStats(t *testing.T) {
+	m := mesh(t)
+	apply(t, task("circuit-breaking/destination-rule-httpbin.yaml"))
+	curl := viaSidecar(m, "curl")
+	var overflow atomic.Int64
+	eventually(t, 20*time.Second, "some requests overflow", func() error {
+		var wg sync.WaitGroup
+		for c := 0; c < 3; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 20; i++ {
+					if r := get(t, curl, "http://httpbin:8000/get", nil); r.status == 503 && strings.Contains(r.body, "overflow") {
+						overflow.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if overflow.Load() == 0 {
+			return fmt.Errorf("no overflow yet")
+		}
+		return nil
+	})
+	out, err := weft(t, "", "proxy-stats", "curl", "--filter", `upstream_rq_pending_overflow$`)
+	if err != nil {
+		t.Fatalf("weft proxy-stats: %v\n%s", err, out)
+	}
+	re := regexp.MustCompile(`(?m)^cluster\.outbound\|8000\|\|httpbin\.default\.svc\.cluster\.local\.upstream_rq_pending_overflow: ([0-9]+)$`)
+	mm := re.FindStringSubmatch(out)
+	if mm == nil {
+		t.Fatalf("proxy-stats output lacks httpbin's upstream_rq_pending_overflow:\n%s", out)
+	}
+	if n, _ := strconv.Atoi(mm[1]); n == 0 {
+		t.Errorf("upstream_rq_pending_overflow = 0 after %d overflows", overflow.Load())
+	}
+	if strings.Contains(out, "upstream_rq_total") {
+		t.Errorf("--filter let other stats through:\n%s", out)
+	}
+	text := scrape(t, m, "curl", "15090")
+	if v, _ := sum(text, "istio_requests_total", map[string]string{"response_code": "503", "response_flags": "UO",
+		"destination_service_name": "httpbin"}); v < 1 {
+		t.Errorf("curl: no 503 UO series")
+	}
+	findLog(t, m, "curl", `" 503 UO `)
+}
