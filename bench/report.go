@@ -246,6 +246,7 @@ func (r *report) markdown() string {
 		p("\n")
 	}
 
+	r.cpuTable(p)
 	p("## Proxy memory (peak RSS over the whole run, VmHWM)\n\n| topology | process | peak RSS MiB |\n|---|---|---|\n")
 	for _, t := range r.Topologies {
 		keys := make([]string, 0, len(t.PeakRSSKB))
@@ -293,6 +294,56 @@ func (r *report) markdown() string {
 	}
 	p("%s", methodText)
 	return b.String()
+}
+
+// cpuTable prints CPU seconds per 1,000 requests of each proxy process,
+// per scenario (mean over rounds).
+func (r *report) cpuTable(p func(string, ...any)) {
+	type k struct{ topo, proc, sc string }
+	sum, n := map[k]float64{}, map[k]int{}
+	var rows [][2]string
+	seen := map[[2]string]bool{}
+	for _, c := range r.Cells {
+		if c.Skipped != "" || c.Requests == 0 {
+			continue
+		}
+		for proc, sec := range c.CPUSec {
+			key := k{c.Topology, proc, c.Scenario}
+			sum[key] += sec / (float64(c.Requests) / 1000)
+			n[key]++
+			if row := [2]string{c.Topology, proc}; !seen[row] {
+				seen[row] = true
+				rows = append(rows, row)
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i][0] != rows[j][0] {
+			return rows[i][0] < rows[j][0]
+		}
+		return rows[i][1] < rows[j][1]
+	})
+	p("## Proxy CPU per process (CPU s per 1,000 requests)\n\n| topology | process |")
+	for _, sc := range r.Scenarios {
+		p(" %s |", sc.Name)
+	}
+	p("\n|---|---|%s\n", strings.Repeat("---|", len(r.Scenarios)))
+	for _, row := range rows {
+		p("| %s | %s |", row[0], row[1])
+		for _, sc := range r.Scenarios {
+			key := k{row[0], row[1], sc.Name}
+			if n[key] == 0 {
+				p(" – |")
+				continue
+			}
+			p(" %.4f |", sum[key]/float64(n[key]))
+		}
+		p("\n")
+	}
+	p("\n")
 }
 
 func key(s *summary, k string) float64 {
