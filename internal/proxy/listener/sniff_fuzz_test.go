@@ -8,6 +8,11 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // FuzzSniff feeds arbitrary first bytes to the inspectors: they must not
@@ -102,4 +107,37 @@ func BenchmarkSelectChainSmall(b *testing.B) {
 			b.Fatal("wrong chain")
 		}
 	}
+}
+
+// FuzzCompile: any Listener the control plane could send compiles or
+// fails with an error; it never panics.
+func FuzzCompile(f *testing.F) {
+	seeds := []*listenerv3.Listener{
+		{Name: "l", Address: sockAddr("0.0.0.0", 15006), ListenerFilters: inspectors(true, true),
+			FilterChains: []*listenerv3.FilterChain{
+				fc("a", &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(9080), ServerNames: []string{"*.example.com"},
+					PrefixRanges: []*corev3.CidrRange{cidr("10.0.0.0", 8)}, ApplicationProtocols: []string{"h2c"}}),
+				withTLS(fc("b", &listenerv3.FilterChainMatch{TransportProtocol: "tls"}), "cert"),
+			},
+			DefaultFilterChain: &listenerv3.FilterChain{Filters: []*listenerv3.Filter{{Name: "tag:d"}}}},
+	}
+	for _, s := range seeds {
+		b, err := proto.Marshal(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l := &listenerv3.Listener{}
+		if proto.Unmarshal(data, l) != nil {
+			return
+		}
+		cfg, err := Compile(l, fakeDeps{})
+		if err != nil {
+			return
+		}
+		// A compiled listener can match any connection without panicking.
+		selectChain(cfg.chains, cfg.defaultChain, &connFacts{dst: netipAddrPort(9080), transport: "tls", serverName: "a.example.com", alpn: []string{"h2c"}})
+	})
 }
