@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	grpcstatus "google.golang.org/grpc/status"
 )
 
@@ -144,6 +145,14 @@ func (c *Client) Run(ctx context.Context) error {
 	if len(dial) == 0 {
 		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
+	dial = append([]grpc.DialOption{
+		// A control plane that vanishes without a reset (host gone, netns
+		// torn down) is noticed within ~40s and the client reconnects.
+		// Weft's server permits pings every 10s.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		// A large mesh's first response can exceed gRPC's 4 MiB default.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256 << 20)),
+	}, dial...)
 	conn, err := grpc.NewClient(c.opts.Server, dial...)
 	if err != nil {
 		return fmt.Errorf("xds client for %s: %w", c.opts.Server, err)
