@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/weftmesh/weft/internal/samples/external"
 	"github.com/weftmesh/weft/internal/samples/helloworld"
 	"github.com/weftmesh/weft/internal/samples/httpbin"
+	"github.com/weftmesh/weft/internal/samples/load"
 	"github.com/weftmesh/weft/internal/samples/nc"
 	"github.com/weftmesh/weft/internal/samples/tcpecho"
 )
@@ -49,6 +51,7 @@ mode point HTTP_PROXY at the sidecar's proxy port.`,
 		sampleExternalCmd(),
 		sampleCurlCmd(),
 		sampleNcCmd(),
+		sampleLoadCmd(),
 	)
 	return cmd
 }
@@ -357,6 +360,47 @@ func sampleCurlCmd() *cobra.Command {
 	f.StringVarP(&o.Cookie, "cookie", "b", "", `cookies to send: "k=v; k2=v2" or a cookie file`)
 	f.StringVarP(&o.CookieJar, "cookie-jar", "c", "", "write received cookies to this file")
 	f.StringArrayVar(&o.Resolve, "resolve", nil, "host:port:addr to dial addr for host:port (repeatable)")
+	return cmd
+}
+
+func sampleLoadCmd() *cobra.Command {
+	var o load.Options
+	var headers []string
+	cmd := &cobra.Command{
+		Use:   "load URL",
+		Short: "Send load like `fortio load` (-c connections, --qps, -n requests) and print fortio's Code lines",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.URL = args[0]
+			o.Headers = http.Header{}
+			for _, h := range headers {
+				k, v, ok := strings.Cut(h, ":")
+				if !ok {
+					return fmt.Errorf("header %q: want Name: value", h)
+				}
+				if strings.EqualFold(strings.TrimSpace(k), "Host") {
+					o.Host = strings.TrimSpace(v)
+					continue
+				}
+				o.Headers.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			r, err := load.Run(ctx, o)
+			if err != nil {
+				return err
+			}
+			r.Print(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVarP(&o.Connections, "connections", "c", 4, "connections (each sends one request at a time)")
+	f.Float64Var(&o.QPS, "qps", 8, "total requests per second; 0 = as fast as possible")
+	f.IntVarP(&o.Requests, "requests", "n", 0, "requests in total (0: run for -t)")
+	f.DurationVarP(&o.Duration, "time", "t", 5*time.Second, "how long to run when -n is 0")
+	f.StringArrayVarP(&headers, "header", "H", nil, `request header "Name: value" (repeatable)`)
+	f.StringVarP(&o.Proxy, "proxy", "x", "", "HTTP proxy host:port (default: HTTP_PROXY)")
 	return cmd
 }
 

@@ -65,3 +65,14 @@ func TestSampleNc(t *testing.T) {
 		t.Fatalf("exit %d out %q err %q", code, out.String(), errb.String())
 	}
 }
+
+func TestSampleLoad(t *testing.T) {
+	var host string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { host = r.Host }))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	code := Main([]string{"sample", "load", "-c", "2", "--qps", "0", "-n", "10", "-H", "Host: httpbin:8000", srv.URL + "/get"}, strings.NewReader(""), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "Code 200 : 10 (100.0 %)") || host != "httpbin:8000" {
+		t.Fatalf("exit %d host %q out %q err %q", code, host, out.String(), errb.String())
+	}
+}
