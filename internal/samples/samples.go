@@ -4,7 +4,7 @@
 // HTTP_PROXY (explicit mode) and the headers Istio's samples propagate.
 //
 // The apps themselves live in the sub-packages (httpbin, bookinfo, tcpecho,
-// helloworld, external, curl, nc); `weft sample NAME` runs them.
+// helloworld, external, curl, nc, load); `weft sample NAME` runs them.
 package samples
 
 import (
