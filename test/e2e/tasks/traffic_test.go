@@ -12,7 +12,7 @@ const star = "glyphicon glyphicon-star"
 
 // The tasks' YAML, from examples/tasks (the README's tour uses the same files).
 var (
-	allV1         = task("request-routing/virtual-service-all-v1.yaml")
+	allV1         = task("virtual-service-all-v1/virtual-service-all-v1.yaml")
 	reviewsTestV2 = task("request-routing/virtual-service-reviews-test-v2.yaml")
 	ratingsDelay  = task("fault-injection-delay/virtual-service-ratings-test-delay.yaml")
 	ratingsAbort  = task("fault-injection-abort/virtual-service-ratings-test-abort.yaml")
