@@ -43,8 +43,13 @@ type Proxy struct {
 // starts the xDS client. It runs until ctx ends or /quitquitquit, then
 // drains (see Wait).
 func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.LevelVar) (*Proxy, error) {
-	tel := telemetry.New(telemetry.Options{Log: log.With("component", "telemetry"), Node: &cfg.Meta})
-	rt := runtime.New(runtime.Options{
+	var rt *runtime.Runtime
+	tel := telemetry.New(telemetry.Options{Log: log.With("component", "telemetry"), Node: &cfg.Meta,
+		// Tracing collectors are reached through their clusters.
+		Dial: func(ctx context.Context, cluster, originalDst string) (net.Conn, error) {
+			return rt.Dial(ctx, cluster, originalDst)
+		}})
+	rt = runtime.New(runtime.Options{
 		Log:      log,
 		Cluster:  cluster.Options{Resolver: &Resolver{Override: cfg.DNSOverride}},
 		Listener: listener.Options{PeekTimeout: cfg.PeekTimeout, DrainTimeout: cfg.DrainDuration, PortMap: cfg.PortMap},

@@ -40,11 +40,12 @@ type Info struct {
 
 	// Set by the connection manager's Observer (telemetry) and opaque to
 	// everything else: the peer workload learned from metadata exchange,
-	// whether the request is gRPC, the response's grpc-status, and the
-	// request and response headers for access-log %REQ(…)% / %RESP(…)%.
+	// whether the request is gRPC, the response's grpc-status, the request
+	// and response headers for access-log %REQ(…)% / %RESP(…)%, the span.
 	Peer           any
 	GRPC           bool
 	GRPCStatus     string
 	RequestHeader  http.Header
 	ResponseHeader http.Header
+	Span           any // the sampled trace span of this hop
 }

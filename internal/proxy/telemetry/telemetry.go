@@ -1,8 +1,10 @@
 package telemetry
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -27,6 +29,10 @@ type Options struct {
 	DisableMetrics bool
 	// Stdout is where "/dev/stdout" access logs go (default os.Stdout).
 	Stdout io.Writer
+	// Dial connects to a host of a cluster (the runtime's tcp.Env.Dial),
+	// for tracing collectors named by cluster. nil: such configs dial the
+	// address in the config directly.
+	Dial func(ctx context.Context, cluster, originalDst string) (net.Conn, error)
 }
 
 // Telemetry is one proxy's metrics, access log sinks and metadata
@@ -40,6 +46,9 @@ type Telemetry struct {
 	md      []string // x-envoy-peer-metadata value
 	peers   peerCache
 	sinks   sinks
+	exps    exporters
+	dial    func(ctx context.Context, cluster, originalDst string) (net.Conn, error)
+	nodeID  string
 	off     bool
 }
 
@@ -51,7 +60,10 @@ func New(opts Options) *Telemetry {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}
-	t := &Telemetry{log: opts.Log, local: LocalWorkload(opts.Node), off: opts.DisableMetrics}
+	t := &Telemetry{log: opts.Log, local: LocalWorkload(opts.Node), off: opts.DisableMetrics, dial: opts.Dial}
+	if opts.Node != nil {
+		t.nodeID = opts.Node.ID()
+	}
 	t.router = opts.Node != nil && opts.Node.Type == node.Router
 	t.metrics = newMetrics(t.local, t.router)
 	t.sinks.stdout = opts.Stdout
@@ -61,8 +73,11 @@ func New(opts Options) *Telemetry {
 	return t
 }
 
-// Close flushes and closes the access log sinks.
-func (t *Telemetry) Close() { t.sinks.close() }
+// Close flushes and closes the access log sinks and span exporters.
+func (t *Telemetry) Close() {
+	t.sinks.close()
+	t.exps.close()
+}
 
 // Metrics returns the istio_* metrics.
 func (t *Telemetry) Metrics() *Metrics { return t.metrics }
@@ -76,6 +91,13 @@ func (t *Telemetry) Stats(fn func(name string, v int64)) {
 		fn("access_log."+s.path+".dropped_lines", s.dropped.Load())
 		fn("access_log."+s.path+".written_lines", s.written.Load())
 	})
+	t.exps.mu.Lock()
+	defer t.exps.mu.Unlock()
+	for _, e := range t.exps.m {
+		fn("tracing.opentelemetry."+e.name+".spans_exported", e.exported.Load())
+		fn("tracing.opentelemetry."+e.name+".spans_dropped", e.dropped.Load())
+		fn("tracing.opentelemetry."+e.name+".spans_failed", e.failed.Load())
+	}
 }
 
 // inboundName says whether a stat prefix or cluster name belongs to the
@@ -91,12 +113,12 @@ func (t *Telemetry) HTTP(cfg *hcmv3.HttpConnectionManager) (hcm.Observer, error)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.GetTracing() != nil {
-		if err := checkFields(cfg.GetTracing(), "http_connection_manager.tracing"); err != nil {
-			return nil, err
-		}
+	dest := !t.router && inboundName(cfg.GetStatPrefix())
+	tr, err := t.compileTracing(cfg, dest)
+	if err != nil {
+		return nil, err
 	}
-	return &httpObserver{t: t, dest: !t.router && inboundName(cfg.GetStatPrefix()), logs: logs}, nil
+	return &httpObserver{t: t, dest: dest, logs: logs, tracer: tr}, nil
 }
 
 // TCP builds the tcp.Observer for one tcp_proxy config. Pass it as
@@ -114,9 +136,10 @@ func (t *Telemetry) TCP(cfg *tcpv3.TcpProxy) (tcp.Observer, error) {
 }
 
 type httpObserver struct {
-	t    *Telemetry
-	dest bool // reporter destination (server side)
-	logs []*accessLogger
+	t      *Telemetry
+	dest   bool // reporter destination (server side)
+	logs   []*accessLogger
+	tracer *tracer // nil: no tracing
 }
 
 var _ hcm.Observer = (*httpObserver)(nil)
@@ -126,6 +149,11 @@ func (o *httpObserver) Request(r *http.Request, info *filter.Info) {
 	info.RequestHeader = h
 	if ct, ok := h["Content-Type"]; ok && len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc") {
 		info.GRPC = true
+	}
+	if o.tracer != nil {
+		if s := o.tracer.start(r, info); s != nil {
+			info.Span = s
+		}
 	}
 	if o.dest {
 		if p := o.t.peers.takePeer(h); p != nil {
@@ -166,6 +194,11 @@ func (o *httpObserver) Complete(info *filter.Info) {
 	if !o.t.off {
 		peer, _ := info.Peer.(*Workload)
 		o.t.metrics.recordHTTP(info, o.dest, peer, info.GRPC, info.GRPCStatus)
+	}
+	if o.tracer != nil {
+		if s, ok := info.Span.(*span); ok {
+			o.tracer.finish(o.t, s, info)
+		}
 	}
 	if len(o.logs) > 0 {
 		e := Entry{Info: info}
