@@ -11,6 +11,7 @@ package filter
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -94,6 +95,11 @@ func (s *Stream) ApplyResponseHeaders(h http.Header) {
 		h[kv.Key] = []string{kv.Value}
 	}
 }
+
+// ErrRequestTimeout is the cause the connection manager cancels a request's
+// context with when its request_timeout fires before the body arrived; the
+// router answers 408.
+var ErrRequestTimeout = errors.New("request timeout")
 
 // Config holds connection-manager settings that filters read.
 type Config struct {

@@ -92,10 +92,14 @@ type Manager struct {
 	mergeSlashes  bool
 	statPrefix    string
 	idInResponse  bool
-	maxHeaders    int // Envoy's max_headers_count, default 100
-	underscores   corev3.HttpProtocolOptions_HeadersWithUnderscoresAction
-	acceptHTTP10  bool
-	defaultHost10 string
+	// requestTimeout bounds receiving a request body (Envoy's
+	// request_timeout: armed at the headers, disarmed when the body ends or
+	// the response starts). 0: none.
+	requestTimeout time.Duration
+	maxHeaders     int // Envoy's max_headers_count, default 100
+	underscores    corev3.HttpProtocolOptions_HeadersWithUnderscoresAction
+	acceptHTTP10   bool
+	defaultHost10  string
 
 	h1        *http.Server
 	drainOnce sync.Once
@@ -178,6 +182,7 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		return nil, fmt.Errorf("%s.path_with_escaped_slashes_action: %v not supported by weft-proxy", p, cfg.GetPathWithEscapedSlashesAction())
 	}
 	m.idInResponse = cfg.GetAlwaysSetRequestIdInResponse()
+	m.requestTimeout = route.Dur(cfg.GetRequestTimeout())
 	m.fcfg.TrustEnvoyHeaders = !m.useRemote
 	m.fcfg.StreamIdleTimeout = 5 * time.Minute // Envoy's default
 	if cfg.GetStreamIdleTimeout() != nil {
@@ -248,7 +253,6 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 		maxHdr = 1024
 	}
 	m.h1 = &http.Server{Handler: m, MaxHeaderBytes: maxHdr, IdleTimeout: idle,
-		ReadTimeout:       route.Dur(cfg.GetRequestTimeout()),
 		ReadHeaderTimeout: route.Dur(cfg.GetRequestHeadersTimeout()),
 		ConnContext:       connContext,
 		ErrorLog:          log.New(slogWriter{m.log}, "", 0)}

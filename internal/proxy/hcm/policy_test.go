@@ -417,3 +417,22 @@ func TestConsistentHashByHeader(t *testing.T) {
 		t.Errorf("30 users all hashed to %v", hosts)
 	}
 }
+
+func TestRequestTimeout(t *testing.T) {
+	be := backend(t, echo("a"))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a")))),
+		mutateHCM: func(h *hcmv3HCM) { h.RequestTimeout = durationpb.New(100 * time.Millisecond) }})
+	// A body that never finishes.
+	r := rawRequest(t, p.addr, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
+	if r.StatusCode != 408 {
+		t.Fatalf("got %d", r.StatusCode)
+	}
+	if info := p.nextInfo(t); info.Details != "request_overall_timeout" {
+		t.Errorf("details %q", info.Details)
+	}
+	// A complete request is unaffected however long the upstream takes.
+	resp, body := get(t, client(), "http://"+p.addr+"/")
+	if resp.StatusCode != 200 || body != "a:" {
+		t.Fatalf("complete request: %d %q", resp.StatusCode, body)
+	}
+}

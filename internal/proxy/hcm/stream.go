@@ -2,6 +2,7 @@ package hcm
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -50,6 +51,18 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Not pooled: a transport may still read a failed attempt's body
 		// after the handler returned, and must never see the next request's.
 		cb = &countingBody{rc: r.Body}
+		if m.requestTimeout > 0 {
+			ctx, cancel := context.WithCancelCause(r.Context())
+			cb.timer = time.AfterFunc(m.requestTimeout, func() {
+				cancel(filter.ErrRequestTimeout)
+				// Unblock a body read stuck on a silent client.
+				http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
+			})
+			st.w.timer = cb.timer
+			defer cb.timer.Stop()
+			defer cancel(nil)
+			r = r.WithContext(ctx)
+		}
 		r.Body = cb
 	}
 	verr := m.validate(r)
@@ -323,6 +336,8 @@ func replyBody(fe *rflag.Error) string {
 		return "upstream request timeout"
 	case f&rflag.SI != 0:
 		return "stream timeout"
+	case fe.Details == "request_overall_timeout":
+		return "request timeout"
 	case f&rflag.UH != 0:
 		return "no healthy upstream"
 	case f&rflag.UO != 0:
@@ -369,6 +384,7 @@ type respWriter struct {
 	info  *filter.Info
 	m     *Manager
 	wrote bool
+	timer *time.Timer // request_timeout: stops when the response starts
 }
 
 var (
@@ -384,6 +400,9 @@ func (w *respWriter) WriteHeader(code int) {
 	}
 	if code >= 200 {
 		w.wrote = true
+		if w.timer != nil {
+			w.timer.Stop()
+		}
 		w.info.Status = code
 		h := w.w.Header()
 		if w.m.idInResponse && w.info.RequestID != "" {
@@ -434,15 +453,20 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *respWriter) Unwrap() http.ResponseWriter { return w.w }
 
-// countingBody counts request body bytes for the stream info.
+// countingBody counts request body bytes for the stream info and disarms
+// the request timeout when the body is complete.
 type countingBody struct {
-	rc io.ReadCloser
-	n  atomic.Int64
+	rc    io.ReadCloser
+	n     atomic.Int64
+	timer *time.Timer // request_timeout, nil when none
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.n.Add(int64(n))
+	if err == io.EOF && b.timer != nil {
+		b.timer.Stop()
+	}
 	return n, err
 }
 

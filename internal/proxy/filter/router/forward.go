@@ -180,6 +180,13 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		}
 	}
 
+	if hasBody {
+		// When the stream ends early (timeout, idle, client gone), a body
+		// read blocked on a silent client must not hold the attempt.
+		rc := http.NewResponseController(s.W)
+		defer context.AfterFunc(ctx, func() { rc.SetReadDeadline(time.Unix(1, 0)) })()
+	}
+
 	if len(a.Mirrors) > 0 && mirrorable {
 		rt.mirror(s, out, body, timeout)
 	}
@@ -275,6 +282,8 @@ func isOverflow(e *rflag.Error) bool { return e.Flag&rflag.UO != 0 }
 // the cluster's own error.
 func (rt *Router) classify(down, route, try context.Context, err error) *rflag.Error {
 	switch {
+	case context.Cause(down) == filter.ErrRequestTimeout:
+		return &rflag.Error{Status: http.StatusRequestTimeout, Details: "request_overall_timeout", Err: err}
 	case down.Err() != nil:
 		return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
 	case context.Cause(route) == errStreamIdle:
