@@ -2,11 +2,13 @@ package hcm
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -65,7 +67,10 @@ func TestControlPlaneGoldens(t *testing.T) {
 				return
 			}
 			hcms++
-			if _, err := New(cfg, &testEnv{}, Options{}); err != nil {
+			// access_log and tracing belong to telemetry's Observer; accept
+			// them here to check the rest of the config.
+			opts := Options{Observe: func(*hcmv3.HttpConnectionManager) (Observer, error) { return nopObserver{}, nil }}
+			if _, err := New(cfg, &testEnv{}, opts); err != nil {
 				t.Errorf("%s: hcm.New NACKs: %v", f, err)
 			}
 		})
@@ -86,3 +91,9 @@ func walk(v any, fn func(map[string]any)) {
 		}
 	}
 }
+
+type nopObserver struct{}
+
+func (nopObserver) Request(*http.Request, *StreamInfo) {}
+func (nopObserver) Response(http.Header, *StreamInfo)  {}
+func (nopObserver) Complete(*StreamInfo)               {}
