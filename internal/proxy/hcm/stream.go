@@ -38,6 +38,9 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.info = filter.Info{Start: time.Now(), Method: r.Method, Path: r.RequestURI, Protocol: r.Proto,
 		Authority: r.Host}
 	info := &st.info
+	if r.URL.IsAbs() {
+		info.Path = r.URL.RequestURI() // absolute-form (explicit proxy): log the path, as Envoy does
+	}
 	cc := connFrom(r.Context())
 	if cc != nil {
 		info.Downstream = cc.info

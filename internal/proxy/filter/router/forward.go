@@ -192,11 +192,7 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	}
 
 	if len(a.Hash) > 0 {
-		src := ""
-		if s.Conn != nil {
-			src = s.Conn.Remote.Addr().String()
-		}
-		opts.HashKey, opts.HasHash = a.HashKey(r, src)
+		opts.HashKey, opts.HasHash = a.HashKey(r, sourceIP(s))
 	}
 	if s.Conn != nil {
 		opts.Protocol = s.Conn.Protocol
@@ -603,4 +599,16 @@ func retryOverrides(h http.Header, p *route.RetryPolicy) *route.RetryPolicy {
 		}
 	}
 	return &cp
+}
+
+// sourceIP is the downstream address for source_ip hashing: Envoy's
+// trusted client address when the connection manager computed one.
+func sourceIP(s *filter.Stream) string {
+	if s.Info.ClientIP != "" {
+		return s.Info.ClientIP
+	}
+	if s.Conn != nil && s.Conn.Remote.IsValid() {
+		return s.Conn.Remote.Addr().String()
+	}
+	return ""
 }

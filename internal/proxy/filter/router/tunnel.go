@@ -40,6 +40,9 @@ func (rt *Router) dial(s *filter.Stream, up filter.Upstream, orig string) (net.C
 	if s.Conn != nil {
 		opts.Protocol = s.Conn.Protocol
 	}
+	if a := s.Route.Action; len(a.Hash) > 0 {
+		opts.HashKey, opts.HasHash = a.HashKey(s.Req, sourceIP(s))
+	}
 	s.Info.Attempts = 1
 	conn, host, err := up.Dial(s.Req.Context(), &opts)
 	s.Info.Host = host
