@@ -240,6 +240,20 @@ func TestReconnect(t *testing.T) {
 	if c.Status().Connects < 2 {
 		t.Fatal("no reconnect counted")
 	}
+	// A listener removed while the proxy was away is removed after the
+	// reconnect (delta: initial_resource_versions let the server report it).
+	srv.Stop()
+	waitFor(t, "disconnect seen", func() bool { return !c.Status().Connected })
+	if err := srv.Set(fixture("l3")); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "listener removed during the outage", func() bool {
+		r := rec.get()
+		return r.Listeners["l1"] == nil && r.Listeners["l3"] != nil
+	})
 }
 
 func TestPanicInHandlerIsNACK(t *testing.T) {
