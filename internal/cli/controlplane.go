@@ -42,7 +42,10 @@ Proxies connect over ADS (state of the world or delta) to --xds-address and
 auto-register their workload. The monitoring address serves /metrics and the
 API used by 'weft apply', 'weft get', 'weft delete', 'weft proxy-status' and
 'weft proxy-config'. Both listen on loopback by default: the xDS port is
-plaintext.`,
+plaintext.
+
+Debug pages on the monitoring address:
+` + debugHelp(),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.ConfigDir == "" {
@@ -154,4 +157,12 @@ func reportErr(cmd *cobra.Command, err error) error {
 		return exitError{1}
 	}
 	return err
+}
+
+func debugHelp() string {
+	var b strings.Builder
+	for _, e := range server.DebugEndpoints {
+		fmt.Fprintf(&b, "  %-32s %s\n", e.Path, e.Help)
+	}
+	return strings.TrimRight(b.String(), "\n")
 }

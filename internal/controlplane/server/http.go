@@ -64,6 +64,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+PathStatus, s.handleStatus)
 	mux.HandleFunc("GET "+PathProxies, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.xds.Status()) })
 	mux.HandleFunc("GET "+PathProxies+"/{name}/config_dump", s.handleConfigDump)
+	s.debugRoutes(mux)
 	return mux
 }
 

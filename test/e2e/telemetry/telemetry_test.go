@@ -379,3 +379,24 @@ func TestCircuitBreakingStats(t *testing.T) {
 	}
 	findLog(t, m, "curl", `" 503 UO `)
 }
+
+// TestDebugEndpoints: the control plane's /debug pages answer with what
+// the mesh holds.
+func TestDebugEndpoints(t *testing.T) {
+	mesh(t)
+	for path, want := range map[string]string{
+		"/debug":                          "/debug/registryz",
+		"/debug/syncz":                    "productpage-v1",
+		"/debug/configz":                  `"kind": "Gateway"`,
+		"/debug/registryz":                "details.default.svc.cluster.local",
+		"/debug/config_dump?proxyID=curl": "outbound|8000||httpbin.default.svc.cluster.local",
+	} {
+		r := get(t, direct, "http://"+monitorAddr+path, nil)
+		if r.status != 200 || !strings.Contains(r.body, want) {
+			t.Errorf("GET %s: %d, want 200 with %q:\n%.400s", path, r.status, want, r.body)
+		}
+	}
+	if r := get(t, direct, "http://"+monitorAddr+"/debug/config_dump", nil); r.status != 400 {
+		t.Errorf("config_dump without proxyID: %d, want 400", r.status)
+	}
+}
