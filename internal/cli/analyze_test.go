@@ -110,9 +110,8 @@ func TestAnalyzeStdin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		all.WriteString("---\n")
+		// Exactly `cat examples/bookinfo/*.yaml`: no separators added.
 		all.Write(b)
-		all.WriteString("\n")
 	}
 	if code, out, errs := runAnalyze(t, all.String(), "-"); code != 0 || out != "" {
 		t.Fatalf("clean stdin: exit %d\n%s%s", code, out, errs)

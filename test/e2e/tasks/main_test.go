@@ -155,6 +155,9 @@ func apply(t *testing.T, yaml string) {
 	// with kubectl), and that must not keep the rest alive.
 	t.Cleanup(func() {
 		for _, doc := range strings.Split(yaml, "\n---\n") {
+			if !strings.Contains(doc, "kind:") {
+				continue // header comments
+			}
 			if out, err := weft(t, doc, "delete", "-f", "-"); err != nil && !strings.Contains(out, "not found") {
 				t.Logf("weft delete: %v\n%s", err, out)
 			}
