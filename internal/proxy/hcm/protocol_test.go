@@ -647,3 +647,40 @@ func TestDrain(t *testing.T) {
 		t.Fatal("request served after drain")
 	}
 }
+
+func TestHTTP1FullDuplex(t *testing.T) {
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).EnableFullDuplex()
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		br := bufio.NewReader(r.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			io.WriteString(w, "echo:"+line)
+			w.(http.Flusher).Flush()
+		}
+	}))
+	p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}}, routes: rc(vhost(rt("r", "/", toCluster("a"))))})
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", "http://"+p.addr+"/", pr)
+	go pw.Write([]byte("one\n"))
+	resp, err := client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for _, msg := range []string{"one", "two", "three"} {
+		if msg != "one" {
+			go pw.Write([]byte(msg + "\n"))
+		}
+		line, err := br.ReadString('\n')
+		if err != nil || line != "echo:"+msg+"\n" {
+			t.Fatalf("got %q %v", line, err)
+		}
+	}
+	pw.Close()
+}

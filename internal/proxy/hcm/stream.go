@@ -54,6 +54,11 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Not pooled: a transport may still read a failed attempt's body
 		// after the handler returned, and must never see the next request's.
 		cb = &countingBody{rc: r.Body}
+		if r.ProtoMajor == 1 {
+			// Go's HTTP/1 server would otherwise drain the request body
+			// before the response starts; a proxy streams both ways at once.
+			http.NewResponseController(w).EnableFullDuplex()
+		}
 		if m.requestTimeout > 0 {
 			ctx, cancel := context.WithCancelCause(r.Context())
 			cb.timer = time.AfterFunc(m.requestTimeout, func() {
