@@ -5,13 +5,17 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	telemetryapi "istio.io/api/telemetry/v1alpha1"
@@ -54,10 +58,12 @@ type logSpec struct {
 	client, server bool
 }
 
-// applyTelemetry adds access logs to every HCM and tcp_proxy built.
+// applyTelemetry adds access logs and tracing to every HCM (and access
+// logs to every tcp_proxy) built.
 func (b *builder) applyTelemetry() {
 	specs := b.accessLogs()
-	if len(specs) == 0 {
+	tracing := b.tracing()
+	if len(specs) == 0 && tracing == nil {
 		return
 	}
 	for _, n := range sortedKeys(b.listeners) {
@@ -68,13 +74,13 @@ func (b *builder) applyTelemetry() {
 		}
 		for _, fc := range chains {
 			for _, f := range fc.GetFilters() {
-				b.addAccessLog(f, specs)
+				b.addTelemetry(f, specs, tracing)
 			}
 		}
 	}
 }
 
-func (b *builder) addAccessLog(f *listenerv3.Filter, specs []logSpec) {
+func (b *builder) addTelemetry(f *listenerv3.Filter, specs []logSpec, tracing *traceSpec) {
 	tc := f.GetTypedConfig()
 	if tc == nil {
 		return
@@ -96,8 +102,12 @@ func (b *builder) addAccessLog(f *listenerv3.Filter, specs []logSpec) {
 			return
 		}
 		// Gateways log as clients (Istio: CLIENT mode covers gateways).
-		h.AccessLog = pick(!gateway && strings.HasPrefix(h.GetStatPrefix(), "inbound"))
-		if len(h.AccessLog) > 0 {
+		server := !gateway && strings.HasPrefix(h.GetStatPrefix(), "inbound")
+		h.AccessLog = pick(server)
+		if tracing != nil && ((server && tracing.server) || (!server && tracing.client)) {
+			h.Tracing = tracing.hcm
+		}
+		if len(h.AccessLog) > 0 || h.Tracing != nil {
 			f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: toAny(h)}
 		}
 	case tcpFilterName:
@@ -305,4 +315,139 @@ func celFilter(expr string) *accesslogv3.AccessLogFilter {
 	return &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_StatusCodeFilter{
 		StatusCodeFilter: &accesslogv3.StatusCodeFilter{Comparison: &accesslogv3.ComparisonFilter{Op: op,
 			Value: &corev3.RuntimeUInt32{DefaultValue: uint32(max(n, 0)), RuntimeKey: "access_log.status_code"}}}}}
+}
+
+// traceSpec is the tracing config for this proxy's HCMs.
+type traceSpec struct {
+	hcm            *hcmv3.HttpConnectionManager_Tracing
+	client, server bool
+}
+
+// tracing follows Istio: the Telemetry API's tracing (most specific
+// resource), else MeshConfig defaultProviders.tracing; the provider is an
+// extensionProviders opentelemetry entry; sampling is the Telemetry's
+// randomSamplingPercentage, else defaultConfig.tracing.sampling, else 1%.
+// Nothing is emitted when the collector's service has no cluster here.
+func (b *builder) tracing() *traceSpec {
+	var names []string
+	percent := b.mesh.GetDefaultConfig().GetTracing().GetSampling()
+	if percent == 0 {
+		percent = 1 // Istio's default
+	}
+	client, server := true, true
+	if tr := b.telemetryTracing(); tr != nil {
+		if tr.GetDisableSpanReporting().GetValue() {
+			return nil
+		}
+		for _, p := range tr.GetProviders() {
+			names = append(names, p.GetName())
+		}
+		if v := tr.GetRandomSamplingPercentage(); v != nil {
+			percent = v.GetValue()
+		}
+		switch tr.GetMatch().GetMode() {
+		case telemetryapi.WorkloadMode_CLIENT:
+			server = false
+		case telemetryapi.WorkloadMode_SERVER:
+			client = false
+		}
+	}
+	if len(names) == 0 {
+		names = b.mesh.GetDefaultProviders().GetTracing()
+	}
+	for _, n := range names {
+		for _, p := range b.mesh.GetExtensionProviders() {
+			ot := p.GetOpentelemetry()
+			if p.GetName() != n || ot == nil || ot.GetService() == "" || ot.GetPort() == 0 {
+				continue
+			}
+			host := ot.GetService()
+			if i := strings.IndexByte(host, '/'); i >= 0 {
+				host = host[i+1:] // Istio accepts namespace/host
+			}
+			cluster := "outbound|" + strconv.Itoa(int(ot.GetPort())) + "||" + host
+			if b.clusters[cluster] == nil {
+				continue
+			}
+			oc := &tracev3.OpenTelemetryConfig{ServiceName: b.tracingServiceName()}
+			if h := ot.GetHttp(); h != nil {
+				path := h.GetPath()
+				if !strings.HasPrefix(path, "/") {
+					path = "/" + path
+				}
+				hs := &corev3.HttpService{HttpUri: &corev3.HttpUri{
+					Uri:              "http://" + host + ":" + strconv.Itoa(int(ot.GetPort())) + path,
+					HttpUpstreamType: &corev3.HttpUri_Cluster{Cluster: cluster},
+					Timeout:          h.GetTimeout()}}
+				if hs.HttpUri.Timeout == nil {
+					hs.HttpUri.Timeout = durationpb.New(3 * time.Second)
+				}
+				for _, hd := range h.GetHeaders() {
+					hs.RequestHeadersToAdd = append(hs.RequestHeadersToAdd, &corev3.HeaderValueOption{
+						Header: &corev3.HeaderValue{Key: hd.GetName(), Value: hd.GetValue()}})
+				}
+				oc.HttpService = hs
+			} else {
+				oc.GrpcService = &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+					EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: cluster, Authority: host}}}
+			}
+			return &traceSpec{client: client, server: server, hcm: &hcmv3.HttpConnectionManager_Tracing{
+				RandomSampling: &typev3.Percent{Value: percent},
+				Provider: &tracev3.Tracing_Http{Name: "envoy.tracers.opentelemetry",
+					ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: toAny(oc)}}}}
+		}
+	}
+	return nil
+}
+
+// tracingServiceName is Istio's default service name for spans:
+// canonical service "." namespace.
+func (b *builder) tracingServiceName() string {
+	l := b.p.Meta.Labels
+	svc := l["service.istio.io/canonical-name"]
+	if svc == "" {
+		svc = l["app.kubernetes.io/name"]
+	}
+	if svc == "" {
+		svc = l["app"]
+	}
+	if svc == "" {
+		svc = b.p.Meta.Name
+	}
+	return svc + "." + b.p.Meta.Namespace
+}
+
+// telemetryTracing is the first tracing entry of the most specific
+// Telemetry resource that configures tracing for the proxy.
+func (b *builder) telemetryTracing() *telemetryapi.Tracing {
+	ns, root := b.p.Meta.Namespace, b.rootNamespace()
+	var workload, namespace, mesh *telemetryapi.Tracing
+	for _, t := range b.snap.Telemetries {
+		if t == nil || len(t.Spec.GetTracing()) == 0 {
+			continue
+		}
+		tr := t.Spec.GetTracing()[0]
+		sel := t.Spec.GetSelector()
+		switch {
+		case t.Namespace == ns && sel != nil && len(sel.GetMatchLabels()) > 0:
+			if workload == nil && labelsMatch(sel.GetMatchLabels(), b.p.Meta.Labels) {
+				workload = tr
+			}
+		case t.Namespace == ns && sel == nil:
+			if namespace == nil {
+				namespace = tr
+			}
+		case t.Namespace == root && sel == nil:
+			if mesh == nil {
+				mesh = tr
+			}
+		}
+	}
+	switch {
+	case workload != nil:
+		return workload
+	case namespace != nil:
+		return namespace
+	}
+	return mesh
 }
