@@ -329,3 +329,10 @@ const corev3DropHeader = corev3.HttpProtocolOptions_DROP_HEADER
 type clusterv3Cluster = clusterv3.Cluster
 
 const clusterv3RingHash = clusterv3.Cluster_RING_HASH
+
+type (
+	httpv3HttpProtocolOptions = httpv3.HttpProtocolOptions
+	httpv3UseDownstream       = httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig
+	httpv3UseDownstreamConfig = httpv3.HttpProtocolOptions_UseDownstreamHttpConfig
+	corev3Http2Options        = corev3.Http2ProtocolOptions
+)

@@ -684,3 +684,32 @@ func TestHTTP1FullDuplex(t *testing.T) {
 	}
 	pw.Close()
 }
+
+func TestGRPCThroughDownstreamProtocolCluster(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	// The listener did not sniff (Protocol unknown); the cluster follows
+	// the downstream protocol, which the request itself tells.
+	p := startProxy(t, proxyConfig{routes: rc(vhost(rt("grpc", "/", toCluster("g")))),
+		clusters: []upstream{{name: "g", addrs: []string{ln.Addr().String()}, mutate: func(c *clusterv3.Cluster) {
+			c.TypedExtensionProtocolOptions = map[string]*anypbAny{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(t,
+				&httpv3HttpProtocolOptions{UpstreamProtocolOptions: &httpv3UseDownstream{UseDownstreamProtocolConfig: &httpv3UseDownstreamConfig{
+					HttpProtocolOptions: &corev3Http1Options{}, Http2ProtocolOptions: &corev3Http2Options{}}}})}
+		}}}})
+	cc, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Check: %v %v", resp, err)
+	}
+}

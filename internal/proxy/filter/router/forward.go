@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 	"github.com/weftmesh/weft/internal/proxy/route"
@@ -194,9 +195,7 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	if len(a.Hash) > 0 {
 		opts.HashKey, opts.HasHash = a.HashKey(r, sourceIP(s))
 	}
-	if s.Conn != nil {
-		opts.Protocol = s.Conn.Protocol
-	}
+	opts.Protocol = protocolOf(s.Req)
 	attemptHdr := s.VHost != nil && s.VHost.IncludeAttemptCount
 
 	var last *bufferedResponse // the last retriable response, replayed if a retry cannot be made
@@ -611,4 +610,13 @@ func sourceIP(s *filter.Stream) string {
 		return s.Conn.Remote.Addr().String()
 	}
 	return ""
+}
+
+// protocolOf is the downstream HTTP protocol of the request itself (the
+// listener may not have sniffed it), for use_downstream_protocol clusters.
+func protocolOf(r *http.Request) downstream.Protocol {
+	if r.ProtoMajor == 2 {
+		return downstream.HTTP2
+	}
+	return downstream.HTTP1
 }

@@ -37,9 +37,7 @@ func upgradeType(r *http.Request) string {
 
 func (rt *Router) dial(s *filter.Stream, up filter.Upstream, orig string) (net.Conn, error) {
 	opts := filter.Attempt{OriginalDst: orig}
-	if s.Conn != nil {
-		opts.Protocol = s.Conn.Protocol
-	}
+	opts.Protocol = protocolOf(s.Req)
 	if a := s.Route.Action; len(a.Hash) > 0 {
 		opts.HashKey, opts.HasHash = a.HashKey(s.Req, sourceIP(s))
 	}
