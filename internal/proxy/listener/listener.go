@@ -59,9 +59,13 @@ type Config struct {
 	restoreDst     bool // original_dst listener filter: read it, but no hand-off
 	sniffTLS       bool
 	sniffHTTP      bool
-	peekTimeout    time.Duration // 0: use the manager's default
-	chains         []*chain
-	defaultChain   *chain
+	peekTimeout    time.Duration // unset: the manager's default; 0 set explicitly: none (Envoy)
+	peekTimeoutSet bool
+	// continueOnTimeout: serve a connection whose sniffing timed out with
+	// what is known; Envoy's default (false) closes it. Istio sets true.
+	continueOnTimeout bool
+	chains            []*chain
+	defaultChain      *chain
 }
 
 // Compile validates and compiles one listener. Errors name the listener and
@@ -99,9 +103,11 @@ func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
 		Bind:           l.GetBindToPort() == nil || l.GetBindToPort().GetValue(),
 		Source:         l,
 		useOriginalDst: l.GetUseOriginalDst().GetValue(),
+
+		continueOnTimeout: l.GetContinueOnListenerFiltersTimeout(),
 	}
 	if t := l.GetListenerFiltersTimeout(); t != nil {
-		c.peekTimeout = t.AsDuration()
+		c.peekTimeout, c.peekTimeoutSet = t.AsDuration(), true
 	}
 	for i, lf := range l.GetListenerFilters() {
 		fp := fmt.Sprintf("%s: listener_filters[%d] (%s)", path, i, lf.GetName())

@@ -239,10 +239,41 @@ func TestSniff(t *testing.T) {
 		if el := time.Since(start); el < 100*time.Millisecond || el > 2*time.Second {
 			t.Fatalf("sniff took %v", el)
 		}
-		if got.tls || len(got.alpn) > 0 {
+		if got.tls || len(got.alpn) > 0 || !got.timedOut {
 			t.Fatalf("got %+v from silence", got)
 		}
 	})
+}
+
+// TestServerFirstOnSniffedPort: a client that waits for the server's
+// greeting is served after listener_filters_timeout when
+// continue_on_listener_filters_timeout is set (Istio), else closed (Envoy's
+// default).
+func TestServerFirstOnSniffedPort(t *testing.T) {
+	for _, cont := range []bool{true, false} {
+		m := NewManager(Options{})
+		l := &listenerv3.Listener{Name: "sniffed", Address: sockAddr("127.0.0.1", 0), ListenerFilters: inspectors(true, true),
+			ListenerFiltersTimeout: durationpb.New(100 * time.Millisecond), ContinueOnListenerFiltersTimeout: cont,
+			FilterChains: []*listenerv3.FilterChain{fc("tcp", nil)}}
+		if err := m.Update([]*Config{compile(t, l, fakeDeps{})}); err != nil {
+			t.Fatal(err)
+		}
+		addr, _ := m.Addr("sniffed")
+		c, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if cont && !strings.HasPrefix(line, "tcp ") {
+			t.Errorf("continue: got %q, %v; want the server-first greeting", line, err)
+		}
+		if !cont && (err == nil || m.SniffTimeouts() != 1) {
+			t.Errorf("no continue: got %q, %v (timeouts %d); want the connection closed", line, err, m.SniffTimeouts())
+		}
+		m.Close(context.Background())
+	}
 }
 
 func TestPeekedConnReplays(t *testing.T) {

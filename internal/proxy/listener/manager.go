@@ -51,7 +51,8 @@ type Manager struct {
 	// hand-off; replaced on Update.
 	byAddr atomic.Pointer[map[netip.AddrPort]*Config]
 
-	noChain atomic.Int64
+	noChain       atomic.Int64
+	sniffTimeouts atomic.Int64
 }
 
 type socket struct {
@@ -213,6 +214,10 @@ func (m *Manager) Names() []string {
 // NoChainMatches counts connections closed because no filter chain matched.
 func (m *Manager) NoChainMatches() int64 { return m.noChain.Load() }
 
+// SniffTimeouts counts connections closed because listener filters timed
+// out (Envoy's downstream_pre_cx_timeout).
+func (m *Manager) SniffTimeouts() int64 { return m.sniffTimeouts.Load() }
+
 // StopAccepting closes every listening socket; open connections go on.
 func (m *Manager) StopAccepting() {
 	m.mu.Lock()
@@ -373,12 +378,20 @@ func (m *Manager) Dispatch(cfg *Config, c net.Conn, info *downstream.Info) {
 	var sn sniffed
 	if cfg.sniffTLS || cfg.sniffHTTP {
 		timeout := cfg.peekTimeout
-		if timeout <= 0 {
+		if !cfg.peekTimeoutSet {
 			timeout = m.opts.PeekTimeout
 		}
 		pc := newPeekedConn(c)
 		sn = sniff(pc, c, cfg.sniffTLS, cfg.sniffHTTP, timeout)
 		conn = pc
+		if sn.timedOut && !cfg.continueOnTimeout {
+			m.sniffTimeouts.Add(1)
+			m.log.Debug("listener filters timed out; closing (continue_on_listener_filters_timeout is false)",
+				"listener", cfg.Name, "src", info.Remote)
+			pc.release()
+			c.Close()
+			return
+		}
 	}
 	facts := &connFacts{dst: info.OriginalDst, src: info.Remote, serverName: sn.serverName, transport: "raw_buffer", alpn: sn.alpn}
 	if sn.tls {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -95,36 +96,51 @@ type sniffed struct {
 	tls        bool
 	serverName string
 	alpn       []string // TLS: client offer; plaintext: "http/1.1", "http/1.0" or "h2c"
+	timedOut   bool     // the deadline passed before the inspectors could decide
 }
 
 // sniff peeks at the first bytes of c until the inspectors decide or the
-// deadline passes (then it goes on with what it has, like Envoy's
-// continue_on_listener_filters_timeout). It never consumes bytes.
+// deadline passes (timedOut; timeout 0 waits without limit). It never
+// consumes bytes.
 func sniff(r peeker, c net.Conn, wantTLS, wantHTTP bool, timeout time.Duration) sniffed {
 	var out sniffed
 	if !wantTLS && !wantHTTP {
 		return out
 	}
-	_ = c.SetReadDeadline(time.Now().Add(timeout))
-	defer func() { _ = c.SetReadDeadline(time.Time{}) }()
+	// listener_filters_timeout 0 means no timeout in Envoy: wait for the
+	// first bytes as long as the client keeps the connection open.
+	if timeout > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		defer func() { _ = c.SetReadDeadline(time.Time{}) }()
+	}
 	first, err := r.Peek(1)
 	if err != nil {
+		out.timedOut = errors.Is(err, os.ErrDeadlineExceeded)
 		return out
 	}
 	if wantTLS && first[0] == 0x16 {
-		if hdr, err := r.Peek(5); err == nil && hdr[1] == 3 {
+		hdr, err := r.Peek(5)
+		if err == nil && hdr[1] == 3 {
 			out.tls = true
 			n := int(hdr[3])<<8 | int(hdr[4])
 			if n > 0 && 5+n <= maxPeek {
-				if rec, err := r.Peek(5 + n); err == nil {
+				rec, err := r.Peek(5 + n)
+				if err == nil {
 					out.serverName, out.alpn = parseClientHello(rec)
 				}
+				out.timedOut = errors.Is(err, os.ErrDeadlineExceeded)
 			}
+			return out
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			out.timedOut = true
 			return out
 		}
 	}
 	if wantHTTP {
-		out.alpn = sniffHTTP(r)
+		var err error
+		out.alpn, err = sniffHTTP(r)
+		out.timedOut = errors.Is(err, os.ErrDeadlineExceeded)
 	}
 	return out
 }
@@ -133,42 +149,42 @@ var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
 // sniffHTTP reads until it can tell an HTTP/2 preface or an HTTP/1.x
 // request line apart from anything else.
-func sniffHTTP(r peeker) []string {
+func sniffHTTP(r peeker) ([]string, error) {
 	for n := 1; n <= 4096; n++ {
 		b, err := r.Peek(n)
 		if err != nil {
-			return nil
+			return nil, err
 		}
 		if len(b) <= len(h2Preface) && bytes.Equal(b, h2Preface[:len(b)]) {
 			if len(b) == len(h2Preface) {
-				return []string{"h2c"}
+				return []string{"h2c"}, nil
 			}
 			continue
 		}
 		// The method is a token of uppercase letters then a space.
 		if i := bytes.IndexByte(b, ' '); i < 0 {
 			if !isUpperToken(b) {
-				return nil
+				return nil, nil
 			}
 		} else if i == 0 || !isUpperToken(b[:i]) {
-			return nil
+			return nil, nil
 		}
 		if i := bytes.Index(b, []byte("\r\n")); i >= 0 {
 			line := b[:i]
 			switch {
 			case bytes.HasSuffix(line, []byte(" HTTP/1.1")):
-				return []string{"http/1.1"}
+				return []string{"http/1.1"}, nil
 			case bytes.HasSuffix(line, []byte(" HTTP/1.0")):
-				return []string{"http/1.0"}
+				return []string{"http/1.0"}, nil
 			}
-			return nil
+			return nil, nil
 		}
 		// Grow the peek by what has already arrived, not byte by byte.
 		if bn := r.Buffered(); bn > n {
 			n = bn - 1
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func isUpperToken(b []byte) bool {
