@@ -35,15 +35,18 @@ type Source interface {
 
 // Options configure the admin handlers. Funcs may be nil.
 type Options struct {
-	Log        *slog.Logger
-	Level      *slog.LevelVar // changed by /logging?level=
-	Ready      func() bool    // first complete config applied
-	XDS        func() xdsclient.Status
-	Quit       func() // /quitquitquit
-	Drain      func() // /drain_listeners: stop accepting
-	NoChain    func() int64
-	Listeners  func() []listener.ListenerStats
-	ServerInfo string
+	Log     *slog.Logger
+	Level   *slog.LevelVar // changed by /logging?level=
+	Ready   func() bool    // first complete config applied
+	XDS     func() xdsclient.Status
+	Quit    func() // /quitquitquit
+	Drain   func() // /drain_listeners: stop accepting
+	NoChain func() int64
+	// PreCxTimeouts counts connections closed because listener filters
+	// timed out (Envoy's downstream_pre_cx_timeout).
+	PreCxTimeouts func() int64
+	Listeners     func() []listener.ListenerStats
+	ServerInfo    string
 	// Prometheus appends more series to /stats/prometheus (telemetry's
 	// istio_* metrics); Stats adds name/value pairs to /stats.
 	Prometheus func(w io.Writer) error
@@ -215,6 +218,9 @@ func (a *Admin) statLines() [][2]string {
 	}
 	if a.opts.NoChain != nil {
 		add("listener.no_filter_chain_match", a.opts.NoChain())
+	}
+	if a.opts.PreCxTimeouts != nil {
+		add("listener.downstream_pre_cx_timeout", a.opts.PreCxTimeouts())
 	}
 	if a.opts.Stats != nil {
 		a.opts.Stats(add)

@@ -68,12 +68,13 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 				return false
 			}
 		},
-		Quit:       func() { p.quitO.Do(func() { close(p.quit) }) },
-		Drain:      rt.Listeners().StopAccepting,
-		NoChain:    rt.Listeners().NoChainMatches,
-		Listeners:  rt.Listeners().Stats,
-		Prometheus: tel.WritePrometheus,
-		Stats:      tel.Stats,
+		Quit:          func() { p.quitO.Do(func() { close(p.quit) }) },
+		Drain:         rt.Listeners().StopAccepting,
+		NoChain:       rt.Listeners().NoChainMatches,
+		PreCxTimeouts: rt.Listeners().SniffTimeouts,
+		Listeners:     rt.Listeners().Stats,
+		Prometheus:    tel.WritePrometheus,
+		Stats:         tel.Stats,
 	})
 	for _, s := range []struct {
 		name, addr string
