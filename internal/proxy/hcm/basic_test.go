@@ -20,7 +20,7 @@ func echo(name string) http.Handler {
 		w.Header().Set("X-Backend", name)
 		w.Header().Set("X-Seen-Path", r.URL.RequestURI())
 		w.Header().Set("X-Seen-Host", r.Host)
-		for _, k := range []string{"X-Request-Id", "X-Forwarded-Proto", "X-Envoy-Attempt-Count", "X-Added", "X-Removed", "Connection"} {
+		for _, k := range []string{"X-Request-Id", "X-Forwarded-Proto", "X-Envoy-Attempt-Count", "X-Added", "X-Removed", "Connection", "X-Envoy-Internal"} {
 			w.Header().Set("X-Seen-"+k, strings.Join(r.Header.Values(k), ","))
 		}
 		for k, v := range r.Header {

@@ -313,6 +313,14 @@ func TestEnvoyRequestHeaderOverrides(t *testing.T) {
 	if resp.StatusCode != 504 || time.Since(start) < 300*time.Millisecond {
 		t.Fatalf("edge honoured the header: %d after %v", resp.StatusCode, time.Since(start))
 	}
+	// … and does not forward x-envoy-* control headers.
+	be4 := backend(t, echo("a"))
+	p4 := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be4}}}, routes: rc(vhost(rt("r", "/", toCluster("a")))),
+		mutateHCM: func(h *hcmv3HCM) { h.UseRemoteAddress = wrapperspb.Bool(true) }})
+	resp, _ = get(t, client(), "http://"+p4.addr+"/", "x-envoy-internal", "true", "x-added", "kept")
+	if resp.Header.Get("X-Seen-X-Envoy-Internal") != "" || resp.Header.Get("X-Seen-X-Added") != "kept" {
+		t.Fatalf("edge forwarded %v", resp.Header)
+	}
 }
 
 func TestRetryOnUpstreamReset(t *testing.T) {

@@ -152,6 +152,13 @@ func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 	h := r.Header
 	tls := r.TLS != nil || (cc != nil && cc.info.TLS != nil)
 	if m.useRemote {
+		// At the edge every downstream is external: Envoy drops the
+		// x-envoy-* control headers it would otherwise honour.
+		for k := range h {
+			if len(k) > 8 && k[:8] == "X-Envoy-" {
+				delete(h, k)
+			}
+		}
 		if cc != nil && cc.info.Remote.IsValid() && !m.skipXFF {
 			ip := cc.info.Remote.Addr().Unmap().String()
 			if prior, ok := h["X-Forwarded-For"]; ok && len(prior) > 0 {
