@@ -153,11 +153,10 @@ func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 	tls := r.TLS != nil || (cc != nil && cc.info.TLS != nil)
 	if m.useRemote {
 		// At the edge every downstream is external: Envoy drops the
-		// x-envoy-* control headers it would otherwise honour.
-		for k := range h {
-			if len(k) > 8 && k[:8] == "X-Envoy-" {
-				delete(h, k)
-			}
+		// x-envoy-* control headers it would otherwise honour (fault
+		// headers stay: the fault filter decides about them).
+		for _, k := range internalHeaders {
+			delete(h, k)
 		}
 		if cc != nil && cc.info.Remote.IsValid() && !m.skipXFF {
 			ip := cc.info.Remote.Addr().Unmap().String()
@@ -188,6 +187,16 @@ func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 		r.URL.Path = normalize(r.URL.Path, m.normalizePath, m.mergeSlashes)
 		r.URL.RawPath = ""
 	}
+}
+
+// internalHeaders are the x-envoy-* request headers Envoy removes from
+// external requests (ConnectionManagerUtility's internal header cleanup).
+var internalHeaders = [...]string{
+	"X-Envoy-Decorator-Operation", "X-Envoy-Downstream-Service-Cluster", "X-Envoy-Downstream-Service-Node",
+	"X-Envoy-Expected-Rq-Timeout-Ms", "X-Envoy-External-Address", "X-Envoy-Internal", "X-Envoy-Ip-Tags",
+	"X-Envoy-Max-Retries", "X-Envoy-Retry-Grpc-On", "X-Envoy-Retry-On", "X-Envoy-Retriable-Status-Codes",
+	"X-Envoy-Retriable-Header-Names", "X-Envoy-Upstream-Alt-Stat-Name", "X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms",
+	"X-Envoy-Upstream-Rq-Timeout-Alt-Response", "X-Envoy-Upstream-Rq-Timeout-Ms", "X-Envoy-Hedge-On-Per-Try-Timeout",
 }
 
 // clientIP is Envoy's "trusted client address": with use_remote_address
