@@ -37,6 +37,24 @@ type builder struct {
 }
 
 func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
+	b := newProxyBuilder(snap, p)
+	for _, s := range snap.Services {
+		if s == nil || !exportedTo(s.ExportTo, s.Namespace, p.Meta.Namespace) {
+			continue
+		}
+		if _, dup := b.byHost[s.Hostname]; dup {
+			continue // first source wins, as Istio does for duplicate hosts
+		}
+		s = usablePorts(s)
+		b.services = append(b.services, s)
+		b.byHost[s.Hostname] = s
+	}
+	return b
+}
+
+// newProxyBuilder is a builder without the visible services: enough for
+// the proxy's own inbound side, which never looks at other services.
+func newProxyBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
 	b := &builder{
 		snap:        snap,
 		p:           p,
@@ -51,17 +69,6 @@ func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
 	}
 	if b.mesh == nil {
 		b.mesh = &meshv1alpha1.MeshConfig{}
-	}
-	for _, s := range snap.Services {
-		if s == nil || !exportedTo(s.ExportTo, s.Namespace, p.Meta.Namespace) {
-			continue
-		}
-		if _, dup := b.byHost[s.Hostname]; dup {
-			continue // first source wins, as Istio does for duplicate hosts
-		}
-		s = usablePorts(s)
-		b.services = append(b.services, s)
-		b.byHost[s.Hostname] = s
 	}
 	return b
 }

@@ -15,28 +15,72 @@ import (
 
 type validator interface{ ValidateAll() error }
 
+// checkItem is one step of checking a resource: a problem found in the
+// resource alone (err), or a reference to resolve against the rest of the
+// output (a cluster, or with route set a route configuration). A
+// resource's steps do not depend on the other resources, so they are
+// computed once for resources shared between proxies (Cache.Check).
+type checkItem struct {
+	err   error
+	where string
+	name  string
+	route bool
+}
+
 // Check verifies that the output is consistent and valid before it is
 // published: every resource passes its protoc-gen-validate rules (typed
 // configs included), every cluster a listener or route names exists, every
 // EDS cluster has an assignment, every RDS name has a route configuration,
 // and names are unique. It reports all problems, joined.
-func (o *Output) Check() error {
+func (o *Output) Check() error { return check(o, nil) }
+
+// Check is Output.Check, with the per-resource part done once for the
+// resources shared between proxies.
+func (c *Cache) Check(o *Output) error { return check(o, c) }
+
+// steps returns r's check steps, memoised when r is shared.
+func (c *Cache) steps(r any, compute func() []checkItem) []checkItem {
+	if c == nil {
+		return compute()
+	}
+	v, ok := c.shared.Load(r)
+	if !ok {
+		return compute()
+	}
+	if p := v.(*[]checkItem); p != nil {
+		return *p
+	}
+	items := compute()
+	c.shared.Store(r, &items)
+	return items
+}
+
+func check(o *Output, c *Cache) error {
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-
 	clusters := map[string]*clusterv3.Cluster{}
-	for _, c := range o.Clusters {
-		if clusters[c.GetName()] != nil {
-			fail("cluster %q: defined twice", c.GetName())
+	routes := map[string]bool{}
+	run := func(items []checkItem) {
+		for _, it := range items {
+			switch {
+			case it.err != nil:
+				errs = append(errs, it.err)
+			case it.route:
+				if !routes[it.name] {
+					fail("%s: route config %q does not exist", it.where, it.name)
+				}
+			case clusters[it.name] == nil:
+				fail("%s: cluster %q does not exist", it.where, it.name)
+			}
 		}
-		clusters[c.GetName()] = c
-		validate(&errs, "cluster "+c.GetName(), c)
-		for k, a := range c.GetTypedExtensionProtocolOptions() {
-			validateAny(&errs, "cluster "+c.GetName()+" "+k, a)
+	}
+
+	for _, cl := range o.Clusters {
+		if clusters[cl.GetName()] != nil {
+			fail("cluster %q: defined twice", cl.GetName())
 		}
-		if ts := c.GetTransportSocket(); ts != nil {
-			validateAny(&errs, "cluster "+c.GetName()+" transport_socket", ts.GetTypedConfig())
-		}
+		clusters[cl.GetName()] = cl
+		run(c.steps(cl, func() []checkItem { return clusterSteps(cl) }))
 	}
 	assigned := map[string]bool{}
 	for _, e := range o.Endpoints {
@@ -44,56 +88,32 @@ func (o *Output) Check() error {
 			fail("assignment %q: defined twice", e.GetClusterName())
 		}
 		assigned[e.GetClusterName()] = true
-		validate(&errs, "assignment "+e.GetClusterName(), e)
-		if c := clusters[e.GetClusterName()]; c == nil || c.GetType() != clusterv3.Cluster_EDS {
+		run(c.steps(e, func() []checkItem {
+			var s stepList
+			s.validate("assignment "+e.GetClusterName(), e)
+			return s
+		}))
+		if cl := clusters[e.GetClusterName()]; cl == nil || cl.GetType() != clusterv3.Cluster_EDS {
 			fail("assignment %q: no EDS cluster of that name", e.GetClusterName())
 		}
 	}
-	for _, c := range o.Clusters {
-		if c.GetType() == clusterv3.Cluster_EDS {
-			svc := c.GetEdsClusterConfig().GetServiceName()
+	for _, cl := range o.Clusters {
+		if cl.GetType() == clusterv3.Cluster_EDS {
+			svc := cl.GetEdsClusterConfig().GetServiceName()
 			if svc == "" {
-				svc = c.GetName()
+				svc = cl.GetName()
 			}
 			if !assigned[svc] {
-				fail("cluster %q: EDS without an assignment %q", c.GetName(), svc)
+				fail("cluster %q: EDS without an assignment %q", cl.GetName(), svc)
 			}
 		}
 	}
-	needCluster := func(where, name string) {
-		if clusters[name] == nil {
-			fail("%s: cluster %q does not exist", where, name)
-		}
-	}
-	routes := map[string]bool{}
 	for _, rc := range o.Routes {
 		if routes[rc.GetName()] {
 			fail("route config %q: defined twice", rc.GetName())
 		}
 		routes[rc.GetName()] = true
-		validate(&errs, "route config "+rc.GetName(), rc)
-		vhosts, domains := map[string]bool{}, map[string]string{}
-		for _, vh := range rc.GetVirtualHosts() {
-			// Envoy rejects a route configuration that repeats a virtual
-			// host name or lists one domain in two virtual hosts.
-			if vhosts[vh.GetName()] {
-				fail("route config %q: virtual host %q defined twice", rc.GetName(), vh.GetName())
-			}
-			vhosts[vh.GetName()] = true
-			for _, d := range vh.GetDomains() {
-				if other, dup := domains[d]; dup {
-					fail("route config %q: domain %q in virtual hosts %q and %q", rc.GetName(), d, other, vh.GetName())
-				}
-				domains[d] = vh.GetName()
-			}
-			for _, r := range vh.GetRoutes() {
-				where := fmt.Sprintf("route config %q vhost %q route %q", rc.GetName(), vh.GetName(), r.GetName())
-				for k, a := range r.GetTypedPerFilterConfig() {
-					validateAny(&errs, where+" "+k, a)
-				}
-				checkRouteClusters(where, r.GetRoute(), needCluster)
-			}
-		}
+		run(c.steps(rc, func() []checkItem { return routeSteps(rc) }))
 	}
 	listeners, binds := map[string]bool{}, map[string]string{}
 	for _, l := range o.Listeners {
@@ -108,31 +128,109 @@ func (o *Output) Check() error {
 			}
 			binds[addr] = l.GetName()
 		}
-		validate(&errs, "listener "+l.GetName(), l)
-		if api := l.GetApiListener().GetApiListener(); api != nil {
-			checkNetworkFilter(&errs, "listener "+l.GetName()+" api_listener", hcmFilterName, api, routes, needCluster)
-		}
-		chains := append([]*listenerv3.FilterChain{}, l.GetFilterChains()...)
-		if d := l.GetDefaultFilterChain(); d != nil {
-			chains = append(chains, d)
-		}
-		for _, fc := range chains {
-			where := fmt.Sprintf("listener %q chain %q", l.GetName(), fc.GetName())
-			if ts := fc.GetTransportSocket(); ts != nil {
-				validateAny(&errs, where+" transport_socket", ts.GetTypedConfig())
-			}
-			for _, f := range fc.GetFilters() {
-				checkNetworkFilter(&errs, where, f.GetName(), f.GetTypedConfig(), routes, needCluster)
-			}
-		}
-		for _, lf := range l.GetListenerFilters() {
-			validateAny(&errs, "listener "+l.GetName()+" "+lf.GetName(), lf.GetTypedConfig())
-		}
+		run(c.steps(l, func() []checkItem { return listenerSteps(l) }))
 	}
-	for _, s := range o.Secrets {
-		validate(&errs, "secret "+s.GetName(), s)
+	for _, sec := range o.Secrets {
+		run(c.steps(sec, func() []checkItem {
+			var s stepList
+			s.validate("secret "+sec.GetName(), sec)
+			return s
+		}))
 	}
 	return errors.Join(errs...)
+}
+
+// stepList collects check steps.
+type stepList []checkItem
+
+func (s *stepList) fail(format string, a ...any) {
+	*s = append(*s, checkItem{err: fmt.Errorf(format, a...)})
+}
+
+func (s *stepList) needCluster(where, name string) {
+	*s = append(*s, checkItem{where: where, name: name})
+}
+
+func (s *stepList) validate(where string, m proto.Message) {
+	var errs []error
+	validate(&errs, where, m)
+	for _, e := range errs {
+		*s = append(*s, checkItem{err: e})
+	}
+}
+
+func (s *stepList) validateAny(where string, a *anypb.Any) proto.Message {
+	var errs []error
+	m := validateAny(&errs, where, a)
+	for _, e := range errs {
+		*s = append(*s, checkItem{err: e})
+	}
+	return m
+}
+
+func clusterSteps(c *clusterv3.Cluster) []checkItem {
+	var s stepList
+	s.validate("cluster "+c.GetName(), c)
+	for k, a := range c.GetTypedExtensionProtocolOptions() {
+		s.validateAny("cluster "+c.GetName()+" "+k, a)
+	}
+	if ts := c.GetTransportSocket(); ts != nil {
+		s.validateAny("cluster "+c.GetName()+" transport_socket", ts.GetTypedConfig())
+	}
+	return s
+}
+
+func routeSteps(rc *routev3.RouteConfiguration) []checkItem {
+	var s stepList
+	s.validate("route config "+rc.GetName(), rc)
+	vhosts, domains := map[string]bool{}, map[string]string{}
+	for _, vh := range rc.GetVirtualHosts() {
+		// Envoy rejects a route configuration that repeats a virtual
+		// host name or lists one domain in two virtual hosts.
+		if vhosts[vh.GetName()] {
+			s.fail("route config %q: virtual host %q defined twice", rc.GetName(), vh.GetName())
+		}
+		vhosts[vh.GetName()] = true
+		for _, d := range vh.GetDomains() {
+			if other, dup := domains[d]; dup {
+				s.fail("route config %q: domain %q in virtual hosts %q and %q", rc.GetName(), d, other, vh.GetName())
+			}
+			domains[d] = vh.GetName()
+		}
+		for _, r := range vh.GetRoutes() {
+			where := fmt.Sprintf("route config %q vhost %q route %q", rc.GetName(), vh.GetName(), r.GetName())
+			for k, a := range r.GetTypedPerFilterConfig() {
+				s.validateAny(where+" "+k, a)
+			}
+			checkRouteClusters(where, r.GetRoute(), s.needCluster)
+		}
+	}
+	return s
+}
+
+func listenerSteps(l *listenerv3.Listener) []checkItem {
+	var s stepList
+	s.validate("listener "+l.GetName(), l)
+	if api := l.GetApiListener().GetApiListener(); api != nil {
+		checkNetworkFilter(&s, "listener "+l.GetName()+" api_listener", hcmFilterName, api)
+	}
+	chains := append([]*listenerv3.FilterChain{}, l.GetFilterChains()...)
+	if d := l.GetDefaultFilterChain(); d != nil {
+		chains = append(chains, d)
+	}
+	for _, fc := range chains {
+		where := fmt.Sprintf("listener %q chain %q", l.GetName(), fc.GetName())
+		if ts := fc.GetTransportSocket(); ts != nil {
+			s.validateAny(where+" transport_socket", ts.GetTypedConfig())
+		}
+		for _, f := range fc.GetFilters() {
+			checkNetworkFilter(&s, where, f.GetName(), f.GetTypedConfig())
+		}
+	}
+	for _, lf := range l.GetListenerFilters() {
+		s.validateAny("listener "+l.GetName()+" "+lf.GetName(), lf.GetTypedConfig())
+	}
+	return s
 }
 
 func checkRouteClusters(where string, a *routev3.RouteAction, need func(string, string)) {
@@ -150,22 +248,22 @@ func checkRouteClusters(where string, a *routev3.RouteAction, need func(string, 
 	}
 }
 
-func checkNetworkFilter(errs *[]error, where, name string, a *anypb.Any, routes map[string]bool, need func(string, string)) {
-	m := validateAny(errs, where+" "+name, a)
+func checkNetworkFilter(s *stepList, where, name string, a *anypb.Any) {
+	m := s.validateAny(where+" "+name, a)
 	switch f := m.(type) {
 	case *hcmv3.HttpConnectionManager:
-		if rds := f.GetRds(); rds != nil && !routes[rds.GetRouteConfigName()] {
-			*errs = append(*errs, fmt.Errorf("%s: route config %q does not exist", where, rds.GetRouteConfigName()))
+		if rds := f.GetRds(); rds != nil {
+			*s = append(*s, checkItem{where: where, name: rds.GetRouteConfigName(), route: true})
 		}
 		for _, hf := range f.GetHttpFilters() {
-			validateAny(errs, where+" "+hf.GetName(), hf.GetTypedConfig())
+			s.validateAny(where+" "+hf.GetName(), hf.GetTypedConfig())
 		}
 	case *tcpv3.TcpProxy:
 		if c := f.GetCluster(); c != "" {
-			need(where, c)
+			s.needCluster(where, c)
 		}
 		for _, w := range f.GetWeightedClusters().GetClusters() {
-			need(where, w.GetName())
+			s.needCluster(where, w.GetName())
 		}
 	}
 }

@@ -368,7 +368,7 @@ func (b *builder) tlsChains(cs *chainSet, svc *model.Service, p *model.Port) {
 // TLS ports, and the catch-all for unknown hosts.
 func (b *builder) buildExplicitOutbound() {
 	b.addPassthrough(true)
-	if b.p.Meta.ProxyPort == 0 || b.p.Meta.ProxyPort > 65535 {
+	if !validProxyPort(b.p.Meta.ProxyPort) {
 		return
 	}
 	// Without SO_ORIGINAL_DST every original-destination cluster takes
@@ -424,15 +424,24 @@ func (b *builder) buildExplicitOutbound() {
 		rc.VirtualHosts = append(rc.VirtualHosts, b.catchAll(true))
 	}
 	b.routes[rc.Name] = rc
-	b.listeners[explicitProxyName] = &listenerv3.Listener{
+	b.listeners[explicitProxyName] = b.explicitListener()
+}
+
+// explicitListener is the explicit HTTP proxy listener at IP:ProxyPort,
+// using the route configuration explicit_http_proxy.
+func (b *builder) explicitListener() *listenerv3.Listener {
+	return &listenerv3.Listener{
 		Name:    explicitProxyName,
 		Address: socketAddress(b.bindIP(), b.p.Meta.ProxyPort),
 		FilterChains: []*listenerv3.FilterChain{{
 			Name:    explicitProxyName,
-			Filters: []*listenerv3.Filter{hcmFilter(hcmOptions{statPrefix: explicitProxyName, rds: rc.Name, connect: true})},
+			Filters: []*listenerv3.Filter{hcmFilter(hcmOptions{statPrefix: explicitProxyName, rds: explicitProxyName, connect: true})},
 		}},
 	}
 }
+
+// validProxyPort reports whether the explicit proxy listener is built.
+func validProxyPort(n uint32) bool { return n != 0 && n <= 65535 }
 
 // connectRoute tunnels CONNECT host:port to the port's TCP destinations.
 func (b *builder) connectRoute(svc *model.Service, p *model.Port) *routev3.Route {

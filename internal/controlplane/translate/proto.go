@@ -15,9 +15,11 @@ import (
 
 // toAny packs m. Marshalling a well-formed generated message cannot fail;
 // if it ever did, the nil Any makes Output.Check report the resource.
+// Deterministic, so that maps (JSON log formats, metadata) encode the same
+// way every time: the bytes are hashed into xDS versions.
 func toAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
 		return nil
 	}
 	return a

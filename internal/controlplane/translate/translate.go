@@ -54,19 +54,23 @@ func Build(snap *model.Snapshot, p *model.Proxy) *Output {
 	}
 	o := b.output()
 	if !p.IsGRPC() {
-		// Istio sets include_request_attempt_count on outbound and gateway
-		// virtual hosts: upstreams see x-envoy-attempt-count. Not inbound,
-		// which would overwrite the client sidecar's count with its own.
-		for _, rc := range o.Routes {
-			if strings.HasPrefix(rc.Name, "inbound|") {
-				continue
-			}
-			for _, vh := range rc.VirtualHosts {
-				vh.IncludeRequestAttemptCount = true
-			}
-		}
+		attemptCounts(o.Routes)
 	}
 	return o
+}
+
+// attemptCounts sets include_request_attempt_count on outbound and gateway
+// virtual hosts, as Istio does: upstreams see x-envoy-attempt-count. Not
+// inbound, which would overwrite the client sidecar's count with its own.
+func attemptCounts(routes []*routev3.RouteConfiguration) {
+	for _, rc := range routes {
+		if strings.HasPrefix(rc.Name, "inbound|") {
+			continue
+		}
+		for _, vh := range rc.VirtualHosts {
+			vh.IncludeRequestAttemptCount = true
+		}
+	}
 }
 
 // output collects the builder's resources, sorted by name.

@@ -26,11 +26,20 @@ func benchSnapshot(n int) *model.Snapshot {
 }
 
 // BenchmarkTranslateAndHash is the per-proxy cost of one push: translate
-// for a capture-mode sidecar, then hash every type.
+// for a capture-mode sidecar, then hash and check every type. The plain
+// sub-benchmarks do it from scratch (translate.Build, as before the
+// cache); "shared/*" are what each further proxy of a generation costs
+// once its outbound resources are shared (translate.Cache), and
+// "shared/first" what the first proxy of a new snapshot costs.
 func BenchmarkTranslateAndHash(b *testing.B) {
-	snap := benchSnapshot(200)
-	m := &node.Meta{Type: node.Sidecar, IP: "127.0.10.1", Name: "app", Namespace: "default", Capture: true}
-	p := &model.Proxy{Meta: m, ID: m.ID(), Services: registry.ServicesFor(snap, m)}
+	snap := benchSnapshot(1000)
+	proxy := func(i int) *model.Proxy {
+		m := &node.Meta{Type: node.Sidecar, IP: fmt.Sprintf("127.0.%d.%d", 10+i/250, i%250+1), Name: fmt.Sprintf("app-%d", i),
+			Namespace: "default", Labels: map[string]string{"app": fmt.Sprintf("svc-%d", i%1000)}, Capture: true,
+			Ports: []node.Port{{Name: "http", Port: 8080, Protocol: "HTTP"}}}
+		return &model.Proxy{Meta: m, ID: m.ID(), Services: registry.ServicesFor(snap, m)}
+	}
+	p := proxy(0)
 	b.Run("translate", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -41,12 +50,45 @@ func BenchmarkTranslateAndHash(b *testing.B) {
 	b.Run("hash", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			versions(out)
+			(*generation)(nil).versions(out)
 		}
 	})
 	b.Run("check", func(b *testing.B) {
 		for b.Loop() {
 			check(out)
+		}
+	})
+	g := newGeneration(snap, nil)
+	g.versions(g.translate(p))
+	i := 1
+	b.Run("shared/translate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			g.translate(proxy(i))
+			i++
+		}
+	})
+	out = g.translate(proxy(i))
+	b.Run("shared/hash", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			g.versions(out)
+		}
+	})
+	b.Run("shared/check", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := g.check(out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("shared/first", func(b *testing.B) {
+		for b.Loop() {
+			g := newGeneration(snap, nil)
+			out := g.translate(p)
+			g.versions(out)
+			g.check(out)
 		}
 	})
 }

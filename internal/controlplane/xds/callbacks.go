@@ -172,12 +172,12 @@ func (s *Server) openStream(k streamKey, n *corev3.Node) error {
 		s.metrics.connected.Add(1)
 		// Publish before the cache opens the watch for this request.
 		// pushMu orders this against a concurrent flush of a newer
-		// snapshot, which then re-reads s.snap.
+		// snapshot, which then re-reads s.gen.
 		s.pushMu.Lock()
 		s.mu.Lock()
-		snap := s.snap
+		g := s.gen
 		s.mu.Unlock()
-		s.push(snap, p, s.opts.Now())
+		s.push(g, p, s.opts.Now())
 		s.pushMu.Unlock()
 	}
 	if s.opts.OnConnect != nil {

@@ -69,7 +69,12 @@ func (in *interner) share(set *typeSet) []setKey {
 			set.items[t], set.versionMap[t] = se.items, se.vm
 			continue
 		}
-		se := &setEntry{items: set.items[t], vm: set.versionMap[t], refs: 1}
+		vm := set.versionMap[t]
+		if vm == nil {
+			vm = set.versionMapOf(t)
+			set.versionMap[t] = vm
+		}
+		se := &setEntry{items: set.items[t], vm: vm, refs: 1}
 		for i, r := range se.items {
 			k := internKey{typ: t, sum: set.sums[t][i]}
 			e := in.resources[k]

@@ -60,8 +60,9 @@ type Options struct {
 	OnDisconnect func(id string)
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
-	// Translate replaces translate.Build (tests); the output's Check
-	// method, when it has one, still gates publishing.
+	// Translate replaces translation (tests); the output's Check method,
+	// when it has one, still gates publishing. By default each snapshot
+	// gets a translate.Cache, which shares proxy-independent resources.
 	Translate func(*model.Snapshot, *model.Proxy) *translate.Output
 }
 
@@ -76,6 +77,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	snap     *model.Snapshot
+	gen      *generation            // snap as served: translation cache and hashes
 	proxies  map[string]*proxyState // by node id
 	streams  map[streamKey]string   // stream → node id
 	pending  *model.Snapshot        // set by Update, not yet pushed
@@ -106,9 +108,6 @@ func New(snap *model.Snapshot, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Translate == nil {
-		opts.Translate = translate.Build
-	}
 	if snap == nil {
 		snap = emptySnapshot()
 	}
@@ -118,6 +117,7 @@ func New(snap *model.Snapshot, opts Options) *Server {
 		metrics: newMetrics(),
 		intern:  newInterner(),
 		snap:    snap,
+		gen:     newGeneration(snap, opts.Translate),
 		proxies: map[string]*proxyState{},
 		streams: map[streamKey]string{},
 	}
@@ -193,18 +193,19 @@ func (s *Server) flush() {
 		s.mu.Unlock()
 		return
 	}
-	s.snap = snap
+	g := newGeneration(snap, s.opts.Translate)
+	s.snap, s.gen = snap, g
 	ps := make([]*proxyState, 0, len(s.proxies))
 	for _, p := range s.proxies {
 		ps = append(ps, p)
 	}
 	s.mu.Unlock()
-	s.pushAll(snap, ps, changeAt)
+	s.pushAll(g, ps, changeAt)
 }
 
 // pushAll recomputes every proxy in parallel; each proxy gets a new cache
 // snapshot only when one of its type versions changed.
-func (s *Server) pushAll(snap *model.Snapshot, ps []*proxyState, changeAt time.Time) {
+func (s *Server) pushAll(g *generation, ps []*proxyState, changeAt time.Time) {
 	work := make(chan *proxyState)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), max(len(ps), 1)) {
@@ -212,7 +213,7 @@ func (s *Server) pushAll(snap *model.Snapshot, ps []*proxyState, changeAt time.T
 		go func() {
 			defer wg.Done()
 			for p := range work {
-				s.push(snap, p, changeAt)
+				s.push(g, p, changeAt)
 			}
 		}()
 	}
@@ -223,15 +224,15 @@ func (s *Server) pushAll(snap *model.Snapshot, ps []*proxyState, changeAt time.T
 	wg.Wait()
 }
 
-// push translates snap for p and publishes it if it changed and passes the
-// consistency check.
-func (s *Server) push(snap *model.Snapshot, p *proxyState, changeAt time.Time) {
-	proxy := &model.Proxy{Meta: p.meta, ID: p.id, Services: registry.ServicesFor(snap, p.meta)}
-	out, err := build(s.opts.Translate, snap, proxy)
+// push translates g's snapshot for p and publishes it if it changed and
+// passes the consistency check.
+func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
+	proxy := &model.Proxy{Meta: p.meta, ID: p.id, Services: registry.ServicesFor(g.snap, p.meta)}
+	out, err := build(g.translate, proxy)
 	var set *typeSet
 	var vs map[string]string
 	if err == nil {
-		if set, err = versions(out); err == nil {
+		if set, err = g.versions(out); err == nil {
 			vs = set.versions
 		}
 	}
@@ -246,7 +247,7 @@ func (s *Server) push(snap *model.Snapshot, p *proxyState, changeAt time.Time) {
 		if same {
 			return
 		}
-		err = check(out)
+		err = g.check(out)
 	}
 	if err != nil {
 		s.mu.Lock()
@@ -291,15 +292,15 @@ func (s *Server) push(snap *model.Snapshot, p *proxyState, changeAt time.Time) {
 	s.intern.release(old)
 }
 
-// build runs translate.Build, turning a panic (a translation bug) into an
+// build runs translation, turning a panic (a translation bug) into an
 // error so one bad proxy cannot take the control plane down.
-func build(fn func(*model.Snapshot, *model.Proxy) *translate.Output, snap *model.Snapshot, p *model.Proxy) (out *translate.Output, err error) {
+func build(fn func(*model.Proxy) *translate.Output, p *model.Proxy) (out *translate.Output, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("translate panicked: %v", r)
 		}
 	}()
-	out = fn(snap, p)
+	out = fn(p)
 	if out == nil {
 		return nil, fmt.Errorf("translate returned no output")
 	}

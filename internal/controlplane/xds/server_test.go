@@ -277,7 +277,7 @@ func TestTranslatePanicDoesNotPublish(t *testing.T) {
 	s := New(snapshot(), Options{Translate: func(*model.Snapshot, *model.Proxy) *translate.Output { panic("boom") }})
 	defer s.Close()
 	p := &proxyState{id: "x", meta: meta("x"), versions: map[string]string{}, changeAt: map[string]time.Time{}, types: map[string]*typeState{}}
-	s.push(s.snap, p, time.Now())
+	s.push(s.gen, p, time.Now())
 	if !strings.Contains(p.checkErr, "boom") || p.out != nil {
 		t.Fatalf("checkErr=%q out=%v", p.checkErr, p.out)
 	}

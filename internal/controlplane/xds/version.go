@@ -16,10 +16,13 @@ import (
 // typeSet is one proxy's output prepared for the cache: resources by type,
 // a content hash per type (unchanged content keeps its version, so it is
 // not re-sent) and per resource (delta xDS sends only changed resources;
-// precomputing it spares the cache a second encoding).
+// precomputing it spares the cache a second encoding). The per-resource
+// version maps are filled by interner.share, only for lists no other
+// proxy published already.
 type typeSet struct {
 	items      map[string][]types.Resource
 	sums       map[string][][32]byte // per item, for interning
+	hashes     map[string][]string   // per item: its delta version
 	versions   map[string]string
 	versionMap map[string]map[string]string
 }
@@ -32,8 +35,11 @@ const (
 	secretType   = resource.SecretType
 )
 
-func versions(out *translate.Output) (*typeSet, error) {
-	ts := &typeSet{items: map[string][]types.Resource{}, sums: map[string][][32]byte{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}}
+// versions hashes an output; g (may be nil) keeps the hashes of shared
+// resources, so each is encoded and hashed once per generation.
+func (g *generation) versions(out *translate.Output) (*typeSet, error) {
+	ts := &typeSet{items: map[string][]types.Resource{}, sums: map[string][][32]byte{}, hashes: map[string][]string{},
+		versions: map[string]string{}, versionMap: map[string]map[string]string{}}
 	for _, r := range out.Clusters {
 		ts.items[clusterType] = append(ts.items[clusterType], r)
 	}
@@ -51,25 +57,50 @@ func versions(out *translate.Output) (*typeSet, error) {
 	}
 	opts := proto.MarshalOptions{Deterministic: true}
 	var buf []byte
+	sep := []byte{0}
 	for _, t := range Types {
-		vm := make(map[string]string, len(ts.items[t]))
+		items := ts.items[t]
+		sums := make([][32]byte, 0, len(items))
+		hashes := make([]string, 0, len(items))
 		th := sha256.New()
-		for _, r := range ts.items[t] {
-			var err error
-			buf, err = opts.MarshalAppend(buf[:0], r)
-			if err != nil {
-				return nil, fmt.Errorf("encoding %s: %w", ShortType(t), err)
+		for _, r := range items {
+			var rs *resourceSum
+			if g != nil {
+				if v, ok := g.sums.Load(r); ok {
+					rs = v.(*resourceSum)
+				}
 			}
-			sum := sha256.Sum256(buf)
-			ts.sums[t] = append(ts.sums[t], sum)
-			name := cachev3.GetResourceName(r)
-			vm[name] = hex.EncodeToString(sum[:8])
-			fmt.Fprintf(th, "%s\x00%x\x00", name, sum)
+			if rs == nil {
+				var err error
+				buf, err = opts.MarshalAppend(buf[:0], r)
+				if err != nil {
+					return nil, fmt.Errorf("encoding %s: %w", ShortType(t), err)
+				}
+				rs = &resourceSum{sum: sha256.Sum256(buf)}
+				rs.version = hex.EncodeToString(rs.sum[:8])
+				if g.shared(r) {
+					g.sums.Store(r, rs)
+				}
+			}
+			sums = append(sums, rs.sum)
+			hashes = append(hashes, rs.version)
+			th.Write([]byte(cachev3.GetResourceName(r)))
+			th.Write(sep)
+			th.Write(rs.sum[:])
 		}
-		ts.versionMap[t] = vm
+		ts.sums[t], ts.hashes[t] = sums, hashes
 		ts.versions[t] = hex.EncodeToString(th.Sum(nil))[:12]
 	}
 	return ts, nil
+}
+
+// versionMapOf builds the per-resource version map of one type.
+func (ts *typeSet) versionMapOf(t string) map[string]string {
+	vm := make(map[string]string, len(ts.items[t]))
+	for i, r := range ts.items[t] {
+		vm[cachev3.GetResourceName(r)] = ts.hashes[t][i]
+	}
+	return vm
 }
 
 // snapshot builds the cache snapshot of a typeSet.
@@ -77,6 +108,9 @@ func (ts *typeSet) snapshot() *cachev3.Snapshot {
 	cs := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
 	for _, t := range Types {
 		cs.Resources[cachev3.GetResponseType(t)] = cachev3.NewResources(ts.versions[t], ts.items[t])
+		if ts.versionMap[t] == nil {
+			ts.versionMap[t] = ts.versionMapOf(t)
+		}
 		cs.VersionMap[t] = ts.versionMap[t]
 	}
 	return cs
