@@ -255,7 +255,10 @@ func (r *Runtime) Apply(typeURL string, res *xdsclient.Resources) error {
 	r.snap.Store(next)
 	if err := r.listeners.Update(cfgs); err != nil {
 		r.snap.Store(old)
-		discard()
+		// Requests may have picked from the new clusters meanwhile.
+		if newSet {
+			time.AfterFunc(r.opts.RetireDelay, next.clusters.Close)
+		}
 		return err
 	}
 	if newSet && old.clusters != nil {
