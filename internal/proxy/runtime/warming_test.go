@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -208,5 +209,34 @@ func TestUnsupportedSecretIsNACKed(t *testing.T) {
 	}
 	if nack.TypeURL != xdsclient.SecretType || !strings.Contains(nack.ErrorDetail, `secret "keys"`) || !strings.Contains(nack.ErrorDetail, "session_ticket_keys") {
 		t.Fatalf("NACK %+v", nack)
+	}
+}
+
+func TestBindFailureIsNACKed(t *testing.T) {
+	a := backend(t, "a")
+	p := startProxy(t, tcpConfig("a", map[string][]string{"a": {a}}))
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	n := len(p.srv.Requests())
+	res := tcpConfig("a", map[string][]string{"a": {a}}, meshtest.Listener("taken", busy.Addr().String(), meshtest.TCPProxyFilter("a")))
+	if err := p.srv.Set(res); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nack, _, err := p.srv.WaitRequest(ctx, n, func(r meshtest.XDSRequest) bool { return r.NACK() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(nack.ErrorDetail, `listener "taken"`) || !strings.Contains(nack.ErrorDetail, "address already in use") {
+		t.Fatalf("NACK %q", nack.ErrorDetail)
+	}
+	c, got := hello(t, p.addr(t, "tcp"))
+	c.Close()
+	if got != "a" {
+		t.Fatalf("old config not serving: %q", got)
 	}
 }
