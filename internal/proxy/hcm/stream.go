@@ -61,14 +61,15 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if m.requestTimeout > 0 {
 			ctx, cancel := context.WithCancelCause(r.Context())
+			u := filter.NewBodyUnblocker(w)
 			cb.timer = time.AfterFunc(m.requestTimeout, func() {
 				cancel(filter.ErrRequestTimeout)
-				// Unblock a body read stuck on a silent client.
-				http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
+				u.Unblock() // a body read stuck on a silent client
 			})
 			st.w.timer = cb.timer
 			defer cb.timer.Stop()
 			defer cancel(nil)
+			defer u.Finish()
 			r = r.WithContext(ctx)
 		}
 		r.Body = cb

@@ -184,8 +184,12 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	if hasBody {
 		// When the stream ends early (timeout, idle, client gone), a body
 		// read blocked on a silent client must not hold the attempt.
-		rc := http.NewResponseController(s.W)
-		defer context.AfterFunc(ctx, func() { rc.SetReadDeadline(time.Unix(1, 0)) })()
+		u := filter.NewBodyUnblocker(s.W)
+		stop := context.AfterFunc(ctx, u.Unblock)
+		defer func() {
+			stop()
+			u.Finish()
+		}()
 	}
 
 	if len(a.Mirrors) > 0 && mirrorable {
