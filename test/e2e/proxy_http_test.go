@@ -45,7 +45,13 @@ func proxyHTTPConfig(routeTo string, endpoints map[string][]string, gen int) mes
 }
 
 func TestProxyHTTPEndToEnd(t *testing.T) {
-	srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{})
+	t.Run("delta", func(t *testing.T) { testProxyHTTP(t, false) })
+	// A control plane without delta xDS: the proxy falls back to SotW.
+	t.Run("sotw", func(t *testing.T) { testProxyHTTP(t, true) })
+}
+
+func testProxyHTTP(t *testing.T, noDelta bool) {
+	srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{NoDelta: noDelta})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +80,9 @@ func TestProxyHTTPEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxyWaitFor(t, "route to v2", func() bool { _, b := proxyGet(t, url); return strings.HasPrefix(b, "v2") })
+	if st := p.XDS.Status(); st.Delta == noDelta {
+		t.Fatalf("delta=%v with a server that has delta=%v", st.Delta, !noDelta)
+	}
 }
 
 // TestProxyConfigUpdateUnderLoad: keep-alive clients hammer the proxy while
