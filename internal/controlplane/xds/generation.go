@@ -22,6 +22,7 @@ type generation struct {
 type resourceSum struct {
 	sum     [32]byte
 	version string
+	wire    *encoded
 }
 
 func newGeneration(snap *model.Snapshot, fn func(*model.Snapshot, *model.Proxy) *translate.Output) *generation {

@@ -39,12 +39,13 @@ type interner struct {
 }
 
 type internEntry struct {
-	r    types.Resource
-	refs int
+	r, wire types.Resource
+	refs    int
 }
 
 type setEntry struct {
 	items []types.Resource
+	wire  []types.Resource
 	vm    map[string]string
 	keys  []internKey
 	refs  int
@@ -66,7 +67,7 @@ func (in *interner) share(set *typeSet) []setKey {
 		keys = append(keys, sk)
 		if se := in.sets[sk]; se != nil {
 			se.refs++
-			set.items[t], set.versionMap[t] = se.items, se.vm
+			set.items[t], set.wire[t], set.versionMap[t] = se.items, se.wire, se.vm
 			continue
 		}
 		vm := set.versionMap[t]
@@ -74,16 +75,16 @@ func (in *interner) share(set *typeSet) []setKey {
 			vm = set.versionMapOf(t)
 			set.versionMap[t] = vm
 		}
-		se := &setEntry{items: set.items[t], vm: vm, refs: 1}
+		se := &setEntry{items: set.items[t], wire: set.wire[t], vm: vm, refs: 1}
 		for i, r := range se.items {
 			k := internKey{typ: t, sum: set.sums[t][i]}
 			e := in.resources[k]
 			if e == nil {
-				e = &internEntry{r: r}
+				e = &internEntry{r: r, wire: se.wire[i]}
 				in.resources[k] = e
 			}
 			e.refs++
-			se.items[i] = e.r
+			se.items[i], se.wire[i] = e.r, e.wire
 			se.keys = append(se.keys, k)
 		}
 		in.sets[sk] = se

@@ -21,8 +21,9 @@ import (
 // proxy published already.
 type typeSet struct {
 	items      map[string][]types.Resource
-	sums       map[string][][32]byte // per item, for interning
-	hashes     map[string][]string   // per item: its delta version
+	wire       map[string][]types.Resource // items as *encoded, for the cache
+	sums       map[string][][32]byte       // per item, for interning
+	hashes     map[string][]string         // per item: its delta version
 	versions   map[string]string
 	versionMap map[string]map[string]string
 }
@@ -36,9 +37,10 @@ const (
 )
 
 // versions hashes an output; g (may be nil) keeps the hashes of shared
-// resources, so each is encoded and hashed once per generation.
+// resources, so each is encoded and hashed once per generation, and keeps
+// every encoding for the wire.
 func (g *generation) versions(out *translate.Output) (*typeSet, error) {
-	ts := &typeSet{items: map[string][]types.Resource{}, sums: map[string][][32]byte{}, hashes: map[string][]string{},
+	ts := &typeSet{items: map[string][]types.Resource{}, wire: map[string][]types.Resource{}, sums: map[string][][32]byte{}, hashes: map[string][]string{},
 		versions: map[string]string{}, versionMap: map[string]map[string]string{}}
 	for _, r := range out.Clusters {
 		ts.items[clusterType] = append(ts.items[clusterType], r)
@@ -62,6 +64,7 @@ func (g *generation) versions(out *translate.Output) (*typeSet, error) {
 		items := ts.items[t]
 		sums := make([][32]byte, 0, len(items))
 		hashes := make([]string, 0, len(items))
+		wire := make([]types.Resource, 0, len(items))
 		th := sha256.New()
 		for _, r := range items {
 			var rs *resourceSum
@@ -78,17 +81,19 @@ func (g *generation) versions(out *translate.Output) (*typeSet, error) {
 				}
 				rs = &resourceSum{sum: sha256.Sum256(buf)}
 				rs.version = hex.EncodeToString(rs.sum[:8])
+				rs.wire = &encoded{Message: r, name: cachev3.GetResourceName(r), bytes: append([]byte(nil), buf...)}
 				if g.shared(r) {
 					g.sums.Store(r, rs)
 				}
 			}
 			sums = append(sums, rs.sum)
 			hashes = append(hashes, rs.version)
-			th.Write([]byte(cachev3.GetResourceName(r)))
+			wire = append(wire, rs.wire)
+			th.Write([]byte(rs.wire.name))
 			th.Write(sep)
 			th.Write(rs.sum[:])
 		}
-		ts.sums[t], ts.hashes[t] = sums, hashes
+		ts.sums[t], ts.hashes[t], ts.wire[t] = sums, hashes, wire
 		ts.versions[t] = hex.EncodeToString(th.Sum(nil))[:12]
 	}
 	return ts, nil
@@ -107,7 +112,7 @@ func (ts *typeSet) versionMapOf(t string) map[string]string {
 func (ts *typeSet) snapshot() *cachev3.Snapshot {
 	cs := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
 	for _, t := range Types {
-		cs.Resources[cachev3.GetResponseType(t)] = cachev3.NewResources(ts.versions[t], ts.items[t])
+		cs.Resources[cachev3.GetResponseType(t)] = cachev3.NewResources(ts.versions[t], ts.wire[t])
 		if ts.versionMap[t] == nil {
 			ts.versionMap[t] = ts.versionMapOf(t)
 		}
