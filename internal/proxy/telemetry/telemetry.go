@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -49,6 +51,7 @@ type Telemetry struct {
 	exps    exporters
 	dial    func(ctx context.Context, cluster, originalDst string) (net.Conn, error)
 	nodeID  string
+	version string
 	off     bool
 }
 
@@ -61,8 +64,12 @@ func New(opts Options) *Telemetry {
 		opts.Stdout = os.Stdout
 	}
 	t := &Telemetry{log: opts.Log, local: LocalWorkload(opts.Node), off: opts.DisableMetrics, dial: opts.Dial}
+	t.version = "unknown"
 	if opts.Node != nil {
 		t.nodeID = opts.Node.ID()
+		if opts.Node.Version != "" {
+			t.version = opts.Node.Version
+		}
 	}
 	t.router = opts.Node != nil && opts.Node.Type == node.Router
 	t.metrics = newMetrics(t.local, t.router)
@@ -82,8 +89,33 @@ func (t *Telemetry) Close() {
 // Metrics returns the istio_* metrics.
 func (t *Telemetry) Metrics() *Metrics { return t.metrics }
 
-// WritePrometheus renders the istio_* metrics (Prometheus text).
-func (t *Telemetry) WritePrometheus(w io.Writer) error { return t.metrics.WritePrometheus(w) }
+// WritePrometheus renders istio_build, the istio_* metrics and the
+// access log and span exporter counters (Prometheus text).
+func (t *Telemetry) WritePrometheus(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("# TYPE istio_build gauge\n")
+	b.WriteString(`istio_build{component="proxy",tag="` + escapeLabel(t.version) + "\"} 1\n")
+	var lines []string
+	t.Stats(func(name string, v int64) {
+		// access_log.<path>.dropped_lines → weft_access_log_dropped_lines{path=…}
+		if rest, ok := strings.CutPrefix(name, "access_log."); ok {
+			i := strings.LastIndexByte(rest, '.')
+			lines = append(lines, "weft_access_log_"+rest[i+1:]+`{path="`+escapeLabel(rest[:i])+`"} `+strconv.FormatInt(v, 10))
+		}
+	})
+	sort.Strings(lines)
+	for i, l := range lines {
+		name := l[:strings.IndexByte(l, '{')]
+		if i == 0 || !strings.HasPrefix(lines[i-1], name+"{") {
+			b.WriteString("# TYPE " + name + " counter\n")
+		}
+		b.WriteString(l + "\n")
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	return t.metrics.WritePrometheus(w)
+}
 
 // Stats calls fn with the telemetry's own Envoy-style counters.
 func (t *Telemetry) Stats(fn func(name string, v int64)) {
@@ -191,6 +223,15 @@ func (o *httpObserver) Response(h http.Header, info *filter.Info) {
 }
 
 func (o *httpObserver) Complete(info *filter.Info) {
+	if info.GRPC && info.GRPCStatus == "" && info.ResponseHeader != nil {
+		// A gRPC status usually comes in the trailers, which the router
+		// adds to the response header map (http.TrailerPrefix) at the end.
+		if v := first(info.ResponseHeader, http.TrailerPrefix+"Grpc-Status"); v != "" {
+			info.GRPCStatus = v
+		} else {
+			info.GRPCStatus = first(info.ResponseHeader, "Grpc-Status")
+		}
+	}
 	if !o.t.off {
 		peer, _ := info.Peer.(*Workload)
 		o.t.metrics.recordHTTP(info, o.dest, peer, info.GRPC, info.GRPCStatus)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -185,10 +186,14 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 }
 
 func fileLog(t *testing.T, path string, filter *accesslogv3.AccessLogFilter) *accesslogv3.AccessLog {
+	return fileLogFormat(t, path, "%RESPONSE_CODE% %RESPONSE_FLAGS%\n", filter)
+}
+
+func fileLogFormat(t *testing.T, path, format string, filter *accesslogv3.AccessLogFilter) *accesslogv3.AccessLog {
 	t.Helper()
 	a, err := anypb.New(&filev3.FileAccessLog{Path: path, AccessLogFormat: &filev3.FileAccessLog_LogFormat{
 		LogFormat: &corev3.SubstitutionFormatString{Format: &corev3.SubstitutionFormatString_TextFormatSource{
-			TextFormatSource: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "%RESPONSE_CODE% %RESPONSE_FLAGS%\n"}}}}}})
+			TextFormatSource: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: format}}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,13 +204,17 @@ func fileLog(t *testing.T, path string, filter *accesslogv3.AccessLogFilter) *ac
 func TestAccessLogNeverBlocks(t *testing.T) {
 	w := &slowWriter{release: make(chan struct{})}
 	tel := New(Options{Node: meta("curl", "curl", ""), Stdout: w})
-	o, err := tel.HTTP(&hcmv3.HttpConnectionManager{AccessLog: []*accesslogv3.AccessLog{fileLog(t, "/dev/stdout", nil)}})
+	// 256-byte lines: the writer buffers at most 64 KiB (256 lines) before
+	// it blocks on the stuck sink, so the queue must overflow.
+	line := strings.Repeat("x", 249) + " %RESPONSE_CODE% -\n"
+	o, err := tel.HTTP(&hcmv3.HttpConnectionManager{AccessLog: []*accesslogv3.AccessLog{fileLogFormat(t, "/dev/stdout", line, nil)}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	const total = sinkQueue + 1000
 	done := make(chan struct{})
 	go func() {
-		for i := 0; i < sinkQueue+500; i++ {
+		for i := 0; i < total; i++ {
 			o.Complete(&filter.Info{Status: 200})
 		}
 		close(done)
@@ -224,12 +233,17 @@ func TestAccessLogNeverBlocks(t *testing.T) {
 	if dropped <= 0 {
 		t.Errorf("dropped_lines = %d, want > 0", dropped)
 	}
+	var prom bytes.Buffer
+	tel.WritePrometheus(&prom)
+	if !strings.Contains(prom.String(), `weft_access_log_dropped_lines{path="/dev/stdout"} `+strconv.FormatInt(dropped, 10)+"\n") {
+		t.Errorf("prometheus lacks the dropped counter:\n%s", prom.String())
+	}
 	close(w.release)
 	tel.Close()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if n := strings.Count(w.buf.String(), "200 -\n"); n == 0 || int64(n)+dropped != sinkQueue+500 {
-		t.Errorf("written %d + dropped %d != %d", n, dropped, sinkQueue+500)
+	if n := strings.Count(w.buf.String(), " 200 -\n"); n == 0 || int64(n)+dropped != total {
+		t.Errorf("written %d + dropped %d != %d", n, dropped, total)
 	}
 }
 
@@ -321,5 +335,31 @@ func TestServiceOfHost(t *testing.T) {
 		if got := serviceOfHost(in, "default"); got != want {
 			t.Errorf("%q: got %+v, want %+v", in, got, want)
 		}
+	}
+}
+
+func TestGRPCStatusAndBuild(t *testing.T) {
+	m := meta("client", "client", "v1")
+	m.Version = "1.2.3"
+	tel := New(Options{Node: m})
+	o, _ := tel.HTTP(&hcmv3.HttpConnectionManager{StatPrefix: "outbound_0.0.0.0_7070"})
+	r := httptest.NewRequest("POST", "http://greeter:7070/helloworld.Greeter/SayHello", nil)
+	r.Header.Set("Content-Type", "application/grpc")
+	info := &filter.Info{Authority: "greeter:7070", Cluster: "outbound|7070||greeter.default.svc.cluster.local"}
+	o.Request(r, info)
+	h := http.Header{"Content-Type": {"application/grpc"}}
+	info.Status = 200
+	o.Response(h, info)
+	h[http.TrailerPrefix+"Grpc-Status"] = []string{"5"} // the router adds trailers at the end
+	o.Complete(info)
+	text := scrape(t, tel)
+	if _, ok := series(text, "istio_requests_total", map[string]string{"request_protocol": "grpc", "grpc_response_status": "5",
+		"destination_service": "greeter.default.svc.cluster.local", "response_code": "200"}); !ok {
+		t.Errorf("no gRPC series with status 5:\n%s", text)
+	}
+	var b bytes.Buffer
+	tel.WritePrometheus(&b)
+	if !strings.Contains(b.String(), `istio_build{component="proxy",tag="1.2.3"} 1`+"\n") {
+		t.Errorf("no istio_build:\n%s", b.String())
 	}
 }
