@@ -35,6 +35,7 @@ type Cache struct {
 	mu      sync.Mutex
 	entries map[string]*cacheEntry
 	shared  sync.Map // resource pointer → *[]checkItem (nil until checked)
+	parts   sync.Map // shared *Output → *partIndex
 }
 
 type cacheEntry struct {
@@ -229,6 +230,8 @@ func labelSelectors(snap *model.Snapshot) []map[string]string {
 // merge combines two outputs with disjoint names, keeping name order.
 func merge(a, b *Output) *Output {
 	return &Output{
+		shared:    a,
+		own:       b,
 		Listeners: mergeSorted(a.Listeners, b.Listeners, (*listenerv3.Listener).GetName),
 		Routes:    mergeSorted(a.Routes, b.Routes, (*routev3.RouteConfiguration).GetName),
 		Clusters:  mergeSorted(a.Clusters, b.Clusters, (*clusterv3.Cluster).GetName),

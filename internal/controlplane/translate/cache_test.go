@@ -2,6 +2,8 @@ package translate
 
 import (
 	"fmt"
+	"slices"
+	"sort"
 	"testing"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -159,4 +161,57 @@ func findRC(o *Output, name string) *routev3.RouteConfiguration {
 		}
 	}
 	return nil
+}
+
+// problems lists the problems an error reports, sorted.
+func problems(err error) []string {
+	if err == nil {
+		return nil
+	}
+	var out []string
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, e.Error())
+		}
+	} else {
+		out = []string{err.Error()}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// layered splits o as Cache.Build does: the first fraction f of each list
+// is the shared part, the rest the proxy's own.
+func layered(o *Output, f float64) *Output {
+	split := func(n int) int { return int(float64(n)*f + 0.5) }
+	shared := &Output{Listeners: o.Listeners[:split(len(o.Listeners))], Routes: o.Routes[:split(len(o.Routes))],
+		Clusters: o.Clusters[:split(len(o.Clusters))], Endpoints: o.Endpoints[:split(len(o.Endpoints))], Secrets: o.Secrets[:split(len(o.Secrets))]}
+	own := &Output{Listeners: o.Listeners[len(shared.Listeners):], Routes: o.Routes[len(shared.Routes):],
+		Clusters: o.Clusters[len(shared.Clusters):], Endpoints: o.Endpoints[len(shared.Endpoints):], Secrets: o.Secrets[len(shared.Secrets):]}
+	l := *o
+	l.shared, l.own = shared, own
+	return &l
+}
+
+// TestLayeredCheckFindsWhatCheckFinds: every inconsistency Output.Check
+// reports is reported by Cache.Check on the same output split into a
+// shared and an own part, wherever the split falls (the shared part's
+// index is built once and reused, as for many proxies).
+func TestLayeredCheckFindsWhatCheckFinds(t *testing.T) {
+	for _, m := range checkMutations() {
+		out := mutatedOutput(t, m)
+		want := problems(out.Check())
+		if len(want) == 0 {
+			t.Fatalf("%s: Output.Check found nothing", m.name)
+		}
+		c := NewCache(nil)
+		for _, f := range []float64{0, 0.25, 0.5, 0.75, 1} {
+			l := layered(out, f)
+			for range 2 {
+				if got := problems(c.Check(l)); !slices.Equal(got, want) {
+					t.Errorf("%s split at %.2f:\n got %q\nwant %q", m.name, f, got, want)
+				}
+			}
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -36,7 +37,12 @@ func (o *Output) Check() error { return check(o, nil) }
 
 // Check is Output.Check, with the per-resource part done once for the
 // resources shared between proxies.
-func (c *Cache) Check(o *Output) error { return check(o, c) }
+func (c *Cache) Check(o *Output) error {
+	if shared, own := o.Layers(); shared != nil && own != nil {
+		return c.checkLayered(shared, own)
+	}
+	return check(o, c)
+}
 
 // steps returns r's check steps, memoised when r is shared.
 func (c *Cache) steps(r any, compute func() []checkItem) []checkItem {
@@ -98,14 +104,8 @@ func check(o *Output, c *Cache) error {
 		}
 	}
 	for _, cl := range o.Clusters {
-		if cl.GetType() == clusterv3.Cluster_EDS {
-			svc := cl.GetEdsClusterConfig().GetServiceName()
-			if svc == "" {
-				svc = cl.GetName()
-			}
-			if !assigned[svc] {
-				fail("cluster %q: EDS without an assignment %q", cl.GetName(), svc)
-			}
+		if svc := edsServiceName(cl); svc != "" && !assigned[svc] {
+			fail("cluster %q: EDS without an assignment %q", cl.GetName(), svc)
 		}
 	}
 	for _, rc := range o.Routes {
@@ -121,8 +121,7 @@ func check(o *Output, c *Cache) error {
 			fail("listener %q: defined twice", l.GetName())
 		}
 		listeners[l.GetName()] = true
-		if sa := l.GetAddress().GetSocketAddress(); sa != nil {
-			addr := fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
+		if addr, ok := bindAddress(l.GetAddress().GetSocketAddress()); ok {
 			if other, dup := binds[addr]; dup {
 				fail("listeners %q and %q both bind %s", other, l.GetName(), addr)
 			}
@@ -138,6 +137,25 @@ func check(o *Output, c *Cache) error {
 		}))
 	}
 	return errors.Join(errs...)
+}
+
+// edsServiceName is the assignment an EDS cluster needs ("" if not EDS).
+func edsServiceName(c *clusterv3.Cluster) string {
+	if c.GetType() != clusterv3.Cluster_EDS {
+		return ""
+	}
+	if svc := c.GetEdsClusterConfig().GetServiceName(); svc != "" {
+		return svc
+	}
+	return c.GetName()
+}
+
+// bindAddress is a listener's "ip:port", when it binds a socket address.
+func bindAddress(sa *corev3.SocketAddress) (string, bool) {
+	if sa == nil {
+		return "", false
+	}
+	return fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()), true
 }
 
 // stepList collects check steps.

@@ -119,12 +119,15 @@ func names(o *Output) []string {
 	return out
 }
 
-func TestCheckFindsInconsistencies(t *testing.T) {
-	tests := []struct {
-		name   string
-		mutate func(o *Output)
-		want   string
-	}{
+// checkMutation breaks a consistent output in one way Check must report.
+type checkMutation struct {
+	name   string
+	mutate func(o *Output)
+	want   string
+}
+
+func checkMutations() []checkMutation {
+	return []checkMutation{
 		{"route to missing cluster", func(o *Output) {
 			o.Routes[0].VirtualHosts[0].Routes[0].GetRoute().ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: "nope"}
 		}, `cluster "nope" does not exist`},
@@ -143,21 +146,37 @@ func TestCheckFindsInconsistencies(t *testing.T) {
 			o.Clusters = append(o.Clusters, &clusterv3.Cluster{Name: "bad", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
 				TypedExtensionProtocolOptions: map[string]*anypb.Any{"x": nil}})
 		}, "missing typed_config"},
+		{"envoy conflicts", func(o *Output) {
+			rc := o.Routes[0]
+			rc.VirtualHosts = append(rc.VirtualHosts, proto.Clone(rc.VirtualHosts[0]).(*routev3.VirtualHost))
+			o.Listeners = append(o.Listeners, &listenerv3.Listener{Name: "again", Address: o.Listeners[0].Address,
+				FilterChains: o.Listeners[0].FilterChains})
+		}, "both bind"},
 	}
-	for _, tc := range tests {
+}
+
+// mutatedOutput is the hand snapshot's output broken by m.
+func mutatedOutput(t *testing.T, m checkMutation) *Output {
+	t.Helper()
+	snap, p := handSnapshot()
+	out := Build(snap, p)
+	if err := out.Check(); err != nil {
+		t.Fatalf("baseline: %v", err)
+	}
+	// Route config "9080" must come first for the mutations.
+	for i, r := range out.Routes {
+		if r.Name == "9080" {
+			out.Routes[0], out.Routes[i] = out.Routes[i], out.Routes[0]
+		}
+	}
+	m.mutate(out)
+	return out
+}
+
+func TestCheckFindsInconsistencies(t *testing.T) {
+	for _, tc := range checkMutations() {
 		t.Run(tc.name, func(t *testing.T) {
-			snap, p := handSnapshot()
-			out := Build(snap, p)
-			if err := out.Check(); err != nil {
-				t.Fatalf("baseline: %v", err)
-			}
-			// Route config "9080" must come first for the mutations above.
-			for i, r := range out.Routes {
-				if r.Name == "9080" {
-					out.Routes[0], out.Routes[i] = out.Routes[i], out.Routes[0]
-				}
-			}
-			tc.mutate(out)
+			out := mutatedOutput(t, tc)
 			err := out.Check()
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Check() = %v, want an error containing %q", err, tc.want)

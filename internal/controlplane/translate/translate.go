@@ -24,7 +24,17 @@ type Output struct {
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	Secrets   []*tlsv3.Secret
+
+	// shared and own are the parts Cache.Build merged into this output
+	// (nil from Build); shared is one *Output for every proxy of a key.
+	shared, own *Output
 }
+
+// Layers returns, for an output of Cache.Build, the part shared with
+// other proxies (the same pointer for all of them, to be treated as
+// read-only) and the proxy's own part; nil, nil for any other output.
+// The output's lists are exactly the two parts merged by name.
+func (o *Output) Layers() (shared, own *Output) { return o.shared, o.own }
 
 // Build translates snap for proxy p. It never fails: config that cannot be
 // honoured was rejected by validation before it reached a Snapshot; what

@@ -75,10 +75,20 @@ func BenchmarkTranslateAndHash(b *testing.B) {
 			g.versions(out)
 		}
 	})
+	set, _ := g.versions(out)
+	g.check(out, set.versions)
 	b.Run("shared/check", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := g.check(out); err != nil {
+			if err := g.check(out, set.versions); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("shared/check-distinct", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := g.cache.Check(out); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -87,8 +97,8 @@ func BenchmarkTranslateAndHash(b *testing.B) {
 		for b.Loop() {
 			g := newGeneration(snap, nil)
 			out := g.translate(p)
-			g.versions(out)
-			g.check(out)
+			set, _ := g.versions(out)
+			g.check(out, set.versions)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/weftmesh/weft/internal/controlplane/model"
@@ -15,6 +16,9 @@ type generation struct {
 	fn    func(*model.Snapshot, *model.Proxy) *translate.Output // Options.Translate
 	cache *translate.Cache                                      // nil when fn is set
 	sums  sync.Map                                              // shared resource → *resourceSum
+	parts sync.Map                                              // shared *translate.Output → *partSums
+	// checked holds the check result per distinct output (its type versions).
+	checked sync.Map
 }
 
 // resourceSum is a resource's content hash and its short form, the
@@ -40,13 +44,28 @@ func (g *generation) translate(p *model.Proxy) *translate.Output {
 	return g.cache.Build(p)
 }
 
-// check runs the consistency check, once per shared resource.
-func (g *generation) check(out *translate.Output) error {
-	if g.cache != nil {
-		return g.cache.Check(out)
+// check runs the consistency check. Outputs with the same type versions
+// have the same content, so each distinct output is checked once (most
+// sidecars of a namespace get the same one); within a check, shared
+// parts are indexed once (translate.Cache.Check).
+func (g *generation) check(out *translate.Output, versions map[string]string) error {
+	if g.cache == nil {
+		return check(out)
 	}
-	return check(out)
+	var k strings.Builder
+	for _, t := range Types {
+		k.WriteString(versions[t])
+		k.WriteByte('/')
+	}
+	if v, ok := g.checked.Load(k.String()); ok {
+		return v.(checkResult).err
+	}
+	err := g.cache.Check(out)
+	g.checked.Store(k.String(), checkResult{err})
+	return err
 }
+
+type checkResult struct{ err error }
 
 // shared reports whether r's hash may be kept: it is shared between
 // proxies for the life of the generation.

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"slices"
 	"sync"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -44,11 +45,10 @@ type internEntry struct {
 }
 
 type setEntry struct {
-	items []types.Resource
-	wire  []types.Resource
-	vm    map[string]string
-	keys  []internKey
-	refs  int
+	list *encodedList
+	vm   map[string]string
+	keys []internKey
+	refs int
 }
 
 func newInterner() *interner {
@@ -67,7 +67,8 @@ func (in *interner) share(set *typeSet) []setKey {
 		keys = append(keys, sk)
 		if se := in.sets[sk]; se != nil {
 			se.refs++
-			set.items[t], set.wire[t], set.versionMap[t] = se.items, se.wire, se.vm
+			set.lists[t], set.versionMap[t] = se.list, se.vm
+			delete(set.fill, t)
 			continue
 		}
 		vm := set.versionMap[t]
@@ -75,16 +76,20 @@ func (in *interner) share(set *typeSet) []setKey {
 			vm = set.versionMapOf(t)
 			set.versionMap[t] = vm
 		}
-		se := &setEntry{items: set.items[t], wire: set.wire[t], vm: vm, refs: 1}
-		for i, r := range se.items {
-			k := internKey{typ: t, sum: set.sums[t][i]}
+		// Copied: the list may be a shared part's, read by other pushes.
+		l := *set.list(t)
+		l.items, l.wire = slices.Clone(l.items), slices.Clone(l.wire)
+		set.lists[t] = &l
+		se := &setEntry{list: &l, vm: vm, refs: 1}
+		for i, r := range l.items {
+			k := internKey{typ: t, sum: l.sums[i]}
 			e := in.resources[k]
 			if e == nil {
-				e = &internEntry{r: r, wire: se.wire[i]}
+				e = &internEntry{r: r, wire: l.wire[i]}
 				in.resources[k] = e
 			}
 			e.refs++
-			se.items[i], se.wire[i] = e.r, e.wire
+			l.items[i], l.wire[i] = e.r, e.wire
 			se.keys = append(se.keys, k)
 		}
 		in.sets[sk] = se
@@ -124,19 +129,19 @@ func (in *interner) size() int {
 // output rebuilds a translate.Output from (shared) items.
 func (set *typeSet) output() *translate.Output {
 	out := &translate.Output{}
-	for _, r := range set.items[clusterType] {
+	for _, r := range set.list(clusterType).items {
 		out.Clusters = append(out.Clusters, r.(*clusterv3.Cluster))
 	}
-	for _, r := range set.items[endpointType] {
+	for _, r := range set.list(endpointType).items {
 		out.Endpoints = append(out.Endpoints, r.(*endpointv3.ClusterLoadAssignment))
 	}
-	for _, r := range set.items[listenerType] {
+	for _, r := range set.list(listenerType).items {
 		out.Listeners = append(out.Listeners, r.(*listenerv3.Listener))
 	}
-	for _, r := range set.items[routeType] {
+	for _, r := range set.list(routeType).items {
 		out.Routes = append(out.Routes, r.(*routev3.RouteConfiguration))
 	}
-	for _, r := range set.items[secretType] {
+	for _, r := range set.list(secretType).items {
 		out.Secrets = append(out.Secrets, r.(*tlsv3.Secret))
 	}
 	return out

@@ -97,12 +97,12 @@ func TestEncodedMarshalsAsTheResource(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, typ := range Types {
-		for i, r := range set.items[typ] {
+		for i, r := range set.list(typ).items {
 			want, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := set.wire[typ][i]
+			w := set.list(typ).wire[i]
 			got, err := proto.MarshalOptions{Deterministic: true}.Marshal(w)
 			if err != nil || string(got) != string(want) {
 				t.Fatalf("%s %d: encoded %x (%v), want %x", ShortType(typ), i, got, err, want)

@@ -247,7 +247,7 @@ func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
 		if same {
 			return
 		}
-		err = g.check(out)
+		err = g.check(out, vs)
 	}
 	if err != nil {
 		s.mu.Lock()

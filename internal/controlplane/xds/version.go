@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
+	"sync"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -13,19 +15,47 @@ import (
 	"github.com/weftmesh/weft/internal/controlplane/translate"
 )
 
-// typeSet is one proxy's output prepared for the cache: resources by type,
-// a content hash per type (unchanged content keeps its version, so it is
-// not re-sent) and per resource (delta xDS sends only changed resources;
-// precomputing it spares the cache a second encoding). The per-resource
-// version maps are filled by interner.share, only for lists no other
-// proxy published already.
+// typeSet is one proxy's output prepared for the cache: a content hash
+// per type (unchanged content keeps its version, so it is not re-sent)
+// and, per type, the resources with their encodings and hashes (delta xDS
+// sends only changed resources). For an output of translate.Cache the
+// per-resource lists are only built (fill) when the interner does not
+// hold a list of that version yet; version maps likewise.
 type typeSet struct {
-	items      map[string][]types.Resource
-	wire       map[string][]types.Resource // items as *encoded, for the cache
-	sums       map[string][][32]byte       // per item, for interning
-	hashes     map[string][]string         // per item: its delta version
+	lists      map[string]*encodedList
+	fill       map[string]func() *encodedList
 	versions   map[string]string
 	versionMap map[string]map[string]string
+}
+
+// encodedList is the resources of one type, in name order, with their
+// names, content hashes, delta versions and pre-encoded wire forms.
+type encodedList struct {
+	names  []string
+	items  []types.Resource
+	wire   []types.Resource // items as *encoded, for the cache
+	sums   [][32]byte
+	hashes []string
+}
+
+func (l *encodedList) add(name string, r types.Resource, rs *resourceSum) {
+	l.names = append(l.names, name)
+	l.items = append(l.items, r)
+	l.wire = append(l.wire, rs.wire)
+	l.sums = append(l.sums, rs.sum)
+	l.hashes = append(l.hashes, rs.version)
+}
+
+// list returns the per-resource list of type t, building it if needed.
+func (ts *typeSet) list(t string) *encodedList {
+	if f := ts.fill[t]; f != nil {
+		ts.lists[t] = f()
+		delete(ts.fill, t)
+	}
+	if ts.lists[t] == nil {
+		ts.lists[t] = &encodedList{}
+	}
+	return ts.lists[t]
 }
 
 const (
@@ -36,74 +66,182 @@ const (
 	secretType   = resource.SecretType
 )
 
-// versions hashes an output; g (may be nil) keeps the hashes of shared
-// resources, so each is encoded and hashed once per generation, and keeps
-// every encoding for the wire.
-func (g *generation) versions(out *translate.Output) (*typeSet, error) {
-	ts := &typeSet{items: map[string][]types.Resource{}, wire: map[string][]types.Resource{}, sums: map[string][][32]byte{}, hashes: map[string][]string{},
-		versions: map[string]string{}, versionMap: map[string]map[string]string{}}
+// byType lists an output's resources per type.
+func byType(out *translate.Output) map[string][]types.Resource {
+	m := map[string][]types.Resource{}
 	for _, r := range out.Clusters {
-		ts.items[clusterType] = append(ts.items[clusterType], r)
+		m[clusterType] = append(m[clusterType], r)
 	}
 	for _, r := range out.Endpoints {
-		ts.items[endpointType] = append(ts.items[endpointType], r)
+		m[endpointType] = append(m[endpointType], r)
 	}
 	for _, r := range out.Listeners {
-		ts.items[listenerType] = append(ts.items[listenerType], r)
+		m[listenerType] = append(m[listenerType], r)
 	}
 	for _, r := range out.Routes {
-		ts.items[routeType] = append(ts.items[routeType], r)
+		m[routeType] = append(m[routeType], r)
 	}
 	for _, r := range out.Secrets {
-		ts.items[secretType] = append(ts.items[secretType], r)
+		m[secretType] = append(m[secretType], r)
 	}
-	opts := proto.MarshalOptions{Deterministic: true}
-	var buf []byte
-	sep := []byte{0}
-	for _, t := range Types {
-		items := ts.items[t]
-		sums := make([][32]byte, 0, len(items))
-		hashes := make([]string, 0, len(items))
-		wire := make([]types.Resource, 0, len(items))
-		th := sha256.New()
-		for _, r := range items {
-			var rs *resourceSum
-			if g != nil {
-				if v, ok := g.sums.Load(r); ok {
-					rs = v.(*resourceSum)
-				}
-			}
-			if rs == nil {
-				var err error
-				buf, err = opts.MarshalAppend(buf[:0], r)
-				if err != nil {
-					return nil, fmt.Errorf("encoding %s: %w", ShortType(t), err)
-				}
-				rs = &resourceSum{sum: sha256.Sum256(buf)}
-				rs.version = hex.EncodeToString(rs.sum[:8])
-				rs.wire = &encoded{Message: r, name: cachev3.GetResourceName(r), bytes: append([]byte(nil), buf...)}
-				if g.shared(r) {
-					g.sums.Store(r, rs)
-				}
-			}
-			sums = append(sums, rs.sum)
-			hashes = append(hashes, rs.version)
-			wire = append(wire, rs.wire)
-			th.Write([]byte(rs.wire.name))
-			th.Write(sep)
-			th.Write(rs.sum[:])
+	return m
+}
+
+// encoder encodes resources deterministically, reusing one buffer.
+type encoder struct {
+	g   *generation
+	buf []byte
+}
+
+// encode returns r's hash, delta version and wire form; g (may be nil)
+// keeps them for shared resources, so each is encoded once per generation.
+func (e *encoder) encode(t string, r types.Resource) (*resourceSum, error) {
+	if e.g != nil {
+		if v, ok := e.g.sums.Load(r); ok {
+			return v.(*resourceSum), nil
 		}
-		ts.sums[t], ts.hashes[t], ts.wire[t] = sums, hashes, wire
+	}
+	var err error
+	e.buf, err = proto.MarshalOptions{Deterministic: true}.MarshalAppend(e.buf[:0], r)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", ShortType(t), err)
+	}
+	rs := &resourceSum{sum: sha256.Sum256(e.buf)}
+	rs.version = hex.EncodeToString(rs.sum[:8])
+	rs.wire = &encoded{Message: r, name: cachev3.GetResourceName(r), bytes: append([]byte(nil), e.buf...)}
+	if e.g.shared(r) {
+		e.g.sums.Store(r, rs)
+	}
+	return rs, nil
+}
+
+// encodeAll encodes a list of one type and hashes names and contents into h.
+func (e *encoder) encodeAll(t string, rs []types.Resource, h hash.Hash) (*encodedList, error) {
+	l := &encodedList{}
+	sep := []byte{0}
+	for _, r := range rs {
+		s, err := e.encode(t, r)
+		if err != nil {
+			return nil, err
+		}
+		l.add(s.wire.name, r, s)
+		h.Write([]byte(s.wire.name))
+		h.Write(sep)
+		h.Write(s.sum[:])
+	}
+	return l, nil
+}
+
+// versions hashes an output (g may be nil: nothing is kept).
+func (g *generation) versions(out *translate.Output) (*typeSet, error) {
+	if shared, own := out.Layers(); shared != nil && own != nil && g != nil {
+		return g.layeredVersions(shared, own)
+	}
+	ts := &typeSet{lists: map[string]*encodedList{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}}
+	e := &encoder{g: g}
+	items := byType(out)
+	for _, t := range Types {
+		th := sha256.New()
+		l, err := e.encodeAll(t, items[t], th)
+		if err != nil {
+			return nil, err
+		}
+		ts.lists[t] = l
 		ts.versions[t] = hex.EncodeToString(th.Sum(nil))[:12]
 	}
 	return ts, nil
 }
 
+// partSums is a shared part of translate.Cache output, encoded and hashed
+// once per generation: per type its list and a digest of it.
+type partSums struct {
+	once   sync.Once
+	err    error
+	lists  map[string]*encodedList
+	digest map[string][]byte
+}
+
+func (g *generation) part(shared *translate.Output) (*partSums, error) {
+	v, _ := g.parts.LoadOrStore(shared, &partSums{})
+	ps := v.(*partSums)
+	ps.once.Do(func() {
+		ps.lists, ps.digest = map[string]*encodedList{}, map[string][]byte{}
+		e := &encoder{g: g}
+		items := byType(shared)
+		for _, t := range Types {
+			th := sha256.New()
+			l, err := e.encodeAll(t, items[t], th)
+			if err != nil {
+				ps.err = err
+				return
+			}
+			ps.lists[t], ps.digest[t] = l, th.Sum(nil)
+		}
+	})
+	return ps, ps.err
+}
+
+// layeredVersions hashes shared (once per generation) and own (per
+// proxy): a type's version is a hash of the shared part's digest and the
+// own resources. The merged per-resource lists are built only on demand.
+func (g *generation) layeredVersions(shared, own *translate.Output) (*typeSet, error) {
+	ps, err := g.part(shared)
+	if err != nil {
+		return nil, err
+	}
+	ts := &typeSet{lists: map[string]*encodedList{}, fill: map[string]func() *encodedList{},
+		versions: map[string]string{}, versionMap: map[string]map[string]string{}}
+	e := &encoder{g: g}
+	items := byType(own)
+	for _, t := range Types {
+		th := sha256.New()
+		th.Write([]byte("layered\x00"))
+		th.Write(ps.digest[t])
+		ol, err := e.encodeAll(t, items[t], th)
+		if err != nil {
+			return nil, err
+		}
+		ts.versions[t] = hex.EncodeToString(th.Sum(nil))[:12]
+		sl := ps.lists[t]
+		if len(ol.items) == 0 {
+			ts.lists[t] = sl // read-only: shared by every proxy of the part
+			continue
+		}
+		ts.fill[t] = func() *encodedList { return mergeLists(sl, ol) }
+	}
+	return ts, nil
+}
+
+// mergeLists merges two name-ordered lists (translate.Cache's order: on
+// equal names the shared one first).
+func mergeLists(a, b *encodedList) *encodedList {
+	out := &encodedList{}
+	i, j := 0, 0
+	take := func(l *encodedList, k int) {
+		out.names = append(out.names, l.names[k])
+		out.items = append(out.items, l.items[k])
+		out.wire = append(out.wire, l.wire[k])
+		out.sums = append(out.sums, l.sums[k])
+		out.hashes = append(out.hashes, l.hashes[k])
+	}
+	for i < len(a.names) || j < len(b.names) {
+		if j < len(b.names) && (i == len(a.names) || b.names[j] < a.names[i]) {
+			take(b, j)
+			j++
+		} else {
+			take(a, i)
+			i++
+		}
+	}
+	return out
+}
+
 // versionMapOf builds the per-resource version map of one type.
 func (ts *typeSet) versionMapOf(t string) map[string]string {
-	vm := make(map[string]string, len(ts.items[t]))
-	for i, r := range ts.items[t] {
-		vm[cachev3.GetResourceName(r)] = ts.hashes[t][i]
+	l := ts.list(t)
+	vm := make(map[string]string, len(l.names))
+	for i, n := range l.names {
+		vm[n] = l.hashes[i]
 	}
 	return vm
 }
@@ -112,7 +250,7 @@ func (ts *typeSet) versionMapOf(t string) map[string]string {
 func (ts *typeSet) snapshot() *cachev3.Snapshot {
 	cs := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
 	for _, t := range Types {
-		cs.Resources[cachev3.GetResponseType(t)] = cachev3.NewResources(ts.versions[t], ts.wire[t])
+		cs.Resources[cachev3.GetResponseType(t)] = cachev3.NewResources(ts.versions[t], ts.list(t).wire)
 		if ts.versionMap[t] == nil {
 			ts.versionMap[t] = ts.versionMapOf(t)
 		}
