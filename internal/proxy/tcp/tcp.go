@@ -59,10 +59,12 @@ type Conn struct {
 	LocalAddr  string // upstream local ip:port
 	Start      time.Time
 	Duration   time.Duration
-	Received   int64 // bytes from downstream
-	Sent       int64 // bytes to downstream
-	Flags      rflag.Flags
-	State      any // the Observer's per-connection state
+	// Bytes from and to downstream so far: live while the connection
+	// runs (an observer may report them periodically), final at Close.
+	Received atomic.Int64
+	Sent     atomic.Int64
+	Flags    rflag.Flags
+	State    any // the Observer's per-connection state
 }
 
 // Proxy is a compiled tcp_proxy; safe for concurrent connections.
@@ -211,10 +213,11 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 		return
 	}
 	defer up.Close()
-	var rx, tx atomic.Int64 // this connection's bytes, for the observer
+	var lrx, ltx atomic.Int64 // this connection's bytes (the observer's when there is one)
+	rx, tx := &lrx, &ltx
 	if oc != nil {
 		oc.Host, oc.LocalAddr = up.RemoteAddr().String(), up.LocalAddr().String()
-		defer func() { oc.Received, oc.Sent = rx.Load(), tx.Load() }()
+		rx, tx = &oc.Received, &oc.Sent
 	}
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
@@ -242,8 +245,8 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 		defer t.Stop()
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- pipe(up, c, &last, &p.stats.DownstreamCxRxBytes, &rx) }()
-	go func() { errc <- pipe(c, up, &last, &p.stats.DownstreamCxTxBytes, &tx) }()
+	go func() { errc <- pipe(up, c, &last, &p.stats.DownstreamCxRxBytes, rx) }()
+	go func() { errc <- pipe(c, up, &last, &p.stats.DownstreamCxTxBytes, tx) }()
 	for i := 0; i < 2; i++ {
 		if err := <-errc; err != nil {
 			// A reset or error on one side ends both.
