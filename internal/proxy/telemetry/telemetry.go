@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -31,6 +34,10 @@ type Options struct {
 	DisableMetrics bool
 	// Stdout is where "/dev/stdout" access logs go (default os.Stdout).
 	Stdout io.Writer
+	// TCPReportInterval is how often open TCP connections' bytes are
+	// added to the istio_tcp_* counters (Istio's tcpReportingDuration,
+	// default 15s); closing a connection always reports it.
+	TCPReportInterval time.Duration
 	// Dial connects to a host of a cluster (the runtime's tcp.Env.Dial),
 	// for tracing collectors named by cluster. nil: such configs dial the
 	// address in the config directly.
@@ -53,6 +60,11 @@ type Telemetry struct {
 	nodeID  string
 	version string
 	off     bool
+
+	conns      sync.Map // *tcpConn → struct{}: open TCP connections
+	stopReport chan struct{}
+	reportDone chan struct{}
+	closeOnce  sync.Once
 }
 
 // New returns a Telemetry for the proxy described by opts.Node.
@@ -77,13 +89,22 @@ func New(opts Options) *Telemetry {
 	if id, md := encodeMetadata(opts.Node); md != "" {
 		t.mdID, t.md = []string{id}, []string{md}
 	}
+	if opts.TCPReportInterval <= 0 {
+		opts.TCPReportInterval = 15 * time.Second
+	}
+	t.stopReport, t.reportDone = make(chan struct{}), make(chan struct{})
+	go t.reportLoop(opts.TCPReportInterval)
 	return t
 }
 
 // Close flushes and closes the access log sinks and span exporters.
 func (t *Telemetry) Close() {
-	t.sinks.close()
-	t.exps.close()
+	t.closeOnce.Do(func() {
+		close(t.stopReport)
+		<-t.reportDone
+		t.sinks.close()
+		t.exps.close()
+	})
 }
 
 // Metrics returns the istio_* metrics.
@@ -257,33 +278,85 @@ type tcpObserver struct {
 
 var _ tcp.Observer = (*tcpObserver)(nil)
 
+// tcpConn is an open connection's reporting state.
+type tcpConn struct {
+	c      *tcp.Conn
+	series *tcpSeries
+	rx, tx atomic.Int64 // bytes already counted
+}
+
+// report adds the bytes moved since the last report to s.
+func (tc *tcpConn) report(s *tcpSeries) {
+	add := func(cur int64, done *atomic.Int64, to *atomic.Uint64) {
+		for {
+			old := done.Load()
+			if cur <= old {
+				return
+			}
+			if done.CompareAndSwap(old, cur) {
+				to.Add(uint64(cur - old))
+				return
+			}
+		}
+	}
+	add(tc.c.Received.Load(), &tc.rx, &s.receivedBytes)
+	add(tc.c.Sent.Load(), &tc.tx, &s.sentBytes)
+}
+
 func (o *tcpObserver) Open(c *tcp.Conn) {
 	if o.t.off {
 		return
 	}
 	s := o.t.metrics.tcpSeries(o.dest, c.Downstream, c.Cluster, 0)
 	s.opened.Add(1)
-	c.State = s
+	tc := &tcpConn{c: c, series: s}
+	c.State = tc
+	o.t.conns.Store(tc, struct{}{})
 }
 
 func (o *tcpObserver) Close(c *tcp.Conn) {
-	if !o.t.off {
+	if tc, ok := c.State.(*tcpConn); ok && !o.t.off {
+		o.t.conns.Delete(tc)
 		// Flags (a failed connect) are known only now; Istio's TCP series
-		// carry them, so a failed connection lands in a flagged series.
-		s, _ := c.State.(*tcpSeries)
-		if c.Flags != 0 || s == nil {
+		// carry them, so a failed connection closes in a flagged series.
+		s := tc.series
+		if c.Flags != 0 {
 			s = o.t.metrics.tcpSeries(o.dest, c.Downstream, c.Cluster, c.Flags)
 		}
+		tc.report(s)
 		s.closed.Add(1)
-		s.receivedBytes.Add(uint64(max(c.Received, 0)))
-		s.sentBytes.Add(uint64(max(c.Sent, 0)))
 	}
 	if len(o.logs) > 0 {
-		info := filter.Info{Start: c.Start, Duration: c.Duration, Flags: c.Flags, BytesIn: c.Received,
-			BytesOut: c.Sent, Cluster: c.Cluster, Host: c.Host, Downstream: c.Downstream}
+		info := filter.Info{Start: c.Start, Duration: c.Duration, Flags: c.Flags, BytesIn: c.Received.Load(),
+			BytesOut: c.Sent.Load(), Cluster: c.Cluster, Host: c.Host, Downstream: c.Downstream}
 		e := Entry{Info: &info, TCP: true, UpstreamLocal: c.LocalAddr}
 		for _, l := range o.logs {
 			l.log(&e)
+		}
+	}
+}
+
+// reportTCP adds open connections' bytes so far to their series, as
+// Istio does every tcpReportingDuration for long-lived connections.
+func (t *Telemetry) reportTCP() {
+	t.conns.Range(func(k, _ any) bool {
+		tc := k.(*tcpConn)
+		tc.report(tc.series)
+		return true
+	})
+}
+
+// reportLoop runs reportTCP every interval until Close.
+func (t *Telemetry) reportLoop(every time.Duration) {
+	defer close(t.reportDone)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			t.reportTCP()
+		case <-t.stopReport:
+			return
 		}
 	}
 }

@@ -263,9 +263,17 @@ func TestAccessLogFilterAndTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &tcp.Conn{Cluster: "inbound|9000||", Start: time.Now(), Received: 5, Sent: 9}
+	c := &tcp.Conn{Cluster: "inbound|9000||", Start: time.Now()}
 	to.Open(c)
+	c.Received.Store(2)
+	tel.reportTCP() // a long-lived connection reports periodically
+	if l, _ := series(scrape(t, tel), "istio_tcp_received_bytes_total", nil); !strings.HasSuffix(l, " 2") {
+		t.Errorf("periodic report: %q", l)
+	}
+	c.Received.Store(5)
+	c.Sent.Store(9)
 	to.Close(c)
+	tel.reportTCP() // closed: nothing more to report
 	tel.Close()
 	if got := out.String(); got != "404 NR\n0 -\n" {
 		t.Errorf("log = %q, want the 404 and the TCP line only", got)
