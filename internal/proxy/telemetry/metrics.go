@@ -37,49 +37,90 @@ func (h *histogram) observe(v uint64) {
 	h.sum.Add(v)
 }
 
-// cowMap is a copy-on-write map: lock-free reads, a mutex only to add.
+// cowMap is a read-mostly map with typed keys (sync.Map's scheme): reads
+// of promoted keys are a lock-free load of an immutable map; a miss takes
+// the mutex and goes to the dirty map, which is promoted once it has
+// missed as often as it is large, so copying is amortized O(1) per miss.
 type cowMap[K comparable, V any] struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[K]V]
+	read   atomic.Pointer[map[K]V]
+	mu     sync.Mutex
+	dirty  map[K]V // nil, or a superset of read
+	misses int
+}
+
+// lookup is the lock-free read alone.
+func (c *cowMap[K, V]) lookup(k K) (V, bool) {
+	if m := c.read.Load(); m != nil {
+		v, ok := (*m)[k]
+		return v, ok
+	}
+	var zero V
+	return zero, false
 }
 
 func (c *cowMap[K, V]) get(k K, mk func() V) V {
-	if m := c.m.Load(); m != nil {
-		if v, ok := (*m)[k]; ok {
-			return v
-		}
+	if v, ok := c.lookup(k); ok {
+		return v
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := c.m.Load()
-	if old != nil {
-		if v, ok := (*old)[k]; ok {
-			return v
+	if v, ok := c.lookup(k); ok {
+		return v
+	}
+	if c.dirty == nil {
+		c.dirty = map[K]V{}
+		if m := c.read.Load(); m != nil {
+			for k2, v2 := range *m {
+				c.dirty[k2] = v2
+			}
 		}
 	}
-	v := mk()
-	n := 0
-	if old != nil {
-		n = len(*old)
+	v, ok := c.dirty[k]
+	if !ok {
+		v = mk()
+		c.dirty[k] = v
 	}
-	next := make(map[K]V, n+1)
-	if old != nil {
-		for k2, v2 := range *old {
-			next[k2] = v2
-		}
+	if c.misses++; c.misses >= len(c.dirty) {
+		d := c.dirty
+		c.read.Store(&d)
+		c.dirty, c.misses = nil, 0
 	}
-	next[k] = v
-	c.m.Store(&next)
 	return v
 }
 
+func (c *cowMap[K, V]) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dirty != nil {
+		return len(c.dirty)
+	}
+	if m := c.read.Load(); m != nil {
+		return len(*m)
+	}
+	return 0
+}
+
 func (c *cowMap[K, V]) each(fn func(V)) {
-	if m := c.m.Load(); m != nil {
-		for _, v := range *m {
-			fn(v)
+	c.mu.Lock()
+	m := c.dirty
+	if m == nil {
+		if r := c.read.Load(); r != nil {
+			m = *r
 		}
 	}
+	vs := make([]V, 0, len(m))
+	for _, v := range m {
+		vs = append(vs, v)
+	}
+	c.mu.Unlock()
+	for _, v := range vs {
+		fn(v)
+	}
 }
+
+// maxSeries bounds the HTTP series a proxy creates for distinct
+// authorities (see recordHTTP).
+const maxSeries = 10000
 
 // httpKey is what distinguishes one HTTP series; comparable, built
 // without allocation from the stream info.
@@ -163,7 +204,15 @@ func (m *Metrics) recordHTTP(info *filter.Info, dest bool, peer *Workload, grpc 
 	if dest {
 		k.mtls, k.principal = security(info.Downstream)
 	}
-	s := m.http.get(k, func() *httpSeries { return &httpSeries{labels: m.httpLabels(&k)} })
+	s, ok := m.http.lookup(k)
+	if !ok {
+		if m.http.size() >= maxSeries {
+			// The Host header is the client's: past the cap, new hosts
+			// fold into one series instead of growing memory.
+			k.authority = ""
+		}
+		s = m.http.get(k, func() *httpSeries { return &httpSeries{labels: m.httpLabels(&k)} })
+	}
 	s.requests.Add(1)
 	ms := info.Duration.Milliseconds()
 	if ms < 0 {

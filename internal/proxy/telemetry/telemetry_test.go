@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -369,5 +370,25 @@ func TestGRPCStatusAndBuild(t *testing.T) {
 	tel.WritePrometheus(&b)
 	if !strings.Contains(b.String(), `istio_build{component="proxy",tag="1.2.3"} 1`+"\n") {
 		t.Errorf("no istio_build:\n%s", b.String())
+	}
+}
+
+func TestSeriesCapForHostileHosts(t *testing.T) {
+	server := New(Options{Node: meta("httpbin-v1", "httpbin", "v1")})
+	defer server.Close()
+	for i := 0; i < maxSeries+50; i++ {
+		server.metrics.recordHTTP(&filter.Info{Status: 200, Authority: fmt.Sprintf("h%d.example", i)}, true, nil, false, "")
+	}
+	if n := server.metrics.http.size(); n > maxSeries+1 {
+		t.Errorf("%d series, want at most %d", n, maxSeries+1)
+	}
+	var overflow uint64
+	server.metrics.http.each(func(s *httpSeries) {
+		if strings.Contains(s.labels, `destination_service="unknown"`) {
+			overflow += s.requests.Load()
+		}
+	})
+	if overflow != 50 {
+		t.Errorf("overflow series counts %d requests, want 50", overflow)
 	}
 }
