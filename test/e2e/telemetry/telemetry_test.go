@@ -377,7 +377,10 @@ func TestCircuitBreakingStats(t *testing.T) {
 		"destination_service_name": "httpbin"}); v < 1 {
 		t.Errorf("curl: no 503 UO series")
 	}
-	findLog(t, m, "curl", `" 503 UO `)
+	f := findLog(t, m, "curl", `" 503 UO `)
+	checkFields(t, "503 UO", f, map[int]string{fReqLine: "GET /get HTTP/1.1", fCode: "503", fFlags: "UO",
+		fDetails: "~overflow", fAuthority: "httpbin:8000", fCluster: "outbound|8000||httpbin.default.svc.cluster.local",
+		fReqID: "~^[0-9a-f-]{36}$", fDownRemote: ipPort})
 }
 
 // TestDebugEndpoints: the control plane's /debug pages answer with what
