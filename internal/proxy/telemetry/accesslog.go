@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
@@ -30,6 +31,7 @@ type sink struct {
 	w       io.Writer
 	closer  io.Closer
 	q       chan *[]byte
+	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 	dropped atomic.Int64
@@ -40,50 +42,64 @@ var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b 
 
 func newSink(path string, w io.Writer, c io.Closer) *sink {
 	s := &sink{path: path, w: w, closer: c, q: make(chan *[]byte, sinkQueue),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
+
+// flushInterval is how long a line may wait in the queue before the
+// writer takes it (Envoy flushes access log files on a timer too): the
+// request path then never wakes the writer, except to drain a queue that
+// is half full.
+const flushInterval = time.Second
 
 // write queues a line; it never blocks. The sink owns b afterwards.
 func (s *sink) write(b *[]byte) {
 	select {
 	case s.q <- b:
+		if len(s.q) > sinkQueue/2 {
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+		}
 	default:
 		s.dropped.Add(1)
 		linePool.Put(b)
 	}
 }
 
-// run writes queued lines, flushing whenever the queue is empty. The
-// queue is never closed (a late writer must not panic): stop ends the
-// loop after what is queued; later lines just fill the queue and drop.
+// run writes queued lines every flushInterval or when kicked. The queue
+// is never closed (a late writer must not panic): stop ends the loop
+// after what is queued; later lines just fill the queue and drop.
 func (s *sink) run() {
 	defer close(s.done)
 	bw := bufio.NewWriterSize(s.w, 64<<10)
-	put := func(b *[]byte) {
-		bw.Write(*b)
-		s.written.Add(1)
-		*b = (*b)[:0]
-		linePool.Put(b)
+	tick := time.NewTicker(flushInterval)
+	defer tick.Stop()
+	drain := func() {
+		for {
+			select {
+			case b := <-s.q:
+				bw.Write(*b)
+				s.written.Add(1)
+				*b = (*b)[:0]
+				linePool.Put(b)
+			default:
+				bw.Flush()
+				return
+			}
+		}
 	}
 	for {
 		select {
-		case b := <-s.q:
-			put(b)
-			if len(s.q) == 0 {
-				bw.Flush()
-			}
+		case <-tick.C:
+			drain()
+		case <-s.kick:
+			drain()
 		case <-s.stop:
-			for {
-				select {
-				case b := <-s.q:
-					put(b)
-				default:
-					bw.Flush()
-					return
-				}
-			}
+			drain()
+			return
 		}
 	}
 }
