@@ -26,7 +26,9 @@
 // missing or undecodable header means the peer is "unknown". Decoded
 // peers are cached by header value, so a steady peer costs one map lookup.
 // TCP has no headers: its peer identity will come from the mTLS peer
-// certificate once mTLS lands; until then TCP peers are "unknown".
+// certificate once mTLS lands; until then TCP peers are "unknown". Open
+// TCP connections report their bytes every TCPReportInterval (Istio's
+// tcpReportingDuration) and at close.
 //
 // # Hot path
 //
@@ -35,6 +37,7 @@
 // the service, code, flags, protocol, grpc status): a lock-free lookup
 // with no allocation; only a new tuple takes a mutex and renders labels.
 // Access log lines are queued to a writer goroutine through a bounded
-// channel; when the sink is slow, lines are dropped and counted
-// (access_log.dropped_lines), never waited for.
+// channel that it drains every second or when half full; when the sink is
+// slow, lines are dropped and counted (access_log.<path>.dropped_lines in
+// /stats, weft_access_log_dropped_lines in Prometheus), never waited for.
 package telemetry
