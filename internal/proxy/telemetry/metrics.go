@@ -250,7 +250,9 @@ func (m *Metrics) common(l *labelWriter, dest bool, peer *Workload, cluster, aut
 		src, dst = peer, m.local
 		reporter = "destination"
 		if mtls {
-			srcP = principal
+			// The local identity is the workload's SPIFFE id (trust domain
+			// cluster.local until the certificate store can say).
+			srcP, dstP = principal, "spiffe://cluster.local/ns/"+m.local.Namespace+"/sa/"+m.local.ServiceAccount
 		}
 	}
 	svc := m.destService(cluster, authority)

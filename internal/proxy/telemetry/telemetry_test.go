@@ -3,10 +3,13 @@ package telemetry
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 	"github.com/weftmesh/weft/internal/proxy/tcp"
@@ -390,5 +394,21 @@ func TestSeriesCapForHostileHosts(t *testing.T) {
 	})
 	if overflow != 50 {
 		t.Errorf("overflow series counts %d requests, want 50", overflow)
+	}
+}
+
+func TestMutualTLSLabels(t *testing.T) {
+	server := New(Options{Node: meta("httpbin-v1", "httpbin", "v1")})
+	defer server.Close()
+	so, _ := server.HTTP(&hcmv3.HttpConnectionManager{StatPrefix: "inbound_0.0.0.0_8080"})
+	u, _ := url.Parse("spiffe://cluster.local/ns/default/sa/curl")
+	info := &filter.Info{Authority: "httpbin:8000", Status: 200, Downstream: &downstream.Info{
+		TLS: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{URIs: []*url.URL{u}}}}}}
+	so.Request(httptest.NewRequest("GET", "http://httpbin:8000/", nil), info)
+	so.Complete(info)
+	if _, ok := series(scrape(t, server), "istio_requests_total", map[string]string{"connection_security_policy": "mutual_tls",
+		"source_principal": "spiffe://cluster.local/ns/default/sa/curl", "reporter": "destination",
+		"destination_principal": "spiffe://cluster.local/ns/default/sa/bookinfo-httpbin"}); !ok {
+		t.Errorf("no mutual_tls series:\n%s", scrape(t, server))
 	}
 }
