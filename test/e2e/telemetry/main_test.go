@@ -40,6 +40,7 @@ var (
 	meshOnce sync.Once
 	theMesh  *demo.Mesh
 	meshErr  error
+	meshTmp  string // the mesh's config and logs, removed at the end
 )
 
 func TestMain(m *testing.M) {
@@ -73,6 +74,9 @@ func TestMain(m *testing.M) {
 	if theMesh != nil {
 		theMesh.Stop()
 	}
+	if meshTmp != "" && code == 0 {
+		os.RemoveAll(meshTmp) // kept when a test failed: its logs explain why
+	}
 	os.RemoveAll(binDir)
 	lock.Close()
 	os.Exit(code)
@@ -90,6 +94,7 @@ func mesh(t *testing.T) *demo.Mesh {
 			meshErr = err
 			return
 		}
+		meshTmp = tmp
 		theMesh, meshErr = demo.Start(ctx, demo.Options{
 			ConfigDir: filepath.Join(tmp, "config"),
 			Seed:      os.DirFS(filepath.Join(repoRoot, "examples")),
