@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftmesh/weft/internal/proxy/downstream"
@@ -174,7 +175,7 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		ctx, idle = startIdle(ctx, idleFor)
 		defer idle.stop()
 		if hasBody {
-			r.Body = idleBody{r.Body, idle}
+			r.Body = idleBody{r.Body, idle, idle.gen.Load()}
 			if rb != nil {
 				rb.src = r.Body
 			}
@@ -532,15 +533,43 @@ func originalDst(s *filter.Stream) string {
 var errStreamIdle = errors.New("stream idle timeout")
 
 // idleTimer cancels the stream's upstream context after a quiet period;
-// every body read in either direction re-arms it.
+// every body read in either direction re-arms it. Timers are pooled
+// (profile: a fresh AfterFunc timer, its closure and this struct were 3 of
+// the router's allocations per request); one goes back to the pool only
+// when Stop caught it before it fired, so a late callback never sees the
+// next stream.
 type idleTimer struct {
-	t *time.Timer
-	d time.Duration
+	t      *time.Timer
+	d      time.Duration
+	mu     sync.Mutex
+	cancel context.CancelCauseFunc // nil once stopped
+	gen    atomic.Uint64           // bumped by stop: a late body read must not touch a reused timer
 }
+
+var idlePool sync.Pool
 
 func startIdle(ctx context.Context, d time.Duration) (context.Context, *idleTimer) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	return ctx, &idleTimer{t: time.AfterFunc(d, func() { cancel(errStreamIdle) }), d: d}
+	i, _ := idlePool.Get().(*idleTimer)
+	if i == nil {
+		i = &idleTimer{}
+		i.t = time.AfterFunc(time.Hour, i.fire)
+		i.t.Stop()
+	}
+	i.mu.Lock()
+	i.d, i.cancel = d, cancel
+	i.mu.Unlock()
+	i.t.Reset(d)
+	return ctx, i
+}
+
+func (i *idleTimer) fire() {
+	i.mu.Lock()
+	cancel := i.cancel
+	i.mu.Unlock()
+	if cancel != nil {
+		cancel(errStreamIdle)
+	}
 }
 
 func (i *idleTimer) touch() {
@@ -549,17 +578,29 @@ func (i *idleTimer) touch() {
 	}
 }
 
-func (i *idleTimer) stop() { i.t.Stop() }
+func (i *idleTimer) stop() {
+	i.gen.Add(1)
+	i.mu.Lock()
+	i.cancel = nil
+	i.mu.Unlock()
+	if i.t.Stop() {
+		idlePool.Put(i)
+	}
+}
 
-// idleBody re-arms the idle timer as the request body streams upstream.
+// idleBody re-arms the idle timer as the request body streams upstream
+// (only while its stream lasts: a transport may read after that).
 type idleBody struct {
 	io.ReadCloser
 	idle *idleTimer
+	gen  uint64
 }
 
 func (b idleBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.idle.touch()
+	if b.idle.gen.Load() == b.gen {
+		b.idle.touch()
+	}
 	return n, err
 }
 
