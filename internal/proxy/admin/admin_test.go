@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,7 +12,11 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/cluster"
@@ -119,5 +124,32 @@ func TestEndpoints(t *testing.T) {
 	}
 	if code, _ := do(t, h, "POST", "/quitquitquit"); code != 200 || !quit {
 		t.Fatal("quitquitquit")
+	}
+}
+
+// Istio's default retry policy names the previous_hosts predicate as an
+// Any: /config_dump must be able to print it.
+func TestConfigDumpPrintsRetryHostPredicate(t *testing.T) {
+	// Built from the type URL: only the admin package's own import can make
+	// the type resolvable.
+	pred := &anypb.Any{TypeUrl: "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
+	rc := &routev3.RouteConfiguration{Name: "9080", VirtualHosts: []*routev3.VirtualHost{{
+		Name: "reviews", Domains: []string{"*"},
+		RetryPolicy: &routev3.RetryPolicy{RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{
+			Name: "envoy.retry_host_predicates.previous_hosts", ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: pred},
+		}}},
+	}}}
+	a, err := anypb.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Marshal through the global registry, as the handler does: the
+	// predicate's type must resolve without the test importing it.
+	b, err := protojson.Marshal(a)
+	if err != nil {
+		t.Fatalf("config dump of a route with previous_hosts: %v", err)
+	}
+	if !bytes.Contains(b, []byte("PreviousHostsPredicate")) {
+		t.Fatalf("dump lacks the predicate: %s", b)
 	}
 }
