@@ -170,8 +170,9 @@ type scaleRun struct {
 }
 
 // startScale serves snap to n capture sidecars (every other one on delta
-// xDS), connected in batches so the first pushes do not pile up.
-func startScale(tb testing.TB, snap *model.Snapshot, n int) *scaleRun {
+// xDS) spread over namespaces ns-0 … (one namespace: "default"),
+// connected in batches so the first pushes do not pile up.
+func startScale(tb testing.TB, snap *model.Snapshot, n, namespaces int) *scaleRun {
 	tb.Helper()
 	srv := New(snap, Options{Debounce: time.Millisecond})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -195,8 +196,12 @@ func startScale(tb testing.TB, snap *model.Snapshot, n int) *scaleRun {
 	for i := 0; i < n; i += batch {
 		var wg sync.WaitGroup
 		for j := i; j < min(i+batch, n); j++ {
+			ns := "default"
+			if namespaces > 1 {
+				ns = fmt.Sprintf("ns-%d", j%namespaces)
+			}
 			m := &node.Meta{Type: node.Sidecar, IP: fmt.Sprintf("127.0.%d.%d", 10+j/250, j%250+1), Name: fmt.Sprintf("app-%d", j),
-				Namespace: "default", Labels: map[string]string{"app": fmt.Sprintf("svc-%d", j%max(len(snap.Services), 1))},
+				Namespace: ns, Labels: map[string]string{"app": fmt.Sprintf("svc-%d", j%max(len(snap.Services), 1))},
 				Ports: []node.Port{{Name: "http", Port: 8080, Protocol: "HTTP"}}, Capture: true}
 			p, err := dialLean(lis.Addr().String(), m, j%2 == 1)
 			if err != nil {
@@ -303,7 +308,7 @@ func TestPushConvergence(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale test")
 	}
-	r := startScale(t, benchSnapshot(200), 100)
+	r := startScale(t, benchSnapshot(200), 100, 3)
 	defer r.stop()
 	for _, c := range []struct {
 		name string
@@ -340,14 +345,19 @@ func TestHeaderCodec(t *testing.T) {
 // BenchmarkPushConvergence measures change → all ACKs with in-process
 // proxies (half state of the world, half delta): an endpoint change (EDS)
 // and a route change (RDS). The debounce is not included (Update is
-// flushed at once). Run one size: -bench 'PushConvergence/1000x2000'
-// -benchtime 1x (it takes minutes to connect 2,000 proxies).
+// flushed at once). Proxies share one namespace, or (/ns20) spread over 20:
+// each namespace's outbound side is translated once per snapshot. Run one
+// size: -bench 'PushConvergence/1000x2000$' -benchtime 1x.
 func BenchmarkPushConvergence(b *testing.B) {
-	for _, size := range []struct{ services, proxies int }{{100, 100}, {1000, 200}, {1000, 2000}} {
-		b.Run(fmt.Sprintf("%dx%d", size.services, size.proxies), func(b *testing.B) {
+	for _, size := range []struct{ services, proxies, namespaces int }{{100, 100, 1}, {1000, 200, 1}, {1000, 2000, 1}, {1000, 2000, 20}} {
+		name := fmt.Sprintf("%dx%d", size.services, size.proxies)
+		if size.namespaces > 1 {
+			name += fmt.Sprintf("/ns%d", size.namespaces)
+		}
+		b.Run(name, func(b *testing.B) {
 			snap := benchSnapshot(size.services)
 			began := time.Now()
-			r := startScale(b, snap, size.proxies)
+			r := startScale(b, snap, size.proxies, size.namespaces)
 			defer r.stop()
 			b.Logf("%d proxies connected and synced in %v", size.proxies, time.Since(began))
 			runtime.GC()
