@@ -10,6 +10,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 
 	"github.com/weftmesh/weft/internal/controlplane/translate"
 )
@@ -47,6 +48,9 @@ type internEntry struct {
 type setEntry struct {
 	list *encodedList
 	vm   map[string]string
+	// res is the list as the go-control-plane cache indexes it (a map by
+	// name, which the cache only reads): one per list, not per proxy.
+	res  cachev3.Resources
 	keys []internKey
 	refs int
 }
@@ -67,7 +71,7 @@ func (in *interner) share(set *typeSet) []setKey {
 		keys = append(keys, sk)
 		if se := in.sets[sk]; se != nil {
 			se.refs++
-			set.lists[t], set.versionMap[t] = se.list, se.vm
+			set.lists[t], set.versionMap[t], set.res[t] = se.list, se.vm, se.res
 			delete(set.fill, t)
 			continue
 		}
@@ -92,6 +96,8 @@ func (in *interner) share(set *typeSet) []setKey {
 			l.items[i], l.wire[i] = e.r, e.wire
 			se.keys = append(se.keys, k)
 		}
+		se.res = cachev3.NewResources(set.versions[t], l.wire)
+		set.res[t] = se.res
 		in.sets[sk] = se
 	}
 	return keys

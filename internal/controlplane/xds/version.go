@@ -26,6 +26,7 @@ type typeSet struct {
 	fill       map[string]func() *encodedList
 	versions   map[string]string
 	versionMap map[string]map[string]string
+	res        map[string]cachev3.Resources // set by interner.share
 }
 
 // encodedList is the resources of one type, in name order, with their
@@ -137,7 +138,7 @@ func (g *generation) versions(out *translate.Output) (*typeSet, error) {
 	if shared, own := out.Layers(); shared != nil && own != nil && g != nil {
 		return g.layeredVersions(shared, own)
 	}
-	ts := &typeSet{lists: map[string]*encodedList{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}}
+	ts := &typeSet{lists: map[string]*encodedList{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}, res: map[string]cachev3.Resources{}}
 	e := &encoder{g: g}
 	items := byType(out)
 	for _, t := range Types {
@@ -190,7 +191,7 @@ func (g *generation) layeredVersions(shared, own *translate.Output) (*typeSet, e
 		return nil, err
 	}
 	ts := &typeSet{lists: map[string]*encodedList{}, fill: map[string]func() *encodedList{},
-		versions: map[string]string{}, versionMap: map[string]map[string]string{}}
+		versions: map[string]string{}, versionMap: map[string]map[string]string{}, res: map[string]cachev3.Resources{}}
 	e := &encoder{g: g}
 	items := byType(own)
 	for _, t := range Types {
@@ -250,7 +251,11 @@ func (ts *typeSet) versionMapOf(t string) map[string]string {
 func (ts *typeSet) snapshot() *cachev3.Snapshot {
 	cs := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
 	for _, t := range Types {
-		cs.Resources[cachev3.GetResponseType(t)] = cachev3.NewResources(ts.versions[t], ts.list(t).wire)
+		res, ok := ts.res[t]
+		if !ok {
+			res = cachev3.NewResources(ts.versions[t], ts.list(t).wire)
+		}
+		cs.Resources[cachev3.GetResponseType(t)] = res
 		if ts.versionMap[t] == nil {
 			ts.versionMap[t] = ts.versionMapOf(t)
 		}
