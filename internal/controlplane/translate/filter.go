@@ -57,6 +57,7 @@ func hcmConfig(o hcmOptions) *hcmv3.HttpConnectionManager {
 		h.UpgradeConfigs = append(h.UpgradeConfigs, &hcmv3.HttpConnectionManager_UpgradeConfig{UpgradeType: "CONNECT"})
 	}
 	if o.gateway {
+		h.ServerName = "istio-envoy" // Istio's gateways answer with server: istio-envoy
 		h.UseRemoteAddress = wrapperspb.Bool(true)
 		h.GenerateRequestId = wrapperspb.Bool(true)
 	}

@@ -181,6 +181,7 @@ func (b *builder) buildGateway() {
 		}
 		if tlsSeen {
 			l.ListenerFilters = listenerFilters("tls_inspector")
+			l.ContinueOnListenerFiltersTimeout = true
 		}
 		l.FilterChains = cs.chains
 		b.listeners[l.Name] = l

@@ -116,6 +116,9 @@ func (b *builder) buildInbound() {
 			Name:            virtualInbound,
 			Address:         socketAddress("0.0.0.0", virtualInboundPort),
 			ListenerFilters: listenerFilters("original_dst", "tls_inspector", "http_inspector"),
+			// Istio: a client that sends nothing before the detection
+			// timeout (server-first protocols) is not cut off.
+			ContinueOnListenerFiltersTimeout: true,
 		}
 		for _, ip := range ports {
 			port := ip.port
@@ -135,6 +138,7 @@ func (b *builder) buildInbound() {
 		chains := b.inboundChains(ip, func() *listenerv3.FilterChainMatch { return nil })
 		if ip.proto == protoAuto {
 			l.ListenerFilters = listenerFilters("http_inspector")
+			l.ContinueOnListenerFiltersTimeout = true
 			l.FilterChains = chains[:1]
 			l.DefaultFilterChain = chains[1]
 		} else {
@@ -217,12 +221,13 @@ func (b *builder) buildCaptureOutbound() {
 	}
 	sort.SliceStable(cs.chains, func(i, j int) bool { return cs.chains[i].Name < cs.chains[j].Name })
 	b.listeners[virtualOutbound] = &listenerv3.Listener{
-		Name:               virtualOutbound,
-		Address:            socketAddress("0.0.0.0", virtualOutboundPort),
-		UseOriginalDst:     wrapperspb.Bool(true),
-		ListenerFilters:    listenerFilters("original_dst", "tls_inspector", "http_inspector"),
-		FilterChains:       cs.chains,
-		DefaultFilterChain: &listenerv3.FilterChain{Name: def, Filters: []*listenerv3.Filter{tcpFilter([]weightedCluster{{def, 100}})}},
+		Name:                             virtualOutbound,
+		Address:                          socketAddress("0.0.0.0", virtualOutboundPort),
+		UseOriginalDst:                   wrapperspb.Bool(true),
+		ListenerFilters:                  listenerFilters("original_dst", "tls_inspector", "http_inspector"),
+		ContinueOnListenerFiltersTimeout: true,
+		FilterChains:                     cs.chains,
+		DefaultFilterChain:               &listenerv3.FilterChain{Name: def, Filters: []*listenerv3.Filter{tcpFilter([]weightedCluster{{def, 100}})}},
 	}
 }
 
