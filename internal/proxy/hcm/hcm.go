@@ -52,6 +52,10 @@ type Options struct {
 	// Sleep replaces real timers for fault delays and retry back-off in
 	// tests; nil uses timers.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// NetHTTP1 serves every HTTP/1 request with net/http's server instead
+	// of the lean path for keep-alive requests without a body (benchmarks
+	// compare the two).
+	NetHTTP1 bool
 	// Observe builds the Observer for one HCM config (telemetry: metrics,
 	// its access_log and tracing). nil: no observer, and access_log or
 	// tracing in the config is rejected.
@@ -109,6 +113,11 @@ type Manager struct {
 	ups       *upstreams
 	// Shared single-value header slices (len == cap, so appends copy).
 	serverHdr []string
+	// The lean HTTP/1 path (fast.go): off with Options.NetHTTP1; its open
+	// connections, for Drain.
+	noFast bool
+	fastMu sync.Mutex
+	fast   map[*fastConn]struct{}
 }
 
 // New validates and compiles an HCM config. The error names the field
@@ -138,7 +147,7 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		xffHops: cfg.GetXffNumTrustedHops(), genID: cfg.GetGenerateRequestId() == nil || cfg.GetGenerateRequestId().GetValue(),
 		serverName: cfg.GetServerName(), serverMode: cfg.GetServerHeaderTransformation(),
 		normalizePath: cfg.GetNormalizePath().GetValue(), mergeSlashes: cfg.GetMergeSlashes(),
-		statPrefix: cfg.GetStatPrefix(), maxHeaders: 100}
+		statPrefix: cfg.GetStatPrefix(), maxHeaders: 100, noFast: opts.NetHTTP1}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -289,6 +298,7 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 func (m *Manager) Drain() {
 	m.drainOnce.Do(func() {
 		m.draining.Store(true)
+		m.drainFast()
 		go m.h1.Shutdown(context.Background())
 	})
 }

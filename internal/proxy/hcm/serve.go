@@ -42,6 +42,15 @@ func (m *Manager) ServeConn(c net.Conn, info *downstream.Info) {
 		cc.Close()
 		return
 	}
+	if !m.noFast {
+		m.serveFast(cc)
+		return
+	}
+	m.serveH1(cc)
+}
+
+// serveH1 serves cc with net/http's HTTP/1 server.
+func (m *Manager) serveH1(cc *conn) {
 	l := &oneConn{c: cc, closed: make(chan struct{})}
 	m.h1.Serve(l)
 	if l.used {
@@ -69,13 +78,19 @@ func connFrom(ctx context.Context) *conn {
 // HTTP server (or a hijacker) closes the connection.
 type conn struct {
 	net.Conn
-	r    *bufio.Reader // non-nil when bytes were peeked
-	info *downstream.Info
-	once sync.Once
-	done chan struct{}
+	replay []byte        // read by the lean HTTP/1 path, for net/http to read again
+	r      *bufio.Reader // non-nil when bytes were peeked
+	info   *downstream.Info
+	once   sync.Once
+	done   chan struct{}
 }
 
 func (c *conn) Read(b []byte) (int, error) {
+	if len(c.replay) > 0 {
+		n := copy(b, c.replay)
+		c.replay = c.replay[n:]
+		return n, nil
+	}
 	if c.r != nil {
 		if c.r.Buffered() > 0 {
 			return c.r.Read(b)

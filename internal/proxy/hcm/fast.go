@@ -1,0 +1,611 @@
+package hcm
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The lean HTTP/1.1 path. Profile (running sidecars under fortio, strace):
+// for every request net/http's server starts a goroutine that reads ahead
+// to notice a client hang-up, then wakes it and waits for it when the
+// handler returns: two extra park/wake cycles and a wasted read syscall,
+// on a path whose only inherent blocking points are "next request" and
+// "upstream response". serveFast runs the common case — a keep-alive
+// HTTP/1.1 request without a body — on the connection's goroutine with
+// its own buffers, and watches for a hang-up only when a request is still
+// running after watchDelay. The first request it does not take (a body,
+// Expect, Upgrade, CONNECT, HTTP/1.0, a head over 4 KiB, anything it
+// cannot parse) goes with the rest of the connection to net/http, which
+// gets every byte read so far replayed.
+
+// watchDelay is how long a request runs before its connection is watched
+// for a client hang-up (Envoy notices at once; a short request needs no
+// watcher at all).
+const watchDelay = 5 * time.Millisecond
+
+// bufferBeforeChunking: a response no longer than this that the handler
+// finishes without flushing gets a Content-Length (as net/http does).
+const bufferBeforeChunking = 2048
+
+// fastConn is the lean path's per-connection state.
+type fastConn struct {
+	m      *Manager
+	cc     *conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	remote string
+	base   context.Context
+	w      fastWriter
+	seen   []byte // bytes of the current head, replayed on fallback
+
+	// state: fastIdle (waiting for a head), fastBusy, fastClosed (Drain).
+	state atomic.Int32
+
+	// Hang-up watcher of the current request.
+	watchT    *time.Timer
+	mu        sync.Mutex
+	inflight  bool
+	watched   bool // a watcher ran for this request (a stale timer callback may fire too)
+	watching  bool
+	cancel    context.CancelFunc
+	watchDone chan struct{}
+}
+
+const (
+	fastIdle int32 = iota
+	fastBusy
+	fastClosed
+)
+
+// drain closes the connection if it is waiting for a request; a busy one
+// closes after its response (the loop sees Manager.draining).
+func (fc *fastConn) drain() {
+	if fc.state.CompareAndSwap(fastIdle, fastClosed) {
+		fc.cc.Close()
+	}
+}
+
+func (m *Manager) trackFast(fc *fastConn, add bool) {
+	m.fastMu.Lock()
+	defer m.fastMu.Unlock()
+	if !add {
+		delete(m.fast, fc)
+		return
+	}
+	if m.fast == nil {
+		m.fast = map[*fastConn]struct{}{}
+	}
+	m.fast[fc] = struct{}{}
+}
+
+func (m *Manager) drainFast() {
+	m.fastMu.Lock()
+	defer m.fastMu.Unlock()
+	for fc := range m.fast {
+		fc.drain()
+	}
+}
+
+// serveFast serves cc until it closes or a request needs net/http.
+func (m *Manager) serveFast(cc *conn) {
+	fc := &fastConn{m: m, cc: cc, br: bufio.NewReaderSize(cc, 4096), bw: bufio.NewWriterSize(cc, 4096),
+		remote: cc.RemoteAddr().String(), watchDone: make(chan struct{}, 1)}
+	fc.base = context.WithValue(context.Background(), connKey{}, cc)
+	fc.watchT = time.AfterFunc(time.Hour, fc.watch)
+	fc.watchT.Stop()
+	fc.w.fc = fc
+	m.trackFast(fc, true)
+	if m.draining.Load() {
+		m.trackFast(fc, false)
+		cc.Close()
+		return
+	}
+	for first := true; ; first = false {
+		replay, ok := fc.next(first)
+		if replay != nil {
+			// net/http takes over, from the first unread byte.
+			m.trackFast(fc, false)
+			cc.replay = replay
+			m.serveH1(cc)
+			return
+		}
+		if !ok {
+			m.trackFast(fc, false)
+			cc.Close()
+			return
+		}
+	}
+}
+
+// next reads and serves one request. It returns the bytes to replay when
+// net/http must take over, or ok=false when the connection is done.
+func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
+	m, cc, br := fc.m, fc.cc, fc.br
+	deadline := false
+	switch {
+	case first && m.h1.ReadHeaderTimeout > 0:
+		cc.SetReadDeadline(time.Now().Add(m.h1.ReadHeaderTimeout))
+		deadline = true
+	case !first && m.h1.IdleTimeout > 0:
+		cc.SetReadDeadline(time.Now().Add(m.h1.IdleTimeout))
+		deadline = true
+	}
+	if _, err := br.Peek(1); err != nil {
+		return nil, false
+	}
+	if !first && m.h1.ReadHeaderTimeout > 0 {
+		cc.SetReadDeadline(time.Now().Add(m.h1.ReadHeaderTimeout))
+		deadline = true
+	}
+	// Wait for the whole head; it must fit the buffer.
+	n := 0
+	for {
+		n = br.Buffered()
+		buf, _ := br.Peek(n)
+		if headEnd(buf) > 0 {
+			break
+		}
+		if n >= br.Size() {
+			return fc.keep(n), false
+		}
+		if _, err := br.Peek(n + 1); err != nil {
+			if n = br.Buffered(); n > 0 {
+				return fc.keep(n), false // let net/http answer what it can
+			}
+			return nil, false
+		}
+	}
+	if deadline {
+		cc.SetReadDeadline(time.Time{})
+	}
+	if !fc.state.CompareAndSwap(fastIdle, fastBusy) {
+		return nil, false // drained
+	}
+	defer fc.state.CompareAndSwap(fastBusy, fastIdle)
+	seen := fc.keepRef(n)
+	req, err := http.ReadRequest(br) // drops the Host field: counted in seen
+	if err != nil || !fastRequest(req) || hostFields(seen[:headEnd(seen)]) != 1 {
+		return append([]byte(nil), seen...), false
+	}
+	req.RemoteAddr = fc.remote
+	ctx, cancel := context.WithCancel(fc.base)
+	req = req.WithContext(ctx)
+	fc.mu.Lock()
+	fc.inflight, fc.watched, fc.cancel = true, false, cancel
+	fc.mu.Unlock()
+	fc.watchT.Reset(watchDelay)
+
+	w := &fc.w
+	w.reset(req)
+	aborted := fc.serve(w, req)
+
+	fc.mu.Lock()
+	fc.inflight = false
+	watching := fc.watching
+	fc.watching = false
+	fc.mu.Unlock()
+	fc.watchT.Stop()
+	if watching {
+		// The watcher is blocked reading: wake it and wait, so the next
+		// head is read by one goroutine only.
+		cc.SetReadDeadline(time.Unix(1, 0))
+		<-fc.watchDone
+		cc.SetReadDeadline(time.Time{})
+	}
+	gone := ctx.Err() != nil
+	cancel()
+	if aborted || gone {
+		if aborted {
+			fc.bw.Flush() // what the handler wrote before the reset
+		}
+		return nil, false
+	}
+	keep := w.finish()
+	if err := fc.bw.Flush(); err != nil || !keep || m.draining.Load() {
+		return nil, false
+	}
+	return nil, true
+}
+
+// keep copies the first n buffered bytes for replay.
+func (fc *fastConn) keep(n int) []byte {
+	b, _ := fc.br.Peek(n)
+	return append([]byte(nil), b...)
+}
+
+// keepRef copies the first n buffered bytes into the connection's scratch
+// buffer (no allocation per request), valid until the next head.
+func (fc *fastConn) keepRef(n int) []byte {
+	b, _ := fc.br.Peek(n)
+	fc.seen = append(fc.seen[:0], b...)
+	return fc.seen
+}
+
+// serve runs the handler; true when it aborted the stream (panic).
+func (fc *fastConn) serve(w *fastWriter, req *http.Request) (aborted bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			aborted = true
+			if p != http.ErrAbortHandler {
+				fc.m.log.Error("http handler panic", "panic", fmt.Sprint(p))
+			}
+		}
+	}()
+	fc.m.ServeHTTP(w, req)
+	return false
+}
+
+// watch runs when a request outlives watchDelay: it reads ahead (keeping
+// the bytes) and cancels the request if the client hung up.
+func (fc *fastConn) watch() {
+	fc.mu.Lock()
+	if !fc.inflight || fc.watched {
+		fc.mu.Unlock()
+		return
+	}
+	fc.watched, fc.watching = true, true
+	cancel := fc.cancel
+	fc.mu.Unlock()
+	_, err := fc.br.Peek(1)
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		cancel() // EOF or reset: the client is gone
+	}
+	fc.watchDone <- struct{}{}
+}
+
+// headEnd returns the length of the request head in b (through the empty
+// line), or 0 when it is incomplete.
+func headEnd(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\n' {
+			continue
+		}
+		if i+1 < len(b) && b[i+1] == '\n' {
+			return i + 2
+		}
+		if i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
+			return i + 3
+		}
+	}
+	return 0
+}
+
+// hostFields counts the Host fields of a request head (net/http answers
+// 400 unless there is exactly one).
+func hostFields(head []byte) int {
+	n := 0
+	for i := 0; i < len(head); i++ {
+		if head[i] != '\n' || len(head)-i < 6 {
+			continue
+		}
+		f := head[i+1 : i+6]
+		if (f[0]|0x20) == 'h' && (f[1]|0x20) == 'o' && (f[2]|0x20) == 's' && (f[3]|0x20) == 't' && f[4] == ':' {
+			n++
+		}
+	}
+	return n
+}
+
+// fastRequest: the requests the lean path serves.
+func fastRequest(r *http.Request) bool {
+	if r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Method == http.MethodConnect || r.Method == "PRI" {
+		return false
+	}
+	if r.Body != http.NoBody || r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		return false
+	}
+	h := r.Header
+	if r.Host == "" || !httpguts.ValidHostHeader(r.Host) {
+		return false // net/http answers 400
+	}
+	for _, k := range [...]string{"Expect", "Upgrade", "Http2-Settings", "Content-Length", "Transfer-Encoding"} {
+		if _, ok := h[k]; ok {
+			return false
+		}
+	}
+	// net/http's server checks what textproto lets through (400).
+	for k, vs := range h {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return false
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// fastWriter is the lean path's http.ResponseWriter, reused per request.
+type fastWriter struct {
+	fc      *fastConn
+	req     *http.Request
+	header  http.Header
+	status  int
+	wrote   bool // final status set
+	sent    bool // head written to the connection
+	chunked bool
+	cl      int64 // declared length, -1 none
+	n       int64 // body bytes written
+	buf     []byte
+	close   bool
+	flushed bool
+}
+
+var _ http.Flusher = (*fastWriter)(nil)
+
+func (w *fastWriter) reset(r *http.Request) {
+	if w.header == nil {
+		w.header = make(http.Header, 16)
+	}
+	clear(w.header)
+	*w = fastWriter{fc: w.fc, req: r, header: w.header, cl: -1, buf: w.buf[:0], close: r.Close}
+}
+
+func (w *fastWriter) Header() http.Header { return w.header }
+
+func (w *fastWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code < 200 {
+		// Interim response: out at once, with the current headers.
+		bw := w.fc.bw
+		writeStatus(bw, code)
+		w.writeFields(nil)
+		bw.WriteString("\r\n")
+		bw.Flush()
+		return
+	}
+	w.wrote, w.status = true, code
+	if v := w.header.Get("Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			w.cl = n
+		} else {
+			delete(w.header, "Content-Length")
+		}
+	}
+}
+
+// bodyAllowed: the status and method allow a body.
+func (w *fastWriter) bodyAllowed() bool {
+	return w.status != http.StatusNoContent && w.status != http.StatusNotModified && w.req.Method != http.MethodHead
+}
+
+func (w *fastWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.req.Method == http.MethodHead {
+		return len(p), nil
+	}
+	if !w.bodyAllowed() {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.cl >= 0 && w.n+int64(len(p)) > w.cl {
+		return 0, http.ErrContentLength
+	}
+	w.n += int64(len(p))
+	if !w.sent {
+		if len(w.buf)+len(p) <= bufferBeforeChunking {
+			w.buf = append(w.buf, p...)
+			return len(p), nil
+		}
+		w.sendHead(false)
+	}
+	return len(p), w.body(p)
+}
+
+// body writes p as it is framed.
+func (w *fastWriter) body(p []byte) error {
+	bw := w.fc.bw
+	if len(p) == 0 {
+		return nil
+	}
+	if w.chunked {
+		var hx [16]byte
+		bw.Write(strconv.AppendInt(hx[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		bw.Write(p)
+		_, err := bw.WriteString("\r\n")
+		return err
+	}
+	_, err := bw.Write(p)
+	return err
+}
+
+func (w *fastWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.sent {
+		w.sendHead(false)
+	}
+	w.flushed = true
+	w.fc.bw.Flush()
+}
+
+// sendHead writes the status line and headers, choosing the framing, and
+// the body buffered so far.
+func (w *fastWriter) sendHead(final bool) {
+	w.sent = true
+	h := w.header
+	allowed := w.bodyAllowed()
+	trailers := h["Trailer"] != nil || hasTrailerPrefix(h)
+	if w.cl < 0 && final && !trailers && w.status != http.StatusNoContent && w.status != http.StatusNotModified &&
+		(w.req.Method != http.MethodHead || len(w.buf) > 0) {
+		w.cl = int64(len(w.buf))
+		h["Content-Length"] = []string{strconv.Itoa(len(w.buf))}
+	}
+	w.chunked = allowed && w.cl < 0
+	if !w.close && (w.fc.m.draining.Load() || hasToken(h["Connection"], "close")) {
+		w.close = true
+	}
+	bw := w.fc.bw
+	writeStatus(bw, w.status)
+	if _, ok := h["Date"]; !ok {
+		var d [64]byte
+		bw.WriteString("Date: ")
+		bw.Write(time.Now().UTC().AppendFormat(d[:0], http.TimeFormat))
+		bw.WriteString("\r\n")
+	}
+	_, haveType := h["Content-Type"]
+	if !haveType && allowed && len(w.buf) > 0 && h.Get("Content-Encoding") == "" && !trailers {
+		bw.WriteString("Content-Type: ")
+		bw.WriteString(http.DetectContentType(w.buf))
+		bw.WriteString("\r\n")
+	}
+	w.writeFields(nil)
+	if w.close {
+		bw.WriteString("Connection: close\r\n")
+	}
+	if w.chunked {
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	bw.WriteString("\r\n")
+	if len(w.buf) > 0 {
+		w.body(w.buf)
+	}
+}
+
+// writeFields writes the header map (or the trailers when trailer is set)
+// in sorted order, dropping invalid names and fields the framing owns.
+func (w *fastWriter) writeFields(trailer []string) {
+	bw := w.fc.bw
+	var arr [48]string
+	keys := arr[:0]
+	if trailer != nil {
+		keys = append(keys, trailer...)
+	} else {
+		for k := range w.header {
+			switch {
+			case k == "Transfer-Encoding" || strings.HasPrefix(k, http.TrailerPrefix):
+				continue
+			case k == "Connection" && w.close:
+				continue
+			}
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		vs := w.header[k]
+		if trailer != nil && vs == nil {
+			vs = w.header[http.TrailerPrefix+k]
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(cleanField(v))
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// cleanField turns CR and LF into spaces and trims blanks (net/http's
+// header writer does the same).
+func cleanField(v string) string {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' {
+				return ' '
+			}
+			return r
+		}, v)
+	}
+	return strings.Trim(v, " \t")
+}
+
+// finish ends the response; false when the connection cannot be reused.
+func (w *fastWriter) finish() bool {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.sent {
+		w.sendHead(true)
+	}
+	if w.chunked {
+		bw := w.fc.bw
+		bw.WriteString("0\r\n")
+		if t := w.trailerKeys(); len(t) > 0 {
+			w.writeFields(t)
+		}
+		bw.WriteString("\r\n")
+	}
+	if w.cl >= 0 && w.n < w.cl && w.bodyAllowed() {
+		return false // short body: the client would wait for the rest
+	}
+	return !w.close
+}
+
+// trailerKeys are the declared trailers and the TrailerPrefix ones.
+func (w *fastWriter) trailerKeys() []string {
+	var keys []string
+	for _, v := range w.header["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = http.CanonicalHeaderKey(strings.TrimSpace(k)); k != "" && w.header[k] != nil {
+				keys = append(keys, k)
+			}
+		}
+	}
+	for k := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			keys = append(keys, strings.TrimPrefix(k, http.TrailerPrefix))
+		}
+	}
+	return keys
+}
+
+func hasTrailerPrefix(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeStatus(bw *bufio.Writer, code int) {
+	var b [8]byte
+	bw.WriteString("HTTP/1.1 ")
+	bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	bw.WriteByte(' ')
+	if t := http.StatusText(code); t != "" {
+		bw.WriteString(t)
+	} else {
+		bw.WriteString("status code ")
+		bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	}
+	bw.WriteString("\r\n")
+}
+
+func hasToken(vs []string, tok string) bool {
+	for _, v := range vs {
+		for _, f := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), tok) {
+				return true
+			}
+		}
+	}
+	return false
+}
