@@ -28,6 +28,9 @@ func (m *Manager) ServeConn(c net.Conn, info *downstream.Info) {
 		info = &downstream.Info{}
 	}
 	cc := &conn{Conn: c, info: info, done: make(chan struct{})}
+	if info.Remote.IsValid() {
+		cc.peer = info.Remote.Addr().Unmap().String()
+	}
 	h2 := m.codec == hcmv3.HttpConnectionManager_HTTP2 || info.Protocol == downstream.HTTP2 ||
 		(info.TLS != nil && info.TLS.NegotiatedProtocol == "h2")
 	if !h2 && m.codec == hcmv3.HttpConnectionManager_AUTO && info.Protocol != downstream.HTTP1 {
@@ -81,8 +84,17 @@ type conn struct {
 	replay []byte        // read by the lean HTTP/1 path, for net/http to read again
 	r      *bufio.Reader // non-nil when bytes were peeked
 	info   *downstream.Info
+	peer   string // info.Remote's address, formatted once per connection
 	once   sync.Once
 	done   chan struct{}
+}
+
+// peerAddr is the downstream peer's IP ("" when unknown).
+func (c *conn) peerAddr() string {
+	if c.peer == "" && c.info.Remote.IsValid() {
+		return c.info.Remote.Addr().Unmap().String()
+	}
+	return c.peer
 }
 
 func (c *conn) Read(b []byte) (int, error) {

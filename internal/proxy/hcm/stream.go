@@ -160,7 +160,7 @@ func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 			delete(h, k)
 		}
 		if cc != nil && cc.info.Remote.IsValid() && !m.skipXFF {
-			ip := cc.info.Remote.Addr().Unmap().String()
+			ip := cc.peerAddr()
 			if prior, ok := h["X-Forwarded-For"]; ok && len(prior) > 0 {
 				h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
 			} else {
@@ -206,8 +206,8 @@ var internalHeaders = [...]string{
 // no usable XFF entry it is the connection's peer.
 func (m *Manager) clientIP(xff string, cc *conn) string {
 	peer := ""
-	if cc != nil && cc.info.Remote.IsValid() {
-		peer = cc.info.Remote.Addr().Unmap().String()
+	if cc != nil {
+		peer = cc.peerAddr()
 	}
 	if xff == "" || (m.useRemote && m.xffHops == 0) {
 		return peer
