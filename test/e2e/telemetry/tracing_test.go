@@ -152,25 +152,35 @@ spec:
 		t.Errorf("client span's parent %x, want the app's %s", client.GetParentSpanId(), appSpan)
 	}
 	// Any server span of the trace must be a child of some client span.
+	// Spans reach the collector asynchronously from two sidecars, and the
+	// tries above share one trace id, so a later try's server span may
+	// arrive before its client span: wait for the export, then judge.
+	eventually(t, 10*time.Second, "every server span's parent exported", func() error {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		clientIDs := map[string]bool{}
+		for _, s := range rc.spans["curl.default"] {
+			if bytes.Equal(s.GetTraceId(), tid) {
+				clientIDs[hex.EncodeToString(s.GetSpanId())] = true
+			}
+		}
+		for _, s := range rc.spans["httpbin.default"] {
+			if bytes.Equal(s.GetTraceId(), tid) && !clientIDs[hex.EncodeToString(s.GetParentSpanId())] {
+				return fmt.Errorf("server span %x has parent %x, not a client span of the trace", s.GetSpanId(), s.GetParentSpanId())
+			}
+		}
+		return nil
+	})
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	clientIDs := map[string]bool{}
 	for _, s := range rc.spans["curl.default"] {
-		if bytes.Equal(s.GetTraceId(), tid) {
-			clientIDs[hex.EncodeToString(s.GetSpanId())] = true
-			if s.GetKind() != tracev1.Span_SPAN_KIND_CLIENT || s.GetName() != "httpbin.default.svc.cluster.local:8000/*" {
-				t.Errorf("client span kind %v name %q", s.GetKind(), s.GetName())
-			}
+		if bytes.Equal(s.GetTraceId(), tid) && (s.GetKind() != tracev1.Span_SPAN_KIND_CLIENT || s.GetName() != "httpbin.default.svc.cluster.local:8000/*") {
+			t.Errorf("client span kind %v name %q", s.GetKind(), s.GetName())
 		}
 	}
 	for _, s := range rc.spans["httpbin.default"] {
-		if bytes.Equal(s.GetTraceId(), tid) {
-			if !clientIDs[hex.EncodeToString(s.GetParentSpanId())] {
-				t.Errorf("server span %x has parent %x, not a client span of the trace", s.GetSpanId(), s.GetParentSpanId())
-			}
-			if s.GetKind() != tracev1.Span_SPAN_KIND_SERVER {
-				t.Errorf("server span kind %v", s.GetKind())
-			}
+		if bytes.Equal(s.GetTraceId(), tid) && s.GetKind() != tracev1.Span_SPAN_KIND_SERVER {
+			t.Errorf("server span kind %v", s.GetKind())
 		}
 	}
 }
