@@ -2,6 +2,7 @@ package translate
 
 import (
 	"math"
+	"sort"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -116,19 +117,45 @@ func (b *builder) outboundCluster(svc *model.Service, port *model.Port, subset s
 
 // serviceMetadata is Istio's cluster metadata naming the service.
 func serviceMetadata(svc *model.Service, subset string) *corev3.Metadata {
-	f := map[string]*structpb.Value{
-		"services": structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{
-			structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-				"host":      str(svc.Hostname),
-				"name":      str(svc.Name),
-				"namespace": str(svc.Namespace),
-			}}),
-		}}),
-	}
+	f := map[string]*structpb.Value{"services": servicesValue([]*model.Service{svc})}
 	if subset != "" {
 		f["subset"] = str(subset)
 	}
 	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": {Fields: f}}}
+}
+
+// servicesValue is the istio.services list: one {host, name, namespace}
+// per service.
+func servicesValue(svcs []*model.Service) *structpb.Value {
+	vals := make([]*structpb.Value, 0, len(svcs))
+	for _, svc := range svcs {
+		vals = append(vals, structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			"host":      str(svc.Hostname),
+			"name":      str(svc.Name),
+			"namespace": str(svc.Namespace),
+		}}))
+	}
+	return structpb.NewListValue(&structpb.ListValue{Values: vals})
+}
+
+// inboundServices are the proxy's services with an endpoint at the proxy's
+// IP on target port port, sorted by host: the destination reporter names
+// the service from the first (Istio's inbound cluster metadata).
+func (b *builder) inboundServices(port uint32) []*model.Service {
+	var out []*model.Service
+	for _, svc := range b.p.Services {
+		if svc == nil {
+			continue
+		}
+		for _, ep := range svc.Endpoints {
+			if ep != nil && ep.Address == b.p.Meta.IP && ep.Port == port && findPort(svc, ep.ServicePort) != nil {
+				out = append(out, svc)
+				break
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Hostname < out[j].Hostname })
+	return out
 }
 
 // addPassthrough adds PassthroughCluster: ORIGINAL_DST to where the client
@@ -181,6 +208,11 @@ func (b *builder) addInboundCluster(port uint32, proto protocol) string {
 	if proto == protoHTTP2 || proto == protoAuto {
 		// h2 to the app for HTTP2/GRPC; sniffed ports keep the client's protocol.
 		c.TypedExtensionProtocolOptions = protocolOptions(proto, nil)
+	}
+	if svcs := b.inboundServices(port); len(svcs) > 0 {
+		c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+			"istio": {Fields: map[string]*structpb.Value{"services": servicesValue(svcs)}},
+		}}
 	}
 	b.clusters[name] = c
 	return name
