@@ -76,6 +76,8 @@ type settings struct {
 	matches []tsMatch    // transport_socket_matches, in order
 
 	outlier *outlierSettings // nil: no outlier detection
+
+	services []Service // metadata istio.services
 }
 
 // compile validates a Cluster resource and fills Envoy's defaults.
@@ -164,6 +166,7 @@ func compile(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Secret) (*settings
 	if err := s.compileTransport(pc, secrets); err != nil {
 		return nil, err
 	}
+	s.services = istioServices(pc.GetMetadata())
 	return s, nil
 }
 
