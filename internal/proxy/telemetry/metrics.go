@@ -128,7 +128,8 @@ type httpKey struct {
 	dest       bool
 	peer       *Workload
 	cluster    string
-	authority  string // only when the cluster does not name the service
+	authority  string  // only when neither cluster nor its metadata names the service
+	svc        service // destination reporter: from the cluster's istio.services
 	code       int
 	flags      rflag.Flags
 	grpc       bool
@@ -149,6 +150,7 @@ type tcpKey struct {
 	dest      bool
 	peer      *Workload
 	cluster   string
+	svc       service // destination reporter: from the cluster's istio.services
 	flags     rflag.Flags
 	mtls      bool
 	principal string
@@ -164,8 +166,10 @@ type tcpSeries struct {
 type Metrics struct {
 	local  *Workload
 	router bool
-	http   cowMap[httpKey, *httpSeries]
-	tcp    cowMap[tcpKey, *tcpSeries]
+	// clusterSvc reads a cluster's istio.services (Options.ClusterService).
+	clusterSvc func(cluster string) (host, name, namespace string, ok bool)
+	http       cowMap[httpKey, *httpSeries]
+	tcp        cowMap[tcpKey, *tcpSeries]
 }
 
 func newMetrics(local *Workload, router bool) *Metrics {
@@ -198,7 +202,10 @@ func (m *Metrics) recordHTTP(info *filter.Info, dest bool, peer *Workload, grpc 
 	}
 	k := httpKey{dest: dest, peer: peer, cluster: info.Cluster, code: info.Status, flags: info.Flags,
 		grpc: grpc, grpcStatus: grpcStatus}
-	if dest || !strings.HasPrefix(info.Cluster, "outbound|") {
+	if dest {
+		k.svc = m.metadataService(info.Cluster)
+	}
+	if k.svc.host == "" && (dest || !strings.HasPrefix(info.Cluster, "outbound|")) {
 		k.authority = info.Authority
 	}
 	if dest {
@@ -223,8 +230,33 @@ func (m *Metrics) recordHTTP(info *filter.Info, dest bool, peer *Workload, grpc 
 	s.rspBytes.observe(uint64(max(info.BytesOut, 0)))
 }
 
-// destService is the destination_service triple for a series.
-func (m *Metrics) destService(cluster, authority string) service {
+// metadataService is the service the cluster's metadata names, for the
+// destination reporter (zero when none). Part of the series key, so a
+// cluster whose metadata changes starts new series.
+func (m *Metrics) metadataService(cluster string) service {
+	if m.clusterSvc == nil || m.router || cluster == "" {
+		return service{}
+	}
+	h, n, ns, ok := m.clusterSvc(cluster)
+	if !ok || h == "" {
+		return service{}
+	}
+	if n == "" {
+		n = unknown
+	}
+	if ns == "" {
+		ns = unknown
+	}
+	return service{host: h, name: n, namespace: ns}
+}
+
+// destService is the destination_service triple for a series: the
+// cluster metadata's service when known (svc), else from the cluster name,
+// else from the Host.
+func (m *Metrics) destService(svc service, cluster, authority string) service {
+	if svc.host != "" {
+		return svc
+	}
 	if s, ok := serviceOfCluster(cluster); ok {
 		if s.host == "" {
 			// Passthrough / BlackHole: the service is the requested host.
@@ -242,7 +274,7 @@ func (m *Metrics) destService(cluster, authority string) service {
 
 // common renders the labels HTTP and TCP share, in Istio's order, up to
 // connection_security_policy.
-func (m *Metrics) common(l *labelWriter, dest bool, peer *Workload, cluster, authority string, mtls bool, principal, proto string, flags rflag.Flags) {
+func (m *Metrics) common(l *labelWriter, dest bool, peer *Workload, svc service, cluster, authority string, mtls bool, principal, proto string, flags rflag.Flags) {
 	src, dst := m.local, peer
 	srcP, dstP := unknown, unknown
 	reporter := "source"
@@ -255,7 +287,7 @@ func (m *Metrics) common(l *labelWriter, dest bool, peer *Workload, cluster, aut
 			srcP, dstP = principal, "spiffe://cluster.local/ns/"+m.local.Namespace+"/sa/"+m.local.ServiceAccount
 		}
 	}
-	svc := m.destService(cluster, authority)
+	svc = m.destService(svc, cluster, authority)
 	l.add("reporter", reporter)
 	l.workload("source", src, srcP)
 	l.add("source_cluster", src.Cluster)
@@ -288,7 +320,7 @@ func (m *Metrics) httpLabels(k *httpKey) string {
 	if k.grpc {
 		proto = "grpc"
 	}
-	m.common(&l, k.dest, k.peer, k.cluster, k.authority, k.mtls, k.principal, proto, k.flags)
+	m.common(&l, k.dest, k.peer, k.svc, k.cluster, k.authority, k.mtls, k.principal, proto, k.flags)
 	l.add("response_code", itoa(k.code))
 	l.add("grpc_response_status", k.grpcStatus)
 	s := l.String()
@@ -299,10 +331,11 @@ func (m *Metrics) tcpSeries(dest bool, d *downstream.Info, cluster string, flags
 	k := tcpKey{dest: dest, peer: unknownWorkload, cluster: cluster, flags: flags}
 	if dest {
 		k.mtls, k.principal = security(d)
+		k.svc = m.metadataService(cluster)
 	}
 	return m.tcp.get(k, func() *tcpSeries {
 		var l labelWriter
-		m.common(&l, k.dest, k.peer, k.cluster, "", k.mtls, k.principal, "tcp", k.flags)
+		m.common(&l, k.dest, k.peer, k.svc, k.cluster, "", k.mtls, k.principal, "tcp", k.flags)
 		s := l.String()
 		return &tcpSeries{labels: s[1 : len(s)-1]}
 	})

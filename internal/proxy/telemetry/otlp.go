@@ -292,7 +292,7 @@ func (tr *tracer) finish(t *Telemetry, s *span, info *filter.Info) {
 	if info.Duration <= 0 {
 		end = time.Now()
 	}
-	svc := t.metrics.destService(info.Cluster, info.Authority)
+	svc := t.metrics.destService(service{}, info.Cluster, info.Authority)
 	port := ""
 	if _, p, err := net.SplitHostPort(info.Authority); err == nil {
 		port = p

@@ -39,6 +39,13 @@ type Options struct {
 	// for tracing collectors named by cluster. nil: such configs dial the
 	// address in the config directly.
 	Dial func(ctx context.Context, cluster, originalDst string) (net.Conn, error)
+	// ClusterService names the service a cluster carries in its
+	// istio.services metadata (the first entry), as Istio's stats filter
+	// reads it for the destination reporter: inbound|PORT|| clusters say
+	// which service the workload serves there, whatever Host the client
+	// sent. Called per request and connection, so it must be cheap and
+	// not allocate. nil, or ok false: the service comes from the Host.
+	ClusterService func(cluster string) (host, name, namespace string, ok bool)
 }
 
 // Telemetry is one proxy's metrics, access log sinks and metadata
@@ -82,6 +89,7 @@ func New(opts Options) *Telemetry {
 	}
 	t.router = opts.Node != nil && opts.Node.Type == node.Router
 	t.metrics = newMetrics(t.local, t.router)
+	t.metrics.clusterSvc = opts.ClusterService
 	t.sinks.stdout = opts.Stdout
 	if id, md := encodeMetadata(opts.Node); md != "" {
 		t.mdID, t.md = []string{id}, []string{md}
