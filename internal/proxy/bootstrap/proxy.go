@@ -48,6 +48,19 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 		// Tracing collectors are reached through their clusters.
 		Dial: func(ctx context.Context, cluster, originalDst string) (net.Conn, error) {
 			return rt.Dial(ctx, cluster, originalDst)
+		},
+		// destination_service on the destination reporter comes from the
+		// inbound cluster's istio.services metadata.
+		ClusterService: func(name string) (host, svcName, namespace string, ok bool) {
+			c := rt.Cluster(name)
+			if c == nil {
+				return "", "", "", false
+			}
+			svcs := c.Services()
+			if len(svcs) == 0 {
+				return "", "", "", false
+			}
+			return svcs[0].Host, svcs[0].Name, svcs[0].Namespace, true
 		}})
 	rt = runtime.New(runtime.Options{
 		Log:      log,
