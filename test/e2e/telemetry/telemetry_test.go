@@ -79,6 +79,18 @@ func TestBookinfoMetrics(t *testing.T) {
 		"source_workload": "istio-ingressgateway", "source_workload_namespace": "istio-system",
 		"destination_workload": "productpage-v1", "destination_service": "productpage.default.svc.cluster.local",
 		"destination_service_name": "productpage", "response_code": "200", "response_flags": "-"})
+	// productpage's sidecar reports the same hop as destination. The Host
+	// it sees is the external client's (ingressIP:8080); the service comes
+	// from the inbound cluster's istio.services metadata, as in Istio.
+	wantSeries(t, m, "productpage-v1", "15090", map[string]string{"reporter": "destination",
+		"source_workload": "istio-ingressgateway", "source_workload_namespace": "istio-system",
+		"destination_workload": "productpage-v1", "destination_service": "productpage.default.svc.cluster.local",
+		"destination_service_name": "productpage", "destination_service_namespace": "default",
+		"response_code": "200", "response_flags": "-"})
+	if v, _ := sum(scrape(t, m, "productpage-v1", "15090"), "istio_requests_total", map[string]string{"reporter": "destination",
+		"destination_service": ingressIP}); v != 0 {
+		t.Errorf("productpage's destination reporter named the service after the client's Host %s", ingressIP)
+	}
 	for _, hop := range []struct{ client, server, service string }{
 		{"productpage-v1", "details-v1", "details"},
 		{"productpage-v1", "reviews-v1", "reviews"},
