@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -120,6 +121,11 @@ func listFiles(root string) ([]string, error) {
 	var files []string
 	err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
+			// A watched directory changes under the walk: an entry that
+			// vanished is not an error, anything else at any depth is.
+			if p != root && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			return err
 		}
 		if p == root {
