@@ -8,11 +8,14 @@ import (
 	"strings"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // HTTP filter names as they appear in http_filters and typed_per_filter_config.
@@ -158,7 +161,28 @@ type Cors struct {
 	ForwardNotMatching bool
 }
 
-func compileCors(c *corsv3.CorsPolicy, path string) (*Cors, error) {
+// corsConfig is what the cors filter's CorsPolicy and the deprecated
+// route/virtual-host CorsPolicy have in common: the same fields, two types.
+type corsConfig interface {
+	proto.Message
+	GetAllowOriginStringMatch() []*matcherv3.StringMatcher
+	GetAllowMethods() string
+	GetAllowHeaders() string
+	GetExposeHeaders() string
+	GetMaxAge() string
+	GetAllowCredentials() *wrapperspb.BoolValue
+	GetFilterEnabled() *corev3.RuntimeFractionalPercent
+	GetShadowEnabled() *corev3.RuntimeFractionalPercent
+	GetAllowPrivateNetworkAccess() *wrapperspb.BoolValue
+	GetForwardNotMatchingPreflights() *wrapperspb.BoolValue
+}
+
+var (
+	_ corsConfig = (*corsv3.CorsPolicy)(nil)
+	_ corsConfig = (*routev3.CorsPolicy)(nil)
+)
+
+func compileCors(c corsConfig, path string) (*Cors, error) {
 	if err := CheckFields(c, path, "allow_origin_string_match", "allow_methods", "allow_headers",
 		"expose_headers", "max_age", "allow_credentials", "filter_enabled", "shadow_enabled",
 		"allow_private_network_access", "forward_not_matching_preflights"); err != nil {
@@ -199,29 +223,6 @@ func (out *Cors) maxAgeValid() (int, error) {
 		return 0, nil
 	}
 	return strconv.Atoi(strings.TrimSpace(out.MaxAge))
-}
-
-// compileRouteCors compiles the deprecated route/virtual-host cors field.
-func compileRouteCors(c *routev3.CorsPolicy, path string) (*Cors, error) {
-	if err := CheckFields(c, path, "allow_origin_string_match", "allow_methods", "allow_headers",
-		"expose_headers", "max_age", "allow_credentials", "filter_enabled", "shadow_enabled",
-		"allow_private_network_access", "forward_not_matching_preflights"); err != nil {
-		return nil, err
-	}
-	out := &Cors{AllowMethods: c.GetAllowMethods(), AllowHeaders: c.GetAllowHeaders(),
-		ExposeHeaders: c.GetExposeHeaders(), MaxAge: c.GetMaxAge(),
-		AllowCredentials:          c.GetAllowCredentials().GetValue(),
-		Enabled:                   Fraction{Num: 1, Den: 1},
-		AllowPrivateNetworkAccess: c.GetAllowPrivateNetworkAccess().GetValue(),
-		ForwardNotMatching:        c.GetForwardNotMatchingPreflights() == nil || c.GetForwardNotMatchingPreflights().GetValue()}
-	if c.GetFilterEnabled() != nil {
-		out.Enabled = compileRuntimeFraction(c.GetFilterEnabled())
-	}
-	if c.GetShadowEnabled() != nil {
-		f := compileRuntimeFraction(c.GetShadowEnabled())
-		out.Shadow = &f
-	}
-	return out, out.compileOrigins(c.GetAllowOriginStringMatch(), path)
 }
 
 // AllowsOrigin reports whether origin matches one of the allowed origins.

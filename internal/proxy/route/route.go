@@ -203,7 +203,7 @@ func compileVHost(vh *routev3.VirtualHost, t *Table, parent perFilter, path stri
 		return nil, err
 	}
 	if vh.GetCors() != nil && pf.cors == nil {
-		if pf.cors, err = compileRouteCors(vh.GetCors(), path+".cors"); err != nil {
+		if pf.cors, err = compileCors(vh.GetCors(), path+".cors"); err != nil {
 			return nil, err
 		}
 	}
@@ -255,7 +255,7 @@ func compileRoute(r *routev3.Route, v *VirtualHost, parent perFilter, vhRetry *R
 		return nil, err
 	}
 	if ra := r.GetRoute(); ra != nil && ra.GetCors() != nil && pf.cors == nil {
-		if pf.cors, err = compileRouteCors(ra.GetCors(), path+".route.cors"); err != nil {
+		if pf.cors, err = compileCors(ra.GetCors(), path+".route.cors"); err != nil {
 			return nil, err
 		}
 	}
