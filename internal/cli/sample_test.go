@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -67,11 +68,20 @@ func TestSampleNc(t *testing.T) {
 }
 
 func TestSampleLoad(t *testing.T) {
-	var host string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { host = r.Host }))
+	var (
+		mu   sync.Mutex // two connections: handlers run concurrently
+		host string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		host = r.Host
+		mu.Unlock()
+	}))
 	defer srv.Close()
 	var out, errb bytes.Buffer
 	code := Main([]string{"sample", "load", "-c", "2", "--qps", "0", "-n", "10", "-H", "Host: httpbin:8000", srv.URL + "/get"}, strings.NewReader(""), &out, &errb)
+	mu.Lock()
+	defer mu.Unlock()
 	if code != 0 || !strings.Contains(out.String(), "Code 200 : 10 (100.0 %)") || host != "httpbin:8000" {
 		t.Fatalf("exit %d host %q out %q err %q", code, host, out.String(), errb.String())
 	}
