@@ -215,7 +215,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 		return nil, false
 	}
 	keep := w.finish()
-	if err := fc.bw.Flush(); err != nil || !keep || m.draining.Load() {
+	if err := fc.bw.Flush(); err != nil || !keep || m.closing() {
 		return nil, false
 	}
 	return nil, true
@@ -457,7 +457,7 @@ func (w *fastWriter) sendHead(final bool) {
 		h["Content-Length"] = []string{strconv.Itoa(len(w.buf))}
 	}
 	w.chunked = allowed && w.cl < 0
-	if !w.close && (w.fc.m.draining.Load() || hasToken(h["Connection"], "close")) {
+	if !w.close && (w.fc.m.closing() || hasToken(h["Connection"], "close")) {
 		w.close = true
 	}
 	bw := w.fc.bw

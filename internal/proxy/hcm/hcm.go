@@ -108,9 +108,13 @@ type Manager struct {
 	h1        *http.Server
 	drainOnce sync.Once
 	draining  atomic.Bool
-	h2        *http2.Server
-	streams   sync.Pool
-	ups       *upstreams
+	// retiring: a listener update replaced this manager; connections close
+	// after their current response (see Retire).
+	retireOnce sync.Once
+	retiring   atomic.Bool
+	h2         *http2.Server
+	streams    sync.Pool
+	ups        *upstreams
 	// Shared single-value header slices (len == cap, so appends copy).
 	serverHdr []string
 	// The lean HTTP/1 path (fast.go): off with Options.NetHTTP1; its open
@@ -302,6 +306,22 @@ func (m *Manager) Drain() {
 		go m.h1.Shutdown(context.Background())
 	})
 }
+
+// Retire ends keep-alive on this manager's HTTP/1 connections because a
+// listener update replaced it: idle connections close now, busy ones after
+// their response (with Connection: close), so clients reconnect and get the
+// new config (tracing, access logs, HCM settings). Connections it is still
+// handed are served. HTTP/2 connections keep the old manager until they end.
+func (m *Manager) Retire() {
+	m.retireOnce.Do(func() {
+		m.retiring.Store(true)
+		m.h1.SetKeepAlivesEnabled(false)
+		m.drainFast()
+	})
+}
+
+// closing reports whether responses should end their connection.
+func (m *Manager) closing() bool { return m.draining.Load() || m.retiring.Load() }
 
 // RouteConfigName is the RDS name this manager reads ("" for inline).
 func (m *Manager) RouteConfigName() string { return m.rdsName }

@@ -40,6 +40,15 @@ type Drainer interface {
 	Drain()
 }
 
+// Retirer is optionally implemented by a Handler that an update of its
+// listener replaced: its connections finish what they are doing and close,
+// so clients reconnect to the new config (as Envoy drains the filter chains
+// an update changed). Unlike Drain, connections it is still handed (accepted
+// just before the swap) are served.
+type Retirer interface {
+	Retire()
+}
+
 // Deps gives Compile what lives outside this package.
 type Deps interface {
 	// NetworkFilter compiles a network filter of a chain (hcm, tcp_proxy).
@@ -163,15 +172,38 @@ func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
 	return c, nil
 }
 
+func (c *Config) allChains() []*chain {
+	if c.defaultChain == nil {
+		return c.chains
+	}
+	return append(append([]*chain(nil), c.chains...), c.defaultChain)
+}
+
 // drain asks every chain's handler that can to drain.
 func (c *Config) drain() {
-	chains := c.chains
-	if c.defaultChain != nil {
-		chains = append(append([]*chain(nil), chains...), c.defaultChain)
-	}
-	for _, ch := range chains {
+	for _, ch := range c.allChains() {
 		if d, ok := ch.handler.(Drainer); ok {
 			d.Drain()
+		}
+	}
+}
+
+// retire tells the handlers of c that next no longer uses to retire.
+func (c *Config) retire(next *Config) {
+	for _, ch := range c.allChains() {
+		r, ok := ch.handler.(Retirer)
+		if !ok {
+			continue
+		}
+		reused := false
+		for _, nch := range next.allChains() {
+			if nr, ok := nch.handler.(Retirer); ok && nr == r {
+				reused = true
+				break
+			}
+		}
+		if !reused {
+			r.Retire()
 		}
 	}
 }

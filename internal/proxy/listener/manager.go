@@ -172,7 +172,9 @@ func (m *Manager) Update(cfgs []*Config) error {
 	m.byAddr.Store(&index)
 	for key, s := range m.live {
 		if c, ok := want[key]; ok {
-			s.cfg.Store(c)
+			if old := s.cfg.Swap(c); old != nil && old != c {
+				old.retire(c)
+			}
 			continue
 		}
 		delete(m.live, key)

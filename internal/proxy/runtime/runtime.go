@@ -398,3 +398,10 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// The HTTP connection manager drains with its listener and retires when a
+// listener update replaces it.
+var (
+	_ listener.Drainer = (*hcm.Manager)(nil)
+	_ listener.Retirer = (*hcm.Manager)(nil)
+)
