@@ -8,6 +8,8 @@ package downstream
 import (
 	"crypto/tls"
 	"net/netip"
+
+	"github.com/weftmesh/weft/internal/meshtls"
 )
 
 // Protocol is what sniffing (or the filter chain match) decided.
@@ -35,4 +37,16 @@ type Info struct {
 	Protocol    Protocol
 	// TLS is set when this proxy terminated TLS on the connection.
 	TLS *tls.ConnectionState
+}
+
+// PeerIdentity is the SPIFFE identity of a downstream that presented a
+// certificate this proxy verified (mutual TLS terminated here); ok is false
+// for plaintext, passthrough and unverified peers. Telemetry
+// (source_principal), XFCC and RBAC read the peer's identity from here.
+func (i *Info) PeerIdentity() (id meshtls.Identity, ok bool) {
+	if i == nil || i.TLS == nil || len(i.TLS.VerifiedChains) == 0 {
+		return meshtls.Identity{}, false
+	}
+	id, err := meshtls.PeerIdentity(i.TLS)
+	return id, err == nil
 }
