@@ -67,6 +67,7 @@ Debug pages on the monitoring address:
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.ConfigDir, "config-dir", "", "directory of Istio YAML to serve (watched)")
+	f.StringVar(&opts.StateDir, "state-dir", "", "private state: CA keys, admin token, registrations (default <config-dir>.state)")
 	f.StringVar(&opts.XDSAddress, "xds-address", "127.0.0.1:15010", "ADS (xDS) listen address, plaintext")
 	f.StringVar(&opts.MonitoringAddress, "monitoring-address", "127.0.0.1:15014", "metrics and API listen address")
 	f.DurationVar(&opts.Grace, "registration-grace", registry.DefaultGrace, "how long a disconnected proxy's workload stays registered")

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -26,7 +28,11 @@ import (
 
 // Options configure the control plane.
 type Options struct {
-	ConfigDir         string
+	ConfigDir string
+	// StateDir holds what the control plane creates and must keep private
+	// (CA keys, the admin token, persisted registrations): mode 0700, never
+	// inside the watched config dir. Default: "<ConfigDir>.state", beside it.
+	StateDir          string
 	XDSAddress        string // default 127.0.0.1:15010
 	MonitoringAddress string // default 127.0.0.1:15014
 	// Grace keeps an auto-registered workload after its proxy went, so a
@@ -73,6 +79,17 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Grace < 0 {
 		opts.Grace = 0
+	}
+	if opts.StateDir == "" && opts.ConfigDir != "" {
+		opts.StateDir = DefaultStateDir(opts.ConfigDir)
+	}
+	if opts.StateDir != "" {
+		if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+		if err := os.Chmod(opts.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
 	}
 	s := &Server{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1)}
 	var err error
@@ -191,4 +208,11 @@ loop:
 	s.http.Shutdown(shutdown)
 	s.grpc.Stop() // xDS streams never end on their own; proxies keep their config
 	return err
+}
+
+// DefaultStateDir is the state directory beside a config dir:
+// /srv/mesh -> /srv/mesh.state. Beside, not inside: the config dir is
+// watched and often a git checkout, and state holds private keys.
+func DefaultStateDir(configDir string) string {
+	return filepath.Clean(configDir) + ".state"
 }
