@@ -32,7 +32,7 @@ type builder struct {
 
 	// Config in Istio's precedence order, computed once per build.
 	vsCache  *[]*networkingv1.VirtualService
-	drCache  *[]*networkingv1.DestinationRule
+	drIndex  *drIndex
 	drByHost map[string]*networking.DestinationRule // host|namespace → rule (nil: none)
 }
 

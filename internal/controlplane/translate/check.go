@@ -3,6 +3,7 @@ package translate
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -166,6 +167,9 @@ func (s *stepList) fail(format string, a ...any) {
 }
 
 func (s *stepList) needCluster(where, name string) {
+	if undefinedSubsetCluster(name) {
+		return
+	}
 	*s = append(*s, checkItem{where: where, name: name})
 }
 
@@ -308,4 +312,13 @@ func validateAny(errs *[]error, where string, a *anypb.Any) proto.Message {
 	}
 	validate(errs, where, m)
 	return m
+}
+
+// undefinedSubsetCluster reports whether name is an outbound subset
+// cluster (outbound|PORT|SUBSET|HOST with a subset). A route may name one
+// that does not exist: a VirtualService naming a subset no DestinationRule
+// defines, which Istio emits as is and Envoy answers with 503 NC.
+func undefinedSubsetCluster(name string) bool {
+	parts := strings.SplitN(name, "|", 4)
+	return len(parts) == 4 && parts[0] == "outbound" && parts[2] != ""
 }

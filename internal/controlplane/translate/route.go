@@ -312,10 +312,16 @@ func (b *builder) destinationCluster(d *networking.Destination, ns string, liste
 	if !ok {
 		return "", false
 	}
+	name := clusterName("outbound", port, d.Subset, svc.Hostname)
 	if d.Subset != "" && !b.hasSubset(svc, d.Subset) {
+		// Istio routes to the subset's cluster name even though no rule
+		// defines it: there is no such cluster, so the proxy answers 503
+		// with NC (and istioctl analyze reports IST0101).
+		if findPort(svc, port) != nil {
+			return name, true
+		}
 		return "", false
 	}
-	name := clusterName("outbound", port, d.Subset, svc.Hostname)
 	if _, ok := b.clusters[name]; !ok {
 		return "", false
 	}
