@@ -58,6 +58,13 @@ type Meta struct {
 	// ProxyPort is the explicit-mode HTTP proxy port (absolute URIs and
 	// CONNECT); 0 means no explicit proxy listener.
 	ProxyPort uint32
+	// MeshTLS is true when the proxy holds a workload certificate and
+	// serves the SDS secrets "default" and "ROOTCA" to its own listeners
+	// and clusters: the control plane then sends it Istio mutual TLS
+	// (auto mTLS, PeerAuthentication). A proxy without one gets plaintext
+	// config, except where a STRICT policy demands TLS (that port then
+	// waits for the secrets and refuses traffic: fail closed).
+	MeshTLS bool
 }
 
 const (
@@ -74,6 +81,7 @@ const (
 	keyCapture        = "WEFT_CAPTURE"
 	keyAppAddress     = "WEFT_APP_ADDRESS"
 	keyProxyPort      = "WEFT_PROXY_PORT"
+	keyMeshTLS        = "WEFT_MESH_TLS"
 )
 
 // ID is the Istio-style node id: TYPE~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local.
@@ -110,6 +118,9 @@ func (m *Meta) Struct() *structpb.Struct {
 	put(keyGenerator, m.Generator)
 	put(keyVersion, m.Version)
 	put(keyAppAddress, m.AppAddress)
+	if m.MeshTLS {
+		put(keyMeshTLS, "true")
+	}
 	if m.ProxyPort != 0 {
 		put(keyProxyPort, strconv.FormatUint(uint64(m.ProxyPort), 10))
 	}
@@ -247,6 +258,7 @@ func Parse(n *corev3.Node) (*Meta, error) {
 	m.Version = str(keyVersion)
 	m.AppAddress = str(keyAppAddress)
 	m.Capture = str(keyCapture) == "true"
+	m.MeshTLS = str(keyMeshTLS) == "true"
 	if v := str(keyProxyPort); v != "" {
 		p, err := strconv.ParseUint(v, 10, 16)
 		if err != nil {

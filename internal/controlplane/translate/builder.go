@@ -34,6 +34,7 @@ type builder struct {
 	vsCache  *[]*networkingv1.VirtualService
 	drIndex  *drIndex
 	drByHost map[string]*networking.DestinationRule // host|namespace → rule (nil: none)
+	peer     *PeerPolicy                            // the proxy's PeerAuthentication, once computed
 }
 
 func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {

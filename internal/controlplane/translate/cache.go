@@ -121,6 +121,10 @@ func (c *Cache) key(m *node.Meta) string {
 	default:
 		k.WriteByte('n')
 	}
+	if m.MeshTLS {
+		// Auto mTLS: clusters carry transport_socket_matches.
+		k.WriteByte('m')
+	}
 	for _, sel := range c.selectors {
 		if labelsMatch(sel, m.Labels) {
 			k.WriteByte('1')

@@ -44,7 +44,7 @@ func (b *builder) assignment(name string, svc *model.Service, port *model.Port, 
 		}
 		le.LoadBalancingWeight = u32(w)
 		le.HealthStatus = corev3.HealthStatus_HEALTHY
-		le.Metadata = endpointMetadata(ep)
+		le.Metadata = endpointMetadata(ep, b.endpointTLSMode(ep))
 		g.LbEndpoints = append(g.LbEndpoints, le)
 	}
 	for _, k := range sortedKeys(groups) {
@@ -83,8 +83,7 @@ func locality(s string) *corev3.Locality {
 	return l
 }
 
-func endpointMetadata(ep *model.Endpoint) *corev3.Metadata {
-	tlsMode := ep.TLSMode
+func endpointMetadata(ep *model.Endpoint, tlsMode string) *corev3.Metadata {
 	if tlsMode == "" {
 		tlsMode = "disabled"
 	}

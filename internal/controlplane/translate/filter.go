@@ -31,6 +31,9 @@ type hcmOptions struct {
 	rds        string
 	connect    bool // accept CONNECT (explicit proxy)
 	gateway    bool // edge: trust the peer address, generate request ids
+	// inboundMTLS: a sidecar inbound chain terminating mutual TLS; the
+	// peer's certificate is forwarded in x-forwarded-client-cert, as Istio.
+	inboundMTLS bool
 }
 
 // httpFilters is the fixed filter order every HCM uses.
@@ -55,6 +58,12 @@ func hcmConfig(o hcmOptions) *hcmv3.HttpConnectionManager {
 	}
 	if o.connect {
 		h.UpgradeConfigs = append(h.UpgradeConfigs, &hcmv3.HttpConnectionManager_UpgradeConfig{UpgradeType: "CONNECT"})
+	}
+	if o.inboundMTLS {
+		h.ForwardClientCertDetails = hcmv3.HttpConnectionManager_APPEND_FORWARD
+		h.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{
+			Subject: wrapperspb.Bool(true), Uri: true, Dns: true,
+		}
 	}
 	if o.gateway {
 		h.ServerName = "istio-envoy" // Istio's gateways answer with server: istio-envoy

@@ -41,6 +41,12 @@ type goldenProxy struct {
 	AppAddress string            `yaml:"appAddress"`
 	ProxyPort  uint32            `yaml:"proxyPort"`
 	Generator  string            `yaml:"generator"`
+	// MeshTLS: the proxy holds a workload certificate (auto mTLS and
+	// PeerAuthentication apply).
+	MeshTLS bool `yaml:"meshTLS"`
+	// NoGolden: the proxy only serves (registers endpoints); its output
+	// is checked but not kept as a golden file.
+	NoGolden bool `yaml:"noGolden"`
 	// NoRegister keeps the proxy's workload out of the registry (a client
 	// that serves nothing, like a gRPC client).
 	NoRegister bool `yaml:"noRegister"`
@@ -55,7 +61,7 @@ func (g goldenProxy) meta(t *testing.T) *node.Meta {
 	m := &node.Meta{
 		Type: node.Type(g.Type), IP: g.IP, Name: g.Workload, Namespace: g.Namespace,
 		ServiceAccount: "default", Labels: g.Labels, Ports: ports, Capture: g.Capture,
-		AppAddress: g.AppAddress, ProxyPort: g.ProxyPort, Generator: g.Generator,
+		AppAddress: g.AppAddress, ProxyPort: g.ProxyPort, Generator: g.Generator, MeshTLS: g.MeshTLS,
 	}
 	if m.Type == "" {
 		m.Type = node.Sidecar
@@ -177,6 +183,9 @@ func TestGolden(t *testing.T) {
 				out := Build(snap, p)
 				if err := out.Check(); err != nil {
 					t.Errorf("proxy %s: Check: %v", gps[i].Name, err)
+				}
+				if gps[i].NoGolden {
+					continue
 				}
 				got := render(t, out)
 				file := filepath.Join(dir, gps[i].Name+".json")

@@ -68,11 +68,11 @@ func (b *builder) inboundPorts() []inboundPort {
 func (b *builder) inboundChains(ip inboundPort, match func() *listenerv3.FilterChainMatch) []*listenerv3.FilterChain {
 	cluster := b.addInboundCluster(ip.port, ip.proto)
 	name := "inbound_0.0.0.0_" + itoa(ip.port)
-	httpChain := func() *listenerv3.FilterChain {
+	httpChain := func(mtls bool) *listenerv3.FilterChain {
 		rc := inboundRouteConfig(ip.port, cluster)
 		b.routes[rc.Name] = rc
 		return &listenerv3.FilterChain{Name: name, FilterChainMatch: match(), Filters: []*listenerv3.Filter{
-			hcmFilter(hcmOptions{statPrefix: name, rds: rc.Name}),
+			hcmFilter(hcmOptions{statPrefix: name, rds: rc.Name, inboundMTLS: mtls}),
 		}}
 	}
 	tcpChain := func() *listenerv3.FilterChain {
@@ -80,11 +80,14 @@ func (b *builder) inboundChains(ip inboundPort, match func() *listenerv3.FilterC
 			tcpFilter([]weightedCluster{{cluster, 100}}),
 		}}
 	}
+	if mode := b.inboundMode(ip.port); mode != MTLSDisable {
+		return b.securedInboundChains(mode, ip, match, httpChain, tcpChain)
+	}
 	switch {
 	case ip.proto.isHTTP():
-		return []*listenerv3.FilterChain{httpChain()}
+		return []*listenerv3.FilterChain{httpChain(false)}
 	case ip.proto == protoAuto:
-		h := httpChain()
+		h := httpChain(false)
 		h.Name += "_http"
 		if h.FilterChainMatch == nil {
 			h.FilterChainMatch = &listenerv3.FilterChainMatch{}
@@ -136,7 +139,16 @@ func (b *builder) buildInbound() {
 		name := b.bindIP() + "_" + itoa(ip.port)
 		l := &listenerv3.Listener{Name: name, Address: socketAddress(b.bindIP(), ip.port)}
 		chains := b.inboundChains(ip, func() *listenerv3.FilterChainMatch { return nil })
-		if ip.proto == protoAuto {
+		if b.inboundMode(ip.port) != MTLSDisable {
+			// Mutual TLS told apart from plaintext (and HTTP from TCP on
+			// sniffed ports) by the chains' matches, as virtualInbound does.
+			l.ListenerFilters = listenerFilters("tls_inspector")
+			if ip.proto == protoAuto {
+				l.ListenerFilters = listenerFilters("tls_inspector", "http_inspector")
+			}
+			l.ContinueOnListenerFiltersTimeout = true
+			l.FilterChains = chains
+		} else if ip.proto == protoAuto {
 			l.ListenerFilters = listenerFilters("http_inspector")
 			l.ContinueOnListenerFiltersTimeout = true
 			l.FilterChains = chains[:1]

@@ -91,6 +91,7 @@ func (b *builder) applyPolicy(c *clusterv3.Cluster, svc *model.Service, port *mo
 	if ts := b.upstreamTLS(svc, port, subset, pol.tls); ts != nil {
 		c.TransportSocket = ts
 	}
+	b.applyAutoMTLS(c, svc, port, subset, pol.tls)
 }
 
 func applyLB(c *clusterv3.Cluster, lb *networking.LoadBalancerSettings) {
