@@ -49,7 +49,7 @@ type PeerPolicy struct {
 	PerPort map[uint32]MTLSMode // by workload (target) port
 	// ModeFrom names the scope that decided Mode: "mesh", "namespace",
 	// "workload", or "default" (no policy set a mode).
-	ModeFrom                 string
+	ModeFrom                  string
 	Mesh, Namespace, Workload *securityv1.PeerAuthentication
 }
 
