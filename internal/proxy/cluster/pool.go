@@ -24,6 +24,9 @@ type h1conn struct {
 	remote string // resolved upstream address, for Attempt of name-based hosts
 	br     *bufio.Reader
 	bw     *bufio.Writer
+	out    sentWriter // under bw: counts what reached the socket
+	peek   *peeker    // looks for a close while idle; nil when unsupported
+	tls    bool
 	uses   int
 	since  time.Time // idle since
 	// poison makes pending I/O fail when the request context ends; built
@@ -31,20 +34,90 @@ type h1conn struct {
 	poison func()
 	// bodyEOF: the current request's body was read to the end.
 	bodyEOF atomic.Bool
+	// unsent holds the request body read before any byte of the request
+	// reached the socket, so a request that never left can be resent;
+	// unsentOver: more than maxUnsent was read that way.
+	unsent     []byte
+	unsentOver bool
 }
 
-// eofBody records that a request body was read to its end.
+// maxUnsent bounds the body kept for resending a request that never left
+// (bufio sends the first 4 KiB before reading on, so it is rarely reached).
+const maxUnsent = 16 << 10
+
+// sentWriter counts the bytes written to the connection, so a failed
+// exchange can tell whether any byte of the request left.
+type sentWriter struct {
+	nc net.Conn
+	n  int64
+}
+
+func (w *sentWriter) Write(p []byte) (int, error) {
+	n, err := w.nc.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps the socket's own ReadFrom (splice, larger writes) for
+// bodies; bufio calls it only once its buffer is flushed.
+func (w *sentWriter) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.nc.(io.ReaderFrom); ok {
+		n, err := rf.ReadFrom(r)
+		w.n += n
+		return n, err
+	}
+	return io.Copy(struct{ io.Writer }{w}, r)
+}
+
+// eofBody records that a request body was read to its end, and keeps what
+// was read before anything was sent.
 type eofBody struct {
 	io.ReadCloser
-	eof *atomic.Bool
+	c *h1conn
 }
 
 func (b *eofBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	// Body reads and socket writes happen on the writer goroutine, so
+	// out.n needs no synchronisation here.
+	if c := b.c; n > 0 && c.out.n == 0 && !c.unsentOver {
+		if len(c.unsent)+n > maxUnsent {
+			c.unsentOver = true
+		} else {
+			c.unsent = append(c.unsent, p[:n]...)
+		}
+	}
 	if err == io.EOF {
-		b.eof.Store(true)
+		b.c.bodyEOF.Store(true)
 	}
 	return n, err
+}
+
+// idleClosed reports whether the upstream closed c, or broke HTTP framing
+// by sending unasked bytes, while it sat in the pool: the check Go's
+// transport (background read) and Envoy (read events on idle connections)
+// make, done here with one non-blocking peek when the connection is taken.
+func (c *h1conn) idleClosed() bool {
+	if c.br.Buffered() > 0 {
+		return true
+	}
+	switch c.peek.peek() {
+	case peekIdle:
+		return false
+	case peekClosed:
+		return true
+	}
+	if !c.tls {
+		return true
+	}
+	// Over TLS the waiting bytes may be a session ticket (alive) or a
+	// close_notify: let TLS process them without blocking. A timeout is
+	// not sticky in crypto/tls, so the connection stays usable.
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	_, err := c.br.Peek(1)
+	c.nc.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return !errors.As(err, &ne) || !ne.Timeout()
 }
 
 type connResult struct {
@@ -58,29 +131,32 @@ type waiter struct {
 
 // getH1 returns a connection for one request; reused tells whether it
 // served requests before (a stale keep-alive connection may then fail).
-func (h *host) getH1(ctx context.Context) (c *h1conn, reused bool, err error) {
+// fresh skips idle connections (a retry after a dead one).
+func (h *host) getH1(ctx context.Context, fresh bool) (c *h1conn, reused bool, err error) {
 	sh := h.sh
-	var stale []*h1conn
 	h.mu.Lock()
+	for !fresh && len(h.idle) > 0 && !h.closed {
+		c = h.idle[len(h.idle)-1]
+		h.idle = h.idle[:len(h.idle)-1]
+		expired := sh.cfg.idleTimeout > 0 && sh.opts.Clock.Now().Sub(c.since) > sh.cfg.idleTimeout
+		if !expired {
+			h.mu.Unlock()
+			if !c.idleClosed() {
+				return c, true, nil
+			}
+			sh.stats.UpstreamCxIdleClosed.Add(1)
+			h.mu.Lock()
+		}
+		// Expired or closed by the upstream: its slot is ours to reuse.
+		h.conns--
+		h.mu.Unlock()
+		c.closeConn()
+		c = nil
+		h.mu.Lock()
+	}
 	if h.closed {
 		h.mu.Unlock()
 		return nil, false, connectFailure(errHostClosed)
-	}
-	for len(h.idle) > 0 {
-		c = h.idle[len(h.idle)-1]
-		h.idle = h.idle[:len(h.idle)-1]
-		if sh.cfg.idleTimeout > 0 && sh.opts.Clock.Now().Sub(c.since) > sh.cfg.idleTimeout {
-			h.conns--
-			stale = append(stale, c)
-			c = nil
-			continue
-		}
-		break
-	}
-	defer h.closeAll(stale)
-	if c != nil {
-		h.mu.Unlock()
-		return c, true, nil
 	}
 	// Envoy: even over max_connections, a host chosen by the load balancer
 	// gets at least one connection.
@@ -139,8 +215,10 @@ func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
 	// Buffers live with the connection (allocated per connection, not per
 	// request); they are not pooled because a body Close may race a Read.
 	br := bufio.NewReaderSize(nc, 4096)
-	bw := bufio.NewWriterSize(nc, 4096)
-	c := &h1conn{h: h, nc: nc, br: br, bw: bw, local: nc.LocalAddr().String(), remote: h.addr}
+	c := &h1conn{h: h, nc: nc, br: br, local: nc.LocalAddr().String(), remote: h.addr,
+		peek: newPeeker(nc), tls: h.tls != nil}
+	c.out.nc = nc
+	c.bw = bufio.NewWriterSize(&c.out, 4096)
 	c.poison = func() { nc.SetDeadline(time.Unix(1, 0)) }
 	if h.resolve {
 		c.remote = nc.RemoteAddr().String()
@@ -260,6 +338,7 @@ func noDefaultUA(req *http.Request) *http.Request {
 // ends) is seen; wrote then reports the write's outcome.
 func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, stop func() bool, wrote <-chan error, err error) {
 	stop = context.AfterFunc(ctx, c.poison)
+	c.out.n = 0
 	if writeHead(c.bw, req) {
 		err = c.bw.Flush()
 		if err != nil {
@@ -282,7 +361,8 @@ func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.R
 		// response end can tell "upload finishing" from "upload cut short".
 		r2 := *req
 		c.bodyEOF.Store(false)
-		r2.Body = &eofBody{ReadCloser: req.Body, eof: &c.bodyEOF}
+		c.unsent, c.unsentOver = c.unsent[:0], false
+		r2.Body = &eofBody{ReadCloser: req.Body, c: c}
 		req = &r2
 		go func() {
 			err := req.Write(c.bw)

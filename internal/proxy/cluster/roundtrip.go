@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -219,8 +221,9 @@ func (c *Cluster) classify(ctx context.Context, h *host, err error) error {
 
 func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.Response, error) {
 	ctx := req.Context()
+	fresh := false
 	for attempt := 0; ; attempt++ {
-		pc, reused, err := h.getH1(ctx)
+		pc, reused, err := h.getH1(ctx, fresh)
 		if err != nil {
 			return nil, err
 		}
@@ -230,12 +233,26 @@ func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.
 		resp, stop, wrote, err := pc.roundTrip(ctx, req)
 		if err != nil {
 			h.putH1(pc, false)
-			// A kept-alive connection the server closed meanwhile: try a
-			// fresh one once when nothing of the body was consumed.
-			if reused && attempt == 0 && ctx.Err() == nil && (req.Body == nil || req.Body == http.NoBody) {
-				continue
+			if attempt > 0 || ctx.Err() != nil {
+				return nil, err
 			}
-			return nil, err
+			hasBody := req.Body != nil && req.Body != http.NoBody
+			switch {
+			case pc.out.n == 0 && (!hasBody || !pc.unsentOver):
+				// Not a byte of the request reached the upstream: resend
+				// it on a fresh connection whatever the method (Envoy's
+				// reset before request sent), with the body read so far.
+				if hasBody {
+					req = resend(req, pc.unsent)
+				}
+			case reused && !hasBody:
+				// A kept-alive connection the server closed meanwhile:
+				// try a fresh one once when there is no body to lose.
+			default:
+				return nil, err
+			}
+			fresh = true
+			continue
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			// The upgraded stream outlives the request's context.
@@ -311,4 +328,15 @@ func (t *tcpConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return errors.New("close write not supported")
+}
+
+// resend returns req with a body that replays the bytes an attempt read
+// before failing, then reads on from the original body.
+func resend(req *http.Request, read []byte) *http.Request {
+	r2 := *req
+	r2.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(read), req.Body), req.Body}
+	return &r2
 }

@@ -29,6 +29,7 @@ type Stats struct {
 	UpstreamCxOverflow        atomic.Uint64
 	UpstreamCxNoneHealthy     atomic.Uint64
 	UpstreamCxDestroy         atomic.Uint64
+	UpstreamCxIdleClosed      atomic.Uint64 // pooled connections found closed by the upstream when taken
 	UpstreamRqRemoteReset     atomic.Uint64 // upstream_cx_destroy_remote_with_active_rq in Envoy; kept simple
 	RqActiveRetries           atomic.Int64  // gauge: circuit_breakers.default.rq_retry_open source
 
@@ -69,6 +70,7 @@ func (s *Stats) Each(fn func(name string, value int64)) {
 	u("upstream_cx_overflow", &s.UpstreamCxOverflow)
 	u("upstream_cx_none_healthy", &s.UpstreamCxNoneHealthy)
 	u("upstream_cx_destroy", &s.UpstreamCxDestroy)
+	u("upstream_cx_destroy_remote", &s.UpstreamCxIdleClosed)
 	u("upstream_rq_rx_reset", &s.UpstreamRqRemoteReset)
 	g("outlier_detection.ejections_active", &s.OutlierEjectionsActive)
 	u("outlier_detection.ejections_enforced_total", &s.OutlierEjectionsEnforcedTotal)
