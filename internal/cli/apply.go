@@ -86,7 +86,7 @@ func sendFiles(cmd *cobra.Command, addr, path string, files []string, ns string)
 	if err != nil {
 		return err
 	}
-	c := newCPClient(addr)
+	c := newCPClient(cmd, addr)
 	failed := false
 	for _, in := range ins {
 		q := url.Values{"name": {in.name}}

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/weftmesh/weft/internal/controlplane/apiauth"
 	"github.com/weftmesh/weft/internal/controlplane/registry"
 	"github.com/weftmesh/weft/internal/controlplane/server"
 )
@@ -44,6 +47,12 @@ API used by 'weft apply', 'weft get', 'weft delete', 'weft proxy-status' and
 'weft proxy-config'. Both listen on loopback by default: the xDS port is
 plaintext.
 
+API writes and Secret reads need the admin token, which the control plane
+keeps in <state-dir>/admin-token (mode 0600) and publishes for its own user in
+$XDG_RUNTIME_DIR/weft/control-planes (else ~/.cache/weft/control-planes), so
+weft apply/get/delete find it with no flags. Requests from web pages (foreign
+Origin or Host) are refused; Secret data is redacted without the token.
+
 Debug pages on the monitoring address:
 ` + debugHelp(),
 		Args: cobra.NoArgs,
@@ -70,6 +79,7 @@ Debug pages on the monitoring address:
 	f.StringVar(&opts.StateDir, "state-dir", "", "private state: CA keys, admin token, registrations (default <config-dir>.state)")
 	f.StringVar(&opts.XDSAddress, "xds-address", "127.0.0.1:15010", "ADS (xDS) listen address, plaintext")
 	f.StringVar(&opts.MonitoringAddress, "monitoring-address", "127.0.0.1:15014", "metrics and API listen address")
+	f.StringSliceVar(&opts.AllowedHosts, "allowed-hosts", nil, "host names accepted in the API's Host header besides IP addresses, localhost and the listen host (DNS-rebinding guard)")
 	f.DurationVar(&opts.Grace, "registration-grace", registry.DefaultGrace, "how long a disconnected proxy's workload stays registered")
 	f.DurationVar(&opts.Debounce, "debounce", 100*time.Millisecond, "wait for more changes before pushing")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -78,26 +88,71 @@ Debug pages on the monitoring address:
 
 // cpClient talks to the control plane's monitoring API.
 type cpClient struct {
-	base string
-	http *http.Client
+	base  string
+	token string // admin token, "" = none found
+	err   error  // from finding the token; returned by every call
+	http  *http.Client
 }
 
-// addCPFlag registers --control-plane; the default comes from
-// WEFT_CONTROL_PLANE, else 127.0.0.1:15014.
+// addCPFlag registers --control-plane (default from WEFT_CONTROL_PLANE,
+// else 127.0.0.1:15014) and the admin token flags.
 func addCPFlag(cmd *cobra.Command, addr *string) {
 	def := os.Getenv("WEFT_CONTROL_PLANE")
 	if def == "" {
 		def = "127.0.0.1:15014"
 	}
 	cmd.Flags().StringVar(addr, "control-plane", def, "control plane monitoring address (env WEFT_CONTROL_PLANE)")
+	cmd.Flags().String("token", "", "admin token for writes and Secret reads (env WEFT_TOKEN; default: found for a local control plane)")
+	cmd.Flags().String("token-file", "", "file holding the admin token, e.g. <state-dir>/admin-token (env WEFT_TOKEN_FILE)")
 }
 
-func newCPClient(addr string) *cpClient {
+// newCPClient builds a client for the command's --control-plane. The admin
+// token comes from --token, WEFT_TOKEN, --token-file, WEFT_TOKEN_FILE, or
+// else the file a control plane run by this user published for that
+// address (apiauth); a problem with an explicit source fails every call.
+func newCPClient(cmd *cobra.Command, addr string) *cpClient {
 	base := addr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &cpClient{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	c := &cpClient{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	flag := func(name string) string {
+		if f := cmd.Flags().Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	switch file := cmp.Or(flag("token-file"), os.Getenv("WEFT_TOKEN_FILE")); {
+	case flag("token") != "":
+		c.token = flag("token")
+	case os.Getenv("WEFT_TOKEN") != "":
+		c.token = os.Getenv("WEFT_TOKEN")
+	case file != "":
+		c.token, c.err = apiauth.ReadFile(file)
+		if c.err != nil {
+			c.err = fmt.Errorf("admin token: %w", c.err)
+		}
+	default:
+		u, err := url.Parse(c.base)
+		if err != nil {
+			c.err = fmt.Errorf("--control-plane %q: %w", addr, err)
+			return c
+		}
+		dir, err := apiauth.DefaultDir()
+		if err != nil {
+			return c // no token: reads still work, redacted
+		}
+		hostport := u.Host
+		if u.Port() == "" {
+			hostport = net.JoinHostPort(u.Hostname(), "80")
+		}
+		tok, err := apiauth.Discover(dir, hostport)
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: ignoring the published admin token: %v\n", err)
+		}
+		c.token = tok
+	}
+	return c
 }
 
 // apiError is a failed API call; its lines are the server's messages
@@ -109,6 +164,9 @@ func (e *apiError) Error() string { return strings.Join(e.lines, "\n") }
 // do calls the API; a JSON answer is decoded into out (when not nil), a
 // raw one copied to out when out is an io.Writer.
 func (c *cpClient) do(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
+	if c.err != nil {
+		return c.err
+	}
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -120,6 +178,12 @@ func (c *cpClient) do(ctx context.Context, method, path string, q url.Values, bo
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/yaml")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

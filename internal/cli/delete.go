@@ -40,7 +40,7 @@ func newDeleteCmd() *cobra.Command {
 			}
 			var body server.ChangeBody
 			path := fmt.Sprintf("%s/%s/%s/%s", server.PathConfig, url.PathEscape(string(kind)), url.PathEscape(ns), url.PathEscape(args[1]))
-			if err := newCPClient(addr).do(cmd.Context(), "DELETE", path, nil, nil, &body); err != nil {
+			if err := newCPClient(cmd, addr).do(cmd.Context(), "DELETE", path, nil, nil, &body); err != nil {
 				return reportErr(cmd, err)
 			}
 			for _, r := range body.Results {

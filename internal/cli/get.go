@@ -65,7 +65,7 @@ func newGetCmd() *cobra.Command {
 		Short: "Show resources the control plane serves (or 'status': rejected config files)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := newCPClient(addr)
+			c := newCPClient(cmd, addr)
 			if strings.ToLower(args[0]) == "status" {
 				return getStatus(cmd, c)
 			}

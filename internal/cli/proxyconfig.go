@@ -46,7 +46,7 @@ PROXY is a node id, name.namespace or a workload name.`,
 			}
 			var raw bytes.Buffer
 			path := server.PathProxies + "/" + url.PathEscape(args[1]) + "/config_dump"
-			if err := newCPClient(addr).do(cmd.Context(), "GET", path, nil, nil, &raw); err != nil {
+			if err := newCPClient(cmd, addr).do(cmd.Context(), "GET", path, nil, nil, &raw); err != nil {
 				return reportErr(cmd, err)
 			}
 			dump := &adminv3.ConfigDump{}

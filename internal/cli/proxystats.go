@@ -39,7 +39,7 @@ IP (from the control plane's proxy list) and --admin-port, or --admin host:port.
 			target := admin
 			if target == "" {
 				var ps []xds.ProxyStatus
-				if err := newCPClient(addr).do(cmd.Context(), "GET", server.PathProxies, nil, nil, &ps); err != nil {
+				if err := newCPClient(cmd, addr).do(cmd.Context(), "GET", server.PathProxies, nil, nil, &ps); err != nil {
 					return reportErr(cmd, err)
 				}
 				ps = filterProxies(ps, args[0])

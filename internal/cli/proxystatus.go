@@ -22,7 +22,7 @@ NACK (the proxy rejected it; the error follows the table) or NOT SENT.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ps []xds.ProxyStatus
-			if err := newCPClient(addr).do(cmd.Context(), "GET", server.PathProxies, nil, nil, &ps); err != nil {
+			if err := newCPClient(cmd, addr).do(cmd.Context(), "GET", server.PathProxies, nil, nil, &ps); err != nil {
 				return reportErr(cmd, err)
 			}
 			if len(args) == 1 {

@@ -23,7 +23,7 @@ var DebugEndpoints = []DebugEndpoint{
 	{"/debug/config_dump?proxyID=ID", "the xDS a proxy was last sent, as Envoy's /config_dump (JSON)"},
 }
 
-func (s *Server) debugRoutes(mux *http.ServeMux) {
+func (s *Server) debugRoutes(mux *mux) {
 	mux.HandleFunc("GET /debug", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		for _, e := range DebugEndpoints {

@@ -53,13 +53,26 @@ type StatusBody struct {
 	Proxies       []xds.ProxyStatus  `json:"proxies"`
 }
 
+// mux records its patterns, so a test can walk every endpoint (for key
+// material, say) and a new one cannot be missed.
+type mux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *mux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, h)
+}
+
 func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := &mux{ServeMux: http.NewServeMux()}
+	defer func() { s.patterns = mux.patterns }()
 	mux.HandleFunc("GET /healthz/ready", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
-	mux.HandleFunc("POST "+PathApply, s.handleApply)
-	mux.HandleFunc("POST "+PathDelete, s.handleDeleteDocs)
-	mux.HandleFunc("DELETE "+PathConfig+"/{kind}/{namespace}/{name}", s.handleDelete)
+	mux.HandleFunc("POST "+PathApply, s.admin(s.handleApply))
+	mux.HandleFunc("POST "+PathDelete, s.admin(s.handleDeleteDocs))
+	mux.HandleFunc("DELETE "+PathConfig+"/{kind}/{namespace}/{name}", s.admin(s.handleDelete))
 	mux.HandleFunc("GET "+PathConfig, s.handleGet)
 	mux.HandleFunc("GET "+PathStatus, s.handleStatus)
 	mux.HandleFunc("GET "+PathProxies, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.xds.Status()) })
@@ -115,6 +128,7 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.store.Apply(sourceName(r), b, loadOpts(r))
+	s.audit(r, "apply", res, err)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
 		return
@@ -128,6 +142,7 @@ func (s *Server) handleDeleteDocs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.store.DeleteDocs(sourceName(r), b, loadOpts(r))
+	s.audit(r, "delete", res, err)
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
 		return
@@ -139,17 +154,35 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 	k := config.Key{Kind: config.Kind(r.PathValue("kind")), Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}
 	res, err := s.store.Delete([]config.Key{k})
 	if err != nil {
+		s.log.Info("api change", "who", who(r), "op", "delete", "kind", k.Kind, "namespace", k.Namespace, "name", k.Name, "result", "failed", "err", err)
 		writeErr(w, http.StatusNotFound, err)
 		return
 	}
+	s.audit(r, "delete", res, nil)
 	writeJSON(w, http.StatusOK, ChangeBody{Results: res})
+}
+
+// audit logs who changed what: one line per resource, or one line for a
+// call that failed as a whole (nothing of it was applied).
+func (s *Server) audit(r *http.Request, op string, res []store.Result, err error) {
+	if err != nil {
+		s.log.Info("api change", "who", who(r), "op", op, "source", sourceName(r), "result", "rejected", "err", err)
+		return
+	}
+	for _, c := range res {
+		s.log.Info("api change", "who", who(r), "op", op, "kind", c.Key.Kind, "namespace", c.Key.Namespace, "name", c.Key.Name, "file", c.File, "result", c.Action)
+	}
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	items := []ConfigItem{}
 	for _, e := range s.store.Get(config.Kind(q.Get("kind")), q.Get("namespace"), q.Get("name")) {
-		items = append(items, ConfigItem{Kind: e.Resource.Kind, Namespace: e.Resource.Namespace, Name: e.Resource.Name, File: e.File, YAML: string(e.YAML)})
+		doc := e.YAML
+		if e.Resource.Kind == config.KindSecret && !isAdmin(r) {
+			doc = RedactSecretYAML(doc) // with the token, shown as kubectl does
+		}
+		items = append(items, ConfigItem{Kind: e.Resource.Kind, Namespace: e.Resource.Namespace, Name: e.Resource.Name, File: e.File, YAML: string(doc)})
 	}
 	writeJSON(w, http.StatusOK, items)
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/weftmesh/weft/internal/controlplane/apiauth"
 	"github.com/weftmesh/weft/internal/controlplane/model"
 	"github.com/weftmesh/weft/internal/controlplane/registry"
 	"github.com/weftmesh/weft/internal/controlplane/store"
@@ -40,6 +41,14 @@ type Options struct {
 	Grace time.Duration
 	// Debounce for config-dir events and xDS pushes (default 100ms).
 	Debounce time.Duration
+	// AllowedHosts are host names (besides IP literals, localhost and the
+	// monitoring listen host) accepted in the Host header of API requests.
+	AllowedHosts []string
+	// AdminToken, when set, is used instead of the one kept in StateDir.
+	AdminToken string
+	// TokenDir is where the admin token is published for local clients
+	// ("" = apiauth.DefaultDir(), "-" = not published).
+	TokenDir string
 	Logger   *slog.Logger
 }
 
@@ -58,6 +67,10 @@ type Server struct {
 	kick chan struct{}   // asks the rebuild loop for a new snapshot
 	gen  uint64          // snapshots built; owned by the rebuild loop
 	last *model.Snapshot // the last snapshot handed to xds; owned by the rebuild loop
+
+	token     string   // the admin token
+	published []string // discovery files holding it
+	patterns  []string // every registered HTTP route
 
 	mu       sync.Mutex
 	buildErr string // last registry.Build failure, shown in status
@@ -132,9 +145,55 @@ func New(opts Options) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	s.xds.Register(s.grpc)
-	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	if err := s.setupToken(); err != nil {
+		s.xdsLis.Close()
+		s.monLis.Close()
+		return nil, err
+	}
+	if s.opts.StateDir != "" && s.opts.AdminToken == "" {
+		s.log.Info("admin token for API writes and Secret reads", "file", filepath.Join(s.opts.StateDir, apiauth.StateFile))
+	}
+	s.http = &http.Server{Handler: s.guard(s.routes()), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
+
+// setupToken loads or creates the admin token and publishes it for local
+// clients under the bound monitoring address.
+func (s *Server) setupToken() error {
+	s.token = s.opts.AdminToken
+	if s.token == "" {
+		if s.opts.StateDir != "" {
+			tok, err := apiauth.LoadOrCreate(s.opts.StateDir)
+			if err != nil {
+				return err
+			}
+			s.token = tok
+		} else {
+			s.token = apiauth.New()
+		}
+	}
+	dir := s.opts.TokenDir
+	if dir == "-" {
+		return nil
+	}
+	if dir == "" {
+		d, err := apiauth.DefaultDir()
+		if err != nil {
+			s.log.Warn("admin token not published for local clients; give them --token-file", "err", err)
+			return nil
+		}
+		dir = d
+	}
+	files, err := apiauth.Publish(dir, s.MonitoringAddr(), s.token)
+	s.published = files
+	if err != nil {
+		s.log.Warn("admin token not published for local clients; give them --token-file", "err", err)
+	}
+	return nil
+}
+
+// AdminToken is the credential API writes and Secret reads need.
+func (s *Server) AdminToken() string { return s.token }
 
 // XDSAddr and MonitoringAddr return the bound addresses.
 func (s *Server) XDSAddr() string        { return s.xdsLis.Addr().String() }
@@ -207,6 +266,7 @@ loop:
 	defer done()
 	s.http.Shutdown(shutdown)
 	s.grpc.Stop() // xDS streams never end on their own; proxies keep their config
+	apiauth.Unpublish(s.published, s.token)
 	return err
 }
 
