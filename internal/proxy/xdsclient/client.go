@@ -22,6 +22,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -152,16 +153,24 @@ func (c *Client) Run(ctx context.Context) error {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 		// A large mesh's first response can exceed gRPC's 4 MiB default.
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256 << 20)),
+		// The loop below is the only reconnect backoff: each session dials
+		// a new channel, whose first attempt is immediate. gRPC's own
+		// backoff (up to 120 s by default) would otherwise stack on it and
+		// keep failing with a stale error after the server is back.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: c.opts.BackoffMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: c.opts.BackoffMax},
+			MinConnectTimeout: 10 * time.Second,
+		}),
 	}, dial...)
+	// A bad target is an error now, not a reason to retry forever.
 	conn, err := grpc.NewClient(c.opts.Server, dial...)
 	if err != nil {
 		return fmt.Errorf("xds client for %s: %w", c.opts.Server, err)
 	}
-	defer conn.Close()
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	conn.Close()
 	delay := c.opts.BackoffMin
 	for {
-		progressed, err := c.session(ctx, ads)
+		progressed, err := c.dialSession(ctx, dial)
 		c.setConnected(false)
 		if ctx.Err() != nil {
 			return nil
@@ -181,6 +190,16 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		delay = min(delay*2, c.opts.BackoffMax)
 	}
+}
+
+// dialSession runs one session on a channel of its own.
+func (c *Client) dialSession(ctx context.Context, dial []grpc.DialOption) (bool, error) {
+	conn, err := grpc.NewClient(c.opts.Server, dial...)
+	if err != nil {
+		return false, fmt.Errorf("xds client for %s: %w", c.opts.Server, err)
+	}
+	defer conn.Close()
+	return c.session(ctx, discoveryv3.NewAggregatedDiscoveryServiceClient(conn))
 }
 
 func (c *Client) setConnected(v bool) {

@@ -3,13 +3,18 @@ package xdsclient_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
@@ -288,5 +293,54 @@ func TestPanicInHandlerIsNACK(t *testing.T) {
 	}
 	if !c.Status().Connected {
 		t.Fatal("client died")
+	}
+}
+
+// After an outage the client reconnects within its own backoff, whatever
+// gRPC's connection backoff has grown to (issue 18 item 3: gRPC's backoff,
+// up to 120 s, stacked on the client's 15 s). gRPC's backoff is set to 20 s
+// here, as after a long outage; the client's is at most 100 ms.
+func TestReconnectDelayIsTheClientsOwn(t *testing.T) {
+	srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if err := srv.Set(fixture("l1")); err != nil {
+		t.Fatal(err)
+	}
+	var dials atomic.Int64
+	d := &net.Dialer{}
+	c := xdsclient.New(xdsclient.Options{Server: srv.Addr(), Node: &corev3.Node{Id: "sidecar~127.0.0.1~a.default~default.svc.cluster.local"},
+		Handler: &recorder{}, BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+		DialOptions: []grpc.DialOption{
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 20 * time.Second, Multiplier: 1, MaxDelay: 20 * time.Second}}),
+			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+				dials.Add(1)
+				return d.DialContext(ctx, "tcp", addr)
+			}),
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitReady(t, c)
+	srv.Stop()
+	waitFor(t, "disconnect seen", func() bool { return !c.Status().Connected })
+	// Connection attempts go on during the outage, at the client's pace.
+	n := dials.Load()
+	waitFor(t, "reconnect attempts during the outage", func() bool { return dials.Load() >= n+3 })
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	deadline := back.Add(5 * time.Second)
+	defer func() { t.Logf("resynced %v after the server's return", time.Since(back)) }()
+	for c.Status().Connects < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reconnect within 5 s of the server's return (gRPC's own backoff is 20 s): %d dials", dials.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
