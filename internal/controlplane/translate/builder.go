@@ -35,10 +35,23 @@ type builder struct {
 	drIndex  *drIndex
 	drByHost map[string]*networking.DestinationRule // host|namespace → rule (nil: none)
 	peer     *PeerPolicy                            // the proxy's PeerAuthentication, once computed
+
+	// scope is the Sidecar resource that applies to the proxy (nil: none).
+	scope *sidecarScope
 }
 
 func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
 	b := newProxyBuilder(snap, p)
+	if b.scope != nil {
+		var candidates []*model.Service
+		for _, s := range snap.Services {
+			if s != nil && exportedTo(s.ExportTo, s.Namespace, p.Meta.Namespace) {
+				candidates = append(candidates, s)
+			}
+		}
+		b.applySidecarScope(candidates)
+		return b
+	}
 	for _, s := range snap.Services {
 		if s == nil || !exportedTo(s.ExportTo, s.Namespace, p.Meta.Namespace) {
 			continue
@@ -71,12 +84,18 @@ func newProxyBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
 	if b.mesh == nil {
 		b.mesh = &meshv1alpha1.MeshConfig{}
 	}
+	if sc := selectSidecar(snap, p.Meta, b.rootNamespace()); sc != nil {
+		b.scope = newSidecarScope(sc, p.Meta.Namespace)
+	}
 	return b
 }
 
-// allowAny reports whether unknown destinations pass through (Istio's
-// outboundTrafficPolicy, default ALLOW_ANY).
+// allowAny reports whether unknown destinations pass through: the
+// Sidecar's outboundTrafficPolicy, else the mesh's (default ALLOW_ANY).
 func (b *builder) allowAny() bool {
+	if mode, ok := b.scope.outboundPolicy(); ok {
+		return mode != networking.OutboundTrafficPolicy_REGISTRY_ONLY
+	}
 	return b.mesh.GetOutboundTrafficPolicy().GetMode() != meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY
 }
 

@@ -20,7 +20,8 @@ import (
 // depends only on its namespace, its mode (capture, explicit, explicit
 // without a proxy port) and which of the snapshot's label selectors match
 // its labels (DestinationRule workloadSelector, VirtualService
-// sourceLabels, Telemetry selector); it is built once per such key. The
+// sourceLabels, Telemetry selector, Sidecar workloadSelector, which with
+// the namespace fixes the Sidecar scoping it); it is built once per such key. The
 // inbound side and the explicit proxy listener (bound to the proxy's IP)
 // are built per proxy. Routers and proxyless gRPC clients are translated
 // by Build.
@@ -226,6 +227,13 @@ func labelSelectors(snap *model.Snapshot) []map[string]string {
 	for _, t := range snap.Telemetries {
 		if t != nil {
 			add(t.Spec.GetSelector().GetMatchLabels())
+		}
+	}
+	// A Sidecar's selector decides which Sidecar scopes the proxy: what it
+	// sees is a function of its namespace and these matches.
+	for _, sc := range snap.Sidecars {
+		if sc != nil && sc.Spec.WorkloadSelector != nil {
+			add(sc.Spec.WorkloadSelector.Labels)
 		}
 	}
 	return out
