@@ -209,6 +209,7 @@ func (b *builder) addInboundCluster(port uint32, proto protocol) string {
 		// h2 to the app for HTTP2/GRPC; sniffed ports keep the client's protocol.
 		c.TypedExtensionProtocolOptions = protocolOptions(proto, nil)
 	}
+	b.applySidecarIngress(c, port, proto)
 	if svcs := b.inboundServices(port); len(svcs) > 0 {
 		c.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 			"istio": {Fields: map[string]*structpb.Value{"services": servicesValue(svcs)}},

@@ -27,10 +27,14 @@ type inboundPort struct {
 	proto protocol
 }
 
-// inboundPorts are the workload's target ports: from the services that
-// select it (their endpoints at the proxy's IP), then the ports it
-// announced itself. Sorted by port.
+// inboundPorts are the workload's target ports: a Sidecar's ingress
+// listeners when it has some, else those of the services that select it
+// (their endpoints at the proxy's IP), then the ports it announced
+// itself. Sorted by port.
 func (b *builder) inboundPorts() []inboundPort {
+	if ports, ok := b.sidecarIngressPorts(); ok {
+		return ports
+	}
 	seen := map[uint32]protocol{}
 	for _, svc := range b.p.Services {
 		if svc == nil {

@@ -1,0 +1,115 @@
+package translate
+
+import (
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/weftmesh/weft/internal/controlplane/model"
+)
+
+// A Sidecar's ingress listeners replace the inbound ports Istio derives
+// from the workload's services (pilot/pkg/networking/core/listener_inbound.go):
+// each names the port traffic arrives on, the protocol, the endpoint it
+// is forwarded to (defaultEndpoint: 127.0.0.1:PORT is the loopback,
+// 0.0.0.0:PORT the workload's own address, empty the port itself on the
+// workload) and the connection pool to the application (the listener's,
+// else the Sidecar's inboundConnectionPool).
+
+// ingressListeners returns the Sidecar's ingress listeners for this proxy
+// (nil when no Sidecar with ingress applies).
+func (b *builder) ingressListeners() []*networking.IstioIngressListener {
+	if b.scope == nil {
+		return nil
+	}
+	return b.scope.sidecar.Spec.Ingress
+}
+
+// sidecarIngressPorts are the inbound ports from the Sidecar's ingress
+// listeners; ok is false when no Sidecar with ingress applies.
+func (b *builder) sidecarIngressPorts() ([]inboundPort, bool) {
+	ls := b.ingressListeners()
+	if len(ls) == 0 {
+		return nil, false
+	}
+	seen := map[uint32]bool{}
+	var out []inboundPort
+	for _, l := range ls {
+		p := l.GetPort()
+		if p == nil || p.Number == 0 || p.Number > 65535 || seen[p.Number] {
+			continue
+		}
+		if _, _, ok := b.ingressEndpoint(l); !ok {
+			continue // a unix socket endpoint: not something weft-proxy dials
+		}
+		seen[p.Number] = true
+		out = append(out, inboundPort{p.Number, portProtocol(&model.Port{Name: p.Name, Protocol: p.Protocol})})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
+	return out, true
+}
+
+// ingressFor returns the ingress listener for port, nil if none.
+func (b *builder) ingressFor(port uint32) *networking.IstioIngressListener {
+	for _, l := range b.ingressListeners() {
+		if l.GetPort().GetNumber() == port {
+			return l
+		}
+	}
+	return nil
+}
+
+// ingressEndpoint resolves defaultEndpoint to the address the inbound
+// cluster dials. The workload's own address is the app address Weft
+// already uses (capture: 127.0.0.1; explicit: the app's loopback IP).
+func (b *builder) ingressEndpoint(l *networking.IstioIngressListener) (string, uint32, bool) {
+	ep := l.GetDefaultEndpoint()
+	if ep == "" {
+		return b.appAddress(), l.GetPort().GetNumber(), true
+	}
+	if strings.HasPrefix(ep, "unix://") {
+		return "", 0, false
+	}
+	host, port, err := net.SplitHostPort(ep)
+	if err != nil {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return "", 0, false
+	}
+	if host == "0.0.0.0" || host == "::" {
+		host = b.appAddress()
+	}
+	return host, uint32(n), true
+}
+
+// applySidecarIngress points the inbound cluster for port at the ingress
+// listener's endpoint and applies its connection pool.
+func (b *builder) applySidecarIngress(c *clusterv3.Cluster, port uint32, proto protocol) {
+	if b.scope == nil {
+		return
+	}
+	pool := b.scope.sidecar.Spec.InboundConnectionPool
+	if l := b.ingressFor(port); l != nil {
+		if host, p, ok := b.ingressEndpoint(l); ok {
+			c.LoadAssignment.Endpoints = []*endpointv3.LocalityLbEndpoints{{
+				LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint(host, p)},
+			}}
+		}
+		if l.ConnectionPool != nil {
+			pool = l.ConnectionPool
+		}
+	}
+	if pool == nil {
+		return
+	}
+	if common := applyPool(c, pool); common != nil && (proto.isHTTP() || proto == protoAuto) {
+		c.TypedExtensionProtocolOptions = protocolOptions(proto, common)
+	}
+}
