@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,7 +28,11 @@ func newDemoCmd() *cobra.Command {
 		Long: `demo starts the control plane on a fresh config directory seeded from the shipped
 examples, every sample app with its own sidecar (explicit mode: no root needed), and the
 ingress gateway at http://127.0.0.1:8080. It stays up until interrupted, then stops
-everything. weft apply/get/delete talk to it with no extra flags.`,
+everything. weft apply/get/delete talk to it with no extra flags.
+
+The demo supervises its processes: one that dies (the control plane, a proxy or
+an app) is reported here and started again with backoff while the rest keep
+running; proxies keep serving their last config while the control plane is away.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			seedFS, err := fs.Sub(examples.Base, ".")
@@ -36,26 +42,30 @@ everything. weft apply/get/delete talk to it with no extra flags.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			fmt.Fprintln(cmd.OutOrStdout(), "Starting the Weft demo mesh …")
-			m, err := demo.Start(ctx, demo.Options{ConfigDir: dir, Seed: seedFS, IngressIP: ingressIP, External: external, Capture: capture, Log: log})
+			out := cmd.OutOrStdout()
+			var outMu sync.Mutex
+			report := func(msg string) {
+				outMu.Lock()
+				defer outMu.Unlock()
+				fmt.Fprintf(out, "%s  %s\n", time.Now().Format("15:04:05"), msg)
+			}
+			fmt.Fprintln(out, "Starting the Weft demo mesh …")
+			m, err := demo.Start(ctx, demo.Options{ConfigDir: dir, Seed: seedFS, IngressIP: ingressIP, External: external, Capture: capture, Log: log, Report: report})
 			if err != nil {
 				return err
 			}
 			defer m.Stop()
-			m.PrintSummary(cmd.OutOrStdout())
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					fmt.Fprintln(cmd.OutOrStdout(), "\nStopping …")
-					return nil
-				case <-t.C:
-					if name := m.Exited(); name != "" {
-						return fmt.Errorf("%s exited unexpectedly; see its log in %s", name, m.LogDir())
-					}
-				}
+			outMu.Lock()
+			m.PrintSummary(out)
+			outMu.Unlock()
+			<-ctx.Done()
+			outMu.Lock()
+			defer outMu.Unlock()
+			fmt.Fprintln(out, "\nStopping …")
+			if r := m.Restarts(); len(r) > 0 {
+				fmt.Fprintf(out, "Restarted while running: %s\n", strings.Join(r, ", "))
 			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "config-dir", "", "config directory (default: a fresh temp dir seeded from examples/)")

@@ -56,6 +56,9 @@ type Options struct {
 	CaptureID  string
 	CaptureNet int
 	Log        *slog.Logger
+	// Report is told when a process crashes and is restarted (the demo
+	// supervises its processes); default: Log at warning level.
+	Report func(msg string)
 }
 
 // Workload is one app instance with its sidecar (or a gateway: Router).
@@ -195,6 +198,10 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 	}
 	m := &Mesh{opts: opts, workloads: map[string]*Workload{}, nextIP: 1}
 	m.procs.log = opts.Log
+	m.procs.report = opts.Report
+	if m.procs.report == nil {
+		m.procs.report = func(msg string) { opts.Log.Warn(msg) }
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -313,6 +320,9 @@ func (m *Mesh) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("control plane not ready: %w", err)
 	}
+	// Proxies keep their last config while it is down; it comes back with
+	// the same config dir, state dir and ports, and they reconnect.
+	m.procs.supervise(p)
 	return nil
 }
 
@@ -360,6 +370,7 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 	if !w.Router && w.ProxyPort == 0 {
 		w.ProxyPort = 15080
 	}
+	var app *proc
 	if len(w.Sample) > 0 {
 		args := append([]string{"sample"}, w.Sample...)
 		for _, p := range w.Ports {
@@ -377,6 +388,7 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 			return err
 		}
 		m.procs.add(p)
+		app = p
 	}
 	kind := "sidecar"
 	if w.Router {
@@ -441,6 +453,10 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 	if err != nil {
 		return fmt.Errorf("proxy %s not ready: %w", w.Name, err)
 	}
+	if app != nil {
+		m.procs.supervise(app)
+	}
+	m.procs.supervise(p)
 	m.mu.Lock()
 	m.workloads[w.Name] = w
 	m.mu.Unlock()
@@ -469,6 +485,7 @@ func (m *Mesh) startExternal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.procs.supervise(p)
 	m.External = ext
 	return nil
 }
@@ -489,12 +506,29 @@ func (m *Mesh) ConfigDir() string { return m.opts.ConfigDir }
 // LogDir holds one log file per process.
 func (m *Mesh) LogDir() string { return m.opts.LogDir }
 
-// Exited reports the name of a child process that died, or "".
+// Exited reports the name of a child process that is not running (it
+// died and waits for its restart), or "".
 func (m *Mesh) Exited() string {
 	if p := m.procs.firstExited(); p != nil {
 		return p.name
 	}
 	return ""
+}
+
+// Restarts lists the processes that were restarted and how often.
+func (m *Mesh) Restarts() []string { return m.procs.restarts() }
+
+// PID returns the current pid of the named process ("control-plane",
+// "productpage-v1", "productpage-v1.proxy" …), or 0.
+func (m *Mesh) PID(name string) int {
+	m.procs.mu.Lock()
+	defer m.procs.mu.Unlock()
+	for _, p := range m.procs.procs {
+		if p.name == name {
+			return p.pid()
+		}
+	}
+	return 0
 }
 
 // Stop stops every process (gateways and sidecars first, control plane last).
@@ -511,7 +545,7 @@ func (m *Mesh) PIDs() []int {
 	defer m.procs.mu.Unlock()
 	var out []int
 	for _, p := range m.procs.procs {
-		out = append(out, p.cmd.Process.Pid)
+		out = append(out, p.pid())
 	}
 	return out
 }

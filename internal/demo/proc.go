@@ -16,60 +16,176 @@ import (
 
 // proc is one child process of the demo. Children run in their own process
 // group and get SIGKILL if the demo dies (Pdeathsig), so nothing is orphaned.
+// Once supervised, a proc that dies is started again with backoff.
 type proc struct {
 	name string
-	cmd  *exec.Cmd
 	log  string // log file path
-	done chan struct{}
-	err  error
+	bin  string
+	args []string
+	env  []string
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd     // the current run
+	done     chan struct{} // closed when the current run ends
+	err      error         // how the current run ended
+	started  time.Time
+	restarts int
+	stopped  bool          // Stop was called: do not restart
+	quit     chan struct{} // closed by stop: ends a backoff wait
+	watched  bool          // a supervisor goroutine runs
 }
 
 func startProc(name, logDir string, env []string, bin string, args ...string) (*proc, error) {
-	logPath := filepath.Join(logDir, name+".log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening log for %s: %w", name, err)
+	p := &proc{name: name, log: filepath.Join(logDir, name+".log"), bin: bin, args: args, env: env, quit: make(chan struct{})}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.launch(); err != nil {
+		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout = f
-	cmd.Stderr = f
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	fmt.Fprintf(f, "# %s %v\n", bin, args)
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
 	return p, nil
 }
 
+// launch starts a run; p.mu is held.
+func (p *proc) launch() error {
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening log for %s: %w", p.name, err)
+	}
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Stdout = f
+	cmd.Stderr = f
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	fmt.Fprintf(f, "# %s %v\n", p.bin, p.args)
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("starting %s: %w", p.name, err)
+	}
+	done := make(chan struct{})
+	p.cmd, p.done, p.err, p.started = cmd, done, nil, time.Now()
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+// Supervision backoff: the first restart after minBackoff, doubling to
+// maxBackoff; a run that lasted stableRun resets it.
+const (
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 30 * time.Second
+	stableRun  = 60 * time.Second
+)
+
+// supervise restarts p whenever it dies, until stop; report is told of
+// every crash and restart.
+func (p *proc) supervise(report func(string)) {
+	p.mu.Lock()
+	if p.watched || p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	p.watched = true
+	p.mu.Unlock()
+	go func() {
+		backoff := minBackoff
+		for {
+			p.mu.Lock()
+			done := p.done
+			p.mu.Unlock()
+			<-done
+			p.mu.Lock()
+			if p.stopped {
+				p.mu.Unlock()
+				return
+			}
+			ran := time.Since(p.started)
+			if ran >= stableRun {
+				backoff = minBackoff
+			}
+			p.restarts++
+			n, err := p.restarts, p.err
+			p.mu.Unlock()
+			report(fmt.Sprintf("%s exited (%v) after %s; restarting in %s (restart %d; log %s)", p.name, err, ran.Round(time.Millisecond), backoff, n, p.log))
+			select {
+			case <-time.After(backoff):
+			case <-p.quit:
+				return
+			}
+			backoff = min(2*backoff, maxBackoff)
+			p.mu.Lock()
+			if p.stopped {
+				p.mu.Unlock()
+				return
+			}
+			err = p.launch()
+			pid := 0
+			if err == nil {
+				pid = p.cmd.Process.Pid
+			}
+			p.mu.Unlock()
+			if err != nil {
+				report(fmt.Sprintf("%s: restart failed: %v; giving up", p.name, err))
+				return
+			}
+			report(fmt.Sprintf("%s restarted (pid %d)", p.name, pid))
+		}
+	}()
+}
+
+// Restarts counts how often the process was restarted.
+func (p *proc) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// pid of the current run.
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid
+}
+
+// exited reports whether the current run has ended.
 func (p *proc) exited() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
 	select {
-	case <-p.done:
+	case <-done:
 		return true
 	default:
 		return false
 	}
 }
 
-// stop sends SIGTERM to the process group, then SIGKILL after grace.
+// stop ends supervision, then sends SIGTERM to the process group and
+// SIGKILL after grace.
 func (p *proc) stop(grace time.Duration) {
-	if p.exited() {
-		return
+	p.mu.Lock()
+	if !p.stopped {
+		p.stopped = true
+		close(p.quit)
 	}
-	pgid := p.cmd.Process.Pid
+	done, pgid := p.done, p.cmd.Process.Pid
+	p.mu.Unlock()
+	select {
+	case <-done:
+		return
+	default:
+	}
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-done:
 	case <-time.After(grace):
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-p.done
+		<-done
 	}
 }
 
@@ -93,9 +209,26 @@ func (p *proc) tail(n int64) string {
 
 // group stops processes in reverse start order.
 type group struct {
-	mu    sync.Mutex
-	procs []*proc
-	log   *slog.Logger
+	mu     sync.Mutex
+	procs  []*proc
+	log    *slog.Logger
+	report func(string) // crashes and restarts
+}
+
+// supervise restarts p whenever it dies from now on.
+func (g *group) supervise(p *proc) { p.supervise(g.report) }
+
+// restarts lists "name ×n" for every process that was restarted.
+func (g *group) restarts() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for _, p := range g.procs {
+		if n := p.Restarts(); n > 0 {
+			out = append(out, fmt.Sprintf("%s restarted %d×", p.name, n))
+		}
+	}
+	return out
 }
 
 func (g *group) add(p *proc) {

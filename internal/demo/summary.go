@@ -70,5 +70,6 @@ func (m *Mesh) PrintSummary(w io.Writer) {
 		fmt.Fprintf(w, "  curl -s -x %s http://httpbin:8000/headers       # from the curl workload's sidecar\n", curl.ProxyURL())
 	}
 	fmt.Fprintf(w, "  weft get virtualservice\n  weft proxy-status\n")
-	fmt.Fprintf(w, "\nCtrl-C stops everything.\n")
+	fmt.Fprintf(w, "\nA process that dies is restarted (with backoff) and reported here; the rest keep running.\n")
+	fmt.Fprintf(w, "Ctrl-C stops everything.\n")
 }
