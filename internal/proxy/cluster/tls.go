@@ -192,12 +192,26 @@ func compileSocket(ts *corev3.TransportSocket, secrets map[string]*tlsv3.Secret)
 		cfg.VerifyConnection = v.verify
 	}
 	out.cfgH1, out.cfgH2 = cfg, cfg
+	if isIstioMTLSALPN(cfg.NextProtos) {
+		// Istio's istio.alpn filter: HTTP over Istio mutual TLS offers
+		// istio-http/1.1 or istio-h2 instead, so the server's filter chain
+		// match can tell HTTP from TCP on sniffed ports.
+		out.cfgH1, out.cfgH2 = cfg.Clone(), cfg.Clone()
+		out.cfgH1.NextProtos = []string{"istio-http/1.1"}
+		out.cfgH2.NextProtos = []string{"istio-h2"}
+	}
 	if len(cfg.NextProtos) == 0 {
 		out.cfgH1, out.cfgH2 = cfg.Clone(), cfg.Clone()
 		out.cfgH1.NextProtos = []string{"http/1.1"}
 		out.cfgH2.NextProtos = []string{"h2"}
 	}
 	return out, nil
+}
+
+// isIstioMTLSALPN reports whether a cluster's ALPN is the one Istio gives
+// ISTIO_MUTUAL clusters.
+func isIstioMTLSALPN(p []string) bool {
+	return len(p) == 2 && p[0] == "istio-peer-exchange" && p[1] == "istio"
 }
 
 func tlsVersion(v tlsv3.TlsParameters_TlsProtocol, def uint16) uint16 {

@@ -7,6 +7,7 @@ package downstream
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net/netip"
 
 	"github.com/weftmesh/weft/internal/meshtls"
@@ -37,6 +38,19 @@ type Info struct {
 	Protocol    Protocol
 	// TLS is set when this proxy terminated TLS on the connection.
 	TLS *tls.ConnectionState
+	// LocalCert is the certificate this proxy presented when it terminated
+	// TLS (XFCC's By= and destination_principal name it).
+	LocalCert *x509.Certificate
+}
+
+// LocalIdentity is the SPIFFE identity of the certificate this proxy
+// presented on the connection; ok is false without one.
+func (i *Info) LocalIdentity() (id meshtls.Identity, ok bool) {
+	if i == nil || i.LocalCert == nil {
+		return meshtls.Identity{}, false
+	}
+	id, err := meshtls.CertIdentity(i.LocalCert)
+	return id, err == nil
 }
 
 // PeerIdentity is the SPIFFE identity of a downstream that presented a

@@ -96,6 +96,7 @@ type Manager struct {
 	mergeSlashes  bool
 	statPrefix    string
 	idInResponse  bool
+	xfcc          xfccConfig
 	// requestTimeout bounds receiving a request body (Envoy's
 	// request_timeout: armed at the headers, disarmed when the body ends or
 	// the response starts). 0: none.
@@ -137,7 +138,8 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		"max_request_headers_kb", "http2_protocol_options", "http_protocol_options", "normalize_path",
 		"merge_slashes", "server_name", "server_header_transformation", "path_with_escaped_slashes_action",
 		"preserve_external_request_id", "always_set_request_id_in_response", "request_headers_timeout",
-		"drain_timeout", "delayed_close_timeout", "stream_error_on_invalid_http_message", "access_log", "tracing"); err != nil {
+		"drain_timeout", "delayed_close_timeout", "stream_error_on_invalid_http_message", "access_log", "tracing",
+		"forward_client_cert_details", "set_current_client_cert_details"); err != nil {
 		return nil, err
 	}
 	if opts.Observe == nil && len(cfg.GetAccessLog()) > 0 {
@@ -154,6 +156,9 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		statPrefix: cfg.GetStatPrefix(), maxHeaders: 100, noFast: opts.NetHTTP1}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
+	}
+	if err := m.compileXFCC(cfg, p); err != nil {
+		return nil, err
 	}
 	if m.serverName == "" {
 		m.serverName = "envoy"

@@ -171,6 +171,7 @@ func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 	} else if _, ok := h["X-Forwarded-Proto"]; !ok {
 		h["X-Forwarded-Proto"] = schemeHdr(tls)
 	}
+	m.xfcc.apply(h, cc)
 	if v, ok := h["X-Forwarded-For"]; ok && len(v) > 0 {
 		info.XFF = strings.Join(v, ", ")
 	}

@@ -3,6 +3,7 @@ package listener
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -432,6 +433,7 @@ func (m *Manager) Dispatch(cfg *Config, c net.Conn, info *downstream.Info) {
 		}
 		st := tc.ConnectionState()
 		info.TLS = &st
+		info.LocalCert = localCert(ch.tls)
 		info.ServerName = st.ServerName
 		info.ALPN = nil
 		info.Protocol = downstream.Unknown
@@ -447,4 +449,24 @@ func (m *Manager) Dispatch(cfg *Config, c net.Conn, info *downstream.Info) {
 		conn = tc
 	}
 	ch.handler.ServeConn(conn, info)
+}
+
+// localCert is the leaf this listener presents (the first certificate, as
+// chains hold one).
+func localCert(cfg *tls.Config) *x509.Certificate {
+	if len(cfg.Certificates) == 0 {
+		return nil
+	}
+	c := cfg.Certificates[0]
+	if c.Leaf != nil {
+		return c.Leaf
+	}
+	if len(c.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf
 }

@@ -114,7 +114,35 @@ func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret)
 	} else if d.GetRequireClientCertificate().GetValue() {
 		return nil, errors.New("require_client_certificate without a validation context")
 	}
+	tolerateALPN(cfg)
 	return cfg, nil
+}
+
+// tolerateALPN gives Envoy's server-side ALPN semantics: a client whose
+// offer shares nothing with alpn_protocols completes the handshake without
+// ALPN, where Go would abort it (no_application_protocol). Istio relies on
+// this: mesh clients offer istio-http/1.1 to inbound chains that list
+// istio-peer-exchange, h2 and http/1.1.
+func tolerateALPN(cfg *tls.Config) {
+	if len(cfg.NextProtos) == 0 {
+		return
+	}
+	none := cfg.Clone()
+	none.NextProtos = nil
+	protos := cfg.NextProtos
+	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		for _, c := range h.SupportedProtos {
+			for _, s := range protos {
+				if c == s || (s == "h2" && c == "http/1.1") {
+					return nil, nil // Go negotiates (or falls back) itself
+				}
+			}
+		}
+		if len(h.SupportedProtos) == 0 {
+			return nil, nil
+		}
+		return none, nil
+	}
 }
 
 func sdsValidation(s *tlsv3.SdsSecretConfig, secret func(string) *tlsv3.Secret) *tlsv3.CertificateValidationContext {

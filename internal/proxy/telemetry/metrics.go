@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"crypto/x509"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,6 +135,7 @@ type httpKey struct {
 	grpcStatus string
 	mtls       bool
 	principal  string // the peer's, under mTLS
+	local      string // this proxy's, under mTLS
 }
 
 type httpSeries struct {
@@ -154,6 +154,7 @@ type tcpKey struct {
 	flags     rflag.Flags
 	mtls      bool
 	principal string
+	local     string
 }
 
 type tcpSeries struct {
@@ -177,22 +178,21 @@ func newMetrics(local *Workload, router bool) *Metrics {
 }
 
 // security returns connection_security_policy inputs for a server-side
-// connection: mutual TLS when the peer presented a certificate, with its
-// URI SAN as principal.
-func security(d *downstream.Info) (mtls bool, principal string) {
-	if d == nil || d.TLS == nil || len(d.TLS.PeerCertificates) == 0 {
-		return false, ""
+// connection: mutual TLS when the peer presented a certificate this proxy
+// verified, with the peer's SPIFFE id (source_principal) and this proxy's
+// own (destination_principal); "unknown" where a certificate has none.
+func security(d *downstream.Info) (mtls bool, principal, local string) {
+	if d == nil || d.TLS == nil || len(d.TLS.PeerCertificates) == 0 || len(d.TLS.VerifiedChains) == 0 {
+		return false, "", ""
 	}
-	return true, uriSAN(d.TLS.PeerCertificates[0])
-}
-
-func uriSAN(c *x509.Certificate) string {
-	for _, u := range c.URIs {
-		if u.Scheme == "spiffe" {
-			return u.String()
-		}
+	principal, local = unknown, unknown
+	if id, ok := d.PeerIdentity(); ok {
+		principal = id.String()
 	}
-	return unknown
+	if id, ok := d.LocalIdentity(); ok {
+		local = id.String()
+	}
+	return true, principal, local
 }
 
 // recordHTTP counts one finished request.
@@ -209,7 +209,7 @@ func (m *Metrics) recordHTTP(info *filter.Info, dest bool, peer *Workload, grpc 
 		k.authority = info.Authority
 	}
 	if dest {
-		k.mtls, k.principal = security(info.Downstream)
+		k.mtls, k.principal, k.local = security(info.Downstream)
 	}
 	s, ok := m.http.lookup(k)
 	if !ok {
@@ -274,7 +274,7 @@ func (m *Metrics) destService(svc service, cluster, authority string) service {
 
 // common renders the labels HTTP and TCP share, in Istio's order, up to
 // connection_security_policy.
-func (m *Metrics) common(l *labelWriter, dest bool, peer *Workload, svc service, cluster, authority string, mtls bool, principal, proto string, flags rflag.Flags) {
+func (m *Metrics) common(l *labelWriter, dest bool, peer *Workload, svc service, cluster, authority string, mtls bool, principal, local, proto string, flags rflag.Flags) {
 	src, dst := m.local, peer
 	srcP, dstP := unknown, unknown
 	reporter := "source"
@@ -282,9 +282,7 @@ func (m *Metrics) common(l *labelWriter, dest bool, peer *Workload, svc service,
 		src, dst = peer, m.local
 		reporter = "destination"
 		if mtls {
-			// The local identity is the workload's SPIFFE id (trust domain
-			// cluster.local until the certificate store can say).
-			srcP, dstP = principal, "spiffe://cluster.local/ns/"+m.local.Namespace+"/sa/"+m.local.ServiceAccount
+			srcP, dstP = principal, local
 		}
 	}
 	svc = m.destService(svc, cluster, authority)
@@ -320,7 +318,7 @@ func (m *Metrics) httpLabels(k *httpKey) string {
 	if k.grpc {
 		proto = "grpc"
 	}
-	m.common(&l, k.dest, k.peer, k.svc, k.cluster, k.authority, k.mtls, k.principal, proto, k.flags)
+	m.common(&l, k.dest, k.peer, k.svc, k.cluster, k.authority, k.mtls, k.principal, k.local, proto, k.flags)
 	l.add("response_code", itoa(k.code))
 	l.add("grpc_response_status", k.grpcStatus)
 	s := l.String()
@@ -330,12 +328,12 @@ func (m *Metrics) httpLabels(k *httpKey) string {
 func (m *Metrics) tcpSeries(dest bool, d *downstream.Info, cluster string, flags rflag.Flags) *tcpSeries {
 	k := tcpKey{dest: dest, peer: unknownWorkload, cluster: cluster, flags: flags}
 	if dest {
-		k.mtls, k.principal = security(d)
+		k.mtls, k.principal, k.local = security(d)
 		k.svc = m.metadataService(cluster)
 	}
 	return m.tcp.get(k, func() *tcpSeries {
 		var l labelWriter
-		m.common(&l, k.dest, k.peer, k.svc, k.cluster, "", k.mtls, k.principal, "tcp", k.flags)
+		m.common(&l, k.dest, k.peer, k.svc, k.cluster, "", k.mtls, k.principal, k.local, "tcp", k.flags)
 		s := l.String()
 		return &tcpSeries{labels: s[1 : len(s)-1]}
 	})

@@ -401,14 +401,28 @@ func TestMutualTLSLabels(t *testing.T) {
 	server := New(Options{Node: meta("httpbin-v1", "httpbin", "v1")})
 	defer server.Close()
 	so, _ := server.HTTP(&hcmv3.HttpConnectionManager{StatPrefix: "inbound_0.0.0.0_8080"})
-	u, _ := url.Parse("spiffe://cluster.local/ns/default/sa/curl")
+	u, _ := url.Parse("spiffe://example.org/ns/default/sa/curl")
+	own, _ := url.Parse("spiffe://example.org/ns/default/sa/bookinfo-httpbin")
+	peer := &x509.Certificate{URIs: []*url.URL{u}}
 	info := &filter.Info{Authority: "httpbin:8000", Status: 200, Downstream: &downstream.Info{
-		TLS: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{URIs: []*url.URL{u}}}}}}
+		TLS:       &tls.ConnectionState{PeerCertificates: []*x509.Certificate{peer}, VerifiedChains: [][]*x509.Certificate{{peer}}},
+		LocalCert: &x509.Certificate{URIs: []*url.URL{own}}}}
 	so.Request(httptest.NewRequest("GET", "http://httpbin:8000/", nil), info)
 	so.Complete(info)
+	// Both principals come from the certificates (trust domain included),
+	// never from the proxy's node metadata.
 	if _, ok := series(scrape(t, server), "istio_requests_total", map[string]string{"connection_security_policy": "mutual_tls",
-		"source_principal": "spiffe://cluster.local/ns/default/sa/curl", "reporter": "destination",
-		"destination_principal": "spiffe://cluster.local/ns/default/sa/bookinfo-httpbin"}); !ok {
+		"source_principal": "spiffe://example.org/ns/default/sa/curl", "reporter": "destination",
+		"destination_principal": "spiffe://example.org/ns/default/sa/bookinfo-httpbin"}); !ok {
 		t.Errorf("no mutual_tls series:\n%s", scrape(t, server))
+	}
+	// A certificate the handshake did not verify names nobody.
+	unverified := &filter.Info{Authority: "httpbin:8000", Status: 201, Downstream: &downstream.Info{
+		TLS: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{peer}}}}
+	so.Request(httptest.NewRequest("GET", "http://httpbin:8000/", nil), unverified)
+	so.Complete(unverified)
+	if _, ok := series(scrape(t, server), "istio_requests_total", map[string]string{"connection_security_policy": "none",
+		"source_principal": "unknown", "response_code": "201"}); !ok {
+		t.Errorf("unverified peer certificate counted as mutual TLS:\n%s", scrape(t, server))
 	}
 }

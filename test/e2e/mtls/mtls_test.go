@@ -1,0 +1,368 @@
+// Package mtls_test runs the control plane's translation and two real
+// weft-proxy runtimes in one process, over real sockets and real TLS: a
+// client sidecar (curl) and a server sidecar (httpbin) in explicit mode,
+// each fed its own translation over ADS together with the SDS secrets
+// "default" and "ROOTCA" that the proxy's identity module serves locally
+// (here signed by a test CA). It checks auto mTLS, PeerAuthentication
+// PERMISSIVE / STRICT / port-level DISABLE and the XFCC header the
+// server-side sidecar sets.
+package mtls_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+
+	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/controlplane/model"
+	"github.com/weftmesh/weft/internal/controlplane/registry"
+	"github.com/weftmesh/weft/internal/controlplane/translate"
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/internal/proxy/runtime"
+	"github.com/weftmesh/weft/internal/proxy/xdsclient"
+)
+
+// Addresses of this test's own loopback block (nobody else uses 127.0.41.x
+// and 127.0.42.x): sidecars on .41, apps on .42.
+const (
+	curlIP, httpbinIP       = "127.0.41.1", "127.0.41.2"
+	curlAppIP, httpbinAppIP = "127.0.42.1", "127.0.42.2"
+	proxyPort               = 15080
+	httpbinPort             = 8000
+)
+
+const baseConfig = `
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: foo}
+spec:
+  ports: [{port: 8000, name: http}]
+  selector: {app: httpbin}
+`
+
+// testCA issues SPIFFE workload certificates.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{Organization: []string{"cluster.local"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// secrets are what the identity module serves a workload: its chain and
+// key as "default", the trust bundle as "ROOTCA". Istio's workload
+// certificates have an empty subject and the SPIFFE id as URI SAN.
+func (ca *testCA) secrets(t *testing.T, ns, sa string) []types.Resource {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse("spiffe://cluster.local/ns/" + ns + "/sa/" + sa)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), URIs: []*url.URL{u},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := x509.MarshalECPrivateKey(key)
+	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
+	inline := func(b []byte) *corev3.DataSource {
+		return &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}}
+	}
+	return []types.Resource{
+		&tlsv3.Secret{Name: "default", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: inline(chain), PrivateKey: inline(keyPEM)}}},
+		&tlsv3.Secret{Name: "ROOTCA", Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa: inline(ca.pem)}}},
+	}
+}
+
+type sidecar struct {
+	meta    *node.Meta
+	srv     *meshtest.XDSServer
+	secrets []types.Resource
+}
+
+type mesh struct {
+	t       *testing.T
+	dir     string
+	curl    *sidecar
+	httpbin *sidecar
+}
+
+func metaFor(name, ip, app string, ports []node.Port) *node.Meta {
+	return &node.Meta{Type: node.Sidecar, IP: ip, Name: name, Namespace: "foo", ServiceAccount: name,
+		Labels: map[string]string{"app": name}, Ports: ports, AppAddress: app, ProxyPort: proxyPort, MeshTLS: true}
+}
+
+// push translates the config directory for both sidecars and publishes it.
+func (m *mesh) push() {
+	m.t.Helper()
+	res, err := config.LoadPaths([]string{m.dir}, config.Options{})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	snap, err := registry.Build(res, []*registry.Workload{registry.FromMeta(m.curl.meta), registry.FromMeta(m.httpbin.meta)})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	for _, s := range []*sidecar{m.curl, m.httpbin} {
+		out := translate.Build(snap, &model.Proxy{Meta: s.meta, ID: s.meta.ID(), Services: registry.ServicesFor(snap, s.meta)})
+		if err := out.Check(); err != nil {
+			m.t.Fatalf("%s: %v", s.meta.Name, err)
+		}
+		r := meshtest.Resources{Secrets: s.secrets}
+		for _, l := range out.Listeners {
+			r.Listeners = append(r.Listeners, l)
+		}
+		for _, x := range out.Routes {
+			r.Routes = append(r.Routes, x)
+		}
+		for _, c := range out.Clusters {
+			r.Clusters = append(r.Clusters, c)
+		}
+		for _, e := range out.Endpoints {
+			r.Endpoints = append(r.Endpoints, e)
+		}
+		if err := s.srv.Set(r); err != nil {
+			m.t.Fatal(err)
+		}
+	}
+}
+
+func (m *mesh) apply(name, yaml string) {
+	m.t.Helper()
+	if err := os.WriteFile(filepath.Join(m.dir, name), []byte(yaml), 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+	m.push()
+}
+
+func startSidecar(t *testing.T, s *sidecar) {
+	t.Helper()
+	srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	s.srv = srv
+	rt := runtime.New(runtime.Options{})
+	xc := xdsclient.New(xdsclient.Options{Server: srv.Addr(), Node: s.meta.Node(), Handler: rt,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { xc.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		ctx, c2 := context.WithTimeout(context.Background(), 2*time.Second)
+		rt.Close(ctx)
+		c2()
+	})
+}
+
+// headersApp is httpbin's /headers: the request headers as JSON.
+func headersApp(t *testing.T, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot bind %s: %v", addr, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := map[string]string{}
+		for k, v := range r.Header {
+			h[k] = strings.Join(v, ",")
+		}
+		json.NewEncoder(w).Encode(map[string]any{"headers": h})
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+func setup(t *testing.T) *mesh {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "services.yaml"), []byte(baseConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ca := newCA(t)
+	m := &mesh{t: t, dir: dir,
+		curl:    &sidecar{meta: metaFor("curl", curlIP, curlAppIP, nil), secrets: ca.secrets(t, "foo", "curl")},
+		httpbin: &sidecar{meta: metaFor("httpbin", httpbinIP, httpbinAppIP, []node.Port{{Name: "http", Port: httpbinPort, Protocol: "HTTP"}}), secrets: ca.secrets(t, "foo", "httpbin")},
+	}
+	headersApp(t, fmt.Sprintf("%s:%d", httpbinAppIP, httpbinPort))
+	startSidecar(t, m.curl)
+	startSidecar(t, m.httpbin)
+	m.push()
+	return m
+}
+
+// meshGet is curl in the mesh: through its sidecar's HTTP proxy port.
+func meshGet(path string) (int, map[string]string, error) {
+	pu, _ := url.Parse(fmt.Sprintf("http://%s:%d", curlIP, proxyPort))
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu), DisableKeepAlives: true}}
+	return get(c, "http://httpbin.foo.svc.cluster.local:8000"+path, nil)
+}
+
+// plainGet is a client outside the mesh: straight to httpbin's sidecar.
+func plainGet(path string, hdr map[string]string) (int, map[string]string, error) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	return get(c, fmt.Sprintf("http://%s:%d%s", httpbinIP, httpbinPort, path), hdr)
+}
+
+func get(c *http.Client, u string, hdr map[string]string) (int, map[string]string, error) {
+	req, _ := http.NewRequest("GET", u, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out struct {
+		Headers map[string]string `json:"headers"`
+	}
+	_ = json.Unmarshal(body, &out)
+	return resp.StatusCode, out.Headers, nil
+}
+
+// eventually polls cond until it returns nil or the deadline passes.
+func eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestMutualTLSMigration(t *testing.T) {
+	m := setup(t)
+	const curlID, httpbinID = "spiffe://cluster.local/ns/foo/sa/curl", "spiffe://cluster.local/ns/foo/sa/httpbin"
+
+	// PERMISSIVE (no policy): the mesh client speaks mTLS, the plaintext
+	// client is served too.
+	eventually(t, "mesh client over mTLS with XFCC", func() error {
+		code, h, err := meshGet("/headers")
+		if err != nil || code != 200 {
+			return fmt.Errorf("code %d err %v", code, err)
+		}
+		x := h["X-Forwarded-Client-Cert"]
+		if !strings.HasPrefix(x, "By="+httpbinID+";Hash=") || !strings.HasSuffix(x, `;Subject="";URI=`+curlID) {
+			return fmt.Errorf("X-Forwarded-Client-Cert %q", x)
+		}
+		return nil
+	})
+	code, h, err := plainGet("/headers", map[string]string{"X-Forwarded-Client-Cert": "By=x;URI=spiffe://cluster.local/ns/foo/sa/admin"})
+	if err != nil || code != 200 {
+		t.Fatalf("PERMISSIVE plaintext client: %d %v", code, err)
+	}
+	if x, ok := h["X-Forwarded-Client-Cert"]; ok {
+		t.Errorf("a plaintext client's forged XFCC reached the app: %q", x)
+	}
+
+	// Namespace STRICT: plaintext refused, the mesh client still served.
+	m.apply("strict.yaml", `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: foo}
+spec:
+  mtls: {mode: STRICT}
+`)
+	eventually(t, "plaintext refused under STRICT", func() error {
+		code, _, err := plainGet("/headers", nil)
+		if err == nil {
+			return fmt.Errorf("plaintext client got %d", code)
+		}
+		if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "EOF") &&
+			!strings.Contains(err.Error(), "reset") {
+			return fmt.Errorf("unexpected error %v", err)
+		}
+		return nil
+	})
+	for i := 0; i < 5; i++ {
+		if code, _, err := meshGet("/headers"); err != nil || code != 200 {
+			t.Fatalf("mesh client under STRICT: %d %v", code, err)
+		}
+	}
+
+	// Port-level DISABLE on httpbin's port: plaintext again, and the mesh
+	// client follows (the endpoint advertises tlsMode disabled).
+	m.apply("httpbin.yaml", `
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: httpbin, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  mtls: {mode: STRICT}
+  portLevelMtls:
+    8000: {mode: DISABLE}
+`)
+	eventually(t, "plaintext served on the DISABLE port", func() error {
+		code, _, err := plainGet("/headers", nil)
+		if err != nil || code != 200 {
+			return fmt.Errorf("code %d err %v", code, err)
+		}
+		return nil
+	})
+	eventually(t, "mesh client over plaintext on the DISABLE port", func() error {
+		code, h, err := meshGet("/headers")
+		if err != nil || code != 200 {
+			return fmt.Errorf("code %d err %v", code, err)
+		}
+		if x, ok := h["X-Forwarded-Client-Cert"]; ok {
+			return fmt.Errorf("XFCC %q on a plaintext hop", x)
+		}
+		return nil
+	})
+}
