@@ -87,7 +87,10 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 		PreCxTimeouts: rt.Listeners().SniffTimeouts,
 		Listeners:     rt.Listeners().Stats,
 		Prometheus:    tel.WritePrometheus,
-		Stats:         tel.Stats,
+		Stats: func(fn func(name string, v int64)) {
+			tel.Stats(fn)
+			rt.Counters().Each(fn)
+		},
 	})
 	for _, s := range []struct {
 		name, addr string

@@ -72,6 +72,10 @@ type Stream struct {
 	// here so it does not escape to the heap per request).
 	Attempt Attempt
 
+	// Meta is the request's dynamic metadata (jwt_authn payload, RBAC
+	// shadow results).
+	Meta Metadata
+
 	// respSet are response headers a filter wants set (overwriting the
 	// upstream's) when the response is written, e.g. CORS headers.
 	respSet []Header
@@ -138,6 +142,7 @@ func (s *Stream) Next() error {
 // Reset clears s for reuse.
 func (s *Stream) Reset() {
 	rs, ex := s.respSet[:0], s.Attempt.Exclude[:0]
-	*s = Stream{respSet: rs}
+	s.Meta.reset()
+	*s = Stream{respSet: rs, Meta: s.Meta}
 	s.Attempt.Exclude = ex
 }

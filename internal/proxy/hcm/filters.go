@@ -5,6 +5,7 @@ import (
 
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
@@ -13,6 +14,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/filter/cors"
 	"github.com/weftmesh/weft/internal/proxy/filter/fault"
+	"github.com/weftmesh/weft/internal/proxy/filter/rbac"
 	"github.com/weftmesh/weft/internal/proxy/filter/router"
 )
 
@@ -23,10 +25,12 @@ type builder struct {
 	build func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error)
 }
 
-// Filter ranks in Envoy's order. Ranks 1 (jwt_authn), 2 (rbac) and 4
-// (local rate limit) are reserved for filters that land later.
+// Filter ranks in Envoy's order. Rank 4 (local rate limit) is reserved
+// for a filter that lands later. ext_authz shares rbac's rank: Istio
+// interleaves them (CUSTOM's shadow rbac, ext_authz, DENY rbac, ALLOW rbac).
 const (
 	rankFault  = 0
+	rankRBAC   = 2
 	rankCors   = 3
 	rankRouter = 5
 )
@@ -39,6 +43,13 @@ func builderFor(typeURL string) (builder, bool) {
 			func() proto.Message { return &faultv3.HTTPFault{} },
 			func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
 				return fault.New(cfg.(*faultv3.HTTPFault), opts.Sleep)
+			}}, true
+	case "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC":
+		return builder{rankRBAC,
+			func() proto.Message { return &rbachttpv3.RBAC{} },
+			func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
+				return rbac.NewHTTP(cfg.(*rbachttpv3.RBAC), rbac.Options{Log: m.log, Counters: opts.Counters,
+					StatPrefix: "http." + m.statPrefix + "."})
 			}}, true
 	case "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors":
 		return builder{rankCors,

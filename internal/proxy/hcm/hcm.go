@@ -60,6 +60,8 @@ type Options struct {
 	// its access_log and tracing). nil: no observer, and access_log or
 	// tracing in the config is rejected.
 	Observe func(cfg *hcmv3.HttpConnectionManager) (Observer, error)
+	// Counters receives filter stats (rbac.allowed …); nil: not exported.
+	Counters *filter.Counters
 }
 
 // Observer sees every request of a Manager (telemetry). Methods run on

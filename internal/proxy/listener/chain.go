@@ -67,12 +67,28 @@ func compileChain(fc *listenerv3.FilterChain, path, listenerName string, deps De
 		}
 		ch.tls = cfg
 	}
-	if len(fc.GetFilters()) != 1 {
-		return nil, fmt.Errorf("%s: filters: want exactly one terminal network filter (http_connection_manager or tcp_proxy), got %d", path, len(fc.GetFilters()))
+	fs := fc.GetFilters()
+	if len(fs) == 0 {
+		return nil, fmt.Errorf("%s: filters: want a terminal network filter (http_connection_manager or tcp_proxy)", path)
 	}
-	h, err := deps.NetworkFilter(listenerName, fc.GetFilters()[0])
-	if err != nil {
-		return nil, fmt.Errorf("%s: filters[0] (%s): %w", path, fc.GetFilters()[0].GetName(), err)
+	// The last filter is terminal; the ones before it (RBAC) decide about
+	// the connection and hand it on, so they are built back to front.
+	var h Handler
+	for i := len(fs) - 1; i >= 0; i-- {
+		fh, err := deps.NetworkFilter(listenerName, fs[i])
+		if err != nil {
+			return nil, fmt.Errorf("%s: filters[%d] (%s): %w", path, i, fs[i].GetName(), err)
+		}
+		c, chainer := fh.(Chainer)
+		switch {
+		case i == len(fs)-1 && chainer:
+			return nil, fmt.Errorf("%s: filters[%d] (%s): the last network filter must be terminal (http_connection_manager or tcp_proxy)", path, i, fs[i].GetName())
+		case i < len(fs)-1 && !chainer:
+			return nil, fmt.Errorf("%s: filters[%d] (%s): a terminal filter must be last", path, i, fs[i].GetName())
+		case chainer:
+			fh = c.Chain(h)
+		}
+		h = fh
 	}
 	ch.handler = h
 	return ch, nil

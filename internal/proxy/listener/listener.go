@@ -32,6 +32,13 @@ type Handler interface {
 	ServeConn(c net.Conn, info *downstream.Info)
 }
 
+// Chainer is implemented by a non-terminal network filter (RBAC): Chain
+// returns the handler that runs it and then hands the connection to next.
+type Chainer interface {
+	Handler
+	Chain(next Handler) Handler
+}
+
 // Drainer is optionally implemented by a Handler that can end its
 // connections gracefully (HTTP/1 "Connection: close", HTTP/2 GOAWAY) when
 // its listener is removed or the proxy shuts down. Connections still open

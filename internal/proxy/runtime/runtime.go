@@ -22,11 +22,14 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	rbactcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/internal/proxy/cluster"
+	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/filter/rbac"
 	"github.com/weftmesh/weft/internal/proxy/hcm"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
@@ -42,6 +45,8 @@ type Options struct {
 	Listener listener.Options
 	HCM      hcm.Options
 	TCP      tcp.Options // Log is set per listener
+	// Counters holds filter stats (rbac, jwt_authn); nil: a fresh set.
+	Counters *filter.Counters
 	// RetireDelay is how long a replaced cluster Set stays open, so
 	// requests that picked a host from it just before the swap can still
 	// get a connection (default 2s). Its busy connections drain anyway.
@@ -99,6 +104,12 @@ func New(opts Options) *Runtime {
 	if opts.Cluster.Log == nil {
 		opts.Cluster.Log = opts.Log.With("component", "cluster")
 	}
+	if opts.Counters == nil {
+		opts.Counters = &filter.Counters{}
+	}
+	if opts.HCM.Counters == nil {
+		opts.HCM.Counters = opts.Counters
+	}
 	if opts.HCM.Log == nil {
 		opts.HCM.Log = opts.Log.With("component", "hcm")
 	}
@@ -128,6 +139,9 @@ func (r *Runtime) Clusters() *cluster.Set { return r.snap.Load().clusters }
 
 // Resources returns the accepted resources as received (for config_dump).
 func (r *Runtime) Resources() *xdsclient.Resources { return r.snap.Load().res }
+
+// Counters returns the filter stats (rbac, jwt_authn …).
+func (r *Runtime) Counters() *filter.Counters { return r.opts.Counters }
 
 // Listeners returns the listener manager.
 func (r *Runtime) Listeners() *listener.Manager { return r.listeners }
@@ -303,6 +317,12 @@ func (d *deps) NetworkFilter(listenerName string, f *listenerv3.Filter) (listene
 			return nil, err
 		}
 		return hcm.New(cfg, d.r, d.r.opts.HCM)
+	case tc.MessageIs(&rbactcpv3.RBAC{}):
+		cfg := &rbactcpv3.RBAC{}
+		if err := tc.UnmarshalTo(cfg); err != nil {
+			return nil, err
+		}
+		return rbac.NewNetwork(cfg, rbac.Options{Log: d.r.log.With("listener", listenerName), Counters: d.r.opts.Counters})
 	case tc.MessageIs(&tcpv3.TcpProxy{}):
 		cfg := &tcpv3.TcpProxy{}
 		if err := tc.UnmarshalTo(cfg); err != nil {
