@@ -80,6 +80,7 @@ func (c *Cache) Build(p *model.Proxy) *Output {
 	if !p.Meta.Capture && validProxyPort(p.Meta.ProxyPort) {
 		b.listeners[explicitProxyName] = b.explicitListener()
 	}
+	b.applySecurity()
 	if len(b.mesh.GetExtensionProviders()) > 0 {
 		// Telemetry providers may reference outbound clusters (a tracing
 		// collector): let the per-proxy side see them, without emitting

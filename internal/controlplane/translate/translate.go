@@ -60,6 +60,7 @@ func Build(snap *model.Snapshot, p *model.Proxy) *Output {
 		}
 	}
 	if !p.IsGRPC() {
+		b.applySecurity()
 		b.applyTelemetry()
 	}
 	o := b.output()

@@ -198,6 +198,14 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 	}
 	switch cfg.GetPathWithEscapedSlashesAction() {
 	case hcmv3.HttpConnectionManager_IMPLEMENTATION_SPECIFIC_DEFAULT, hcmv3.HttpConnectionManager_KEEP_UNCHANGED:
+	case hcmv3.HttpConnectionManager_UNESCAPE_AND_FORWARD:
+		// Istio's DECODE_AND_MERGE_SLASHES. Normalization works on the
+		// decoded path and forwards it re-encoded (%2F and %5C arrive
+		// upstream as / and \), so with normalization on this is what
+		// weft-proxy does already.
+		if !m.normalizePath && !m.mergeSlashes {
+			return nil, fmt.Errorf("%s.path_with_escaped_slashes_action: UNESCAPE_AND_FORWARD needs normalize_path or merge_slashes in weft-proxy", p)
+		}
 	default:
 		return nil, fmt.Errorf("%s.path_with_escaped_slashes_action: %v not supported by weft-proxy", p, cfg.GetPathWithEscapedSlashesAction())
 	}
