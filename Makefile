@@ -5,7 +5,17 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X github.com/weftmesh/weft/internal/version.Version=$(VERSION) -X github.com/weftmesh/weft/internal/version.Commit=$(COMMIT)
 BIN     := bin
 
-.PHONY: all build demo test test-short vet fmt bench bench-smoke clean
+# Optional Debian packages (`make deps`; .ci/run installs the same list):
+# iproute2 and iptables for capture mode (demo --capture and its tests),
+# nginx-light, haproxy and caddy as the bench's peers, curl for the README's
+# tour, gcc and libc6-dev for the race detector. Without them the tests that
+# need them skip, each with a one-line reason.
+DEPS := iproute2 iptables nginx-light haproxy caddy curl gcc libc6-dev
+
+# -race needs cgo and a C compiler; without one the tests run without it.
+RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
+
+.PHONY: all build demo deps test test-short vet fmt bench bench-smoke clean
 
 all: build
 
@@ -24,7 +34,16 @@ vet:
 # The test command CI runs (.ci/run). Builds the binaries first: end-to-end
 # tests run the real processes from bin/.
 test: build vet
-	$(GO) test -race -timeout 25m ./...
+	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo, so no -race (make deps installs gcc)"
+	$(GO) test $(RACE) -timeout 25m ./...
+
+# Installs the optional packages (root or sudo), then stops the distro's
+# nginx/haproxy/caddy services so they do not hold ports the tests use.
+deps:
+	@sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS) && \
+	for s in nginx haproxy caddy; do ($$sudo systemctl stop $$s || $$sudo service $$s stop) >/dev/null 2>&1 || true; done
 
 test-short: build
 	$(GO) test -short ./...

@@ -41,14 +41,27 @@ func run(args ...string) error {
 	return nil
 }
 
-func newCapture(id string, k int) (*capture, error) {
+// CaptureUnavailable says why capture mode cannot run here (nil when it
+// can): it needs root, iproute2's ip, iptables with a working nat table,
+// and util-linux's setpriv. Tests skip with this reason.
+func CaptureUnavailable() error {
 	if os.Geteuid() != 0 {
-		return nil, errors.New("--capture needs root (network namespaces and iptables)")
+		return errors.New("capture mode needs root (network namespaces and iptables)")
 	}
-	for _, tool := range []string{"ip", "iptables", "setpriv"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("--capture needs %s: %w", tool, err)
+	for _, tool := range []struct{ bin, pkg string }{{"ip", "iproute2"}, {"iptables", "iptables"}, {"setpriv", "util-linux"}} {
+		if _, err := exec.LookPath(tool.bin); err != nil {
+			return fmt.Errorf("capture mode needs %s (Debian package %s; make deps installs it)", tool.bin, tool.pkg)
 		}
+	}
+	if err := run("iptables", "-t", "nat", "-S", "OUTPUT"); err != nil {
+		return fmt.Errorf("capture mode needs iptables' nat table: %w", err)
+	}
+	return nil
+}
+
+func newCapture(id string, k int) (*capture, error) {
+	if err := CaptureUnavailable(); err != nil {
+		return nil, err
 	}
 	c := &capture{id: id, k: k, bridge: "weft-" + id}
 	_ = run("ip", "link", "del", c.bridge) // left over from a killed run

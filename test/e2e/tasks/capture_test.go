@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/weftmesh/weft/internal/demo"
 )
 
 // TestCaptureMode runs the routing, shifting and fault tasks again with
@@ -13,8 +15,8 @@ func TestCaptureMode(t *testing.T) {
 	if captureMode {
 		t.Skip("already in capture mode")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("capture mode needs root (network namespaces, iptables)")
+	if err := demo.CaptureUnavailable(); err != nil {
+		t.Skip(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^(TestRequestRouting|TestTrafficShifting|TestFaultInjection)$", "-test.v", "-test.timeout", "15m")
 	cmd.Env = append(os.Environ(), "WEFT_E2E_CAPTURE=1", "WEFT_E2E_BIN="+binDir)
