@@ -11,7 +11,8 @@ import (
 // proxy's last stream, so a quick reconnect does not flap endpoints.
 const DefaultGrace = 5 * time.Second
 
-// Auto tracks workloads auto-registered by connected proxies. It is safe
+// Auto tracks workloads auto-registered by connected proxies, one per node
+// ID, owned by the node's newest xDS stream. It is safe
 // for concurrent use. onChange is called (without locks held) whenever
 // the set returned by Workloads changes.
 type Auto struct {
@@ -24,14 +25,14 @@ type Auto struct {
 }
 
 type autoEntry struct {
-	w       *Workload
-	streams int
-	gen     uint64 // invalidates pending removals on reconnect
-	timer   *time.Timer
+	w     *Workload
+	gen   uint64 // the registering stream's generation
+	live  bool   // that stream is open
+	timer *time.Timer
 }
 
 // NewAuto returns an empty registry of auto-registered workloads. A grace
-// of 0 removes workloads as soon as their last stream closes.
+// of 0 removes workloads as soon as their stream closes.
 func NewAuto(grace time.Duration, onChange func()) *Auto {
 	if onChange == nil {
 		onChange = func() {}
@@ -39,19 +40,22 @@ func NewAuto(grace time.Duration, onChange func()) *Auto {
 	return &Auto{grace: grace, onChange: onChange, after: time.AfterFunc, entries: map[string]*autoEntry{}}
 }
 
-// Connect registers (or refreshes) the workload of node id. Streams are
-// counted: a proxy may open a new stream before the old one is closed.
-func (a *Auto) Connect(id string, w *Workload) {
+// Connect registers (or refreshes) the workload of node id for the stream
+// numbered gen. The newest stream owns the registration: what an older
+// stream of the same node ID does afterwards changes nothing.
+func (a *Auto) Connect(id string, gen uint64, w *Workload) {
 	a.mu.Lock()
 	e := a.entries[id]
+	if e != nil && gen < e.gen {
+		a.mu.Unlock()
+		return
+	}
 	changed := e == nil || !sameWorkload(e.w, w)
 	if e == nil {
 		e = &autoEntry{}
 		a.entries[id] = e
 	}
-	e.w = w
-	e.streams++
-	e.gen++
+	e.w, e.gen, e.live = w, gen, true
 	if e.timer != nil {
 		e.timer.Stop()
 		e.timer = nil
@@ -62,29 +66,23 @@ func (a *Auto) Connect(id string, w *Workload) {
 	}
 }
 
-// Disconnect ends one stream of node id; the workload goes after the
-// grace period unless the proxy reconnects.
-func (a *Auto) Disconnect(id string) {
+// Disconnect ends stream gen of node id; the workload goes after the grace
+// period unless the proxy reconnects. The end of a stream that no longer
+// owns the registration is ignored.
+func (a *Auto) Disconnect(id string, gen uint64) {
 	a.mu.Lock()
 	e := a.entries[id]
-	if e == nil {
+	if e == nil || e.gen != gen || !e.live {
 		a.mu.Unlock()
 		return
 	}
-	if e.streams > 0 {
-		e.streams--
-	}
-	if e.streams > 0 {
-		a.mu.Unlock()
-		return
-	}
+	e.live = false
 	if a.grace <= 0 {
 		delete(a.entries, id)
 		a.mu.Unlock()
 		a.onChange()
 		return
 	}
-	gen := e.gen
 	e.timer = a.after(a.grace, func() { a.expire(id, gen) })
 	a.mu.Unlock()
 }
@@ -92,7 +90,7 @@ func (a *Auto) Disconnect(id string) {
 func (a *Auto) expire(id string, gen uint64) {
 	a.mu.Lock()
 	e := a.entries[id]
-	if e == nil || e.gen != gen || e.streams > 0 {
+	if e == nil || e.gen != gen || e.live {
 		a.mu.Unlock()
 		return
 	}

@@ -21,38 +21,61 @@ func TestAutoGracePeriod(t *testing.T) {
 	a.after = ft.after
 	w := &Workload{Name: "r", Namespace: "default", Address: "127.0.10.1", Source: SourceProxy}
 
-	a.Connect("p1", w)
+	a.Connect("p1", 1, w)
 	if len(a.Workloads()) != 1 || changes.Load() != 1 {
 		t.Fatalf("after connect: %d workloads, %d changes", len(a.Workloads()), changes.Load())
 	}
-	a.Connect("p1", w) // second stream, same workload: no change
+	a.Connect("p1", 2, w) // newer stream, same workload: no change
 	if changes.Load() != 1 {
 		t.Fatalf("identical reconnect reported a change")
 	}
-	a.Disconnect("p1")
-	a.Disconnect("p1")
+	a.Disconnect("p1", 1) // the replaced stream: ignored
+	a.Disconnect("p1", 2)
 	if len(ft.fns) != 1 || len(a.Workloads()) != 1 {
 		t.Fatalf("removal must wait for the grace period: timers=%d workloads=%d", len(ft.fns), len(a.Workloads()))
 	}
 	// Reconnect within grace: the pending removal is void.
-	a.Connect("p1", w)
+	a.Connect("p1", 3, w)
 	ft.fns[0]()
 	if len(a.Workloads()) != 1 || changes.Load() != 1 {
 		t.Fatalf("stale timer removed a reconnected workload")
 	}
-	a.Disconnect("p1")
+	a.Disconnect("p1", 3)
 	ft.fns[1]()
 	if len(a.Workloads()) != 0 || changes.Load() != 2 {
 		t.Fatalf("workload not removed after grace: %d workloads, %d changes", len(a.Workloads()), changes.Load())
 	}
-	a.Disconnect("unknown") // harmless
+	a.Disconnect("unknown", 1) // harmless
 }
 
 func TestAutoZeroGrace(t *testing.T) {
 	a := NewAuto(0, nil)
-	a.Connect("p", &Workload{Name: "x"})
-	a.Disconnect("p")
+	a.Connect("p", 1, &Workload{Name: "x"})
+	a.Disconnect("p", 1)
 	if len(a.Workloads()) != 0 {
 		t.Fatal("zero grace must remove at once")
+	}
+}
+
+// Two streams for one node ID (issue 18 item 10): the newer owns the
+// registration; the older one's late connect and its disconnect change
+// nothing, so a stream that lost cannot rewrite or remove the winner's
+// workload.
+func TestAutoNewestStreamOwns(t *testing.T) {
+	a := NewAuto(5*time.Second, nil)
+	ft := &fakeTimers{}
+	a.after = ft.after
+	real := &Workload{Name: "reviews", Namespace: "default", Address: "127.0.10.1", Labels: map[string]string{"app": "reviews"}}
+	other := &Workload{Name: "reviews", Namespace: "default", Address: "127.0.10.1", Labels: map[string]string{"app": "impostor"}}
+	a.Connect("p", 1, other)
+	a.Connect("p", 2, real)
+	a.Connect("p", 1, other) // late request of the replaced stream
+	a.Disconnect("p", 1)
+	if len(ft.fns) != 0 {
+		t.Fatal("the replaced stream's end scheduled a removal")
+	}
+	ws := a.Workloads()
+	if len(ws) != 1 || ws[0].Labels["app"] != "reviews" {
+		t.Fatalf("registry rewritten by the stream that lost: %+v", ws[0])
 	}
 }

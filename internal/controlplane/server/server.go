@@ -126,8 +126,8 @@ func New(opts Options) (*Server, error) {
 	s.xds = xds.New(snap, xds.Options{
 		Logger:   s.log.With("component", "xds"),
 		Debounce: opts.Debounce,
-		OnConnect: func(id string, m *node.Meta) {
-			s.auto.Connect(id, registry.FromMeta(m))
+		OnConnect: func(id string, gen uint64, m *node.Meta) {
+			s.auto.Connect(id, gen, registry.FromMeta(m))
 		},
 		OnDisconnect: s.auto.Disconnect,
 	})

@@ -3,7 +3,6 @@ package xds
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -20,7 +19,9 @@ type proxyState struct {
 	id          string
 	meta        *node.Meta
 	delta       bool
-	streams     int
+	stream      streamKey // the one stream serving this proxy
+	gen         uint64    // stream generation, for the registry
+	pending     bool      // waiting for the stream it replaced to end: not pushed
 	connectedAt time.Time
 
 	out      *translate.Output
@@ -55,9 +56,15 @@ type callbacks struct{ s *Server }
 
 var _ serverv3.Callbacks = callbacks{}
 
-func (c callbacks) OnStreamOpen(context.Context, int64, string) error      { return nil }
-func (c callbacks) OnDeltaStreamOpen(context.Context, int64, string) error { return nil }
-func (c callbacks) OnStreamClosed(id int64, _ *corev3.Node)                { c.s.closeStream(streamKey{false, id}) }
+func (c callbacks) OnStreamOpen(ctx context.Context, id int64, _ string) error {
+	c.s.streamOpen(ctx, streamKey{false, id})
+	return nil
+}
+func (c callbacks) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
+	c.s.streamOpen(ctx, streamKey{true, id})
+	return nil
+}
+func (c callbacks) OnStreamClosed(id int64, _ *corev3.Node) { c.s.closeStream(streamKey{false, id}) }
 func (c callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) {
 	c.s.closeStream(streamKey{true, id})
 }
@@ -98,11 +105,15 @@ func (s *Server) request(k streamKey, n *corev3.Node, typeURL, nonce, version, e
 	s.mu.Lock()
 	id, known := s.streams[k]
 	if !known {
+		detached := s.detached[k]
 		s.mu.Unlock()
+		if detached {
+			return "", errSuperseded
+		}
 		return "", s.openStream(k, n)
 	}
 	p := s.proxies[id]
-	if p == nil || nonce == "" {
+	if p == nil || p.stream != k || nonce == "" {
 		s.mu.Unlock()
 		return "", nil
 	}
@@ -146,8 +157,20 @@ func nonceKey(k streamKey, nonce string) string {
 	return fmt.Sprintf("%t/%d/%s", k.delta, k.id, nonce)
 }
 
+// streamOpen remembers how to end stream k (see supersede.go).
+func (s *Server) streamOpen(ctx context.Context, k streamKey) {
+	if h := handleOf(ctx); h != nil {
+		s.mu.Lock()
+		s.handles[k] = h
+		s.mu.Unlock()
+	}
+}
+
 // openStream registers a proxy on its first request. An unparsable node
-// closes the stream with the reason.
+// closes the stream with the reason. A node ID has one stream: a newer one
+// replaces the older, which is detached at once (its requests are refused,
+// pushes no longer reach it), ended, and only then is the newer one's
+// config published, so neither sees the other's config or status.
 func (s *Server) openStream(k streamKey, n *corev3.Node) error {
 	meta, err := node.Parse(n)
 	if err != nil {
@@ -155,40 +178,66 @@ func (s *Server) openStream(k streamKey, n *corev3.Node) error {
 		return fmt.Errorf("invalid node: %w", err)
 	}
 	id := n.GetId()
+	now := s.opts.Now()
 	s.mu.Lock()
+	old := s.proxies[id]
+	var prev *streamHandle
+	if old != nil {
+		delete(s.streams, old.stream)
+		s.detached[old.stream] = true
+		prev = s.handles[old.stream]
+		s.intern.release(old.shared)
+		old.shared = nil
+	}
+	s.nextGen++
+	p := &proxyState{id: id, meta: meta, delta: k.delta, stream: k, gen: s.nextGen, pending: true, connectedAt: now,
+		versions: map[string]string{}, changeAt: map[string]time.Time{}, types: map[string]*typeState{}}
+	s.proxies[id] = p
 	s.streams[k] = id
-	p := s.proxies[id]
-	fresh := p == nil
-	if fresh {
-		p = &proxyState{id: id, versions: map[string]string{}, changeAt: map[string]time.Time{}, types: map[string]*typeState{}}
-		s.proxies[id] = p
-	}
-	p.meta = meta
-	p.delta = k.delta
-	p.streams++
-	p.connectedAt = s.opts.Now()
 	s.mu.Unlock()
-	if fresh {
+	if old == nil {
 		s.metrics.connected.Add(1)
-		// Publish before the cache opens the watch for this request.
-		// pushMu orders this against a concurrent flush of a newer
-		// snapshot, which then re-reads s.gen.
-		s.pushMu.Lock()
-		s.mu.Lock()
-		g := s.gen
-		s.mu.Unlock()
-		s.push(g, p, s.opts.Now())
-		s.pushMu.Unlock()
+	} else {
+		s.log.Warn("a newer xDS stream replaces the proxy's stream", "proxy", id)
+		if prev != nil {
+			prev.cancel(errSuperseded)
+			select {
+			case <-prev.done:
+			case <-time.After(5 * time.Second):
+			}
+		}
 	}
+	// Publish before the cache opens the watch for this request. pushMu
+	// orders this against a concurrent flush of a newer snapshot, which
+	// then re-reads s.gen.
+	s.pushMu.Lock()
+	s.mu.Lock()
+	if s.proxies[id] != p { // replaced in turn while waiting
+		s.mu.Unlock()
+		s.pushMu.Unlock()
+		return errSuperseded
+	}
+	p.pending = false
+	if old != nil {
+		s.cache.ClearSnapshot(id)
+	}
+	g := s.gen
+	s.mu.Unlock()
+	s.push(g, p, now)
+	s.pushMu.Unlock()
 	if s.opts.OnConnect != nil {
-		s.opts.OnConnect(id, meta)
+		s.opts.OnConnect(id, p.gen, meta)
 	}
 	s.log.Info("proxy connected", "proxy", id, "delta", k.delta)
 	return nil
 }
 
+// closeStream forgets a stream; the proxy goes with the stream serving it
+// (not with one it replaced).
 func (s *Server) closeStream(k streamKey) {
 	s.mu.Lock()
+	delete(s.handles, k)
+	delete(s.detached, k)
 	id, ok := s.streams[k]
 	if !ok {
 		s.mu.Unlock()
@@ -196,31 +245,19 @@ func (s *Server) closeStream(k streamKey) {
 	}
 	delete(s.streams, k)
 	p := s.proxies[id]
-	gone := false
-	if p != nil {
-		p.streams--
-		for _, ts := range p.types {
-			for nk := range ts.nonces {
-				if strings.HasPrefix(nk, nonceKey(k, "")) {
-					delete(ts.nonces, nk)
-				}
-			}
-		}
-		if p.streams <= 0 {
-			delete(s.proxies, id)
-			s.cache.ClearSnapshot(id)
-			s.intern.release(p.shared)
-			p.shared = nil
-			gone = true
-		}
+	if p == nil || p.stream != k {
+		s.mu.Unlock()
+		return
 	}
+	delete(s.proxies, id)
+	s.cache.ClearSnapshot(id)
+	s.intern.release(p.shared)
+	p.shared = nil
 	s.mu.Unlock()
-	if gone {
-		s.metrics.connected.Add(-1)
-		s.log.Info("proxy disconnected", "proxy", id)
-	}
+	s.metrics.connected.Add(-1)
+	s.log.Info("proxy disconnected", "proxy", id)
 	if s.opts.OnDisconnect != nil {
-		s.opts.OnDisconnect(id)
+		s.opts.OnDisconnect(id, p.gen)
 	}
 }
 
@@ -229,7 +266,7 @@ func (s *Server) response(k streamKey, typeURL, nonce, version string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.proxies[s.streams[k]]
-	if p == nil {
+	if p == nil || p.stream != k {
 		return
 	}
 	ts := p.typ(typeURL)

@@ -54,10 +54,11 @@ type Options struct {
 	Debounce time.Duration
 	MaxDelay time.Duration
 	// OnConnect and OnDisconnect are called (without locks held) when a
-	// proxy's first stream opens and each time one of its streams ends;
-	// the control plane uses them for auto-registration.
-	OnConnect    func(id string, meta *node.Meta)
-	OnDisconnect func(id string)
+	// proxy's stream opens and when it ends; the control plane uses them
+	// for auto-registration. gen numbers the streams: a newer stream for
+	// the same node ID replaces the older, whose end is then not reported.
+	OnConnect    func(id string, gen uint64, meta *node.Meta)
+	OnDisconnect func(id string, gen uint64)
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// Translate replaces translation (tests); the output's Check method,
@@ -80,8 +81,11 @@ type Server struct {
 	gen      *generation            // snap as served: translation cache and hashes
 	proxies  map[string]*proxyState // by node id
 	streams  map[streamKey]string   // stream → node id
-	pending  *model.Snapshot        // set by Update, not yet pushed
-	changeAt time.Time              // first Update since the last push
+	handles  map[streamKey]*streamHandle
+	detached map[streamKey]bool // replaced by a newer stream, not yet ended
+	nextGen  uint64
+	pending  *model.Snapshot // set by Update, not yet pushed
+	changeAt time.Time       // first Update since the last push
 	timer    *time.Timer
 	deadline time.Time
 	pushMu   sync.Mutex // one push at a time, in order
@@ -112,14 +116,16 @@ func New(snap *model.Snapshot, opts Options) *Server {
 		snap = emptySnapshot()
 	}
 	s := &Server{
-		opts:    opts,
-		log:     opts.Logger,
-		metrics: newMetrics(),
-		intern:  newInterner(),
-		snap:    snap,
-		gen:     newGeneration(snap, opts.Translate),
-		proxies: map[string]*proxyState{},
-		streams: map[streamKey]string{},
+		opts:     opts,
+		log:      opts.Logger,
+		metrics:  newMetrics(),
+		intern:   newInterner(),
+		snap:     snap,
+		gen:      newGeneration(snap, opts.Translate),
+		proxies:  map[string]*proxyState{},
+		streams:  map[streamKey]string{},
+		handles:  map[streamKey]*streamHandle{},
+		detached: map[streamKey]bool{},
 	}
 	// Non-ADS cache mode: a request naming a resource we do not have is
 	// answered with what exists (gRPC clients then see "does not exist")
@@ -136,7 +142,7 @@ func emptySnapshot() *model.Snapshot {
 
 // Register adds the ADS service to a gRPC server.
 func (s *Server) Register(g grpc.ServiceRegistrar) {
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.grpcSrv)
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, ads{s})
 }
 
 // Metrics returns the server's metrics.
@@ -261,9 +267,9 @@ func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
 		return
 	}
 	s.mu.Lock()
-	if s.proxies[p.id] != p {
+	if s.proxies[p.id] != p || p.pending {
 		s.mu.Unlock()
-		return // disconnected meanwhile
+		return // disconnected or replaced meanwhile, or not yet published
 	}
 	p.checkErr = ""
 	var changed []string

@@ -78,8 +78,8 @@ func startServerWith(t *testing.T, snap *model.Snapshot, tr func(*model.Snapshot
 	ts.Server = New(snap, Options{
 		Debounce:     10 * time.Millisecond,
 		Translate:    tr,
-		OnConnect:    func(id string, _ *node.Meta) { ts.mu.Lock(); ts.conn = append(ts.conn, id); ts.mu.Unlock() },
-		OnDisconnect: func(id string) { ts.mu.Lock(); ts.disc = append(ts.disc, id); ts.mu.Unlock() },
+		OnConnect:    func(id string, _ uint64, _ *node.Meta) { ts.mu.Lock(); ts.conn = append(ts.conn, id); ts.mu.Unlock() },
+		OnDisconnect: func(id string, _ uint64) { ts.mu.Lock(); ts.disc = append(ts.disc, id); ts.mu.Unlock() },
 	})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
