@@ -91,7 +91,7 @@ func startControlPlane(ctx context.Context, weft, dir, label string, files map[s
 	}
 	cp := &controlPlane{configDir: cfg, xds: net.JoinHostPort(cpIP, strconv.Itoa(xp)), monitoring: net.JoinHostPort(cpIP, strconv.Itoa(mp))}
 	cp.proc, err = start(dir, label, nil, weft, "control-plane", "--config-dir", cfg,
-		"--xds-address", cp.xds, "--monitoring-address", cp.monitoring, "--log-level", "warn")
+		"--xds-address", cp.xds, "--secure-address", net.JoinHostPort(cpIP, "0"), "--monitoring-address", cp.monitoring, "--log-level", "warn")
 	if err != nil {
 		return nil, err
 	}

@@ -41,11 +41,18 @@ does not replace what was serving: its last good version keeps serving and the
 error (file:line) is logged, exported as weft_config_errors and shown by
 'weft get status'.
 
-Proxies connect over ADS (state of the world or delta) to --xds-address and
-auto-register their workload. The monitoring address serves /metrics and the
+Proxies get certificates from the control plane's CA and connect over ADS
+(state of the world or delta) with mutual TLS to --secure-address (Istio's
+15012: xDS and the IstioCertificateService CA API on one port), then
+auto-register their workload under their verified identity. Callers prove
+who they are with a join token ('weft token create') or the certificate it
+got them; node metadata that claims another namespace or service account is
+refused. The CA's root is generated in the state directory on first start,
+or comes from Istio's cacerts files (--ca-cert-dir). Plaintext xDS
+(--xds-address) trusts whatever a proxy claims and is off unless asked for
+(development, loopback only). The monitoring address serves /metrics and the
 API used by 'weft apply', 'weft get', 'weft delete', 'weft proxy-status' and
-'weft proxy-config'. Both listen on loopback by default: the xDS port is
-plaintext.
+'weft proxy-config'.
 
 API writes and Secret reads need the admin token, which the control plane
 keeps in <state-dir>/admin-token (mode 0600) and publishes for its own user in
@@ -77,7 +84,13 @@ Debug pages on the monitoring address:
 	f := cmd.Flags()
 	f.StringVar(&opts.ConfigDir, "config-dir", "", "directory of Istio YAML to serve (watched)")
 	f.StringVar(&opts.StateDir, "state-dir", "", "private state: CA keys, admin token, registrations (default <config-dir>.state)")
-	f.StringVar(&opts.XDSAddress, "xds-address", "127.0.0.1:15010", "ADS (xDS) listen address, plaintext")
+	f.StringVar(&opts.SecureAddress, "secure-address", "127.0.0.1:15012", "xDS over mutual TLS and the CA API (IstioCertificateService) listen address")
+	f.StringVar(&opts.XDSAddress, "xds-address", "", "plaintext xDS listen address, e.g. 127.0.0.1:15010 (development only: trusts what proxies claim; off by default)")
+	f.StringVar(&opts.CA.PluginDir, "ca-cert-dir", "", "plug-in CA: directory with Istio's cacerts files (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)")
+	f.DurationVar(&opts.CA.CertTTL, "workload-cert-ttl", 24*time.Hour, "workload certificate lifetime (proxies renew at half of it)")
+	f.StringSliceVar(&opts.CA.ServingHosts, "serving-hosts", nil, "DNS names and IPs in the secure port's certificate (default localhost, 127.0.0.1, the listen host and the host name)")
+	f.BoolVar(&opts.CA.RotateRoot, "rotate-root", false, "start a root CA rotation: the new root is distributed in the trust bundle for --root-bundle-grace, then signs; the old root stays trusted until its certificates expire")
+	f.DurationVar(&opts.CA.BundleGrace, "root-bundle-grace", 0, "how long a new root is distributed before it signs (default: the workload cert TTL)")
 	f.StringVar(&opts.MonitoringAddress, "monitoring-address", "127.0.0.1:15014", "metrics and API listen address")
 	f.StringSliceVar(&opts.AllowedHosts, "allowed-hosts", nil, "host names accepted in the API's Host header besides IP addresses, localhost and the listen host (DNS-rebinding guard)")
 	f.DurationVar(&opts.Grace, "registration-grace", registry.DefaultGrace, "how long a disconnected proxy's workload stays registered")

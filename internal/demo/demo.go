@@ -30,12 +30,15 @@ import (
 
 // Options configure a demo mesh. Zero values pick the defaults below.
 type Options struct {
-	ConfigDir   string // control-plane config dir; "" = a fresh temp dir
-	LogDir      string // where each process logs; "" = ConfigDir/../logs
-	Seed        fs.FS  // files copied into ConfigDir (examples/ minus tasks and invalid)
-	WeftBin     string // path of the weft binary (control plane, samples)
-	ProxyBin    string // path of weft-proxy
-	XDSAddr     string // default 127.0.0.1:15010
+	ConfigDir string // control-plane config dir; "" = a fresh temp dir
+	LogDir    string // where each process logs; "" = ConfigDir/../logs
+	Seed      fs.FS  // files copied into ConfigDir (examples/ minus tasks and invalid)
+	WeftBin   string // path of the weft binary (control plane, samples)
+	ProxyBin  string // path of weft-proxy
+	XDSAddr   string // default 127.0.0.1:15010
+	// SecureAddr is xDS over mutual TLS and the CA (default: XDSAddr's
+	// host, its port + 2: 15010 -> 15012).
+	SecureAddr  string
 	MonitorAddr string // default 127.0.0.1:15014 (weft apply/get/delete talk to it)
 	IngressIP   string // default 127.0.0.1: where the ingress gateway listens
 	// PodNet and AppNet are the first three octets of the loopback ranges
@@ -150,6 +153,17 @@ func (o *Options) defaults() error {
 	if o.MonitorAddr == "" {
 		o.MonitorAddr = "127.0.0.1:15014"
 	}
+	if o.SecureAddr == "" {
+		h, p, err := net.SplitHostPort(o.XDSAddr)
+		if err != nil {
+			return fmt.Errorf("xDS address %q: %w", o.XDSAddr, err)
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n == 0 || n > 65533 {
+			return fmt.Errorf("xDS address %q: want a fixed port", o.XDSAddr)
+		}
+		o.SecureAddr = net.JoinHostPort(h, strconv.Itoa(n+2))
+	}
 	if o.IngressIP == "" {
 		o.IngressIP = "127.0.0.1"
 	}
@@ -236,6 +250,9 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 			return nil, fmt.Errorf("xDS address %q: %w", opts.XDSAddr, err)
 		}
 		opts.XDSAddr = net.JoinHostPort(c.gateway(), xdsPort)
+		if _, p, err := net.SplitHostPort(opts.SecureAddr); err == nil {
+			opts.SecureAddr = net.JoinHostPort(c.gateway(), p)
+		}
 		if err := c.assignVIPs(opts.ConfigDir); err != nil {
 			return nil, fmt.Errorf("assigning service VIPs: %w", err)
 		}
@@ -301,7 +318,8 @@ func seed(src fs.FS, dst string) error {
 
 func (m *Mesh) startControlPlane(ctx context.Context) error {
 	p, err := startProc("control-plane", m.opts.LogDir, nil, m.opts.WeftBin, "control-plane",
-		"--config-dir", m.opts.ConfigDir, "--xds-address", m.opts.XDSAddr, "--monitoring-address", m.opts.MonitorAddr)
+		"--config-dir", m.opts.ConfigDir, "--xds-address", m.opts.XDSAddr, "--secure-address", m.opts.SecureAddr,
+		"--monitoring-address", m.opts.MonitorAddr)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,9 @@ type XDSClientOptions struct {
 	// Reject, when set, is asked about every response: a non-empty
 	// message NACKs it with that error_detail, "" ACKs it.
 	Reject func(typeURL string, resources map[string]proto.Message) string
+	// DialOptions replace the default plaintext transport (e.g. mTLS to
+	// the secure port).
+	DialOptions []grpc.DialOption
 }
 
 // XDSClient is an in-process ADS client that subscribes as a given node,
@@ -66,8 +69,12 @@ func DialXDSNode(addr string, n *corev3.Node, opts XDSClientOptions) (*XDSClient
 	if len(opts.Types) == 0 {
 		opts.Types = DefaultXDSTypes
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20))) // large meshes exceed the 4 MiB default
+	dial := opts.DialOptions
+	if len(dial) == 0 {
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	// Large meshes exceed gRPC's 4 MiB default.
+	conn, err := grpc.NewClient(addr, append(dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))...)
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", addr, err)
 	}

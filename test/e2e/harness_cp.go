@@ -80,7 +80,7 @@ func (p *cpProc) Log() string {
 func cpStart(t *testing.T, dir string, extra ...string) *cpProc {
 	t.Helper()
 	p := &cpProc{bin: cpWeftBinary(t)}
-	args := append([]string{"control-plane", "--config-dir", dir, "--xds-address", "127.0.0.1:0", "--monitoring-address", "127.0.0.1:0"}, extra...)
+	args := append([]string{"control-plane", "--config-dir", dir, "--xds-address", "127.0.0.1:0", "--secure-address", "127.0.0.1:0", "--monitoring-address", "127.0.0.1:0"}, extra...)
 	p.cmd = exec.Command(p.bin, args...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

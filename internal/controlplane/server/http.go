@@ -220,5 +220,6 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	var b strings.Builder
 	s.xds.Metrics().WriteTo(&b)
 	s.store.WriteMetrics(&b)
+	s.sec.svc.WriteMetrics(&b)
 	io.WriteString(w, b.String())
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -34,8 +35,16 @@ type Options struct {
 	// (CA keys, the admin token, persisted registrations): mode 0700, never
 	// inside the watched config dir. Default: "<ConfigDir>.state", beside it.
 	StateDir          string
-	XDSAddress        string // default 127.0.0.1:15010
+	// SecureAddress serves xDS over mutual TLS and Istio's CA API
+	// (IstioCertificateService) on one gRPC server, as istiod's 15012.
+	// Empty: not served.
+	SecureAddress string
+	// XDSAddress serves plaintext xDS, which trusts what proxies claim
+	// about themselves: for development on loopback only. Empty: off.
+	XDSAddress        string
 	MonitoringAddress string // default 127.0.0.1:15014
+	// CA configures the certificate authority. Its StateDir is StateDir.
+	CA CAOptions
 	// Grace keeps an auto-registered workload after its proxy went, so a
 	// quick reconnect does not flap endpoints (default 5s; <0 means 0).
 	Grace time.Duration
@@ -59,8 +68,9 @@ type Server struct {
 	store *store.Dir
 	auto  *registry.Auto
 	xds   *xds.Server
-	grpc  *grpc.Server
+	grpc  *grpc.Server // plaintext xDS (dev); nil when off
 	http  *http.Server
+	sec   *secure
 
 	xdsLis, monLis net.Listener
 
@@ -81,8 +91,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.XDSAddress == "" {
-		opts.XDSAddress = "127.0.0.1:15010"
+	if opts.XDSAddress == "" && opts.SecureAddress == "" {
+		return nil, errors.New("no xDS address: set the secure address (15012) or, for development, the plaintext one")
 	}
 	if opts.MonitoringAddress == "" {
 		opts.MonitoringAddress = "127.0.0.1:15014"
@@ -131,22 +141,34 @@ func New(opts Options) (*Server, error) {
 		},
 		OnDisconnect: s.auto.Disconnect,
 	})
-	if s.xdsLis, err = net.Listen("tcp", opts.XDSAddress); err != nil {
-		return nil, fmt.Errorf("xds listener: %w", err)
+	if s.sec, err = s.newSecure(); err != nil {
+		return nil, err
+	}
+	if opts.XDSAddress != "" {
+		if s.xdsLis, err = net.Listen("tcp", opts.XDSAddress); err != nil {
+			s.sec.close()
+			return nil, fmt.Errorf("xds listener: %w", err)
+		}
+		if ap, err := netip.ParseAddrPort(s.xdsLis.Addr().String()); err != nil || !ap.Addr().IsLoopback() {
+			s.log.Warn("plaintext xDS is served beyond loopback: any process that reaches it can claim any identity", "address", s.XDSAddr())
+		}
 	}
 	if s.monLis, err = net.Listen("tcp", opts.MonitoringAddress); err != nil {
-		s.xdsLis.Close()
+		s.sec.close()
+		if s.xdsLis != nil {
+			s.xdsLis.Close()
+		}
 		return nil, fmt.Errorf("monitoring listener: %w", err)
 	}
-	s.grpc = grpc.NewServer(
-		// Ping idle proxies so a vanished one (no FIN) is noticed and its
-		// workload deregistered; accept clients' own keepalives.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
-	s.xds.Register(s.grpc)
+	if s.xdsLis != nil {
+		s.grpc = grpc.NewServer(grpcKeepalive()...)
+		s.xds.Register(s.grpc)
+	}
 	if err := s.setupToken(); err != nil {
-		s.xdsLis.Close()
+		s.sec.close()
+		if s.xdsLis != nil {
+			s.xdsLis.Close()
+		}
 		s.monLis.Close()
 		return nil, err
 	}
@@ -195,9 +217,30 @@ func (s *Server) setupToken() error {
 // AdminToken is the credential API writes and Secret reads need.
 func (s *Server) AdminToken() string { return s.token }
 
-// XDSAddr and MonitoringAddr return the bound addresses.
-func (s *Server) XDSAddr() string        { return s.xdsLis.Addr().String() }
+// XDSAddr, SecureAddr and MonitoringAddr return the bound addresses ("" for
+// a listener that is off).
+func (s *Server) XDSAddr() string {
+	if s.xdsLis == nil {
+		return ""
+	}
+	return s.xdsLis.Addr().String()
+}
+func (s *Server) SecureAddr() string {
+	if s.sec.lis == nil {
+		return ""
+	}
+	return s.sec.lis.Addr().String()
+}
 func (s *Server) MonitoringAddr() string { return s.monLis.Addr().String() }
+
+// grpcKeepalive pings idle proxies so a vanished one (no FIN) is noticed
+// and its workload deregistered, and accepts clients' own keepalives.
+func grpcKeepalive() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+}
 
 // XDS returns the ADS server (status, dumps).
 func (s *Server) XDS() *xds.Server { return s.xds }
@@ -240,11 +283,14 @@ func (s *Server) rebuild() {
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
-	go func() { errc <- s.grpc.Serve(s.xdsLis) }()
+	errc := make(chan error, 4)
+	if s.grpc != nil {
+		go func() { errc <- s.grpc.Serve(s.xdsLis) }()
+	}
 	go func() { errc <- s.http.Serve(s.monLis) }()
 	go func() { errc <- s.store.Watch(ctx) }()
-	s.log.Info("control plane serving", "config-dir", s.store.Root(), "xds", s.XDSAddr(), "monitoring", s.MonitoringAddr())
+	s.sec.run(ctx, errc)
+	s.log.Info("control plane serving", "config-dir", s.store.Root(), "secure", s.SecureAddr(), "xds", s.XDSAddr(), "monitoring", s.MonitoringAddr())
 	var err error
 loop:
 	for {
@@ -265,7 +311,11 @@ loop:
 	shutdown, done := context.WithTimeout(context.Background(), 2*time.Second)
 	defer done()
 	s.http.Shutdown(shutdown)
-	s.grpc.Stop() // xDS streams never end on their own; proxies keep their config
+	// xDS streams never end on their own; proxies keep their config.
+	if s.grpc != nil {
+		s.grpc.Stop()
+	}
+	s.sec.close()
 	apiauth.Unpublish(s.published, s.token)
 	return err
 }

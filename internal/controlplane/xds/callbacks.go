@@ -18,6 +18,7 @@ import (
 type proxyState struct {
 	id          string
 	meta        *node.Meta
+	identity    string // verified SPIFFE identity; "" on the plaintext dev port
 	delta       bool
 	stream      streamKey // the one stream serving this proxy
 	gen         uint64    // stream generation, for the registry
@@ -159,6 +160,7 @@ func nonceKey(k streamKey, nonce string) string {
 
 // streamOpen remembers how to end stream k (see supersede.go).
 func (s *Server) streamOpen(ctx context.Context, k streamKey) {
+	s.streamOpened(ctx, k)
 	if h := handleOf(ctx); h != nil {
 		s.mu.Lock()
 		s.handles[k] = h
@@ -177,6 +179,11 @@ func (s *Server) openStream(k streamKey, n *corev3.Node) error {
 		s.log.Warn("rejecting xDS stream", "err", err)
 		return fmt.Errorf("invalid node: %w", err)
 	}
+	verified, err := s.bindIdentity(k, n, meta)
+	if err != nil {
+		s.log.Warn("rejecting xDS stream: identity mismatch", "err", err)
+		return err
+	}
 	id := n.GetId()
 	now := s.opts.Now()
 	s.mu.Lock()
@@ -190,7 +197,7 @@ func (s *Server) openStream(k streamKey, n *corev3.Node) error {
 		old.shared = nil
 	}
 	s.nextGen++
-	p := &proxyState{id: id, meta: meta, delta: k.delta, stream: k, gen: s.nextGen, pending: true, connectedAt: now,
+	p := &proxyState{id: id, meta: meta, identity: verified, delta: k.delta, stream: k, gen: s.nextGen, pending: true, connectedAt: now,
 		versions: map[string]string{}, changeAt: map[string]time.Time{}, types: map[string]*typeState{}}
 	s.proxies[id] = p
 	s.streams[k] = id
@@ -238,6 +245,7 @@ func (s *Server) closeStream(k streamKey) {
 	s.mu.Lock()
 	delete(s.handles, k)
 	delete(s.detached, k)
+	delete(s.idents, k)
 	id, ok := s.streams[k]
 	if !ok {
 		s.mu.Unlock()

@@ -12,10 +12,13 @@ import (
 type Metrics struct {
 	connected     atomic.Int64
 	checkFailures atomic.Int64
-	mu            sync.Mutex
-	pushes        map[string]int64 // by short type
-	nacks         map[string]int64
-	convergence   *histogram
+	// identityMismatch counts streams refused because node metadata
+	// claimed another identity than the verified one.
+	identityMismatch atomic.Int64
+	mu               sync.Mutex
+	pushes           map[string]int64 // by short type
+	nacks            map[string]int64
+	convergence      *histogram
 }
 
 func newMetrics() *Metrics {
@@ -38,6 +41,10 @@ func (m *Metrics) nack(typeURL string) {
 	m.mu.Unlock()
 }
 
+// IdentityMismatches returns how many streams were refused for claiming
+// another identity than the verified one.
+func (m *Metrics) IdentityMismatches() int64 { return m.identityMismatch.Load() }
+
 // Pushes returns how many responses of a type (CDS, EDS …) were sent.
 func (m *Metrics) Pushes(short string) int64 {
 	m.mu.Lock()
@@ -54,6 +61,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	m.mu.Unlock()
 	fmt.Fprintf(cw, "# HELP weft_xds_connected_proxies Proxies with at least one open xDS stream.\n# TYPE weft_xds_connected_proxies gauge\nweft_xds_connected_proxies %d\n", m.connected.Load())
 	fmt.Fprintf(cw, "# HELP weft_xds_check_failures_total Translations not published because the consistency check failed.\n# TYPE weft_xds_check_failures_total counter\nweft_xds_check_failures_total %d\n", m.checkFailures.Load())
+	fmt.Fprintf(cw, "# HELP weft_xds_identity_mismatch_total xDS streams refused because the node metadata claimed another namespace or service account than the caller's verified identity.\n# TYPE weft_xds_identity_mismatch_total counter\nweft_xds_identity_mismatch_total %d\n", m.identityMismatch.Load())
 	m.convergence.write(cw, "weft_xds_push_convergence_seconds", "Time from a config change to the proxy's ACK.")
 	return cw.n, cw.err
 }

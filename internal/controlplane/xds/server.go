@@ -23,6 +23,7 @@ import (
 	"github.com/weftmesh/weft/internal/controlplane/model"
 	"github.com/weftmesh/weft/internal/controlplane/registry"
 	"github.com/weftmesh/weft/internal/controlplane/translate"
+	"github.com/weftmesh/weft/internal/meshtls"
 	"github.com/weftmesh/weft/internal/node"
 )
 
@@ -82,7 +83,8 @@ type Server struct {
 	proxies  map[string]*proxyState // by node id
 	streams  map[streamKey]string   // stream → node id
 	handles  map[streamKey]*streamHandle
-	detached map[streamKey]bool // replaced by a newer stream, not yet ended
+	detached map[streamKey]bool             // replaced by a newer stream, not yet ended
+	idents   map[streamKey]meshtls.Identity // stream → verified caller identity
 	nextGen  uint64
 	pending  *model.Snapshot // set by Update, not yet pushed
 	changeAt time.Time       // first Update since the last push
@@ -126,6 +128,7 @@ func New(snap *model.Snapshot, opts Options) *Server {
 		streams:  map[streamKey]string{},
 		handles:  map[streamKey]*streamHandle{},
 		detached: map[streamKey]bool{},
+		idents:   map[streamKey]meshtls.Identity{},
 	}
 	// Non-ADS cache mode: a request naming a resource we do not have is
 	// answered with what exists (gRPC clients then see "does not exist")

@@ -29,6 +29,7 @@ type ProxyStatus struct {
 	IP          string                `json:"ip"`
 	Version     string                `json:"version,omitempty"` // the proxy's build version
 	Generator   string                `json:"generator,omitempty"`
+	Identity    string                `json:"identity,omitempty"` // verified SPIFFE identity ("" on the plaintext dev port)
 	Delta       bool                  `json:"delta"`
 	ConnectedAt time.Time             `json:"connectedAt"`
 	CheckError  string                `json:"checkError,omitempty"`
@@ -59,6 +60,7 @@ func (s *Server) Status() []ProxyStatus {
 			IP:          p.meta.IP,
 			Version:     p.meta.Version,
 			Generator:   p.meta.Generator,
+			Identity:    p.identity,
 			Delta:       p.delta,
 			ConnectedAt: p.connectedAt,
 			CheckError:  p.checkErr,
