@@ -34,7 +34,7 @@ type Options struct {
 	// StateDir holds what the control plane creates and must keep private
 	// (CA keys, the admin token, persisted registrations): mode 0700, never
 	// inside the watched config dir. Default: "<ConfigDir>.state", beside it.
-	StateDir          string
+	StateDir string
 	// SecureAddress serves xDS over mutual TLS and Istio's CA API
 	// (IstioCertificateService) on one gRPC server, as istiod's 15012.
 	// Empty: not served.
