@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	networking "istio.io/api/networking/v1alpha3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -58,6 +59,9 @@ func DefaultMeshConfig() *meshv1alpha1.MeshConfig {
 		RootNamespace:                  "istio-system",
 		DnsRefreshRate:                 durationpb.New(60 * time.Second),
 		EnablePrometheusMerge:          wrapperspb.Bool(true),
+		// Istio's default: locality load balancing on (failover needs
+		// outlier detection in a DestinationRule to take effect).
+		LocalityLbSetting: &networking.LocalityLoadBalancerSetting{Enabled: wrapperspb.Bool(true)},
 		DefaultConfig: &meshv1alpha1.ProxyConfig{
 			DrainDuration:            durationpb.New(45 * time.Second),
 			TerminationDrainDuration: durationpb.New(5 * time.Second),

@@ -65,6 +65,9 @@ type Meta struct {
 	// config, except where a STRICT policy demands TLS (that port then
 	// waits for the secrets and refuses traffic: fail closed).
 	MeshTLS bool
+	// Locality is "region/zone/subzone" (any part may be empty), sent as
+	// the xDS Node's locality, as Envoy and Istio's agent do.
+	Locality string
 }
 
 const (
@@ -96,7 +99,81 @@ func (m *Meta) Node() *corev3.Node {
 		Cluster:       m.Name + "." + m.Namespace,
 		Metadata:      m.Struct(),
 		UserAgentName: "weft-proxy",
+		Locality:      ParseLocality(m.Locality),
 	}
+}
+
+// ParseLocality turns "region/zone/subzone" into an xDS Locality (nil when
+// empty).
+func ParseLocality(s string) *corev3.Locality {
+	if s == "" {
+		return nil
+	}
+	parts := strings.SplitN(s, "/", 3)
+	l := &corev3.Locality{Region: parts[0]}
+	if len(parts) > 1 {
+		l.Zone = parts[1]
+	}
+	if len(parts) > 2 {
+		l.SubZone = parts[2]
+	}
+	return l
+}
+
+// FormatLocality is the "region/zone/subzone" form of l, trailing empty
+// parts dropped ("" for none).
+func FormatLocality(l *corev3.Locality) string {
+	s := l.GetRegion() + "/" + l.GetZone() + "/" + l.GetSubZone()
+	return strings.TrimRight(s, "/")
+}
+
+// Well-known locality labels (Istio's istio.io/api/label and Kubernetes'
+// topology labels; Istio reads the region and zone from the node, a
+// standalone workload carries them itself).
+const (
+	LabelLocality       = "topology.istio.io/locality"
+	LabelLegacyLocality = "istio-locality"
+	LabelRegion         = "topology.kubernetes.io/region"
+	LabelZone           = "topology.kubernetes.io/zone"
+	LabelSubzone        = "topology.istio.io/subzone"
+)
+
+// LocalityFromLabels derives a locality from workload labels as Istio
+// does: topology.istio.io/locality, then the older istio-locality (both
+// with "." standing for "/", as label values cannot hold "/"), then the
+// region, zone and subzone topology labels. "" when none is set.
+func LocalityFromLabels(labels map[string]string) string {
+	for _, k := range []string{LabelLocality, LabelLegacyLocality} {
+		if v := labels[k]; v != "" {
+			if strings.Contains(v, "/") {
+				return v
+			}
+			return strings.ReplaceAll(v, ".", "/")
+		}
+	}
+	r, z, sz := labels[LabelRegion], labels[LabelZone], labels[LabelSubzone]
+	if r == "" && z == "" && sz == "" {
+		return ""
+	}
+	return r + "/" + z + "/" + sz
+}
+
+// ValidateLocality checks "region/zone/subzone": at most three parts, a
+// zone only under a region, a subzone only under a zone.
+func ValidateLocality(s string) error {
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) > 3 {
+		return fmt.Errorf("locality %q: want region/zone/subzone", s)
+	}
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" && parts[i-1] == "" {
+			return fmt.Errorf("locality %q: a zone needs a region and a subzone a zone", s)
+		}
+	}
+	return nil
 }
 
 // Struct encodes the metadata with string values, as Istio does.
@@ -259,6 +336,7 @@ func Parse(n *corev3.Node) (*Meta, error) {
 	m.AppAddress = str(keyAppAddress)
 	m.Capture = str(keyCapture) == "true"
 	m.MeshTLS = str(keyMeshTLS) == "true"
+	m.Locality = FormatLocality(n.GetLocality())
 	if v := str(keyProxyPort); v != "" {
 		p, err := strconv.ParseUint(v, 10, 16)
 		if err != nil {
@@ -271,6 +349,9 @@ func Parse(n *corev3.Node) (*Meta, error) {
 		for k, v := range l.GetFields() {
 			m.Labels[k] = v.GetStringValue()
 		}
+	}
+	if m.Locality == "" {
+		m.Locality = LocalityFromLabels(m.Labels)
 	}
 	if v := str(keyPorts); v != "" {
 		ps, err := ParsePorts(v)

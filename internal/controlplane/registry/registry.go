@@ -58,6 +58,7 @@ func FromMeta(m *node.Meta) *Workload {
 		Labels:         m.Labels,
 		Address:        m.IP,
 		Network:        m.Network,
+		Locality:       m.Locality,
 		Source:         SourceProxy,
 		TLSMode:        "istio",
 	}

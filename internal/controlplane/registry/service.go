@@ -130,7 +130,7 @@ func fromServiceEntry(se *networkingv1.ServiceEntry, workloads []*Workload) []*m
 			Address:        ep.GetAddress(),
 			Ports:          ep.GetPorts(),
 			Network:        ep.GetNetwork(),
-			Locality:       ep.GetLocality(),
+			Locality:       cmp.Or(ep.GetLocality(), node.LocalityFromLabels(ep.GetLabels())),
 			Weight:         ep.GetWeight(),
 			Source:         SourceWorkloadEntry,
 		}
@@ -201,7 +201,7 @@ func fromWorkloadEntry(we *networkingv1.WorkloadEntry) *Workload {
 		Address:        spec.GetAddress(),
 		Ports:          spec.GetPorts(),
 		Network:        spec.GetNetwork(),
-		Locality:       spec.GetLocality(),
+		Locality:       cmp.Or(spec.GetLocality(), node.LocalityFromLabels(labels)),
 		Weight:         spec.GetWeight(),
 		Source:         SourceWorkloadEntry,
 	}

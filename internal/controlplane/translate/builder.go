@@ -36,6 +36,10 @@ type builder struct {
 	drByHost map[string]*networking.DestinationRule // host|namespace → rule (nil: none)
 	peer     *PeerPolicy                            // the proxy's PeerAuthentication, once computed
 
+	// endpointOf maps each emitted LbEndpoint to its registry endpoint
+	// (failoverPriority matches on the endpoint's labels).
+	endpointOf map[*endpointv3.LbEndpoint]*model.Endpoint
+
 	// scope is the Sidecar resource that applies to the proxy (nil: none).
 	scope *sidecarScope
 }
@@ -80,6 +84,7 @@ func newProxyBuilder(snap *model.Snapshot, p *model.Proxy) *builder {
 		assignments: map[string]*endpointv3.ClusterLoadAssignment{},
 		secrets:     map[string]*tlsv3.Secret{},
 		drByHost:    map[string]*networking.DestinationRule{},
+		endpointOf:  map[*endpointv3.LbEndpoint]*model.Endpoint{},
 	}
 	if b.mesh == nil {
 		b.mesh = &meshv1alpha1.MeshConfig{}

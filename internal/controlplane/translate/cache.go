@@ -9,6 +9,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/weftmesh/weft/internal/controlplane/model"
 	"github.com/weftmesh/weft/internal/node"
@@ -30,8 +31,9 @@ import (
 // every golden case). Resources in its Output are shared between proxies:
 // callers must not modify them. Methods are safe for concurrent use.
 type Cache struct {
-	snap      *model.Snapshot
-	selectors []map[string]string
+	snap           *model.Snapshot
+	selectors      []map[string]string
+	failoverLabels []string // label names any failoverPriority matches on
 
 	mu      sync.Mutex
 	entries map[string]*cacheEntry
@@ -49,6 +51,7 @@ func NewCache(snap *model.Snapshot) *Cache {
 	c := &Cache{snap: snap, entries: map[string]*cacheEntry{}}
 	if snap != nil {
 		c.selectors = labelSelectors(snap)
+		c.failoverLabels = failoverLabels(snap)
 	}
 	return c
 }
@@ -133,6 +136,14 @@ func (c *Cache) key(m *node.Meta) string {
 		} else {
 			k.WriteByte('0')
 		}
+	}
+	// Locality load balancing orders endpoints by the proxy's locality
+	// and the labels failoverPriority names.
+	k.WriteByte(0)
+	k.WriteString(m.Locality)
+	for _, l := range c.failoverLabels {
+		k.WriteByte(0)
+		k.WriteString(m.Labels[l])
 	}
 	if len(c.snap.Mesh.GetExtensionProviders()) > 0 {
 		// Telemetry providers name the workload (a tracing service name
@@ -266,4 +277,33 @@ func mergeSorted[T any](a, b []T, name func(T) string) []T {
 		}
 	}
 	return append(append(out, a...), b...)
+}
+
+// failoverLabels lists the label names (the "label" of "label=value")
+// that any localityLbSetting.failoverPriority of the snapshot names.
+func failoverLabels(snap *model.Snapshot) []string {
+	seen := map[string]bool{}
+	add := func(s *networking.LocalityLoadBalancerSetting) {
+		for _, l := range s.GetFailoverPriority() {
+			name, _, _ := strings.Cut(l, "=")
+			seen[name] = true
+		}
+	}
+	add(snap.Mesh.GetLocalityLbSetting())
+	for _, dr := range snap.DestinationRules {
+		if dr == nil {
+			continue
+		}
+		tps := []*networking.TrafficPolicy{dr.Spec.TrafficPolicy}
+		for _, ss := range dr.Spec.Subsets {
+			tps = append(tps, ss.GetTrafficPolicy())
+		}
+		for _, tp := range tps {
+			add(tp.GetLoadBalancer().GetLocalityLbSetting())
+			for _, pl := range tp.GetPortLevelSettings() {
+				add(pl.GetLoadBalancer().GetLocalityLbSetting())
+			}
+		}
+	}
+	return sortedKeys(seen)
 }

@@ -112,6 +112,11 @@ func (b *builder) outboundCluster(svc *model.Service, port *model.Port, subset s
 		c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED
 	}
 	b.applyPolicy(c, svc, port, subset, pol)
+	if cla := b.assignments[name]; cla != nil {
+		b.applyLocality(c, cla, pol)
+	} else if c.LoadAssignment != nil {
+		b.applyLocality(c, c.LoadAssignment, pol)
+	}
 	b.clusters[name] = c
 }
 

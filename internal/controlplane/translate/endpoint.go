@@ -45,6 +45,7 @@ func (b *builder) assignment(name string, svc *model.Service, port *model.Port, 
 		le.LoadBalancingWeight = u32(w)
 		le.HealthStatus = corev3.HealthStatus_HEALTHY
 		le.Metadata = endpointMetadata(ep, b.endpointTLSMode(ep))
+		b.endpointOf[le] = ep
 		g.LbEndpoints = append(g.LbEndpoints, le)
 	}
 	for _, k := range sortedKeys(groups) {

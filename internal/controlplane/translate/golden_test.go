@@ -41,6 +41,7 @@ type goldenProxy struct {
 	AppAddress string            `yaml:"appAddress"`
 	ProxyPort  uint32            `yaml:"proxyPort"`
 	Generator  string            `yaml:"generator"`
+	Locality   string            `yaml:"locality"`
 	// MeshTLS: the proxy holds a workload certificate (auto mTLS and
 	// PeerAuthentication apply).
 	MeshTLS bool `yaml:"meshTLS"`
@@ -61,7 +62,7 @@ func (g goldenProxy) meta(t *testing.T) *node.Meta {
 	m := &node.Meta{
 		Type: node.Type(g.Type), IP: g.IP, Name: g.Workload, Namespace: g.Namespace,
 		ServiceAccount: "default", Labels: g.Labels, Ports: ports, Capture: g.Capture,
-		AppAddress: g.AppAddress, ProxyPort: g.ProxyPort, Generator: g.Generator, MeshTLS: g.MeshTLS,
+		AppAddress: g.AppAddress, ProxyPort: g.ProxyPort, Generator: g.Generator, MeshTLS: g.MeshTLS, Locality: g.Locality,
 	}
 	if m.Type == "" {
 		m.Type = node.Sidecar

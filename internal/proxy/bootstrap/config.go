@@ -89,6 +89,7 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	portMap := str("port-map", "", "bind listeners of port A at port B instead: A=B,A=B")
 	network := str("network", "", "network name (multi-network meshes)")
 	clusterID := str("cluster-id", "", "cluster id")
+	locality := str("locality", "", "the workload's locality region/zone/subzone (default: from its topology labels)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -125,6 +126,13 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 		fail("labels", err)
 	} else {
 		m.Labels = l
+	}
+	if err := node.ValidateLocality(*locality); err != nil {
+		fail("locality", err)
+	}
+	m.Locality = *locality
+	if m.Locality == "" {
+		m.Locality = node.LocalityFromLabels(m.Labels)
 	}
 	if ps, err := node.ParsePorts(*ports); err != nil {
 		fail("ports", err)

@@ -58,7 +58,7 @@ func (c *Cluster) newView(ms []member) *view {
 			return v
 		}
 		v.panic = true
-		v.pick = sh.pickerFor(levels[0].all, levels[0].all)
+		v.pick = sh.pickerFor(levels[0].all, levels[0].all, c.overprov)
 		return v
 	}
 	var loads []int
@@ -75,7 +75,7 @@ func (c *Cluster) newView(ms []member) *view {
 			v.panic = true
 			use = l.all
 		}
-		p := sh.pickerFor(use, l.all)
+		p := sh.pickerFor(use, l.all, c.overprov)
 		if p == nil {
 			continue
 		}
@@ -115,9 +115,11 @@ func (p *priorityPicker) pick(hash uint64, hasHash bool) *host {
 }
 
 // pickerFor builds the picker over use; with locality weighting, a
-// locality's weight is scaled by its healthy share (Envoy's effective
-// locality weight) computed against the full level.
-func (sh *shared) pickerFor(use, level []member) picker {
+// locality's weight is scaled by its availability, Envoy's effective
+// locality weight (arch_overview/upstream/load_balancing/locality_weight):
+// weight × min(100%, healthy share × overprovisioning factor), the share
+// computed against the full level.
+func (sh *shared) pickerFor(use, level []member, overprov uint32) picker {
 	if !sh.cfg.localityWeighted || sh.cfg.lb == lbRingHash || sh.cfg.lb == lbMaglev {
 		return newPicker(sh.cfg, toWeighted(use))
 	}
@@ -138,8 +140,9 @@ func (sh *shared) pickerFor(use, level []member) picker {
 	var pickers []picker
 	for _, l := range locs {
 		ms := byLoc[l]
-		// Effective weight = locality weight × available share, in 1/1000.
-		w := uint32(uint64(ms[0].lweight) * 1000 * uint64(len(ms)) / uint64(total[l]))
+		// Effective weight = locality weight × availability, in 1/1000.
+		avail := min(uint64(1000), uint64(overprov)*10*uint64(len(ms))/uint64(total[l]))
+		w := uint32(uint64(ms[0].lweight) * avail)
 		if w == 0 {
 			continue // Envoy: weight 0 localities get no traffic
 		}
