@@ -99,6 +99,39 @@ func (a *Auto) expire(id string, gen uint64) {
 	a.onChange()
 }
 
+// Restore registers workloads known before a restart as if their proxies
+// had just gone: each stays for grace unless its proxy reconnects (any
+// stream then owns it). Node IDs already registered are left alone.
+func (a *Auto) Restore(ws map[string]*Workload, grace time.Duration) {
+	a.mu.Lock()
+	n := 0
+	for id, w := range ws {
+		if a.entries[id] != nil || w == nil {
+			continue
+		}
+		e := &autoEntry{w: w}
+		e.timer = a.after(grace, func() { a.expire(id, 0) })
+		a.entries[id] = e
+		n++
+	}
+	a.mu.Unlock()
+	if n > 0 {
+		a.onChange()
+	}
+}
+
+// Registered returns the registered workloads by node ID (for saving).
+// The workloads must not be modified.
+func (a *Auto) Registered() map[string]*Workload {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]*Workload, len(a.entries))
+	for id, e := range a.entries {
+		out[id] = e.w
+	}
+	return out
+}
+
 // Workloads returns the registered workloads sorted by namespace, name
 // and address. The returned workloads must not be modified.
 func (a *Auto) Workloads() []*Workload {

@@ -79,3 +79,28 @@ func TestAutoNewestStreamOwns(t *testing.T) {
 		t.Fatalf("registry rewritten by the stream that lost: %+v", ws[0])
 	}
 }
+
+// Restored registrations (a control-plane restart) stay until their grace
+// ends, unless their proxy reconnects first.
+func TestAutoRestore(t *testing.T) {
+	a := NewAuto(5*time.Second, nil)
+	ft := &fakeTimers{}
+	a.after = ft.after
+	w1 := &Workload{Name: "a", Namespace: "default", Address: "127.0.10.1"}
+	w2 := &Workload{Name: "b", Namespace: "default", Address: "127.0.10.2"}
+	a.Restore(map[string]*Workload{"p1": w1, "p2": w2}, 30*time.Second)
+	if len(a.Workloads()) != 2 || len(ft.fns) != 2 {
+		t.Fatalf("restored %d workloads, %d timers", len(a.Workloads()), len(ft.fns))
+	}
+	a.Connect("p1", 1, w1) // p1's proxy reconnects
+	for _, fn := range ft.fns {
+		fn()
+	}
+	ws := a.Workloads()
+	if len(ws) != 1 || ws[0].Name != "a" {
+		t.Fatalf("after grace: %+v", ws)
+	}
+	if r := a.Registered(); len(r) != 1 || r["p1"] != w1 {
+		t.Fatalf("registered = %v", r)
+	}
+}

@@ -48,6 +48,9 @@ type Options struct {
 	// Grace keeps an auto-registered workload after its proxy went, so a
 	// quick reconnect does not flap endpoints (default 5s; <0 means 0).
 	Grace time.Duration
+	// RestoreGrace keeps registrations restored from StateDir at start
+	// until their proxies reconnect (default DefaultRestoreGrace).
+	RestoreGrace time.Duration
 	// Debounce for config-dir events and xDS pushes (default 100ms).
 	Debounce time.Duration
 	// AllowedHosts are host names (besides IP literals, localhost and the
@@ -74,9 +77,10 @@ type Server struct {
 
 	xdsLis, monLis net.Listener
 
-	kick chan struct{}   // asks the rebuild loop for a new snapshot
-	gen  uint64          // snapshots built; owned by the rebuild loop
-	last *model.Snapshot // the last snapshot handed to xds; owned by the rebuild loop
+	kick  chan struct{}   // asks the rebuild loop for a new snapshot
+	gen   uint64          // snapshots built; owned by the rebuild loop
+	last  *model.Snapshot // the last snapshot handed to xds; owned by the rebuild loop
+	saved []byte          // registrations last written to StateDir; owned by the rebuild loop
 
 	token     string   // the admin token
 	published []string // discovery files holding it
@@ -103,6 +107,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Grace < 0 {
 		opts.Grace = 0
 	}
+	if opts.RestoreGrace <= 0 {
+		opts.RestoreGrace = DefaultRestoreGrace
+	}
 	if opts.StateDir == "" && opts.ConfigDir != "" {
 		opts.StateDir = DefaultStateDir(opts.ConfigDir)
 	}
@@ -126,7 +133,17 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.auto = registry.NewAuto(opts.Grace, s.changed)
-	snap, err := registry.Build(s.store.Resources(), nil)
+	if opts.StateDir != "" {
+		restored, err := loadRegistrations(opts.StateDir)
+		if err != nil {
+			s.log.Error("restoring registrations; starting without them", "err", err)
+		}
+		if len(restored) > 0 {
+			s.auto.Restore(restored, opts.RestoreGrace)
+			s.log.Info("restored registrations until their proxies reconnect", "workloads", len(restored), "grace", opts.RestoreGrace)
+		}
+	}
+	snap, err := registry.Build(s.store.Resources(), s.auto.Workloads())
 	if err != nil {
 		s.log.Error("building the service registry", "err", err)
 		s.buildErr = err.Error()
@@ -258,6 +275,7 @@ func (s *Server) changed() {
 // rebuild turns the current config and workloads into a snapshot for
 // the xDS server (which debounces the push).
 func (s *Server) rebuild() {
+	s.saveRegistrations()
 	snap, err := registry.Build(s.store.Resources(), s.auto.Workloads())
 	s.mu.Lock()
 	if err != nil {
