@@ -1,6 +1,6 @@
 // Package archtest guards the architecture: the proxy stays free of
 // control-plane, Kubernetes and Istio API imports, and translation stays
-// free of network packages (DESIGN.md, "Dependency rules").
+// free of network packages (docs/architecture.md, decision 10).
 package archtest
 
 import (

@@ -10,7 +10,7 @@ import (
 
 // CheckFields returns an error naming the first field set on m that is not in
 // allowed. weft-proxy implements a subset of Envoy's API and must NACK what it
-// would otherwise silently ignore (DESIGN.md decision 2). path prefixes the
+// would otherwise silently ignore (docs/architecture.md, decision 2). path prefixes the
 // field name in the error, e.g. `virtual_hosts["web"].routes[2].match`.
 func CheckFields(m proto.Message, path string, allowed ...string) error {
 	if m == nil {
