@@ -52,6 +52,7 @@ const (
 	curlAppIP, httpbinAppIP = "127.0.42.1", "127.0.42.2"
 	proxyPort               = 15080
 	httpbinPort             = 8000
+	sniffedPort             = 7000 // a port without a protocol: HTTP is sniffed
 )
 
 const baseConfig = `
@@ -59,7 +60,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: httpbin, namespace: foo}
 spec:
-  ports: [{port: 8000, name: http}]
+  ports: [{port: 8000, name: http}, {port: 7000, name: web}]
   selector: {app: httpbin}
 `
 
@@ -230,9 +231,10 @@ func setup(t *testing.T) *mesh {
 	ca := newCA(t)
 	m := &mesh{t: t, dir: dir,
 		curl:    &sidecar{meta: metaFor("curl", curlIP, curlAppIP, nil), secrets: ca.secrets(t, "foo", "curl")},
-		httpbin: &sidecar{meta: metaFor("httpbin", httpbinIP, httpbinAppIP, []node.Port{{Name: "http", Port: httpbinPort, Protocol: "HTTP"}}), secrets: ca.secrets(t, "foo", "httpbin")},
+		httpbin: &sidecar{meta: metaFor("httpbin", httpbinIP, httpbinAppIP, []node.Port{{Name: "http", Port: httpbinPort, Protocol: "HTTP"}, {Name: "web", Port: sniffedPort}}), secrets: ca.secrets(t, "foo", "httpbin")},
 	}
 	headersApp(t, fmt.Sprintf("%s:%d", httpbinAppIP, httpbinPort))
+	headersApp(t, fmt.Sprintf("%s:%d", httpbinAppIP, sniffedPort))
 	startSidecar(t, m.curl)
 	startSidecar(t, m.httpbin)
 	m.push()
@@ -241,9 +243,13 @@ func setup(t *testing.T) *mesh {
 
 // meshGet is curl in the mesh: through its sidecar's HTTP proxy port.
 func meshGet(path string) (int, map[string]string, error) {
+	return meshGetPort(httpbinPort, path)
+}
+
+func meshGetPort(port int, path string) (int, map[string]string, error) {
 	pu, _ := url.Parse(fmt.Sprintf("http://%s:%d", curlIP, proxyPort))
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu), DisableKeepAlives: true}}
-	return get(c, "http://httpbin.foo.svc.cluster.local:8000"+path, nil)
+	return get(c, fmt.Sprintf("http://httpbin.foo.svc.cluster.local:%d%s", port, path), nil)
 }
 
 // plainGet is a client outside the mesh: straight to httpbin's sidecar.
@@ -303,6 +309,23 @@ func TestMutualTLSMigration(t *testing.T) {
 		}
 		return nil
 	})
+	// On a sniffed port the client offers istio-http/1.1, so the server
+	// picks its HTTP chain over mTLS (XFCC proves the HCM terminated it).
+	eventually(t, "mesh client over mTLS on a sniffed port", func() error {
+		code, h, err := meshGetPort(sniffedPort, "/headers")
+		if err != nil || code != 200 {
+			return fmt.Errorf("code %d err %v", code, err)
+		}
+		if x := h["X-Forwarded-Client-Cert"]; !strings.HasSuffix(x, "URI="+curlID) {
+			return fmt.Errorf("X-Forwarded-Client-Cert %q", x)
+		}
+		return nil
+	})
+	if c, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s:%d/headers", httpbinIP, sniffedPort)); err != nil || c.StatusCode != 200 {
+		t.Fatalf("PERMISSIVE plaintext client on a sniffed port: %v", err)
+	} else {
+		c.Body.Close()
+	}
 	code, h, err := plainGet("/headers", map[string]string{"X-Forwarded-Client-Cert": "By=x;URI=spiffe://cluster.local/ns/foo/sa/admin"})
 	if err != nil || code != 200 {
 		t.Fatalf("PERMISSIVE plaintext client: %d %v", code, err)
