@@ -64,6 +64,8 @@ var (
 		"This VirtualService routes to a service %q that exposes multiple ports %v. Specifying a port in the destination is required to disambiguate."}
 	msgMTLSConflict = msgType{"IST0113", "MTLSPolicyConflict", LevelError,
 		"A DestinationRule and Policy are in conflict with regards to mTLS for host %s. The DestinationRule %q specifies that mTLS must be %t but the Policy object %q specifies %s."}
+	msgAutoMTLSOffStrict = msgType{"WFT0010", "StrictWithoutAutoMTLS", LevelError,
+		"Service %s port %d requires mutual TLS (STRICT) but MeshConfig enableAutoMtls is false and no DestinationRule sets ISTIO_MUTUAL for it: clients in the mesh send plaintext and are refused."}
 	msgPortName = msgType{"IST0118", "PortNameIsNotUnderNamingConvention", LevelInfo,
 		"Port name %s (port: %d, targetPort: %s) doesn't follow the naming convention of Istio port."}
 	msgNoMatchingWorkloads = msgType{"IST0127", "NoMatchingWorkloadsFound", LevelWarning,
@@ -218,6 +220,7 @@ var analyzers = []func(*index) []*Message{
 	analyzeSelectors,
 	analyzeAuthorization,
 	analyzeMTLS,
+	analyzeAutoMTLSOff,
 	analyzeServices,
 	analyzeServiceEntries,
 	analyzeAnnotations,
@@ -235,6 +238,7 @@ type index struct {
 	namespaces map[string]bool
 	secrets    map[string]bool
 	rootNS     string
+	autoMTLS   bool // MeshConfig enableAutoMtls (default true)
 	// DestinationRule subsets by resolved host; wildcard hosts apart.
 	subsets     map[string]map[string]bool
 	wildSubsets []wildSubset
@@ -273,7 +277,7 @@ func newIndex(res []*Resource, domain string) *index {
 		domain: domain, all: res, byKind: map[Kind][]*Resource{},
 		services: map[string]*service{}, gateways: map[string]*Resource{},
 		namespaces: map[string]bool{}, secrets: map[string]bool{}, rootNS: "istio-system",
-		subsets: map[string]map[string]bool{},
+		autoMTLS: true, subsets: map[string]map[string]bool{},
 	}
 	for _, r := range res {
 		if want := kindTypes[r.Kind]; !wellTyped(r) || r.Object == nil || (want.spec != nil && r.Spec == nil) {
@@ -302,6 +306,9 @@ func newIndex(res []*Resource, domain string) *index {
 		case *MeshConfig:
 			if o.Spec != nil && o.Spec.RootNamespace != "" {
 				ix.rootNS = o.Spec.RootNamespace
+			}
+			if o.Spec != nil && o.Spec.EnableAutoMtls != nil {
+				ix.autoMTLS = o.Spec.EnableAutoMtls.GetValue()
 			}
 		}
 		switch spec := r.Spec.(type) {

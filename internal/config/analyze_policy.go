@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -305,6 +306,14 @@ func analyzeMTLS(ix *index) []*Message {
 			case networking.ClientTLSSettings_DISABLE:
 			case networking.ClientTLSSettings_ISTIO_MUTUAL:
 				mtls = true
+			case networking.ClientTLSSettings_SIMPLE, networking.ClientTLSSettings_MUTUAL:
+				// The client's own TLS, not Istio's: a STRICT sidecar
+				// refuses it as it refuses plaintext (no mesh certificate).
+				// Only when the service has workloads with sidecars (a
+				// selector); DISABLE below never conflicts with it.
+				if len(svc.selector) == 0 {
+					return
+				}
 			default:
 				return
 			}
@@ -325,6 +334,48 @@ func analyzeMTLS(ix *index) []*Message {
 		}
 	}
 	return out
+}
+
+// analyzeAutoMTLSOff reports services under a STRICT PeerAuthentication
+// while MeshConfig enableAutoMtls is false and no DestinationRule sets
+// ISTIO_MUTUAL for them (WFT0010): clients in the mesh then send
+// plaintext, which STRICT refuses.
+func analyzeAutoMTLSOff(ix *index) []*Message {
+	if ix.autoMTLS {
+		return nil
+	}
+	istioMutual := map[string]bool{}
+	for _, r := range ix.byKind[KindDestinationRule] {
+		dr := r.Spec.(*networking.DestinationRule)
+		if dr.GetTrafficPolicy().GetTls().GetMode() == networking.ClientTLSSettings_ISTIO_MUTUAL {
+			istioMutual[ResolveHost(dr.Host, r.Namespace, ix.domain)] = true
+		}
+	}
+	var out []*Message
+	for _, host := range sortedServiceHosts(ix) {
+		svc := ix.services[host]
+		if istioMutual[host] || len(svc.selector) == 0 {
+			continue
+		}
+		for _, port := range svc.ports {
+			pa, mode := ix.peerAuthFor(svc, port)
+			if pa == nil || mode != security.PeerAuthentication_MutualTLS_STRICT {
+				continue
+			}
+			out = append(out, newMessage(msgAutoMTLSOffStrict, pa, "spec.mtls.mode", host, port))
+			break
+		}
+	}
+	return out
+}
+
+func sortedServiceHosts(ix *index) []string {
+	hosts := make([]string, 0, len(ix.services))
+	for h := range ix.services {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	return hosts
 }
 
 // peerAuthFor finds the PeerAuthentication that decides the mTLS mode of
