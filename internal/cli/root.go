@@ -46,6 +46,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newSampleCmd(),
 		newAnalyzeCmd(),
 		newDemoCmd(),
+		newExperimentalCmd(),
 	)
 	return root
 }

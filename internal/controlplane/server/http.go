@@ -25,6 +25,8 @@ const (
 	PathConfig  = "/api/v1/config"
 	PathStatus  = "/api/v1/status"
 	PathProxies = "/api/v1/proxies"
+	// PathDescribe + "/NAME/mtls": the mutual TLS a proxy's workload gets, and why.
+	PathDescribe = "/api/v1/describe"
 )
 
 // ErrorBody is the JSON of a failed API call.
@@ -77,6 +79,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+PathStatus, s.handleStatus)
 	mux.HandleFunc("GET "+PathProxies, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.xds.Status()) })
 	mux.HandleFunc("GET "+PathProxies+"/{name}/config_dump", s.handleConfigDump)
+	mux.HandleFunc("GET "+PathDescribe+"/{name}/mtls", s.handleDescribeMTLS)
 	s.debugRoutes(mux)
 	return mux
 }
@@ -222,4 +225,18 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	s.store.WriteMetrics(&b)
 	s.sec.svc.WriteMetrics(&b)
 	io.WriteString(w, b.String())
+}
+
+func (s *Server) handleDescribeMTLS(w http.ResponseWriter, r *http.Request) {
+	id, err := s.xds.FindProxy(r.PathValue("name"))
+	if err != nil {
+		writeErr(w, http.StatusNotFound, err)
+		return
+	}
+	d, err := s.xds.DescribeMTLS(id)
+	if err != nil {
+		writeErr(w, http.StatusNotFound, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
 }

@@ -1,0 +1,22 @@
+package xds
+
+import (
+	"fmt"
+
+	"github.com/weftmesh/weft/internal/controlplane/model"
+	"github.com/weftmesh/weft/internal/controlplane/registry"
+	"github.com/weftmesh/weft/internal/controlplane/translate"
+)
+
+// DescribeMTLS explains the mutual TLS of a connected proxy's workload
+// against the current snapshot (weft x describe).
+func (s *Server) DescribeMTLS(id string) (*translate.MTLSDescription, error) {
+	snap := s.Snapshot()
+	s.mu.Lock()
+	p := s.proxies[id]
+	s.mu.Unlock()
+	if p == nil || snap == nil {
+		return nil, fmt.Errorf("proxy %q is not connected", id)
+	}
+	return translate.DescribeMTLS(snap, &model.Proxy{Meta: p.meta, ID: p.id, Services: registry.ServicesFor(snap, p.meta)}), nil
+}
