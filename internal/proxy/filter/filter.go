@@ -105,6 +105,12 @@ func (s *Stream) ApplyResponseHeaders(h http.Header) {
 // router answers 408.
 var ErrRequestTimeout = errors.New("request timeout")
 
+// ErrBadRequestBody is the cause the connection manager cancels a
+// request's context with when its HTTP/1 body cannot be parsed (a
+// malformed chunk): the upstream request is aborted at once and the
+// router answers 400 (Envoy's codec error), or resets a started response.
+var ErrBadRequestBody = errors.New("malformed request body")
+
 // Config holds connection-manager settings that filters read.
 type Config struct {
 	// Upgrades enabled at the connection manager (lower-case types, e.g.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -59,8 +60,13 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// before the response starts; a proxy streams both ways at once.
 			http.NewResponseController(w).EnableFullDuplex()
 		}
+		// A body that fails (malformed, or the client went away) cancels
+		// the request wherever it waits: the pool poisons the upstream
+		// connection, so neither side waits for a timeout (issue 18).
+		ctx, cancel := context.WithCancelCause(r.Context())
+		defer cancel(nil)
+		cb.abort, cb.h1 = cancel, r.ProtoMajor == 1
 		if m.requestTimeout > 0 {
-			ctx, cancel := context.WithCancelCause(r.Context())
 			u := filter.NewBodyUnblocker(w)
 			cb.timer = time.AfterFunc(m.requestTimeout, func() {
 				cancel(filter.ErrRequestTimeout)
@@ -68,10 +74,9 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			})
 			st.w.timer = cb.timer
 			defer cb.timer.Stop()
-			defer cancel(nil)
 			defer u.Finish()
-			r = r.WithContext(ctx)
 		}
+		r = r.WithContext(ctx)
 		r.Body = cb
 	}
 	verr := m.validate(r)
@@ -343,6 +348,10 @@ func (m *Manager) localReply(st *stream, err error) bool {
 	if body != "" {
 		h["Content-Type"] = []string{"text/plain"}
 	}
+	if fe.Flag&rflag.DPE != 0 && r.ProtoMajor == 1 {
+		// A protocol error leaves the connection's framing in doubt.
+		h["Connection"] = []string{"close"}
+	}
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	st.w.WriteHeader(fe.Status)
 	if body != "" && r.Method != http.MethodHead {
@@ -479,21 +488,41 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *respWriter) Unwrap() http.ResponseWriter { return w.w }
 
-// countingBody counts request body bytes for the stream info and disarms
-// the request timeout when the body is complete.
+// countingBody counts request body bytes for the stream info, disarms
+// the request timeout when the body is complete and cancels the request
+// when the body fails.
 type countingBody struct {
 	rc    io.ReadCloser
 	n     atomic.Int64
 	timer *time.Timer // request_timeout, nil when none
+	abort context.CancelCauseFunc
+	h1    bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.n.Add(int64(n))
-	if err == io.EOF && b.timer != nil {
-		b.timer.Stop()
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		if b.timer != nil {
+			b.timer.Stop()
+		}
+	default:
+		b.abort(bodyErrCause(err, b.h1))
 	}
 	return n, err
+}
+
+// bodyErrCause tells a client that went away (or a read ended by a
+// deadline) from an HTTP/1 body that cannot be parsed.
+func bodyErrCause(err error, h1 bool) error {
+	var ne net.Error
+	if !h1 || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne) ||
+		errors.Is(err, http.ErrBodyReadAfterClose) {
+		return context.Canceled
+	}
+	return fmt.Errorf("%w: %v", filter.ErrBadRequestBody, err)
 }
 
 func (b *countingBody) Close() error { return b.rc.Close() }

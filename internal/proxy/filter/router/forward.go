@@ -93,6 +93,9 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	if hasBody && len(a.Mirrors) > 0 && r.ContentLength >= 0 && r.ContentLength <= MaxBuffer {
 		data, full, rest, err := bodyBuffer(r.Body, r.ContentLength)
 		if err != nil {
+			if errors.Is(context.Cause(r.Context()), filter.ErrBadRequestBody) {
+				return badBody(r.Context())
+			}
 			return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
 		}
 		if full {
@@ -271,6 +274,13 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	}
 }
 
+// badBody is Envoy's answer to a request body its codec cannot parse:
+// 400 (or a reset once the response started), flag DPE, and the
+// connection closes after it.
+func badBody(down context.Context) *rflag.Error {
+	return &rflag.Error{Flag: rflag.DPE, Status: http.StatusBadRequest, Details: "http1.codec_error", Err: context.Cause(down)}
+}
+
 func dc(err error) error {
 	return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
 }
@@ -284,6 +294,8 @@ func (rt *Router) classify(down, route, try context.Context, err error) *rflag.E
 	switch {
 	case context.Cause(down) == filter.ErrRequestTimeout:
 		return &rflag.Error{Status: http.StatusRequestTimeout, Details: "request_overall_timeout", Err: err}
+	case errors.Is(context.Cause(down), filter.ErrBadRequestBody):
+		return badBody(down)
 	case down.Err() != nil:
 		return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
 	case context.Cause(route) == errStreamIdle:
@@ -449,6 +461,9 @@ func (rt *Router) respond(s *filter.Stream, wc *route.WeightedCluster, resp *htt
 			}
 			if ctx.Err() == context.DeadlineExceeded {
 				return &rflag.Error{Flag: rflag.UT, Details: "upstream_response_timeout", Err: rerr}
+			}
+			if down := s.Req.Context(); errors.Is(context.Cause(down), filter.ErrBadRequestBody) {
+				return badBody(down) // resets the started response
 			}
 			if s.Req.Context().Err() != nil {
 				s.Info.Flags |= rflag.DC
