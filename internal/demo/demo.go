@@ -74,6 +74,8 @@ type Workload struct {
 	// Sample is the `weft sample` invocation (without --listen); nil = no app.
 	Sample []string
 	Router bool // a gateway (weft-proxy router) instead of a sidecar
+	// Locality is the proxy's region/zone/subzone (weft-proxy --locality).
+	Locality string
 
 	Netns     string // capture mode: the workload's network namespace
 	IP        string // pod IP: the sidecar's address
@@ -432,6 +434,9 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 	}
 	if w.ProxyPort != 0 {
 		args = append(args, "--proxy-port", strconv.Itoa(int(w.ProxyPort)))
+	}
+	if w.Locality != "" {
+		args = append(args, "--locality", w.Locality)
 	}
 	if len(m.opts.PortMap) > 0 && w.Router {
 		var pm []string
