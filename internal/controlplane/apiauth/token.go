@@ -6,7 +6,8 @@
 // Discovery stays private: the token is published as a 0600 file in a 0700
 // directory owned by the user who runs the control plane
 // ($XDG_RUNTIME_DIR/weft/control-planes, else <user cache dir>/weft/
-// control-planes), named after the monitoring address. Only that user (and
+// control-planes, else <tmp>/weft-<uid>/control-planes), named after the
+// monitoring address. Only that user (and
 // root) can read it; a client run by another user must be given the token
 // (--token, WEFT_TOKEN or --token-file, e.g. the state dir's admin-token).
 package apiauth
@@ -78,11 +79,12 @@ func DefaultDir() (string, error) {
 			return filepath.Join(d, "weft", "control-planes"), nil
 		}
 	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "weft", "control-planes"), nil
 	}
-	return filepath.Join(d, "weft", "control-planes"), nil
+	// No home (a service account, a bare CI job): a per-uid directory in
+	// the temp dir. Publish and Discover refuse it if someone else made it.
+	return filepath.Join(os.TempDir(), fmt.Sprintf("weft-%d", os.Geteuid()), "control-planes"), nil
 }
 
 // Keys are the discovery file names for a monitoring listen address: the
@@ -175,7 +177,23 @@ func privateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// The parent must be ours too (in a shared temp dir, someone else
+	// could have made it and could swap what is inside).
+	if err := checkOwner(filepath.Dir(dir)); err != nil {
+		return err
+	}
 	return checkPrivate(dir, true)
+}
+
+func checkOwner(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s: owned by uid %d, not by this user", p, sys.Uid)
+	}
+	return nil
 }
 
 // checkPrivate refuses a file or directory that another user owns or that
