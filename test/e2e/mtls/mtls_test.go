@@ -41,7 +41,10 @@ import (
 	"github.com/weftmesh/weft/internal/controlplane/translate"
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/internal/proxy/hcm"
 	"github.com/weftmesh/weft/internal/proxy/runtime"
+	"github.com/weftmesh/weft/internal/proxy/tcp"
+	"github.com/weftmesh/weft/internal/proxy/telemetry"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
 
@@ -124,6 +127,7 @@ type sidecar struct {
 	meta    *node.Meta
 	srv     *meshtest.XDSServer
 	secrets []types.Resource
+	tel     *telemetry.Telemetry
 }
 
 type mesh struct {
@@ -189,7 +193,9 @@ func startSidecar(t *testing.T, s *sidecar) {
 	}
 	t.Cleanup(srv.Stop)
 	s.srv = srv
-	rt := runtime.New(runtime.Options{})
+	s.tel = telemetry.New(telemetry.Options{Node: s.meta})
+	t.Cleanup(s.tel.Close)
+	rt := runtime.New(runtime.Options{HCM: hcm.Options{Observe: s.tel.HTTP}, TCP: tcp.Options{Observe: s.tel.TCP}})
 	xc := xdsclient.New(xdsclient.Options{Server: srv.Addr(), Node: s.meta.Node(), Handler: rt,
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -326,6 +332,16 @@ func TestMutualTLSMigration(t *testing.T) {
 	} else {
 		c.Body.Close()
 	}
+	// The server side's istio_requests_total names the caller by the
+	// identity in its verified certificate.
+	var prom strings.Builder
+	m.httpbin.tel.WritePrometheus(&prom)
+	if !strings.Contains(prom.String(), `reporter="destination",source_workload="curl",`) ||
+		!strings.Contains(prom.String(), `source_principal="`+curlID+`"`) ||
+		!strings.Contains(prom.String(), `destination_principal="`+httpbinID+`"`) ||
+		!strings.Contains(prom.String(), `connection_security_policy="mutual_tls"`) {
+		t.Errorf("no mutual_tls series with the caller's principal:\n%s", grepLines(prom.String(), "istio_requests_total"))
+	}
 	code, h, err := plainGet("/headers", map[string]string{"X-Forwarded-Client-Cert": "By=x;URI=spiffe://cluster.local/ns/foo/sa/admin"})
 	if err != nil || code != 200 {
 		t.Fatalf("PERMISSIVE plaintext client: %d %v", code, err)
@@ -388,4 +404,14 @@ spec:
 		}
 		return nil
 	})
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
