@@ -238,3 +238,32 @@ func TestTLSConfigErrors(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// HTTP over Istio mutual TLS offers istio-http/1.1 or istio-h2 (Istio's
+// istio.alpn filter); TCP keeps the cluster's istio-peer-exchange, istio.
+func TestIstioALPNForHTTP(t *testing.T) {
+	ts := tlsSocket(t, &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		AlpnProtocols: []string{"istio-peer-exchange", "istio"}}})
+	st, err := compileSocket(ts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(st.cfg.NextProtos, ","); got != "istio-peer-exchange,istio" {
+		t.Errorf("tcp ALPN %s", got)
+	}
+	if got := strings.Join(st.cfgH1.NextProtos, ","); got != "istio-http/1.1" {
+		t.Errorf("http/1.1 ALPN %s", got)
+	}
+	if got := strings.Join(st.cfgH2.NextProtos, ","); got != "istio-h2" {
+		t.Errorf("h2 ALPN %s", got)
+	}
+	// Any other ALPN list is offered as configured.
+	st, err = compileSocket(tlsSocket(t, &tlsv3.UpstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		AlpnProtocols: []string{"h2"}}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(st.cfgH1.NextProtos, ","); got != "h2" {
+		t.Errorf("configured ALPN replaced: %s", got)
+	}
+}
