@@ -54,16 +54,17 @@ const (
 	curlIP, httpbinIP       = "127.0.41.1", "127.0.41.2"
 	curlAppIP, httpbinAppIP = "127.0.42.1", "127.0.42.2"
 	proxyPort               = 15080
-	httpbinPort             = 8000
+	servicePort             = 8000 // httpbin's service port
+	httpbinPort             = 8080 // its workload (target) port, as in Istio's sample
 	sniffedPort             = 7000 // a port without a protocol: HTTP is sniffed
 )
 
 const baseConfig = `
 apiVersion: v1
 kind: Service
-metadata: {name: httpbin, namespace: foo}
+metadata: {name: httpbin, namespace: default}
 spec:
-  ports: [{port: 8000, name: http}, {port: 7000, name: web}]
+  ports: [{port: 8000, name: http, targetPort: 8080}, {port: 7000, name: web}]
   selector: {app: httpbin}
 `
 
@@ -138,7 +139,7 @@ type mesh struct {
 }
 
 func metaFor(name, ip, app string, ports []node.Port) *node.Meta {
-	return &node.Meta{Type: node.Sidecar, IP: ip, Name: name, Namespace: "foo", ServiceAccount: name,
+	return &node.Meta{Type: node.Sidecar, IP: ip, Name: name, Namespace: "default", ServiceAccount: name,
 		Labels: map[string]string{"app": name}, Ports: ports, AppAddress: app, ProxyPort: proxyPort, MeshTLS: true}
 }
 
@@ -177,10 +178,33 @@ func (m *mesh) push() {
 	}
 }
 
-func (m *mesh) apply(name, yaml string) {
+// applyExample copies Istio's task YAML from examples/tasks/NAME into the
+// config (replacing a file of the same name) and pushes.
+func (m *mesh) applyExample(name string) {
 	m.t.Helper()
-	if err := os.WriteFile(filepath.Join(m.dir, name), []byte(yaml), 0o644); err != nil {
-		m.t.Fatal(err)
+	src := filepath.Join("..", "..", "..", "examples", "tasks", name)
+	files, err := filepath.Glob(filepath.Join(src, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		m.t.Fatalf("no task YAML in %s: %v", src, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			m.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(m.dir, name+"-"+filepath.Base(f)), b, 0o644); err != nil {
+			m.t.Fatal(err)
+		}
+	}
+	m.push()
+}
+
+// removeExample takes a task's YAML out of the config and pushes.
+func (m *mesh) removeExample(name string) {
+	m.t.Helper()
+	files, _ := filepath.Glob(filepath.Join(m.dir, name+"-*.yaml"))
+	for _, f := range files {
+		os.Remove(f)
 	}
 	m.push()
 }
@@ -236,8 +260,8 @@ func setup(t *testing.T) *mesh {
 	}
 	ca := newCA(t)
 	m := &mesh{t: t, dir: dir,
-		curl:    &sidecar{meta: metaFor("curl", curlIP, curlAppIP, nil), secrets: ca.secrets(t, "foo", "curl")},
-		httpbin: &sidecar{meta: metaFor("httpbin", httpbinIP, httpbinAppIP, []node.Port{{Name: "http", Port: httpbinPort, Protocol: "HTTP"}, {Name: "web", Port: sniffedPort}}), secrets: ca.secrets(t, "foo", "httpbin")},
+		curl:    &sidecar{meta: metaFor("curl", curlIP, curlAppIP, nil), secrets: ca.secrets(t, "default", "curl")},
+		httpbin: &sidecar{meta: metaFor("httpbin", httpbinIP, httpbinAppIP, []node.Port{{Name: "http", Port: httpbinPort, Protocol: "HTTP"}, {Name: "web", Port: sniffedPort}}), secrets: ca.secrets(t, "default", "httpbin")},
 	}
 	headersApp(t, fmt.Sprintf("%s:%d", httpbinAppIP, httpbinPort))
 	headersApp(t, fmt.Sprintf("%s:%d", httpbinAppIP, sniffedPort))
@@ -249,19 +273,23 @@ func setup(t *testing.T) *mesh {
 
 // meshGet is curl in the mesh: through its sidecar's HTTP proxy port.
 func meshGet(path string) (int, map[string]string, error) {
-	return meshGetPort(httpbinPort, path)
+	return meshGetPort(servicePort, path)
 }
 
 func meshGetPort(port int, path string) (int, map[string]string, error) {
 	pu, _ := url.Parse(fmt.Sprintf("http://%s:%d", curlIP, proxyPort))
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu), DisableKeepAlives: true}}
-	return get(c, fmt.Sprintf("http://httpbin.foo.svc.cluster.local:%d%s", port, path), nil)
+	return get(c, fmt.Sprintf("http://httpbin.default.svc.cluster.local:%d%s", port, path), nil)
 }
 
 // plainGet is a client outside the mesh: straight to httpbin's sidecar.
 func plainGet(path string, hdr map[string]string) (int, map[string]string, error) {
+	return plainGetPort(httpbinPort, path, hdr)
+}
+
+func plainGetPort(port int, path string, hdr map[string]string) (int, map[string]string, error) {
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	return get(c, fmt.Sprintf("http://%s:%d%s", httpbinIP, httpbinPort, path), hdr)
+	return get(c, fmt.Sprintf("http://%s:%d%s", httpbinIP, port, path), hdr)
 }
 
 func get(c *http.Client, u string, hdr map[string]string) (int, map[string]string, error) {
@@ -300,7 +328,7 @@ func eventually(t *testing.T, what string, cond func() error) {
 
 func TestMutualTLSMigration(t *testing.T) {
 	m := setup(t)
-	const curlID, httpbinID = "spiffe://cluster.local/ns/foo/sa/curl", "spiffe://cluster.local/ns/foo/sa/httpbin"
+	const curlID, httpbinID = "spiffe://cluster.local/ns/default/sa/curl", "spiffe://cluster.local/ns/default/sa/httpbin"
 
 	// PERMISSIVE (no policy): the mesh client speaks mTLS, the plaintext
 	// client is served too.
@@ -342,7 +370,7 @@ func TestMutualTLSMigration(t *testing.T) {
 		!strings.Contains(prom.String(), `connection_security_policy="mutual_tls"`) {
 		t.Errorf("no mutual_tls series with the caller's principal:\n%s", grepLines(prom.String(), "istio_requests_total"))
 	}
-	code, h, err := plainGet("/headers", map[string]string{"X-Forwarded-Client-Cert": "By=x;URI=spiffe://cluster.local/ns/foo/sa/admin"})
+	code, h, err := plainGet("/headers", map[string]string{"X-Forwarded-Client-Cert": "By=x;URI=spiffe://cluster.local/ns/default/sa/admin"})
 	if err != nil || code != 200 {
 		t.Fatalf("PERMISSIVE plaintext client: %d %v", code, err)
 	}
@@ -351,13 +379,7 @@ func TestMutualTLSMigration(t *testing.T) {
 	}
 
 	// Namespace STRICT: plaintext refused, the mesh client still served.
-	m.apply("strict.yaml", `
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: foo}
-spec:
-  mtls: {mode: STRICT}
-`)
+	m.applyExample("mtls-migration-namespace-strict")
 	eventually(t, "plaintext refused under STRICT", func() error {
 		code, _, err := plainGet("/headers", nil)
 		if err == nil {
@@ -377,16 +399,7 @@ spec:
 
 	// Port-level DISABLE on httpbin's port: plaintext again, and the mesh
 	// client follows (the endpoint advertises tlsMode disabled).
-	m.apply("httpbin.yaml", `
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: httpbin, namespace: foo}
-spec:
-  selector: {matchLabels: {app: httpbin}}
-  mtls: {mode: STRICT}
-  portLevelMtls:
-    8000: {mode: DISABLE}
-`)
+	m.applyExample("authn-policy-port-disable")
 	eventually(t, "plaintext served on the DISABLE port", func() error {
 		code, _, err := plainGet("/headers", nil)
 		if err != nil || code != 200 {
@@ -414,4 +427,82 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// plaintextRefused reports nil once a plaintext client outside the mesh
+// is refused on port (the sidecar closes the connection).
+func plaintextRefused(port int) func() error {
+	return func() error {
+		code, _, err := plainGetPort(port, "/headers", nil)
+		if err == nil {
+			return fmt.Errorf("plaintext client got %d", code)
+		}
+		return nil
+	}
+}
+
+func plaintextServed(port int) func() error {
+	return func() error {
+		code, _, err := plainGetPort(port, "/headers", nil)
+		if err != nil || code != 200 {
+			return fmt.Errorf("code %d err %v", code, err)
+		}
+		return nil
+	}
+}
+
+func meshServedOverMTLS(port int) func() error {
+	return func() error {
+		code, h, err := meshGetPort(port, "/headers")
+		if err != nil || code != 200 {
+			return fmt.Errorf("code %d err %v", code, err)
+		}
+		if !strings.Contains(h["X-Forwarded-Client-Cert"], "URI=spiffe://cluster.local/ns/default/sa/curl") {
+			return fmt.Errorf("no mTLS hop: XFCC %q", h["X-Forwarded-Client-Cert"])
+		}
+		return nil
+	}
+}
+
+// TestAuthenticationPolicy follows Istio's "Authentication Policy" task
+// with its YAML (examples/tasks/authn-policy-*): mesh-wide STRICT, a
+// namespace override, a workload override, port-level DISABLE and policy
+// precedence.
+func TestAuthenticationPolicy(t *testing.T) {
+	m := setup(t)
+	eventually(t, "PERMISSIVE by default: plaintext served", plaintextServed(httpbinPort))
+	eventually(t, "PERMISSIVE by default: mesh over mTLS", meshServedOverMTLS(servicePort))
+
+	m.applyExample("authn-policy-mesh-strict")
+	eventually(t, "mesh-wide STRICT: plaintext refused", plaintextRefused(httpbinPort))
+	eventually(t, "mesh-wide STRICT: sniffed port refuses plaintext too", plaintextRefused(sniffedPort))
+	eventually(t, "mesh-wide STRICT: mesh client served", meshServedOverMTLS(servicePort))
+
+	m.applyExample("authn-policy-namespace-permissive")
+	eventually(t, "namespace PERMISSIVE overrides the mesh", plaintextServed(httpbinPort))
+
+	m.applyExample("authn-policy-workload-strict")
+	eventually(t, "workload STRICT overrides the namespace", plaintextRefused(httpbinPort))
+	eventually(t, "workload STRICT: mesh client served", meshServedOverMTLS(servicePort))
+
+	m.removeExample("authn-policy-workload-strict")
+	m.applyExample("authn-policy-port-disable")
+	eventually(t, "port-level DISABLE: plaintext served on 8080", plaintextServed(httpbinPort))
+	eventually(t, "port-level DISABLE: other ports stay STRICT", plaintextRefused(sniffedPort))
+	eventually(t, "port-level DISABLE: STRICT port still serves the mesh", meshServedOverMTLS(sniffedPort))
+
+	m.removeExample("authn-policy-port-disable")
+	m.removeExample("authn-policy-namespace-permissive")
+	m.applyExample("authn-policy-overwrite")
+	eventually(t, "workload DISABLE wins over namespace STRICT", plaintextServed(httpbinPort))
+	eventually(t, "workload DISABLE: the mesh client sends plaintext", func() error {
+		code, h, err := meshGet("/headers")
+		if err != nil || code != 200 {
+			return fmt.Errorf("code %d err %v", code, err)
+		}
+		if x, ok := h["X-Forwarded-Client-Cert"]; ok {
+			return fmt.Errorf("XFCC %q on a plaintext hop", x)
+		}
+		return nil
+	})
 }
