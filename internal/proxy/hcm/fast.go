@@ -2,9 +2,11 @@ package hcm
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -22,13 +24,16 @@ import (
 // to notice a client hang-up, then wakes it and waits for it when the
 // handler returns: two extra park/wake cycles and a wasted read syscall,
 // on a path whose only inherent blocking points are "next request" and
-// "upstream response". serveFast runs the common case — a keep-alive
-// HTTP/1.1 request without a body — on the connection's goroutine with
-// its own buffers, and watches for a hang-up only when a request is still
-// running after watchDelay. The first request it does not take (a body,
-// Expect, Upgrade, CONNECT, HTTP/1.0, a head over 4 KiB, anything it
-// cannot parse) goes with the rest of the connection to net/http, which
-// gets every byte read so far replayed.
+// "upstream response". serveFast runs keep-alive HTTP/1.1 requests, with
+// or without a body, on the connection's goroutine with its own buffers,
+// and watches for a hang-up only when a request is still running after
+// watchDelay (and its body was read). Every request head is checked here
+// against RFC 9112's framing rules that net/http relaxes (framingError).
+// The first request it does not take (Upgrade, CONNECT, HTTP/1.0, an
+// Expect other than 100-continue, declared trailers, a head over 4 KiB,
+// anything it cannot parse) goes to net/http, which gets every byte read
+// so far replayed and closes the connection after that response, so no
+// later head escapes the check.
 
 // watchDelay is how long a request runs before its connection is watched
 // for a client hang-up (Envoy notices at once; a short request needs no
@@ -50,7 +55,8 @@ type fastConn struct {
 	remote string
 	base   context.Context
 	w      fastWriter
-	seen   []byte // bytes of the current head, replayed on fallback
+	seen   []byte    // bytes of the current head, replayed on fallback
+	body   *fastBody // the current request's body, nil when none
 
 	// state: fastIdle (waiting for a head), fastBusy, fastClosed (Drain).
 	state atomic.Int32
@@ -160,7 +166,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 			break
 		}
 		if n >= br.Size() {
-			return fc.keep(n), false
+			return fc.bigHead()
 		}
 		if _, err := br.Peek(n + 1); err != nil {
 			if n = br.Buffered(); n > 0 {
@@ -177,11 +183,29 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 	}
 	defer fc.state.CompareAndSwap(fastBusy, fastIdle)
 	seen := fc.keepRef(n)
+	end := headEnd(seen)
+	if framingError(seen[:end]) != "" {
+		fc.reject()
+		return nil, false
+	}
 	req, err := http.ReadRequest(br) // drops the Host field: counted in seen
-	if err != nil || !fastRequest(req) || hostFields(seen[:headEnd(seen)]) != 1 {
+	if err != nil || !fastRequest(req) || hostFields(seen[:end]) != 1 {
+		cc.closeAfter = true
 		return append([]byte(nil), seen...), false
 	}
 	req.RemoteAddr = fc.remote
+	fc.body = nil
+	if req.Body != http.NoBody {
+		fc.body = &fastBody{fc: fc, rc: req.Body}
+		req.Body = fc.body
+		if _, ok := req.Header["Expect"]; ok {
+			// Envoy answers 100-continue itself, at once.
+			fc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			if err := fc.bw.Flush(); err != nil {
+				return nil, false
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(fc.base)
 	req = req.WithContext(ctx)
 	fc.mu.Lock()
@@ -192,6 +216,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 	w := &fc.w
 	w.reset(req)
 	aborted := fc.serve(w, req)
+	bodyDone := fc.endBody()
 
 	fc.mu.Lock()
 	fc.inflight = false
@@ -215,7 +240,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 		return nil, false
 	}
 	keep := w.finish()
-	if err := fc.bw.Flush(); err != nil || !keep || m.closing() {
+	if err := fc.bw.Flush(); err != nil || !keep || !bodyDone || m.closing() {
 		return nil, false
 	}
 	return nil, true
@@ -225,6 +250,142 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 func (fc *fastConn) keep(n int) []byte {
 	b, _ := fc.br.Peek(n)
 	return append([]byte(nil), b...)
+}
+
+// bigHead reads a head longer than the buffer (up to net/http's limit),
+// checks its framing and hands it with the connection to net/http.
+func (fc *fastConn) bigHead() (replay []byte, ok bool) {
+	br := fc.br
+	limit := fc.m.h1.MaxHeaderBytes + 4096
+	var buf []byte
+	for {
+		b, _ := br.Peek(br.Buffered())
+		buf = append(buf, b...)
+		br.Discard(len(b))
+		if end := headEnd(buf); end > 0 {
+			if framingError(buf[:end]) != "" {
+				fc.reject()
+				return nil, false
+			}
+			break
+		}
+		if len(buf) > limit {
+			break // net/http answers 431
+		}
+		if _, err := br.Peek(1); err != nil {
+			break
+		}
+	}
+	fc.cc.closeAfter = true
+	return buf, false
+}
+
+// reject answers a request whose framing is in doubt the way net/http
+// answers one it cannot parse, and the connection closes.
+func (fc *fastConn) reject() {
+	fc.bw.WriteString("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
+	fc.bw.Flush()
+}
+
+// framingError checks a request head against the RFC 9112 framing rules
+// net/http relaxes: an obs-fold line (§5.2: rejected, not folded) and
+// Content-Length together with Transfer-Encoding (§6.1, §6.3: the mark of
+// request smuggling; net/http drops the Content-Length and serves it).
+// "" when the head is fine.
+func framingError(head []byte) string {
+	cl, te := false, false
+	i := bytes.IndexByte(head, '\n') + 1 // past the request line
+	for i > 0 && i < len(head) {
+		j := bytes.IndexByte(head[i:], '\n')
+		if j < 0 {
+			break
+		}
+		line := head[i : i+j]
+		i += j + 1
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return "obs-fold"
+		}
+		name, _, _ := bytes.Cut(line, []byte{':'})
+		switch {
+		case asciiEqualFold(name, "content-length"):
+			cl = true
+		case asciiEqualFold(name, "transfer-encoding"):
+			te = true
+		}
+	}
+	if cl && te {
+		return "content-length and transfer-encoding"
+	}
+	return ""
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i]|0x20 != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// fastBody is a lean-path request body. The connection takes it back
+// when the handler returns (endBody): later reads (a transport still
+// writing a failed attempt) fail instead of reading the next request.
+type fastBody struct {
+	fc     *fastConn
+	rc     io.ReadCloser // net/http's framing reader (length or chunked)
+	mu     sync.Mutex
+	closed bool
+	eof    atomic.Bool
+}
+
+func (b *fastBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF && !b.eof.Load() {
+		b.eof.Store(true)
+		b.fc.watchT.Reset(watchDelay) // the hang-up watcher may read now
+	}
+	return n, err
+}
+
+// Close is a no-op: the connection ends the body after the handler.
+func (b *fastBody) Close() error { return nil }
+
+// endBody takes the body back after the handler; false when it was not
+// read to its end and what is left is not already buffered (the
+// connection cannot be reused then).
+func (fc *fastConn) endBody() bool {
+	b := fc.body
+	if b == nil {
+		return true
+	}
+	if b.eof.Load() {
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+		return true
+	}
+	// A read waiting for the client (a transport still sending) fails
+	// at once; then only what is buffered is discarded.
+	fc.cc.SetReadDeadline(time.Unix(1, 0))
+	b.mu.Lock()
+	b.closed = true
+	_, err := io.Copy(io.Discard, b.rc)
+	b.mu.Unlock()
+	fc.cc.SetReadDeadline(time.Time{})
+	return err == nil
 }
 
 // keepRef copies the first n buffered bytes into the connection's scratch
@@ -254,6 +415,12 @@ func (fc *fastConn) serve(w *fastWriter, req *http.Request) (aborted bool) {
 func (fc *fastConn) watch() {
 	fc.mu.Lock()
 	if !fc.inflight || fc.watched {
+		fc.mu.Unlock()
+		return
+	}
+	if b := fc.body; b != nil && !b.eof.Load() {
+		// The body is still being read (a hang-up fails that read);
+		// its end re-arms the timer.
 		fc.mu.Unlock()
 		return
 	}
@@ -306,17 +473,20 @@ func fastRequest(r *http.Request) bool {
 	if r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Method == http.MethodConnect || r.Method == "PRI" {
 		return false
 	}
-	if r.Body != http.NoBody || r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
-		return false
-	}
 	h := r.Header
 	if r.Host == "" || !httpguts.ValidHostHeader(r.Host) {
 		return false // net/http answers 400
 	}
-	for _, k := range [...]string{"Expect", "Upgrade", "Http2-Settings", "Content-Length", "Transfer-Encoding"} {
+	for _, k := range [...]string{"Upgrade", "Http2-Settings"} {
 		if _, ok := h[k]; ok {
 			return false
 		}
+	}
+	if len(r.Trailer) > 0 {
+		return false // declared trailers: net/http forwards them
+	}
+	if e, ok := h["Expect"]; ok && (len(e) != 1 || !strings.EqualFold(e[0], "100-continue") || r.Body == http.NoBody) {
+		return false // net/http answers 417, or ignores it
 	}
 	// net/http's server checks what textproto lets through (400).
 	for k, vs := range h {
@@ -359,6 +529,14 @@ func (w *fastWriter) reset(r *http.Request) {
 }
 
 func (w *fastWriter) Header() http.Header { return w.header }
+
+// SetReadDeadline lets http.ResponseController end a body read stuck on
+// a silent client (filter.BodyUnblocker).
+func (w *fastWriter) SetReadDeadline(t time.Time) error { return w.fc.cc.SetReadDeadline(t) }
+
+// EnableFullDuplex: the lean path always reads the body and writes the
+// response independently.
+func (w *fastWriter) EnableFullDuplex() error { return nil }
 
 func (w *fastWriter) WriteHeader(code int) {
 	if w.wrote {

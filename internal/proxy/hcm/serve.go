@@ -85,8 +85,12 @@ type conn struct {
 	r      *bufio.Reader // non-nil when bytes were peeked
 	info   *downstream.Info
 	peer   string // info.Remote's address, formatted once per connection
-	once   sync.Once
-	done   chan struct{}
+	// closeAfter: net/http took this connection over from the lean path
+	// for one request; its response closes the connection, so every later
+	// head goes through the lean path's framing check again.
+	closeAfter bool
+	once       sync.Once
+	done       chan struct{}
 }
 
 // peerAddr is the downstream peer's IP ("" when unknown).

@@ -49,7 +49,7 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.TLS = cc.info.TLS // the listener terminated TLS below our conn wrapper
 		}
 	}
-	st.w = respWriter{w: w, info: info, m: m}
+	st.w = respWriter{w: w, info: info, m: m, closeConn: cc != nil && cc.closeAfter && r.ProtoMajor == 1 && r.ProtoMinor == 1}
 	var cb *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
 		// Not pooled: a transport may still read a failed attempt's body
@@ -245,6 +245,7 @@ func schemeHdr(tls bool) []string {
 }
 
 var (
+	closeHdr = [1]string{"close"}
 	httpHdr  = [1]string{"http"}
 	httpsHdr = [1]string{"https"}
 )
@@ -420,6 +421,8 @@ type respWriter struct {
 	m     *Manager
 	wrote bool
 	timer *time.Timer // request_timeout: stops when the response starts
+	// closeConn: the response ends the connection (see conn.closeAfter).
+	closeConn bool
 }
 
 var (
@@ -453,6 +456,9 @@ func (w *respWriter) WriteHeader(code int) {
 			if _, ok := h["Server"]; !ok {
 				h["Server"] = w.m.serverHdr
 			}
+		}
+		if w.closeConn {
+			h["Connection"] = closeHdr[:1:1]
 		}
 	}
 	w.w.WriteHeader(code)
