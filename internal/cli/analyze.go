@@ -16,10 +16,26 @@ import (
 // at or above the failure threshold.
 const analyzeFailedCode = 79
 
+// analyzeDataErrorCode is istioctl's exit code when some input files could
+// not be parsed (and no message reached the threshold); --ignore-unknown
+// turns it off.
+const analyzeDataErrorCode = 65
+
+// maxRepeats is how many messages of one kind a resource shows before the
+// rest are counted in one line.
+const maxRepeats = 10
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 func newAnalyzeCmd() *cobra.Command {
 	var (
 		namespace, output, threshold string
-		allNamespaces                bool
+		allNamespaces, ignoreUnknown bool
 	)
 	cmd := &cobra.Command{
 		Use:   "analyze [-n NS] [--all-namespaces] [-o text|json|yaml] [--failure-threshold Info|Warning|Error] FILE|DIR|- ...",
@@ -47,8 +63,17 @@ Resources without metadata.namespace are put in -n (default "default").
 Messages are shown for every namespace, unless -n is given without
 --all-namespaces: then only for that namespace.
 
+Kinds that are not Istio config (Deployments, other tools' ConfigMaps and
+custom resources) are skipped, as istioctl does. Istio kinds Weft does not
+implement yet (EnvoyFilter, WasmPlugin, ProxyConfig, Gateway API kinds) get
+one Warning [WFT0020] per kind. Files that are not Kubernetes YAML at all
+(Helm values and templates, binaries, YAML syntax errors, files over 16 MiB)
+are skipped with a note on stderr. A message repeated many times in one
+resource is shown 10 times, then counted [WFT0021].
+
 Exit status: 0 when no message reaches --failure-threshold, 79 (as istioctl)
-when one does, 1 on usage errors.`,
+when one does, 65 (as istioctl) when none does but some file could not be
+parsed (0 with --ignore-unknown), 1 on usage errors.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			failAt, err := config.ParseLevel(threshold)
@@ -61,7 +86,9 @@ when one does, 1 on usage errors.`,
 				return fmt.Errorf("unknown output format %q (text, json or yaml)", output)
 			}
 			filter := cmd.Flags().Changed("namespace") && !allNamespaces
-			res, loadErr := config.LoadPaths(args, config.Options{DefaultNamespace: namespace, Stdin: cmd.InOrStdin()})
+			var unsupported []*config.Error
+			res, loadErr := config.LoadPaths(args, config.Options{DefaultNamespace: namespace, Stdin: cmd.InOrStdin(),
+				Unsupported: func(e *config.Error) { unsupported = append(unsupported, e) }})
 			var msgs []*config.Message
 			var list config.ErrorList
 			if errors.As(loadErr, &list) {
@@ -69,8 +96,19 @@ when one does, 1 on usage errors.`,
 			} else if loadErr != nil {
 				return loadErr
 			}
+			// Files that are not Kubernetes YAML at all are skipped with a
+			// note on stderr, as istioctl does; they are not messages.
+			unparsed := map[string]bool{}
+			for _, e := range list {
+				if e.Class == config.ClassFile {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Skipping %s: %s\n", e.Pos, e.Msg)
+					unparsed[e.Pos.File] = true
+				}
+			}
+			msgs = append(msgs, config.UnsupportedMessages(unsupported)...)
 			msgs = append(msgs, config.Analyze(res, config.AnalyzeOptions{})...)
 			config.SortMessages(msgs)
+			msgs = config.CapRepeats(msgs, maxRepeats)
 			if filter {
 				kept := msgs[:0]
 				for _, m := range msgs {
@@ -95,6 +133,8 @@ when one does, 1 on usage errors.`,
 			}
 			if output == "text" {
 				switch {
+				case len(msgs) == 0 && len(unparsed) > 0:
+					fmt.Fprintf(cmd.ErrOrStderr(), "\u2714 No validation issues found when analyzing %s (but %d %s could not be parsed).\n", scope, len(unparsed), plural(len(unparsed), "file", "files"))
 				case len(msgs) == 0:
 					fmt.Fprintf(cmd.ErrOrStderr(), "\u2714 No validation issues found when analyzing %s.\n", scope)
 				case failed:
@@ -104,12 +144,16 @@ when one does, 1 on usage errors.`,
 			if failed {
 				return exitError{code: analyzeFailedCode}
 			}
+			if len(unparsed) > 0 && !ignoreUnknown {
+				return exitError{code: analyzeDataErrorCode}
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace for resources that name none; with it alone, only its messages are shown")
 	cmd.Flags().BoolVarP(&allNamespaces, "all-namespaces", "A", false, "show messages for every namespace")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
+	cmd.Flags().BoolVar(&ignoreUnknown, "ignore-unknown", false, "do not fail on files that are not Kubernetes YAML (Helm values, templates, binaries); they are skipped either way")
 	cmd.Flags().StringVar(&threshold, "failure-threshold", "Error", "lowest message level that makes the exit status non-zero: Info, Warning or Error")
 	return cmd
 }

@@ -46,10 +46,12 @@ func TestAnalyzeInvalidExamples(t *testing.T) {
 			if expect == "" {
 				t.Fatal("no # expect: line")
 			}
-			code, out, _ := runAnalyze(t, "", append(args, f)...)
+			code, out, errOut := runAnalyze(t, "", append(args, f)...)
 			if code == 0 {
 				t.Errorf("exit code 0, want non-zero; output:\n%s", out)
 			}
+			// Files that cannot be parsed at all are reported on stderr.
+			out += errOut
 			if !strings.Contains(out, expect) {
 				t.Errorf("output does not contain %q:\n%s", expect, out)
 			}

@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -88,6 +89,11 @@ var (
 		"Subset %q of host %s is also defined by DestinationRule %s; only the first definition is used."}
 	// Weft's own: an ALLOW policy without rules is Istio's "allow-nothing"
 	// idiom; it is legal, but often a mistake, so it is only an Info.
+	// Weft's own: an Istio (or Gateway API) kind Weft does not implement;
+	// one message per kind, at the first document.
+	msgUnsupportedKind = msgType{"WFT0020", "UnsupportedKind", LevelWarning, "%s (%d document%s skipped)."}
+	// Weft's own: the rest of a run of one message repeated in a resource.
+	msgRepeated     = msgType{"WFT0021", "RepeatedMessage", LevelInfo, "%d more %s [%s] message%s like the above in this resource not shown."}
 	msgAllowNothing = msgType{"WFT0002", "AllowNothing", LevelInfo,
 		"AuthorizationPolicy with action ALLOW and no rules denies every request to the workloads it selects%s."}
 )
@@ -158,9 +164,15 @@ func (m *Message) DocURL() string {
 }
 
 // ErrorMessages turns load and validation errors into IST0106 messages.
+// Errors of other classes (files that could not be read as Kubernetes
+// YAML, unsupported kinds) are not schema validation errors: they are
+// left out (see UnsupportedMessages).
 func ErrorMessages(errs []*Error) []*Message {
 	out := make([]*Message, 0, len(errs))
 	for _, e := range errs {
+		if e.Class != ClassSchema {
+			continue
+		}
 		m := &Message{Level: LevelError, Code: msgSchemaValidation.code, Name: msgSchemaValidation.name, Pos: e.Pos}
 		if e.Key.Kind != "" {
 			m.Origin, m.Namespace = origin(e.Key), e.Key.Namespace
@@ -415,4 +427,88 @@ func labelString(m map[string]string) string {
 		parts[i] = k + "=" + m[k]
 	}
 	return strings.Join(parts, ",")
+}
+
+// UnsupportedMessages turns the loader's unsupported-kind notices into one
+// Warning per kind, at its first document, with the count of documents.
+func UnsupportedMessages(errs []*Error) []*Message {
+	type group struct {
+		first *Error
+		n     int
+	}
+	byKind := map[string]*group{}
+	var order []string
+	for _, e := range errs {
+		k, _, _ := strings.Cut(e.Msg, " is ")
+		g := byKind[k]
+		if g == nil {
+			g = &group{first: e}
+			byKind[k] = g
+			order = append(order, k)
+		}
+		g.n++
+	}
+	var out []*Message
+	for _, k := range order {
+		g := byKind[k]
+		text, _, _ := strings.Cut(g.first.Msg, "; the document is skipped")
+		plural := ""
+		if g.n != 1 {
+			plural = "s"
+		}
+		out = append(out, &Message{Level: msgUnsupportedKind.level, Code: msgUnsupportedKind.code, Name: msgUnsupportedKind.name,
+			Pos: g.first.Pos, Text: fmt.Sprintf(msgUnsupportedKind.template, text, g.n, plural)})
+	}
+	return out
+}
+
+// repeatKey is a message text with list indexes and numbers blanked, so
+// "rule 1 not used" and "rule 2 not used" count as one message repeated.
+func repeatKey(text string) string { return digitsRE.ReplaceAllString(stripIndexes(text), "#") }
+
+var digitsRE = regexp.MustCompile(`[0-9]+`)
+
+// CapRepeats keeps, of the messages sharing an origin, a code and a text
+// that differ only in list indexes and numbers, the first max (in order), and adds one
+// Info message counting the rest: a document that repeats one mistake
+// thousands of times stays readable. msgs must be sorted.
+func CapRepeats(msgs []*Message, max int) []*Message {
+	type key struct{ origin, file, code, text string }
+	counts := map[key]int{}
+	last := map[key]*Message{}
+	var out []*Message
+	for _, m := range msgs {
+		k := key{m.Origin, m.Pos.File, m.Code, repeatKey(m.Text)}
+		counts[k]++
+		if counts[k] <= max {
+			out = append(out, m)
+			last[k] = m
+		}
+	}
+	var extra []*Message
+	for _, m := range out {
+		k := key{m.Origin, m.Pos.File, m.Code, repeatKey(m.Text)}
+		if n := counts[k] - max; n > 0 && last[k] == m {
+			plural := ""
+			if n != 1 {
+				plural = "s"
+			}
+			extra = append(extra, &Message{Level: msgRepeated.level, Code: msgRepeated.code, Name: msgRepeated.name,
+				Origin: m.Origin, Namespace: m.Namespace, Pos: m.Pos, Text: fmt.Sprintf(msgRepeated.template, n, m.Level, m.Code, plural)})
+		}
+	}
+	if len(extra) == 0 {
+		return out
+	}
+	// Each summary goes right after the last message it summarises.
+	final := make([]*Message, 0, len(out)+len(extra))
+	for _, m := range out {
+		final = append(final, m)
+		for _, x := range extra {
+			if x.Pos == m.Pos && x.Origin == m.Origin && strings.Contains(x.Text, "["+m.Code+"]") {
+				final = append(final, x)
+			}
+		}
+	}
+	return final
 }

@@ -15,7 +15,25 @@ type Error struct {
 	// Key names the resource the error belongs to, when known (zero for
 	// errors outside any resource, such as YAML syntax errors).
 	Key Key
+	// Class says what kind of problem it is; the zero value is a schema
+	// (validation) error.
+	Class ErrorClass
 }
+
+// ErrorClass separates problems with a resource's content from problems
+// reading a file at all.
+type ErrorClass int
+
+const (
+	// ClassSchema: a resource fails decoding or validation.
+	ClassSchema ErrorClass = iota
+	// ClassFile: the file could not be read as Kubernetes YAML at all
+	// (unreadable, too large, binary, a YAML syntax error, a document
+	// that is not a Kubernetes object such as a Helm values file).
+	ClassFile
+	// ClassUnsupported: an Istio kind Weft does not implement yet.
+	ClassUnsupported
+)
 
 // Error formats as "file:line:col: path: msg".
 func (e *Error) Error() string {

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"strings"
+
 	"google.golang.org/protobuf/proto"
+	"gopkg.in/yaml.v3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	telemetryv1 "istio.io/client-go/pkg/apis/telemetry/v1"
@@ -154,4 +157,64 @@ func newK8sObject(k Kind) (runtime.Object, *metav1.ObjectMeta) {
 		return o, &o.ObjectMeta
 	}
 	return nil, nil
+}
+
+// istioGroup reports whether apiVersion belongs to Istio (*.istio.io) or
+// the Kubernetes Gateway API, whose kinds Weft either implements or names
+// as unsupported; anything else is another tool's and is skipped.
+func istioGroup(apiVersion string) bool {
+	group, _ := splitAPIVersion(apiVersion)
+	return group == "istio.io" || strings.HasSuffix(group, ".istio.io") || gatewayAPIGroup(group)
+}
+
+func gatewayAPIGroup(group string) bool {
+	return group == "gateway.networking.k8s.io" || group == "gateway.networking.x-k8s.io"
+}
+
+// unsupportedIstioKinds are Istio kinds (by group) that Weft does not
+// implement yet.
+var unsupportedIstioKinds = map[string][]string{
+	"networking.istio.io": {"EnvoyFilter", "ProxyConfig"},
+	"extensions.istio.io": {"WasmPlugin", "TrafficExtension"},
+}
+
+// unsupportedKind reports whether apiVersion/kind is Istio config (or a
+// Gateway API kind) that Weft does not implement, and what to call it.
+func unsupportedKind(apiVersion, kind string) (string, bool) {
+	group, _ := splitAPIVersion(apiVersion)
+	if gatewayAPIGroup(group) && kind != "" && kind[0] >= 'A' && kind[0] <= 'Z' {
+		return "a Gateway API kind", true
+	}
+	for _, k := range unsupportedIstioKinds[group] {
+		if k == kind {
+			return "an Istio kind", true
+		}
+	}
+	return "", false
+}
+
+// foreignDocument decides about a document by its apiVersion and kind
+// fields before decoding: one with neither is not a Kubernetes object (a
+// Helm values file, a docker-compose file): skipped with a file-level
+// error, as istioctl analyze reports it. One with only one of them is
+// skipped silently (a Helm Chart.yaml has apiVersion and no kind) unless
+// what it has names Istio config, where a missing field is a mistake.
+func foreignDocument(top map[string]*yaml.Node) (skip bool, err string) {
+	a, k := top["apiVersion"], top["kind"]
+	switch {
+	case a == nil && k == nil:
+		return true, "not a Kubernetes object (no apiVersion or kind); skipped"
+	case k == nil:
+		return !(a.Kind == yaml.ScalarNode && istioGroup(a.Value)), ""
+	case a == nil:
+		if k.Kind == yaml.ScalarNode {
+			for _, info := range kinds {
+				if string(info.kind) == k.Value {
+					return false, ""
+				}
+			}
+		}
+		return true, ""
+	}
+	return false, ""
 }

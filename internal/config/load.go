@@ -26,6 +26,10 @@ type Options struct {
 	DefaultNamespace string
 	// Stdin is read for the path "-".
 	Stdin io.Reader
+	// Unsupported, when set, receives documents of Istio kinds Weft does
+	// not implement (EnvoyFilter, WasmPlugin, Gateway API …) instead of
+	// an error: weft analyze reports them as warnings.
+	Unsupported func(*Error)
 }
 
 func (o Options) namespace() string {
@@ -215,11 +219,15 @@ var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 func loadStream(name string, r io.Reader, opts Options, errs *ErrorList) []*Resource {
 	data, err := io.ReadAll(io.LimitReader(r, maxFileBytes+1))
 	if err != nil {
-		*errs = append(*errs, &Error{Pos: Position{File: name}, Msg: err.Error()})
+		*errs = append(*errs, &Error{Pos: Position{File: name}, Msg: err.Error(), Class: ClassFile})
 		return nil
 	}
 	if len(data) > maxFileBytes {
-		*errs = append(*errs, &Error{Pos: Position{File: name}, Msg: fmt.Sprintf("file larger than %d bytes", maxFileBytes)})
+		*errs = append(*errs, &Error{Pos: Position{File: name}, Msg: fmt.Sprintf("file larger than %d bytes", maxFileBytes), Class: ClassFile})
+		return nil
+	}
+	if bytes.IndexByte(data, 0) >= 0 {
+		*errs = append(*errs, &Error{Pos: Position{File: name}, Msg: "binary file (NUL bytes), not YAML or JSON", Class: ClassFile})
 		return nil
 	}
 	var out []*Resource
@@ -257,9 +265,9 @@ func yamlError(name string, err error) *Error {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return &Error{Pos: Position{File: name, Line: line}, Msg: "invalid YAML: " + m[2]}
+		return &Error{Pos: Position{File: name, Line: line}, Msg: "invalid YAML: " + m[2], Class: ClassFile}
 	}
-	return &Error{Pos: Position{File: name}, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	return &Error{Pos: Position{File: name}, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: "), Class: ClassFile}
 }
 
 // document decodes one YAML document: a resource, a List of them, or a
@@ -297,6 +305,12 @@ func (w *nodeWalker) document(doc *yaml.Node, opts Options) []*Resource {
 		top[p[0].Value] = p[1]
 		keys[p[0].Value] = p[0]
 	}
+	if skip, err := foreignDocument(top); skip {
+		if err != "" {
+			*w.errs = append(*w.errs, &Error{Pos: w.pos(n), Msg: err, Class: ClassFile})
+		}
+		return nil
+	}
 	apiVersion, okA := w.topString(top, "apiVersion", n)
 	kind, okK := w.topString(top, "kind", n)
 	if !okA || !okK {
@@ -324,6 +338,19 @@ func (w *nodeWalker) document(doc *yaml.Node, opts Options) []*Resource {
 	if info == nil {
 		if ignoredKinds[apiVersion+"/"+kind] {
 			return nil
+		}
+		if what, ok := unsupportedKind(apiVersion, kind); ok {
+			e := &Error{Pos: w.pos(top["kind"]), Path: "kind", Class: ClassUnsupported,
+				Msg: fmt.Sprintf("%s (%s) is %s that Weft does not implement yet; the document is skipped", kind, apiVersion, what)}
+			if opts.Unsupported != nil {
+				opts.Unsupported(e)
+			} else {
+				*w.errs = append(*w.errs, e)
+			}
+			return nil
+		}
+		if other == nil && !istioGroup(apiVersion) {
+			return nil // another tool's kind: skipped, as istioctl analyze does
 		}
 		if other != nil {
 			w.errorf(top["apiVersion"], "apiVersion", "unsupported apiVersion %q for kind %s (use %s)", apiVersion, kind, other.apiVersion())

@@ -100,7 +100,7 @@ metadata: {name: x}
 kind: VirtualService
 metadata: {name: x}
 `, `t.yaml:1:13: apiVersion: unsupported apiVersion "networking.istio.io/v2" for kind VirtualService`},
-		{"missing kind", `apiVersion: v1
+		{"missing kind", `apiVersion: networking.istio.io/v1
 metadata: {name: x}
 `, `t.yaml:1:1: kind: missing kind`},
 		{"oneof twice", `apiVersion: networking.istio.io/v1
