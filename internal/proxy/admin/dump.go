@@ -88,7 +88,11 @@ func ConfigDump(res *xdsclient.Resources, warming map[string][]string, active fu
 		if err != nil {
 			return nil, err
 		}
-		sd.DynamicActiveSecrets = append(sd.DynamicActiveSecrets, &adminv3.SecretsConfigDump_DynamicSecret{Name: n, VersionInfo: ver(xdsclient.SecretType), Secret: a})
+		v := ver(xdsclient.SecretType)
+		if lv, ok := res.LocalSecrets[n]; ok {
+			v = lv // the proxy's own identity, not from xDS
+		}
+		sd.DynamicActiveSecrets = append(sd.DynamicActiveSecrets, &adminv3.SecretsConfigDump_DynamicSecret{Name: n, VersionInfo: v, Secret: a})
 	}
 	for _, m := range []proto.Message{cd, ld, sd, rd, ed} {
 		if err := add(m); err != nil {

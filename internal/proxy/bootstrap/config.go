@@ -24,6 +24,14 @@ type Config struct {
 	XDS  string // control plane host:port
 	Meta node.Meta
 
+	// Identity: with a root certificate, the proxy gets a workload
+	// certificate from the CA at CAAddress (default: XDS) with the join
+	// token in TokenFile, and speaks xDS over mutual TLS. Without one, xDS
+	// is plaintext (a control plane's development port).
+	CAAddress string
+	TokenFile string
+	RootCert  string
+
 	AdminPort  int // loopback only
 	HealthPort int // /healthz/ready
 	StatsPort  int // /stats/prometheus
@@ -66,7 +74,10 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 		hostname = "weft-proxy"
 	}
 	str := func(name, def, usage string) *string { return fs.String(name, env(name, def), usage) }
-	xds := str("xds", "127.0.0.1:15010", "control plane xDS address host:port")
+	xds := str("xds", "", "control plane xDS address host:port (default 127.0.0.1:15012 with --root-cert, else the plaintext development port 127.0.0.1:15010)")
+	caAddr := str("ca-address", "", "control plane CA address host:port (default: --xds)")
+	tokenFile := str("token-file", "", "file holding the join token ('weft token create') for the first certificate")
+	rootCert := str("root-cert", "", "PEM file with the mesh's root certificate(s): turns on workload identity and mTLS to the control plane")
 	ns := str("namespace", "default", "workload namespace")
 	sa := str("service-account", "default", "workload service account")
 	name := str("name", hostname, "workload name")
@@ -96,7 +107,16 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	c := &Config{XDS: *xds}
+	c := &Config{XDS: *xds, CAAddress: *caAddr, TokenFile: *tokenFile, RootCert: *rootCert}
+	switch {
+	case c.XDS == "" && c.RootCert != "":
+		c.XDS = "127.0.0.1:15012"
+	case c.XDS == "":
+		c.XDS = "127.0.0.1:15010"
+	}
+	if c.RootCert != "" && c.CAAddress == "" {
+		c.CAAddress = c.XDS
+	}
 	var errs []error
 	fail := func(flagName string, err error) { errs = append(errs, fmt.Errorf("--%s: %w", flagName, err)) }
 	bl := func(flagName, v string) bool {
@@ -171,8 +191,8 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	if c.PortMap, err = parsePortMap(*portMap); err != nil {
 		fail("port-map", err)
 	}
-	if c.XDS == "" {
-		fail("xds", errors.New("required"))
+	if c.RootCert == "" && (c.TokenFile != "" || c.CAAddress != "") {
+		fail("root-cert", errors.New("required with --token-file or --ca-address: the CA is never trusted on first use"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

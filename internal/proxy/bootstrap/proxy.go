@@ -10,9 +10,13 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/weftmesh/weft/internal/proxy/admin"
 	"github.com/weftmesh/weft/internal/proxy/cluster"
 	"github.com/weftmesh/weft/internal/proxy/hcm"
+	"github.com/weftmesh/weft/internal/proxy/identity"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/runtime"
 	"github.com/weftmesh/weft/internal/proxy/tcp"
@@ -23,11 +27,13 @@ import (
 
 // Proxy is a running weft-proxy: the composition root.
 type Proxy struct {
-	cfg     *Config
-	log     *slog.Logger
-	Runtime *runtime.Runtime
-	XDS     *xdsclient.Client
-	Admin   *admin.Admin
+	cfg *Config
+	// Identity is the workload certificate (nil without --root-cert).
+	Identity *identity.Manager
+	log      *slog.Logger
+	Runtime  *runtime.Runtime
+	XDS      *xdsclient.Client
+	Admin    *admin.Admin
 	// Telemetry: istio_* metrics, access logs, metadata exchange.
 	Telemetry *telemetry.Telemetry
 
@@ -69,8 +75,28 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 		HCM:      hcm.Options{Observe: tel.HTTP},
 		TCP:      tcp.Options{Observe: tel.TCP},
 	})
-	xc := xdsclient.New(xdsclient.Options{Server: cfg.XDS, Node: cfg.Meta.Node(), Handler: rt, Log: log.With("component", "xds")})
-	p := &Proxy{cfg: cfg, log: log, Runtime: rt, XDS: xc, Telemetry: tel, quit: make(chan struct{}), done: make(chan struct{}), addrs: map[string]string{}}
+	xo := xdsclient.Options{Server: cfg.XDS, Node: cfg.Meta.Node(), Handler: rt, Log: log.With("component", "xds")}
+	var id *identity.Manager
+	if cfg.RootCert != "" {
+		var err error
+		id, err = identity.New(identity.Options{CAAddress: cfg.CAAddress, RootCertFile: cfg.RootCert, TokenFile: cfg.TokenFile,
+			Log: log.With("component", "identity")})
+		if err != nil {
+			tel.Close()
+			return nil, err
+		}
+		// default and ROOTCA are served locally; xDS runs over mTLS with
+		// the workload certificate.
+		xo.Local = id
+		xo.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(id.ClientTLS()))}
+	} else {
+		log.Warn("no --root-cert: plaintext xDS and no workload identity (development only)", "xds", cfg.XDS)
+	}
+	xc := xdsclient.New(xo)
+	if id != nil {
+		id.OnChange(func() { _ = xc.UpdateLocal() })
+	}
+	p := &Proxy{cfg: cfg, log: log, Identity: id, Runtime: rt, XDS: xc, Telemetry: tel, quit: make(chan struct{}), done: make(chan struct{}), addrs: map[string]string{}}
 	p.Admin = admin.New(rt, admin.Options{
 		Log: log, Level: level, XDS: xc.Status, ServerInfo: version.String("weft-proxy"),
 		Ready: func() bool {
@@ -119,7 +145,17 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 	runCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	xdsDone := make(chan struct{})
-	go func() { _ = xc.Run(runCtx); close(xdsDone) }()
+	go func() {
+		defer close(xdsDone)
+		if id != nil {
+			// xDS over mTLS needs the certificate first.
+			if err := id.Start(runCtx); err != nil {
+				return
+			}
+			go id.Run(runCtx)
+		}
+		_ = xc.Run(runCtx)
+	}()
 	go func() {
 		select {
 		case <-ctx.Done():

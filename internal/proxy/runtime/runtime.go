@@ -84,6 +84,15 @@ type compiledListener struct {
 	src *listenerv3.Listener
 	cfg *listener.Config
 	tcp []*tcp.Proxy // for stats
+	// terminal are the HTTP connection managers and TCP proxies built for
+	// it, by the filter they came from, for reuse by the next version.
+	terminal []builtFilter
+}
+
+type builtFilter struct {
+	src *listenerv3.Filter
+	h   listener.Handler
+	tcp *tcp.Proxy
 }
 
 var (
@@ -256,7 +265,7 @@ func (r *Runtime) Apply(typeURL string, res *xdsclient.Resources) error {
 			continue
 		}
 		cl := &compiledListener{src: l}
-		cfg, err := listener.Compile(l, &deps{r: r, res: res, out: cl})
+		cfg, err := listener.Compile(l, &deps{r: r, res: res, out: cl, prev: prev})
 		if err != nil {
 			discard()
 			return err
@@ -298,6 +307,36 @@ type deps struct {
 	r   *Runtime
 	res *xdsclient.Resources
 	out *compiledListener
+	// prev is the version being replaced: its terminal filters are reused
+	// when their config is unchanged, so an update that only changes a
+	// chain's TLS (an SDS rotation of "default") or another chain keeps
+	// the connections of unchanged ones, as Envoy's SDS updates and
+	// filter-chain-only updates do.
+	prev *compiledListener
+	used map[int]bool
+}
+
+// reuse returns the previous version's handler for an identical terminal
+// filter.
+func (d *deps) reuse(f *listenerv3.Filter) (listener.Handler, bool) {
+	if d.prev == nil {
+		return nil, false
+	}
+	for i, b := range d.prev.terminal {
+		if d.used[i] || !proto.Equal(b.src, f) {
+			continue
+		}
+		if d.used == nil {
+			d.used = map[int]bool{}
+		}
+		d.used[i] = true
+		d.out.terminal = append(d.out.terminal, b)
+		if b.tcp != nil {
+			d.out.tcp = append(d.out.tcp, b.tcp)
+		}
+		return b.h, true
+	}
+	return nil, false
 }
 
 func (d *deps) Secret(name string) *tlsv3.Secret { return d.res.Secrets[name] }
@@ -310,13 +349,21 @@ func (d *deps) NetworkFilter(listenerName string, f *listenerv3.Filter) (listene
 	if tc == nil {
 		return nil, errors.New("typed_config is required")
 	}
+	if h, ok := d.reuse(f); ok {
+		return h, nil
+	}
 	switch {
 	case tc.MessageIs(&hcmv3.HttpConnectionManager{}):
 		cfg := &hcmv3.HttpConnectionManager{}
 		if err := tc.UnmarshalTo(cfg); err != nil {
 			return nil, err
 		}
-		return hcm.New(cfg, d.r, d.r.opts.HCM)
+		m, err := hcm.New(cfg, d.r, d.r.opts.HCM)
+		if err != nil {
+			return nil, err
+		}
+		d.out.terminal = append(d.out.terminal, builtFilter{src: f, h: m})
+		return m, nil
 	case tc.MessageIs(&rbactcpv3.RBAC{}):
 		cfg := &rbactcpv3.RBAC{}
 		if err := tc.UnmarshalTo(cfg); err != nil {
@@ -335,6 +382,7 @@ func (d *deps) NetworkFilter(listenerName string, f *listenerv3.Filter) (listene
 			return nil, err
 		}
 		d.out.tcp = append(d.out.tcp, p)
+		d.out.terminal = append(d.out.terminal, builtFilter{src: f, h: p, tcp: p})
 		return p, nil
 	}
 	return nil, fmt.Errorf("unsupported network filter type %s", tc.GetTypeUrl())

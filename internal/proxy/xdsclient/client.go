@@ -19,6 +19,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -58,6 +59,20 @@ type Options struct {
 	Jitter func() float64
 	// SotW skips the delta attempt.
 	SotW bool
+	// Local, when set, provides secrets the proxy makes itself (its
+	// identity's "default" and "ROOTCA"): they are part of every config
+	// handed to the Handler, never requested from the server, and a server
+	// resource of the same name does not replace them. Call UpdateLocal
+	// after they change.
+	Local LocalSecrets
+}
+
+// LocalSecrets provides the proxy's own SDS secrets by name.
+type LocalSecrets interface {
+	Secrets() map[string]*tlsv3.Secret
+	// SecretVersion is their version_info (Istio's agent uses the time
+	// the certificate was issued).
+	SecretVersion() string
 }
 
 // TypeStatus is what the client last did for one type.
@@ -82,6 +97,9 @@ type Client struct {
 	opts  Options
 	log   *slog.Logger
 	ready chan struct{}
+	// applyMu serializes calls into the Handler (xDS updates and local
+	// secret updates).
+	applyMu sync.Mutex
 
 	mu       sync.Mutex
 	cur      *Resources
@@ -105,11 +123,15 @@ func New(opts Options) *Client {
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
 	}
+	cur := NewResources()
+	if opts.Local != nil {
+		cur.setLocal(opts.Local.Secrets(), opts.Local.SecretVersion())
+	}
 	return &Client{
 		opts:     opts,
 		log:      opts.Log.With("xds", opts.Server),
 		ready:    make(chan struct{}),
-		cur:      NewResources(),
+		cur:      cur,
 		status:   Status{Types: map[string]TypeStatus{}},
 		gotTypes: map[string]bool{},
 		versions: map[string]map[string]string{},
@@ -261,7 +283,7 @@ func (c *Client) session(ctx context.Context, ads discoveryv3.AggregatedDiscover
 	c.mu.Unlock()
 	// Subscribe in ADS order: wildcard types, plus whatever the last good
 	// config references, so a reconnect resumes every subscription.
-	refs := c.Resources().References()
+	refs := c.remote(c.Resources().References())
 	for _, typ := range Types {
 		if err := t.subscribe(typ, refs.of(typ)); err != nil {
 			return false, err
@@ -288,7 +310,7 @@ func (c *Client) session(ctx context.Context, ads discoveryv3.AggregatedDiscover
 		if applyErr != nil {
 			continue
 		}
-		refs := c.Resources().References()
+		refs := c.remote(c.Resources().References())
 		for _, typ := range []string{SecretType, EndpointType, RouteType} {
 			if err := t.subscribe(typ, refs.of(typ)); err != nil {
 				return progressed, err
@@ -299,12 +321,15 @@ func (c *Client) session(ctx context.Context, ads discoveryv3.AggregatedDiscover
 
 // handle decodes and applies one update; the returned error is the NACK.
 func (c *Client) handle(u *update) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
 	c.mu.Lock()
 	cand := c.cur.clone()
 	c.mu.Unlock()
 	if u.full {
 		cand.reset(u.typeURL)
 	}
+	local := c.localSecrets()
 	var errs []error
 	newVersions := map[string]string{}
 	for _, r := range u.res {
@@ -318,11 +343,22 @@ func (c *Client) handle(u *update) error {
 	for _, n := range u.removed {
 		cand.remove(u.typeURL, n)
 	}
+	cand.setLocal(local, c.localVersion())
 	// Routes, endpoints and secrets nothing references any more are
 	// dropped, as Envoy drops unsubscribed resources.
 	var keep Refs
 	if rt, ok := c.opts.Handler.(Retainer); ok {
 		keep = rt.Retained()
+	}
+	if len(local) > 0 {
+		secrets := map[string]bool{}
+		for n := range keep.Secrets {
+			secrets[n] = true
+		}
+		for n := range local {
+			secrets[n] = true
+		}
+		keep.Secrets = secrets
 	}
 	pruned := cand.prune(keep)
 	err := errors.Join(errs...)
@@ -399,4 +435,55 @@ func sortedNames(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func (c *Client) localSecrets() map[string]*tlsv3.Secret {
+	if c.opts.Local == nil {
+		return nil
+	}
+	return c.opts.Local.Secrets()
+}
+
+func (c *Client) localVersion() string {
+	if c.opts.Local == nil {
+		return ""
+	}
+	return c.opts.Local.SecretVersion()
+}
+
+// remote drops the local secrets from what is subscribed from the server.
+func (c *Client) remote(r Refs) Refs {
+	local := c.localSecrets()
+	if len(local) == 0 {
+		return r
+	}
+	secrets := map[string]bool{}
+	for n := range r.Secrets {
+		if local[n] == nil {
+			secrets[n] = true
+		}
+	}
+	r.Secrets = secrets
+	return r
+}
+
+// UpdateLocal hands the current config, with the local secrets as they are
+// now, to the Handler (as an SDS update), so listeners and clusters that
+// use them take them for new connections. A Handler error is logged and
+// the previous secrets keep serving.
+func (c *Client) UpdateLocal() error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	c.mu.Lock()
+	cand := c.cur.clone()
+	c.mu.Unlock()
+	cand.setLocal(c.localSecrets(), c.localVersion())
+	if err := c.apply(SecretType, cand); err != nil {
+		c.log.Error("local secrets rejected; the previous ones keep serving", "err", err)
+		return err
+	}
+	c.mu.Lock()
+	c.cur = cand
+	c.mu.Unlock()
+	return nil
 }

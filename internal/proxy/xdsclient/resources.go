@@ -44,6 +44,21 @@ type Resources struct {
 	// Versions is the accepted version per type URL (SotW version_info or
 	// delta system_version_info).
 	Versions map[string]string
+	// LocalSecrets names the secrets the proxy made itself, with their
+	// version (see Options.Local).
+	LocalSecrets map[string]string
+}
+
+// setLocal puts the proxy's own secrets into the set.
+func (r *Resources) setLocal(secrets map[string]*tlsv3.Secret, version string) {
+	if len(secrets) == 0 {
+		return
+	}
+	r.LocalSecrets = map[string]string{}
+	for n, s := range secrets {
+		r.Secrets[n] = s
+		r.LocalSecrets[n] = version
+	}
 }
 
 // NewResources returns an empty set.
@@ -67,6 +82,8 @@ func (r *Resources) clone() *Resources {
 		Endpoints: maps.Clone(r.Endpoints),
 		Secrets:   maps.Clone(r.Secrets),
 		Versions:  maps.Clone(r.Versions),
+
+		LocalSecrets: maps.Clone(r.LocalSecrets),
 	}
 }
 
