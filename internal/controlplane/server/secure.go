@@ -126,10 +126,9 @@ func (sec *secure) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
 }
 
 func (sec *secure) issueServing() error {
-	ttl := sec.s.opts.CA.CertTTL
-	if ttl <= 0 {
-		ttl = ca.DefaultCertTTL
-	}
+	// Not the workload TTL: proxies renew their own certificates; this
+	// one is renewed at half-life and whenever the roots change.
+	ttl := max(sec.s.opts.CA.CertTTL, ca.DefaultCertTTL)
 	cert, err := sec.ca.ServingCert(sec.hosts, meshtls.Identity{Namespace: "istio-system", ServiceAccount: "weft"}, ttl)
 	if err != nil {
 		return fmt.Errorf("control plane serving certificate: %w", err)
@@ -174,24 +173,37 @@ func (sec *secure) run(ctx context.Context, errc chan<- error) {
 		go func() { errc <- sec.grpc.Serve(sec.lis) }()
 	}
 	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
+		advance := time.NewTicker(30 * time.Second)
+		defer advance.Stop()
+		renew := time.NewTimer(sec.servingRenewIn())
+		defer renew.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-advance.C:
 				if _, err := sec.ca.Advance(); err != nil {
 					sec.s.log.Error("root rotation step failed", "err", err)
 				}
-				if c := sec.serving.Load(); c != nil && sec.now().After(c.Leaf.NotBefore.Add(c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)/2)) {
-					sec.renewServing()
-				}
+			case <-renew.C:
+				sec.renewServing()
 			case <-sec.renew:
 				sec.renewServing()
 			}
+			renew.Reset(sec.servingRenewIn())
 		}
 	}()
+}
+
+// servingRenewIn is the time until the serving certificate's half-life
+// (a retry delay once that has passed).
+func (sec *secure) servingRenewIn() time.Duration {
+	c := sec.serving.Load()
+	if c == nil {
+		return time.Hour
+	}
+	half := c.Leaf.NotBefore.Add(c.Leaf.NotAfter.Sub(c.Leaf.NotBefore) / 2)
+	return max(half.Sub(sec.now()), time.Second)
 }
 
 func (sec *secure) now() time.Time {

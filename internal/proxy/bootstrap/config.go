@@ -159,6 +159,9 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	} else {
 		m.Ports = ps
 	}
+	// With an identity the proxy serves "default" and "ROOTCA" itself, so
+	// the control plane sends it Istio mutual TLS.
+	m.MeshTLS = c.RootCert != ""
 	c.Meta = m
 	// Port 0 picks a free port (tests); the admin port is never public.
 	c.AdminPort = port("admin-port", *adminPort, true)
