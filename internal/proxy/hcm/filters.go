@@ -5,6 +5,7 @@ import (
 
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -14,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/filter/cors"
 	"github.com/weftmesh/weft/internal/proxy/filter/fault"
+	"github.com/weftmesh/weft/internal/proxy/filter/jwtauthn"
 	"github.com/weftmesh/weft/internal/proxy/filter/rbac"
 	"github.com/weftmesh/weft/internal/proxy/filter/router"
 )
@@ -30,6 +32,7 @@ type builder struct {
 // interleaves them (CUSTOM's shadow rbac, ext_authz, DENY rbac, ALLOW rbac).
 const (
 	rankFault  = 0
+	rankJWT    = 1
 	rankRBAC   = 2
 	rankCors   = 3
 	rankRouter = 5
@@ -43,6 +46,13 @@ func builderFor(typeURL string) (builder, bool) {
 			func() proto.Message { return &faultv3.HTTPFault{} },
 			func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
 				return fault.New(cfg.(*faultv3.HTTPFault), opts.Sleep)
+			}}, true
+	case "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication":
+		return builder{rankJWT,
+			func() proto.Message { return &jwtv3.JwtAuthentication{} },
+			func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
+				return jwtauthn.New(cfg.(*jwtv3.JwtAuthentication), jwtauthn.Options{Counters: opts.Counters,
+					StatPrefix: "http." + m.statPrefix + "."})
 			}}, true
 	case "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC":
 		return builder{rankRBAC,

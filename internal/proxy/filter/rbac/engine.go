@@ -12,10 +12,12 @@
 package rbac
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"sort"
+	"sync/atomic"
 
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 
@@ -57,6 +59,8 @@ type Input struct {
 	// x-forwarded-for handling); invalid means the connection's peer.
 	RemoteIP netip.Addr
 	Meta     *filter.Metadata
+	// Cache memoizes peer principal names (optional).
+	Cache *PeerCache
 
 	principal     string
 	authenticated bool
@@ -70,18 +74,50 @@ func (in *Input) peer() (string, bool) {
 		in.principalDone = true
 		if c := in.Conn; c != nil && c.TLS != nil && len(c.TLS.VerifiedChains) > 0 && len(c.TLS.PeerCertificates) > 0 {
 			in.authenticated = true
-			cert := c.TLS.PeerCertificates[0]
-			switch {
-			case len(cert.URIs) > 0:
-				in.principal = cert.URIs[0].String()
-			case len(cert.DNSNames) > 0:
-				in.principal = cert.DNSNames[0]
-			default:
-				in.principal = cert.Subject.String()
-			}
+			in.principal = in.Cache.principalOf(c.TLS.PeerCertificates[0])
 		}
 	}
 	return in.principal, in.authenticated
+}
+
+// PeerCache remembers the principal names of recently seen peer
+// certificates (direct-mapped by serial number), so requests on a
+// kept-alive mTLS connection do not format the URI SAN each time. Each
+// filter owns one; safe for concurrent use; a nil cache caches nothing.
+type PeerCache [256]atomic.Pointer[principalEntry]
+
+type principalEntry struct {
+	cert *x509.Certificate
+	name string
+}
+
+// principalOf is Envoy's principal name: the first URI SAN, else the first
+// DNS SAN, else the subject.
+func (pc *PeerCache) principalOf(cert *x509.Certificate) string {
+	slot := 0
+	if cert.SerialNumber != nil {
+		if w := cert.SerialNumber.Bits(); len(w) > 0 {
+			slot = int(uint(w[0]) & 255)
+		}
+	}
+	if pc != nil {
+		if e := pc[slot].Load(); e != nil && e.cert == cert {
+			return e.name
+		}
+	}
+	var name string
+	switch {
+	case len(cert.URIs) > 0:
+		name = cert.URIs[0].String()
+	case len(cert.DNSNames) > 0:
+		name = cert.DNSNames[0]
+	default:
+		name = cert.Subject.String()
+	}
+	if pc != nil {
+		pc[slot].Store(&principalEntry{cert, name})
+	}
+	return name
 }
 
 func (in *Input) remote() netip.Addr {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -81,7 +82,7 @@ type req struct {
 	tcp                bool
 }
 
-func (r req) input(t *testing.T) *Input {
+func (r req) input(t testing.TB) *Input {
 	in := &Input{Conn: &downstream.Info{ServerName: r.sni}}
 	if r.remote == "" {
 		r.remote = "10.0.0.1:5555"
@@ -271,6 +272,25 @@ func TestCompileNACKs(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error %v, want it to mention %q", err, tc.want)
+		}
+	}
+}
+
+// TestContainsShortcut: the regex shapes compiled to strings.Contains
+// agree with the regex engine.
+func TestContainsShortcut(t *testing.T) {
+	for _, re := range []string{`.*/ns/foo/.*`, `.*/ns/f\.o/.*`, `.*/ns/a.*b/.*`, `.*x|y.*`, `.*\d.*`} {
+		m := regexM(re)
+		got, err := compileString(m, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, _ := regexp.Compile(`^(?:` + re + `)$`)
+		for _, v := range []string{"spiffe://td/ns/foo/sa/x", "spiffe://td/ns/fxo/sa/x", "spiffe://td/ns/f.o/sa/x", "/ns/foo/", "a/ns/foo/\n",
+			"spiffe://td/ns/aZZb/sa", "x", "y", "7", "xy|", ""} {
+			if got.Match(v) != ref.MatchString(v) {
+				t.Errorf("%s on %q: %v, regex says %v", re, v, got.Match(v), ref.MatchString(v))
+			}
 		}
 	}
 }

@@ -53,6 +53,7 @@ type HTTP struct {
 	keyPolicy, keyResult string
 	stats                stats
 	log                  *slog.Logger
+	peers                PeerCache
 }
 
 var _ filter.Filter = (*HTTP)(nil)
@@ -90,7 +91,7 @@ func (f *HTTP) Shadow() *Engine { return f.shadow }
 // rules: a denial is 403 "RBAC: access denied" with flag RBAC.
 func (f *HTTP) Serve(s *filter.Stream) error {
 	in := inputs.Get().(*Input)
-	*in = Input{Req: s.Req, Path: s.Req.URL.EscapedPath(), Conn: s.Conn, Meta: &s.Meta}
+	*in = Input{Req: s.Req, Path: s.Req.URL.EscapedPath(), Conn: s.Conn, Meta: &s.Meta, Cache: &f.peers}
 	if s.Info != nil && s.Info.ClientIP != "" {
 		in.RemoteIP, _ = netip.ParseAddr(s.Info.ClientIP)
 	}

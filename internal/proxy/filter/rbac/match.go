@@ -60,7 +60,7 @@ type (
 	destPortM  struct{ port uint32 }
 	portRangeM struct{ lo, hi uint32 } // [lo, hi)
 	sniM       struct{ s *route.StringMatch }
-	authM      struct{ s *route.StringMatch } // nil s: any authenticated peer
+	authM      struct{ s stringMatcher } // nil s: any authenticated peer
 	directIPM  struct{ p netip.Prefix }
 	remoteIPM  struct{ p netip.Prefix }
 	metaM      struct {
@@ -253,7 +253,7 @@ func compilePrincipal(p *rbacv3.Principal, path string, depth int) (principal, e
 		if r.Authenticated.GetPrincipalName() == nil {
 			return authM{}, nil
 		}
-		s, err := route.CompileStringMatch(r.Authenticated.GetPrincipalName(), path+".authenticated.principal_name")
+		s, err := compileString(r.Authenticated.GetPrincipalName(), path+".authenticated.principal_name")
 		if err != nil {
 			return nil, err
 		}
@@ -265,7 +265,7 @@ func compilePrincipal(p *rbacv3.Principal, path string, depth int) (principal, e
 		if fs.GetKey() != "io.istio.peer_principal" || fs.GetStringMatch() == nil {
 			return nil, fmt.Errorf("%s.filter_state: only key io.istio.peer_principal with string_match is supported by weft-proxy", path)
 		}
-		s, err := route.CompileStringMatch(fs.GetStringMatch(), path+".filter_state.string_match")
+		s, err := compileString(fs.GetStringMatch(), path+".filter_state.string_match")
 		if err != nil {
 			return nil, err
 		}
@@ -307,6 +307,55 @@ func compilePrincipal(p *rbacv3.Principal, path string, depth int) (principal, e
 	default:
 		return nil, fmt.Errorf("%s: principal %T not supported by weft-proxy", path, r)
 	}
+}
+
+// stringMatcher is a compiled string matcher.
+type stringMatcher interface{ Match(string) bool }
+
+// containsM is the regex ".*L.*" for a literal L (Istio's source.namespace
+// form `.*/ns/NS/.*`), matched without the regex engine: RE2's "." does
+// not match a newline, so neither does this.
+type containsM struct{ lit string }
+
+func (c containsM) Match(v string) bool {
+	return strings.Contains(v, c.lit) && strings.IndexByte(v, '\n') < 0
+}
+
+// compileString compiles a StringMatcher, turning the regex shapes Istio
+// emits for principals into plain string operations where exact.
+func compileString(m *matcherv3.StringMatcher, path string) (stringMatcher, error) {
+	if re := m.GetSafeRegex().GetRegex(); re != "" && !m.GetIgnoreCase() && strings.HasPrefix(re, ".*") && strings.HasSuffix(re, ".*") && len(re) > 4 {
+		lit := re[2 : len(re)-2]
+		if u, ok := unquoteMeta(lit); ok {
+			if _, err := route.CompileStringMatch(m, path); err != nil {
+				return nil, err
+			}
+			return containsM{u}, nil
+		}
+	}
+	return route.CompileStringMatch(m, path)
+}
+
+// unquoteMeta undoes regexp.QuoteMeta; ok is false when lit holds any
+// unescaped metacharacter.
+func unquoteMeta(lit string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(lit); i++ {
+		c := lit[i]
+		if c == '\\' {
+			if i+1 >= len(lit) || !strings.ContainsRune(`\.+*?()|[]{}^$`, rune(lit[i+1])) {
+				return "", false
+			}
+			b.WriteByte(lit[i+1])
+			i++
+			continue
+		}
+		if strings.IndexByte(`.+*?()|[]{}^$`, c) >= 0 || c >= 0x80 {
+			return "", false
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), true
 }
 
 func compilePath(m *matcherv3.PathMatcher, path string) (*route.StringMatch, error) {
