@@ -107,7 +107,7 @@ func claims(extra map[string]any) map[string]any {
 // istioConfig is the filter config Istio sends for one JWTRule.
 func istioConfig(jwksJSON string, mod func(*jwtv3.JwtProvider)) *jwtv3.JwtAuthentication {
 	p := &jwtv3.JwtProvider{Issuer: issuer, PayloadInMetadata: "payload",
-		JwksSourceSpecifier: &jwtv3.JwtProvider_LocalJwks{LocalJwks: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: jwksJSON}}},
+		JwksSourceSpecifier:        &jwtv3.JwtProvider_LocalJwks{LocalJwks: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: jwksJSON}}},
 		NormalizePayloadInMetadata: &jwtv3.JwtProvider_NormalizePayload{SpaceDelimitedClaims: []string{"permission", "scope"}}}
 	if mod != nil {
 		mod(p)
@@ -253,7 +253,11 @@ func TestProviderOptions(t *testing.T) {
 	for name, r := range map[string]*http.Request{
 		"header prefix": func() *http.Request { r := bearer(""); r.Header.Set("x-jwt", "Token "+good); return r }(),
 		"query param":   httptest.NewRequest("GET", "http://h/p?token="+good, nil),
-		"cookie":        func() *http.Request { r := bearer(""); r.AddCookie(&http.Cookie{Name: "session", Value: good}); return r }(),
+		"cookie": func() *http.Request {
+			r := bearer("")
+			r.AddCookie(&http.Cookie{Name: "session", Value: good})
+			return r
+		}(),
 	} {
 		r.Header.Set("x-group", "forged")
 		w, n, _ := run(t, f, r)
