@@ -33,6 +33,11 @@ type Snapshot struct {
 	// Services is the registry: Kubernetes Services from the config
 	// directory and ServiceEntries, with their endpoints already selected.
 	Services []*Service
+	// JWKS holds the key sets fetched for RequestAuthentication jwksUri,
+	// by URI (JSON); a URI missing here has never been fetched.
+	// Translation inlines them, as istiod does.
+	JWKS map[string]string
+
 	// Secrets holds TLS material for gateway credentialName, by
 	// "namespace/name". Translation must only hand a secret to a proxy in
 	// the secret's own namespace.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/controlplane/jwks"
 	"github.com/weftmesh/weft/internal/controlplane/store"
 	"github.com/weftmesh/weft/internal/controlplane/xds"
 )
@@ -53,6 +54,8 @@ type StatusBody struct {
 	Files         []store.FileStatus `json:"files"`
 	RegistryError string             `json:"registryError,omitempty"`
 	Proxies       []xds.ProxyStatus  `json:"proxies"`
+	// JWKS is the fetch state of every RequestAuthentication jwksUri.
+	JWKS []jwks.Status `json:"jwks,omitempty"`
 }
 
 // mux records its patterns, so a test can walk every endpoint (for key
@@ -194,7 +197,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	berr := s.buildErr
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, StatusBody{Files: s.store.Status(), RegistryError: berr, Proxies: s.xds.Status()})
+	writeJSON(w, http.StatusOK, StatusBody{Files: s.store.Status(), RegistryError: berr, Proxies: s.xds.Status(), JWKS: s.jwks.Status()})
 }
 
 func (s *Server) handleConfigDump(w http.ResponseWriter, r *http.Request) {
@@ -224,6 +227,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	s.xds.Metrics().WriteTo(&b)
 	s.store.WriteMetrics(&b)
 	s.sec.svc.WriteMetrics(&b)
+	s.jwks.WriteMetrics(&b)
 	io.WriteString(w, b.String())
 }
 

@@ -29,5 +29,6 @@ func sameSnapshot(a, b *model.Snapshot) bool {
 		slices.Equal(a.AuthorizationPolicies, b.AuthorizationPolicies) &&
 		slices.Equal(a.Telemetries, b.Telemetries) &&
 		reflect.DeepEqual(a.Services, b.Services) &&
-		reflect.DeepEqual(a.Secrets, b.Secrets)
+		reflect.DeepEqual(a.Secrets, b.Secrets) &&
+		reflect.DeepEqual(a.JWKS, b.JWKS)
 }

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/weftmesh/weft/internal/controlplane/apiauth"
+	"github.com/weftmesh/weft/internal/controlplane/jwks"
 	"github.com/weftmesh/weft/internal/controlplane/model"
 	"github.com/weftmesh/weft/internal/controlplane/registry"
 	"github.com/weftmesh/weft/internal/controlplane/store"
@@ -76,6 +77,8 @@ type Server struct {
 	sec   *secure
 
 	xdsLis, monLis net.Listener
+
+	jwks *jwks.Fetcher // RequestAuthentication jwksUri key sets
 
 	kick  chan struct{}   // asks the rebuild loop for a new snapshot
 	gen   uint64          // snapshots built; owned by the rebuild loop
@@ -143,7 +146,11 @@ func New(opts Options) (*Server, error) {
 			s.log.Info("restored registrations until their proxies reconnect", "workloads", len(restored), "grace", opts.RestoreGrace)
 		}
 	}
+	s.jwks = jwks.New(jwks.Options{Log: s.log.With("component", "jwks"), OnChange: s.changed})
 	snap, err := registry.Build(s.store.Resources(), s.auto.Workloads())
+	if err == nil {
+		s.addJWKS(snap)
+	}
 	if err != nil {
 		s.log.Error("building the service registry", "err", err)
 		s.buildErr = err.Error()
@@ -288,6 +295,7 @@ func (s *Server) rebuild() {
 	}
 	s.buildErr = ""
 	s.mu.Unlock()
+	s.addJWKS(snap)
 	if sameSnapshot(s.last, snap) {
 		return
 	}
@@ -296,6 +304,23 @@ func (s *Server) rebuild() {
 	snap.Version = fmt.Sprint(s.gen)
 	s.xds.Update(snap)
 }
+
+// addJWKS puts the fetched key sets of the snapshot's jwksUris in it (the
+// fetcher starts on new URIs and kicks a rebuild when they arrive).
+func (s *Server) addJWKS(snap *model.Snapshot) {
+	var uris []string
+	for _, ra := range snap.RequestAuthentications {
+		for _, r := range ra.Spec.GetJwtRules() {
+			if r.GetJwksUri() != "" && r.GetJwks() == "" {
+				uris = append(uris, r.GetJwksUri())
+			}
+		}
+	}
+	snap.JWKS = s.jwks.Keys(uris)
+}
+
+// JWKS returns the key set fetcher (status).
+func (s *Server) JWKS() *jwks.Fetcher { return s.jwks }
 
 // Run serves until ctx ends, then stops everything.
 func (s *Server) Run(ctx context.Context) error {
@@ -307,6 +332,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go func() { errc <- s.http.Serve(s.monLis) }()
 	go func() { errc <- s.store.Watch(ctx) }()
+	go s.jwks.Run(ctx)
 	s.sec.run(ctx, errc)
 	s.log.Info("control plane serving", "config-dir", s.store.Root(), "secure", s.SecureAddr(), "xds", s.XDSAddr(), "monitoring", s.MonitoringAddr())
 	var err error

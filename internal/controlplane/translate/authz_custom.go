@@ -13,5 +13,3 @@ func (b *builder) customHTTPFilters(pols []*securityv1.AuthorizationPolicy) []*h
 func (b *builder) customNetworkFilters(pols []*securityv1.AuthorizationPolicy) []*listenerv3.Filter {
 	return nil
 }
-
-func (b *builder) jwtFilter() *hcmv3.HttpFilter { return nil }
