@@ -74,7 +74,9 @@ func TestFetcher(t *testing.T) {
 	}
 
 	set(keySet(t, "k3"), 200)
-	waitFor(t, func() bool { return strings.Contains(f.Keys([]string{uri})[uri], `"k3"`) && f.Status()[0].LastError == "" })
+	waitFor(t, func() bool {
+		return strings.Contains(f.Keys([]string{uri})[uri], `"k3"`) && f.Status()[0].LastError == ""
+	})
 
 	f.Keys(nil)
 	if len(f.Status()) != 0 {
