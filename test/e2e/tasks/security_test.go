@@ -1,0 +1,143 @@
+package tasks
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/internal/demo"
+)
+
+// requireMeshTLS skips unless the demo's proxies hold workload
+// certificates (they take part in mutual TLS only then), as the control
+// plane reports them.
+func requireMeshTLS(t *testing.T, workload string) {
+	t.Helper()
+	out, err := weft(t, "", "x", "describe", "workload", workload, "-o", "json")
+	if err != nil {
+		t.Fatalf("weft x describe workload %s: %v\n%s", workload, err, out)
+	}
+	var d struct {
+		MeshTLS bool `json:"meshTLS"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("describe output: %v\n%s", err, out)
+	}
+	if !d.MeshTLS {
+		t.Skipf("%s's proxy holds no workload certificate: the demo runs without identities", workload)
+	}
+}
+
+// plainToHTTPBin is a client outside the mesh: straight to httpbin-v1's
+// sidecar (its inbound port), no proxy of its own.
+func plainToHTTPBin(t *testing.T, m *demo.Mesh, path string) response {
+	return get(t, direct, "http://"+m.Workload("httpbin-v1").IP+":8080"+path, nil)
+}
+
+// direct is a fresh connection per request: a refused client must not
+// reuse a pooled one.
+var direct = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+
+func curlID(m *demo.Mesh) string {
+	w := m.Workload("curl")
+	return "spiffe://cluster.local/ns/" + w.Namespace + "/sa/" + w.ServiceAccount
+}
+
+func meshHeaders(t *testing.T, m *demo.Mesh) func() error {
+	return func() error {
+		r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", nil)
+		if r.status != 200 {
+			return fmt.Errorf("curl → httpbin: %d %s", r.status, r.body)
+		}
+		if !strings.Contains(r.body, "X-Forwarded-Client-Cert") || !strings.Contains(r.body, "URI="+curlID(m)) {
+			return fmt.Errorf("no X-Forwarded-Client-Cert naming %s in %s", curlID(m), r.body)
+		}
+		return nil
+	}
+}
+
+func plainServed(t *testing.T, m *demo.Mesh) func() error {
+	return func() error {
+		if r := plainToHTTPBin(t, m, "/headers"); r.status != 200 {
+			return fmt.Errorf("plaintext client: %d %s", r.status, r.body)
+		}
+		return nil
+	}
+}
+
+func plainRefused(t *testing.T, m *demo.Mesh) func() error {
+	return func() error {
+		if r := plainToHTTPBin(t, m, "/headers"); r.status != -1 {
+			return fmt.Errorf("plaintext client got %d", r.status)
+		}
+		return nil
+	}
+}
+
+// TestMutualTLSMigration is Istio's "Mutual TLS Migration" task on the
+// demo: PERMISSIVE serves mesh and plaintext clients, the namespace STRICT
+// policy (the task's YAML) refuses plaintext while mesh clients still get
+// 200; httpbin's /headers shows the caller's SPIFFE id in XFCC, and the
+// server side's istio_requests_total names it as source_principal.
+func TestMutualTLSMigration(t *testing.T) {
+	m := mesh(t)
+	requireMeshTLS(t, "httpbin-v1")
+	eventually(t, 30*time.Second, "PERMISSIVE: curl reaches httpbin over mTLS", meshHeaders(t, m))
+	eventually(t, 30*time.Second, "PERMISSIVE: a plaintext client reaches httpbin", plainServed(t, m))
+
+	apply(t, task("mtls-migration-namespace-strict/peer-authentication-namespace-strict.yaml"))
+	eventually(t, 30*time.Second, "STRICT: the plaintext client is refused", plainRefused(t, m))
+	for i := 0; i < 10; i++ {
+		if err := meshHeaders(t, m)(); err != nil {
+			t.Fatalf("STRICT: mesh client: %v", err)
+		}
+	}
+	eventually(t, 30*time.Second, "source_principal on the server side", func() error {
+		r := get(t, direct, "http://"+m.Workload("httpbin-v1").IP+":15090/stats/prometheus", nil)
+		for _, l := range strings.Split(r.body, "\n") {
+			if strings.HasPrefix(l, "istio_requests_total{") && strings.Contains(l, `reporter="destination"`) &&
+				strings.Contains(l, `source_principal="`+curlID(m)+`"`) && strings.Contains(l, `connection_security_policy="mutual_tls"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no destination series with source_principal %s (status %d)", curlID(m), r.status)
+	})
+}
+
+// TestAuthenticationPolicy is Istio's "Authentication Policy" task on the
+// demo with its YAML: mesh-wide STRICT (the ingress gateway still reaches
+// the sidecars: it originates mutual TLS), a namespace override, a
+// workload override and port-level DISABLE.
+func TestAuthenticationPolicy(t *testing.T) {
+	m := mesh(t)
+	requireMeshTLS(t, "httpbin-v1")
+	apply(t, task("authn-policy-mesh-strict/peer-authentication.yaml"))
+	eventually(t, 30*time.Second, "mesh-wide STRICT: plaintext refused", plainRefused(t, m))
+	eventually(t, 30*time.Second, "mesh-wide STRICT: mesh client served", meshHeaders(t, m))
+	eventually(t, 30*time.Second, "mesh-wide STRICT: ingress → productpage over mTLS", func() error {
+		if r := productpage(t, ""); r.status != 200 {
+			return fmt.Errorf("productpage through the ingress: %d", r.status)
+		}
+		return nil
+	})
+
+	apply(t, task("authn-policy-namespace-permissive/peer-authentication.yaml"))
+	eventually(t, 30*time.Second, "namespace PERMISSIVE overrides the mesh", plainServed(t, m))
+
+	apply(t, task("authn-policy-workload-strict/peer-authentication.yaml"))
+	eventually(t, 30*time.Second, "workload STRICT overrides the namespace", plainRefused(t, m))
+	eventually(t, 30*time.Second, "workload STRICT: mesh client served", meshHeaders(t, m))
+
+	apply(t, task("authn-policy-port-disable/peer-authentication.yaml"))
+	eventually(t, 30*time.Second, "port-level DISABLE on 8080: plaintext served", plainServed(t, m))
+	eventually(t, 30*time.Second, "port-level DISABLE: mesh client served over plaintext", func() error {
+		r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", nil)
+		if r.status != 200 || strings.Contains(r.body, "X-Forwarded-Client-Cert") {
+			return fmt.Errorf("%d %s", r.status, r.body)
+		}
+		return nil
+	})
+}
