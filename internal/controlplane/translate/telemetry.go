@@ -19,6 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	telemetryapi "istio.io/api/telemetry/v1alpha1"
+
+	"github.com/weftmesh/weft/internal/accesslog"
 )
 
 // Access logs, the way Istio emits them: an envoy.access_loggers.file
@@ -28,29 +30,6 @@ import (
 // MeshConfig accessLogFile / accessLogEncoding / accessLogFormat.
 
 const fileAccessLogName = "envoy.access_loggers.file"
-
-// envoyTextFormat is Istio's default text format (EnvoyTextLogFormat).
-const envoyTextFormat = `[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" ` +
-	`%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% ` +
-	`"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% ` +
-	`%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" ` +
-	`"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% ` +
-	`%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% ` +
-	`%REQUESTED_SERVER_NAME% %ROUTE_NAME%` + "\n"
-
-// envoyJSONFormat is Istio's EnvoyJSONLogFormatIstio.
-var envoyJSONFormat = map[string]string{
-	"start_time": "%START_TIME%", "route_name": "%ROUTE_NAME%", "method": "%REQ(:METHOD)%",
-	"path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "protocol": "%PROTOCOL%", "response_code": "%RESPONSE_CODE%",
-	"response_flags": "%RESPONSE_FLAGS%", "response_code_details": "%RESPONSE_CODE_DETAILS%",
-	"connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%", "bytes_received": "%BYTES_RECEIVED%",
-	"bytes_sent": "%BYTES_SENT%", "duration": "%DURATION%", "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
-	"x_forwarded_for": "%REQ(X-FORWARDED-FOR)%", "user_agent": "%REQ(USER-AGENT)%", "request_id": "%REQ(X-REQUEST-ID)%",
-	"authority": "%REQ(:AUTHORITY)%", "upstream_host": "%UPSTREAM_HOST%", "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
-	"upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%", "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
-	"downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%", "requested_server_name": "%REQUESTED_SERVER_NAME%",
-	"upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
-}
 
 // logSpec is one access log to emit, with the directions it applies to.
 type logSpec struct {
@@ -203,7 +182,7 @@ func (b *builder) accessLogs() []logSpec {
 		} else {
 			format := b.mesh.GetAccessLogFormat()
 			if format == "" {
-				format = envoyTextFormat
+				format = accesslog.TextFormat
 			} else if !strings.HasSuffix(format, "\n") {
 				format += "\n"
 			}
@@ -238,14 +217,14 @@ func (b *builder) providerLog(name string) *accesslogv3.AccessLog {
 		}
 		format := fp.GetLogFormat().GetText()
 		if format == "" {
-			format = envoyTextFormat
+			format = accesslog.TextFormat
 		} else if !strings.HasSuffix(format, "\n") {
 			format += "\n"
 		}
 		return fileLog(path, format, nil)
 	}
 	if name == "envoy" {
-		return fileLog("/dev/stdout", envoyTextFormat, nil)
+		return fileLog("/dev/stdout", accesslog.TextFormat, nil)
 	}
 	return nil
 }
@@ -263,7 +242,7 @@ func jsonFormat(user string) map[string]string {
 			return m
 		}
 	}
-	return envoyJSONFormat
+	return accesslog.JSONFormat()
 }
 
 func fileLog(path, text string, json map[string]string) *accesslogv3.AccessLog {

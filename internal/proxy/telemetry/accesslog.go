@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/weftmesh/weft/internal/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 )
 
@@ -267,7 +268,7 @@ func (t *Telemetry) compileAccessLogs(logs []*accesslogv3.AccessLog, path string
 		case fc.GetFormat() != "":
 			a.text, err = CompileFormat(fc.GetFormat())
 		default:
-			a.text, err = CompileFormat(DefaultTextFormat)
+			a.text, err = CompileFormat(accesslog.TextFormat)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/weftmesh/weft/internal/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/cluster"
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/filter"
@@ -186,7 +187,7 @@ func defaultFileLog() *filev3.FileAccessLog {
 // BenchmarkAccessLogLine is the request path's share of access logging:
 // rendering Istio's default text line into a pooled buffer.
 func BenchmarkAccessLogLine(b *testing.B) {
-	f, err := CompileFormat(DefaultTextFormat)
+	f, err := CompileFormat(accesslog.TextFormat)
 	if err != nil {
 		b.Fatal(err)
 	}

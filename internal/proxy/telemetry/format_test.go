@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/internal/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
@@ -50,7 +51,7 @@ func baseInfo() *filter.Info {
 }
 
 func TestDefaultTextFormat(t *testing.T) {
-	f, err := CompileFormat(DefaultTextFormat)
+	f, err := CompileFormat(accesslog.TextFormat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestDefaultTextFormat(t *testing.T) {
 }
 
 func TestJSONFormat(t *testing.T) {
-	j, err := CompileJSON(DefaultJSONFormat)
+	j, err := CompileJSON(accesslog.JSONFormat())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,121 @@
+// Package promtext writes Prometheus' text exposition format (version
+// 0.0.4), the one correct encoder for the control plane's /metrics and the
+// proxy's stats endpoints: label values escape \, " and newline, HELP text
+// escapes \ and newline, and nothing else is touched (Go's %q would also
+// rewrite non-ASCII and control characters into escapes Prometheus does not
+// read). No imports beyond the standard library, so the proxy may use it.
+package promtext
+
+import (
+	"io"
+	"strconv"
+	"strings"
+)
+
+// ContentType is the Content-Type of the format.
+const ContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+var (
+	labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+)
+
+// EscapeLabel escapes a label value.
+func EscapeLabel(v string) string {
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return v
+	}
+	return labelEscaper.Replace(v)
+}
+
+// Labels renders name/value pairs as `a="x",b="y"` (without braces), for
+// callers that render a series' labels once and reuse them. An odd
+// trailing name is ignored.
+func Labels(kv ...string) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(kv[i])
+		b.WriteString(`="`)
+		b.WriteString(EscapeLabel(kv[i+1]))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// Writer writes metric families to w. Callers write one family's samples
+// together, after its Header. The first write error sticks: later calls do
+// nothing, and Err reports it.
+type Writer struct {
+	w   io.Writer
+	n   int64
+	err error
+	buf []byte
+}
+
+// NewWriter returns a Writer on w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+// Header starts a family: "# HELP" (when help is not empty) and "# TYPE"
+// (counter, gauge, histogram, summary or untyped).
+func (w *Writer) Header(name, typ, help string) {
+	b := w.buf[:0]
+	if help != "" {
+		b = append(b, "# HELP "...)
+		b = append(b, name...)
+		b = append(b, ' ')
+		b = append(b, helpEscaper.Replace(help)...)
+		b = append(b, '\n')
+	}
+	b = append(b, "# TYPE "...)
+	b = append(b, name...)
+	b = append(b, ' ')
+	b = append(b, typ...)
+	b = append(b, '\n')
+	w.write(b)
+}
+
+// Int writes one sample; labels is a Labels string ("" for none).
+func (w *Writer) Int(name, labels string, v int64) {
+	w.write(strconv.AppendInt(w.sample(name, labels), v, 10), '\n')
+}
+
+// Uint writes one sample with an unsigned value.
+func (w *Writer) Uint(name, labels string, v uint64) {
+	w.write(strconv.AppendUint(w.sample(name, labels), v, 10), '\n')
+}
+
+// Float writes one sample with a float value (+Inf, -Inf and NaN as the
+// format spells them).
+func (w *Writer) Float(name, labels string, v float64) {
+	w.write(strconv.AppendFloat(w.sample(name, labels), v, 'g', -1, 64), '\n')
+}
+
+func (w *Writer) sample(name, labels string) []byte {
+	b := append(w.buf[:0], name...)
+	if labels != "" {
+		b = append(b, '{')
+		b = append(b, labels...)
+		b = append(b, '}')
+	}
+	return append(b, ' ')
+}
+
+func (w *Writer) write(b []byte, tail ...byte) {
+	b = append(b, tail...)
+	w.buf = b
+	if w.err != nil {
+		return
+	}
+	n, err := w.w.Write(b)
+	w.n += int64(n)
+	w.err = err
+}
+
+// Err is the first write error.
+func (w *Writer) Err() error { return w.err }
+
+// N is the number of bytes written.
+func (w *Writer) N() int64 { return w.n }
