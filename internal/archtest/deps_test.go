@@ -76,3 +76,21 @@ func TestTranslateIsPure(t *testing.T) {
 		"github.com/weftmesh/weft/internal/controlplane/server",
 	})
 }
+
+// TestSharedImports: what both sides import (the node contract, identity,
+// the access-log formats, the Prometheus writer) depends on neither side.
+func TestSharedImports(t *testing.T) {
+	check(t, []string{
+		"github.com/weftmesh/weft/internal/node",
+		"github.com/weftmesh/weft/internal/meshtls",
+		"github.com/weftmesh/weft/internal/accesslog",
+		"github.com/weftmesh/weft/internal/promtext",
+	}, []string{
+		"github.com/weftmesh/weft/internal/controlplane",
+		"github.com/weftmesh/weft/internal/proxy",
+		"github.com/weftmesh/weft/internal/config",
+		"k8s.io/client-go",
+		"istio.io/api",
+		"istio.io/client-go",
+	})
+}

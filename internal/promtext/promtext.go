@@ -7,6 +7,7 @@
 package promtext
 
 import (
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -119,3 +120,98 @@ func (w *Writer) Err() error { return w.err }
 
 // N is the number of bytes written.
 func (w *Writer) N() int64 { return w.n }
+
+// Lint checks text against the exposition format's grammar, line by line:
+// comments are "# HELP name text" or "# TYPE name type", samples are
+// name{label="value",…} value with only \\, \" and \n escaped in values.
+// Tests use it on every endpoint that serves this format.
+func Lint(text string) error {
+	for i, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		if err := lintLine(line); err != nil {
+			return fmt.Errorf("line %d %q: %w", i+1, line, err)
+		}
+	}
+	return nil
+}
+
+func lintLine(line string) error {
+	if rest, ok := strings.CutPrefix(line, "# "); ok {
+		kind, rest, _ := strings.Cut(rest, " ")
+		name, arg, _ := strings.Cut(rest, " ")
+		if !validName(name) {
+			return fmt.Errorf("bad metric name %q", name)
+		}
+		switch kind {
+		case "HELP":
+			return nil
+		case "TYPE":
+			switch arg {
+			case "counter", "gauge", "histogram", "summary", "untyped":
+				return nil
+			}
+			return fmt.Errorf("bad type %q", arg)
+		}
+		return nil // other comments are allowed
+	}
+	i := strings.IndexAny(line, "{ ")
+	if i < 0 || !validName(line[:i]) {
+		return fmt.Errorf("bad sample name")
+	}
+	rest := line[i:]
+	if rest[0] == '{' {
+		rest = rest[1:]
+		for rest != "" && rest[0] != '}' {
+			j := strings.Index(rest, `="`)
+			if j < 0 || !validName(rest[:j]) || strings.Contains(rest[:j], ":") {
+				return fmt.Errorf("bad label name")
+			}
+			rest = rest[j+2:]
+			for {
+				if rest == "" {
+					return fmt.Errorf("unterminated label value")
+				}
+				c := rest[0]
+				rest = rest[1:]
+				if c == '"' {
+					break
+				}
+				if c == '\n' {
+					return fmt.Errorf("raw newline in label value")
+				}
+				if c == '\\' {
+					if rest == "" || !strings.ContainsRune(`\"n`, rune(rest[0])) {
+						return fmt.Errorf("bad escape in label value")
+					}
+					rest = rest[1:]
+				}
+			}
+			rest = strings.TrimPrefix(rest, ",")
+		}
+		if rest == "" {
+			return fmt.Errorf("unterminated label set")
+		}
+		rest = rest[1:]
+	}
+	v, ok := strings.CutPrefix(rest, " ")
+	if !ok {
+		return fmt.Errorf("no value")
+	}
+	v, _, _ = strings.Cut(v, " ") // an optional timestamp follows
+	if _, err := strconv.ParseFloat(v, 64); err != nil {
+		return fmt.Errorf("bad value %q", v)
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}

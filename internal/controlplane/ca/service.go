@@ -2,7 +2,6 @@ package ca
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -13,6 +12,8 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	pb "istio.io/api/security/v1alpha1"
+
+	"github.com/weftmesh/weft/internal/promtext"
 )
 
 // Service is Istio's IstioCertificateService
@@ -72,6 +73,7 @@ func (s *Service) CreateCertificate(ctx context.Context, req *pb.IstioCertificat
 // WriteMetrics writes the CA's Prometheus metrics (Istio's citadel_server
 // names).
 func (s *Service) WriteMetrics(w io.Writer) {
+	pw := promtext.NewWriter(w)
 	for _, m := range []struct {
 		name, help string
 		v          int64
@@ -81,9 +83,11 @@ func (s *Service) WriteMetrics(w io.Writer) {
 		{"citadel_server_csr_sign_error_count", "Authenticated certificate requests that could not be signed.", s.signFailures.Load()},
 		{"citadel_server_success_cert_issuance_count", "Certificates issued.", s.issued.Load()},
 	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", m.name, m.help, m.name, m.name, m.v)
+		pw.Header(m.name, "counter", m.help)
+		pw.Int(m.name, "", m.v)
 	}
 	if c := s.ca.SigningCert(); c != nil {
-		fmt.Fprintf(w, "# HELP citadel_server_root_cert_expiry_timestamp Unix time the signing root expires.\n# TYPE citadel_server_root_cert_expiry_timestamp gauge\ncitadel_server_root_cert_expiry_timestamp %d\n", c.NotAfter.Unix())
+		pw.Header("citadel_server_root_cert_expiry_timestamp", "gauge", "Unix time the signing root expires.")
+		pw.Int("citadel_server_root_cert_expiry_timestamp", "", c.NotAfter.Unix())
 	}
 }

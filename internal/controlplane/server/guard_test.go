@@ -27,6 +27,7 @@ import (
 	"github.com/weftmesh/weft/internal/controlplane/server"
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/internal/promtext"
 )
 
 // syncBuf collects the server's log lines.
@@ -433,5 +434,23 @@ func TestTokenInStateDir(t *testing.T) {
 	errb.Reset()
 	if code := cli.Main([]string{"delete", "vs", "reviews", "--control-plane", s.MonitoringAddr()}, nil, &out, &errb); code == 0 || !strings.Contains(errb.String(), "admin token") {
 		t.Fatalf("delete without a token: %d %s", code, errb.String())
+	}
+}
+
+// TestMetricsFormat: /metrics is valid Prometheus text even when a label
+// value (a rejected file's name) holds a quote, a backslash, non-ASCII and
+// a tab, which Go's %q turned into an escape Prometheus cannot read (\t).
+func TestMetricsFormat(t *testing.T) {
+	name := "bad \"é\\\tname.yaml" // quote, backslash, tab
+	s, _ := startWith(t, map[string]string{"bookinfo.yaml": bookinfo, name: "kind: VirtualService\napiVersion: networking.istio.io/v1\nmetadata: {name: x}\nspec: {htp: []}\n"}, server.Options{TokenDir: "-"})
+	code, body := do(t, s, call{"GET", "/metrics", "", nil})
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	if err := promtext.Lint(body); err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	if !strings.Contains(body, "weft_config_errors{file=\"bad \\\"é\\\\\tname.yaml\"} 1") {
+		t.Errorf("weft_config_errors for %q missing:\n%s", name, body)
 	}
 }

@@ -1,11 +1,13 @@
 package xds
 
 import (
-	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/weftmesh/weft/internal/promtext"
 )
 
 // Metrics are the ADS server's Prometheus metrics.
@@ -54,44 +56,36 @@ func (m *Metrics) Pushes(short string) int64 {
 
 // WriteTo writes the metrics in Prometheus text exposition format.
 func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
+	pw := promtext.NewWriter(w)
 	m.mu.Lock()
-	writeCounter(cw, "weft_xds_pushes_total", "xDS responses sent, by type.", m.pushes)
-	writeCounter(cw, "weft_xds_nacks_total", "xDS responses rejected by proxies, by type.", m.nacks)
+	writeCounter(pw, "weft_xds_pushes_total", "xDS responses sent, by type.", m.pushes)
+	writeCounter(pw, "weft_xds_nacks_total", "xDS responses rejected by proxies, by type.", m.nacks)
 	m.mu.Unlock()
-	fmt.Fprintf(cw, "# HELP weft_xds_connected_proxies Proxies with at least one open xDS stream.\n# TYPE weft_xds_connected_proxies gauge\nweft_xds_connected_proxies %d\n", m.connected.Load())
-	fmt.Fprintf(cw, "# HELP weft_xds_check_failures_total Translations not published because the consistency check failed.\n# TYPE weft_xds_check_failures_total counter\nweft_xds_check_failures_total %d\n", m.checkFailures.Load())
-	fmt.Fprintf(cw, "# HELP weft_xds_identity_mismatch_total xDS streams refused because the node metadata claimed another namespace or service account than the caller's verified identity.\n# TYPE weft_xds_identity_mismatch_total counter\nweft_xds_identity_mismatch_total %d\n", m.identityMismatch.Load())
-	m.convergence.write(cw, "weft_xds_push_convergence_seconds", "Time from a config change to the proxy's ACK.")
-	return cw.n, cw.err
+	for _, g := range []struct {
+		name, typ, help string
+		v               int64
+	}{
+		{"weft_xds_connected_proxies", "gauge", "Proxies with at least one open xDS stream.", m.connected.Load()},
+		{"weft_xds_check_failures_total", "counter", "Translations not published because the consistency check failed.", m.checkFailures.Load()},
+		{"weft_xds_identity_mismatch_total", "counter", "xDS streams refused because the node metadata claimed another namespace or service account than the caller's verified identity.", m.identityMismatch.Load()},
+	} {
+		pw.Header(g.name, g.typ, g.help)
+		pw.Int(g.name, "", g.v)
+	}
+	m.convergence.write(pw, "weft_xds_push_convergence_seconds", "Time from a config change to the proxy's ACK.")
+	return pw.N(), pw.Err()
 }
 
-func writeCounter(w io.Writer, name, help string, vals map[string]int64) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
+func writeCounter(w *promtext.Writer, name, help string, vals map[string]int64) {
+	w.Header(name, "counter", help)
 	keys := make([]string, 0, len(vals))
 	for k := range vals {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(w, "%s{type=%q} %d\n", name, k, vals[k])
+		w.Int(name, promtext.Labels("type", k), vals[k])
 	}
-}
-
-type countWriter struct {
-	w   io.Writer
-	n   int64
-	err error
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.err = err
-	return n, err
 }
 
 // histogram is a cumulative Prometheus histogram.
@@ -123,15 +117,17 @@ func (h *histogram) Count() uint64 {
 	return h.n
 }
 
-func (h *histogram) write(w io.Writer, name, help string) {
+func (h *histogram) write(w *promtext.Writer, name, help string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	w.Header(name, "histogram", help)
 	var cum uint64
 	for i, b := range h.bounds {
 		cum += h.counts[i]
-		fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", name, b, cum)
+		w.Uint(name+"_bucket", promtext.Labels("le", strconv.FormatFloat(b, 'g', -1, 64)), cum)
 	}
 	cum += h.counts[len(h.bounds)]
-	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, cum, name, h.sum, name, h.n)
+	w.Uint(name+"_bucket", `le="+Inf"`, cum)
+	w.Float(name+"_sum", "", h.sum)
+	w.Uint(name+"_count", "", h.n)
 }

@@ -16,6 +16,7 @@ import (
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
+	"github.com/weftmesh/weft/internal/promtext"
 	"github.com/weftmesh/weft/internal/proxy/cluster"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/tcp"
@@ -258,9 +259,13 @@ func (a *Admin) stats(w http.ResponseWriter, r *http.Request) {
 // prometheus renders cluster stats as envoy_cluster_<stat>{envoy_cluster_name=…},
 // the names Envoy's /stats/prometheus uses.
 func (a *Admin) prometheus(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Content-Type", promtext.ContentType)
 	set := a.src.Clusters()
-	series := map[string][]string{}
+	type sample struct {
+		labels string
+		v      int64
+	}
+	series := map[string][]sample{}
 	var names []string
 	for _, cn := range set.Names() {
 		set.Get(cn).Stats().Each(func(stat string, v int64) {
@@ -268,7 +273,7 @@ func (a *Admin) prometheus(w http.ResponseWriter, r *http.Request) {
 			if _, ok := series[m]; !ok {
 				names = append(names, m)
 			}
-			series[m] = append(series[m], fmt.Sprintf("%s{envoy_cluster_name=%q} %d", m, cn, v))
+			series[m] = append(series[m], sample{promtext.Labels("envoy_cluster_name", cn), v})
 		})
 	}
 	a.src.TCPStats(func(prefix string, s *tcp.Stats) {
@@ -283,14 +288,15 @@ func (a *Admin) prometheus(w http.ResponseWriter, r *http.Request) {
 			if _, ok := series[kv.n]; !ok {
 				names = append(names, kv.n)
 			}
-			series[kv.n] = append(series[kv.n], fmt.Sprintf("%s{envoy_tcp_prefix=%q} %d", kv.n, prefix, kv.v))
+			series[kv.n] = append(series[kv.n], sample{promtext.Labels("envoy_tcp_prefix", prefix), kv.v})
 		}
 	})
 	sort.Strings(names)
+	pw := promtext.NewWriter(w)
 	for _, m := range names {
-		fmt.Fprintf(w, "# TYPE %s counter\n", m)
-		for _, l := range series[m] {
-			fmt.Fprintln(w, l)
+		pw.Header(m, "counter", "")
+		for _, s := range series[m] {
+			pw.Int(m, s.labels, s.v)
 		}
 	}
 	if a.opts.Prometheus != nil {

@@ -4,6 +4,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/weftmesh/weft/internal/promtext"
 )
 
 // service is the destination service as the labels name it.
@@ -65,20 +67,11 @@ func (l *labelWriter) add(k, v string) {
 	}
 	l.b.WriteString(k)
 	l.b.WriteString(`="`)
-	l.b.WriteString(escapeLabel(v))
+	l.b.WriteString(promtext.EscapeLabel(v))
 	l.b.WriteByte('"')
 }
 
 func (l *labelWriter) String() string { return l.b.String() + "}" }
-
-// escapeLabel applies the text format's escapes (\\, \", \n).
-func escapeLabel(v string) string {
-	if !strings.ContainsAny(v, "\\\"\n") {
-		return v
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return r.Replace(v)
-}
 
 // peerLabels adds the source_* or destination_* workload labels in
 // Istio's order (istio_stats.cc all_tags_).

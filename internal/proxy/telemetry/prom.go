@@ -4,13 +4,15 @@ import (
 	"bufio"
 	"io"
 	"sort"
-	"strconv"
+
+	"github.com/weftmesh/weft/internal/promtext"
 )
 
 // WritePrometheus renders the istio_* metrics in Prometheus text format
 // (version 0.0.4), series sorted by labels so scrapes are stable.
 func (m *Metrics) WritePrometheus(w io.Writer) error {
 	bw := bufio.NewWriter(w)
+	pw := promtext.NewWriter(bw)
 	var hs []*httpSeries
 	m.http.each(func(s *httpSeries) { hs = append(hs, s) })
 	sort.Slice(hs, func(i, j int) bool { return hs[i].labels < hs[j].labels })
@@ -19,9 +21,9 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	sort.Slice(ts, func(i, j int) bool { return ts[i].labels < ts[j].labels })
 
 	if len(hs) > 0 {
-		bw.WriteString("# TYPE istio_requests_total counter\n")
+		pw.Header("istio_requests_total", "counter", "")
 		for _, s := range hs {
-			writeSample(bw, "istio_requests_total", s.labels, "", s.requests.Load())
+			pw.Uint("istio_requests_total", s.labels, s.requests.Load())
 		}
 		for _, h := range []struct {
 			name string
@@ -31,9 +33,9 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 			{"istio_request_duration_milliseconds", func(s *httpSeries) *histogram { return &s.duration }},
 			{"istio_response_bytes", func(s *httpSeries) *histogram { return &s.rspBytes }},
 		} {
-			bw.WriteString("# TYPE " + h.name + " histogram\n")
+			pw.Header(h.name, "histogram", "")
 			for _, s := range hs {
-				writeHistogram(bw, h.name, s.labels, h.get(s))
+				writeHistogram(pw, h.name, s.labels, h.get(s))
 			}
 		}
 	}
@@ -47,38 +49,34 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 			{"istio_tcp_received_bytes_total", func(s *tcpSeries) uint64 { return s.receivedBytes.Load() }},
 			{"istio_tcp_sent_bytes_total", func(s *tcpSeries) uint64 { return s.sentBytes.Load() }},
 		} {
-			bw.WriteString("# TYPE " + c.name + " counter\n")
+			pw.Header(c.name, "counter", "")
 			for _, s := range ts {
-				writeSample(bw, c.name, s.labels, "", c.get(s))
+				pw.Uint(c.name, s.labels, c.get(s))
 			}
 		}
+	}
+	if pw.Err() != nil {
+		return pw.Err()
 	}
 	return bw.Flush()
 }
 
-func writeSample(w *bufio.Writer, name, labels, extra string, v uint64) {
-	w.WriteString(name)
-	w.WriteByte('{')
-	w.WriteString(labels)
-	if extra != "" {
-		if labels != "" {
-			w.WriteByte(',')
-		}
-		w.WriteString(extra)
+// withLe adds the bucket bound to a series' labels.
+func withLe(labels, le string) string {
+	if labels == "" {
+		return `le="` + le + `"`
 	}
-	w.WriteString("} ")
-	w.WriteString(strconv.FormatUint(v, 10))
-	w.WriteByte('\n')
+	return labels + `,le="` + le + `"`
 }
 
-func writeHistogram(w *bufio.Writer, name, labels string, h *histogram) {
+func writeHistogram(w *promtext.Writer, name, labels string, h *histogram) {
 	var cum uint64
 	for i, le := range bucketNames {
 		cum += h.counts[i].Load()
-		writeSample(w, name+"_bucket", labels, `le="`+le+`"`, cum)
+		w.Uint(name+"_bucket", withLe(labels, le), cum)
 	}
 	cum += h.counts[len(bucketNames)].Load()
-	writeSample(w, name+"_bucket", labels, `le="+Inf"`, cum)
-	writeSample(w, name+"_sum", labels, "", h.sum.Load())
-	writeSample(w, name+"_count", labels, "", cum)
+	w.Uint(name+"_bucket", withLe(labels, "+Inf"), cum)
+	w.Uint(name+"_sum", labels, h.sum.Load())
+	w.Uint(name+"_count", labels, cum)
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/internal/promtext"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/hcm"
 )
@@ -118,27 +118,35 @@ func (t *Telemetry) Metrics() *Metrics { return t.metrics }
 // WritePrometheus renders istio_build, the istio_* metrics and the
 // access log and span exporter counters (Prometheus text).
 func (t *Telemetry) WritePrometheus(w io.Writer) error {
-	var b strings.Builder
-	b.WriteString("# TYPE istio_build gauge\n")
-	b.WriteString(`istio_build{component="proxy",tag="` + escapeLabel(t.version) + "\"} 1\n")
-	var lines []string
+	pw := promtext.NewWriter(w)
+	pw.Header("istio_build", "gauge", "")
+	pw.Int("istio_build", promtext.Labels("component", "proxy", "tag", t.version), 1)
+	type sample struct {
+		name, labels string
+		v            int64
+	}
+	var ss []sample
 	t.Stats(func(name string, v int64) {
 		// access_log.<path>.dropped_lines → weft_access_log_dropped_lines{path=…}
 		if rest, ok := strings.CutPrefix(name, "access_log."); ok {
 			i := strings.LastIndexByte(rest, '.')
-			lines = append(lines, "weft_access_log_"+rest[i+1:]+`{path="`+escapeLabel(rest[:i])+`"} `+strconv.FormatInt(v, 10))
+			ss = append(ss, sample{"weft_access_log_" + rest[i+1:], promtext.Labels("path", rest[:i]), v})
 		}
 	})
-	sort.Strings(lines)
-	for i, l := range lines {
-		name := l[:strings.IndexByte(l, '{')]
-		if i == 0 || !strings.HasPrefix(lines[i-1], name+"{") {
-			b.WriteString("# TYPE " + name + " counter\n")
+	sort.Slice(ss, func(i, j int) bool {
+		if ss[i].name != ss[j].name {
+			return ss[i].name < ss[j].name
 		}
-		b.WriteString(l + "\n")
+		return ss[i].labels < ss[j].labels
+	})
+	for i, s := range ss {
+		if i == 0 || ss[i-1].name != s.name {
+			pw.Header(s.name, "counter", "")
+		}
+		pw.Int(s.name, s.labels, s.v)
 	}
-	if _, err := io.WriteString(w, b.String()); err != nil {
-		return err
+	if pw.Err() != nil {
+		return pw.Err()
 	}
 	return t.metrics.WritePrometheus(w)
 }

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
@@ -25,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/internal/promtext"
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
@@ -163,9 +163,7 @@ func TestHistogramBuckets(t *testing.T) {
 		h.observe(v)
 	}
 	var b bytes.Buffer
-	w := bufio.NewWriter(&b)
-	writeHistogram(w, "x", `a="b"`, &h)
-	w.Flush()
+	writeHistogram(promtext.NewWriter(&b), "x", `a="b"`, &h)
 	text := b.String()
 	for _, want := range []string{`x_bucket{a="b",le="0.5"} 1`, `x_bucket{a="b",le="1"} 2`, `x_bucket{a="b",le="5"} 3`,
 		`x_bucket{a="b",le="10000"} 4`, `x_bucket{a="b",le="3.6e+06"} 4`, `x_bucket{a="b",le="+Inf"} 5`,
