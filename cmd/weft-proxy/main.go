@@ -53,6 +53,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
+	// A second signal during the drain stops at once.
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-p.Done():
+			return
+		}
+		stop()
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, syscall.SIGTERM, os.Interrupt)
+		defer signal.Stop(again)
+		select {
+		case <-again:
+			p.StopNow()
+		case <-p.Done():
+		}
+	}()
 	p.Wait()
 	return 0
 }

@@ -68,6 +68,35 @@ type Meta struct {
 	// Locality is "region/zone/subzone" (any part may be empty), sent as
 	// the xDS Node's locality, as Envoy and Istio's agent do.
 	Locality string
+	// Lifecycle is where the proxy is in its life; "" means ready.
+	Lifecycle Lifecycle
+}
+
+// Lifecycle tells the control plane whether a proxy's workload should
+// receive traffic: its endpoint is published only while the proxy is
+// ready (as Kubernetes publishes a pod only while its readiness probe
+// passes). A proxy starts "starting", re-sends its node "ready" once its
+// first config is applied, and "draining" when it shuts down; the control
+// plane takes a change only from the stream that registered the proxy.
+type Lifecycle string
+
+const (
+	LifecycleStarting Lifecycle = "starting"
+	LifecycleReady    Lifecycle = "ready"
+	LifecycleDraining Lifecycle = "draining"
+)
+
+// Serving reports whether a proxy in l should receive traffic; proxies
+// that do not say (proxyless gRPC, older proxies) are ready.
+func (l Lifecycle) Serving() bool { return l == "" || l == LifecycleReady }
+
+// LifecycleOf reads the lifecycle from a node's metadata.
+func LifecycleOf(n *corev3.Node) Lifecycle {
+	switch l := Lifecycle(n.GetMetadata().GetFields()[keyLifecycle].GetStringValue()); l {
+	case LifecycleStarting, LifecycleDraining:
+		return l
+	}
+	return ""
 }
 
 const (
@@ -85,6 +114,7 @@ const (
 	keyAppAddress     = "WEFT_APP_ADDRESS"
 	keyProxyPort      = "WEFT_PROXY_PORT"
 	keyMeshTLS        = "WEFT_MESH_TLS"
+	keyLifecycle      = "WEFT_LIFECYCLE"
 )
 
 // ID is the Istio-style node id: TYPE~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local.
@@ -198,6 +228,7 @@ func (m *Meta) Struct() *structpb.Struct {
 	if m.MeshTLS {
 		put(keyMeshTLS, "true")
 	}
+	put(keyLifecycle, string(m.Lifecycle))
 	if m.ProxyPort != 0 {
 		put(keyProxyPort, strconv.FormatUint(uint64(m.ProxyPort), 10))
 	}
@@ -336,6 +367,7 @@ func Parse(n *corev3.Node) (*Meta, error) {
 	m.AppAddress = str(keyAppAddress)
 	m.Capture = str(keyCapture) == "true"
 	m.MeshTLS = str(keyMeshTLS) == "true"
+	m.Lifecycle = LifecycleOf(n)
 	m.Locality = FormatLocality(n.GetLocality())
 	if v := str(keyProxyPort); v != "" {
 		p, err := strconv.ParseUint(v, 10, 16)

@@ -28,6 +28,9 @@ type autoEntry struct {
 	w     *Workload
 	gen   uint64 // the registering stream's generation
 	live  bool   // that stream is open
+	// serving: the proxy is ready for traffic (not starting or draining);
+	// only serving workloads are endpoints.
+	serving bool
 	timer *time.Timer
 }
 
@@ -41,21 +44,22 @@ func NewAuto(grace time.Duration, onChange func()) *Auto {
 }
 
 // Connect registers (or refreshes) the workload of node id for the stream
-// numbered gen. The newest stream owns the registration: what an older
-// stream of the same node ID does afterwards changes nothing.
-func (a *Auto) Connect(id string, gen uint64, w *Workload) {
+// numbered gen; serving says whether its proxy takes traffic. The newest
+// stream owns the registration: what an older stream of the same node ID
+// does afterwards changes nothing.
+func (a *Auto) Connect(id string, gen uint64, w *Workload, serving bool) {
 	a.mu.Lock()
 	e := a.entries[id]
 	if e != nil && gen < e.gen {
 		a.mu.Unlock()
 		return
 	}
-	changed := e == nil || !sameWorkload(e.w, w)
+	changed := e == nil || !sameWorkload(e.w, w) || e.serving != serving
 	if e == nil {
 		e = &autoEntry{}
 		a.entries[id] = e
 	}
-	e.w, e.gen, e.live = w, gen, true
+	e.w, e.gen, e.live, e.serving = w, gen, true, serving
 	if e.timer != nil {
 		e.timer.Stop()
 		e.timer = nil
@@ -109,7 +113,7 @@ func (a *Auto) Restore(ws map[string]*Workload, grace time.Duration) {
 		if a.entries[id] != nil || w == nil {
 			continue
 		}
-		e := &autoEntry{w: w}
+		e := &autoEntry{w: w, serving: true}
 		e.timer = a.after(grace, func() { a.expire(id, 0) })
 		a.entries[id] = e
 		n++
@@ -127,18 +131,22 @@ func (a *Auto) Registered() map[string]*Workload {
 	defer a.mu.Unlock()
 	out := make(map[string]*Workload, len(a.entries))
 	for id, e := range a.entries {
-		out[id] = e.w
+		if e.serving {
+			out[id] = e.w
+		}
 	}
 	return out
 }
 
-// Workloads returns the registered workloads sorted by namespace, name
+// Workloads returns the serving registered workloads sorted by namespace, name
 // and address. The returned workloads must not be modified.
 func (a *Auto) Workloads() []*Workload {
 	a.mu.Lock()
 	out := make([]*Workload, 0, len(a.entries))
 	for _, e := range a.entries {
-		out = append(out, e.w)
+		if e.serving {
+			out = append(out, e.w)
+		}
 	}
 	a.mu.Unlock()
 	slices.SortFunc(out, func(x, y *Workload) int {

@@ -21,11 +21,11 @@ func TestAutoGracePeriod(t *testing.T) {
 	a.after = ft.after
 	w := &Workload{Name: "r", Namespace: "default", Address: "127.0.10.1", Source: SourceProxy}
 
-	a.Connect("p1", 1, w)
+	a.Connect("p1", 1, w, true)
 	if len(a.Workloads()) != 1 || changes.Load() != 1 {
 		t.Fatalf("after connect: %d workloads, %d changes", len(a.Workloads()), changes.Load())
 	}
-	a.Connect("p1", 2, w) // newer stream, same workload: no change
+	a.Connect("p1", 2, w, true) // newer stream, same workload: no change
 	if changes.Load() != 1 {
 		t.Fatalf("identical reconnect reported a change")
 	}
@@ -35,7 +35,7 @@ func TestAutoGracePeriod(t *testing.T) {
 		t.Fatalf("removal must wait for the grace period: timers=%d workloads=%d", len(ft.fns), len(a.Workloads()))
 	}
 	// Reconnect within grace: the pending removal is void.
-	a.Connect("p1", 3, w)
+	a.Connect("p1", 3, w, true)
 	ft.fns[0]()
 	if len(a.Workloads()) != 1 || changes.Load() != 1 {
 		t.Fatalf("stale timer removed a reconnected workload")
@@ -50,7 +50,7 @@ func TestAutoGracePeriod(t *testing.T) {
 
 func TestAutoZeroGrace(t *testing.T) {
 	a := NewAuto(0, nil)
-	a.Connect("p", 1, &Workload{Name: "x"})
+	a.Connect("p", 1, &Workload{Name: "x"}, true)
 	a.Disconnect("p", 1)
 	if len(a.Workloads()) != 0 {
 		t.Fatal("zero grace must remove at once")
@@ -67,9 +67,9 @@ func TestAutoNewestStreamOwns(t *testing.T) {
 	a.after = ft.after
 	real := &Workload{Name: "reviews", Namespace: "default", Address: "127.0.10.1", Labels: map[string]string{"app": "reviews"}}
 	other := &Workload{Name: "reviews", Namespace: "default", Address: "127.0.10.1", Labels: map[string]string{"app": "impostor"}}
-	a.Connect("p", 1, other)
-	a.Connect("p", 2, real)
-	a.Connect("p", 1, other) // late request of the replaced stream
+	a.Connect("p", 1, other, true)
+	a.Connect("p", 2, real, true)
+	a.Connect("p", 1, other, true) // late request of the replaced stream
 	a.Disconnect("p", 1)
 	if len(ft.fns) != 0 {
 		t.Fatal("the replaced stream's end scheduled a removal")
@@ -92,7 +92,7 @@ func TestAutoRestore(t *testing.T) {
 	if len(a.Workloads()) != 2 || len(ft.fns) != 2 {
 		t.Fatalf("restored %d workloads, %d timers", len(a.Workloads()), len(ft.fns))
 	}
-	a.Connect("p1", 1, w1) // p1's proxy reconnects
+	a.Connect("p1", 1, w1, true) // p1's proxy reconnects
 	for _, fn := range ft.fns {
 		fn()
 	}
@@ -102,5 +102,26 @@ func TestAutoRestore(t *testing.T) {
 	}
 	if r := a.Registered(); len(r) != 1 || r["p1"] != w1 {
 		t.Fatalf("registered = %v", r)
+	}
+}
+
+// A proxy's endpoint is published only while it is ready: not while it
+// starts, and no longer once it drains (issue 18 item 6: the endpoint
+// leaves EDS as soon as the proxy starts draining).
+func TestAutoServingOnly(t *testing.T) {
+	var changes atomic.Int32
+	a := NewAuto(5*time.Second, func() { changes.Add(1) })
+	w := &Workload{Name: "r", Namespace: "default", Address: "127.0.10.1"}
+	a.Connect("p", 1, w, false) // starting
+	if len(a.Workloads()) != 0 || len(a.Registered()) != 0 {
+		t.Fatal("a starting proxy's workload is published")
+	}
+	a.Connect("p", 1, w, true) // ready
+	if len(a.Workloads()) != 1 || changes.Load() != 2 {
+		t.Fatalf("ready: %d workloads, %d changes", len(a.Workloads()), changes.Load())
+	}
+	a.Connect("p", 1, w, false) // draining
+	if len(a.Workloads()) != 0 || changes.Load() != 3 {
+		t.Fatalf("draining: %d workloads, %d changes", len(a.Workloads()), changes.Load())
 	}
 }

@@ -161,7 +161,7 @@ func New(opts Options) (*Server, error) {
 		Logger:   s.log.With("component", "xds"),
 		Debounce: opts.Debounce,
 		OnConnect: func(id string, gen uint64, m *node.Meta) {
-			s.auto.Connect(id, gen, registry.FromMeta(m))
+			s.auto.Connect(id, gen, registry.FromMeta(m), m.Lifecycle.Serving())
 		},
 		OnDisconnect: s.auto.Disconnect,
 	})

@@ -114,6 +114,24 @@ func (s *Server) request(k streamKey, n *corev3.Node, typeURL, nonce, version, e
 		return "", s.openStream(k, n)
 	}
 	p := s.proxies[id]
+	if p != nil && p.stream == k && n != nil {
+		// A proxy re-sends its node when its lifecycle changes (ready,
+		// draining); only that is taken from a later request, and only
+		// from the stream that registered the node.
+		if l := node.LifecycleOf(n); l != p.meta.Lifecycle {
+			m := *p.meta
+			m.Lifecycle = l
+			p.meta = &m
+			gen := p.gen
+			s.mu.Unlock()
+			s.log.Info("proxy lifecycle", "proxy", id, "state", lifecycleName(l))
+			if s.opts.OnConnect != nil {
+				s.opts.OnConnect(id, gen, &m)
+			}
+			s.mu.Lock()
+			p = s.proxies[id]
+		}
+	}
 	if p == nil || p.stream != k || nonce == "" {
 		s.mu.Unlock()
 		return "", nil
@@ -282,4 +300,11 @@ func (s *Server) response(k streamKey, typeURL, nonce, version string) {
 	ts.sentAt = s.opts.Now()
 	ts.nonces[nonceKey(k, nonce)] = version
 	s.metrics.push(typeURL)
+}
+
+func lifecycleName(l node.Lifecycle) string {
+	if l == "" {
+		return string(node.LifecycleReady)
+	}
+	return string(l)
 }

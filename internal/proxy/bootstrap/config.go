@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"github.com/weftmesh/weft/internal/node"
 	"github.com/weftmesh/weft/internal/version"
 )
@@ -274,4 +276,11 @@ func (c *Config) PublicAddr(port int) string {
 		return ":" + strconv.Itoa(port)
 	}
 	return netip.AddrPortFrom(a, uint16(port)).String()
+}
+
+// lifecycleNode is the proxy's xDS node announcing lifecycle l.
+func (c *Config) lifecycleNode(l node.Lifecycle) *corev3.Node {
+	m := c.Meta
+	m.Lifecycle = l
+	return m.Node()
 }

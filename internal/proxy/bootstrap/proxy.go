@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/weftmesh/weft/internal/node"
 	"github.com/weftmesh/weft/internal/proxy/admin"
 	"github.com/weftmesh/weft/internal/proxy/cluster"
 	"github.com/weftmesh/weft/internal/proxy/hcm"
@@ -37,12 +38,17 @@ type Proxy struct {
 	// Telemetry: istio_* metrics, access logs, metadata exchange.
 	Telemetry *telemetry.Telemetry
 
-	cancel  context.CancelFunc
-	quit    chan struct{}
-	quitO   sync.Once
-	done    chan struct{}
-	servers []*http.Server
-	addrs   map[string]string
+	cancel context.CancelFunc
+	quit   chan struct{}
+	quitO  sync.Once
+	// hardStop ends the drain period early (a second signal).
+	hardStop  chan struct{}
+	hardStopO sync.Once
+	lifeMu    sync.Mutex
+	life      node.Lifecycle
+	done      chan struct{}
+	servers   []*http.Server
+	addrs     map[string]string
 }
 
 // Start builds the proxy, binds the admin, health and stats ports and
@@ -75,7 +81,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 		HCM:      hcm.Options{Observe: tel.HTTP},
 		TCP:      tcp.Options{Observe: tel.TCP},
 	})
-	xo := xdsclient.Options{Server: cfg.XDS, Node: cfg.Meta.Node(), Handler: rt, Log: log.With("component", "xds")}
+	// The proxy announces itself starting; its endpoint is published once
+	// it says ready (see node.Lifecycle).
+	xo := xdsclient.Options{Server: cfg.XDS, Node: cfg.lifecycleNode(node.LifecycleStarting), Handler: rt, Log: log.With("component", "xds")}
 	var id *identity.Manager
 	if cfg.RootCert != "" {
 		var err error
@@ -96,7 +104,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 	if id != nil {
 		id.OnChange(func() { _ = xc.UpdateLocal() })
 	}
-	p := &Proxy{cfg: cfg, log: log, Identity: id, Runtime: rt, XDS: xc, Telemetry: tel, quit: make(chan struct{}), done: make(chan struct{}), addrs: map[string]string{}}
+	p := &Proxy{cfg: cfg, log: log, Identity: id, Runtime: rt, XDS: xc, Telemetry: tel, quit: make(chan struct{}), hardStop: make(chan struct{}), done: make(chan struct{}), addrs: map[string]string{}}
 	p.Admin = admin.New(rt, admin.Options{
 		Log: log, Level: level, XDS: xc.Status, ServerInfo: version.String("weft-proxy"),
 		Ready: func() bool {
@@ -158,6 +166,13 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 	}()
 	go func() {
 		select {
+		case <-xc.Ready():
+			p.announce(node.LifecycleReady)
+		case <-runCtx.Done():
+		}
+	}()
+	go func() {
+		select {
 		case <-ctx.Done():
 		case <-p.quit:
 		}
@@ -168,6 +183,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 	return p, nil
 }
 
+// StopNow cuts a drain short: the proxy stops at once.
+func (p *Proxy) StopNow() { p.hardStopO.Do(func() { close(p.hardStop) }) }
+
 // Addr returns the bound address of "admin", "health", "stats" or "merged".
 func (p *Proxy) Addr(name string) string { return p.addrs[name] }
 
@@ -177,13 +195,38 @@ func (p *Proxy) Wait() { <-p.done }
 // Done is closed when the proxy has stopped.
 func (p *Proxy) Done() <-chan struct{} { return p.done }
 
-// shutdown: not ready, stop accepting, let connections finish within the
-// drain duration, then stop xDS and the servers.
+// announce tells the control plane the proxy's lifecycle; later states
+// win (draining is never undone by a late ready).
+func (p *Proxy) announce(l node.Lifecycle) {
+	p.lifeMu.Lock()
+	defer p.lifeMu.Unlock()
+	if p.life == node.LifecycleDraining {
+		return
+	}
+	p.life = l
+	if err := p.XDS.SetNode(p.cfg.lifecycleNode(l)); err != nil {
+		p.log.Warn("announcing lifecycle to the control plane", "state", l, "err", err)
+	}
+}
+
+// shutdown drains as Envoy under pilot-agent does: readiness fails, the
+// control plane is told (the endpoint leaves EDS at once), listeners keep
+// accepting and serving for the drain duration with Connection: close so
+// clients move away, then whatever is left is closed and the proxy stops.
 func (p *Proxy) shutdown(xdsDone <-chan struct{}) {
 	defer close(p.done)
 	p.log.Info("draining", "duration", p.cfg.DrainDuration)
 	p.Admin.SetDraining()
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainDuration)
+	p.announce(node.LifecycleDraining)
+	p.Runtime.Listeners().StartDrain()
+	t := time.NewTimer(p.cfg.DrainDuration)
+	select {
+	case <-t.C:
+	case <-p.hardStop:
+		t.Stop()
+	}
+	// Requests still in flight get a last second.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	p.Runtime.Close(ctx)
 	cancel()
 	p.cancel()

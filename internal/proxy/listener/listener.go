@@ -195,6 +195,15 @@ func (c *Config) drain() {
 	}
 }
 
+// retireAll retires every handler of c that can retire (StartDrain).
+func (c *Config) retireAll() {
+	for _, ch := range c.allChains() {
+		if r, ok := ch.handler.(Retirer); ok {
+			r.Retire()
+		}
+	}
+}
+
 // retire tells the handlers of c that next no longer uses to retire.
 func (c *Config) retire(next *Config) {
 	for _, ch := range c.allChains() {

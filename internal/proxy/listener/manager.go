@@ -48,6 +48,8 @@ type Manager struct {
 	mu     sync.Mutex
 	live   map[string]*socket // by socket key
 	closed bool
+	// draining (StartDrain): every config, present and future, is retired.
+	draining bool
 	// byAddr indexes every listener, bound or not, for original-dst
 	// hand-off; replaced on Update.
 	byAddr atomic.Pointer[map[netip.AddrPort]*Config]
@@ -187,7 +189,35 @@ func (m *Manager) Update(cfgs []*Config) error {
 		m.log.Info("listening", "listener", s.cfg.Load().Name, "addr", s.ln.Addr().String())
 		go m.accept(s)
 	}
+	if m.draining {
+		for _, c := range cfgs {
+			c.retireAll()
+		}
+	}
 	return nil
+}
+
+// StartDrain puts the proxy in draining mode for a graceful shutdown, as
+// Envoy's graceful drain: every listener keeps accepting and serving, but
+// HTTP connections end after their current response (Connection: close)
+// and idle ones close, so clients move to other endpoints while the
+// control plane withdraws this one. Later updates drain too. Close ends it.
+func (m *Manager) StartDrain() {
+	m.mu.Lock()
+	m.draining = true
+	var cfgs []*Config
+	for _, s := range m.live {
+		cfgs = append(cfgs, s.cfg.Load())
+	}
+	if idx := m.byAddr.Load(); idx != nil {
+		for _, c := range *idx {
+			cfgs = append(cfgs, c)
+		}
+	}
+	m.mu.Unlock()
+	for _, c := range cfgs {
+		c.retireAll()
+	}
 }
 
 // Addr returns the bound address of a listener by name (useful with port 0).

@@ -107,6 +107,8 @@ type Client struct {
 	gotTypes map[string]bool              // LDS/CDS received at least once
 	versions map[string]map[string]string // delta per-resource versions
 	sotw     bool
+	node     *corev3.Node // sent on each new stream; SetNode replaces it
+	stream   transport    // the open stream, nil between sessions
 }
 
 // New creates a client; nothing happens until Run.
@@ -136,7 +138,22 @@ func New(opts Options) *Client {
 		gotTypes: map[string]bool{},
 		versions: map[string]map[string]string{},
 		sotw:     opts.SotW,
+		node:     opts.Node,
 	}
+}
+
+// SetNode replaces the node the client announces (e.g. its lifecycle
+// metadata changed): it is re-sent on the open stream at once and used by
+// later streams.
+func (c *Client) SetNode(n *corev3.Node) error {
+	c.mu.Lock()
+	c.node = n
+	t := c.stream
+	c.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	return t.announce(n)
 }
 
 // Ready is closed once the first complete config (listeners, clusters and
@@ -249,6 +266,8 @@ type transport interface {
 	subscribe(typeURL string, names map[string]bool) error
 	ack(u *update, errDetail error) error
 	recv() (*update, error)
+	// announce re-sends the node; safe to call from another goroutine.
+	announce(n *corev3.Node) error
 }
 
 // session runs one stream; progressed reports whether any response arrived.
@@ -256,7 +275,7 @@ func (c *Client) session(ctx context.Context, ads discoveryv3.AggregatedDiscover
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.mu.Lock()
-	useSotW := c.sotw
+	useSotW, n := c.sotw, c.node
 	c.mu.Unlock()
 	var t transport
 	if useSotW {
@@ -264,7 +283,7 @@ func (c *Client) session(ctx context.Context, ads discoveryv3.AggregatedDiscover
 		if err != nil {
 			return false, err
 		}
-		t = &sotwStream{s: s, node: c.opts.Node, last: map[string]*discoveryv3.DiscoveryRequest{}}
+		t = &sotwStream{s: s, node: n, last: map[string]*discoveryv3.DiscoveryRequest{}}
 	} else {
 		s, err := ads.DeltaAggregatedResources(ctx)
 		if err != nil {
@@ -276,11 +295,24 @@ func (c *Client) session(ctx context.Context, ads discoveryv3.AggregatedDiscover
 			init[k] = v
 		}
 		c.mu.Unlock()
-		t = &deltaStream{s: s, node: c.opts.Node, initial: init, subscribed: map[string]map[string]bool{}}
+		t = &deltaStream{s: s, node: n, initial: init, subscribed: map[string]map[string]bool{}}
 	}
 	c.mu.Lock()
 	c.status.Delta = !useSotW
+	c.stream = t
+	// A SetNode that raced the stream's creation is not lost.
+	if c.node != n {
+		n = c.node
+		c.mu.Unlock()
+		t.announce(n)
+		c.mu.Lock()
+	}
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.stream = nil
+		c.mu.Unlock()
+	}()
 	// Subscribe in ADS order: wildcard types, plus whatever the last good
 	// config references, so a reconnect resumes every subscription.
 	refs := c.remote(c.Resources().References())

@@ -2,6 +2,7 @@ package xdsclient
 
 import (
 	"slices"
+	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -17,6 +18,7 @@ type namedAny struct {
 // deltaStream speaks DeltaAggregatedResources.
 type deltaStream struct {
 	s          discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient
+	mu         sync.Mutex // sends (the session's and announce's); node
 	node       *corev3.Node
 	nodeSent   bool
 	initial    map[string]map[string]string // resource versions from before a reconnect
@@ -24,6 +26,8 @@ type deltaStream struct {
 }
 
 func (d *deltaStream) send(r *discoveryv3.DeltaDiscoveryRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if !d.nodeSent {
 		r.Node = d.node
 		d.nodeSent = true
@@ -91,6 +95,7 @@ func (d *deltaStream) recv() (*update, error) {
 // sotwStream speaks StreamAggregatedResources.
 type sotwStream struct {
 	s        discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	mu       sync.Mutex // sends (the session's and announce's); node, last
 	node     *corev3.Node
 	nodeSent bool
 	// last holds, per type, the last request sent: version and nonce to
@@ -99,6 +104,8 @@ type sotwStream struct {
 }
 
 func (s *sotwStream) send(r *discoveryv3.DiscoveryRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.nodeSent {
 		r.Node = s.node
 		s.nodeSent = true
@@ -152,4 +159,29 @@ func (s *sotwStream) recv() (*update, error) {
 		u.res = append(u.res, namedAny{version: r.GetVersionInfo(), any: a})
 	}
 	return u, nil
+}
+
+// announce re-sends the node on the open stream (its metadata changed):
+// a request for listeners that asks for nothing new. Before the first
+// request, the new node simply goes with it.
+func (d *deltaStream) announce(n *corev3.Node) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.node = n
+	if !d.nodeSent {
+		return nil
+	}
+	return d.s.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: ListenerType, Node: n})
+}
+
+func (s *sotwStream) announce(n *corev3.Node) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.node = n
+	last := s.last[ListenerType]
+	if !s.nodeSent || last == nil {
+		return nil
+	}
+	return s.s.Send(&discoveryv3.DiscoveryRequest{TypeUrl: ListenerType, VersionInfo: last.VersionInfo,
+		ResponseNonce: last.ResponseNonce, Node: n})
 }
