@@ -25,13 +25,13 @@ type Auto struct {
 }
 
 type autoEntry struct {
-	w     *Workload
-	gen   uint64 // the registering stream's generation
-	live  bool   // that stream is open
+	w    *Workload
+	gen  uint64 // the registering stream's generation
+	live bool   // that stream is open
 	// serving: the proxy is ready for traffic (not starting or draining);
 	// only serving workloads are endpoints.
 	serving bool
-	timer *time.Timer
+	timer   *time.Timer
 }
 
 // NewAuto returns an empty registry of auto-registered workloads. A grace
