@@ -80,6 +80,7 @@ func (c *Cache) Build(p *model.Proxy) *Output {
 	}
 	b := newProxyBuilder(c.snap, p)
 	b.buildInbound()
+	b.decorateInbound()
 	if !p.Meta.Capture && validProxyPort(p.Meta.ProxyPort) {
 		b.listeners[explicitProxyName] = b.explicitListener()
 	}

@@ -73,6 +73,7 @@ func (b *builder) httpRoutes(vs *networkingv1.VirtualService, scope routeScope) 
 		}
 		out = append(out, b.routesFor(hr, hr.Match, vs.Namespace, scope)...)
 	}
+	decorate(out, vs.Name, scope.port)
 	return out
 }
 

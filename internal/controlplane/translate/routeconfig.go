@@ -73,9 +73,10 @@ func (b *builder) defaultRoute(svc *model.Service, port uint32) *routev3.Route {
 	dr := b.destinationRule(svc.Hostname, svc.Namespace)
 	a.HashPolicy = hashPolicy(effectivePolicy(dr.GetTrafficPolicy(), nil, port).lb)
 	return &routev3.Route{
-		Name:   "default",
-		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-		Action: &routev3.Route_Route{Route: a},
+		Name:      "default",
+		Match:     &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action:    &routev3.Route_Route{Route: a},
+		Decorator: &routev3.Decorator{Operation: svc.Hostname + ":" + itoa(port) + "/*"},
 	}
 }
 

@@ -53,6 +53,7 @@ func Build(snap *model.Snapshot, p *model.Proxy) *Output {
 	default:
 		b.buildClusters()
 		b.buildInbound()
+		b.decorateInbound()
 		if p.Meta.Capture {
 			b.buildCaptureOutbound()
 		} else {

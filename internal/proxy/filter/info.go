@@ -33,6 +33,7 @@ type Info struct {
 	BytesOut    int64
 	Attempts    int
 	RouteName   string
+	Operation   string // the matched route's decorator operation ("" if none)
 	Cluster     string // upstream cluster
 	Host        string // upstream host ip:port of the last attempt
 	ServiceTime time.Duration

@@ -64,6 +64,9 @@ const (
 type Route struct {
 	Name  string
 	VHost *VirtualHost
+	// Operation is the route's decorator operation: the name of the
+	// spans of requests it serves (Istio: "host:port/path*").
+	Operation string
 
 	// match
 	pathKind    uint8
@@ -242,6 +245,12 @@ func compileRoute(r *routev3.Route, v *VirtualHost, parent perFilter, vhRetry *R
 		return nil, err
 	}
 	out := &Route{Name: r.GetName(), VHost: v}
+	if d := r.GetDecorator(); d != nil {
+		if err := CheckFields(d, path+".decorator", "operation", "propagate"); err != nil {
+			return nil, err
+		}
+		out.Operation = d.GetOperation()
+	}
 	if err := out.compileMatch(r.GetMatch(), path+".match"); err != nil {
 		return nil, err
 	}

@@ -292,16 +292,15 @@ func (tr *tracer) finish(t *Telemetry, s *span, info *filter.Info) {
 	if info.Duration <= 0 {
 		end = time.Now()
 	}
-	svc := t.metrics.destService(service{}, info.Cluster, info.Authority)
-	port := ""
-	if _, p, err := net.SplitHostPort(info.Authority); err == nil {
-		port = p
-	} else if parts := strings.Split(info.Cluster, "|"); len(parts) == 4 {
-		port = parts[1]
-	}
-	name := svc.host + "/*"
-	if port != "" {
-		name = svc.host + ":" + port + "/*"
+	// The matched route's decorator names the span, as in Envoy: Istio
+	// gives every route "<destination host>:<port>/<path>*", so client
+	// and server spans carry the destination service's name. Without one
+	// (a request rejected before routing), the name is the destination:
+	// for a server span the workload's own service, never the Host the
+	// caller sent.
+	name := info.Operation
+	if name == "" {
+		name = tr.fallbackName(t, s, info)
 	}
 	kind := tracev1.Span_SPAN_KIND_CLIENT
 	if s.server {
@@ -344,3 +343,29 @@ func (tr *tracer) finish(t *Telemetry, s *span, info *filter.Info) {
 
 // spanIDString is for logs and tests.
 func spanIDString(b []byte) string { return hex.EncodeToString(b) }
+
+// fallbackName names a span whose route had no decorator.
+func (tr *tracer) fallbackName(t *Telemetry, s *span, info *filter.Info) string {
+	parts := strings.Split(info.Cluster, "|")
+	if s.server {
+		host := t.metrics.metadataService(info.Cluster).host
+		if host == "" {
+			host = t.local.CanonicalService + "." + t.local.Namespace
+		}
+		if len(parts) == 4 && parts[0] == "inbound" {
+			return host + ":" + parts[1] + "/*"
+		}
+		return host + "/*"
+	}
+	svc := t.metrics.destService(service{}, info.Cluster, info.Authority)
+	port := ""
+	if _, p, err := net.SplitHostPort(info.Authority); err == nil {
+		port = p
+	} else if len(parts) == 4 {
+		port = parts[1]
+	}
+	if port == "" {
+		return svc.host + "/*"
+	}
+	return svc.host + ":" + port + "/*"
+}

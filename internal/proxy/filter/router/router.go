@@ -93,6 +93,7 @@ func (rt *Router) Serve(s *filter.Stream) error {
 		return errNoRoute
 	}
 	s.Info.RouteName = s.Route.Name
+	s.Info.Operation = s.Route.Operation
 	switch s.Route.Kind {
 	case route.ActionDirect:
 		d := s.Route.Direct
