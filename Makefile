@@ -8,9 +8,10 @@ BIN     := bin
 # Optional Debian packages (`make deps`; .ci/run installs the same list):
 # iproute2 and iptables for capture mode (demo --capture and its tests),
 # nginx-light, haproxy and caddy as the bench's peers, curl for the README's
-# tour, gcc and libc6-dev for the race detector. Without them the tests that
+# tour, gcc and libc6-dev for the race detector, chromium for the API's
+# cross-site test in a real browser. Without them the tests that
 # need them skip, each with a one-line reason.
-DEPS := iproute2 iptables nginx-light haproxy caddy curl gcc libc6-dev
+DEPS := iproute2 iptables nginx-light haproxy caddy curl gcc libc6-dev chromium
 
 # -race needs cgo and a C compiler; without one the tests run without it.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
