@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -55,8 +56,19 @@ type fastConn struct {
 	remote string
 	base   context.Context
 	w      fastWriter
-	seen   []byte    // bytes of the current head, replayed on fallback
-	body   *fastBody // the current request's body, nil when none
+	seen   []byte // bytes of the current head, replayed on fallback (in bufs)
+	// bufs hold br, bw, seen and the response writer's header and buffer
+	// while the connection serves a request; an idle connection gives
+	// them back to fastPool (issue 18: idle connections cost 24 KB of Go
+	// memory each with their own).
+	bufs *fastBufs
+	src  fastSrc
+	raw  syscall.RawConn // the socket, for waiting without a buffer
+	// waited: the readiness callback already checked the socket once.
+	waited   bool
+	readyFn  func(uintptr) bool
+	deadline bool      // a read deadline is set for the head
+	body     *fastBody // the current request's body, nil when none
 
 	// state: fastIdle (waiting for a head), fastBusy, fastClosed (Drain).
 	state atomic.Int32
@@ -108,8 +120,9 @@ func (m *Manager) drainFast() {
 
 // serveFast serves cc until it closes or a request needs net/http.
 func (m *Manager) serveFast(cc *conn) {
-	fc := &fastConn{m: m, cc: cc, br: bufio.NewReaderSize(cc, 4096), bw: bufio.NewWriterSize(cc, 4096),
-		remote: cc.RemoteAddr().String(), watchDone: make(chan struct{}, 1)}
+	fc := &fastConn{m: m, cc: cc, remote: cc.RemoteAddr().String(), watchDone: make(chan struct{}, 1)}
+	fc.src.fc = fc
+	defer fc.release()
 	fc.base = context.WithValue(context.Background(), connKey{}, cc)
 	fc.watchT = time.AfterFunc(time.Hour, fc.watch)
 	fc.watchT.Stop()
@@ -121,10 +134,15 @@ func (m *Manager) serveFast(cc *conn) {
 		return
 	}
 	for first := true; ; first = false {
-		replay, ok := fc.next(first)
+		// Waiting happens here, on a shallow stack the GC can shrink.
+		replay, ok := []byte(nil), fc.wait(first)
+		if ok {
+			replay, ok = fc.next(first)
+		}
 		if replay != nil {
 			// net/http takes over, from the first unread byte.
 			m.trackFast(fc, false)
+			fc.release()
 			cc.replay = replay
 			m.serveH1(cc)
 			return
@@ -137,22 +155,27 @@ func (m *Manager) serveFast(cc *conn) {
 	}
 }
 
+// wait waits for the first byte of the next request (the idle or the
+// request headers timeout applies); false when the connection is done.
+func (fc *fastConn) wait(first bool) bool {
+	m, cc := fc.m, fc.cc
+	fc.deadline = false
+	switch {
+	case first && m.h1.ReadHeaderTimeout > 0:
+		cc.SetReadDeadline(time.Now().Add(m.h1.ReadHeaderTimeout))
+		fc.deadline = true
+	case !first && m.h1.IdleTimeout > 0:
+		cc.SetReadDeadline(time.Now().Add(m.h1.IdleTimeout))
+		fc.deadline = true
+	}
+	return fc.await()
+}
+
 // next reads and serves one request. It returns the bytes to replay when
 // net/http must take over, or ok=false when the connection is done.
 func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 	m, cc, br := fc.m, fc.cc, fc.br
-	deadline := false
-	switch {
-	case first && m.h1.ReadHeaderTimeout > 0:
-		cc.SetReadDeadline(time.Now().Add(m.h1.ReadHeaderTimeout))
-		deadline = true
-	case !first && m.h1.IdleTimeout > 0:
-		cc.SetReadDeadline(time.Now().Add(m.h1.IdleTimeout))
-		deadline = true
-	}
-	if _, err := br.Peek(1); err != nil {
-		return nil, false
-	}
+	deadline := fc.deadline
 	if !first && m.h1.ReadHeaderTimeout > 0 {
 		cc.SetReadDeadline(time.Now().Add(m.h1.ReadHeaderTimeout))
 		deadline = true
@@ -219,7 +242,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 	bodyDone := fc.endBody()
 
 	fc.mu.Lock()
-	fc.inflight = false
+	fc.inflight, fc.cancel = false, nil
 	watching := fc.watching
 	fc.watching = false
 	fc.mu.Unlock()
@@ -244,6 +267,117 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 		return nil, false
 	}
 	return nil, true
+}
+
+// fastBufs are the buffers a connection holds while it serves requests.
+type fastBufs struct {
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	seen   []byte
+	header http.Header
+	wbuf   []byte
+}
+
+var fastPool = sync.Pool{New: func() any {
+	return &fastBufs{br: bufio.NewReaderSize(nil, 4096), bw: bufio.NewWriterSize(nil, 4096),
+		header: make(http.Header, 16)}
+}}
+
+// fastSrc is what br reads: the connection, after a byte read while
+// waiting without buffers (when the socket cannot be polled).
+type fastSrc struct {
+	fc      *fastConn
+	one     [1]byte
+	pending bool
+}
+
+func (s *fastSrc) Read(p []byte) (int, error) {
+	if s.pending && len(p) > 0 {
+		s.pending = false
+		p[0] = s.one[0]
+		return 1, nil
+	}
+	return s.fc.cc.Read(p)
+}
+
+// await waits for the next request's first byte and makes sure the
+// buffers are held; false when the connection is done. Between requests
+// the buffers go back to the pool.
+func (fc *fastConn) await() bool {
+	if fc.bufs != nil && fc.br.Buffered() > 0 {
+		return true // pipelined
+	}
+	fc.release()
+	if fc.raw == nil && fc.unbuffered() {
+		fc.raw = rawConnOf(fc.cc.Conn)
+		fc.readyFn = fc.ready
+	}
+	if fc.raw != nil && fc.unbuffered() {
+		fc.waited = false
+		if err := fc.raw.Read(fc.readyFn); err != nil {
+			return false
+		}
+	} else {
+		// Wrapped or TLS connection: one byte, without a buffer.
+		for {
+			n, err := fc.cc.Read(fc.src.one[:])
+			if n == 1 {
+				break
+			}
+			if err != nil {
+				return false
+			}
+		}
+		fc.src.pending = true
+	}
+	fc.acquire()
+	_, err := fc.br.Peek(1)
+	return err == nil
+}
+
+// ready is the raw read callback: the first call checks the socket
+// without consuming (EAGAIN: wait for the poller), the call after a
+// wakeup trusts it.
+func (fc *fastConn) ready(fd uintptr) bool {
+	if fc.waited {
+		return true
+	}
+	fc.waited = true
+	return socketReadable(fd, fc.src.one[:])
+}
+
+// unbuffered: no byte is held above the socket (replay, sniffing).
+func (fc *fastConn) unbuffered() bool {
+	cc := fc.cc
+	return len(cc.replay) == 0 && (cc.r == nil || cc.r.Buffered() == 0) && !fc.src.pending
+}
+
+func (fc *fastConn) acquire() {
+	if fc.bufs != nil {
+		return
+	}
+	b := fastPool.Get().(*fastBufs)
+	b.br.Reset(&fc.src)
+	b.bw.Reset(fc.cc)
+	fc.bufs, fc.br, fc.bw, fc.seen = b, b.br, b.bw, b.seen
+}
+
+// release gives the buffers back; br and bw must hold nothing.
+func (fc *fastConn) release() {
+	b := fc.bufs
+	if b == nil {
+		return
+	}
+	b.br.Reset(nil)
+	b.bw.Reset(nil)
+	clear(b.header)
+	b.seen, b.wbuf = fc.seen[:0], fc.w.buf[:0]
+	if cap(b.seen) > 8192 {
+		b.seen = nil
+	}
+	fc.w = fastWriter{fc: fc} // the last request, its context and headers
+	fc.bufs, fc.br, fc.bw, fc.seen = nil, nil, nil, nil
+	fastPool.Put(b)
 }
 
 // keep copies the first n buffered bytes for replay.
@@ -521,11 +655,9 @@ type fastWriter struct {
 var _ http.Flusher = (*fastWriter)(nil)
 
 func (w *fastWriter) reset(r *http.Request) {
-	if w.header == nil {
-		w.header = make(http.Header, 16)
-	}
-	clear(w.header)
-	*w = fastWriter{fc: w.fc, req: r, header: w.header, cl: -1, buf: w.buf[:0], close: r.Close}
+	b := w.fc.bufs
+	clear(b.header)
+	*w = fastWriter{fc: w.fc, req: r, header: b.header, cl: -1, buf: b.wbuf[:0], close: r.Close}
 }
 
 func (w *fastWriter) Header() http.Header { return w.header }

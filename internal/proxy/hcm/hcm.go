@@ -280,8 +280,15 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 	if maxHdr < 1024 {
 		maxHdr = 1024
 	}
+	headers := route.Dur(cfg.GetRequestHeadersTimeout()) // 0 disables
+	if cfg.GetRequestHeadersTimeout() == nil && m.useRemote {
+		// A gateway (use_remote_address: Istio sets it on gateways) faces
+		// clients it does not know: slow header senders (slowloris) are
+		// closed. Envoy has no default; a sidecar keeps none.
+		headers = GatewayRequestHeadersTimeout
+	}
 	m.h1 = &http.Server{Handler: m, MaxHeaderBytes: maxHdr, IdleTimeout: idle,
-		ReadHeaderTimeout: route.Dur(cfg.GetRequestHeadersTimeout()),
+		ReadHeaderTimeout: headers,
 		ConnContext:       connContext,
 		ErrorLog:          log.New(slogWriter{m.log}, "", 0)}
 	h2 := &http2.Server{IdleTimeout: idle, MaxConcurrentStreams: 2147483647}
@@ -309,6 +316,10 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 	}
 	return nil
 }
+
+// GatewayRequestHeadersTimeout is the request_headers_timeout of a
+// connection manager with use_remote_address that does not set one.
+const GatewayRequestHeadersTimeout = 10 * time.Second
 
 // Drain ends the manager's connections gracefully: idle HTTP/1
 // connections close, busy ones close after their response ("Connection:

@@ -40,9 +40,7 @@ func (m *Manager) ServeConn(c net.Conn, info *downstream.Info) {
 		cc.r = br
 	}
 	if h2 {
-		ctx := context.WithValue(context.Background(), connKey{}, cc)
-		m.h2.ServeConn(cc, &http2.ServeConnOpts{Context: ctx, BaseConfig: m.h1, Handler: m})
-		cc.Close()
+		m.serveH2(cc)
 		return
 	}
 	if !m.noFast {
@@ -50,6 +48,17 @@ func (m *Manager) ServeConn(c net.Conn, info *downstream.Info) {
 		return
 	}
 	m.serveH1(cc)
+}
+
+// serveH2 serves cc with the HTTP/2 server. A function of its own keeps
+// ServeConn's frame small: an idle HTTP/1 connection's goroutine waits
+// below it, and the GC shrinks stacks only when little of them is used.
+//
+//go:noinline
+func (m *Manager) serveH2(cc *conn) {
+	ctx := context.WithValue(context.Background(), connKey{}, cc)
+	m.h2.ServeConn(cc, &http2.ServeConnOpts{Context: ctx, BaseConfig: m.h1, Handler: m})
+	cc.Close()
 }
 
 // serveH1 serves cc with net/http's HTTP/1 server.

@@ -1,0 +1,5 @@
+//go:build !race
+
+package hcm
+
+const raceEnabled = false

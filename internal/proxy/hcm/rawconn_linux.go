@@ -1,0 +1,39 @@
+package hcm
+
+import (
+	"net"
+	"syscall"
+)
+
+// rawConnOf returns the socket under c when nothing above it buffers
+// bytes (a plain TCP connection, possibly behind sniffing wrappers that
+// have replayed what they peeked); nil otherwise.
+func rawConnOf(c net.Conn) syscall.RawConn {
+	for {
+		switch x := c.(type) {
+		case *net.TCPConn:
+			rc, err := x.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		case interface {
+			Buffered() int
+			NetConn() net.Conn
+		}:
+			if x.Buffered() > 0 {
+				return nil
+			}
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
+}
+
+// socketReadable reports whether a read on fd would not block (data, EOF
+// or an error), without consuming anything.
+func socketReadable(fd uintptr, b []byte) bool {
+	n, _, err := syscall.Recvfrom(int(fd), b, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return n > 0 || err != syscall.EAGAIN
+}
