@@ -249,6 +249,14 @@ func (b *builder) applySecurity() {
 					continue
 				}
 				b.normalization(h)
+				if gateway {
+					// Istio's gatewayTopology: how many proxies in front of
+					// the gateway append to x-forwarded-for, so remote.ip /
+					// remoteIpBlocks see the real client.
+					if n := b.mesh.GetDefaultConfig().GetGatewayTopology().GetNumTrustedProxies(); n > 0 {
+						h.XffNumTrustedHops = n
+					}
+				}
 				var add []*hcmv3.HttpFilter
 				if jwt != nil {
 					add = append(add, jwt)
