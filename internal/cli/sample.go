@@ -1,6 +1,9 @@
 package cli
 
 import (
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+
 	"context"
 	"crypto/x509"
 	"errors"
@@ -21,6 +24,7 @@ import (
 	"github.com/weftmesh/weft/internal/samples"
 	"github.com/weftmesh/weft/internal/samples/bookinfo"
 	"github.com/weftmesh/weft/internal/samples/curl"
+	"github.com/weftmesh/weft/internal/samples/extauthz"
 	"github.com/weftmesh/weft/internal/samples/external"
 	"github.com/weftmesh/weft/internal/samples/helloworld"
 	"github.com/weftmesh/weft/internal/samples/httpbin"
@@ -48,6 +52,7 @@ mode point HTTP_PROXY at the sidecar's proxy port.`,
 		sampleRatingsCmd(),
 		sampleHelloworldCmd(),
 		sampleTCPEchoCmd(),
+		sampleExtAuthzCmd(),
 		sampleExternalCmd(),
 		sampleCurlCmd(),
 		sampleNcCmd(),
@@ -216,6 +221,42 @@ func sampleTCPEchoCmd() *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9000", "127.0.0.1:9001"}, "listen address (repeatable)")
 	cmd.Flags().StringVar(&prefix, "prefix", "one", "prefix of every echoed line")
+	return cmd
+}
+
+func sampleExtAuthzCmd() *cobra.Command {
+	var httpAddrs, grpcAddrs []string
+	cmd := &cobra.Command{
+		Use:   "ext-authz",
+		Short: `ext-authz: an external authorizer that allows requests with "x-ext-authz: allow" (HTTP and gRPC)`,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := sampleLogger(cmd, "ext-authz", "")
+			hl, err := samples.Listen(httpAddrs)
+			if err != nil {
+				return err
+			}
+			gl, err := samples.Listen(grpcAddrs)
+			if err != nil {
+				for _, l := range hl {
+					l.Close()
+				}
+				return err
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			gs := grpc.NewServer()
+			authv3.RegisterAuthorizationServer(gs, &extauthz.GRPC{Log: log})
+			for _, l := range gl {
+				log.Info("listening", "address", l.Addr().String(), "protocol", "grpc")
+				go gs.Serve(l)
+			}
+			defer gs.Stop()
+			return samples.ServeHTTP(ctx, log, extauthz.HTTP{Log: log}, hl)
+		},
+	}
+	cmd.Flags().StringArrayVar(&httpAddrs, "listen-http", []string{"127.0.0.1:8000"}, "HTTP check address (repeatable)")
+	cmd.Flags().StringArrayVar(&grpcAddrs, "listen-grpc", []string{"127.0.0.1:9000"}, "gRPC check address (repeatable)")
 	return cmd
 }
 

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -61,11 +62,21 @@ func policy(t testing.TB, name, spec string, annotations ...string) *securityv1.
 
 // env serves the translated route tables; clusters are absent, so an
 // allowed request ends in 503 (no cluster) and a denied one in 403.
-type env struct{ tables map[string]*route.Table }
+type env struct {
+	tables map[string]*route.Table
+	set    *cluster.Set // outbound clusters (ext_authz services); nil: none
+}
 
 func (e *env) RouteTable(n string) *route.Table { return e.tables[n] }
-func (e *env) Cluster(string) *cluster.Cluster  { return nil }
-func (e *env) Upstream(string) *cluster.Cluster { return nil }
+
+// Cluster serves outbound clusters only: the app behind the inbound
+// cluster is not running, so allowed requests end in 503.
+func (e *env) Cluster(n string) *cluster.Cluster {
+	if e.set == nil || strings.HasPrefix(n, "inbound|") {
+		return nil
+	}
+	return e.set.Get(n)
+}
 
 // sidecar translates pols (and mesh) for a capture-mode sidecar serving
 // HTTP on 8080 and compiles its inbound connection manager.
@@ -89,6 +100,18 @@ func build(t testing.TB, mesh *meshv1alpha1.MeshConfig, snapEdit func(*model.Sna
 		Ports: []node.Port{{Name: "http", Port: 8080, Protocol: "HTTP"}}}}
 	out := translate.Build(snap, p)
 	e := &env{tables: map[string]*route.Table{}}
+	if len(snap.Services) > 0 {
+		as := map[string]*endpointv3.ClusterLoadAssignment{}
+		for _, a := range out.Endpoints {
+			as[a.GetClusterName()] = a
+		}
+		set, err := cluster.Build(nil, out.Clusters, as, nil, cluster.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(set.Close)
+		e.set = set
+	}
 	for _, rc := range out.Routes {
 		tb, err := route.Compile(rc)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/filter/cors"
+	"github.com/weftmesh/weft/internal/proxy/filter/extauthz"
 	"github.com/weftmesh/weft/internal/proxy/filter/fault"
 	"github.com/weftmesh/weft/internal/proxy/filter/jwtauthn"
 	"github.com/weftmesh/weft/internal/proxy/filter/rbac"
@@ -53,6 +55,12 @@ func builderFor(typeURL string) (builder, bool) {
 			func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
 				return jwtauthn.New(cfg.(*jwtv3.JwtAuthentication), jwtauthn.Options{Counters: opts.Counters,
 					StatPrefix: "http." + m.statPrefix + "."})
+			}}, true
+	case "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz":
+		return builder{rankRBAC,
+			func() proto.Message { return &extauthzv3.ExtAuthz{} },
+			func(m *Manager, cfg proto.Message, opts Options) (filter.Filter, error) {
+				return extauthz.New(cfg.(*extauthzv3.ExtAuthz), extauthz.Options{Log: m.log, Env: m.ups})
 			}}, true
 	case "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC":
 		return builder{rankRBAC,

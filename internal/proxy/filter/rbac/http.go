@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -54,6 +55,9 @@ type HTTP struct {
 	stats                stats
 	log                  *slog.Logger
 	peers                PeerCache
+	// logShadow: dry-run results are logged; CUSTOM's marks
+	// (istio_ext_authz_) are not denials.
+	logShadow bool
 }
 
 var _ filter.Filter = (*HTTP)(nil)
@@ -77,6 +81,7 @@ func NewHTTP(cfg *rbachttpv3.RBAC, o Options) (*HTTP, error) {
 	if f.shadow, err = Compile(cfg.GetShadowRules(), p+".shadow_rules"); err != nil {
 		return nil, err
 	}
+	f.logShadow = !strings.HasPrefix(f.shadowPrefix, "istio_ext_authz")
 	f.keyPolicy = f.shadowPrefix + "shadow_effective_policy_id"
 	f.keyResult = f.shadowPrefix + "shadow_engine_result"
 	f.stats = newStats(o, cfg.GetRulesStatPrefix(), f.shadowPrefix)
@@ -104,7 +109,9 @@ func (f *HTTP) Serve(s *filter.Stream) error {
 		} else {
 			f.stats.shadowDenied.Add(1)
 			result = "denied"
-			f.log.Info("rbac shadow denied (dry run, not enforced)", "policy", pol, "path", in.Path, "method", s.Req.Method)
+			if f.logShadow {
+				f.log.Info("rbac shadow denied (dry run, not enforced)", "policy", pol, "path", in.Path, "method", s.Req.Method)
+			}
 		}
 		if pol != "" {
 			s.Meta.SetField(MetadataNamespace, f.keyPolicy, pol)
