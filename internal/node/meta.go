@@ -63,7 +63,7 @@ type Meta struct {
 	// and clusters: the control plane then sends it Istio mutual TLS
 	// (auto mTLS, PeerAuthentication). A proxy without one gets plaintext
 	// config, except where a STRICT policy demands TLS (that port then
-	// waits for the secrets and refuses traffic: fail closed).
+	// refuses every connection: fail closed).
 	MeshTLS bool
 	// Locality is "region/zone/subzone" (any part may be empty), sent as
 	// the xDS Node's locality, as Envoy and Istio's agent do.

@@ -133,7 +133,9 @@ func (b *builder) buildInbound() {
 				return &listenerv3.FilterChainMatch{DestinationPort: u32(port)}
 			})...)
 		}
-		b.listeners[l.Name] = l
+		if len(l.FilterChains) > 0 {
+			b.listeners[l.Name] = l
+		}
 		return
 	}
 	for _, ip := range ports {
@@ -143,6 +145,9 @@ func (b *builder) buildInbound() {
 		name := b.bindIP() + "_" + itoa(ip.port)
 		l := &listenerv3.Listener{Name: name, Address: socketAddress(b.bindIP(), ip.port)}
 		chains := b.inboundChains(ip, func() *listenerv3.FilterChainMatch { return nil })
+		if len(chains) == 0 {
+			continue // STRICT without a certificate: the port is closed
+		}
 		if b.inboundMode(ip.port) != MTLSDisable {
 			// Mutual TLS told apart from plaintext (and HTTP from TCP on
 			// sniffed ports) by the chains' matches, as virtualInbound does.

@@ -171,6 +171,12 @@ func inboundKinds(mode MTLSMode, proto protocol) []chainKind {
 // chain its base match (capture: destination_port; explicit: none).
 func (b *builder) securedInboundChains(mode MTLSMode, ip inboundPort, match func() *listenerv3.FilterChainMatch,
 	httpChain func(mtls bool) *listenerv3.FilterChain, tcpChain func() *listenerv3.FilterChain) []*listenerv3.FilterChain {
+	if mode == MTLSStrict && !b.p.Meta.MeshTLS {
+		// No certificate to terminate mutual TLS with: the port gets no
+		// chain at all, so every connection is refused at once (a chain
+		// waiting for the secrets would keep an older config serving).
+		return nil
+	}
 	var out []*listenerv3.FilterChain
 	for _, k := range inboundKinds(mode, ip.proto) {
 		var fc *listenerv3.FilterChain

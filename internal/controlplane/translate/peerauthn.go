@@ -137,7 +137,7 @@ func (b *builder) peerPolicy() PeerPolicy {
 // inboundMode is the mode the proxy's inbound side implements for a
 // workload port. A proxy without a workload certificate cannot terminate
 // mutual TLS: PERMISSIVE degrades to plaintext there, but STRICT stays
-// STRICT (the chain waits for the secrets, so plaintext is still refused).
+// STRICT (the port gets no chain: every connection is refused).
 func (b *builder) inboundMode(port uint32) MTLSMode {
 	m := b.peerPolicy().PortMode(port)
 	if m == MTLSPermissive && !b.p.Meta.MeshTLS {
