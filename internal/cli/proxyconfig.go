@@ -28,13 +28,18 @@ import (
 var proxyConfigSections = []string{"clusters", "listeners", "routes", "endpoints", "secrets", "all"}
 
 func newProxyConfigCmd() *cobra.Command {
-	var addr, output string
+	var addr, output, admin string
 	cmd := &cobra.Command{
 		Use:   "proxy-config clusters|listeners|routes|endpoints|secrets|all PROXY",
 		Short: "Show the xDS config the control plane serves a proxy",
 		Long: `proxy-config prints what the control plane last published to a proxy, as
 tables like istioctl's, or with -o json in the shape of Envoy's /config_dump.
-PROXY is a node id, name.namespace or a workload name.`,
+PROXY is a node id, name.namespace or a workload name.
+
+'secrets' asks the proxy itself (its admin /config_dump): the workload
+certificate ("default") and trust bundle ("ROOTCA") never leave the proxy,
+so the table shows each certificate's serial, identity (SAN), validity and
+when the proxy rotates it. Private keys are never shown.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			section := strings.ToLower(args[0])
@@ -43,6 +48,9 @@ PROXY is a node id, name.namespace or a workload name.`,
 			}
 			if !contains(proxyConfigSections, section) {
 				return fmt.Errorf("unknown section %q: want one of %s", args[0], strings.Join(proxyConfigSections, ", "))
+			}
+			if section == "secrets" {
+				return proxySecrets(cmd, addr, admin, args[1], output)
 			}
 			var raw bytes.Buffer
 			path := server.PathProxies + "/" + url.PathEscape(args[1]) + "/config_dump"
@@ -93,6 +101,7 @@ PROXY is a node id, name.namespace or a workload name.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "json or table")
+	cmd.Flags().StringVar(&admin, "admin", "", "secrets: the proxy's admin address host:port (default: its IP from the control plane, port 15000)")
 	addCPFlag(cmd, &addr)
 	return cmd
 }

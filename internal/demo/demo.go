@@ -35,10 +35,13 @@ type Options struct {
 	Seed      fs.FS  // files copied into ConfigDir (examples/ minus tasks and invalid)
 	WeftBin   string // path of the weft binary (control plane, samples)
 	ProxyBin  string // path of weft-proxy
-	XDSAddr   string // default 127.0.0.1:15010
-	// SecureAddr is xDS over mutual TLS and the CA (default: XDSAddr's
-	// host, its port + 2: 15010 -> 15012).
-	SecureAddr  string
+	// SecureAddr is the control plane's xDS over mutual TLS and CA
+	// (default 127.0.0.1:15012). Every proxy gets its certificate there
+	// with a join token the demo mints for its workload.
+	SecureAddr string
+	// XDSAddr, when set, also serves plaintext xDS (development; no proxy
+	// of the demo uses it). Default: off.
+	XDSAddr string
 	MonitorAddr string // default 127.0.0.1:15014 (weft apply/get/delete talk to it)
 	IngressIP   string // default 127.0.0.1: where the ingress gateway listens
 	// PodNet and AppNet are the first three octets of the loopback ranges
@@ -149,22 +152,11 @@ type External struct {
 }
 
 func (o *Options) defaults() error {
-	if o.XDSAddr == "" {
-		o.XDSAddr = "127.0.0.1:15010"
-	}
 	if o.MonitorAddr == "" {
 		o.MonitorAddr = "127.0.0.1:15014"
 	}
 	if o.SecureAddr == "" {
-		h, p, err := net.SplitHostPort(o.XDSAddr)
-		if err != nil {
-			return fmt.Errorf("xDS address %q: %w", o.XDSAddr, err)
-		}
-		n, err := strconv.Atoi(p)
-		if err != nil || n == 0 || n > 65533 {
-			return fmt.Errorf("xDS address %q: want a fixed port", o.XDSAddr)
-		}
-		o.SecureAddr = net.JoinHostPort(h, strconv.Itoa(n+2))
+		o.SecureAddr = "127.0.0.1:15012"
 	}
 	if o.IngressIP == "" {
 		o.IngressIP = "127.0.0.1"
@@ -247,13 +239,15 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 		}
 		m.capture = c
 		// Proxies in namespaces reach the control plane over the bridge.
-		_, xdsPort, err := net.SplitHostPort(opts.XDSAddr)
+		_, p, err := net.SplitHostPort(opts.SecureAddr)
 		if err != nil {
-			return nil, fmt.Errorf("xDS address %q: %w", opts.XDSAddr, err)
+			return nil, fmt.Errorf("secure address %q: %w", opts.SecureAddr, err)
 		}
-		opts.XDSAddr = net.JoinHostPort(c.gateway(), xdsPort)
-		if _, p, err := net.SplitHostPort(opts.SecureAddr); err == nil {
-			opts.SecureAddr = net.JoinHostPort(c.gateway(), p)
+		opts.SecureAddr = net.JoinHostPort(c.gateway(), p)
+		if opts.XDSAddr != "" {
+			if _, p, err := net.SplitHostPort(opts.XDSAddr); err == nil {
+				opts.XDSAddr = net.JoinHostPort(c.gateway(), p)
+			}
 		}
 		if err := c.assignVIPs(opts.ConfigDir); err != nil {
 			return nil, fmt.Errorf("assigning service VIPs: %w", err)
@@ -319,9 +313,12 @@ func seed(src fs.FS, dst string) error {
 }
 
 func (m *Mesh) startControlPlane(ctx context.Context) error {
-	p, err := startProc("control-plane", m.opts.LogDir, nil, m.opts.WeftBin, "control-plane",
-		"--config-dir", m.opts.ConfigDir, "--xds-address", m.opts.XDSAddr, "--secure-address", m.opts.SecureAddr,
-		"--monitoring-address", m.opts.MonitorAddr)
+	args := []string{"control-plane", "--config-dir", m.opts.ConfigDir, "--secure-address", m.opts.SecureAddr,
+		"--monitoring-address", m.opts.MonitorAddr}
+	if m.opts.XDSAddr != "" {
+		args = append(args, "--xds-address", m.opts.XDSAddr)
+	}
+	p, err := startProc("control-plane", m.opts.LogDir, nil, m.opts.WeftBin, args...)
 	if err != nil {
 		return err
 	}
@@ -330,7 +327,7 @@ func (m *Mesh) startControlPlane(ctx context.Context) error {
 		if p.exited() {
 			return fmt.Errorf("control plane exited: %v\n%s", p.err, p.tail(2000))
 		}
-		c, err := net.DialTimeout("tcp", m.opts.XDSAddr, time.Second)
+		c, err := net.DialTimeout("tcp", m.opts.SecureAddr, time.Second)
 		if err != nil {
 			return err
 		}
@@ -423,7 +420,11 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 	if ns != "" {
 		appAddr = "127.0.0.1"
 	}
-	args := []string{kind, "--xds", m.opts.XDSAddr, "--name", w.Name, "--namespace", w.Namespace,
+	rootCert, tokenFile, err := m.identityFiles(w, ns != "")
+	if err != nil {
+		return fmt.Errorf("%s: %w", w.Name, err)
+	}
+	args := []string{kind, "--xds", m.opts.SecureAddr, "--root-cert", rootCert, "--token-file", tokenFile, "--name", w.Name, "--namespace", w.Namespace,
 		"--service-account", w.ServiceAccount, "--labels", strings.Join(lbl, ","), "--ip", w.IP,
 		"--app-address", appAddr, "--admin-port", strconv.Itoa(int(w.AdminPort))}
 	if ns != "" {

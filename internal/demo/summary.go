@@ -26,7 +26,7 @@ func (m *Mesh) PrintSummary(w io.Writer) {
 	fmt.Fprintf(w, "Weft demo is running.\n\n")
 	fmt.Fprintf(w, "  config dir     %s   (watched: edit files here, or use weft apply)\n", m.opts.ConfigDir)
 	fmt.Fprintf(w, "  logs           %s\n", m.opts.LogDir)
-	fmt.Fprintf(w, "  control plane  xDS %s, API %s\n", m.opts.XDSAddr, m.opts.MonitorAddr)
+	fmt.Fprintf(w, "  control plane  xDS + CA (mTLS) %s, API %s\n", m.opts.SecureAddr, m.opts.MonitorAddr)
 	fmt.Fprintf(w, "  admin token    %s   (weft apply/get/delete find it on their own)\n", filepath.Join(m.opts.ConfigDir+".state", "admin-token"))
 	fmt.Fprintf(w, "  ingress        http://%s:%s  (Gateway port 80 -> listener 8080 and 443 -> 8443,\n", m.opts.IngressIP, ingress)
 	fmt.Fprintf(w, "                 through the istio-ingressgateway Service's targetPorts, as in Istio")

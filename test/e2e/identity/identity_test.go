@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/internal/cli"
 	"github.com/weftmesh/weft/internal/controlplane/server"
 	"github.com/weftmesh/weft/internal/meshtls"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
@@ -222,6 +223,41 @@ func TestIdentityEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(dump, "PRIVATE KEY") || strings.Contains(dump, "private_key\":") {
 		t.Errorf("config_dump shows a private key")
+	}
+
+	// weft proxy-config secret: the proxy's certificate, never its key.
+	for _, o := range []string{"table", "json"} {
+		var out, errb strings.Builder
+		code := cli.Main([]string{"proxy-config", "secret", "curl", "--admin", m.curl.Addr("admin"), "-o", o}, nil, &out, &errb)
+		if code != 0 {
+			t.Fatalf("proxy-config secret -o %s: %d %s", o, code, errb.String())
+		}
+		if strings.Contains(out.String(), "PRIVATE KEY") {
+			t.Errorf("proxy-config secret -o %s prints a private key", o)
+		}
+		if o == "table" {
+			t.Logf("weft proxy-config secret curl:\n%s", out.String())
+			for _, want := range []string{"default", "ROOTCA", "spiffe://cluster.local/ns/foo/sa/curl", "ROTATES AT"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("proxy-config secret lacks %q:\n%s", want, out.String())
+				}
+			}
+		}
+	}
+
+	// The control plane's monitoring and debug endpoints never show key
+	// material (its CA key, its serving key, token keys).
+	for _, path := range []string{"/metrics", "/debug/syncz", "/debug/configz", "/debug/registryz", "/api/v1/proxies",
+		"/debug/config_dump?proxyID=" + url.QueryEscape(st[0].ID)} {
+		resp, err := http.Get("http://" + m.cp.MonitoringAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "PRIVATE KEY") {
+			t.Errorf("%s shows a private key", path)
+		}
 	}
 }
 

@@ -107,7 +107,7 @@ func TestDemo(t *testing.T) {
 	}
 	// No child may survive: look for processes whose parent chain led to the demo.
 	eventually(t, 10*time.Second, "no demo process left", func() error {
-		return noProcessWith(fmt.Sprintf("--xds 127.0.0.1:15010"), "127.0.0.1:15014")
+		return noProcessWith(fmt.Sprintf("--xds 127.0.0.1:15012"), "127.0.0.1:15014")
 	})
 }
 

@@ -32,14 +32,14 @@ import (
 var captureMode = os.Getenv("WEFT_E2E_CAPTURE") == "1"
 
 var (
-	xdsAddr     = "127.0.0.1:25010"
+	xdsAddr     = "127.0.0.1:25012" // xDS + CA over mTLS
 	monitorAddr = "127.0.0.1:25014"
 	ingressIP   = "127.0.9.1"
 )
 
 func init() {
 	if captureMode {
-		xdsAddr, monitorAddr, ingressIP = "127.0.0.1:26010", "127.0.0.1:26014", "127.0.9.2"
+		xdsAddr, monitorAddr, ingressIP = "127.0.0.1:26012", "127.0.0.1:26014", "127.0.9.2"
 	}
 }
 
@@ -115,11 +115,11 @@ func mesh(t *testing.T) *demo.Mesh {
 			return
 		}
 		theMesh, meshErr = demo.Start(ctx, demo.Options{
-			ConfigDir: filepath.Join(tmp, "config"),
-			Seed:      os.DirFS(filepath.Join(repoRoot, "examples")),
-			WeftBin:   filepath.Join(binDir, "weft"),
-			ProxyBin:  filepath.Join(binDir, "weft-proxy"),
-			XDSAddr:   xdsAddr, MonitorAddr: monitorAddr,
+			ConfigDir:  filepath.Join(tmp, "config"),
+			Seed:       os.DirFS(filepath.Join(repoRoot, "examples")),
+			WeftBin:    filepath.Join(binDir, "weft"),
+			ProxyBin:   filepath.Join(binDir, "weft-proxy"),
+			SecureAddr: xdsAddr, MonitorAddr: monitorAddr,
 			IngressIP: ingressIP, PodNet: "127.0.30", AppNet: "127.0.31",
 			External: os.Geteuid() == 0 && !captureMode,
 			Capture:  captureMode, CaptureID: "e2e", CaptureNet: 2,

@@ -28,7 +28,7 @@ import (
 
 // This package's own ports and ranges (other e2e packages use others).
 const (
-	xdsAddr     = "127.0.0.1:24010"
+	xdsAddr     = "127.0.0.1:24012" // xDS + CA over mTLS
 	monitorAddr = "127.0.0.1:24014"
 	ingressIP   = "127.0.9.3"
 )
@@ -96,11 +96,11 @@ func mesh(t *testing.T) *demo.Mesh {
 		}
 		meshTmp = tmp
 		theMesh, meshErr = demo.Start(ctx, demo.Options{
-			ConfigDir: filepath.Join(tmp, "config"),
-			Seed:      os.DirFS(filepath.Join(repoRoot, "examples")),
-			WeftBin:   filepath.Join(binDir, "weft"),
-			ProxyBin:  filepath.Join(binDir, "weft-proxy"),
-			XDSAddr:   xdsAddr, MonitorAddr: monitorAddr,
+			ConfigDir:  filepath.Join(tmp, "config"),
+			Seed:       os.DirFS(filepath.Join(repoRoot, "examples")),
+			WeftBin:    filepath.Join(binDir, "weft"),
+			ProxyBin:   filepath.Join(binDir, "weft-proxy"),
+			SecureAddr: xdsAddr, MonitorAddr: monitorAddr,
 			IngressIP: ingressIP, PodNet: "127.0.50", AppNet: "127.0.51",
 			Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
