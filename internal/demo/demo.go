@@ -41,7 +41,7 @@ type Options struct {
 	SecureAddr string
 	// XDSAddr, when set, also serves plaintext xDS (development; no proxy
 	// of the demo uses it). Default: off.
-	XDSAddr string
+	XDSAddr     string
 	MonitorAddr string // default 127.0.0.1:15014 (weft apply/get/delete talk to it)
 	IngressIP   string // default 127.0.0.1: where the ingress gateway listens
 	// PodNet and AppNet are the first three octets of the loopback ranges
