@@ -54,6 +54,7 @@ type msgType struct {
 
 var (
 	msgSchemaValidation = msgType{"IST0106", "SchemaValidationError", LevelError, "Schema validation error: %s"}
+	msgSchemaWarning    = msgType{"IST0133", "SchemaWarning", LevelWarning, "Schema validation warning: %s"}
 	msgRefNotFound      = msgType{"IST0101", "ReferencedResourceNotFound", LevelError, "Referenced %s not found: %q"}
 	msgMeshVSConflict   = msgType{"IST0109", "ConflictingMeshGatewayVirtualServiceHosts", LevelError,
 		"The VirtualServices %s associated with mesh gateway define the same host %s which can lead to undefined behavior. This can be fixed by merging the conflicting VirtualServices into a single resource."}
@@ -170,10 +171,15 @@ func (m *Message) DocURL() string {
 func ErrorMessages(errs []*Error) []*Message {
 	out := make([]*Message, 0, len(errs))
 	for _, e := range errs {
-		if e.Class != ClassSchema {
+		t := msgSchemaValidation
+		switch e.Class {
+		case ClassSchema:
+		case ClassWarning:
+			t = msgSchemaWarning
+		default:
 			continue
 		}
-		m := &Message{Level: LevelError, Code: msgSchemaValidation.code, Name: msgSchemaValidation.name, Pos: e.Pos}
+		m := &Message{Level: t.level, Code: t.code, Name: t.name, Pos: e.Pos}
 		if e.Key.Kind != "" {
 			m.Origin, m.Namespace = origin(e.Key), e.Key.Namespace
 		}
@@ -181,7 +187,7 @@ func ErrorMessages(errs []*Error) []*Message {
 		if e.Path != "" {
 			detail = e.Path + ": " + e.Msg
 		}
-		m.Text = fmt.Sprintf(msgSchemaValidation.template, detail)
+		m.Text = fmt.Sprintf(t.template, detail)
 		out = append(out, m)
 	}
 	return out
@@ -201,7 +207,9 @@ type AnalyzeOptions struct {
 func Analyze(res []*Resource, opts AnalyzeOptions) []*Message {
 	var out []*Message
 	for _, r := range res {
-		out = append(out, ErrorMessages(Validate(r))...)
+		errs, warns := ValidateWithWarnings(r)
+		out = append(out, ErrorMessages(errs)...)
+		out = append(out, ErrorMessages(warns)...)
 	}
 	ix := newIndex(res, opts.Domain)
 	for _, a := range analyzers {

@@ -33,6 +33,8 @@ const (
 	ClassFile
 	// ClassUnsupported: an Istio kind Weft does not implement yet.
 	ClassUnsupported
+	// ClassWarning: accepted, as Istio's webhook does, with a warning.
+	ClassWarning
 )
 
 // Error formats as "file:line:col: path: msg".

@@ -12,6 +12,14 @@ import (
 // at other resources; cross-resource checks are analyzers. Errors carry the
 // position of the offending field.
 func Validate(r *Resource) []*Error {
+	errs, _ := ValidateWithWarnings(r)
+	return errs
+}
+
+// ValidateWithWarnings is Validate that also returns what Istio's webhook
+// only warns about (deprecated fields, settings that have no effect):
+// warnings never reject a resource.
+func ValidateWithWarnings(r *Resource) (errs, warnings []*Error) {
 	v := &validator{r: r}
 	if r.Meta != nil {
 		v.objectName("metadata.name", r.Meta.Name)
@@ -30,7 +38,8 @@ func Validate(r *Resource) []*Error {
 		}
 	}
 	ErrorList(v.errs).Sort()
-	return v.errs
+	ErrorList(v.warns).Sort()
+	return v.errs, v.warns
 }
 
 // wellTyped reports whether a resource's Object and Spec have the Go types
@@ -67,12 +76,18 @@ var kindTypes = func() map[Kind]goTypes {
 
 // validator collects errors for one resource.
 type validator struct {
-	r    *Resource
-	errs []*Error
+	r     *Resource
+	errs  []*Error
+	warns []*Error
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
 	v.errs = append(v.errs, &Error{Pos: v.r.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...), Key: v.r.Key()})
+}
+
+// warnf records what Istio's webhook accepts with a warning.
+func (v *validator) warnf(path, format string, args ...any) {
+	v.warns = append(v.warns, &Error{Pos: v.r.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...), Key: v.r.Key(), Class: ClassWarning})
 }
 
 // specValidators are keyed by kind; each receives the resource's spec.

@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	networking "istio.io/api/networking/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -97,7 +98,7 @@ func (v *validator) meshConfig(m *meshv1alpha1.MeshConfig) {
 	if m.DefaultConfig != nil && m.DefaultConfig.ProxyAdminPort != 0 {
 		v.port(p+".defaultConfig.proxyAdminPort", int64(m.DefaultConfig.ProxyAdminPort))
 	}
-	v.localityLB(p+".localityLbSetting", m.LocalityLbSetting)
+	v.localityLB(p+".localityLbSetting", m.LocalityLbSetting, &networking.OutlierDetection{}) // Istio: no failover warning for the mesh default
 	for i, e := range m.ExtensionProviders {
 		if e.Name == "" {
 			v.errorf(fmt.Sprintf("%s.extensionProviders[%d].name", p, i), "extension provider name must not be empty")

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -108,39 +109,46 @@ func (v *validator) trafficPolicy(p string, tp *networking.TrafficPolicy) {
 	if tp == nil {
 		return
 	}
-	v.loadBalancer(p+".loadBalancer", tp.LoadBalancer)
+	// Istio: validateTrafficPolicy.
+	if proto.Equal(tp, &networking.TrafficPolicy{}) {
+		v.errorf(p, "traffic policy must have at least one field")
+		return
+	}
+	v.loadBalancer(p+".loadBalancer", tp.LoadBalancer, tp.OutlierDetection)
 	v.connectionPool(p+".connectionPool", tp.ConnectionPool)
 	v.outlier(p+".outlierDetection", tp.OutlierDetection)
 	v.clientTLS(p+".tls", tp.Tls)
-	ports := map[uint32]bool{}
 	for i, pl := range tp.PortLevelSettings {
 		pp := fmt.Sprintf("%s.portLevelSettings[%d]", p, i)
 		if pl.Port == nil {
 			v.errorf(pp, "portLevelSettings entry must have a port")
 		} else {
 			v.port(pp+".port.number", int64(pl.Port.Number))
-			if ports[pl.Port.Number] {
-				v.errorf(pp+".port.number", "duplicate port %d in portLevelSettings", pl.Port.Number)
-			}
-			ports[pl.Port.Number] = true
 		}
-		v.loadBalancer(pp+".loadBalancer", pl.LoadBalancer)
+		// Istio: validatePortTrafficPolicies (it has no duplicate-port
+		// rule; the first entry for a port applies).
+		if pl.OutlierDetection == nil && pl.ConnectionPool == nil && pl.LoadBalancer == nil && pl.Tls == nil {
+			v.errorf(pp, "port traffic policy must have at least one field")
+		}
+		v.loadBalancer(pp+".loadBalancer", pl.LoadBalancer, pl.OutlierDetection)
 		v.connectionPool(pp+".connectionPool", pl.ConnectionPool)
 		v.outlier(pp+".outlierDetection", pl.OutlierDetection)
 		v.clientTLS(pp+".tls", pl.Tls)
 	}
 }
 
-func (v *validator) loadBalancer(p string, lb *networking.LoadBalancerSettings) {
+func (v *validator) loadBalancer(p string, lb *networking.LoadBalancerSettings, outlier *networking.OutlierDetection) {
 	if lb == nil {
 		return
 	}
 	if ch := lb.GetConsistentHash(); ch != nil {
 		cp := p + ".consistentHash"
+		// Istio's validateLoadBalancer accepts a consistentHash without a
+		// hash key, useSourceIp false and an empty query parameter name.
 		switch k := ch.HashKey.(type) {
-		case nil:
-			v.errorf(cp, "consistentHash needs one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName")
 		case *networking.LoadBalancerSettings_ConsistentHashLB_HttpHeaderName:
+			// Not checked by Istio; kept because Envoy rejects an invalid
+			// header name and Weft checks what it publishes.
 			v.headerName(cp+".httpHeaderName", k.HttpHeaderName)
 		case *networking.LoadBalancerSettings_ConsistentHashLB_HttpCookie:
 			c := k.HttpCookie
@@ -150,33 +158,40 @@ func (v *validator) loadBalancer(p string, lb *networking.LoadBalancerSettings) 
 			if c.Ttl != nil && c.Ttl.AsDuration() < 0 {
 				v.errorf(cp+".httpCookie.ttl", "ttl must not be negative")
 			}
-		case *networking.LoadBalancerSettings_ConsistentHashLB_UseSourceIp:
-			if !k.UseSourceIp {
-				v.errorf(cp+".useSourceIp", "useSourceIp must be true when set")
-			}
-		case *networking.LoadBalancerSettings_ConsistentHashLB_HttpQueryParameterName:
-			if k.HttpQueryParameterName == "" {
-				v.errorf(cp+".httpQueryParameterName", "httpQueryParameterName must not be empty")
+		}
+		// Istio: maglev tableSize is required, prime and below 5000011.
+		if m := ch.GetMaglev(); m != nil {
+			switch {
+			case m.TableSize == 0:
+				v.errorf(cp+".maglev.tableSize", "tableSize must be set for maglev")
+			case m.TableSize >= 5000011:
+				v.errorf(cp+".maglev.tableSize", "tableSize must be less than 5000011 for maglev")
+			case !isPrime(m.TableSize):
+				v.errorf(cp+".maglev.tableSize", "tableSize must be a prime number for maglev")
 			}
 		}
-		if m := ch.GetMaglev(); m != nil && m.TableSize != 0 && !isPrime(m.TableSize) {
-			v.errorf(cp+".maglev.tableSize", "table size %d must be a prime number", m.TableSize)
-		}
-		if ch.MinimumRingSize != 0 && ch.GetRingHash() != nil {
-			v.errorf(cp+".minimumRingSize", "only one of minimumRingSize and ringHash may be set")
+		if ch.MinimumRingSize != 0 {
+			v.warnf(cp+".minimumRingSize", "consistent hash MinimumRingSize is deprecated, use ConsistentHashLB's RingHash configuration instead")
+			if ch.GetHashAlgorithm() != nil {
+				v.errorf(cp+".minimumRingSize", "only one of MinimumRingSize or Maglev/Ringhash can be specified")
+			}
 		}
 	}
 	if lb.WarmupDurationSecs != nil {
 		v.duration(p+".warmupDurationSecs", lb.WarmupDurationSecs)
 	}
-	v.localityLB(p+".localityLbSetting", lb.LocalityLbSetting)
+	v.localityLB(p+".localityLbSetting", lb.LocalityLbSetting, outlier)
 }
 
+// isPrime is Envoy's (and so Istio's) primality test: 1, 2 and 3 count.
 func isPrime(n uint64) bool {
-	if n < 2 {
+	if n != 0 && n < 4 {
+		return true
+	}
+	if n%2 == 0 {
 		return false
 	}
-	for i := uint64(2); i*i <= n; i++ {
+	for i := uint64(3); i*i <= n; i += 2 {
 		if n%i == 0 {
 			return false
 		}
@@ -184,14 +199,38 @@ func isPrime(n uint64) bool {
 	return true
 }
 
-func (v *validator) localityLB(p string, l *networking.LocalityLoadBalancerSetting) {
+func (v *validator) localityLB(p string, l *networking.LocalityLoadBalancerSetting, outlier *networking.OutlierDetection) {
 	if l == nil {
 		return
 	}
+	// Istio: agent.ValidateLocalityLbSetting.
 	if len(l.Distribute) > 0 && len(l.Failover) > 0 {
 		v.errorf(p, "can not simultaneously specify 'distribute' and 'failover'")
+		return
 	}
+	if len(l.Failover) > 0 {
+		for _, pl := range l.FailoverPriority {
+			switch pl {
+			case "topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone":
+				v.errorf(p+".failoverPriority", "can not simultaneously set 'failover' and topology label '%s' in 'failover_priority'", pl)
+				return
+			}
+		}
+	}
+	if (len(l.Failover) > 0 || len(l.FailoverPriority) > 0) && outlier == nil {
+		v.warnf(p, "outlier detection policy must be provided for failover")
+	}
+	var froms []string
 	for i, d := range l.Distribute {
+		froms = append(froms, d.From)
+		var tos []string
+		for loc := range d.To {
+			tos = append(tos, loc)
+		}
+		sort.Strings(tos)
+		if msg := checkLocalities(tos); msg != "" {
+			v.errorf(fmt.Sprintf("%s.distribute[%d].to", p, i), "%s", msg)
+		}
 		dp := fmt.Sprintf("%s.distribute[%d]", p, i)
 		total := uint32(0)
 		for loc, w := range d.To {
@@ -204,15 +243,82 @@ func (v *validator) localityLB(p string, l *networking.LocalityLoadBalancerSetti
 			v.errorf(dp+".to", "total locality weight %d != 100", total)
 		}
 	}
+	if msg := checkLocalities(froms); msg != "" {
+		v.errorf(p+".distribute", "%s", msg)
+	}
 	for i, f := range l.Failover {
 		fp := fmt.Sprintf("%s.failover[%d]", p, i)
 		if f.From == f.To {
 			v.errorf(fp, "locality lb failover settings must specify different regions")
 		}
-		if strings.Contains(f.To, "*") {
-			v.errorf(fp+".to", "locality lb failover region should not contain '*' wildcard")
+		if strings.Contains(f.From, "/") || strings.Contains(f.To, "/") {
+			v.errorf(fp, "locality lb failover only specify region")
+		}
+		if strings.Contains(f.To, "*") || strings.Contains(f.From, "*") {
+			v.errorf(fp, "locality lb failover region should not contain '*' wildcard")
 		}
 	}
+}
+
+// checkLocalities is Istio's validateLocalities: at most one '*', last;
+// no empty region/zone/subzone; no locality that an earlier one covers or
+// that covers an earlier one ("*" covers a level).
+func checkLocalities(locs []string) string {
+	const all = "*"
+	tree := map[string]map[string]map[string]bool{} // region → zone → subzone
+	for _, l := range locs {
+		if n := strings.Count(l, "*"); n > 1 || (n == 1 && !strings.HasSuffix(l, "*")) {
+			return fmt.Sprintf("locality %s wildcard '*' number can not exceed 1 and must be in the end", l)
+		}
+		overlap := fmt.Sprintf("locality %s overlap with previous specified ones", l)
+		if tree[all] != nil {
+			return overlap
+		}
+		parts := strings.SplitN(l, "/", 3)
+		for _, part := range parts {
+			if part == "" {
+				return fmt.Sprintf("locality %s must not contain empty region/zone/subzone info", l)
+			}
+		}
+		region := parts[0]
+		zones, seen := tree[region]
+		switch len(parts) {
+		case 1:
+			if seen {
+				return overlap
+			}
+			tree[region] = map[string]map[string]bool{all: {all: true}}
+		case 2:
+			zone := parts[1]
+			if !seen {
+				tree[region] = map[string]map[string]bool{zone: {all: true}}
+				continue
+			}
+			if zones[all] != nil || zones[zone] != nil {
+				return overlap
+			}
+			zones[zone] = map[string]bool{all: true}
+		case 3:
+			zone, sub := parts[1], parts[2]
+			if !seen {
+				tree[region] = map[string]map[string]bool{zone: {sub: true}}
+				continue
+			}
+			if zones[all] != nil {
+				return overlap
+			}
+			subs := zones[zone]
+			if subs == nil {
+				zones[zone] = map[string]bool{sub: true}
+				continue
+			}
+			if subs[all] || subs[sub] {
+				return overlap
+			}
+			subs[sub] = true
+		}
+	}
+	return ""
 }
 
 func (v *validator) connectionPool(p string, cp *networking.ConnectionPoolSettings) {
@@ -267,8 +373,12 @@ func (v *validator) outlier(p string, o *networking.OutlierDetection) {
 	if o == nil {
 		return
 	}
-	if o.ConsecutiveErrors < 0 {
-		v.errorf(p+".consecutiveErrors", "consecutiveErrors must be non-negative")
+	// Istio: validateOutlierDetection.
+	if o.ConsecutiveErrors != 0 { //nolint:staticcheck // the deprecated field is what is checked
+		v.warnf(p+".consecutiveErrors", "outlier detection consecutive errors is deprecated, use consecutiveGatewayErrors or consecutive5xxErrors instead")
+	}
+	if !o.SplitExternalLocalOriginErrors && o.ConsecutiveLocalOriginFailures.GetValue() > 0 {
+		v.errorf(p+".consecutiveLocalOriginFailures", "outlier detection consecutive local origin failures is specified, but split external local origin errors is set to false")
 	}
 	if o.Interval != nil {
 		v.duration(p+".interval", o.Interval)
@@ -294,16 +404,26 @@ func (v *validator) clientTLS(p string, t *networking.ClientTLSSettings) {
 	if t == nil {
 		return
 	}
-	files := t.ClientCertificate != "" || t.PrivateKey != "" || t.CaCertificates != ""
-	switch t.Mode {
-	case networking.ClientTLSSettings_ISTIO_MUTUAL:
-		if files || t.CredentialName != "" {
-			v.errorf(p, "ISTIO_MUTUAL uses the mesh's certificates: clientCertificate, privateKey, caCertificates and credentialName must not be set")
+	// Istio: agent.ValidateTLS. It has no rule for ISTIO_MUTUAL with
+	// certificate fields (they are ignored), so neither has Weft.
+	files := t.ClientCertificate != "" || t.PrivateKey != "" || t.CaCertificates != "" || t.CaCrl != ""
+	if t.GetInsecureSkipVerify().GetValue() {
+		switch t.Mode {
+		case networking.ClientTLSSettings_SIMPLE:
+			if t.CaCertificates != "" || t.CredentialName != "" || t.SubjectAltNames != nil {
+				v.errorf(p, "cannot specify CaCertificates or CredentialName or SubjectAltNames when InsecureSkipVerify is set true")
+			}
+		case networking.ClientTLSSettings_MUTUAL:
+			if t.CaCertificates != "" || t.SubjectAltNames != nil {
+				v.errorf(p, "cannot specify CaCertificates or SubjectAltNames when InsecureSkipVerify is set true")
+			}
 		}
+	}
+	switch t.Mode {
 	case networking.ClientTLSSettings_SIMPLE, networking.ClientTLSSettings_MUTUAL:
 		if t.CredentialName != "" {
 			if files {
-				v.errorf(p, "cannot specify client certificates or CA certificate if credentialName is set")
+				v.errorf(p, "cannot specify client certificates or CA certificate or CA CRL if credentialName is set")
 			}
 			return
 		}
@@ -454,6 +574,9 @@ func (v *validator) serviceEntry(se *networking.ServiceEntry) {
 		}
 		if msg := checkWildcardHost(h); msg != "" {
 			v.errorf(p, "%s", msg)
+		} else if se.Resolution != networking.ServiceEntry_DYNAMIC_DNS && strings.Contains(h, "*") && !strings.HasPrefix(h, "*.") {
+			// Istio: agent.ValidatePartialWildCard, wrapped as a warning.
+			v.warnf(p, "partial wildcard %q not allowed", h)
 		}
 	}
 	cidr := false
@@ -465,9 +588,8 @@ func (v *validator) serviceEntry(se *networking.ServiceEntry) {
 	if cidr && res != networking.ServiceEntry_NONE && res != networking.ServiceEntry_STATIC {
 		v.errorf("spec.addresses", "CIDR addresses are allowed only for NONE/STATIC resolution types")
 	}
-	if len(se.Ports) == 0 {
-		v.errorf("spec.ports", "service entry must have at least one port")
-	}
+	// Istio dropped "at least one port": a ServiceEntry without ports is
+	// accepted (pkg/config/validation ValidateServiceEntry).
 	portNames := map[string]bool{}
 	portNums := map[uint32]bool{}
 	for i, sp := range se.Ports {
@@ -495,10 +617,12 @@ func (v *validator) serviceEntry(se *networking.ServiceEntry) {
 		if len(se.Endpoints) > 0 {
 			v.errorf("spec.endpoints", "no endpoints should be provided for resolution type NONE")
 		}
-	case networking.ServiceEntry_STATIC:
-		if len(se.Endpoints) == 0 && se.WorkloadSelector == nil {
-			v.errorf("spec.resolution", "resolution STATIC needs endpoints or a workloadSelector")
+		if se.WorkloadSelector != nil {
+			v.warnf("spec.workloadSelector", "workloadSelector should not be set when resolution mode is NONE")
 		}
+	case networking.ServiceEntry_STATIC:
+		// Istio accepts STATIC without endpoints (WorkloadEntries may be
+		// added later); Weft used to reject it.
 		unix := false
 		for i, ep := range se.Endpoints {
 			p := fmt.Sprintf("spec.endpoints[%d]", i)
@@ -516,10 +640,31 @@ func (v *validator) serviceEntry(se *networking.ServiceEntry) {
 		if unix && len(se.Ports) != 1 {
 			v.errorf("spec.ports", "exactly 1 service port required for unix endpoints")
 		}
-	case networking.ServiceEntry_DNS, networking.ServiceEntry_DNS_ROUND_ROBIN, networking.ServiceEntry_DYNAMIC_DNS:
+	case networking.ServiceEntry_DYNAMIC_DNS:
+		// Istio's DYNAMIC_DNS rules: wildcard hosts only, no addresses or
+		// endpoints, HTTP/TLS/GRPC/HTTP2 ports.
+		for i, h := range se.Hosts {
+			if !strings.HasPrefix(h, "*") {
+				v.errorf(fmt.Sprintf("spec.hosts[%d]", i), "host must be wildcarded for resolution mode DYNAMIC_DNS")
+			}
+		}
+		if len(se.Addresses) > 0 {
+			v.errorf("spec.addresses", "addresses cannot be set for resolution type DYNAMIC_DNS")
+		}
+		if len(se.Endpoints) > 0 {
+			v.errorf("spec.endpoints", "endpoints cannot be set for resolution type DYNAMIC_DNS")
+		}
+		for i, sp := range se.Ports {
+			switch strings.ToUpper(sp.Protocol) {
+			case "HTTP", "TLS", "GRPC", "HTTP2":
+			default:
+				v.errorf(fmt.Sprintf("spec.ports[%d].protocol", i), "only HTTP, TLS, GRPC, and HTTP2 protocols are supported for resolution type DYNAMIC_DNS")
+			}
+		}
+	case networking.ServiceEntry_DNS, networking.ServiceEntry_DNS_ROUND_ROBIN:
 		if len(se.Endpoints) == 0 {
 			for i, h := range se.Hosts {
-				if strings.HasPrefix(h, "*") && res != networking.ServiceEntry_DYNAMIC_DNS {
+				if strings.HasPrefix(h, "*") {
 					v.errorf(fmt.Sprintf("spec.hosts[%d]", i), "hosts must be FQDN if no endpoints are provided for resolution mode %s (wildcard %q)", res, h)
 				}
 			}

@@ -79,9 +79,7 @@ func TestValidate(t *testing.T) {
 		{"dr mutual without certs", doc(net1, "DestinationRule", "  host: a\n  trafficPolicy:\n    tls: {mode: MUTUAL}\n"), "client certificate required for mutual tls"},
 		{"dr mutual with credentialName", doc(net1, "DestinationRule", "  host: a\n  trafficPolicy:\n    tls: {mode: MUTUAL, credentialName: c}\n"), ""},
 		{"dr simple", doc(net1, "DestinationRule", "  host: a\n  trafficPolicy:\n    tls: {mode: SIMPLE}\n"), ""},
-		{"dr istio mutual with certs", doc(net1, "DestinationRule", "  host: a\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL, caCertificates: /x}\n"), "ISTIO_MUTUAL uses the mesh's certificates"},
 		{"dr cookie without name", doc(net1, "DestinationRule", "  host: a\n  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpCookie: {ttl: 0s}\n"), "name required for httpCookie"},
-		{"dr consistent hash empty", doc(net1, "DestinationRule", "  host: a\n  trafficPolicy:\n    loadBalancer:\n      consistentHash: {}\n"), "consistentHash needs one of"},
 		{"dr maglev prime", doc(net1, "DestinationRule", "  host: a\n  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        useSourceIp: true\n        maglev: {tableSize: 100}\n"), "must be a prime number"},
 		{"dr pool negative", doc(net1, "DestinationRule", "  host: a\n  trafficPolicy:\n    connectionPool:\n      tcp: {maxConnections: -1}\n"), "spec.trafficPolicy.connectionPool.tcp.maxConnections: maxConnections must be non-negative"},
 		{"dr pool empty", doc(net1, "DestinationRule", "  host: a\n  trafficPolicy:\n    connectionPool: {}\n"), "connection pool must have at least one field"},
@@ -109,13 +107,11 @@ func TestValidate(t *testing.T) {
 
 		// ServiceEntry
 		{"se valid", doc(net1, "ServiceEntry", "  hosts: [httpbin.org]\n  ports:\n  - {number: 80, name: http, protocol: HTTP}\n  resolution: DNS\n"), ""},
-		{"se no ports", doc(net1, "ServiceEntry", "  hosts: [httpbin.org]\n  resolution: DNS\n"), "service entry must have at least one port"},
 		{"se no hosts", doc(net1, "ServiceEntry", "  ports:\n  - {number: 80, name: http}\n"), "service entry must have at least one host"},
 		{"se star host", doc(net1, "ServiceEntry", "  hosts: [\"*\"]\n  ports:\n  - {number: 80, name: http}\n"), "invalid host *"},
 		{"se dns wildcard", doc(net1, "ServiceEntry", "  hosts: [\"*.example.com\"]\n  ports:\n  - {number: 80, name: http, protocol: HTTP}\n  resolution: DNS\n"), "hosts must be FQDN if no endpoints are provided for resolution mode DNS"},
 		{"se none wildcard", doc(net1, "ServiceEntry", "  hosts: [\"*.example.com\"]\n  ports:\n  - {number: 80, name: http, protocol: HTTP}\n  resolution: NONE\n"), ""},
 		{"se none endpoints", doc(net1, "ServiceEntry", "  hosts: [a.example.com]\n  ports:\n  - {number: 80, name: http}\n  resolution: NONE\n  endpoints:\n  - address: 1.2.3.4\n"), "no endpoints should be provided for resolution type NONE"},
-		{"se static without endpoints", doc(net1, "ServiceEntry", "  hosts: [a.example.com]\n  ports:\n  - {number: 80, name: http}\n  resolution: STATIC\n"), "resolution STATIC needs endpoints or a workloadSelector"},
 		{"se static hostname endpoint", doc(net1, "ServiceEntry", "  hosts: [a.example.com]\n  ports:\n  - {number: 80, name: http}\n  resolution: STATIC\n  endpoints:\n  - address: foo.com\n"), "is not a valid IP address (resolution STATIC)"},
 		{"se endpoint port undefined", doc(net1, "ServiceEntry", "  hosts: [a.example.com]\n  ports:\n  - {number: 80, name: http}\n  resolution: STATIC\n  endpoints:\n  - address: 1.2.3.4\n    ports: {grpc: 8080}\n"), "endpoint port \"grpc\" is not defined"},
 		{"se duplicate port", doc(net1, "ServiceEntry", "  hosts: [a.example.com]\n  ports:\n  - {number: 80, name: http}\n  - {number: 80, name: http2}\n"), "service entry port 80 already defined"},

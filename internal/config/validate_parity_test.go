@@ -1,0 +1,116 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestValidateIstioParity is one case per rule changed to match Istio
+// 1.31's admission webhook (istio/istio pkg/config/validation, and the
+// agent package it calls). Each case cites the Istio function whose rule it
+// mirrors. want is a substring of an error, warn of a warning; both empty
+// means accepted cleanly.
+func TestValidateIstioParity(t *testing.T) {
+	dr := func(spec string) string { return doc(net1, "DestinationRule", "  host: a.example.com\n"+spec) }
+	se := func(spec string) string { return doc(net1, "ServiceEntry", spec) }
+	for _, c := range []struct {
+		name, src  string
+		want, warn string
+	}{
+		// ValidateServiceEntry: no "at least one port" rule any more.
+		{name: "se without ports accepted", src: se("  hosts: [example.com]\n  addresses: [1.1.1.1/32]\n")},
+		// ValidateServiceEntry: STATIC needs neither endpoints nor a selector.
+		{name: "se static without endpoints accepted", src: se("  hosts: [a.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n")},
+		// ValidateServiceEntry, NONE: workloadSelector is a warning.
+		{name: "se none with selector warns", src: se("  hosts: [a.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: NONE\n  workloadSelector: {labels: {app: a}}\n"),
+			warn: "workloadSelector should not be set when resolution mode is NONE"},
+		// ValidateServiceEntry, DYNAMIC_DNS: hosts must be wildcards.
+		{name: "se dynamic dns exact host", src: se("  hosts: [a.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: DYNAMIC_DNS\n"),
+			want: "host must be wildcarded for resolution mode DYNAMIC_DNS"},
+		// ValidateServiceEntry, DYNAMIC_DNS: HTTP, TLS, GRPC, HTTP2 only.
+		{name: "se dynamic dns tcp port", src: se("  hosts: ['*.example.com']\n  ports: [{number: 5432, name: tcp, protocol: TCP}]\n  resolution: DYNAMIC_DNS\n"),
+			want: "only HTTP, TLS, GRPC, and HTTP2 protocols are supported for resolution type DYNAMIC_DNS"},
+		// ValidateServiceEntry, DYNAMIC_DNS: no addresses.
+		{name: "se dynamic dns addresses", src: se("  hosts: ['*.example.com']\n  addresses: [10.0.0.1]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: DYNAMIC_DNS\n"),
+			want: "addresses cannot be set for resolution type DYNAMIC_DNS"},
+		{name: "se dynamic dns wildcard ok", src: se("  hosts: ['*.example.com']\n  ports: [{number: 443, name: tls, protocol: TLS}]\n  resolution: DYNAMIC_DNS\n")},
+
+		// validateTrafficPolicy: an empty trafficPolicy is an error.
+		{name: "dr empty traffic policy", src: dr("  trafficPolicy: {}\n"), want: "traffic policy must have at least one field"},
+		// validatePortTrafficPolicies: a port entry needs a setting.
+		{name: "dr empty port policy", src: dr("  trafficPolicy:\n    portLevelSettings:\n    - port: {number: 80}\n"), want: "port traffic policy must have at least one field"},
+		// validatePortTrafficPolicies has no duplicate-port rule.
+		{name: "dr duplicate port accepted", src: dr("  trafficPolicy:\n    portLevelSettings:\n    - port: {number: 80}\n      loadBalancer: {simple: RANDOM}\n    - port: {number: 80}\n      loadBalancer: {simple: ROUND_ROBIN}\n")},
+		// validateLoadBalancer: consistentHash without a key is accepted.
+		{name: "dr consistent hash without key accepted", src: dr("  trafficPolicy:\n    loadBalancer:\n      consistentHash: {}\n")},
+		{name: "dr use source ip false accepted", src: dr("  trafficPolicy:\n    loadBalancer:\n      consistentHash: {useSourceIp: false}\n")},
+		// validateLoadBalancer: maglev tableSize must be set.
+		{name: "dr maglev without table size", src: dr("  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpHeaderName: x-user\n        maglev: {}\n"), want: "tableSize must be set for maglev"},
+		// validateLoadBalancer: maglev tableSize below 5000011.
+		{name: "dr maglev table too big", src: dr("  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpHeaderName: x-user\n        maglev: {tableSize: 5000011}\n"), want: "tableSize must be less than 5000011"},
+		// isPrime (Envoy's): 3 is prime, so accepted.
+		{name: "dr maglev table 3", src: dr("  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpHeaderName: x-user\n        maglev: {tableSize: 3}\n")},
+		// validateLoadBalancer: minimumRingSize is deprecated (warning) and
+		// conflicts with maglev as well as ringHash.
+		{name: "dr minimum ring size warns", src: dr("  trafficPolicy:\n    loadBalancer:\n      consistentHash: {httpHeaderName: x-user, minimumRingSize: 1024}\n"),
+			warn: "consistent hash MinimumRingSize is deprecated"},
+		{name: "dr minimum ring size with maglev", src: dr("  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpHeaderName: x-user\n        minimumRingSize: 1024\n        maglev: {tableSize: 65537}\n"),
+			want: "only one of MinimumRingSize or Maglev/Ringhash can be specified", warn: "MinimumRingSize is deprecated"},
+		// ValidateLocalityLbSetting: failover without outlier detection warns.
+		{name: "dr failover without outlier warns", src: dr("  trafficPolicy:\n    loadBalancer:\n      localityLbSetting:\n        failover: [{from: r1, to: r2}]\n"),
+			warn: "outlier detection policy must be provided for failover"},
+		// ValidateLocalityLbSetting: failover names regions only.
+		{name: "dr failover zone", src: dr("  trafficPolicy:\n    loadBalancer:\n      localityLbSetting:\n        failover: [{from: r1/z1, to: r2}]\n    outlierDetection: {consecutive5xxErrors: 1}\n"),
+			want: "locality lb failover only specify region"},
+		// ValidateLocalityLbSetting: "*" in from as well as to.
+		{name: "dr failover from wildcard", src: dr("  trafficPolicy:\n    loadBalancer:\n      localityLbSetting:\n        failover: [{from: '*', to: r2}]\n    outlierDetection: {consecutive5xxErrors: 1}\n"),
+			want: "should not contain '*' wildcard"},
+		// ValidateLocalityLbSetting: failover and a topology failoverPriority label.
+		{name: "dr failover with topology priority", src: dr("  trafficPolicy:\n    loadBalancer:\n      localityLbSetting:\n        failover: [{from: r1, to: r2}]\n        failoverPriority: [topology.kubernetes.io/zone]\n    outlierDetection: {consecutive5xxErrors: 1}\n"),
+			want: "can not simultaneously set 'failover' and topology label"},
+		// validateLocalities: wildcard only last.
+		{name: "dr distribute wildcard middle", src: dr("  trafficPolicy:\n    loadBalancer:\n      localityLbSetting:\n        distribute:\n        - from: 'r1/*/s1'\n          to: {r1: 100}\n"),
+			want: "wildcard '*' number can not exceed 1 and must be in the end"},
+		// validateLocalities: overlapping localities.
+		{name: "dr distribute overlapping to", src: dr("  trafficPolicy:\n    loadBalancer:\n      localityLbSetting:\n        distribute:\n        - from: r1\n          to: {r2: 50, r2/z1: 50}\n"),
+			want: "overlap with previous specified ones"},
+		// validateOutlierDetection: consecutiveErrors is deprecated (warning).
+		{name: "dr consecutive errors warns", src: dr("  trafficPolicy:\n    outlierDetection: {consecutiveErrors: 5}\n"),
+			warn: "outlier detection consecutive errors is deprecated"},
+		// validateOutlierDetection: local origin failures need the split.
+		{name: "dr local origin without split", src: dr("  trafficPolicy:\n    outlierDetection: {consecutiveLocalOriginFailures: 3}\n"),
+			want: "split external local origin errors is set to false"},
+		// agent.ValidateTLS has no ISTIO_MUTUAL rule: certificates are ignored.
+		{name: "dr istio mutual with certs accepted", src: dr("  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL, caCertificates: /x}\n")},
+		// agent.ValidateTLS: insecureSkipVerify conflicts with a CA.
+		{name: "dr insecure skip verify with ca", src: dr("  trafficPolicy:\n    tls: {mode: SIMPLE, insecureSkipVerify: true, caCertificates: /ca.pem}\n"),
+			want: "cannot specify CaCertificates or CredentialName or SubjectAltNames when InsecureSkipVerify is set true"},
+		// agent.ValidateTLS: caCrl with credentialName.
+		{name: "dr crl with credential", src: dr("  trafficPolicy:\n    tls: {mode: SIMPLE, credentialName: c, caCrl: /crl.pem}\n"),
+			want: "cannot specify client certificates or CA certificate or CA CRL if credentialName is set"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := LoadReader("v.yaml", strings.NewReader(c.src), Options{})
+			if err != nil || len(res) != 1 {
+				t.Fatalf("load: %v (%d resources)", err, len(res))
+			}
+			errs, warns := ValidateWithWarnings(res[0])
+			check := func(kind, want string, got []*Error) {
+				if want == "" {
+					for _, e := range got {
+						t.Errorf("unexpected %s: %v", kind, e)
+					}
+					return
+				}
+				for _, e := range got {
+					if strings.Contains(e.Error(), want) {
+						return
+					}
+				}
+				t.Errorf("no %s containing %q; got %v", kind, want, ErrorList(got))
+			}
+			check("error", c.want, errs)
+			check("warning", c.warn, warns)
+		})
+	}
+}
