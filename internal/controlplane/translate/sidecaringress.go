@@ -1,9 +1,8 @@
 package translate
 
 import (
-	"net"
+	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -75,18 +74,17 @@ func (b *builder) ingressEndpoint(l *networking.IstioIngressListener) (string, u
 	if strings.HasPrefix(ep, "unix://") {
 		return "", 0, false
 	}
-	host, port, err := net.SplitHostPort(ep)
-	if err != nil {
+	// Istio accepts only 127.0.0.1:PORT, 0.0.0.0:PORT (and unix://) here;
+	// netip keeps translate free of the net package.
+	ap, err := netip.ParseAddrPort(ep)
+	if err != nil || ap.Port() == 0 {
 		return "", 0, false
 	}
-	n, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || n == 0 {
-		return "", 0, false
-	}
-	if host == "0.0.0.0" || host == "::" {
+	host := ap.Addr().String()
+	if ap.Addr().IsUnspecified() {
 		host = b.appAddress()
 	}
-	return host, uint32(n), true
+	return host, uint32(ap.Port()), true
 }
 
 // applySidecarIngress points the inbound cluster for port at the ingress
