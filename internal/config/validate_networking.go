@@ -754,8 +754,16 @@ func (v *validator) workloadGroup(wg *networking.WorkloadGroup) {
 }
 
 func (v *validator) sidecar(sc *networking.Sidecar) {
+	// Istio: ValidateSidecar (pkg/config/validation/validation.go).
 	if sc.WorkloadSelector != nil {
 		v.selector("spec.workloadSelector.labels", sc.WorkloadSelector.Labels)
+		if len(sc.WorkloadSelector.Labels) == 0 {
+			v.warnf("spec.workloadSelector", "sidecar: workload selector specified without labels, will be applied to all services in namespace")
+		}
+	}
+	if len(sc.Egress) == 0 && len(sc.Ingress) == 0 && sc.OutboundTrafficPolicy == nil && sc.InboundConnectionPool == nil {
+		v.errorf("spec", "sidecar: empty configuration provided")
+		return
 	}
 	ingressPorts := map[uint32]bool{}
 	for i, in := range sc.Ingress {
@@ -765,6 +773,9 @@ func (v *validator) sidecar(sc *networking.Sidecar) {
 			continue
 		}
 		v.sidecarPort(p+".port", in.Port)
+		if in.Port.TargetPort > 0 { //nolint:staticcheck // the deprecated field is what is checked
+			v.errorf(p+".port.targetPort", "targetPort has no impact on Sidecars")
+		}
 		if in.Bind != "" && !isIP(in.Bind) {
 			v.errorf(p+".bind", "%q is not a valid IP", in.Bind)
 		}
@@ -775,29 +786,100 @@ func (v *validator) sidecar(sc *networking.Sidecar) {
 		if in.DefaultEndpoint != "" {
 			v.defaultEndpoint(p+".defaultEndpoint", in.DefaultEndpoint)
 		}
+		if t := in.Tls; t != nil {
+			tp := p + ".tls"
+			if len(t.SubjectAltNames) > 0 {
+				v.errorf(tp+".subjectAltNames", "sidecar: subjectAltNames is not supported in ingress tls")
+			}
+			if t.HttpsRedirect {
+				v.errorf(tp+".httpsRedirect", "sidecar: httpsRedirect is not supported")
+			}
+			if t.CredentialName != "" {
+				v.errorf(tp+".credentialName", "sidecar: credentialName is not currently supported")
+			}
+			if t.Mode == networking.ServerTLSSettings_ISTIO_MUTUAL || t.Mode == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
+				v.errorf(tp+".mode", "configuration is invalid: cannot set mode to %s in sidecar ingress tls", t.Mode)
+			}
+			if !isTLSProtocol(in.Port.Protocol) {
+				v.errorf(tp, "server cannot have TLS settings for non HTTPS/TLS ports")
+			}
+		}
+		v.connectionPool(p+".connectionPool", in.ConnectionPool)
+		if in.ConnectionPool.GetHttp() != nil && !isHTTPProtocol(in.Port.Protocol) {
+			v.warnf(p+".connectionPool.http", "sidecar: HTTP connection pool settings are configured for port %d (%q) but its protocol is not HTTP (%s); only TCP settings will apply",
+				in.Port.Number, in.Port.Name, in.Port.Protocol)
+		}
 	}
 	egressPorts := map[uint32]bool{}
+	sockets := map[string]bool{}
+	catchAll := false
 	for i, eg := range sc.Egress {
 		p := fmt.Sprintf("spec.egress[%d]", i)
 		if eg.Port == nil {
-			if i != len(sc.Egress)-1 {
+			switch {
+			case catchAll:
+				v.errorf(p, "sidecar: egress can have only one listener with empty port")
+				continue
+			case i != len(sc.Egress)-1:
 				v.errorf(p, "sidecar: the egress listener with empty port should be the last listener in the list")
+			default:
+				catchAll = true
 			}
 		} else {
-			v.sidecarPort(p+".port", eg.Port)
-			if egressPorts[eg.Port.Number] {
-				v.errorf(p+".port.number", "sidecar: ports on IP bound listeners must be unique")
+			if eg.Port.TargetPort > 0 { //nolint:staticcheck // the deprecated field is what is checked
+				v.errorf(p+".port.targetPort", "targetPort has no impact on Sidecars")
 			}
-			egressPorts[eg.Port.Number] = true
-			if eg.Bind != "" && !isIP(eg.Bind) && !strings.HasPrefix(eg.Bind, "unix://") {
-				v.errorf(p+".bind", "%q is not a valid IP", eg.Bind)
+			if eg.Port.Number == 0 {
+				// Port 0 is a listener on a Unix domain socket (bind).
+				if eg.Port.Name != "" && !isDNSLabel(eg.Port.Name) {
+					v.errorf(p+".port.name", "invalid port name %q", eg.Port.Name)
+				}
+				v.protocol(p+".port.protocol", eg.Port.Protocol, false)
+				if !strings.HasPrefix(eg.Bind, "unix://") {
+					v.errorf(p+".bind", "sidecar: ports with 0 value must have a unix domain socket bind address")
+				} else {
+					v.unixAddress(p+".bind", strings.TrimPrefix(eg.Bind, "unix://"))
+				}
+				if eg.CaptureMode != networking.CaptureMode_DEFAULT && eg.CaptureMode != networking.CaptureMode_NONE {
+					v.errorf(p+".captureMode", "sidecar: captureMode must be DEFAULT/NONE for unix domain socket listeners")
+				}
+				if sockets[eg.Bind] {
+					v.errorf(p+".bind", "sidecar: unix domain socket values for listeners must be unique")
+				}
+				sockets[eg.Bind] = true
+			} else {
+				v.sidecarPort(p+".port", eg.Port)
+				if egressPorts[eg.Port.Number] {
+					v.errorf(p+".port.number", "sidecar: ports on IP bound listeners must be unique")
+				}
+				egressPorts[eg.Port.Number] = true
+				if eg.Bind != "" && !isIP(eg.Bind) {
+					v.errorf(p+".bind", "%q is not a valid IP", eg.Bind)
+				}
 			}
 		}
 		if len(eg.Hosts) == 0 {
 			v.errorf(p+".hosts", "sidecar: egress listener must contain at least one host")
 		}
+		byNS := map[string]map[string]bool{}
 		for j, h := range eg.Hosts {
-			v.nsHost(fmt.Sprintf("%s.hosts[%d]", p, j), h, false)
+			hp := fmt.Sprintf("%s.hosts[%d]", p, j)
+			if ns, name, ok := strings.Cut(h, "/"); ok && !strings.HasPrefix(ns, "~") {
+				if ns == "." {
+					ns = v.r.Namespace
+				}
+				if byNS[ns] == nil {
+					byNS[ns] = map[string]bool{}
+				}
+				if (name != "*" && (byNS[ns][name] || byNS[ns]["*"])) || (name == "*" && len(byNS[ns]) > 0) {
+					v.warnf(hp, "duplicated egress host: %s", h)
+				}
+				byNS[ns][name] = true
+			}
+			v.nsHost(hp, h, false)
+		}
+		if byNS["*"]["*"] && len(byNS) != 1 {
+			v.warnf(p+".hosts", "`*/*` host select all resources, no other hosts can be added")
 		}
 	}
 	if tp := sc.OutboundTrafficPolicy; tp != nil && tp.EgressProxy != nil {

@@ -13,6 +13,7 @@ import (
 func TestValidateIstioParity(t *testing.T) {
 	dr := func(spec string) string { return doc(net1, "DestinationRule", "  host: a.example.com\n"+spec) }
 	se := func(spec string) string { return doc(net1, "ServiceEntry", spec) }
+	sc := func(spec string) string { return doc(net1, "Sidecar", spec) }
 	for _, c := range []struct {
 		name, src  string
 		want, warn string
@@ -88,6 +89,34 @@ func TestValidateIstioParity(t *testing.T) {
 		// agent.ValidateTLS: caCrl with credentialName.
 		{name: "dr crl with credential", src: dr("  trafficPolicy:\n    tls: {mode: SIMPLE, credentialName: c, caCrl: /crl.pem}\n"),
 			want: "cannot specify client certificates or CA certificate or CA CRL if credentialName is set"},
+
+		// ValidateSidecar: an empty Sidecar is an error.
+		{name: "sidecar empty", src: sc("  workloadSelector: {labels: {app: a}}\n"), want: "sidecar: empty configuration provided"},
+		// ValidateAlphaWorkloadSelector: a selector without labels warns.
+		{name: "sidecar selector without labels", src: sc("  workloadSelector: {}\n  egress: [{hosts: ['./*']}]\n"),
+			warn: "workload selector specified without labels"},
+		// ValidateSidecar: targetPort has no effect on a Sidecar port.
+		{name: "sidecar target port", src: sc("  ingress:\n  - port: {number: 9080, protocol: HTTP, name: http, targetPort: 8080}\n    defaultEndpoint: 127.0.0.1:8080\n"),
+			want: "targetPort has no impact on Sidecars"},
+		// ValidateSidecar: ingress tls on a plaintext port.
+		{name: "sidecar ingress tls on http", src: sc("  ingress:\n  - port: {number: 9080, protocol: HTTP, name: http}\n    tls: {mode: SIMPLE, serverCertificate: /c, privateKey: /k}\n"),
+			want: "server cannot have TLS settings for non HTTPS/TLS ports"},
+		// ValidateSidecar: ingress tls ISTIO_MUTUAL is not allowed.
+		{name: "sidecar ingress tls istio mutual", src: sc("  ingress:\n  - port: {number: 9443, protocol: HTTPS, name: https}\n    tls: {mode: ISTIO_MUTUAL}\n"),
+			want: "cannot set mode to ISTIO_MUTUAL in sidecar ingress tls"},
+		// ValidateSidecar: HTTP pool settings on a TCP ingress port warn.
+		{name: "sidecar http pool on tcp", src: sc("  ingress:\n  - port: {number: 5432, protocol: TCP, name: tcp}\n    connectionPool: {http: {maxRetries: 3}}\n"),
+			warn: "HTTP connection pool settings are configured for port 5432"},
+		// validateSidecarEgressPortBindAndCaptureMode: port 0 needs a socket.
+		{name: "sidecar uds without socket", src: sc("  egress:\n  - port: {number: 0, protocol: HTTP, name: http}\n    hosts: ['./*']\n"),
+			want: "ports with 0 value must have a unix domain socket bind address"},
+		{name: "sidecar uds", src: sc("  egress:\n  - port: {number: 0, protocol: HTTP, name: http}\n    bind: unix:///var/run/app.sock\n    hosts: ['./*']\n")},
+		// validateSidecarEgressPortBindAndCaptureMode: an IP port binds an IP.
+		{name: "sidecar ip port unix bind", src: sc("  egress:\n  - port: {number: 80, protocol: HTTP, name: http}\n    bind: unix:///var/run/app.sock\n    hosts: ['./*']\n"),
+			want: "is not a valid IP"},
+		// ValidateSidecar: duplicated egress hosts and */* with others warn.
+		{name: "sidecar duplicated host", src: sc("  egress:\n  - hosts: ['./*', './a.example.com']\n"), warn: "duplicated egress host"},
+		{name: "sidecar all and more", src: sc("  egress:\n  - hosts: ['*/*', 'ns1/a.example.com']\n"), warn: "`*/*` host select all resources"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := LoadReader("v.yaml", strings.NewReader(c.src), Options{})
