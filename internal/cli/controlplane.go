@@ -28,6 +28,7 @@ func newControlPlaneCmd() *cobra.Command {
 	var (
 		opts     server.Options
 		logLevel string
+		kf       kubeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "control-plane",
@@ -64,14 +65,19 @@ Debug pages on the monitoring address:
 ` + debugHelp(),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.ConfigDir == "" {
-				return fmt.Errorf("--config-dir is required")
-			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			kube, err := kf.source(cmd.Context(), opts.ConfigDir, opts.Logger)
+			if err != nil {
+				return err
+			}
+			if kube == nil && opts.ConfigDir == "" {
+				return fmt.Errorf("--config-dir or --kubeconfig is required")
+			}
+			opts.NewSource = kube
 			srv, err := server.New(opts)
 			if err != nil {
 				return err
@@ -96,6 +102,7 @@ Debug pages on the monitoring address:
 	f.DurationVar(&opts.Grace, "registration-grace", registry.DefaultGrace, "how long a disconnected proxy's workload stays registered")
 	f.DurationVar(&opts.Debounce, "debounce", 100*time.Millisecond, "wait for more changes before pushing")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	kf.register(f)
 	return cmd
 }
 

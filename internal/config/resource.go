@@ -33,6 +33,10 @@ const (
 	KindMeshConfig            Kind = "MeshConfig" // mesh-wide settings (istio.io/api/mesh/v1alpha1)
 	KindSecret                Kind = "Secret"     // Kubernetes v1 Secret: TLS material for gateway credentialName
 	KindNamespace             Kind = "Namespace"  // Kubernetes v1 Namespace (cluster-scoped: Namespace is ""); analyzers use it
+	// Kinds only the Kubernetes source produces (the loader skips them in
+	// files): the registry takes endpoints from EndpointSlices and their Pods.
+	KindPod           Kind = "Pod"
+	KindEndpointSlice Kind = "EndpointSlice"
 )
 
 // Position is a place in a source file. Line and Column are 1-based; a zero

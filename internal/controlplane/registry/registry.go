@@ -99,8 +99,12 @@ func Build(resources []*config.Resource, workloads []*Workload) (*model.Snapshot
 		ksvcs   []*corev1.Service
 		mesh    *meshv1alpha1.MeshConfig
 		entries []*networkingv1.WorkloadEntry
+		kube    kubeIndex
 	)
 	for _, r := range resources {
+		if kube.add(r.Object) {
+			continue
+		}
 		switch o := r.Object.(type) {
 		case *networkingv1.VirtualService:
 			snap.VirtualServices = append(snap.VirtualServices, o)
@@ -162,7 +166,7 @@ func Build(resources []*config.Resource, workloads []*Workload) (*model.Snapshot
 	}
 
 	for _, ks := range ksvcs {
-		snap.Services = append(snap.Services, fromKubeService(ks, all, snap.Mesh))
+		snap.Services = append(snap.Services, fromKubeService(ks, all, &kube))
 	}
 	for _, se := range snap.ServiceEntries {
 		snap.Services = append(snap.Services, fromServiceEntry(se, all)...)

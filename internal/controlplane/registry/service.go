@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -29,7 +28,7 @@ type svcPort struct {
 	targetName string
 }
 
-func fromKubeService(ks *corev1.Service, workloads []*Workload, _ *meshv1alpha1.MeshConfig) *model.Service {
+func fromKubeService(ks *corev1.Service, workloads []*Workload, kube *kubeIndex) *model.Service {
 	s := &model.Service{
 		Hostname:  fmt.Sprintf("%s.%s.svc.%s", ks.Name, ks.Namespace, DomainSuffix),
 		Name:      ks.Name,
@@ -68,6 +67,12 @@ func fromKubeService(ks *corev1.Service, workloads []*Workload, _ *meshv1alpha1.
 				s.Endpoints = append(s.Endpoints, endpointsFor(w, ports)...)
 			}
 		}
+	}
+	// On Kubernetes the EndpointSlices list the pods (with or without a
+	// selector); selected WorkloadEntries and proxies add to them, as in
+	// Istio.
+	if fromSlices := kube.sliceEndpoints(ks, ports); len(fromSlices) > 0 {
+		s.Endpoints = append(withoutAddresses(s.Endpoints, fromSlices), fromSlices...)
 	}
 	sortEndpoints(s.Endpoints)
 	return s

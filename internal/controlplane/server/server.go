@@ -63,13 +63,17 @@ type Options struct {
 	// ("" = apiauth.DefaultDir(), "-" = not published).
 	TokenDir string
 	Logger   *slog.Logger
+	// NewSource, when set, replaces the config directory (Kubernetes
+	// mode): it returns a synced source that calls onChange on changes.
+	NewSource func(onChange func()) (store.Source, error)
 }
 
 // Server is a running control plane.
 type Server struct {
 	opts  Options
 	log   *slog.Logger
-	store *store.Dir
+	store *store.Dir // nil when config comes from NewSource
+	src   store.Source
 	auto  *registry.Auto
 	xds   *xds.Server
 	grpc  *grpc.Server // plaintext xDS (dev); nil when off
@@ -126,13 +130,20 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1)}
 	var err error
-	s.store, err = store.Open(opts.ConfigDir, store.Options{Logger: s.log.With("component", "store"), Debounce: opts.Debounce, OnChange: s.changed})
-	if err != nil {
-		return nil, err
-	}
-	for _, st := range s.store.Status() {
-		for _, e := range st.Errors {
-			s.log.Error("config file rejected", "file", st.File, "error", e)
+	if opts.NewSource != nil {
+		if s.src, err = opts.NewSource(s.changed); err != nil {
+			return nil, err
+		}
+	} else {
+		s.store, err = store.Open(opts.ConfigDir, store.Options{Logger: s.log.With("component", "store"), Debounce: opts.Debounce, OnChange: s.changed})
+		if err != nil {
+			return nil, err
+		}
+		s.src = s.store
+		for _, st := range s.store.Status() {
+			for _, e := range st.Errors {
+				s.log.Error("config file rejected", "file", st.File, "error", e)
+			}
 		}
 	}
 	s.auto = registry.NewAuto(opts.Grace, s.changed)
@@ -147,7 +158,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.jwks = jwks.New(jwks.Options{Log: s.log.With("component", "jwks"), OnChange: s.changed})
-	snap, err := registry.Build(s.store.Resources(), s.auto.Workloads())
+	snap, err := registry.Build(s.src.Resources(), s.auto.Workloads())
 	if err == nil {
 		s.addJWKS(snap)
 	}
@@ -199,7 +210,7 @@ func New(opts Options) (*Server, error) {
 	if s.opts.StateDir != "" && s.opts.AdminToken == "" {
 		s.log.Info("admin token for API writes and Secret reads", "file", filepath.Join(s.opts.StateDir, apiauth.StateFile))
 	}
-	s.http = &http.Server{Handler: s.guard(s.routes()), ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: s.guard(s.sourceRoutes(s.routes())), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
 
@@ -269,7 +280,7 @@ func grpcKeepalive() []grpc.ServerOption {
 // XDS returns the ADS server (status, dumps).
 func (s *Server) XDS() *xds.Server { return s.xds }
 
-// Store returns the config directory.
+// Store returns the config directory (nil in Kubernetes mode).
 func (s *Server) Store() *store.Dir { return s.store }
 
 func (s *Server) changed() {
@@ -283,7 +294,7 @@ func (s *Server) changed() {
 // the xDS server (which debounces the push).
 func (s *Server) rebuild() {
 	s.saveRegistrations()
-	snap, err := registry.Build(s.store.Resources(), s.auto.Workloads())
+	snap, err := registry.Build(s.src.Resources(), s.auto.Workloads())
 	s.mu.Lock()
 	if err != nil {
 		if s.buildErr != err.Error() {
@@ -331,10 +342,10 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() { errc <- s.grpc.Serve(s.xdsLis) }()
 	}
 	go func() { errc <- s.http.Serve(s.monLis) }()
-	go func() { errc <- s.store.Watch(ctx) }()
+	go func() { errc <- s.src.Watch(ctx) }()
 	go s.jwks.Run(ctx)
 	s.sec.run(ctx, errc)
-	s.log.Info("control plane serving", "config-dir", s.store.Root(), "secure", s.SecureAddr(), "xds", s.XDSAddr(), "monitoring", s.MonitoringAddr())
+	s.log.Info("control plane serving", "source", s.sourceName(), "secure", s.SecureAddr(), "xds", s.XDSAddr(), "monitoring", s.MonitoringAddr())
 	var err error
 loop:
 	for {

@@ -1,0 +1,150 @@
+package registry
+
+import (
+	"cmp"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/weftmesh/weft/internal/controlplane/model"
+)
+
+// Labels Istio reads on Namespaces and Pods.
+const (
+	tlsModeLabel = "security.istio.io/tlsMode"
+	networkLabel = "topology.istio.io/network"
+)
+
+// kubeIndex holds what the Kubernetes source adds: EndpointSlices by
+// owning Service ("ns/name"), Pods by "ns/name", Namespace labels. It is
+// empty for the directory source, where selectors pick workloads.
+type kubeIndex struct {
+	slices     map[string][]*discoveryv1.EndpointSlice
+	pods       map[string]*corev1.Pod
+	namespaces map[string]map[string]string
+}
+
+func (ki *kubeIndex) add(o any) bool {
+	switch o := o.(type) {
+	case *discoveryv1.EndpointSlice:
+		svc := o.Labels[discoveryv1.LabelServiceName]
+		if svc == "" {
+			return true
+		}
+		if ki.slices == nil {
+			ki.slices = map[string][]*discoveryv1.EndpointSlice{}
+		}
+		ki.slices[o.Namespace+"/"+svc] = append(ki.slices[o.Namespace+"/"+svc], o)
+	case *corev1.Pod:
+		if ki.pods == nil {
+			ki.pods = map[string]*corev1.Pod{}
+		}
+		ki.pods[o.Namespace+"/"+o.Name] = o
+	case *corev1.Namespace:
+		if ki.namespaces == nil {
+			ki.namespaces = map[string]map[string]string{}
+		}
+		ki.namespaces[o.Name] = o.Labels
+	default:
+		return false
+	}
+	return true
+}
+
+// sliceEndpoints are a Service's endpoints from its EndpointSlices, as
+// Kubernetes' EndpointSlice controller computed them (readiness, named
+// target ports). A ready endpoint is healthy; a terminating one that is
+// not serving is left out. Pod labels, service account and the tlsMode
+// label come from the endpoint's targetRef Pod.
+func (ki *kubeIndex) sliceEndpoints(ks *corev1.Service, ports []svcPort) []*model.Endpoint {
+	var out []*model.Endpoint
+	for _, sl := range ki.slices[ks.Namespace+"/"+ks.Name] {
+		if sl.AddressType == discoveryv1.AddressTypeFQDN {
+			continue
+		}
+		for _, ep := range sl.Endpoints {
+			if len(ep.Addresses) == 0 {
+				continue
+			}
+			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
+			if !ready && ep.Conditions.Serving != nil && !*ep.Conditions.Serving {
+				continue
+			}
+			e := model.Endpoint{
+				Address:   ep.Addresses[0],
+				Namespace: ks.Namespace,
+				Healthy:   ready,
+				TLSMode:   "disabled",
+				Network:   ki.namespaces[ks.Namespace][networkLabel],
+			}
+			if ep.Zone != nil {
+				e.Locality = "/" + *ep.Zone // region unknown without the Node
+			}
+			if ref := ep.TargetRef; ref != nil && ref.Kind == "Pod" {
+				e.WorkloadName = ref.Name
+				if p := ki.pods[cmp.Or(ref.Namespace, ks.Namespace)+"/"+ref.Name]; p != nil {
+					e.Labels = p.Labels
+					e.ServiceAccount = cmp.Or(p.Spec.ServiceAccountName, "default")
+					if m := p.Labels[tlsModeLabel]; m != "" {
+						e.TLSMode = m
+					}
+					if n := p.Labels[networkLabel]; n != "" {
+						e.Network = n
+					}
+				}
+			}
+			for _, sp := range ports {
+				port, ok := slicePort(sl, sp)
+				if !ok {
+					continue
+				}
+				ce := e
+				ce.Port, ce.ServicePort = port, sp.Number
+				out = append(out, &ce)
+			}
+		}
+	}
+	return out
+}
+
+// slicePort finds the slice port serving a Service port: slices name their
+// ports after the Service's.
+func slicePort(sl *discoveryv1.EndpointSlice, sp svcPort) (uint32, bool) {
+	for _, p := range sl.Ports {
+		if p.Port == nil || (p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP) {
+			continue
+		}
+		if ptrString(p.Name) == sp.Name {
+			return uint32(*p.Port), true
+		}
+	}
+	return 0, false
+}
+
+func ptrString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// withoutAddresses drops endpoints whose address:port the slices already
+// give, so a WorkloadEntry or a proxy that registered itself for a pod
+// does not double it.
+func withoutAddresses(eps, have []*model.Endpoint) []*model.Endpoint {
+	type key struct {
+		addr string
+		port uint32
+	}
+	seen := map[key]bool{}
+	for _, e := range have {
+		seen[key{e.Address, e.ServicePort}] = true
+	}
+	out := eps[:0]
+	for _, e := range eps {
+		if !seen[key{e.Address, e.ServicePort}] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
