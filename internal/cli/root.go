@@ -48,5 +48,6 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newDemoCmd(),
 		newExperimentalCmd(),
 	)
+	root.AddCommand(newKubeCmds()...)
 	return root
 }
