@@ -1,0 +1,251 @@
+// Package kube_test runs `weft control-plane --kubeconfig` against a real
+// kube-apiserver (internal/kubetest) and a real weft-proxy gateway: Istio
+// objects created with client-go become traffic behaviour, and edits and
+// EndpointSlice changes take effect while requests flow.
+package kube_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	networkingapi "istio.io/api/networking/v1alpha3"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	istioclient "istio.io/client-go/pkg/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/weftmesh/weft/internal/install"
+	"github.com/weftmesh/weft/internal/kubetest"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	// Build the binaries only when the API server can run.
+	if kubetest.Binaries(kubetest.BinDir()) == nil {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+		dir, err := os.MkdirTemp("", "weft-e2e-kube-")
+		if err != nil {
+			panic(err)
+		}
+		binDir = dir
+		for _, b := range []string{"weft", "weft-proxy"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b, err, out)
+				os.Exit(1)
+			}
+		}
+		defer os.RemoveAll(dir)
+	}
+	kubetest.Main(m)
+}
+
+// proc is a started binary whose stderr is kept.
+type proc struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	log strings.Builder
+}
+
+func (p *proc) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+func start(t *testing.T, bin string, onLine func(string), args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(filepath.Join(binDir, bin), args...)}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if onLine != nil {
+				onLine(sc.Text())
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", bin, p.Log())
+		}
+	})
+	return p
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// backend answers with its name.
+func backend(t *testing.T, name string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestGatewayFromAPIServer: the control plane runs as a process with
+// --kubeconfig; a weft-proxy gateway routes by a Gateway and VirtualService
+// created with client-go to endpoints from an EndpointSlice. An edit of the
+// VirtualService and of the EndpointSlice each take effect while requests
+// flow; the time each took is logged.
+func TestGatewayFromAPIServer(t *testing.T) {
+	env := kubetest.Shared(t)
+	ctx := context.Background()
+	a, err := install.NewApplier(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, _ := install.Decode(install.CRDs)
+	if _, err := a.Apply(ctx, crds, false); err != nil {
+		t.Fatal(err)
+	}
+	ns := env.Namespace(t, nil)
+	ic, err := istioclient.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, two := backend(t, "one"), backend(t, "two")
+
+	if _, err := env.Client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	portName, port, ready := "http", int32(one), true
+	slice, err := env.Client.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := &networkingv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"}}
+	gw.Spec.Selector = map[string]string{"istio": "ingressgateway"}
+	gw.Spec.Servers = []*networkingapi.Server{{Port: &networkingapi.Port{Number: 8080, Name: "http", Protocol: "HTTP"}, Hosts: []string{"*"}}}
+	if _, err := ic.NetworkingV1().Gateways(ns).Create(ctx, gw, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	vs := &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
+	vs.Spec.Hosts = []string{"*"}
+	vs.Spec.Gateways = []string{"gw"}
+	vs.Spec.Http = []*networkingapi.HTTPRoute{{
+		Route: []*networkingapi.HTTPRouteDestination{{
+			Destination: &networkingapi.Destination{Host: "web", Port: &networkingapi.PortSelector{Number: 80}},
+			Headers:     &networkingapi.Headers{Response: &networkingapi.Headers_HeaderOperations{Set: map[string]string{"x-edit": "first"}}},
+		}},
+	}}
+	if vs, err = ic.NetworkingV1().VirtualServices(ns).Create(ctx, vs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	xds := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	served := make(chan struct{})
+	var once sync.Once
+	start(t, "weft", func(l string) {
+		if strings.Contains(l, "control plane serving") {
+			once.Do(func() { close(served) })
+		}
+	}, "control-plane", "--kubeconfig", env.Kubeconfig, "--xds-address", xds, "--monitoring-address", "127.0.0.1:0", "--debounce", "20ms")
+	select {
+	case <-served:
+	case <-time.After(60 * time.Second):
+		t.Fatal("control plane did not start")
+	}
+	gwPort := freePort(t)
+	start(t, "weft-proxy", nil, "router", "--xds", xds, "--namespace", ns, "--name", "ingress", "--labels", "istio=ingressgateway",
+		"--ip", "127.0.0.1", "--port-map", "8080="+strconv.Itoa(gwPort), "--admin-port", "0", "--health-port", "0", "--stats-port", "0", "--merged-port", "0")
+
+	get := func() (string, string) {
+		c := &http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(gwPort) + "/")
+		if err != nil {
+			return "", err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.Header.Get("x-edit"), fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}
+	// until polls requests until want is seen and returns how long it took.
+	until := func(what string, want func(edit, body string) bool) time.Duration {
+		t.Helper()
+		begin := time.Now()
+		var edit, body string
+		for time.Since(begin) < 30*time.Second {
+			if edit, body = get(); want(edit, body) {
+				return time.Since(begin)
+			}
+			time.Sleep(5 * time.Millisecond) // polling with a deadline
+		}
+		t.Fatalf("%s: last response x-edit=%q %q", what, edit, body)
+		return 0
+	}
+	until("gateway routes to backend one", func(e, b string) bool { return e == "first" && b == "200 one" })
+
+	vs.Spec.Http[0].Route[0].Headers.Response.Set["x-edit"] = "second"
+	if _, err := ic.NetworkingV1().VirtualServices(ns).Update(ctx, vs, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	took := until("VirtualService edit takes effect", func(e, b string) bool { return e == "second" && b == "200 one" })
+	t.Logf("VirtualService edit took effect in %v", took)
+	if took > time.Second {
+		t.Errorf("VirtualService edit took %v, want within 1s", took)
+	}
+
+	*slice.Ports[0].Port = int32(two)
+	if _, err := env.Client.DiscoveryV1().EndpointSlices(ns).Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	took = until("EndpointSlice change takes effect", func(e, b string) bool { return b == "200 two" })
+	t.Logf("EndpointSlice change took effect in %v", took)
+	if took > time.Second {
+		t.Errorf("EndpointSlice change took %v, want within 1s", took)
+	}
+}
