@@ -57,3 +57,12 @@ bench-smoke: build
 
 clean:
 	rm -rf $(BIN)
+
+# kube-apiserver and etcd from the pinned modules in tools/kube, built once
+# into .cache/kube/bin; the Kubernetes tests run on them (else they skip).
+kube-bins:
+	tools/kube/build.sh
+
+# A local API server with Istio's CRDs for trying `weft control-plane --kubeconfig`.
+kube-dev: kube-bins build
+	$(GO) run ./internal/kubetest/kubedev

@@ -303,6 +303,8 @@ func restricted() *corev1.SecurityContext {
 	}
 }
 
-func tm(apiVersion, kind string) metav1.TypeMeta { return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind} }
+func tm(apiVersion, kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
+}
 
 func ptr[T any](v T) *T { return &v }

@@ -200,6 +200,8 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	e.apiserver, err = startProc(filepath.Join(opts.BinDir, "kube-apiserver"), filepath.Join(dir, "apiserver.log"),
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		// No kubernetes Service endpoints for a loopback address.
+		"--endpoint-reconciler-type=none",
 		"--secure-port="+strconv.Itoa(ports[2]),
 		"--cert-dir="+filepath.Join(dir, "certs"),
 		"--tls-cert-file="+p.servingCert, "--tls-private-key-file="+p.servingKy,

@@ -114,10 +114,27 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// backend answers with its name.
-func backend(t *testing.T, name string) int {
+// hostIP is a non-loopback address of this machine: an EndpointSlice may
+// not hold a loopback address, so backends listen here.
+func hostIP(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("no non-loopback IPv4 address for the backends")
+	return ""
+}
+
+// backend answers with its name, on ip.
+func backend(t *testing.T, ip, name string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +165,8 @@ func TestGatewayFromAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	one, two := backend(t, "one"), backend(t, "two")
+	ip := hostIP(t)
+	one, two := backend(t, ip, "one"), backend(t, ip, "two")
 
 	if _, err := env.Client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
@@ -162,7 +180,7 @@ func TestGatewayFromAPIServer(t *testing.T) {
 		ObjectMeta:  metav1.ObjectMeta{Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
