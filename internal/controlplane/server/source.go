@@ -32,7 +32,7 @@ func (s *Server) sourceRoutes(h http.Handler) http.Handler {
 			s.mu.Lock()
 			berr := s.buildErr
 			s.mu.Unlock()
-			writeJSON(w, http.StatusOK, StatusBody{RegistryError: berr, Proxies: s.xds.Status()})
+			writeJSON(w, http.StatusOK, StatusBody{RegistryError: berr, Proxies: s.xds.Status(), JWKS: s.jwks.Status()})
 		case p == "/metrics":
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 			var b strings.Builder
