@@ -206,6 +206,13 @@ func (s *Server) openStream(k streamKey, n *corev3.Node) error {
 	now := s.opts.Now()
 	s.mu.Lock()
 	old := s.proxies[id]
+	if old != nil && meta.Lifecycle == node.LifecycleDraining && old.meta.Lifecycle != node.LifecycleDraining {
+		// A proxy handing over to its restarted successor (both bind
+		// the ports for a while) reconnects draining: it must not take
+		// the node back from the successor.
+		s.mu.Unlock()
+		return errDrainingLoses
+	}
 	var prev *streamHandle
 	if old != nil {
 		delete(s.streams, old.stream)

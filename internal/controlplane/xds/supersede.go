@@ -19,6 +19,10 @@ import (
 // errSuperseded ends a stream replaced by a newer one for its node ID.
 var errSuperseded = errors.New("a newer xDS stream for this node ID replaced this one")
 
+// errDrainingLoses refuses a draining proxy's new stream while another
+// stream serves its node ID.
+var errDrainingLoses = errors.New("a draining proxy does not replace the node's serving stream")
+
 // streamHandle lets the server end one stream.
 type streamHandle struct {
 	cancel context.CancelCauseFunc

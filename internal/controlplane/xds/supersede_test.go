@@ -11,6 +11,7 @@ import (
 	"github.com/weftmesh/weft/internal/controlplane/model"
 	"github.com/weftmesh/weft/internal/controlplane/translate"
 	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/internal/node"
 )
 
 // perProxyTranslate gives each proxy a cluster named after its app label,
@@ -96,5 +97,38 @@ func TestSecondStreamForNodeIDReplacesTheFirst(t *testing.T) {
 				t.Fatalf("connected gauge = %d", s.metrics.connected.Load())
 			}
 		})
+	}
+}
+
+// A draining proxy handing over to its restarted successor reconnects
+// draining: it must not take the node back from the successor.
+func TestDrainingStreamDoesNotReplaceServing(t *testing.T) {
+	s := startServerWith(t, snapshot("10.0.0.1"), perProxyTranslate)
+	succ := meta("reviews")
+	a, err := meshtest.DialXDS(s.addr, succ, meshtest.XDSClientOptions{Delta: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.WaitFor(ctx(t), func(c *meshtest.XDSClient) bool {
+		return c.Resources(resource.ClusterType)["inbound|reviews"] != nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	old := meta("reviews")
+	old.Lifecycle = node.LifecycleDraining
+	b, err := meshtest.DialXDS(s.addr, old, meshtest.XDSClientOptions{Delta: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.WaitFor(ctx(t), func(*meshtest.XDSClient) bool { return false }); err == nil || !strings.Contains(err.Error(), "draining") {
+		t.Fatalf("draining stream not refused: %v", err)
+	}
+	waitStatus(t, s.Server, succ.ID(), synced("CDS", "EDS"))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conn) != 1 || len(s.disc) != 0 {
+		t.Fatalf("connects %v, disconnects %v", s.conn, s.disc)
 	}
 }

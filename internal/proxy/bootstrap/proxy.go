@@ -135,7 +135,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 		{"stats", cfg.PublicAddr(cfg.StatsPort), p.Admin.StatsHandler()},
 		{"merged", cfg.PublicAddr(cfg.MergedPort), telemetry.MergedHandler(p.Admin.StatsHandler(), cfg.AppMetrics, log)},
 	} {
-		ln, err := net.Listen("tcp", s.addr)
+		ln, err := listener.Listen(s.addr)
 		if err != nil {
 			p.closeServers()
 			tel.Close()

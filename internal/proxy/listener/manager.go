@@ -161,7 +161,7 @@ func (m *Manager) Update(cfgs []*Config) error {
 		if p, ok := m.opts.PortMap[bind.Port()]; ok {
 			bind = netip.AddrPortFrom(bind.Addr(), p)
 		}
-		ln, err := net.Listen("tcp", bind.String())
+		ln, err := Listen(bind.String())
 		if err != nil {
 			for _, s := range fresh {
 				s.ln.Close()
