@@ -14,6 +14,9 @@ func TestValidateIstioParity(t *testing.T) {
 	dr := func(spec string) string { return doc(net1, "DestinationRule", "  host: a.example.com\n"+spec) }
 	se := func(spec string) string { return doc(net1, "ServiceEntry", spec) }
 	sc := func(spec string) string { return doc(net1, "Sidecar", spec) }
+	authz := func(key, value string) string {
+		return doc(sec1, "AuthorizationPolicy", "  rules:\n  - when:\n    - key: "+key+"\n      values: ["+value+"]\n")
+	}
 	for _, c := range []struct {
 		name, src  string
 		want, warn string
@@ -117,6 +120,16 @@ func TestValidateIstioParity(t *testing.T) {
 		// ValidateSidecar: duplicated egress hosts and */* with others warn.
 		{name: "sidecar duplicated host", src: sc("  egress:\n  - hosts: ['./*', './a.example.com']\n"), warn: "duplicated egress host"},
 		{name: "sidecar all and more", src: sc("  egress:\n  - hosts: ['*/*', 'ns1/a.example.com']\n"), warn: "`*/*` host select all resources"},
+
+		// security.ValidateAttribute: source.trustDomain is a condition key
+		// (wildcard only at an end).
+		{name: "authz trust domain", src: authz("source.trustDomain", "'*.example.org'")},
+		{name: "authz trust domain wildcard middle", src: authz("source.trustDomain", "'a*b'"), want: "wildcard is only allowed at the start or end"},
+		// security.CheckServiceAccount: no wildcard, "sa" or "ns/sa".
+		{name: "authz service account wildcard", src: authz("source.serviceAccount", "'default/*'"), want: "wildcard not allowed"},
+		{name: "authz service account format", src: authz("source.serviceAccount", "'a/b/c'"), want: "expected format 'serviceAccount' or 'namespace/serviceAccount'"},
+		// security.CheckEmptyValues: no empty value.
+		{name: "authz empty value", src: authz("source.namespace", "''"), want: "empty value not allowed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := LoadReader("v.yaml", strings.NewReader(c.src), Options{})

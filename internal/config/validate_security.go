@@ -155,7 +155,7 @@ func (v *validator) authzPath(p, s string) {
 // Conditions). Keys with [] take a header or claim name.
 var conditionKeys = map[string]string{
 	"source.ip": "ip", "remote.ip": "ip", "destination.ip": "ip",
-	"source.namespace": "", "source.principal": "", "source.serviceAccount": "",
+	"source.namespace": "", "source.principal": "", "source.serviceAccount": "sa", "source.trustDomain": "wildcard",
 	"request.auth.principal": "", "request.auth.audiences": "", "request.auth.presenter": "",
 	"destination.port": "port", "connection.sni": "",
 }
@@ -174,7 +174,7 @@ func (v *validator) condition(p string, c *security.Condition) {
 	case strings.HasPrefix(key, "experimental.envoy.filters."):
 	default:
 		if _, ok := conditionKeys[key]; !ok {
-			v.errorf(p+".key", "unknown key %q (supported: request.headers[], source.ip, remote.ip, source.namespace, source.principal, request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[], destination.ip, destination.port, connection.sni)", key)
+			v.errorf(p+".key", "unknown key %q (supported: request.headers[], source.ip, remote.ip, source.namespace, source.serviceAccount, source.principal, source.trustDomain, request.auth.principal, request.auth.audiences, request.auth.presenter, request.auth.claims[], destination.ip, destination.port, connection.sni)", key)
 			return
 		}
 	}
@@ -183,9 +183,32 @@ func (v *validator) condition(p string, c *security.Condition) {
 		return
 	}
 	for _, l := range []namedList{{"values", c.Values}, {"notValues", c.NotValues}} {
+		// Istio: security.ValidateAttribute (pkg/config/security).
+		if conditionKeys[key] == "sa" && len(l.list) > 16 {
+			v.errorf(p+"."+l.name, "may not have more than 16 values")
+		}
 		for i, val := range l.list {
 			vp := fmt.Sprintf("%s.%s[%d]", p, l.name, i)
+			if val == "" {
+				v.errorf(vp, "empty value not allowed, found in %s", key)
+				continue
+			}
 			switch conditionKeys[key] {
+			case "wildcard":
+				if n := strings.Count(val, "*"); n > 1 {
+					v.errorf(vp, "at most one wildcard is allowed, found in %s: %q", key, val)
+				} else if n == 1 && val != "*" && !strings.HasPrefix(val, "*") && !strings.HasSuffix(val, "*") {
+					v.errorf(vp, "wildcard is only allowed at the start or end, found in %s: %q", key, val)
+				}
+			case "sa":
+				switch ns, sa, ok := strings.Cut(val, "/"); {
+				case strings.Contains(val, "*"):
+					v.errorf(vp, "wildcard not allowed, found in %s", key)
+				case strings.Count(val, "/") > 1 || (ok && (ns == "" || sa == "")):
+					v.errorf(vp, "expected format 'serviceAccount' or 'namespace/serviceAccount', found %q in %s", val, key)
+				case len(val) > 320:
+					v.errorf(vp, "value cannot exceed 320 characters, found %q in %s", val, key)
+				}
 			case "ip":
 				v.subnet(vp, val)
 			case "port":
