@@ -70,8 +70,13 @@ type fastConn struct {
 	deadline bool      // a read deadline is set for the head
 	body     *fastBody // the current request's body, nil when none
 
-	// state: fastIdle (waiting for a head), fastBusy, fastClosed (Drain).
-	state atomic.Int32
+	// state: fastIdle (waiting for a request), fastBusy (from its first
+	// byte), fastClosed (drained); stateMu orders drain against a request
+	// arriving.
+	stateMu sync.Mutex
+	state   int32
+	// sock is the socket once known (see raw), for drain's check.
+	sock atomic.Pointer[rawSock]
 
 	// Hang-up watcher of the current request.
 	watchT    *time.Timer
@@ -90,11 +95,56 @@ const (
 )
 
 // drain closes the connection if it is waiting for a request; a busy one
-// closes after its response (the loop sees Manager.draining).
+// closes after its response (the loop sees Manager.closing). An idle
+// connection whose next request is already in the socket is left to
+// serve it: closing would reset it under the client (issue 18).
 func (fc *fastConn) drain() {
-	if fc.state.CompareAndSwap(fastIdle, fastClosed) {
-		fc.cc.Close()
+	fc.stateMu.Lock()
+	defer fc.stateMu.Unlock()
+	if fc.state != fastIdle {
+		return
 	}
+	if rs := fc.sock.Load(); rs != nil && rs.pending() {
+		return
+	}
+	fc.state = fastClosed
+	fc.cc.Close()
+}
+
+// begin marks the connection busy when a request arrives; false when it
+// was drained meanwhile.
+func (fc *fastConn) begin() bool {
+	fc.stateMu.Lock()
+	defer fc.stateMu.Unlock()
+	if fc.state == fastClosed {
+		return false
+	}
+	fc.state = fastBusy
+	return true
+}
+
+func (fc *fastConn) end() {
+	fc.stateMu.Lock()
+	if fc.state == fastBusy {
+		fc.state = fastIdle
+	}
+	fc.stateMu.Unlock()
+}
+
+// rawSock is a connection's socket.
+type rawSock struct {
+	rc  syscall.RawConn
+	buf [1]byte
+	mu  sync.Mutex
+}
+
+// pending reports whether bytes are waiting in the socket.
+func (r *rawSock) pending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ready := false
+	r.rc.Control(func(fd uintptr) { ready = socketReadable(fd, r.buf[:]) })
+	return ready
 }
 
 func (m *Manager) trackFast(fc *fastConn, add bool) {
@@ -135,9 +185,10 @@ func (m *Manager) serveFast(cc *conn) {
 	}
 	for first := true; ; first = false {
 		// Waiting happens here, on a shallow stack the GC can shrink.
-		replay, ok := []byte(nil), fc.wait(first)
+		replay, ok := []byte(nil), fc.wait(first) && fc.begin()
 		if ok {
 			replay, ok = fc.next(first)
+			fc.end()
 		}
 		if replay != nil {
 			// net/http takes over, from the first unread byte.
@@ -201,10 +252,6 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 	if deadline {
 		cc.SetReadDeadline(time.Time{})
 	}
-	if !fc.state.CompareAndSwap(fastIdle, fastBusy) {
-		return nil, false // drained
-	}
-	defer fc.state.CompareAndSwap(fastBusy, fastIdle)
 	seen := fc.keepRef(n)
 	end := headEnd(seen)
 	if framingError(seen[:end]) != "" {
@@ -263,7 +310,9 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 		return nil, false
 	}
 	keep := w.finish()
-	if err := fc.bw.Flush(); err != nil || !keep || !bodyDone || m.closing() {
+	// Close only what the response said it closes: a drain that began after
+	// the head went out is told by the next response.
+	if err := fc.bw.Flush(); err != nil || !keep || !bodyDone {
 		return nil, false
 	}
 	return nil, true
@@ -309,8 +358,10 @@ func (fc *fastConn) await() bool {
 	}
 	fc.release()
 	if fc.raw == nil && fc.unbuffered() {
-		fc.raw = rawConnOf(fc.cc.Conn)
-		fc.readyFn = fc.ready
+		if fc.raw = rawConnOf(fc.cc.Conn); fc.raw != nil {
+			fc.readyFn = fc.ready
+			fc.sock.Store(&rawSock{rc: fc.raw})
+		}
 	}
 	if fc.raw != nil && fc.unbuffered() {
 		fc.waited = false

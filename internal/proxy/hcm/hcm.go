@@ -116,8 +116,12 @@ type Manager struct {
 	retireOnce sync.Once
 	retiring   atomic.Bool
 	h2         *http2.Server
-	streams    sync.Pool
-	ups        *upstreams
+	// h2hook carries the HTTP/2 server's graceful-shutdown hook, so that
+	// Retire and Drain can send GOAWAY on this manager's h2 connections
+	// without shutting m.h1 down.
+	h2hook  *http.Server
+	streams sync.Pool
+	ups     *upstreams
 	// Shared single-value header slices (len == cap, so appends copy).
 	serverHdr []string
 	// The lean HTTP/1 path (fast.go): off with Options.NetHTTP1; its open
@@ -309,9 +313,9 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 		}
 	}
 	m.h2 = h2
-	// Registers the HTTP/2 connections with m.h1's shutdown, so Drain can
-	// send GOAWAY on them.
-	if err := http2.ConfigureServer(m.h1, m.h2); err != nil {
+	// Registers the HTTP/2 connections with h2hook's shutdown (GOAWAY).
+	m.h2hook = &http.Server{ErrorLog: m.h1.ErrorLog}
+	if err := http2.ConfigureServer(m.h2hook, m.h2); err != nil {
 		return fmt.Errorf("%s: configuring HTTP/2: %w", p, err)
 	}
 	return nil
@@ -321,29 +325,50 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 // connection manager with use_remote_address that does not set one.
 const GatewayRequestHeadersTimeout = 10 * time.Second
 
-// Drain ends the manager's connections gracefully: idle HTTP/1
-// connections close, busy ones close after their response ("Connection:
-// close"), HTTP/2 connections get GOAWAY. The listener closes whatever is
-// left when its drain timeout passes. New connections are refused.
+// Drain ends the manager's connections now, gracefully where it can:
+// idle HTTP/1 connections close, busy ones close after their response
+// ("Connection: close"), HTTP/2 connections get GOAWAY and finish their
+// streams. The listener closes whatever is left when its drain timeout
+// passes. New connections are refused. It ends a drain period (listener
+// removed, proxy stopping).
 func (m *Manager) Drain() {
 	m.drainOnce.Do(func() {
 		m.draining.Store(true)
+		m.goAway()
 		m.drainFast()
 		go m.h1.Shutdown(context.Background())
 	})
 }
 
-// Retire ends keep-alive on this manager's HTTP/1 connections because a
-// listener update replaced it: idle connections close now, busy ones after
-// their response (with Connection: close), so clients reconnect and get the
-// new config (tracing, access logs, HCM settings). Connections it is still
-// handed are served. HTTP/2 connections keep the old manager until they end.
+// Retire starts a drain period because a listener update replaced this
+// manager, or the proxy is shutting down (listener.Manager.StartDrain), as
+// Envoy drains: every HTTP/1 response from now on carries "Connection:
+// close", HTTP/2 connections get GOAWAY at once and finish their streams,
+// and idle HTTP/1 connections stay open until CloseIdle ends the drain
+// period. Closing them at once made the other side's pool send into
+// connections being closed (issue 18: 1.3 % of POSTs failed under config
+// churn). Connections it is still handed are served, draining too.
 func (m *Manager) Retire() {
 	m.retireOnce.Do(func() {
 		m.retiring.Store(true)
-		m.h1.SetKeepAlivesEnabled(false)
-		m.drainFast()
+		m.goAway()
 	})
+}
+
+// CloseIdle ends a drain period started by Retire: connections waiting for
+// a request close now (busy ones still close after their response).
+func (m *Manager) CloseIdle() {
+	m.retiring.Store(true)
+	m.h1.SetKeepAlivesEnabled(false) // also closes net/http's idle ones
+	m.drainFast()
+}
+
+// goAway sends GOAWAY on the HTTP/2 connections open now; ones that start
+// later get it with their first response (see respWriter).
+func (m *Manager) goAway() {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // h2hook tracks no connections: run the hooks, do not wait
+	m.h2hook.Shutdown(ctx)
 }
 
 // closing reports whether responses should end their connection.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +95,21 @@ type proxy struct {
 	env   *testEnv
 	mgr   *Manager
 	infos chan *StreamInfo
+	cfg   *hcmv3.HttpConnectionManager
+	opts  Options
+	// cur serves new connections (a listener update swaps it); mgr until set.
+	cur atomic.Pointer[Manager]
+}
+
+// swap builds a manager from the same config and hands new connections
+// to it, as a listener update does; it returns the replaced one.
+func (p *proxy) swap(t testing.TB) *Manager {
+	t.Helper()
+	m, err := New(p.cfg, p.env, p.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.cur.Swap(m)
 }
 
 type proxyConfig struct {
@@ -162,7 +178,8 @@ func startProxy(t testing.TB, pc proxyConfig) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.mgr = m
+	p.mgr, p.cfg, p.opts = m, cfg, opts
+	p.cur.Store(m)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +224,7 @@ func startProxy(t testing.TB, pc proxyConfig) *proxy {
 					info.TLS, info.ALPN = &st, []string{st.NegotiatedProtocol}
 					c = tc
 				}
-				m.ServeConn(c, info)
+				p.cur.Load().ServeConn(c, info)
 				mu.Lock()
 				delete(conns, c)
 				mu.Unlock()

@@ -49,7 +49,11 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.TLS = cc.info.TLS // the listener terminated TLS below our conn wrapper
 		}
 	}
-	st.w = respWriter{w: w, info: info, m: m, closeConn: cc != nil && cc.closeAfter && r.ProtoMajor == 1 && r.ProtoMinor == 1}
+	// The response ends the connection when the manager drains (HTTP/2:
+	// x/net sends GOAWAY for "Connection: close") or net/http serves this
+	// one request of a connection (see conn.closeAfter).
+	closeConn := m.closing() || (cc != nil && cc.closeAfter && r.ProtoMajor == 1 && r.ProtoMinor == 1)
+	st.w = respWriter{w: w, info: info, m: m, closeConn: closeConn}
 	var cb *countingBody
 	if r.Body != nil && r.Body != http.NoBody {
 		// Not pooled: a transport may still read a failed attempt's body

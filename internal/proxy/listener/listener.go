@@ -56,6 +56,14 @@ type Retirer interface {
 	Retire()
 }
 
+// IdleCloser is optionally implemented by a Retirer whose connections stay
+// open while idle during the drain period Retire starts (Envoy's drain:
+// "Connection: close" on the next response, GOAWAY for HTTP/2); CloseIdle
+// ends the period and closes the idle ones.
+type IdleCloser interface {
+	CloseIdle()
+}
+
 // Deps gives Compile what lives outside this package.
 type Deps interface {
 	// NetworkFilter compiles a network filter of a chain (hcm, tcp_proxy).
@@ -204,8 +212,22 @@ func (c *Config) retireAll() {
 	}
 }
 
-// retire tells the handlers of c that next no longer uses to retire.
-func (c *Config) retire(next *Config) {
+// closeIdle ends the drain period of every handler of c that has one.
+func (c *Config) closeIdle() {
+	closeIdle(c.allChains())
+}
+
+func closeIdle(chains []*chain) {
+	for _, ch := range chains {
+		if r, ok := ch.handler.(IdleCloser); ok {
+			r.CloseIdle()
+		}
+	}
+}
+
+// retire tells the handlers of c that next no longer uses to retire, and
+// returns their chains (their drain period ends with closeIdle).
+func (c *Config) retire(next *Config) (retired []*chain) {
 	for _, ch := range c.allChains() {
 		r, ok := ch.handler.(Retirer)
 		if !ok {
@@ -220,8 +242,10 @@ func (c *Config) retire(next *Config) {
 		}
 		if !reused {
 			r.Retire()
+			retired = append(retired, ch)
 		}
 	}
+	return retired
 }
 
 // String is the listener's address as Envoy names listeners (ip_port).

@@ -176,7 +176,10 @@ func (m *Manager) Update(cfgs []*Config) error {
 	for key, s := range m.live {
 		if c, ok := want[key]; ok {
 			if old := s.cfg.Swap(c); old != nil && old != c {
-				old.retire(c)
+				if retired := old.retire(c); len(retired) > 0 {
+					// The drain period of the replaced connection managers.
+					time.AfterFunc(m.opts.DrainTimeout, func() { closeIdle(retired) })
+				}
 			}
 			continue
 		}
@@ -199,9 +202,10 @@ func (m *Manager) Update(cfgs []*Config) error {
 
 // StartDrain puts the proxy in draining mode for a graceful shutdown, as
 // Envoy's graceful drain: every listener keeps accepting and serving, but
-// HTTP connections end after their current response (Connection: close)
-// and idle ones close, so clients move to other endpoints while the
-// control plane withdraws this one. Later updates drain too. Close ends it.
+// HTTP/1 connections end after their next response (Connection: close)
+// and HTTP/2 ones get GOAWAY, so clients move to other endpoints while the
+// control plane withdraws this one; idle connections stay open for the
+// drain period. Later updates drain too. CloseIdle or Close ends it.
 func (m *Manager) StartDrain() {
 	m.mu.Lock()
 	m.draining = true
@@ -217,6 +221,20 @@ func (m *Manager) StartDrain() {
 	m.mu.Unlock()
 	for _, c := range cfgs {
 		c.retireAll()
+	}
+}
+
+// CloseIdle ends the drain period StartDrain began: connections idle now
+// close (busy ones after their response); listeners keep accepting.
+func (m *Manager) CloseIdle() {
+	m.mu.Lock()
+	var cfgs []*Config
+	for _, s := range m.live {
+		cfgs = append(cfgs, s.cfg.Load())
+	}
+	m.mu.Unlock()
+	for _, c := range cfgs {
+		c.closeIdle()
 	}
 }
 

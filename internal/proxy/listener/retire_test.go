@@ -18,10 +18,11 @@ import (
 
 // retiringHandler counts Retire calls; the same pointer in two configs
 // stands for a handler the runtime reused.
-type retiringHandler struct{ retired atomic.Int32 }
+type retiringHandler struct{ retired, idleClosed atomic.Int32 }
 
 func (h *retiringHandler) ServeConn(c net.Conn, _ *downstream.Info) { c.Close() }
 func (h *retiringHandler) Retire()                                  { h.retired.Add(1) }
+func (h *retiringHandler) CloseIdle()                               { h.idleClosed.Add(1) }
 
 // sharedDeps hands out one handler per tag, shared across compiles.
 type sharedDeps map[string]*retiringHandler
@@ -62,5 +63,47 @@ func TestUpdateRetiresReplacedHandlers(t *testing.T) {
 	}
 	if got := deps["kept"].retired.Load() + deps["new"].retired.Load(); got != 0 {
 		t.Errorf("reused or new handlers retired %d times, want 0", got)
+	}
+	// The drain period: idle connections of the replaced handler close
+	// only when DrainTimeout has passed.
+	if got := deps["gone"].idleClosed.Load(); got != 0 {
+		t.Errorf("idle connections closed at the update")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for deps["gone"].idleClosed.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("idle connections of the replaced handler never closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := deps["kept"].idleClosed.Load() + deps["new"].idleClosed.Load(); got != 0 {
+		t.Errorf("idle connections of live handlers closed %d times", got)
+	}
+}
+
+// StartDrain (SIGTERM) retires every handler, listeners keep serving, and
+// CloseIdle ends the drain period.
+func TestStartDrainThenCloseIdle(t *testing.T) {
+	deps := sharedDeps{"a": {}}
+	m := NewManager(Options{})
+	defer m.Close(context.Background())
+	cfg := compile(t, &listenerv3.Listener{Name: "l", Address: sockAddr("127.0.0.1", freePort(t)),
+		FilterChains: []*listenerv3.FilterChain{fc("a", nil)}}, deps)
+	if err := m.Update([]*Config{cfg}); err != nil {
+		t.Fatal(err)
+	}
+	m.StartDrain()
+	if deps["a"].retired.Load() == 0 || deps["a"].idleClosed.Load() != 0 {
+		t.Fatalf("after StartDrain: retired %d, idle closed %d", deps["a"].retired.Load(), deps["a"].idleClosed.Load())
+	}
+	addr, _ := m.Addr("l")
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatalf("a draining listener stopped accepting: %v", err)
+	}
+	c.Close()
+	m.CloseIdle()
+	if deps["a"].idleClosed.Load() == 0 {
+		t.Fatal("CloseIdle did not reach the handler")
 	}
 }
