@@ -239,6 +239,7 @@ var analyzers = []func(*index) []*Message{
 	analyzeSidecars,
 	analyzeSelectors,
 	analyzeAuthorization,
+	analyzeAuthzIdentity,
 	analyzeMTLS,
 	analyzeAutoMTLSOff,
 	analyzeServices,

@@ -330,6 +330,19 @@ func TestExternalAuthorization(t *testing.T) {
 			}
 			return nil
 		})
+		// Remove the policy and wait until /headers is unchecked, so the
+		// next provider's checks cannot be answered by this one's config.
+		for _, d := range strings.Split(y, "\n---\n") {
+			if strings.Contains(d, "kind: AuthorizationPolicy") {
+				weft(t, d, "delete", "-f", "-")
+			}
+		}
+		eventually(t, 30*time.Second, provider+" removed", func() error {
+			if r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", nil); r.status != 200 {
+				return fmt.Errorf("/headers without the header: %d", r.status)
+			}
+			return nil
+		})
 	}
 	for _, doc := range []string{"ServiceEntry", "AuthorizationPolicy"} {
 		for _, d := range strings.Split(base, "\n---\n") {
