@@ -16,7 +16,7 @@ import (
 // istioctl's "x").
 func newExperimentalCmd() *cobra.Command {
 	x := &cobra.Command{Use: "x", Aliases: []string{"experimental"}, Short: "Experimental commands"}
-	x.AddCommand(newDescribeCmd())
+	x.AddCommand(newDescribeCmd(), newAuthzCmd())
 	return x
 }
 
