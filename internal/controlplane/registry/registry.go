@@ -62,9 +62,16 @@ func FromMeta(m *node.Meta) *Workload {
 		Source:         SourceProxy,
 		TLSMode:        "istio",
 	}
-	// A proxyless gRPC client has no sidecar to terminate Istio mTLS.
-	if m.Generator == "grpc" {
+	// A proxyless gRPC client has no sidecar to terminate Istio mTLS, and
+	// gateways are not labelled for it either (Istio's gateway injection
+	// template, unlike the sidecar's, sets no security.istio.io/tlsMode):
+	// auto mTLS sends them plaintext; a DestinationRule ISTIO_MUTUAL
+	// reaches an ISTIO_MUTUAL gateway server. The label, when set, wins.
+	if m.Generator == "grpc" || m.Type == node.Router {
 		w.TLSMode = "disabled"
+	}
+	if v := m.Labels["security.istio.io/tlsMode"]; v != "" {
+		w.TLSMode = v
 	}
 	if len(m.Ports) > 0 {
 		w.Ports = map[string]uint32{}
