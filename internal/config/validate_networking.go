@@ -457,6 +457,10 @@ func (v *validator) gateway(g *networking.Gateway) {
 			}
 			names[s.Port.Name] = i
 		}
+		// Istio: ValidateGateway warns, never rejects, here.
+		if s.Port != nil && !isHTTPProtocol(s.Port.Protocol) && s.GetTls().GetHttpsRedirect() {
+			v.warnf(p+".tls.httpsRedirect", "tls.httpsRedirect should only be used with http servers")
+		}
 	}
 }
 
@@ -471,12 +475,26 @@ func (v *validator) server(p string, s *networking.Server) {
 		v.errorf(p+".port", "port is required")
 		return
 	}
-	v.port(p+".port.number", int64(s.Port.Number))
+	// Istio: validateServerPort and validateServerBind. A Unix socket
+	// bind takes port 0 (and only 0).
+	unix := strings.HasPrefix(s.Bind, "unix://")
+	if s.Port.Number > 0 || !unix {
+		v.port(p+".port.number", int64(s.Port.Number))
+	}
+	if unix {
+		v.unixAddress(p+".bind", strings.TrimPrefix(s.Bind, "unix://"))
+		if s.Port.Number != 0 {
+			v.errorf(p+".port.number", "port number must be 0 for unix domain socket")
+		}
+	}
 	v.protocol(p+".port.protocol", s.Port.Protocol, true)
+	if s.Port.TargetPort > 0 { //nolint:staticcheck // the deprecated field is what is checked
+		v.errorf(p+".port.targetPort", "targetPort has no impact on Gateways")
+	}
 	if s.Port.Name == "" {
 		v.errorf(p+".port.name", "port name must be set")
 	}
-	if s.Bind != "" && !isIP(s.Bind) && !strings.HasPrefix(s.Bind, "unix://") {
+	if s.Bind != "" && !isIP(s.Bind) && !unix {
 		v.errorf(p+".bind", "bind %q must be an IP address or unix:// path", s.Bind)
 	}
 	proto := strings.ToUpper(s.Port.Protocol)
@@ -496,10 +514,39 @@ func (v *validator) server(p string, s *networking.Server) {
 		return
 	}
 	tp := p + ".tls"
+	// Istio: validateTLSOptions.
+	if (tls.MinProtocolVersion == networking.ServerTLSSettings_TLSV1_0 || tls.MinProtocolVersion == networking.ServerTLSSettings_TLSV1_1) && len(tls.CipherSuites) == 0 {
+		v.warnf(tp+".minProtocolVersion", "TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers.")
+	}
+	seenCipher := map[string]bool{}
+	for i, c := range tls.CipherSuites {
+		if seenCipher[c] {
+			v.warnf(fmt.Sprintf("%s.cipherSuites[%d]", tp, i), "ignoring duplicate cipher suites: [%s]", c)
+		}
+		seenCipher[c] = true
+	}
+	sources := 0
+	for _, set := range []bool{tls.ServerCertificate != "" && tls.PrivateKey != "", tls.CredentialName != "", len(tls.CredentialNames) > 0, len(tls.TlsCertificates) > 0} {
+		if set {
+			sources++
+		}
+	}
+	if sources > 1 && tls.Mode != networking.ServerTLSSettings_ISTIO_MUTUAL {
+		v.errorf(tp, "only one of credential_name, credential_names, server_certificate/private_key, tls_certificates should be specified")
+	}
+	if tls.CaCrl != "" && tls.Mode != networking.ServerTLSSettings_ISTIO_MUTUAL {
+		if tls.CredentialName != "" {
+			v.errorf(tp+".caCrl", "CRL is not supported with credentialName. CRL has to be specified in the credential")
+		}
+		if tls.Mode == networking.ServerTLSSettings_SIMPLE {
+			v.errorf(tp+".caCrl", "CRL is not supported with SIMPLE TLS")
+		}
+	}
 	switch tls.Mode {
 	case networking.ServerTLSSettings_ISTIO_MUTUAL:
-		if tls.ServerCertificate != "" || tls.PrivateKey != "" || tls.CaCertificates != "" || tls.CredentialName != "" {
-			v.errorf(tp, "ISTIO_MUTUAL TLS cannot have associated server certificate, private key, CA bundle or credentialName")
+		if tls.ServerCertificate != "" || tls.PrivateKey != "" || tls.CaCertificates != "" || tls.CredentialName != "" ||
+			len(tls.TlsCertificates) > 0 || len(tls.CredentialNames) > 0 {
+			v.errorf(tp, "ISTIO_MUTUAL TLS cannot have associated server certificate, private key, CA bundle, tlsCertificates or credentialName(s)")
 		}
 	case networking.ServerTLSSettings_SIMPLE, networking.ServerTLSSettings_MUTUAL, networking.ServerTLSSettings_OPTIONAL_MUTUAL:
 		mode := tls.Mode.String()
@@ -518,6 +565,10 @@ func (v *validator) server(p string, s *networking.Server) {
 	case networking.ServerTLSSettings_PASSTHROUGH, networking.ServerTLSSettings_AUTO_PASSTHROUGH:
 		if proto == "HTTPS" && tls.Mode == networking.ServerTLSSettings_AUTO_PASSTHROUGH {
 			v.errorf(tp+".mode", "AUTO_PASSTHROUGH requires protocol TLS")
+		}
+		if tls.CaCrl != "" || tls.ServerCertificate != "" || tls.PrivateKey != "" || tls.CaCertificates != "" ||
+			len(tls.TlsCertificates) > 0 || tls.CredentialName != "" || len(tls.CredentialNames) > 0 {
+			v.warnf(tp, "%v mode does not use certificates, they will be ignored", tls.Mode)
 		}
 	}
 }

@@ -14,6 +14,9 @@ func TestValidateIstioParity(t *testing.T) {
 	dr := func(spec string) string { return doc(net1, "DestinationRule", "  host: a.example.com\n"+spec) }
 	se := func(spec string) string { return doc(net1, "ServiceEntry", spec) }
 	sc := func(spec string) string { return doc(net1, "Sidecar", spec) }
+	gw := func(server string) string {
+		return doc(net1, "Gateway", "  selector: {istio: ingressgateway}\n  servers:\n  - hosts: ['*']\n"+server)
+	}
 	authz := func(key, value string) string {
 		return doc(sec1, "AuthorizationPolicy", "  rules:\n  - when:\n    - key: "+key+"\n      values: ["+value+"]\n")
 	}
@@ -130,6 +133,26 @@ func TestValidateIstioParity(t *testing.T) {
 		{name: "authz service account format", src: authz("source.serviceAccount", "'a/b/c'"), want: "expected format 'serviceAccount' or 'namespace/serviceAccount'"},
 		// security.CheckEmptyValues: no empty value.
 		{name: "authz empty value", src: authz("source.namespace", "''"), want: "empty value not allowed"},
+
+		// ValidateGateway: httpsRedirect on a non-HTTP server only warns.
+		{name: "gw https redirect on https warns", src: gw("    port: {number: 443, name: https, protocol: HTTPS}\n    tls: {mode: SIMPLE, httpsRedirect: true, credentialName: c}\n"),
+			warn: "tls.httpsRedirect should only be used with http servers"},
+		// validateServerPort: targetPort has no effect on a Gateway.
+		{name: "gw target port", src: gw("    port: {number: 80, name: http, protocol: HTTP, targetPort: 8080}\n"), want: "targetPort has no impact on Gateways"},
+		// validateServerBind: a Unix socket server takes port 0.
+		{name: "gw unix bind", src: gw("    port: {number: 0, name: http, protocol: HTTP}\n    bind: unix:///var/run/gw.sock\n")},
+		{name: "gw unix bind with port", src: gw("    port: {number: 80, name: http, protocol: HTTP}\n    bind: unix:///var/run/gw.sock\n"), want: "port number must be 0 for unix domain socket"},
+		// validateTLSOptions: one certificate source.
+		{name: "gw two certificate sources", src: gw("    port: {number: 443, name: https, protocol: HTTPS}\n    tls: {mode: SIMPLE, credentialName: c, serverCertificate: /c, privateKey: /k}\n"),
+			want: "only one of credential_name, credential_names, server_certificate/private_key, tls_certificates should be specified"},
+		// validateTLSOptions: CRL with SIMPLE.
+		{name: "gw crl simple", src: gw("    port: {number: 443, name: https, protocol: HTTPS}\n    tls: {mode: SIMPLE, serverCertificate: /c, privateKey: /k, caCrl: /crl}\n"), want: "CRL is not supported with SIMPLE TLS"},
+		// validateTLSOptions: passthrough with certificates only warns.
+		{name: "gw passthrough with certs warns", src: gw("    port: {number: 443, name: tls, protocol: TLS}\n    tls: {mode: PASSTHROUGH, serverCertificate: /c}\n"),
+			warn: "PASSTHROUGH mode does not use certificates"},
+		// validateTLSOptions: old TLS versions without ciphers warn.
+		{name: "gw tls 1.0 without ciphers warns", src: gw("    port: {number: 443, name: https, protocol: HTTPS}\n    tls: {mode: SIMPLE, credentialName: c, minProtocolVersion: TLSV1_0}\n"),
+			warn: "TLS version below TLSV1_2 require setting compatible ciphers"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := LoadReader("v.yaml", strings.NewReader(c.src), Options{})
