@@ -70,20 +70,25 @@ Debug pages on the monitoring address:
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			kube, err := kf.source(cmd.Context(), opts.ConfigDir, opts.Logger)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			km, err := kf.setup(ctx, &opts)
 			if err != nil {
 				return err
 			}
-			if kube == nil && opts.ConfigDir == "" {
+			if km == nil && opts.ConfigDir == "" {
 				return fmt.Errorf("--config-dir or --kubeconfig is required")
 			}
-			opts.NewSource = kube
+			if km != nil {
+				defer km.close()
+			}
 			srv, err := server.New(opts)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			if km != nil {
+				go km.run(ctx, srv)
+			}
 			return srv.Run(ctx)
 		},
 	}

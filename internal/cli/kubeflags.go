@@ -7,10 +7,13 @@ import (
 	"os"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/weftmesh/weft/internal/controlplane/ca"
 	"github.com/weftmesh/weft/internal/controlplane/kube"
+	"github.com/weftmesh/weft/internal/controlplane/server"
 	"github.com/weftmesh/weft/internal/controlplane/store"
 )
 
@@ -19,12 +22,14 @@ type kubeFlags struct {
 	kubeconfig string
 	context    string
 	systemNS   string
+	identity   string
 }
 
 func (k *kubeFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&k.kubeconfig, "kubeconfig", "", "watch this cluster's API server instead of a config dir (in a pod without --config-dir: the in-cluster config)")
 	f.StringVar(&k.context, "context", "", "kubeconfig context (default: the current one)")
-	f.StringVar(&k.systemNS, "system-namespace", kube.DefaultSystemNamespace, "namespace of the control plane and its istio MeshConfig ConfigMap")
+	f.StringVar(&k.systemNS, "system-namespace", kube.DefaultSystemNamespace, "namespace of the control plane, its istio MeshConfig ConfigMap, CA Secret and leader Lease")
+	f.StringVar(&k.identity, "replica-id", "", "this replica's name in leader election (default $POD_NAME, else the host name)")
 }
 
 // restConfig is the client config: --kubeconfig, else the in-cluster one
@@ -51,13 +56,71 @@ func (k *kubeFlags) restConfig(configDir string) (*rest.Config, error) {
 	return nil, nil
 }
 
-// source returns the server's NewSource for Kubernetes mode, or nil.
-func (k *kubeFlags) source(ctx context.Context, configDir string, log *slog.Logger) (func(func()) (store.Source, error), error) {
-	cfg, err := k.restConfig(configDir)
+// kubeMode is the Kubernetes side of a control plane.
+type kubeMode struct {
+	cfg    *rest.Config
+	client kubernetes.Interface
+	ns, id string
+	caDir  string // plug-in files written from the CA Secret; removed by close
+	log    *slog.Logger
+}
+
+// setup configures opts for Kubernetes mode: config and registry from the
+// API server, the CA root from its Secret, service-account tokens checked
+// by TokenReview. It returns nil in standalone mode.
+func (k *kubeFlags) setup(ctx context.Context, opts *server.Options) (*kubeMode, error) {
+	cfg, err := k.restConfig(opts.ConfigDir)
 	if err != nil || cfg == nil {
 		return nil, err
 	}
-	return func(onChange func()) (store.Source, error) {
-		return kube.New(ctx, kube.Options{Config: cfg, SystemNamespace: k.systemNS, Logger: log.With("component", "kube"), OnChange: onChange})
-	}, nil
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m := &kubeMode{cfg: cfg, client: client, ns: k.systemNS, id: k.identity, log: opts.Logger.With("component", "kube")}
+	if m.id == "" {
+		m.id = os.Getenv("POD_NAME")
+	}
+	if m.id == "" {
+		m.id, _ = os.Hostname()
+	}
+	opts.NewSource = func(onChange func()) (store.Source, error) {
+		return kube.New(ctx, kube.Options{Config: cfg, SystemNamespace: m.ns, Logger: m.log, OnChange: onChange})
+	}
+	opts.NewAuthenticators = func(td func() string) []ca.Authenticator {
+		return []ca.Authenticator{&kube.TokenReviewer{Client: client, TrustDomain: td}}
+	}
+	if opts.CA.PluginDir == "" {
+		dir, err := os.MkdirTemp("", "weft-ca-")
+		if err != nil {
+			return nil, err
+		}
+		if _, err := kube.CAFiles(ctx, client, m.ns, "cluster.local", dir); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		m.caDir, opts.CA.PluginDir = dir, dir
+	}
+	return m, nil
+}
+
+// run does the once-only work under leader election until ctx ends:
+// publishing the trust bundle to every namespace.
+func (m *kubeMode) run(ctx context.Context, srv *server.Server) {
+	changed := make(chan struct{}, 1)
+	srv.CA().OnChange(func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	kube.RunElected(ctx, kube.Election{Client: m.client, Namespace: m.ns, Identity: m.id, Logger: m.log}, func(lctx context.Context) {
+		kube.PublishRoot(lctx, m.client, srv.CA().TrustBundle, changed, m.log)
+	})
+}
+
+func (m *kubeMode) close() {
+	if m.caDir != "" {
+		os.RemoveAll(m.caDir)
+	}
 }

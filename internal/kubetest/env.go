@@ -42,8 +42,9 @@ type Env struct {
 	Client kubernetes.Interface
 	// Dir holds the PKI, the etcd data and both processes' logs.
 	Dir string
-	// SAPublicKey is the PEM file verifying service-account tokens.
-	SAPublicKey string
+	// SAPublicKey and SASigningKey are the PEM files that verify and sign
+	// service-account tokens (tests forge expired tokens with the key).
+	SAPublicKey, SASigningKey string
 
 	etcd, apiserver *proc
 	stopOnce        sync.Once
@@ -177,7 +178,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating certificates: %w", err)
 	}
-	e.SAPublicKey = p.saPub
+	e.SAPublicKey, e.SASigningKey = p.saPub, p.saKey
 
 	ports, err := freePorts(3)
 	if err != nil {

@@ -73,6 +73,9 @@ func (s *Server) newSecure() (*secure, error) {
 		}
 		sec.auths = append(sec.auths, ca.TokenAuthenticator{Tokens: sec.tokens})
 	}
+	if s.opts.NewAuthenticators != nil {
+		sec.auths = append(sec.auths, s.opts.NewAuthenticators(s.trustDomain)...)
+	}
 	sec.svc = ca.NewService(sec.ca, sec.auths, s.log.With("component", "ca"))
 	if o.RotateRoot {
 		if err := sec.ca.Rotate(); err != nil && !errors.Is(err, ca.ErrRotationInProgress) {

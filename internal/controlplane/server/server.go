@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/weftmesh/weft/internal/controlplane/apiauth"
+	"github.com/weftmesh/weft/internal/controlplane/ca"
 	"github.com/weftmesh/weft/internal/controlplane/jwks"
 	"github.com/weftmesh/weft/internal/controlplane/model"
 	"github.com/weftmesh/weft/internal/controlplane/registry"
@@ -66,6 +67,9 @@ type Options struct {
 	// NewSource, when set, replaces the config directory (Kubernetes
 	// mode): it returns a synced source that calls onChange on changes.
 	NewSource func(onChange func()) (store.Source, error)
+	// NewAuthenticators adds CA authenticators (Kubernetes mode: the
+	// TokenReview of service-account tokens), given the mesh trust domain.
+	NewAuthenticators func(trustDomain func() string) []ca.Authenticator
 }
 
 // Server is a running control plane.

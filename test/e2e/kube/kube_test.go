@@ -204,6 +204,7 @@ func TestGatewayFromAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	sys := env.Namespace(t, nil)
 	xds := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	served := make(chan struct{})
 	var once sync.Once
@@ -211,11 +212,28 @@ func TestGatewayFromAPIServer(t *testing.T) {
 		if strings.Contains(l, "control plane serving") {
 			once.Do(func() { close(served) })
 		}
-	}, "control-plane", "--kubeconfig", env.Kubeconfig, "--xds-address", xds, "--monitoring-address", "127.0.0.1:0", "--debounce", "20ms")
+	}, "control-plane", "--kubeconfig", env.Kubeconfig, "--system-namespace", sys, "--xds-address", xds, "--secure-address", "127.0.0.1:0", "--monitoring-address", "127.0.0.1:0", "--debounce", "20ms")
 	select {
 	case <-served:
 	case <-time.After(60 * time.Second):
 		t.Fatal("control plane did not start")
+	}
+	// The leader publishes the root of the istio-ca-secret it created to
+	// every namespace.
+	caSecret, err := env.Client.CoreV1().Secrets(sys).Get(ctx, "istio-ca-secret", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("CA secret: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(ctx, "istio-ca-root-cert", metav1.GetOptions{})
+		if err == nil && cm.Data["root-cert.pem"] == string(caSecret.Data["root-cert.pem"]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("istio-ca-root-cert not published to %s: %v", ns, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
 	gwPort := freePort(t)
 	start(t, "weft-proxy", nil, "router", "--xds", xds, "--namespace", ns, "--name", "ingress", "--labels", "istio=ingressgateway",
