@@ -295,22 +295,9 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 		ReadHeaderTimeout: headers,
 		ConnContext:       connContext,
 		ErrorLog:          log.New(slogWriter{m.log}, "", 0)}
-	h2 := &http2.Server{IdleTimeout: idle, MaxConcurrentStreams: 2147483647}
-	if o := cfg.GetHttp2ProtocolOptions(); o != nil {
-		if err := route.CheckFields(o, p+".http2_protocol_options", "max_concurrent_streams",
-			"initial_stream_window_size", "initial_connection_window_size", "allow_connect",
-			"hpack_table_size"); err != nil {
-			return err
-		}
-		if v := o.GetMaxConcurrentStreams(); v != nil {
-			h2.MaxConcurrentStreams = v.GetValue()
-		}
-		if v := o.GetInitialStreamWindowSize(); v != nil {
-			h2.MaxUploadBufferPerStream = int32(min(v.GetValue(), 1<<31-1))
-		}
-		if v := o.GetInitialConnectionWindowSize(); v != nil {
-			h2.MaxUploadBufferPerConnection = int32(min(v.GetValue(), 1<<31-1))
-		}
+	h2, err := m.http2Server(cfg.GetHttp2ProtocolOptions(), idle, p+".http2_protocol_options")
+	if err != nil {
+		return err
 	}
 	m.h2 = h2
 	// Registers the HTTP/2 connections with h2hook's shutdown (GOAWAY).
@@ -319,6 +306,74 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 		return fmt.Errorf("%s: configuring HTTP/2: %w", p, err)
 	}
 	return nil
+}
+
+// HTTP/2 defaults where Envoy's are unbounded (max_concurrent_streams
+// 2^31-1, 256 MiB windows): Envoy's own edge recommendation for gateways
+// (use_remote_address), a bounded stream count and Go's 1 MiB windows for
+// sidecars. x/net starts at most max_concurrent_streams handlers per
+// connection and ends a connection that queues more, so an unbounded value
+// would also turn off its Rapid Reset (CVE-2023-44487) mitigation.
+const (
+	SidecarMaxConcurrentStreams    = 1024
+	GatewayMaxConcurrentStreams    = 100      // Envoy edge best practice
+	GatewayInitialStreamWindow     = 64 << 10 // Envoy edge best practice
+	GatewayInitialConnectionWindow = 1 << 20  // Envoy edge best practice
+	minWindow                      = 65535
+	maxHTTP2Value                  = 1<<31 - 1
+)
+
+// http2Server applies http2_protocol_options (nil: defaults).
+func (m *Manager) http2Server(o *corev3.Http2ProtocolOptions, idle time.Duration, p string) (*http2.Server, error) {
+	h2 := &http2.Server{IdleTimeout: idle, MaxConcurrentStreams: SidecarMaxConcurrentStreams}
+	if m.useRemote {
+		h2.MaxConcurrentStreams = GatewayMaxConcurrentStreams
+		h2.MaxUploadBufferPerStream = GatewayInitialStreamWindow
+		h2.MaxUploadBufferPerConnection = GatewayInitialConnectionWindow
+	}
+	if o == nil {
+		return h2, nil
+	}
+	if err := route.CheckFields(o, p, "max_concurrent_streams", "initial_stream_window_size",
+		"initial_connection_window_size", "allow_connect", "hpack_table_size", "connection_keepalive"); err != nil {
+		return nil, err
+	}
+	if v := o.GetMaxConcurrentStreams(); v != nil {
+		if v.GetValue() < 1 || v.GetValue() > maxHTTP2Value {
+			return nil, fmt.Errorf("%s.max_concurrent_streams: %d is outside [1, 2147483647]", p, v.GetValue())
+		}
+		h2.MaxConcurrentStreams = v.GetValue()
+	}
+	if v := o.GetInitialStreamWindowSize(); v != nil {
+		if v.GetValue() < minWindow || v.GetValue() > maxHTTP2Value {
+			return nil, fmt.Errorf("%s.initial_stream_window_size: %d is outside [65535, 2147483647]", p, v.GetValue())
+		}
+		h2.MaxUploadBufferPerStream = int32(v.GetValue())
+	}
+	if v := o.GetInitialConnectionWindowSize(); v != nil {
+		if v.GetValue() < minWindow || v.GetValue() > maxHTTP2Value {
+			return nil, fmt.Errorf("%s.initial_connection_window_size: %d is outside [65535, 2147483647]", p, v.GetValue())
+		}
+		h2.MaxUploadBufferPerConnection = int32(v.GetValue())
+	}
+	if v := o.GetHpackTableSize(); v != nil {
+		// The dynamic table the peer's encoder may use (our
+		// SETTINGS_HEADER_TABLE_SIZE), as Envoy's hpack_table_size.
+		h2.MaxDecoderHeaderTableSize = v.GetValue()
+		if v.GetValue() == 0 {
+			// 0 disables compression in Envoy; x/net reads 0 as its
+			// default, and a table of one octet holds no entry.
+			h2.MaxDecoderHeaderTableSize = 1
+		}
+	}
+	if k := o.GetConnectionKeepalive(); k != nil {
+		if err := route.CheckFields(k, p+".connection_keepalive", "interval", "timeout"); err != nil {
+			return nil, err
+		}
+		h2.ReadIdleTimeout = route.Dur(k.GetInterval())
+		h2.PingTimeout = route.Dur(k.GetTimeout())
+	}
+	return h2, nil
 }
 
 // GatewayRequestHeadersTimeout is the request_headers_timeout of a
