@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -151,5 +152,35 @@ func TestRetryWhenNothingSent(t *testing.T) {
 	}
 	if hits.Load() != 3 {
 		t.Fatalf("failing writes = %d, want 3", hits.Load())
+	}
+}
+
+// BenchmarkIdleCheck measures the check a pooled connection gets when it is
+// taken (one non-blocking MSG_PEEK through RawConn.Control).
+func BenchmarkIdleCheck(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	c := &h1conn{nc: nc, peek: newPeeker(nc)}
+	c.br = bufio.NewReader(nc)
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.idleClosed() {
+			b.Fatal("live connection seen as closed")
+		}
 	}
 }
