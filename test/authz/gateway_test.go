@@ -50,7 +50,12 @@ func ingress(t testing.TB, mesh *meshv1alpha1.MeshConfig, pols ...*securityv1.Au
 		Gateways: []*networkingv1.Gateway{gw}, VirtualServices: []*networkingv1.VirtualService{vs}}
 	p := &model.Proxy{ID: "ingress", Meta: &node.Meta{Type: node.Router, IP: "198.18.1.1", Name: "istio-ingressgateway", Namespace: "istio-system",
 		Labels: map[string]string{"app": "istio-ingressgateway", "istio": "ingressgateway"}, Capture: true}}
-	out := translate.Build(snap, p)
+	return gatewayManager(t, translate.Build(snap, p))
+}
+
+// gatewayManager compiles the gateway's first HTTP connection manager.
+func gatewayManager(t testing.TB, out *translate.Output) *hcm.Manager {
+	t.Helper()
 	e := &env{tables: map[string]*route.Table{}}
 	for _, rc := range out.Routes {
 		tb, err := route.Compile(rc)
@@ -100,5 +105,50 @@ func TestIngressRemoteIPBlocks(t *testing.T) {
 	}
 	if allowed(t, m, call{target: "/headers", host: "httpbin.example.com", peer: "10.0.0.2:4000", header: []string{"X-Forwarded-For: 203.0.113.9, 198.51.100.1"}}) {
 		t.Error("the address the trusted proxy saw is the client, not a forged earlier entry")
+	}
+}
+
+// TestClaimRouting is Istio's claim-based routing at the ingress gateway:
+// a VirtualService header match on @request.auth.claims.group routes on
+// the verified token's claim (the gateway re-matches the route after
+// jwt_authn); without a token the claim routes never match.
+func TestClaimRouting(t *testing.T) {
+	s := newSigner(t)
+	gw, _ := gatewayObjects(t)
+	vs := &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Name: "claims", Namespace: "default"}}
+	spec := `{hosts: ["*"], gateways: [httpbin-gateway], http: [
+  {match: [{headers: {"@request.auth.claims.group": {exact: group1}}}], directResponse: {status: 200, body: {string: "group1 route"}}},
+  {match: [{headers: {"@request.auth.claims.nested.level": {prefix: "gold"}}}], directResponse: {status: 200, body: {string: "gold route"}}},
+  {directResponse: {status: 200, body: {string: "default route"}}}]}`
+	var v any
+	if err := yaml.Unmarshal([]byte(spec), &v); err != nil {
+		t.Fatal(err)
+	}
+	j, _ := json.Marshal(v)
+	if err := protojson.Unmarshal(j, &vs.Spec); err != nil {
+		t.Fatal(err)
+	}
+	ra := requestAuthn(t, `{selector: {matchLabels: {istio: ingressgateway}}, jwtRules: [{issuer: "`+iss+`", jwks: '`+s.jwks+`'}]}`)
+	ra.Namespace = "istio-system"
+	snap := &model.Snapshot{Mesh: &meshv1alpha1.MeshConfig{RootNamespace: "istio-system"},
+		Gateways: []*networkingv1.Gateway{gw}, VirtualServices: []*networkingv1.VirtualService{vs},
+		RequestAuthentications: []*securityv1.RequestAuthentication{ra}}
+	p := &model.Proxy{ID: "ingress", Meta: &node.Meta{Type: node.Router, IP: "198.18.1.1", Name: "istio-ingressgateway", Namespace: "istio-system",
+		Labels: map[string]string{"app": "istio-ingressgateway", "istio": "ingressgateway"}, Capture: true}}
+	m := gatewayManager(t, translate.Build(snap, p))
+	for _, tc := range []struct {
+		hdr  []string
+		want string
+	}{
+		{[]string{"Authorization: Bearer " + s.token(t, map[string]any{"group": "group1"})}, "group1 route"},
+		{[]string{"Authorization: Bearer " + s.token(t, map[string]any{"group": []string{"group2", "group1"}})}, "group1 route"},
+		{[]string{"Authorization: Bearer " + s.token(t, map[string]any{"nested": map[string]any{"level": "gold-plus"}})}, "gold route"},
+		{[]string{"Authorization: Bearer " + s.token(t, map[string]any{"group": "group2"})}, "default route"},
+		{nil, "default route"},
+	} {
+		code, body := do(t, m, call{target: "/headers", host: "httpbin.example.com", header: tc.hdr})
+		if code != 200 || body != tc.want {
+			t.Errorf("%.60v: %d %q, want %q", tc.hdr, code, body, tc.want)
+		}
 	}
 }

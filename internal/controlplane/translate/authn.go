@@ -3,12 +3,15 @@ package translate
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/emptypb"
+	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 
@@ -119,4 +122,31 @@ func (b *builder) jwks(r *security.JWTRule) string {
 		return k
 	}
 	return unavailableJWKS
+}
+
+// claimPrefix marks a VirtualService header match on a verified JWT claim
+// (Istio: gateways only, with a RequestAuthentication).
+const claimPrefix = "@request.auth.claims."
+
+// claimMatcher turns a header match named @request.auth.claims.a.b into
+// Istio's route match on the jwt_authn payload (claim a.b equal to, or a
+// list containing, the value); nil for other headers.
+func claimMatcher(name string, sm *networking.StringMatch, invert bool) *matcherv3.MetadataMatcher {
+	if !strings.HasPrefix(name, claimPrefix) {
+		return nil
+	}
+	claims := strings.Split(strings.TrimPrefix(name, claimPrefix), ".")
+	var v *matcherv3.ValueMatcher
+	if m := stringMatcher(sm); m != nil {
+		one := &matcherv3.ValueMatcher{MatchPattern: &matcherv3.ValueMatcher_StringMatch{StringMatch: m}}
+		v = &matcherv3.ValueMatcher{MatchPattern: &matcherv3.ValueMatcher_OrMatch{OrMatch: &matcherv3.OrMatcher{ValueMatchers: []*matcherv3.ValueMatcher{
+			{MatchPattern: &matcherv3.ValueMatcher_ListMatch{ListMatch: &matcherv3.ListMatcher{MatchPattern: &matcherv3.ListMatcher_OneOf{OneOf: one}}}},
+			one,
+		}}}}
+	} else {
+		v = &matcherv3.ValueMatcher{MatchPattern: &matcherv3.ValueMatcher_PresentMatch{PresentMatch: true}}
+	}
+	dm := metadataMatcher(jwtFilter, claimPath(claims...), v)
+	dm.Invert = invert
+	return dm
 }

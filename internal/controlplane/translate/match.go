@@ -37,9 +37,17 @@ func routeMatch(m *networking.HTTPMatchRequest) *routev3.RouteMatch {
 		}
 	}
 	for _, k := range sortedKeys(m.Headers) {
+		if dm := claimMatcher(k, m.Headers[k], false); dm != nil {
+			out.DynamicMetadata = append(out.DynamicMetadata, dm)
+			continue
+		}
 		out.Headers = append(out.Headers, headerMatcher(k, m.Headers[k], false))
 	}
 	for _, k := range sortedKeys(m.WithoutHeaders) {
+		if dm := claimMatcher(k, m.WithoutHeaders[k], true); dm != nil {
+			out.DynamicMetadata = append(out.DynamicMetadata, dm)
+			continue
+		}
 		out.Headers = append(out.Headers, headerMatcher(k, m.WithoutHeaders[k], true))
 	}
 	for _, k := range sortedKeys(m.QueryParams) {

@@ -77,6 +77,7 @@ type Route struct {
 	grpc        bool
 	headers     []*HeaderMatch
 	query       []*queryMatch
+	meta        []*MetadataMatch // dynamic_metadata
 	fraction    *Fraction
 	hasFraction bool
 
@@ -299,8 +300,15 @@ func (r *Route) compileMatch(m *routev3.RouteMatch, path string) error {
 		return fmt.Errorf("%s: missing match", path)
 	}
 	if err := CheckFields(m, path, "prefix", "path", "safe_regex", "path_separated_prefix",
-		"connect_matcher", "case_sensitive", "headers", "query_parameters", "runtime_fraction", "grpc"); err != nil {
+		"connect_matcher", "case_sensitive", "headers", "query_parameters", "runtime_fraction", "grpc", "dynamic_metadata"); err != nil {
 		return err
+	}
+	for i, dm := range m.GetDynamicMetadata() {
+		mm, err := CompileMetadataMatch(dm, fmt.Sprintf("%s.dynamic_metadata[%d]", path, i))
+		if err != nil {
+			return err
+		}
+		r.meta = append(r.meta, mm)
 	}
 	r.ignoreCase = m.GetCaseSensitive() != nil && !m.GetCaseSensitive().GetValue()
 	switch p := m.GetPathSpecifier().(type) {
@@ -424,6 +432,14 @@ func (rt *Route) Matches(r *http.Request) bool {
 	for _, q := range rt.query {
 		if !q.match(r.URL.RawQuery) {
 			return false
+		}
+	}
+	if len(rt.meta) > 0 {
+		l := metadataFrom(r)
+		for _, m := range rt.meta {
+			if !m.Match(l) {
+				return false
+			}
 		}
 	}
 	if rt.hasFraction && !rt.fraction.Hit() {

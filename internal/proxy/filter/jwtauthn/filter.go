@@ -315,6 +315,7 @@ func (f *Filter) Serve(s *filter.Stream) error {
 // apply records verified payloads and applies forward/header options.
 func (f *Filter) apply(s *filter.Stream, c *check) {
 	h := s.Req.Header
+	rematch := false
 	for i, p := range f.providers {
 		if !c.done[i] {
 			continue
@@ -325,6 +326,7 @@ func (f *Filter) apply(s *filter.Stream, c *check) {
 		}
 		if p.metaKey != "" {
 			s.Meta.SetField(MetadataNamespace, p.metaKey, normalized(r.v.claims, p.spaceDelim))
+			rematch = rematch || p.clearRoute
 		}
 		if p.payloadHdr != "" {
 			h[http.CanonicalHeaderKey(p.payloadHdr)] = []string{base64.RawURLEncoding.EncodeToString(r.v.payload)}
@@ -337,6 +339,12 @@ func (f *Filter) apply(s *filter.Stream, c *check) {
 		if !p.forward && r.loc != nil && r.loc.kind == locHeader {
 			delete(h, r.loc.name)
 		}
+	}
+	if rematch && s.Table != nil {
+		// Envoy's clear_route_cache: routes may match on the verified
+		// claims (Istio's @request.auth.claims at gateways).
+		s.Req = route.WithMetadata(s.Req, &s.Meta)
+		s.VHost, s.Route = s.Table.Match(s.Req)
 	}
 }
 

@@ -95,6 +95,7 @@ type provider struct {
 	spaceDelim map[string]bool
 	claimHdrs  []claimHeader
 	skew       time.Duration
+	clearRoute bool // re-match the route once the payload is known
 }
 
 type claimHeader struct {
@@ -112,7 +113,8 @@ func compileProvider(name string, p *jwtv3.JwtProvider, path string) (*provider,
 		return nil, err
 	}
 	pr := &provider{name: name, issuer: p.GetIssuer(), audiences: p.GetAudiences(), forward: p.GetForward(),
-		payloadHdr: p.GetForwardPayloadHeader(), metaKey: p.GetPayloadInMetadata(), skew: 60 * time.Second}
+		payloadHdr: p.GetForwardPayloadHeader(), metaKey: p.GetPayloadInMetadata(), skew: 60 * time.Second,
+		clearRoute: p.GetClearRouteCache()}
 	if p.GetClockSkewSeconds() != 0 {
 		pr.skew = time.Duration(p.GetClockSkewSeconds()) * time.Second
 	}

@@ -63,12 +63,7 @@ type (
 	authM      struct{ s stringMatcher } // nil s: any authenticated peer
 	directIPM  struct{ p netip.Prefix }
 	remoteIPM  struct{ p netip.Prefix }
-	metaM      struct {
-		filter string
-		path   []string
-		v      valueMatch
-		invert bool
-	}
+	metaM      struct{ m *route.MetadataMatch }
 )
 
 func (m headerM) match(in *Input) bool {
@@ -122,10 +117,9 @@ func (m remoteIPM) match(in *Input) bool {
 
 func (m metaM) match(in *Input) bool {
 	if in.Meta == nil {
-		return m.invert
+		return m.m.Match(nil)
 	}
-	v, ok := in.Meta.Lookup(m.filter, m.path)
-	return m.v.match(v, ok) != m.invert
+	return m.m.Match(in.Meta)
 }
 
 func compilePerm(p *rbacv3.Permission, path string, depth int) (perm, error) {
@@ -426,20 +420,9 @@ func prefix(c *corev3.CidrRange, path string) (netip.Prefix, error) {
 }
 
 func compileMeta(m *matcherv3.MetadataMatcher, path string) (perm, error) {
-	if err := route.CheckFields(m, path, "filter", "path", "value", "invert"); err != nil {
-		return nil, err
-	}
-	out := metaM{filter: m.GetFilter(), invert: m.GetInvert()}
-	for i, s := range m.GetPath() {
-		if s.GetKey() == "" {
-			return nil, fmt.Errorf("%s.path[%d].key: empty", path, i)
-		}
-		out.path = append(out.path, s.GetKey())
-	}
-	v, err := compileValue(m.GetValue(), path+".value", 0)
+	mm, err := route.CompileMetadataMatch(m, path)
 	if err != nil {
 		return nil, err
 	}
-	out.v = v
-	return out, nil
+	return metaM{mm}, nil
 }

@@ -1,18 +1,23 @@
-package rbac
+package route
+
+// Metadata matching: Envoy's MetadataMatcher with its ValueMatcher, for
+// route matches on dynamic metadata (Istio's @request.auth.claims at
+// gateways) and for RBAC principals on JWT claims. Values are JSON's
+// (string, float64, bool, nil, []any, map[string]any).
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-
-	"github.com/weftmesh/weft/internal/proxy/route"
 )
 
 // valueMatch is a compiled envoy.type.matcher.v3.ValueMatcher over a
 // metadata value (JSON types).
 type valueMatch struct {
 	kind    uint8
-	str     *route.StringMatch
+	str     *StringMatch
 	b       bool
 	lo, hi  float64 // double range [lo, hi); exact when lo == hi
 	exact   bool
@@ -31,8 +36,55 @@ const (
 	vOr
 )
 
+// maxMetaDepth bounds nesting of or/list matchers.
+const maxMetaDepth = 64
+
+// Lookup finds a dynamic metadata value: the namespace (filter name) and a path of
+// struct keys. Implementations must accept being called on nil.
+type Lookup interface {
+	Lookup(filter string, path []string) (any, bool)
+}
+
+// MetadataMatch is a compiled MetadataMatcher; immutable.
+type MetadataMatch struct {
+	filter string
+	path   []string
+	v      valueMatch
+	invert bool
+}
+
+// CompileMetadataMatch compiles m; path names it in errors.
+func CompileMetadataMatch(m *matcherv3.MetadataMatcher, path string) (*MetadataMatch, error) {
+	if err := CheckFields(m, path, "filter", "path", "value", "invert"); err != nil {
+		return nil, err
+	}
+	out := &MetadataMatch{filter: m.GetFilter(), invert: m.GetInvert()}
+	for i, s := range m.GetPath() {
+		if s.GetKey() == "" {
+			return nil, fmt.Errorf("%s.path[%d].key: empty", path, i)
+		}
+		out.path = append(out.path, s.GetKey())
+	}
+	v, err := compileValue(m.GetValue(), path+".value", 0)
+	if err != nil {
+		return nil, err
+	}
+	out.v = v
+	return out, nil
+}
+
+// Match reports whether the metadata l holds matches (nil l: no metadata).
+func (m *MetadataMatch) Match(l Lookup) bool {
+	var v any
+	ok := false
+	if l != nil {
+		v, ok = l.Lookup(m.filter, m.path)
+	}
+	return m.v.match(v, ok) != m.invert
+}
+
 func compileValue(m *matcherv3.ValueMatcher, path string, depth int) (valueMatch, error) {
-	if depth > maxDepth {
+	if depth > maxMetaDepth {
 		return valueMatch{}, fmt.Errorf("%s: nested too deeply", path)
 	}
 	switch p := m.GetMatchPattern().(type) {
@@ -45,7 +97,7 @@ func compileValue(m *matcherv3.ValueMatcher, path string, depth int) (valueMatch
 		}
 		return valueMatch{kind: vDouble, lo: d.GetExact(), hi: d.GetExact(), exact: true}, nil
 	case *matcherv3.ValueMatcher_StringMatch:
-		s, err := route.CompileStringMatch(p.StringMatch, path+".string_match")
+		s, err := CompileStringMatch(p.StringMatch, path+".string_match")
 		return valueMatch{kind: vString, str: s}, err
 	case *matcherv3.ValueMatcher_BoolMatch:
 		return valueMatch{kind: vBool, b: p.BoolMatch}, nil
@@ -119,4 +171,18 @@ func (m *valueMatch) match(v any, present bool) bool {
 		}
 	}
 	return false
+}
+
+type metaKey struct{}
+
+// WithMetadata returns r with the request's dynamic metadata attached, for
+// matching routes on it (a filter that changed the metadata re-matches the
+// route with it, as Envoy's clear_route_cache does).
+func WithMetadata(r *http.Request, l Lookup) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), metaKey{}, l))
+}
+
+func metadataFrom(r *http.Request) Lookup {
+	l, _ := r.Context().Value(metaKey{}).(Lookup)
+	return l
 }
