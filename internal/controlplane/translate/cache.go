@@ -168,6 +168,7 @@ func (c *Cache) outbound(p *model.Proxy) *Output {
 		b.buildExplicitOutbound()
 		delete(b.listeners, explicitProxyName) // bound to the proxy's IP
 	}
+	b.buildBoundEgress()
 	b.applyTelemetry()
 	o := b.output()
 	attemptCounts(o.Routes)

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	networking "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +40,7 @@ type sidecarScope struct {
 type egressScope struct {
 	listener *networking.IstioEgressListener
 	hosts    map[string]*importedHosts // by namespace ("*" for any)
+	services []*model.Service          // what it imports (set by applySidecarScope)
 }
 
 type importedHosts struct {
@@ -215,6 +217,7 @@ func (b *builder) applySidecarScope(candidates []*model.Service) {
 	seenVS := map[*networkingv1.VirtualService]bool{}
 	all := b.sortedVirtualServices()
 	for _, e := range b.scope.egress {
+		from := len(picked)
 		for _, svc := range candidates {
 			if s, ok := e.imports(svc); ok {
 				picked = append(picked, s)
@@ -256,6 +259,7 @@ func (b *builder) applySidecarScope(candidates []*model.Service) {
 				}
 			}
 		}
+		e.services = picked[from:len(picked):len(picked)]
 	}
 	vss = byCreation(vss, func(v *networkingv1.VirtualService) *metav1.ObjectMeta { return &v.ObjectMeta })
 	b.vsCache = &vss
@@ -406,4 +410,64 @@ func trimToPorts(svc *model.Service, ports map[uint32]bool) *model.Service {
 	c := *svc
 	c.Ports = keep
 	return &c
+}
+
+// buildBoundEgress adds a listener bound to an address for each egress
+// listener with a port whose captureMode is NONE or that names a bind IP,
+// as Istio does: the application connects to it directly (captureMode NONE
+// defaults the bind to 127.0.0.1). HTTP ports route by Host through the
+// port's route configuration; TCP ports go to the listener's service on
+// that port. Unix socket binds (port 0) are not implemented.
+func (b *builder) buildBoundEgress() {
+	if b.scope == nil {
+		return
+	}
+	for _, e := range b.scope.egress {
+		l := e.listener
+		port := l.GetPort().GetNumber()
+		if port == 0 || port > 65535 || strings.HasPrefix(l.Bind, "unix://") {
+			continue
+		}
+		bind := l.Bind
+		if bind == "" {
+			if l.CaptureMode != networking.CaptureMode_NONE {
+				continue // captured traffic: virtualOutbound serves the port
+			}
+			bind = "127.0.0.1"
+		}
+		name := bind + "_" + itoa(port)
+		if _, taken := b.listeners[name]; taken {
+			continue
+		}
+		var svc *model.Service
+		var sp *model.Port
+		for _, s := range e.services {
+			if p := findPort(b.byHost[s.Hostname], port); p != nil {
+				svc, sp = b.byHost[s.Hostname], p
+				break
+			}
+		}
+		proto := protocolOf(l.GetPort().GetProtocol())
+		if l.GetPort().GetProtocol() == "" && sp != nil {
+			proto = portProtocol(sp)
+		}
+		var f *listenerv3.Filter
+		switch {
+		case proto.isHTTP():
+			rcName := itoa(port)
+			if _, ok := b.routes[rcName]; !ok {
+				b.routes[rcName] = b.sidecarRouteConfig(port)
+			}
+			f = hcmFilter(hcmOptions{statPrefix: "outbound_" + name, rds: rcName})
+		case svc != nil:
+			f = tcpFilter(b.tcpDestinations(svc, sp))
+		default:
+			continue // nothing imported on this TCP port
+		}
+		b.listeners[name] = &listenerv3.Listener{
+			Name:         name,
+			Address:      socketAddress(bind, port),
+			FilterChains: []*listenerv3.FilterChain{{Name: name, Filters: []*listenerv3.Filter{f}}},
+		}
+	}
 }

@@ -59,6 +59,7 @@ func Build(snap *model.Snapshot, p *model.Proxy) *Output {
 		} else {
 			b.buildExplicitOutbound()
 		}
+		b.buildBoundEgress()
 	}
 	if !p.IsGRPC() {
 		b.applySecurity()

@@ -215,6 +215,30 @@ spec:
 		}
 		return nil
 	})
+	// An egress listener with a port and a bind address is a real
+	// listener the app connects to directly (Istio's captureMode NONE
+	// pattern); it routes by Host like the captured port would.
+	ip := m.Workload("conf-scoped").IP
+	apply(t, fmt.Sprintf(`
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: conf-scoped}
+spec:
+  workloadSelector: {labels: {app: conf-scoped}}
+  egress:
+  - port: {number: 5000, protocol: HTTP, name: http}
+    bind: %s
+    captureMode: NONE
+    hosts: ["./conf-merge.default.svc.cluster.local"]
+`, ip))
+	direct := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	eventually(t, 15*time.Second, "bound egress listener routes by Host", func() error {
+		r := get(t, direct, "http://"+ip+":5000/", map[string]string{"Host": "conf-merge:5000"})
+		if r.status != 200 || !strings.HasPrefix(strings.TrimSpace(r.body), "conf-merge-v") {
+			return fmt.Errorf("status %d body %q", r.status, strings.TrimSpace(r.body))
+		}
+		return nil
+	})
 }
 
 // localityBackends are Istio's locality tasks' helloworld instances.
