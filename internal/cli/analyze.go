@@ -36,9 +36,10 @@ func newAnalyzeCmd() *cobra.Command {
 	var (
 		namespace, output, threshold string
 		allNamespaces, ignoreUnknown bool
+		live                         liveFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "analyze [-n NS] [--all-namespaces] [-o text|json|yaml] [--failure-threshold Info|Warning|Error] FILE|DIR|- ...",
+		Use:   "analyze [-n NS] [--all-namespaces] [-o text|json|yaml] [--failure-threshold Info|Warning|Error] (FILE|DIR|- ... | -k)",
 		Short: "Validate Istio configuration and check it for problems, like istioctl analyze",
 		Long: `Analyze loads Istio configuration (Istio CRDs, Kubernetes Services and
 Secrets, MeshConfig) from files, directories and "-" (stdin), validates every
@@ -71,10 +72,14 @@ one Warning [WFT0020] per kind. Files that are not Kubernetes YAML at all
 are skipped with a note on stderr. A message repeated many times in one
 resource is shown 10 times, then counted [WFT0021].
 
+With -k (--use-kube) the live cluster is analyzed instead of files: every
+Istio object, Service, Namespace and the Secrets Gateways reference, read
+from the API server of --kubeconfig ($KUBECONFIG, ~/.kube/config or the
+in-cluster config).
+
 Exit status: 0 when no message reaches --failure-threshold, 79 (as istioctl)
 when one does, 65 (as istioctl) when none does but some file could not be
 parsed (0 with --ignore-unknown), 1 on usage errors.`,
-		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			failAt, err := config.ParseLevel(threshold)
 			if err != nil {
@@ -87,8 +92,19 @@ parsed (0 with --ignore-unknown), 1 on usage errors.`,
 			}
 			filter := cmd.Flags().Changed("namespace") && !allNamespaces
 			var unsupported []*config.Error
-			res, loadErr := config.LoadPaths(args, config.Options{DefaultNamespace: namespace, Stdin: cmd.InOrStdin(),
-				Unsupported: func(e *config.Error) { unsupported = append(unsupported, e) }})
+			var res []*config.Resource
+			var loadErr error
+			switch {
+			case live.use && len(args) > 0:
+				return fmt.Errorf("-k analyzes the cluster: give no files")
+			case live.use:
+				res, loadErr = live.resources(cmd.Context())
+			case len(args) == 0:
+				return fmt.Errorf("give files or directories to analyze, or -k for the live cluster")
+			default:
+				res, loadErr = config.LoadPaths(args, config.Options{DefaultNamespace: namespace, Stdin: cmd.InOrStdin(),
+					Unsupported: func(e *config.Error) { unsupported = append(unsupported, e) }})
+			}
 			var msgs []*config.Message
 			var list config.ErrorList
 			if errors.As(loadErr, &list) {
@@ -150,6 +166,7 @@ parsed (0 with --ignore-unknown), 1 on usage errors.`,
 			return nil
 		},
 	}
+	live.register(cmd)
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace for resources that name none; with it alone, only its messages are shown")
 	cmd.Flags().BoolVarP(&allNamespaces, "all-namespaces", "A", false, "show messages for every namespace")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")

@@ -223,9 +223,10 @@ func (s *Source) Resources() []*config.Resource {
 
 // Invalid is an object the source does not serve, with why.
 type Invalid struct {
-	Key    config.Key
-	Meta   *metav1.ObjectMeta
-	Errors []string
+	Key      config.Key
+	Meta     *metav1.ObjectMeta
+	Resource *config.Resource // shared with the cache: read only
+	Errors   []string
 }
 
 // Invalid lists the objects rejected by validation, sorted by key.
@@ -234,7 +235,7 @@ func (s *Source) Invalid() []Invalid {
 	var out []Invalid
 	for k, it := range s.items {
 		if len(it.errs) > 0 {
-			out = append(out, Invalid{Key: k, Meta: it.res.Meta, Errors: it.errs})
+			out = append(out, Invalid{Key: k, Meta: it.res.Meta, Resource: it.res, Errors: it.errs})
 		}
 	}
 	s.mu.Unlock()
