@@ -33,6 +33,7 @@ type proc struct {
 	stopped  bool          // Stop was called: do not restart
 	quit     chan struct{} // closed by stop: ends a backoff wait
 	watched  bool          // a supervisor goroutine runs
+	unwatch  chan struct{} // closed when the supervisor goroutine returns
 }
 
 func startProc(name, logDir string, env []string, bin string, args ...string) (*proc, error) {
@@ -91,8 +92,10 @@ func (p *proc) supervise(report func(string)) {
 		return
 	}
 	p.watched = true
+	p.unwatch = make(chan struct{})
 	p.mu.Unlock()
 	go func() {
+		defer close(p.unwatch)
 		backoff := minBackoff
 		for {
 			p.mu.Lock()
