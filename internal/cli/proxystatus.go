@@ -61,7 +61,7 @@ NACK (the proxy rejected it; the error follows the table) or NOT SENT.`,
 			if len(args) == 1 && len(ps) == 1 {
 				// One proxy: the versions behind each state.
 				p := ps[0]
-				fmt.Fprintf(out, "\nproxy %s (%s, %s xDS, connected %s)\n", p.ID, p.IP, map[bool]string{false: "state-of-the-world", true: "delta"}[p.Delta], p.ConnectedAt.Format(time.RFC3339))
+				fmt.Fprintf(out, "\nproxy %s (%s, %s xDS, %s, connected %s)\n", p.ID, p.IP, map[bool]string{false: "state-of-the-world", true: "delta"}[p.Delta], dash(p.Lifecycle), p.ConnectedAt.Format(time.RFC3339))
 				tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 				fmt.Fprintln(tw, "TYPE\tSTATE\tWANTED\tSENT\tACKED\tNACKS")
 				for _, t := range []string{"CDS", "LDS", "EDS", "RDS", "SDS"} {

@@ -31,6 +31,7 @@ type ProxyStatus struct {
 	Generator   string                `json:"generator,omitempty"`
 	Identity    string                `json:"identity,omitempty"` // verified SPIFFE identity ("" on the plaintext dev port)
 	Delta       bool                  `json:"delta"`
+	Lifecycle   string                `json:"lifecycle"` // starting, ready or draining (see node.Lifecycle)
 	ConnectedAt time.Time             `json:"connectedAt"`
 	CheckError  string                `json:"checkError,omitempty"`
 	Types       map[string]TypeStatus `json:"types"` // by CDS/LDS/EDS/RDS/SDS
@@ -62,6 +63,7 @@ func (s *Server) Status() []ProxyStatus {
 			Generator:   p.meta.Generator,
 			Identity:    p.identity,
 			Delta:       p.delta,
+			Lifecycle:   lifecycleName(p.meta.Lifecycle),
 			ConnectedAt: p.connectedAt,
 			CheckError:  p.checkErr,
 			Types:       map[string]TypeStatus{},
