@@ -111,9 +111,13 @@ func TestBookinfoMetrics(t *testing.T) {
 			"destination_workload": hop.server, "destination_service": svc, "destination_service_name": hop.service,
 			"destination_service_namespace": "default", "response_code": "200", "request_protocol": "http",
 			"connection_security_policy": "unknown"})
+		// Sidecars talk mutual TLS (auto mTLS): the server names the
+		// caller by its certificate's SPIFFE id.
 		wantSeries(t, m, hop.server, "15090", map[string]string{"reporter": "destination",
 			"source_workload": hop.client, "source_app": "productpage", "destination_workload": hop.server,
-			"destination_service": svc, "response_code": "200", "connection_security_policy": "none"})
+			"destination_service": svc, "response_code": "200", "connection_security_policy": "mutual_tls",
+			"source_principal": "spiffe://cluster.local/ns/default/sa/bookinfo-productpage",
+			"destination_principal": "spiffe://cluster.local/ns/default/sa/bookinfo-" + hop.service})
 		// The merged port serves the same series.
 		wantSeries(t, m, hop.server, "15020", map[string]string{"reporter": "destination", "source_workload": hop.client})
 	}
