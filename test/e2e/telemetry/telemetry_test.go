@@ -116,7 +116,7 @@ func TestBookinfoMetrics(t *testing.T) {
 		wantSeries(t, m, hop.server, "15090", map[string]string{"reporter": "destination",
 			"source_workload": hop.client, "source_app": "productpage", "destination_workload": hop.server,
 			"destination_service": svc, "response_code": "200", "connection_security_policy": "mutual_tls",
-			"source_principal": "spiffe://cluster.local/ns/default/sa/bookinfo-productpage",
+			"source_principal":      "spiffe://cluster.local/ns/default/sa/bookinfo-productpage",
 			"destination_principal": "spiffe://cluster.local/ns/default/sa/bookinfo-" + hop.service})
 		// The merged port serves the same series.
 		wantSeries(t, m, hop.server, "15020", map[string]string{"reporter": "destination", "source_workload": hop.client})
