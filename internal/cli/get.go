@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -171,6 +172,24 @@ func getStatus(cmd *cobra.Command, c *cpClient) error {
 	if st.RegistryError != "" {
 		fmt.Fprintln(out, "registry:", st.RegistryError)
 		bad = true
+	}
+	if len(st.JWKS) > 0 {
+		tw = tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+		fmt.Fprintln(tw, "JWKS URI\tKEYS\tFETCHED\tFAILURES\tLAST ERROR")
+		for _, j := range st.JWKS {
+			keys, fetched, lastErr := "none (tokens fail)", "-", "-"
+			if j.HaveKeys {
+				keys = "yes"
+			}
+			if !j.LastSuccess.IsZero() {
+				fetched = j.LastSuccess.Format(time.RFC3339)
+			}
+			if j.LastError != "" {
+				lastErr = j.LastError
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", j.URI, keys, fetched, j.Failures, lastErr)
+		}
+		tw.Flush()
 	}
 	fmt.Fprintf(out, "%d proxies connected\n", len(st.Proxies))
 	if bad {
