@@ -74,13 +74,7 @@ func resolveAdmin(cmd *cobra.Command, cpAddr, proxy string) (string, error) {
 	if err := newCPClient(cmd, cpAddr).do(cmd.Context(), "GET", server.PathProxies, nil, nil, &list); err != nil {
 		return "", reportErr(cmd, err)
 	}
-	var found []xds.ProxyStatus
-	for _, p := range list {
-		name, _, _ := strings.Cut(p.Workload, ".")
-		if p.ID == proxy || p.Workload == proxy || name == proxy {
-			found = append(found, p)
-		}
-	}
+	found := filterProxies(list, proxy)
 	switch len(found) {
 	case 0:
 		return "", fmt.Errorf("no connected proxy %q", proxy)

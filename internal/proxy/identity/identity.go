@@ -221,17 +221,22 @@ func (m *Manager) build(key *ecdsa.PrivateKey, chain []string) (*Cert, error) {
 	if !ok || !pub.Equal(&key.PublicKey) {
 		return nil, errors.New("the certificate is not for our key")
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(bundle) {
+	// The leaf must chain to the bundle it comes with: that bundle
+	// becomes ROOTCA, what peers are checked against. (The bundle itself
+	// is trusted because the CA's connection was verified.)
+	bundlePool := x509.NewCertPool()
+	if !bundlePool.AppendCertsFromPEM(bundle) {
 		return nil, errors.New("no roots in cert_chain")
 	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(bundle)
 	roots.AppendCertsFromPEM(m.anchors)
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
 	now := m.opts.Now()
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: bundlePool, Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		return nil, fmt.Errorf("the certificate does not verify: %w", err)
 	}
