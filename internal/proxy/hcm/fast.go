@@ -189,6 +189,9 @@ func (m *Manager) serveFast(cc *conn) {
 		if ok {
 			replay, ok = fc.next(first)
 			fc.end()
+			// Drain, or the end of a drain period that came while this
+			// request ran: the connection is done.
+			ok = ok && !m.draining.Load() && !m.idleClosed.Load()
 		}
 		if replay != nil {
 			// net/http takes over, from the first unread byte.

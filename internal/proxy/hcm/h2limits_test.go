@@ -102,10 +102,10 @@ func serving(t *testing.T, addr string, stop <-chan struct{}) (done func() (int,
 				}
 				resp, err := c.Get("http://" + addr + "/")
 				if err == nil {
-					io.Copy(io.Discard, resp.Body)
+					b, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
 					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
+						err = fmt.Errorf("status %d %q", resp.StatusCode, b)
 					}
 				}
 				if err != nil {

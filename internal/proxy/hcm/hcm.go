@@ -115,6 +115,7 @@ type Manager struct {
 	// after their current response (see Retire).
 	retireOnce sync.Once
 	retiring   atomic.Bool
+	idleClosed atomic.Bool // CloseIdle ended the drain period
 	h2         *http2.Server
 	// h2hook carries the HTTP/2 server's graceful-shutdown hook, so that
 	// Retire and Drain can send GOAWAY on this manager's h2 connections
@@ -414,6 +415,7 @@ func (m *Manager) Retire() {
 // a request close now (busy ones still close after their response).
 func (m *Manager) CloseIdle() {
 	m.retiring.Store(true)
+	m.idleClosed.Store(true)
 	m.h1.SetKeepAlivesEnabled(false) // also closes net/http's idle ones
 	m.drainFast()
 }

@@ -70,12 +70,14 @@ type readCloser struct {
 }
 
 // forward sends the request to the cluster with retries and streams the
-// response back.
+// response back, in steps: the retry policy, the body (mirror copy, retry
+// replay), the upstream request's rewrites, the timeouts and the stream's
+// context, the mirrors, then the attempts.
 func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.WeightedCluster) error {
 	r := s.Req
 	a := s.Route.Action
-	policy := a.Retry
 	trust := s.Config != nil && s.Config.TrustEnvoyHeaders
+	policy := a.Retry
 	if trust {
 		policy = retryOverrides(r.Header, policy)
 	}
@@ -83,38 +85,87 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	if policy != nil {
 		retries = policy.NumRetries
 	}
-
-	// Body: mirrors need a copy up front (bounded, known length only);
-	// retries replay what attempts read, up to MaxBuffer, without waiting
-	// for the whole body (streams keep flowing).
 	hasBody := r.Body != nil && r.Body != http.NoBody
-	var body []byte
-	mirrorable := !hasBody
-	if hasBody && len(a.Mirrors) > 0 && r.ContentLength >= 0 && r.ContentLength <= MaxBuffer {
-		data, full, rest, err := bodyBuffer(r.Body, r.ContentLength)
-		if err != nil {
-			if errors.Is(context.Cause(r.Context()), filter.ErrBadRequestBody) {
-				return badBody(r.Context())
-			}
-			return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
-		}
-		if full {
-			body, mirrorable = data, true
-			r.Body = io.NopCloser(bytes.NewReader(data))
-		} else {
-			r.Body = readCloser{rest, r.Body}
-		}
+	body, mirrorable, err := mirrorBody(r, a, hasBody)
+	if err != nil {
+		return err
 	}
 	var rb *replayBody
 	if hasBody && retries > 0 {
 		rb = newReplayBody(r.Body)
 	}
+	s.Attempt.OriginalDst = originalDst(s)
+	rt.rewriteRequest(s, wc)
+	timeout := rt.routeTimeout(s, trust)
 
-	opts := &s.Attempt
-	opts.OriginalDst = originalDst(s)
+	ctx := r.Context()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var idle *idleTimer
+	if idleFor := streamIdle(s, timeout); idleFor > 0 {
+		ctx, idle = startIdle(ctx, idleFor)
+		defer idle.stop()
+		if hasBody {
+			r.Body = idleBody{r.Body, idle, idle.gen.Load()}
+			if rb != nil {
+				rb.src = r.Body
+			}
+		}
+	}
+	if hasBody {
+		// When the stream ends early (timeout, idle, client gone), a body
+		// read blocked on a silent client must not hold the attempt.
+		u := filter.NewBodyUnblocker(s.W)
+		stop := context.AfterFunc(ctx, u.Unblock)
+		defer func() {
+			stop()
+			u.Finish()
+		}()
+	}
 
-	// Request: rewrite in place; the downstream request is ours.
-	out := r
+	if len(a.Mirrors) > 0 && mirrorable {
+		rt.mirror(s, r, body, timeout)
+	}
+	if len(a.Hash) > 0 {
+		s.Attempt.HashKey, s.Attempt.HasHash = a.HashKey(r, sourceIP(s))
+	}
+	s.Attempt.Protocol = protocolOf(r)
+	return rt.attempts(s, up, wc, policy, rb, hasBody, ctx, idle)
+}
+
+// mirrorBody copies a body for mirrors up front (bounded, known length
+// only); the request then reads the copy. mirrorable: the mirrors can be
+// sent (no body, or all of it copied).
+func mirrorBody(r *http.Request, a *route.Action, hasBody bool) (body []byte, mirrorable bool, err error) {
+	if !hasBody {
+		return nil, true, nil
+	}
+	if len(a.Mirrors) == 0 || r.ContentLength < 0 || r.ContentLength > MaxBuffer {
+		return nil, false, nil
+	}
+	data, full, rest, err := bodyBuffer(r.Body, r.ContentLength)
+	if err != nil {
+		if errors.Is(context.Cause(r.Context()), filter.ErrBadRequestBody) {
+			return nil, false, badBody(r.Context())
+		}
+		return nil, false, &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
+	}
+	if !full {
+		r.Body = readCloser{rest, r.Body}
+		return nil, false, nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(data))
+	return data, true, nil
+}
+
+// rewriteRequest turns the downstream request into the upstream one, in
+// place (the downstream request is ours): hop-by-hop headers, path and
+// host rewrites, the route's header mutations.
+func (rt *Router) rewriteRequest(s *filter.Stream, wc *route.WeightedCluster) {
+	out, a := s.Req, s.Route.Action
 	stripHop(out.Header)
 	// Envoy answers 100-continue itself (the Go server does, when the
 	// body is first read) and does not forward the expectation.
@@ -126,7 +177,7 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		}
 		out.URL.Opaque = p
 	}
-	out.URL.Scheme, out.URL.Host = "http", r.Host
+	out.URL.Scheme, out.URL.Host = "http", out.Host
 	if a.HostRewrite != "" {
 		out.Host = a.HostRewrite
 	}
@@ -134,7 +185,13 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 		out.Host = wc.HostRewrite
 	}
 	requestHeaders(s, wc, out.Header)
+}
 
+// routeTimeout is the route's timeout after grpc-timeout, a trusted
+// x-envoy-upstream-rq-timeout-ms and max_stream_duration; it announces it
+// upstream (x-envoy-expected-rq-timeout-ms).
+func (rt *Router) routeTimeout(s *filter.Stream, trust bool) time.Duration {
+	r, a := s.Req, s.Route.Action
 	timeout := a.Timeout
 	if a.HasGrpcTimeout {
 		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
@@ -159,53 +216,36 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	if maxDur > 0 && (timeout == 0 || maxDur < timeout) {
 		timeout = maxDur
 	}
-	ctx := r.Context()
-	cancel := context.CancelFunc(func() {})
-	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		if !rt.suppress {
-			out.Header["X-Envoy-Expected-Rq-Timeout-Ms"] = []string{strconv.FormatInt(timeout.Milliseconds(), 10)}
-		}
+	if timeout > 0 && !rt.suppress {
+		r.Header["X-Envoy-Expected-Rq-Timeout-Ms"] = []string{strconv.FormatInt(timeout.Milliseconds(), 10)}
 	}
-	defer cancel()
-	var idle *idleTimer
-	idleFor := a.IdleTimeout // a route's idle timeout replaces the manager's
+	return timeout
+}
+
+// streamIdle is the stream idle timeout that applies (a route's replaces
+// the manager's); 0 when none, or when the route timeout always fires
+// first.
+func streamIdle(s *filter.Stream, timeout time.Duration) time.Duration {
+	idleFor := s.Route.Action.IdleTimeout
 	if idleFor == 0 && s.Config != nil {
 		idleFor = s.Config.StreamIdleTimeout
 	}
-	// A route timeout no longer than the idle timeout always fires first.
 	if idleFor > 0 && (timeout == 0 || timeout > idleFor) {
-		ctx, idle = startIdle(ctx, idleFor)
-		defer idle.stop()
-		if hasBody {
-			r.Body = idleBody{r.Body, idle, idle.gen.Load()}
-			if rb != nil {
-				rb.src = r.Body
-			}
-		}
+		return idleFor
 	}
+	return 0
+}
 
-	if hasBody {
-		// When the stream ends early (timeout, idle, client gone), a body
-		// read blocked on a silent client must not hold the attempt.
-		u := filter.NewBodyUnblocker(s.W)
-		stop := context.AfterFunc(ctx, u.Unblock)
-		defer func() {
-			stop()
-			u.Finish()
-		}()
+// attempts sends the request, retrying as the policy allows, and streams
+// the response that ends it (or replays the last retriable one).
+func (rt *Router) attempts(s *filter.Stream, up filter.Upstream, wc *route.WeightedCluster, policy *route.RetryPolicy,
+	rb *replayBody, hasBody bool, ctx context.Context, idle *idleTimer) error {
+	r, out, opts := s.Req, s.Req, &s.Attempt
+	retries := 0
+	if policy != nil {
+		retries = policy.NumRetries
 	}
-
-	if len(a.Mirrors) > 0 && mirrorable {
-		rt.mirror(s, out, body, timeout)
-	}
-
-	if len(a.Hash) > 0 {
-		opts.HashKey, opts.HasHash = a.HashKey(r, sourceIP(s))
-	}
-	opts.Protocol = protocolOf(s.Req)
 	attemptHdr := s.VHost != nil && s.VHost.IncludeAttemptCount
-
 	var last *bufferedResponse // the last retriable response, replayed if a retry cannot be made
 	for attempt := 1; ; attempt++ {
 		s.Info.Attempts = attempt
