@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/spf13/pflag"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -63,6 +64,7 @@ type kubeMode struct {
 	ns, id string
 	caDir  string // plug-in files written from the CA Secret; removed by close
 	log    *slog.Logger
+	src    *kube.Source // set by the server's NewSource
 }
 
 // setup configures opts for Kubernetes mode: config and registry from the
@@ -85,7 +87,9 @@ func (k *kubeFlags) setup(ctx context.Context, opts *server.Options) (*kubeMode,
 		m.id, _ = os.Hostname()
 	}
 	opts.NewSource = func(onChange func()) (store.Source, error) {
-		return kube.New(ctx, kube.Options{Config: cfg, SystemNamespace: m.ns, Logger: m.log, OnChange: onChange})
+		src, err := kube.New(ctx, kube.Options{Config: cfg, SystemNamespace: m.ns, Logger: m.log, OnChange: onChange})
+		m.src = src
+		return src, err
 	}
 	opts.NewAuthenticators = func(td func() string) []ca.Authenticator {
 		return []ca.Authenticator{&kube.TokenReviewer{Client: client, TrustDomain: td}}
@@ -105,8 +109,13 @@ func (k *kubeFlags) setup(ctx context.Context, opts *server.Options) (*kubeMode,
 }
 
 // run does the once-only work under leader election until ctx ends:
-// publishing the trust bundle to every namespace.
+// publishing the trust bundle to every namespace and writing status.
 func (m *kubeMode) run(ctx context.Context, srv *server.Server) {
+	dyn, err := dynamic.NewForConfig(m.cfg)
+	if err != nil {
+		m.log.Error("status writer", "err", err)
+		return
+	}
 	changed := make(chan struct{}, 1)
 	srv.CA().OnChange(func() {
 		select {
@@ -115,7 +124,10 @@ func (m *kubeMode) run(ctx context.Context, srv *server.Server) {
 		}
 	})
 	kube.RunElected(ctx, kube.Election{Client: m.client, Namespace: m.ns, Identity: m.id, Logger: m.log}, func(lctx context.Context) {
+		done := make(chan struct{})
+		go func() { kube.WriteStatus(lctx, m.src, dyn, m.log); close(done) }()
 		kube.PublishRoot(lctx, m.client, srv.CA().TrustBundle, changed, m.log)
+		<-done
 	})
 }
 

@@ -63,6 +63,16 @@ type Source struct {
 	gen     uint64
 	secrets map[string]chan struct{} // credential name -> stop of its watch
 	synced  []cache.InformerSynced
+	subs    []chan struct{} // kicked (non-blocking) on every change
+}
+
+// Subscribe returns a channel that receives (coalesced) after changes.
+func (s *Source) Subscribe() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs = append(s.subs, ch)
+	s.mu.Unlock()
+	return ch
 }
 
 // item is one object: served when errs is empty.
@@ -322,6 +332,14 @@ func (s *Source) afterChange(kind config.Kind) {
 	if kind == config.KindGateway || kind == config.KindDestinationRule {
 		s.watchSecrets()
 	}
+	s.mu.Lock()
+	for _, ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
 	if s.opts.OnChange != nil {
 		s.opts.OnChange()
 	}

@@ -235,6 +235,17 @@ func TestGatewayFromAPIServer(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
+	// The leader marks the VirtualService it serves Reconciled.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		cur, err := ic.NetworkingV1().VirtualServices(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err == nil && len(cur.Status.Conditions) > 0 && cur.Status.Conditions[0].Status == "True" && cur.Status.ObservedGeneration == cur.Generation {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Reconciled status on the VirtualService: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
 	gwPort := freePort(t)
 	start(t, "weft-proxy", nil, "router", "--xds", xds, "--namespace", ns, "--name", "ingress", "--labels", "istio=ingressgateway",
 		"--ip", "127.0.0.1", "--port-map", "8080="+strconv.Itoa(gwPort), "--admin-port", "0", "--health-port", "0", "--stats-port", "0", "--merged-port", "0")
@@ -265,6 +276,9 @@ func TestGatewayFromAPIServer(t *testing.T) {
 	}
 	until("gateway routes to backend one", func(e, b string) bool { return e == "first" && b == "200 one" })
 
+	if vs, err = ic.NetworkingV1().VirtualServices(ns).Get(ctx, "web", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	vs.Spec.Http[0].Route[0].Headers.Response.Set["x-edit"] = "second"
 	if _, err := ic.NetworkingV1().VirtualServices(ns).Update(ctx, vs, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
