@@ -8,7 +8,7 @@ import (
 	"github.com/weftmesh/weft/internal/demo"
 )
 
-// TestCaptureMode runs the routing, shifting and fault tasks again with
+// TestCaptureMode runs the routing, shifting, fault and mutual TLS tasks again with
 // every workload in its own network namespace and iptables capture: apps
 // call http://reviews:9080 with no proxy settings. Needs root.
 func TestCaptureMode(t *testing.T) {
@@ -18,7 +18,7 @@ func TestCaptureMode(t *testing.T) {
 	if err := demo.CaptureUnavailable(); err != nil {
 		t.Skip(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run", "^(TestRequestRouting|TestTrafficShifting|TestFaultInjection)$", "-test.v", "-test.timeout", "15m")
+	cmd := exec.Command(os.Args[0], "-test.run", "^(TestRequestRouting|TestTrafficShifting|TestFaultInjection|TestMutualTLSMigration|TestAuthenticationPolicy)$", "-test.v", "-test.timeout", "15m")
 	cmd.Env = append(os.Environ(), "WEFT_E2E_CAPTURE=1", "WEFT_E2E_BIN="+binDir)
 	out, err := cmd.CombinedOutput()
 	t.Logf("capture-mode run:\n%s", out)
