@@ -52,7 +52,7 @@ test-short: build
 # The chaos test with the issue's figures (about 2.5 minutes): the control
 # plane down 60 s, 50 listener-touching config changes, rolling SIGTERM
 # restarts of the server sidecars, a client sidecar restart, under load.
-# WEFT_CHAOS=1 instead runs a shorter variant (about 40 s).
+# `make test` runs a shorter variant (about 45 s).
 chaos: build
 	WEFT_CHAOS_FULL=1 $(GO) test -count=1 -v -timeout 10m -run TestChaos ./test/e2e/chaos/
 

@@ -225,7 +225,9 @@ func (p *Proxy) shutdown(xdsDone <-chan struct{}) {
 	case <-p.hardStop:
 		t.Stop()
 	}
-	// Requests still in flight get a last second.
+	// The drain period is over: idle connections close now; requests
+	// still in flight get a last second.
+	p.Runtime.Listeners().CloseIdle()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	p.Runtime.Close(ctx)
 	cancel()
