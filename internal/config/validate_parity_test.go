@@ -14,6 +14,7 @@ func TestValidateIstioParity(t *testing.T) {
 	dr := func(spec string) string { return doc(net1, "DestinationRule", "  host: a.example.com\n"+spec) }
 	se := func(spec string) string { return doc(net1, "ServiceEntry", spec) }
 	sc := func(spec string) string { return doc(net1, "Sidecar", spec) }
+	vs := func(http string) string { return doc(net1, "VirtualService", "  hosts: [a]\n  http:\n"+http) }
 	gw := func(server string) string {
 		return doc(net1, "Gateway", "  selector: {istio: ingressgateway}\n  servers:\n  - hosts: ['*']\n"+server)
 	}
@@ -153,6 +154,18 @@ func TestValidateIstioParity(t *testing.T) {
 		// validateTLSOptions: old TLS versions without ciphers warn.
 		{name: "gw tls 1.0 without ciphers warns", src: gw("    port: {number: 443, name: https, protocol: HTTPS}\n    tls: {mode: SIMPLE, credentialName: c, minProtocolVersion: TLSV1_0}\n"),
 			warn: "TLS version below TLSV1_2 require setting compatible ciphers"},
+
+		// validateHTTPRoute: mirrorPercent is deprecated (warning).
+		{name: "vs mirror percent warns", src: vs("  - route: [{destination: {host: a}}]\n    mirror: {host: b}\n    mirrorPercent: 50\n"),
+			warn: `using deprecated setting "mirrorPercent"`},
+		// validateHTTPFaultInjectionAbort: no error type only warns.
+		{name: "vs abort without type warns", src: vs("  - route: [{destination: {host: a}}]\n    fault: {abort: {percentage: {value: 10}}}\n"),
+			warn: "abort configured, but error type not set"},
+		// validateHTTPFaultInjectionDelay: no delay type is accepted.
+		{name: "vs delay without type accepted", src: vs("  - route: [{destination: {host: a}}]\n    fault: {delay: {percentage: {value: 10}}}\n")},
+		// validateGRPCStatus: a gRPC code name, not a number.
+		{name: "vs abort grpc number", src: vs("  - route: [{destination: {host: a}}]\n    fault: {abort: {grpcStatus: '14'}}\n"), want: "gRPC status \"14\" is not supported"},
+		{name: "vs abort grpc name", src: vs("  - route: [{destination: {host: a}}]\n    fault: {abort: {grpcStatus: UNAVAILABLE}}\n")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := LoadReader("v.yaml", strings.NewReader(c.src), Options{})

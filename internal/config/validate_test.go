@@ -57,7 +57,6 @@ func TestValidate(t *testing.T) {
 		{"vs fault percent", doc(net1, "VirtualService", "  hosts: [a]\n  http:\n  - fault:\n      abort: {httpStatus: 503, percentage: {value: 120}}\n    route:\n    - destination: {host: a}\n"), "spec.http[0].fault.abort.percentage.value: percentage 120"},
 		{"vs fault status", doc(net1, "VirtualService", "  hosts: [a]\n  http:\n  - fault:\n      abort: {httpStatus: 700}\n    route:\n    - destination: {host: a}\n"), "HTTP status 700 is not in range 200-599"},
 		{"vs fault empty", doc(net1, "VirtualService", "  hosts: [a]\n  http:\n  - fault: {}\n    route:\n    - destination: {host: a}\n"), "must have an abort and/or a delay"},
-		{"vs delay without fixedDelay", doc(net1, "VirtualService", "  hosts: [a]\n  http:\n  - fault:\n      delay: {percentage: {value: 10}}\n    route:\n    - destination: {host: a}\n"), "delay needs fixedDelay"},
 		{"vs legacy delay percent", doc(net1, "VirtualService", "  hosts: [a]\n  http:\n  - fault:\n      delay: {percent: 100, fixedDelay: 2s}\n    route:\n    - destination: {host: a}\n"), ""},
 		{"vs mirror percentage", doc(net1, "VirtualService", "  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n    mirror: {host: b}\n    mirrorPercentage: {value: 101}\n"), "spec.http[0].mirrorPercentage.value"},
 		{"vs retries bad policy", doc(net1, "VirtualService", "  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n    retries: {attempts: 3, retryOn: \"5xx,bogus,503\"}\n"), "\"bogus\" is not a valid retryOn policy"},
