@@ -301,6 +301,8 @@ func (e *Env) Stop() {
 
 // Namespace creates a fresh namespace (with the "default" service
 // account, which no controller creates here) and deletes it when t ends.
+// With no namespace controller running, its objects stay (the namespace
+// stays Terminating): tests look only at their own namespaces.
 func (e *Env) Namespace(t testing.TB, labels map[string]string) string {
 	t.Helper()
 	ctx := context.Background()
