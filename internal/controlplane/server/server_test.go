@@ -2,9 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,26 +40,7 @@ spec:
 
 func start(t *testing.T, files map[string]string, grace time.Duration) *server.Server {
 	t.Helper()
-	dir := t.TempDir()
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := server.New(server.Options{ConfigDir: dir, XDSAddress: "127.0.0.1:0", MonitoringAddress: "127.0.0.1:0",
-		Grace: grace, Debounce: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	s, _ := startWith(t, files, server.Options{Grace: grace})
 	return s
 }
 
