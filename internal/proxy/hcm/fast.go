@@ -269,7 +269,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 	req.RemoteAddr = fc.remote
 	fc.body = nil
 	if req.Body != http.NoBody {
-		fc.body = &fastBody{fc: fc, rc: req.Body}
+		fc.body = &fastBody{fc: fc, rc: req.Body, left: req.ContentLength}
 		req.Body = fc.body
 		if _, ok := req.Header["Expect"]; ok {
 			// Envoy answers 100-continue itself, at once.
@@ -532,6 +532,10 @@ type fastBody struct {
 	mu     sync.Mutex
 	closed bool
 	eof    atomic.Bool
+	// left is what a Content-Length body still holds (-1: chunked). A
+	// transport reads exactly that much and never asks for the EOF, so
+	// the end is counted rather than waited for.
+	left int64
 }
 
 func (b *fastBody) Read(p []byte) (int, error) {
@@ -541,6 +545,11 @@ func (b *fastBody) Read(p []byte) (int, error) {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	n, err := b.rc.Read(p)
+	if b.left > 0 {
+		if b.left -= int64(n); b.left == 0 && err == nil {
+			err = io.EOF
+		}
+	}
 	if err == io.EOF && !b.eof.Load() {
 		b.eof.Store(true)
 		b.fc.watchT.Reset(watchDelay) // the hang-up watcher may read now
