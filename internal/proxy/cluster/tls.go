@@ -7,16 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"regexp"
-	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/weftmesh/weft/internal/meshtls"
 )
 
 const (
@@ -129,8 +127,8 @@ func compileSocket(ts *corev3.TransportSocket, secrets map[string]*tlsv3.Secret)
 			"tls_maximum_protocol_version"); err != nil {
 			return nil, err
 		}
-		cfg.MinVersion = tlsVersion(p.GetTlsMinimumProtocolVersion(), tls.VersionTLS12)
-		cfg.MaxVersion = tlsVersion(p.GetTlsMaximumProtocolVersion(), 0)
+		cfg.MinVersion = meshtls.TLSVersion(p.GetTlsMinimumProtocolVersion(), tls.VersionTLS12)
+		cfg.MaxVersion = meshtls.TLSVersion(p.GetTlsMaximumProtocolVersion(), 0)
 	}
 	// Client certificates (MUTUAL).
 	for i, c := range ctc.GetTlsCertificates() {
@@ -214,29 +212,15 @@ func isIstioMTLSALPN(p []string) bool {
 	return len(p) == 2 && p[0] == "istio-peer-exchange" && p[1] == "istio"
 }
 
-func tlsVersion(v tlsv3.TlsParameters_TlsProtocol, def uint16) uint16 {
-	switch v {
-	case tlsv3.TlsParameters_TLSv1_0:
-		return tls.VersionTLS10
-	case tlsv3.TlsParameters_TLSv1_1:
-		return tls.VersionTLS11
-	case tlsv3.TlsParameters_TLSv1_2:
-		return tls.VersionTLS12
-	case tlsv3.TlsParameters_TLSv1_3:
-		return tls.VersionTLS13
-	}
-	return def
-}
-
 func loadCert(c *tlsv3.TlsCertificate) (tls.Certificate, error) {
 	if err := allowOnly(c, "", "certificate_chain", "private_key"); err != nil {
 		return tls.Certificate{}, err
 	}
-	chain, err := readSource(c.GetCertificateChain())
+	chain, err := meshtls.DataSource(c.GetCertificateChain())
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certificate_chain: %w", err)
 	}
-	key, err := readSource(c.GetPrivateKey())
+	key, err := meshtls.DataSource(c.GetPrivateKey())
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("private_key: %w", err)
 	}
@@ -247,30 +231,10 @@ func loadCert(c *tlsv3.TlsCertificate) (tls.Certificate, error) {
 	return cert, nil
 }
 
-func readSource(ds *corev3.DataSource) ([]byte, error) {
-	switch s := ds.GetSpecifier().(type) {
-	case *corev3.DataSource_InlineBytes:
-		return s.InlineBytes, nil
-	case *corev3.DataSource_InlineString:
-		return []byte(s.InlineString), nil
-	case *corev3.DataSource_Filename:
-		return os.ReadFile(s.Filename)
-	case nil:
-		return nil, errors.New("empty data source")
-	default:
-		return nil, fmt.Errorf("%T not supported", s)
-	}
-}
-
 // verifier checks a peer chain against roots and SAN matchers.
 type verifier struct {
 	roots *x509.CertPool
-	sans  []sanMatcher
-}
-
-type sanMatcher struct {
-	kind tlsv3.SubjectAltNameMatcher_SanType
-	str  stringMatcher
+	sans  []*meshtls.SANMatcher // any of them accepting is enough
 }
 
 func (v *verifier) add(vc *tlsv3.CertificateValidationContext) error {
@@ -278,7 +242,7 @@ func (v *verifier) add(vc *tlsv3.CertificateValidationContext) error {
 		return err
 	}
 	if vc.GetTrustedCa() != nil {
-		pem, err := readSource(vc.GetTrustedCa())
+		pem, err := meshtls.DataSource(vc.GetTrustedCa())
 		if err != nil {
 			return fmt.Errorf("trusted_ca: %w", err)
 		}
@@ -289,26 +253,12 @@ func (v *verifier) add(vc *tlsv3.CertificateValidationContext) error {
 			return errors.New("trusted_ca: no PEM certificates found")
 		}
 	}
-	for i, m := range vc.GetMatchTypedSubjectAltNames() {
-		sm, err := compileString(m.GetMatcher())
-		if err != nil {
-			return fmt.Errorf("match_typed_subject_alt_names[%d].matcher.%w", i, err)
-		}
-		switch m.GetSanType() {
-		case tlsv3.SubjectAltNameMatcher_DNS, tlsv3.SubjectAltNameMatcher_URI,
-			tlsv3.SubjectAltNameMatcher_EMAIL, tlsv3.SubjectAltNameMatcher_IP_ADDRESS:
-		default:
-			return fmt.Errorf("match_typed_subject_alt_names[%d].san_type: %v not supported", i, m.GetSanType())
-		}
-		v.sans = append(v.sans, sanMatcher{kind: m.GetSanType(), str: sm})
+	sans, err := meshtls.CompileSANs(vc.GetMatchTypedSubjectAltNames(), vc.GetMatchSubjectAltNames())
+	if err != nil {
+		return err
 	}
-	// The deprecated untyped form matches any SAN type.
-	for i, m := range vc.GetMatchSubjectAltNames() {
-		sm, err := compileString(m)
-		if err != nil {
-			return fmt.Errorf("match_subject_alt_names[%d].%w", i, err)
-		}
-		v.sans = append(v.sans, sanMatcher{kind: tlsv3.SubjectAltNameMatcher_SAN_TYPE_UNSPECIFIED, str: sm})
+	if sans != nil {
+		v.sans = append(v.sans, sans)
 	}
 	return nil
 }
@@ -329,103 +279,13 @@ func (v *verifier) verify(cs tls.ConnectionState) error {
 	if len(v.sans) == 0 {
 		return nil
 	}
+	var err error
 	for _, m := range v.sans {
-		if m.matches(leaf) {
+		if err = m.Check(leaf); err == nil {
 			return nil
 		}
 	}
-	return errors.New("upstream certificate SAN does not match")
-}
-
-func (m sanMatcher) matches(c *x509.Certificate) bool {
-	any := m.kind == tlsv3.SubjectAltNameMatcher_SAN_TYPE_UNSPECIFIED
-	if any || m.kind == tlsv3.SubjectAltNameMatcher_DNS {
-		for _, n := range c.DNSNames {
-			if m.str.match(n) {
-				return true
-			}
-		}
-	}
-	if any || m.kind == tlsv3.SubjectAltNameMatcher_URI {
-		for _, u := range c.URIs {
-			if m.str.match(u.String()) {
-				return true
-			}
-		}
-	}
-	if any || m.kind == tlsv3.SubjectAltNameMatcher_EMAIL {
-		for _, e := range c.EmailAddresses {
-			if m.str.match(e) {
-				return true
-			}
-		}
-	}
-	if any || m.kind == tlsv3.SubjectAltNameMatcher_IP_ADDRESS {
-		for _, ip := range c.IPAddresses {
-			if m.str.match(ip.String()) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// stringMatcher is a compiled envoy.type.matcher.v3.StringMatcher.
-type stringMatcher struct {
-	exact, prefix, suffix, contains *string
-	re                              *regexp.Regexp
-	ignoreCase                      bool
-}
-
-func compileString(m *matcherv3.StringMatcher) (stringMatcher, error) {
-	if m == nil {
-		return stringMatcher{}, errors.New("missing string matcher")
-	}
-	out := stringMatcher{ignoreCase: m.GetIgnoreCase()}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		out.exact = &p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		out.prefix = &p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		out.suffix = &p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		out.contains = &p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
-		if err != nil {
-			return out, fmt.Errorf("safe_regex: %w", err)
-		}
-		out.re = re
-	default:
-		return out, fmt.Errorf("match_pattern: %T not supported", p)
-	}
-	return out, nil
-}
-
-func (m stringMatcher) match(s string) bool {
-	eq := func(a, b string) bool {
-		if m.ignoreCase {
-			return strings.EqualFold(a, b)
-		}
-		return a == b
-	}
-	switch {
-	case m.exact != nil:
-		return eq(s, *m.exact)
-	case m.prefix != nil:
-		return len(s) >= len(*m.prefix) && eq(s[:len(*m.prefix)], *m.prefix)
-	case m.suffix != nil:
-		return len(s) >= len(*m.suffix) && eq(s[len(s)-len(*m.suffix):], *m.suffix)
-	case m.contains != nil:
-		if m.ignoreCase {
-			return strings.Contains(strings.ToLower(s), strings.ToLower(*m.contains))
-		}
-		return strings.Contains(s, *m.contains)
-	case m.re != nil:
-		return m.re.MatchString(s)
-	}
-	return false
+	return fmt.Errorf("upstream certificate: %w", err)
 }
 
 // alpnUse says which default ALPN a connection offers.

@@ -5,13 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
-	"regexp"
-	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/weftmesh/weft/internal/meshtls"
 )
 
 // ServerTLS builds the server side of a DownstreamTlsContext. Certificates
@@ -32,8 +30,8 @@ func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret)
 		if err := AllowOnly(p, "common_tls_context.tls_params", "tls_minimum_protocol_version", "tls_maximum_protocol_version"); err != nil {
 			return nil, err
 		}
-		cfg.MinVersion = tlsVersion(p.GetTlsMinimumProtocolVersion(), tls.VersionTLS12)
-		cfg.MaxVersion = tlsVersion(p.GetTlsMaximumProtocolVersion(), 0)
+		cfg.MinVersion = meshtls.TLSVersion(p.GetTlsMinimumProtocolVersion(), tls.VersionTLS12)
+		cfg.MaxVersion = meshtls.TLSVersion(p.GetTlsMaximumProtocolVersion(), 0)
 	}
 	certs := append([]*tlsv3.TlsCertificate(nil), ctc.GetTlsCertificates()...)
 	for _, s := range ctc.GetTlsCertificateSdsSecretConfigs() {
@@ -50,11 +48,11 @@ func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret)
 		if err := AllowOnly(tc, fmt.Sprintf("tls_certificates[%d]", i), "certificate_chain", "private_key"); err != nil {
 			return nil, err
 		}
-		chain, err := dataSource(tc.GetCertificateChain())
+		chain, err := meshtls.DataSource(tc.GetCertificateChain())
 		if err != nil {
 			return nil, fmt.Errorf("tls_certificates[%d].certificate_chain: %w", i, err)
 		}
-		key, err := dataSource(tc.GetPrivateKey())
+		key, err := meshtls.DataSource(tc.GetPrivateKey())
 		if err != nil {
 			return nil, fmt.Errorf("tls_certificates[%d].private_key: %w", i, err)
 		}
@@ -85,7 +83,7 @@ func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret)
 			return nil, err
 		}
 		if vc.GetTrustedCa() != nil {
-			pem, err := dataSource(vc.GetTrustedCa())
+			pem, err := meshtls.DataSource(vc.GetTrustedCa())
 			if err != nil {
 				return nil, fmt.Errorf("validation_context.trusted_ca: %w", err)
 			}
@@ -100,10 +98,17 @@ func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret)
 			}
 		}
 		if sans := vc.GetMatchTypedSubjectAltNames(); len(sans) > 0 {
-			check, err := sanChecker(sans)
-			if err != nil {
-				return nil, fmt.Errorf("validation_context.match_typed_subject_alt_names: %w", err)
+			for i, m := range sans {
+				if err := AllowOnly(m.GetMatcher(), fmt.Sprintf("validation_context.match_typed_subject_alt_names[%d].matcher", i),
+					"exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
+					return nil, err
+				}
 			}
+			sm, err := meshtls.CompileSANs(sans, nil)
+			if err != nil {
+				return nil, fmt.Errorf("validation_context.%w", err)
+			}
+			check := sm.Check
 			cfg.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
 				if len(chains) == 0 || len(chains[0]) == 0 {
 					return nil // no client certificate; ClientAuth decides
@@ -169,112 +174,11 @@ func mergeValidation(def, sds *tlsv3.CertificateValidationContext) *tlsv3.Certif
 	return out
 }
 
-func tlsVersion(v tlsv3.TlsParameters_TlsProtocol, def uint16) uint16 {
-	switch v {
-	case tlsv3.TlsParameters_TLSv1_0:
-		return tls.VersionTLS10
-	case tlsv3.TlsParameters_TLSv1_1:
-		return tls.VersionTLS11
-	case tlsv3.TlsParameters_TLSv1_2:
-		return tls.VersionTLS12
-	case tlsv3.TlsParameters_TLSv1_3:
-		return tls.VersionTLS13
-	}
-	return def
-}
-
-func dataSource(d *corev3.DataSource) ([]byte, error) {
-	switch s := d.GetSpecifier().(type) {
-	case *corev3.DataSource_InlineBytes:
-		return s.InlineBytes, nil
-	case *corev3.DataSource_InlineString:
-		return []byte(s.InlineString), nil
-	case *corev3.DataSource_Filename:
-		return os.ReadFile(s.Filename)
-	}
-	return nil, errors.New("empty data source")
-}
-
-// sanChecker accepts a certificate when any SAN matcher matches a SAN of
-// its type (Envoy: match_typed_subject_alt_names is an OR).
-func sanChecker(ms []*tlsv3.SubjectAltNameMatcher) (func(*x509.Certificate) error, error) {
-	type one struct {
-		typ   tlsv3.SubjectAltNameMatcher_SanType
-		match func(string) bool
-	}
-	var all []one
-	for i, m := range ms {
-		f, err := StringMatcher(m.GetMatcher())
-		if err != nil {
-			return nil, fmt.Errorf("[%d]: %w", i, err)
-		}
-		switch m.GetSanType() {
-		case tlsv3.SubjectAltNameMatcher_URI, tlsv3.SubjectAltNameMatcher_DNS, tlsv3.SubjectAltNameMatcher_EMAIL, tlsv3.SubjectAltNameMatcher_IP_ADDRESS:
-		default:
-			return nil, fmt.Errorf("[%d]: san_type %v not supported", i, m.GetSanType())
-		}
-		all = append(all, one{m.GetSanType(), f})
-	}
-	return func(c *x509.Certificate) error {
-		var seen []string
-		for _, o := range all {
-			var vals []string
-			switch o.typ {
-			case tlsv3.SubjectAltNameMatcher_URI:
-				for _, u := range c.URIs {
-					vals = append(vals, u.String())
-				}
-			case tlsv3.SubjectAltNameMatcher_DNS:
-				vals = c.DNSNames
-			case tlsv3.SubjectAltNameMatcher_EMAIL:
-				vals = c.EmailAddresses
-			case tlsv3.SubjectAltNameMatcher_IP_ADDRESS:
-				for _, ip := range c.IPAddresses {
-					vals = append(vals, ip.String())
-				}
-			}
-			for _, v := range vals {
-				if o.match(v) {
-					return nil
-				}
-			}
-			seen = append(seen, vals...)
-		}
-		return fmt.Errorf("peer certificate SANs %v match no allowed subject alt name", seen)
-	}, nil
-}
-
-// StringMatcher compiles an Envoy StringMatcher.
+// StringMatcher compiles an Envoy StringMatcher, refusing fields it does
+// not implement.
 func StringMatcher(m *matcherv3.StringMatcher) (func(string) bool, error) {
 	if err := AllowOnly(m, "string_matcher", "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
 		return nil, err
 	}
-	fold := m.GetIgnoreCase()
-	norm := func(s string) string {
-		if fold {
-			return strings.ToLower(s)
-		}
-		return s
-	}
-	switch p := m.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		want := norm(p.Exact)
-		return func(s string) bool { return norm(s) == want }, nil
-	case *matcherv3.StringMatcher_Prefix:
-		want := norm(p.Prefix)
-		return func(s string) bool { return strings.HasPrefix(norm(s), want) }, nil
-	case *matcherv3.StringMatcher_Suffix:
-		want := norm(p.Suffix)
-		return func(s string) bool { return strings.HasSuffix(norm(s), want) }, nil
-	case *matcherv3.StringMatcher_Contains:
-		want := norm(p.Contains)
-		return func(s string) bool { return strings.Contains(norm(s), want) }, nil
-	case *matcherv3.StringMatcher_SafeRegex:
-		re, err := regexp.Compile("^(?:" + p.SafeRegex.GetRegex() + ")$")
-		if err != nil {
-			return nil, fmt.Errorf("safe_regex: %w", err)
-		}
-		return re.MatchString, nil
-	}
-	return nil, errors.New("string matcher without a pattern")
+	return meshtls.StringMatcher(m)
 }
