@@ -14,6 +14,7 @@ package chaos
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -229,6 +230,29 @@ func (m *mesh) connected() (int, error) {
 	return 0, fmt.Errorf("no weft_xds_connected_proxies")
 }
 
+// httpbinEndpoints counts the endpoints the control plane serves for httpbin
+// (-1 when it cannot tell).
+func (m *mesh) httpbinEndpoints() int {
+	resp, err := http.Get("http://" + cpIP + ":15014/debug/registryz")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var svcs []struct {
+		Hostname  string
+		Endpoints []struct{ Address string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&svcs); err != nil {
+		return -1
+	}
+	for _, s := range svcs {
+		if s.Hostname == "httpbin.default.svc.cluster.local" {
+			return len(s.Endpoints)
+		}
+	}
+	return 0
+}
+
 type workload struct {
 	name, ns, labels, ip, appIP, ports string
 	router, app                        bool
@@ -395,6 +419,17 @@ func TestChaos(t *testing.T) {
 	phase.Store("control plane restarted")
 	restarted := time.Now()
 	m.startCP()
+	// Before any proxy is back (they are in backoff), the restarted control
+	// plane already serves both httpbin endpoints: it restored them from
+	// its state directory, so a client proxy reconnecting first gets them.
+	if n, err := m.connected(); err == nil && n == 0 {
+		if eps := m.httpbinEndpoints(); eps != 2 {
+			t.Fatalf("restarted control plane serves %d httpbin endpoints before its proxies reconnect, want the 2 it had", eps)
+		}
+		t.Log("restarted control plane served both httpbin endpoints before any proxy reconnected")
+	} else {
+		t.Logf("a proxy reconnected before the restore could be observed (%d, %v)", n, err)
+	}
 	poll(t, "proxies reconnected", 40*time.Second, func() error {
 		n, err := m.connected()
 		if err == nil && n != len(workloads) {
