@@ -11,6 +11,7 @@ import (
 	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	rbachttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
+	extauthznetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	rbactcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -26,14 +27,14 @@ import (
 // filter enabled by that mark. A provider that is missing or invalid turns
 // its policies into DENY rules (fail closed), as Istio does.
 //
-// Differences, on purpose: dry-run CUSTOM policies are not translated
-// (Istio still calls the service for them); on TCP chains a gRPC
-// provider's policies deny the matching connections instead of calling the
-// service (weft-proxy has no network ext_authz yet), HTTP providers are
-// ignored there as in Istio.
+// On TCP chains a gRPC provider gets the network pair (network RBAC
+// shadow rules, envoy.filters.network.ext_authz); HTTP providers are
+// ignored there, as in Istio. Difference, on purpose: dry-run CUSTOM
+// policies are not translated (Istio still calls the service for them).
 
 const (
 	filterExtAuthz      = "envoy.filters.http.ext_authz"
+	filterNetExtAuthz   = "envoy.filters.network.ext_authz"
 	extAuthzMatchPrefix = "istio-ext-authz"
 	extAuthzStatPrefix  = "istio_ext_authz_"
 	badCustomSuffix     = "-deny-due-to-bad-CUSTOM-action"
@@ -218,10 +219,7 @@ func (b *builder) customHTTPFilters(pols []*securityv1.AuthorizationPolicy) []*h
 			out = append(out, &hcmv3.HttpFilter{Name: filterRBAC, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: toAny(&rbachttpv3.RBAC{Rules: badCustom(rules)})}})
 			continue
 		}
-		p.http.FilterEnabledMetadata = &matcherv3.MetadataMatcher{Filter: filterRBAC,
-			Path: []*matcherv3.MetadataMatcher_PathSegment{{Segment: &matcherv3.MetadataMatcher_PathSegment_Key{Key: extAuthzStatPrefix + "shadow_effective_policy_id"}}},
-			Value: &matcherv3.ValueMatcher{MatchPattern: &matcherv3.ValueMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
-				MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: extAuthzMatchPrefix + "-" + n}}}}}
+		p.http.FilterEnabledMetadata = enabledBy(filterRBAC, n)
 		out = append(out,
 			&hcmv3.HttpFilter{Name: filterRBAC, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: toAny(&rbachttpv3.RBAC{ShadowRules: rules, ShadowRulesStatPrefix: extAuthzStatPrefix})}},
 			&hcmv3.HttpFilter{Name: filterExtAuthz, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: toAny(p.http)}})
@@ -241,8 +239,25 @@ func (b *builder) customNetworkFilters(pols []*securityv1.AuthorizationPolicy) [
 		if rules == nil {
 			continue
 		}
-		out = append(out, &listenerv3.Filter{Name: filterNetRBAC, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(
-			&rbactcpv3.RBAC{Rules: badCustom(rules), StatPrefix: "tcp."})}})
+		if p.err != nil {
+			out = append(out, &listenerv3.Filter{Name: filterNetRBAC, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(
+				&rbactcpv3.RBAC{Rules: badCustom(rules), StatPrefix: "tcp."})}})
+			continue
+		}
+		out = append(out,
+			&listenerv3.Filter{Name: filterNetRBAC, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(
+				&rbactcpv3.RBAC{ShadowRules: rules, StatPrefix: "tcp.", ShadowRulesStatPrefix: extAuthzStatPrefix})}},
+			&listenerv3.Filter{Name: filterNetExtAuthz, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(
+				&extauthznetv3.ExtAuthz{StatPrefix: "tcp.", GrpcService: p.http.GetGrpcService(), FailureModeAllow: p.http.GetFailureModeAllow(),
+					TransportApiVersion: corev3.ApiVersion_V3, FilterEnabledMetadata: enabledBy(filterNetRBAC, n)})}})
 	}
 	return out
+}
+
+// enabledBy is Istio's filter_enabled_metadata for a provider's marks.
+func enabledBy(filter, provider string) *matcherv3.MetadataMatcher {
+	return &matcherv3.MetadataMatcher{Filter: filter,
+		Path: []*matcherv3.MetadataMatcher_PathSegment{{Segment: &matcherv3.MetadataMatcher_PathSegment_Key{Key: extAuthzStatPrefix + "shadow_effective_policy_id"}}},
+		Value: &matcherv3.ValueMatcher{MatchPattern: &matcherv3.ValueMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: extAuthzMatchPrefix + "-" + provider}}}}}
 }

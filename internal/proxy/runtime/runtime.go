@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	extauthznetv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/v3"
 	rbactcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -29,6 +31,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/cluster"
 	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/filter/extauthz"
 	"github.com/weftmesh/weft/internal/proxy/filter/rbac"
 	"github.com/weftmesh/weft/internal/proxy/hcm"
 	"github.com/weftmesh/weft/internal/proxy/listener"
@@ -364,6 +367,12 @@ func (d *deps) NetworkFilter(listenerName string, f *listenerv3.Filter) (listene
 		}
 		d.out.terminal = append(d.out.terminal, builtFilter{src: f, h: m})
 		return m, nil
+	case tc.MessageIs(&extauthznetv3.ExtAuthz{}):
+		cfg := &extauthznetv3.ExtAuthz{}
+		if err := tc.UnmarshalTo(cfg); err != nil {
+			return nil, err
+		}
+		return extauthz.NewNetwork(cfg, extauthz.Options{Log: d.r.log.With("listener", listenerName), Env: netEnv{d.r}})
 	case tc.MessageIs(&rbactcpv3.RBAC{}):
 		cfg := &rbactcpv3.RBAC{}
 		if err := tc.UnmarshalTo(cfg); err != nil {
@@ -473,3 +482,30 @@ var (
 	_ listener.Drainer = (*hcm.Manager)(nil)
 	_ listener.Retirer = (*hcm.Manager)(nil)
 )
+
+// netEnv gives network filters (ext_authz) the current clusters for
+// dialing; HTTP round trips are the connection manager's business.
+type netEnv struct{ r *Runtime }
+
+func (e netEnv) Upstream(name string) filter.Upstream {
+	c := e.r.Cluster(name)
+	if c == nil {
+		return nil
+	}
+	return dialOnly{c}
+}
+
+type dialOnly struct{ c *cluster.Cluster }
+
+func (d dialOnly) RoundTrip(*http.Request, *filter.Attempt) (*http.Response, string, error) {
+	return nil, "", errors.New("network filters only dial")
+}
+
+func (d dialOnly) Dial(ctx context.Context, _ *filter.Attempt) (net.Conn, string, error) {
+	conn, a, err := d.c.Dial(ctx, &cluster.RequestOptions{})
+	host := ""
+	if a != nil {
+		host = a.Host
+	}
+	return conn, host, err
+}

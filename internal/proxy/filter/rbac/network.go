@@ -3,10 +3,12 @@ package rbac
 import (
 	"log/slog"
 	"net"
+	"strings"
 
 	rbactcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/downstream"
+	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/route"
 )
@@ -19,7 +21,18 @@ type Network struct {
 	stats         stats
 	log           *slog.Logger
 	next          listener.Handler
+	shadowPrefix  string
 }
+
+// MetaHandler is a next network filter that reads the connection's
+// dynamic metadata (ext_authz, enabled by CUSTOM's shadow rules).
+type MetaHandler interface {
+	ServeConnMeta(c net.Conn, info *downstream.Info, meta *filter.Metadata)
+}
+
+// NetworkMetadataNamespace is where the network filter records shadow
+// results (Envoy's envoy.filters.network.rbac).
+const NetworkMetadataNamespace = "envoy.filters.network.rbac"
 
 var _ listener.Chainer = (*Network)(nil)
 
@@ -44,6 +57,7 @@ func NewNetwork(cfg *rbactcpv3.RBAC, o Options) (*Network, error) {
 	if f.shadow, err = Compile(cfg.GetShadowRules(), p+".shadow_rules"); err != nil {
 		return nil, err
 	}
+	f.shadowPrefix = cfg.GetShadowRulesStatPrefix()
 	o.StatPrefix = cfg.GetStatPrefix()
 	f.stats = newStats(o, "", cfg.GetShadowRulesStatPrefix())
 	return f, nil
@@ -58,13 +72,23 @@ func (f *Network) Chain(next listener.Handler) listener.Handler {
 
 // Allows evaluates a connection (tests, weft x authz).
 func (f *Network) Allows(info *downstream.Info) bool {
+	return f.allows(info, nil)
+}
+
+func (f *Network) allows(info *downstream.Info, meta *filter.Metadata) bool {
 	in := Input{Conn: info}
 	if f.shadow != nil {
-		if ok, pol := f.shadow.Eval(&in); ok {
+		ok, pol := f.shadow.Eval(&in)
+		if ok {
 			f.stats.shadowAllowed.Add(1)
 		} else {
 			f.stats.shadowDenied.Add(1)
-			f.log.Info("rbac shadow denied connection (dry run, not enforced)", "policy", pol, "remote", info.Remote)
+			if !strings.HasPrefix(f.shadowPrefix, "istio_ext_authz") {
+				f.log.Info("rbac shadow denied connection (dry run, not enforced)", "policy", pol, "remote", info.Remote)
+			}
+		}
+		if meta != nil && pol != "" {
+			meta.SetField(NetworkMetadataNamespace, f.shadowPrefix+"shadow_effective_policy_id", pol)
 		}
 	}
 	if f.rules == nil {
@@ -82,12 +106,20 @@ func (f *Network) Allows(info *downstream.Info) bool {
 
 // ServeConn closes a denied connection, else passes it on.
 func (f *Network) ServeConn(c net.Conn, info *downstream.Info) {
-	if !f.Allows(info) {
+	f.ServeConnMeta(c, info, nil)
+}
+
+// ServeConnMeta is ServeConn with the connection's metadata so far.
+func (f *Network) ServeConnMeta(c net.Conn, info *downstream.Info, meta *filter.Metadata) {
+	if _, ok := f.next.(MetaHandler); ok && meta == nil {
+		meta = &filter.Metadata{}
+	}
+	if !f.allows(info, meta) || f.next == nil {
 		c.Close()
 		return
 	}
-	if f.next == nil {
-		c.Close()
+	if mh, ok := f.next.(MetaHandler); ok {
+		mh.ServeConnMeta(c, info, meta)
 		return
 	}
 	f.next.ServeConn(c, info)
