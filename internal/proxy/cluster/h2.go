@@ -155,6 +155,9 @@ func (h *host) roundTripH2(req *http.Request, att *Attempt, done func()) (*http.
 		return nil, err
 	}
 	resp.Body = &h2body{rc: resp.Body, done: func() { c.finished(h.sh.cfg); done() }}
+	if !h.tls.verifies() {
+		resp.TLS = nil // only a certificate the cluster verified names the upstream
+	}
 	return resp, nil
 }
 

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -27,8 +28,11 @@ type h1conn struct {
 	out    sentWriter // under bw: counts what reached the socket
 	peek   *peeker    // looks for a close while idle; nil when unsupported
 	tls    bool
-	uses   int
-	since  time.Time // idle since
+	// verified is the connection's TLS state when the cluster verified the
+	// upstream's certificate (nil otherwise); responses carry it as TLS.
+	verified *tls.ConnectionState
+	uses     int
+	since    time.Time // idle since
 	// poison makes pending I/O fail when the request context ends; built
 	// once per connection.
 	poison func()
@@ -216,7 +220,7 @@ func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
 	// request); they are not pooled because a body Close may race a Read.
 	br := bufio.NewReaderSize(nc, 4096)
 	c := &h1conn{h: h, nc: nc, br: br, local: nc.LocalAddr().String(), remote: h.addr,
-		peek: newPeeker(nc), tls: h.tls != nil}
+		peek: newPeeker(nc), tls: h.tls != nil, verified: verifiedState(h.tls, nc)}
 	c.out.nc = nc
 	c.bw = bufio.NewWriterSize(&c.out, 4096)
 	c.poison = func() { nc.SetDeadline(time.Unix(1, 0)) }
@@ -389,6 +393,7 @@ func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.R
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
 		}
+		resp.TLS = c.verified
 		return resp, stop, wrote, nil
 	}
 }

@@ -288,6 +288,20 @@ func (v *verifier) verify(cs tls.ConnectionState) error {
 	return fmt.Errorf("upstream certificate: %w", err)
 }
 
+// verifies reports whether connections with these settings verify the
+// upstream's certificate (a trust anchor is configured).
+func (t *tlsSettings) verifies() bool { return t != nil && t.cfg.VerifyConnection != nil }
+
+// verifiedState is the TLS state of nc when t verified its peer, else nil.
+func verifiedState(t *tlsSettings, nc net.Conn) *tls.ConnectionState {
+	tc, ok := nc.(*tls.Conn)
+	if !ok || !t.verifies() {
+		return nil
+	}
+	st := tc.ConnectionState()
+	return &st
+}
+
 // alpnUse says which default ALPN a connection offers.
 type alpnUse uint8
 

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"crypto/x509"
 	"net/http"
 	"time"
 
@@ -38,6 +39,9 @@ type Info struct {
 	Host        string // upstream host ip:port of the last attempt
 	ServiceTime time.Duration
 	Downstream  *downstream.Info
+	// UpstreamPeer is the upstream's certificate when the cluster verified
+	// it (mutual TLS to a sidecar): destination_principal on the client side.
+	UpstreamPeer *x509.Certificate
 
 	// Set by the connection manager's Observer (telemetry) and opaque to
 	// everything else: the peer workload learned from metadata exchange,

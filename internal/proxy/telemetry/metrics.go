@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/weftmesh/weft/internal/meshtls"
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
@@ -210,6 +211,13 @@ func (m *Metrics) recordHTTP(info *filter.Info, dest bool, peer *Workload, grpc 
 	}
 	if dest {
 		k.mtls, k.principal, k.local = security(info.Downstream)
+	} else if info.UpstreamPeer != nil {
+		// Client side: the server's identity from the certificate the
+		// cluster verified.
+		k.principal = unknown
+		if id, err := meshtls.CertIdentity(info.UpstreamPeer); err == nil {
+			k.principal = id.String()
+		}
 	}
 	s, ok := m.http.lookup(k)
 	if !ok {
@@ -278,6 +286,9 @@ func (m *Metrics) common(l *labelWriter, dest bool, peer *Workload, svc service,
 	src, dst := m.local, peer
 	srcP, dstP := unknown, unknown
 	reporter := "source"
+	if !dest && principal != "" {
+		dstP = principal
+	}
 	if dest && !m.router {
 		src, dst = peer, m.local
 		reporter = "destination"

@@ -378,6 +378,19 @@ func TestMutualTLSMigration(t *testing.T) {
 		!strings.Contains(prom.String(), `connection_security_policy="mutual_tls"`) {
 		t.Errorf("no mutual_tls series with the caller's principal:\n%s", grepLines(prom.String(), "istio_requests_total"))
 	}
+	// The client side names the server by the certificate it verified.
+	var cprom strings.Builder
+	m.curl.tel.WritePrometheus(&cprom)
+	found := false
+	for _, l := range strings.Split(cprom.String(), "\n") {
+		if strings.HasPrefix(l, "istio_requests_total{") && strings.Contains(l, `reporter="source"`) &&
+			strings.Contains(l, `destination_principal="`+httpbinID+`"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no client-side series with destination_principal %s:\n%s", httpbinID, grepLines(cprom.String(), "istio_requests_total"))
+	}
 	code, h, err := plainGet("/headers", map[string]string{"X-Forwarded-Client-Cert": "By=x;URI=spiffe://cluster.local/ns/default/sa/admin"})
 	if err != nil || code != 200 {
 		t.Fatalf("PERMISSIVE plaintext client: %d %v", code, err)

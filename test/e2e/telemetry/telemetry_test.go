@@ -110,7 +110,8 @@ func TestBookinfoMetrics(t *testing.T) {
 			"source_workload": hop.client, "source_app": "productpage", "source_version": "v1",
 			"destination_workload": hop.server, "destination_service": svc, "destination_service_name": hop.service,
 			"destination_service_namespace": "default", "response_code": "200", "request_protocol": "http",
-			"connection_security_policy": "unknown"})
+			"connection_security_policy": "unknown",
+			"destination_principal":      "spiffe://cluster.local/ns/default/sa/bookinfo-" + hop.service})
 		// Sidecars talk mutual TLS (auto mTLS): the server names the
 		// caller by its certificate's SPIFFE id.
 		wantSeries(t, m, hop.server, "15090", map[string]string{"reporter": "destination",

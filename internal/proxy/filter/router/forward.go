@@ -267,6 +267,9 @@ func (rt *Router) attempts(s *filter.Stream, up filter.Upstream, wc *route.Weigh
 		start := time.Now()
 		resp, host, err := up.RoundTrip(out.WithContext(tryCtx), opts)
 		s.Info.Host = host
+		if resp != nil && resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+			s.Info.UpstreamPeer = resp.TLS.PeerCertificates[0]
+		}
 		if host != "" && policy != nil && policy.PreviousHosts {
 			opts.Exclude = append(opts.Exclude, host)
 		}
