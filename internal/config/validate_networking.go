@@ -767,14 +767,23 @@ func (v *validator) unixAddress(p, addr string) {
 
 // workloadEntry validates a WorkloadEntry spec; in a WorkloadGroup
 // template the address is filled in later, so it is optional there.
+// workloadEntry is Istio's validateWorkloadEntry for a WorkloadEntry
+// (FQDN addresses allowed).
 func (v *validator) workloadEntry(p string, we *networking.WorkloadEntry, needAddress bool) {
 	switch {
 	case we.Address == "":
-		if needAddress && we.Network == "" {
-			v.errorf(p+".address", "address must be set (or network, for a workload behind a gateway)")
+		if needAddress {
+			if we.Network == "" {
+				v.errorf(p+".address", "address must be set (or network, for a workload behind a gateway)")
+			} else {
+				v.warnf(p+".address", "address is unset with network %q", we.Network)
+			}
 		}
 	case strings.HasPrefix(we.Address, "unix://"):
 		v.unixAddress(p+".address", strings.TrimPrefix(we.Address, "unix://"))
+		if len(we.Ports) > 0 {
+			v.errorf(p+".ports", "unix endpoint %s must not include ports", we.Address)
+		}
 	case isIP(we.Address):
 	default:
 		if msg := checkFQDN(we.Address); msg != "" {
@@ -782,23 +791,22 @@ func (v *validator) workloadEntry(p string, we *networking.WorkloadEntry, needAd
 		}
 	}
 	for name, n := range we.Ports {
+		if !isDNSLabel(name) {
+			v.errorf(p+".ports["+name+"]", "invalid port name: %s", name)
+		}
 		v.port(p+".ports["+name+"]", int64(n))
 	}
 	v.labels(p+".labels", we.Labels)
-	if we.ServiceAccount != "" && !isDNS1123Subdomain(we.ServiceAccount) {
-		v.errorf(p+".serviceAccount", "invalid service account name %q", we.ServiceAccount)
-	}
 }
 
+// workloadGroup is Istio's ValidateWorkloadGroup: a template is required
+// and the metadata labels must be valid; the template itself is not
+// validated as a WorkloadEntry (its address and more are filled in later).
 func (v *validator) workloadGroup(wg *networking.WorkloadGroup) {
 	if wg.Template == nil {
 		v.errorf("spec.template", "template is required")
 		return
 	}
-	if wg.Template.Address != "" {
-		v.errorf("spec.template.address", "address must not be set in a WorkloadGroup template")
-	}
-	v.workloadEntry("spec.template", wg.Template, false)
 	if wg.Metadata != nil {
 		v.labels("spec.metadata.labels", wg.Metadata.Labels)
 	}

@@ -166,6 +166,18 @@ func TestValidateIstioParity(t *testing.T) {
 		// validateGRPCStatus: a gRPC code name, not a number.
 		{name: "vs abort grpc number", src: vs("  - route: [{destination: {host: a}}]\n    fault: {abort: {grpcStatus: '14'}}\n"), want: "gRPC status \"14\" is not supported"},
 		{name: "vs abort grpc name", src: vs("  - route: [{destination: {host: a}}]\n    fault: {abort: {grpcStatus: UNAVAILABLE}}\n")},
+
+		// validateWorkloadEntry: no address but a network only warns.
+		{name: "we network without address warns", src: doc(net1, "WorkloadEntry", "  network: net2\n"), warn: `address is unset with network "net2"`},
+		// validateWorkloadEntry: a unix endpoint takes no ports.
+		{name: "we unix with ports", src: doc(net1, "WorkloadEntry", "  address: unix:///var/run/a.sock\n  ports: {http: 80}\n"), want: "must not include ports"},
+		// validateWorkloadEntry: port names are DNS labels.
+		{name: "we bad port name", src: doc(net1, "WorkloadEntry", "  address: 10.0.0.1\n  ports: {HTTP_1: 80}\n"), want: "invalid port name"},
+		// validateWorkloadEntry has no serviceAccount rule.
+		{name: "we service account accepted", src: doc(net1, "WorkloadEntry", "  address: 10.0.0.1\n  serviceAccount: Odd_Name\n")},
+		// ValidateWorkloadGroup does not validate the template as an entry.
+		{name: "wg template address accepted", src: doc(net1, "WorkloadGroup", "  template: {address: 10.0.0.1}\n")},
+		{name: "wg without template", src: doc(net1, "WorkloadGroup", "  metadata: {labels: {app: a}}\n"), want: "template is required"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := LoadReader("v.yaml", strings.NewReader(c.src), Options{})

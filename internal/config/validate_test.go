@@ -123,7 +123,6 @@ func TestValidate(t *testing.T) {
 		{"we no address", doc(net1, "WorkloadEntry", "  labels: {app: a}\n"), "address must be set"},
 		{"we bad address", doc(net1, "WorkloadEntry", "  address: \"not an address\"\n"), "is not an IP address, a hostname or unix:// path"},
 		{"we bad port", doc(net1, "WorkloadEntry", "  address: 10.0.0.1\n  ports: {http: 0}\n"), "spec.ports[http]: port number 0"},
-		{"wg address", doc(net1, "WorkloadGroup", "  template: {address: 1.2.3.4}\n"), "address must not be set in a WorkloadGroup template"},
 		{"sidecar valid", doc(net1, "Sidecar", "  egress:\n  - hosts: [\"./*\", \"istio-system/*\"]\n"), ""},
 		{"sidecar egress host form", doc(net1, "Sidecar", "  egress:\n  - hosts: [\"reviews.default.svc.cluster.local\"]\n"), "must be of form namespace/dnsName"},
 		{"sidecar egress no hosts", doc(net1, "Sidecar", "  egress:\n  - port: {number: 80, name: http, protocol: HTTP}\n"), "egress listener must contain at least one host"},
