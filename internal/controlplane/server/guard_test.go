@@ -67,6 +67,12 @@ func startWith(t *testing.T, files map[string]string, opts server.Options) (*ser
 	if err != nil {
 		t.Fatal(err)
 	}
+	run(t, s)
+	return s, logs
+}
+
+// run serves s until the test ends, and fails the test if Run fails.
+func run(t *testing.T, s *server.Server) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
@@ -76,7 +82,6 @@ func startWith(t *testing.T, files map[string]string, opts server.Options) (*ser
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return s, logs
 }
 
 type call struct {

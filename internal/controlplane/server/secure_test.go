@@ -46,15 +46,7 @@ func startSecure(t *testing.T) (*server.Server, string) {
 	if s.XDSAddr() != "" {
 		t.Fatalf("plaintext xDS on %s without being asked for", s.XDSAddr())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	run(t, s)
 	return s, server.DefaultStateDir(dir)
 }
 
