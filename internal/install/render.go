@@ -124,17 +124,19 @@ func Objects(v Values) ([]runtime.Object, error) {
 }
 
 func controlPlaneDeployment(v Values, name string, labels, selector map[string]string) *appsv1.Deployment {
-	xds := "127.0.0.1:15010"
+	svc := fmt.Sprintf("%s.%s.svc", name, v.Namespace)
+	args := []string{"control-plane", "--system-namespace=" + v.Namespace,
+		"--secure-address=0.0.0.0:15012", "--serving-hosts=" + svc + "," + svc + ".cluster.local",
+		"--monitoring-address=0.0.0.0:15014", "--log-level=info"}
 	if v.PlaintextXDS {
-		xds = "0.0.0.0:15010"
+		args = append(args, "--xds-address=0.0.0.0:15010")
 	}
 	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz/ready", Port: intstr.FromInt32(15014)}},
 		PeriodSeconds: 5, TimeoutSeconds: 2}
 	c := corev1.Container{
 		Name:  "discovery",
 		Image: v.Hub + "/weft:" + v.Tag,
-		Args: []string{"control-plane", "--system-namespace=" + v.Namespace,
-			"--xds-address=" + xds, "--monitoring-address=0.0.0.0:15014", "--log-level=info"},
+		Args:  args,
 		Ports: []corev1.ContainerPort{
 			{Name: "grpc-xds", ContainerPort: 15012}, {Name: "http-monitoring", ContainerPort: 15014}, {Name: "https-webhook", ContainerPort: 15017},
 		},
@@ -210,7 +212,11 @@ func gatewayObjects(v Values, cp string) []runtime.Object {
 		Image: v.Hub + "/weft-proxy:" + v.Tag,
 		Args:  []string{"router", "--bind-all=true"},
 		Env: []corev1.EnvVar{
-			{Name: "WEFT_XDS", Value: fmt.Sprintf("%s.%s.svc:15010", cp, v.Namespace)},
+			{Name: "WEFT_XDS", Value: fmt.Sprintf("%s.%s.svc:15012", cp, v.Namespace)},
+			// The pod's projected token (audience istio-ca) gets the first
+			// certificate; the CA checks it with TokenReview.
+			{Name: "WEFT_TOKEN_FILE", Value: "/var/run/secrets/tokens/istio-token"},
+			{Name: "WEFT_ROOT_CERT", Value: "/var/run/secrets/istio/root-cert.pem"},
 			{Name: "WEFT_NAME", ValueFrom: field("metadata.name")},
 			{Name: "WEFT_NAMESPACE", ValueFrom: field("metadata.namespace")},
 			{Name: "WEFT_SERVICE_ACCOUNT", ValueFrom: field("spec.serviceAccountName")},
@@ -226,6 +232,24 @@ func gatewayObjects(v Values, cp string) []runtime.Object {
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
 		},
 		SecurityContext: restricted(),
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "istio-token", MountPath: "/var/run/secrets/tokens", ReadOnly: true},
+			{Name: "istiod-ca-cert", MountPath: "/var/run/secrets/istio", ReadOnly: true},
+		},
+	}
+	if v.PlaintextXDS {
+		c.Env[0].Value = fmt.Sprintf("%s.%s.svc:15010", cp, v.Namespace)
+		c.Env = append(c.Env[:1], c.Env[3:]...)
+		c.VolumeMounts = nil
+	}
+	volumes := []corev1.Volume{
+		{Name: "istio-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{
+			ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: "istio-ca", ExpirationSeconds: ptr(int64(43200)), Path: "istio-token"}}}}}},
+		{Name: "istiod-ca-cert", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "istio-ca-root-cert"}}}},
+	}
+	if v.PlaintextXDS {
+		volumes = nil
 	}
 	return []runtime.Object{
 		&corev1.ServiceAccount{TypeMeta: tm("v1", "ServiceAccount"), ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: v.Namespace, Labels: labels}},
@@ -237,7 +261,7 @@ func gatewayObjects(v Values, cp string) []runtime.Object {
 				Selector: &metav1.LabelSelector{MatchLabels: selector},
 				Template: corev1.PodTemplateSpec{
 					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec: corev1.PodSpec{ServiceAccountName: name, Containers: []corev1.Container{c},
+					Spec: corev1.PodSpec{ServiceAccountName: name, Containers: []corev1.Container{c}, Volumes: volumes,
 						SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}},
 				},
 			},
