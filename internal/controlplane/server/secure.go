@@ -40,6 +40,9 @@ type CAOptions struct {
 	RotateRoot bool
 	// Now is the CA's clock (tests).
 	Now func() time.Time
+	// Authenticators are tried after the built-in ones (client
+	// certificate, join token), e.g. Kubernetes TokenReview.
+	Authenticators []ca.Authenticator
 }
 
 // secure is the 15012 side: the CA and one TLS gRPC server for the CA API
@@ -73,6 +76,7 @@ func (s *Server) newSecure() (*secure, error) {
 		}
 		sec.auths = append(sec.auths, ca.TokenAuthenticator{Tokens: sec.tokens})
 	}
+	sec.auths = append(sec.auths, o.Authenticators...)
 	if s.opts.NewAuthenticators != nil {
 		sec.auths = append(sec.auths, s.opts.NewAuthenticators(s.trustDomain)...)
 	}
