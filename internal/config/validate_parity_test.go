@@ -178,6 +178,17 @@ func TestValidateIstioParity(t *testing.T) {
 		// ValidateWorkloadGroup does not validate the template as an entry.
 		{name: "wg template address accepted", src: doc(net1, "WorkloadGroup", "  template: {address: 10.0.0.1}\n")},
 		{name: "wg without template", src: doc(net1, "WorkloadGroup", "  metadata: {labels: {app: a}}\n"), want: "template is required"},
+
+		// validateTelemetryTracing: several tracing entries or providers warn.
+		{name: "telemetry two tracings warns", src: doc("telemetry.istio.io/v1", "Telemetry", "  tracing:\n  - providers: [{name: a}]\n  - providers: [{name: b}]\n"),
+			warn: "multiple tracing is not currently supported"},
+		{name: "telemetry two providers warns", src: doc("telemetry.istio.io/v1", "Telemetry", "  tracing:\n  - providers: [{name: a}, {name: b}]\n"),
+			warn: "multiple providers is not currently supported"},
+		// validateTelemetryTracing: a literal tag needs a value.
+		{name: "telemetry empty literal", src: doc("telemetry.istio.io/v1", "Telemetry", "  tracing:\n  - customTags:\n      env: {literal: {value: ''}}\n"),
+			want: "literal tag value may not be empty"},
+		// validateTelemetryTracing: a tag without a type is accepted.
+		{name: "telemetry untyped tag accepted", src: doc("telemetry.istio.io/v1", "Telemetry", "  tracing:\n  - customTags:\n      env: {}\n")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := LoadReader("v.yaml", strings.NewReader(c.src), Options{})

@@ -305,15 +305,38 @@ func (v *validator) telemetry(t *telemetry.Telemetry) {
 			}
 		}
 	}
+	// Istio: validateTelemetryTracing.
+	if len(t.Tracing) > 1 {
+		v.warnf("spec.tracing", "multiple tracing is not currently supported")
+	}
 	for i, tr := range t.Tracing {
 		p := fmt.Sprintf("spec.tracing[%d]", i)
+		if len(tr.Providers) > 1 {
+			v.warnf(p+".providers", "multiple providers is not currently supported")
+		}
 		providers(p, tr.Providers)
 		if s := tr.RandomSamplingPercentage; s != nil && (s.Value < 0 || s.Value > 100) {
 			v.errorf(p+".randomSamplingPercentage", "randomSamplingPercentage %v must be in range [0.0, 100.0]", s.Value)
 		}
 		for name, tag := range tr.CustomTags {
-			if tag.Type == nil {
-				v.errorf(p+".customTags["+name+"]", "custom tag needs literal, environment or header")
+			tp := p + ".customTags[" + name + "]"
+			if name == "" {
+				v.errorf(tp, "tag name may not be empty")
+			}
+			// A tag without a type is accepted, as Istio does.
+			switch ty := tag.GetType().(type) {
+			case *telemetry.Tracing_CustomTag_Literal:
+				if ty.Literal.GetValue() == "" {
+					v.errorf(tp+".literal.value", "literal tag value may not be empty")
+				}
+			case *telemetry.Tracing_CustomTag_Header:
+				if ty.Header.GetName() == "" {
+					v.errorf(tp+".header.name", "header tag name may not be empty")
+				}
+			case *telemetry.Tracing_CustomTag_Environment:
+				if ty.Environment.GetName() == "" {
+					v.errorf(tp+".environment.name", "environment tag name may not be empty")
+				}
 			}
 		}
 	}
@@ -324,8 +347,14 @@ func (v *validator) telemetry(t *telemetry.Telemetry) {
 			v.duration(p+".reportingInterval", m.ReportingInterval)
 		}
 		for j, o := range m.Overrides {
+			if mm, ok := o.GetMatch().GetMetricMatch().(*telemetry.MetricSelector_CustomMetric); ok && mm.CustomMetric == "" {
+				v.errorf(fmt.Sprintf("%s.overrides[%d].match.customMetric", p, j), "customMetric may not be empty")
+			}
 			for tag, op := range o.TagOverrides {
 				tp := fmt.Sprintf("%s.overrides[%d].tagOverrides[%s]", p, j, tag)
+				if tag == "" {
+					v.warnf(tp, "tagOverrides.name may not be empty")
+				}
 				if op.Operation == telemetry.MetricsOverrides_TagOverride_UPSERT && op.Value == "" {
 					v.errorf(tp, "UPSERT needs a value expression")
 				}
