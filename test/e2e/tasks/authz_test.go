@@ -206,6 +206,17 @@ func TestAuthorizationDeny(t *testing.T) {
 		return nil
 	})
 	apply(t, task("authz-deny-allow-path-ip/allow-path-ip.yaml"))
+	eventually(t, 30*time.Second, "weft x authz check lists both policies", func() error {
+		out, err := weft(t, "", "x", "authz", "check", "httpbin-v1")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		if !strings.Contains(out, "deny-method-get.default") || !strings.Contains(out, "allow-path-ip.default") ||
+			strings.Index(out, "DENY") > strings.Index(out, "ALLOW ") {
+			return fmt.Errorf("unexpected output:\n%s", out)
+		}
+		return nil
+	})
 	eventually(t, 30*time.Second, "ALLOW /ip beside the DENY", func() error {
 		if r := call("/ip", map[string]string{"x-token": "admin"}); r.status != 200 {
 			return fmt.Errorf("admin /ip: %d", r.status)
