@@ -9,6 +9,7 @@ import (
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	networking "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 
 	"github.com/weftmesh/weft/internal/controlplane/model"
 )
@@ -35,6 +36,7 @@ type builder struct {
 	drIndex  *drIndex
 	drByHost map[string]*networking.DestinationRule // host|namespace → rule (nil: none)
 	peer     *PeerPolicy                            // the proxy's PeerAuthentication, once computed
+	pas      []*securityv1.PeerAuthentication       // the snapshot's, oldest first (endpoint tlsMode)
 
 	// endpointOf maps each emitted LbEndpoint to its registry endpoint
 	// (failoverPriority matches on the endpoint's labels).

@@ -71,12 +71,20 @@ func (p PeerPolicy) PortMode(port uint32) MTLSMode {
 // scope; a portLevelMtls entry that is UNSET inherits the workload's mode.
 // Without any policy the mode is PERMISSIVE.
 func EffectivePeerAuthentication(snap *model.Snapshot, namespace string, labels map[string]string) PeerPolicy {
+	return composePeerAuthentication(snap, sortedPeerAuthentications(snap), namespace, labels)
+}
+
+// sortedPeerAuthentications orders the snapshot's policies oldest first.
+func sortedPeerAuthentications(snap *model.Snapshot) []*securityv1.PeerAuthentication {
+	return byCreation(snap.PeerAuthentications, func(p *securityv1.PeerAuthentication) *metav1.ObjectMeta { return &p.ObjectMeta })
+}
+
+func composePeerAuthentication(snap *model.Snapshot, pas []*securityv1.PeerAuthentication, namespace string, labels map[string]string) PeerPolicy {
 	root := "istio-system"
 	if ns := snap.Mesh.GetRootNamespace(); ns != "" {
 		root = ns
 	}
 	var mesh, nsPol, wl *securityv1.PeerAuthentication
-	pas := byCreation(snap.PeerAuthentications, func(p *securityv1.PeerAuthentication) *metav1.ObjectMeta { return &p.ObjectMeta })
 	for _, pa := range pas {
 		if pa == nil {
 			continue
@@ -157,7 +165,10 @@ func (b *builder) endpointTLSMode(ep *model.Endpoint) string {
 	if len(b.snap.PeerAuthentications) == 0 {
 		return ep.TLSMode
 	}
-	if EffectivePeerAuthentication(b.snap, ep.Namespace, ep.Labels).PortMode(ep.Port) == MTLSDisable {
+	if b.pas == nil {
+		b.pas = sortedPeerAuthentications(b.snap) // once per build, not per endpoint
+	}
+	if composePeerAuthentication(b.snap, b.pas, ep.Namespace, ep.Labels).PortMode(ep.Port) == MTLSDisable {
 		return "disabled"
 	}
 	return ep.TLSMode
