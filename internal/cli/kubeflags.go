@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/dynamic"
@@ -24,6 +25,7 @@ type kubeFlags struct {
 	context    string
 	systemNS   string
 	identity   string
+	lease      time.Duration
 }
 
 func (k *kubeFlags) register(f *pflag.FlagSet) {
@@ -31,6 +33,7 @@ func (k *kubeFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&k.context, "context", "", "kubeconfig context (default: the current one)")
 	f.StringVar(&k.systemNS, "system-namespace", kube.DefaultSystemNamespace, "namespace of the control plane, its istio MeshConfig ConfigMap, CA Secret and leader Lease")
 	f.StringVar(&k.identity, "replica-id", "", "this replica's name in leader election (default $POD_NAME, else the host name)")
+	f.DurationVar(&k.lease, "leader-lease", 15*time.Second, "leader election lease: how long a dead leader holds the once-only work")
 }
 
 // restConfig is the client config: --kubeconfig, else the in-cluster one
@@ -62,6 +65,7 @@ type kubeMode struct {
 	cfg    *rest.Config
 	client kubernetes.Interface
 	ns, id string
+	lease  time.Duration
 	caDir  string // plug-in files written from the CA Secret; removed by close
 	log    *slog.Logger
 	src    *kube.Source // set by the server's NewSource
@@ -79,7 +83,10 @@ func (k *kubeFlags) setup(ctx context.Context, opts *server.Options) (*kubeMode,
 	if err != nil {
 		return nil, err
 	}
-	m := &kubeMode{cfg: cfg, client: client, ns: k.systemNS, id: k.identity, log: opts.Logger.With("component", "kube")}
+	if k.lease < 2*time.Second {
+		return nil, fmt.Errorf("--leader-lease must be at least 2s")
+	}
+	m := &kubeMode{cfg: cfg, client: client, ns: k.systemNS, id: k.identity, lease: k.lease, log: opts.Logger.With("component", "kube")}
 	if m.id == "" {
 		m.id = os.Getenv("POD_NAME")
 	}
@@ -123,7 +130,8 @@ func (m *kubeMode) run(ctx context.Context, srv *server.Server) {
 		default:
 		}
 	})
-	kube.RunElected(ctx, kube.Election{Client: m.client, Namespace: m.ns, Identity: m.id, Logger: m.log}, func(lctx context.Context) {
+	kube.RunElected(ctx, kube.Election{Client: m.client, Namespace: m.ns, Identity: m.id, Logger: m.log,
+		LeaseDuration: m.lease, RenewDeadline: m.lease * 2 / 3, RetryPeriod: m.lease / 7}, func(lctx context.Context) {
 		done := make(chan struct{})
 		go func() { kube.WriteStatus(lctx, m.src, dyn, m.log); close(done) }()
 		kube.PublishRoot(lctx, m.client, srv.CA().TrustBundle, changed, m.log)
