@@ -431,3 +431,52 @@ func TestRootRotationUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimedIdentityIgnored: a proxy holding a token for foo/liar that
+// claims namespace bar gets a certificate for foo/liar (the token's
+// identity, not its claim) and its xDS stream is refused, so it never gets
+// bar's config, secrets or registration.
+func TestClaimedIdentityIgnored(t *testing.T) {
+	cp, dir := startCP(t, time.Hour)
+	root := filepath.Join(dir, "root-cert.pem")
+	os.WriteFile(root, cp.CA().TrustBundle(), 0o644)
+	tok, _ := cp.Tokens().Create("foo", "liar", time.Hour)
+	tokFile := filepath.Join(dir, "liar.token")
+	os.WriteFile(tokFile, []byte(tok), 0o600)
+	cfg, err := bootstrap.Parse("sidecar", []string{"--xds", cp.SecureAddr(), "--root-cert", root, "--token-file", tokFile,
+		"--name", "liar", "--namespace", "bar", "--service-account", "admin", "--ip", "127.0.43.9",
+		"--admin-port", "0", "--health-port", "0", "--stats-port", "0", "--merged-port", "0"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := bootstrap.Start(ctx, cfg, slog.New(slog.NewTextHandler(logOut, nil)), new(slog.LevelVar))
+	if err != nil {
+		cancel()
+		t.Skipf("cannot start the proxy: %v", err)
+	}
+	defer func() { cancel(); p.Wait() }()
+	eventually(t, "the proxy's certificate", 20*time.Second, func() error {
+		if p.Identity.Current() == nil {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+	if got := p.Identity.Current().Identity.String(); got != "spiffe://cluster.local/ns/foo/sa/liar" {
+		t.Fatalf("certificate for %s, want the token's identity", got)
+	}
+	eventually(t, "the mismatch is refused and counted", 20*time.Second, func() error {
+		if n := cp.XDS().Metrics().IdentityMismatches(); n == 0 {
+			return fmt.Errorf("no mismatch counted")
+		}
+		return nil
+	})
+	if st := cp.XDS().Status(); len(st) != 0 {
+		t.Fatalf("the lying proxy is connected: %+v", st)
+	}
+	select {
+	case <-p.XDS.Ready():
+		t.Fatal("the lying proxy got config")
+	default:
+	}
+}
