@@ -42,7 +42,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.AddCommand(
 		newVersionCmd(),
-		newControlPlaneCmd(), newTokenCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newProxyStatusCmd(), newProxyConfigCmd(), newProxyStatsCmd(),
+		newControlPlaneCmd(), newTokenCmd(), newApplyCmd(), newCreateCmd(), newGetCmd(), newDeleteCmd(), newProxyStatusCmd(), newProxyConfigCmd(), newProxyStatsCmd(),
 		newSampleCmd(),
 		newAnalyzeCmd(),
 		newDemoCmd(),

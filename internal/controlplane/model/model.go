@@ -10,6 +10,7 @@ import (
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	telemetryv1 "istio.io/client-go/pkg/apis/telemetry/v1"
 
+	"github.com/weftmesh/weft/internal/meshtls"
 	"github.com/weftmesh/weft/internal/node"
 )
 
@@ -108,11 +109,23 @@ type Secret struct {
 	CACert          []byte
 }
 
+// GetCACert is CACert, nil-safe.
+func (s *Secret) GetCACert() []byte {
+	if s == nil {
+		return nil
+	}
+	return s.CACert
+}
+
 // Proxy is a connected proxy, as translation sees it.
 type Proxy struct {
 	Meta *node.Meta
 	// ID is the node id (Meta.ID() for weft-proxy).
 	ID string
+	// Identity is what the proxy proved on its xDS connection (its client
+	// certificate on the secure port); nil on the plaintext dev port.
+	// Gateway credentials are looked up by it, never by Meta.
+	Identity *meshtls.Identity
 	// Services are those whose endpoints include this proxy's workload
 	// (computed by the registry); inbound config is built for them.
 	Services []*Service

@@ -25,7 +25,6 @@ import (
 	"github.com/weftmesh/weft/internal/cli"
 	"github.com/weftmesh/weft/internal/controlplane/apiauth"
 	"github.com/weftmesh/weft/internal/controlplane/server"
-	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
 	"github.com/weftmesh/weft/internal/promtext"
 )
@@ -315,10 +314,11 @@ stringData:
 %s
 `, indent(string(certPEM)), indent(string(keyPEM))),
 	}
-	s, logs := startWith(t, files, server.Options{TokenDir: "-"})
+	s, logs := startWith(t, files, server.Options{TokenDir: "-", SecureAddress: "127.0.0.1:0"})
 	m := &node.Meta{Type: node.Router, IP: "127.0.0.1", Name: "istio-ingressgateway", Namespace: "istio-system",
 		Labels: map[string]string{"istio": "ingressgateway"}}
-	c, err := meshtest.DialXDS(s.XDSAddr(), m, meshtest.XDSClientOptions{})
+	// Credentials go only to proxies that proved their namespace.
+	c, err := dialAs(t, s, m, "istio-ingressgateway-service-account")
 	if err != nil {
 		t.Fatal(err)
 	}

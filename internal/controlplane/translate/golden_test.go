@@ -16,6 +16,7 @@ import (
 	"github.com/weftmesh/weft/internal/config"
 	"github.com/weftmesh/weft/internal/controlplane/model"
 	"github.com/weftmesh/weft/internal/controlplane/registry"
+	"github.com/weftmesh/weft/internal/meshtls"
 	"github.com/weftmesh/weft/internal/node"
 )
 
@@ -114,7 +115,10 @@ func loadCase(t *testing.T, dir string) (*model.Snapshot, []goldenProxy, []*mode
 	}
 	var proxies []*model.Proxy
 	for _, m := range metas {
-		proxies = append(proxies, &model.Proxy{Meta: m, ID: m.ID(), Services: registry.ServicesFor(snap, m)})
+		// Golden proxies connected over mutual TLS: their verified
+		// identity is the one their metadata names.
+		id := &meshtls.Identity{TrustDomain: "cluster.local", Namespace: m.Namespace, ServiceAccount: m.ServiceAccount}
+		proxies = append(proxies, &model.Proxy{Meta: m, ID: m.ID(), Identity: id, Services: registry.ServicesFor(snap, m)})
 	}
 	return snap, gc.Proxies, proxies
 }
@@ -278,7 +282,7 @@ func TestSecretsStayInNamespace(t *testing.T) {
 			for _, typ := range []node.Type{p.Meta.Type, node.Router} {
 				m := *p.Meta
 				m.Type = typ
-				out := Build(snap, &model.Proxy{Meta: &m, ID: m.ID(), Services: p.Services})
+				out := Build(snap, &model.Proxy{Meta: &m, ID: m.ID(), Identity: p.Identity, Services: p.Services})
 				for _, s := range out.Secrets {
 					cred := strings.TrimSuffix(strings.TrimPrefix(s.Name, credentialPrefix), "-cacert")
 					own := snap.Secrets[m.Namespace+"/"+cred]
@@ -289,7 +293,10 @@ func TestSecretsStayInNamespace(t *testing.T) {
 					got := s.GetTlsCertificate().GetCertificateChain().GetInlineBytes()
 					want := own.CertChain
 					if strings.HasSuffix(s.Name, "-cacert") {
-						got, want = s.GetValidationContext().GetTrustedCa().GetInlineBytes(), own.CACert
+						if len(own.CACert) == 0 { // the separate NAME-cacert secret
+							own = snap.Secrets[m.Namespace+"/"+cred+"-cacert"]
+						}
+						got, want = s.GetValidationContext().GetTrustedCa().GetInlineBytes(), own.GetCACert()
 					}
 					if !bytes.Equal(got, want) {
 						t.Errorf("%s proxy %s: secret %s is not namespace %s's", dir, gps[i].Name, s.Name, m.Namespace)

@@ -141,28 +141,59 @@ func (b *builder) upstreamTLS(svc *model.Service, port *model.Port, subset strin
 	return nil
 }
 
-// hasSecret reports whether the proxy may be served the credential (or its
-// CA part): it exists in the proxy's own namespace.
-func (b *builder) hasSecret(credential string, ca bool) bool {
-	s := b.snap.Secrets[b.p.Meta.Namespace+"/"+credential]
-	if s == nil || s.Namespace != b.p.Meta.Namespace {
-		return false
+// credentialNamespace is the namespace whose credentials the proxy may
+// read: that of the identity it proved on its xDS connection. A proxy
+// without one (the plaintext dev port) gets none, as in Istio: its node
+// metadata is a claim, not a credential.
+func (b *builder) credentialNamespace() (string, bool) {
+	if b.p.Identity == nil || b.p.Identity.Namespace == "" {
+		return "", false
 	}
-	if ca {
-		return len(s.CACert) > 0
-	}
-	return len(s.CertChain) > 0 && len(s.PrivateKey) > 0
+	return b.p.Identity.Namespace, true
 }
 
-// addSecret serves the credential to the proxy, but only from the proxy's
-// own namespace: the namespace check is the lookup key itself, so a
-// gateway can never read another namespace's secret (CVE-2021-34824).
-// It reports whether the secret exists.
+// lookupSecret finds the credential (or, for ca, the secret holding its
+// client CA: the credential's own ca.crt/cacert, else the separate
+// NAME-cacert secret, as Istio) in the proxy's verified namespace. The
+// namespace check is the lookup key itself, so a gateway can never read
+// another namespace's secret (CVE-2021-34824).
+func (b *builder) lookupSecret(credential string, ca bool) *model.Secret {
+	ns, ok := b.credentialNamespace()
+	if !ok {
+		return nil
+	}
+	s := b.snap.Secrets[ns+"/"+credential]
+	if s != nil && s.Namespace != ns {
+		return nil
+	}
+	if !ca {
+		if s == nil || len(s.CertChain) == 0 || len(s.PrivateKey) == 0 {
+			return nil
+		}
+		return s
+	}
+	if s != nil && len(s.CACert) > 0 {
+		return s
+	}
+	if s = b.snap.Secrets[ns+"/"+credential+"-cacert"]; s != nil && s.Namespace == ns && len(s.CACert) > 0 {
+		return s
+	}
+	return nil
+}
+
+// hasSecret reports whether the proxy may be served the credential (or its
+// CA part).
+func (b *builder) hasSecret(credential string, ca bool) bool {
+	return b.lookupSecret(credential, ca) != nil
+}
+
+// addSecret serves the credential (or its CA part) to the proxy when
+// lookupSecret allows it, and reports whether it did.
 func (b *builder) addSecret(credential string, ca bool) bool {
-	if !b.hasSecret(credential, ca) {
+	s := b.lookupSecret(credential, ca)
+	if s == nil {
 		return false
 	}
-	s := b.snap.Secrets[b.p.Meta.Namespace+"/"+credential]
 	if ca {
 		name := credentialPrefix + credential + "-cacert"
 		b.secrets[name] = &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
@@ -218,5 +249,30 @@ func (b *builder) downstreamTLS(t *networking.ServerTLSSettings, alpn []string) 
 	if t.GetMode() == networking.ServerTLSSettings_MUTUAL {
 		ctx.RequireClientCertificate = wrapperspb.Bool(true)
 	}
+	cc.TlsParams = serverTLSParams(t)
 	return tlsSocket(ctx)
+}
+
+// serverTLSParams carries minProtocolVersion/maxProtocolVersion. Without
+// them Istio's gateways accept TLS 1.2 and 1.3 only; so does weft-proxy
+// (its default minimum is 1.2), so nothing is emitted then.
+func serverTLSParams(t *networking.ServerTLSSettings) *tlsv3.TlsParameters {
+	v := func(p networking.ServerTLSSettings_TLSProtocol) tlsv3.TlsParameters_TlsProtocol {
+		switch p {
+		case networking.ServerTLSSettings_TLSV1_0:
+			return tlsv3.TlsParameters_TLSv1_0
+		case networking.ServerTLSSettings_TLSV1_1:
+			return tlsv3.TlsParameters_TLSv1_1
+		case networking.ServerTLSSettings_TLSV1_2:
+			return tlsv3.TlsParameters_TLSv1_2
+		case networking.ServerTLSSettings_TLSV1_3:
+			return tlsv3.TlsParameters_TLSv1_3
+		}
+		return tlsv3.TlsParameters_TLS_AUTO
+	}
+	minV, maxV := v(t.GetMinProtocolVersion()), v(t.GetMaxProtocolVersion())
+	if minV == tlsv3.TlsParameters_TLS_AUTO && maxV == tlsv3.TlsParameters_TLS_AUTO {
+		return nil
+	}
+	return &tlsv3.TlsParameters{TlsMinimumProtocolVersion: minV, TlsMaximumProtocolVersion: maxV}
 }

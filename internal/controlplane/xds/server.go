@@ -237,6 +237,9 @@ func (s *Server) pushAll(g *generation, ps []*proxyState, changeAt time.Time) {
 // passes the consistency check.
 func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
 	proxy := &model.Proxy{Meta: p.meta, ID: p.id, Services: registry.ServicesFor(g.snap, p.meta)}
+	if id, err := meshtls.ParseSPIFFE(p.identity); p.identity != "" && err == nil {
+		proxy.Identity = &id
+	}
 	out, err := build(g.translate, proxy)
 	var set *typeSet
 	var vs map[string]string
