@@ -69,6 +69,11 @@ func FuzzLeanMatchesNetHTTP(f *testing.F) {
 			return
 		}
 		want := firstOutcome(t, std.addr, in)
+		// A server that closes with input unread resets the connection,
+		// which may cut the body of its answer: compare the status then.
+		if strings.HasSuffix(got, " truncated") || strings.HasSuffix(want, " truncated") {
+			got, want = strings.Fields(got)[0], strings.Fields(want)[0]
+		}
 		if got != want {
 			t.Fatalf("input %q:\nlean:     %s\nnet/http: %s", in, got, want)
 		}
@@ -76,16 +81,22 @@ func FuzzLeanMatchesNetHTTP(f *testing.F) {
 }
 
 // firstOutcome writes in and describes the first final response: its
-// status and body, or how the connection ended (no half-close: net/http
-// takes one for a client gone, the lean path does not).
+// status and body, or how the connection ended. An incomplete head is
+// half-closed after: net/http rejects a bad line as soon as it is
+// complete, the lean path waits for the whole head first (timing only:
+// at the end of the input both answer the same). A complete one is not:
+// net/http takes a half-close for a client gone, the lean path does not.
 func firstOutcome(t *testing.T, addr string, in []byte) string {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
+	c.SetDeadline(time.Now().Add(300 * time.Millisecond))
 	c.Write(in)
+	if headEnd(in) == 0 {
+		c.(*net.TCPConn).CloseWrite()
+	}
 	br := bufio.NewReader(c)
 	for {
 		resp, err := http.ReadResponse(br, nil)

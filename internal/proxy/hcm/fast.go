@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -245,6 +246,12 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 		if n >= br.Size() {
 			return fc.bigHead()
 		}
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 && !requestLineOK(buf[:i]) {
+			// net/http rejects a bad request line without waiting for
+			// the rest of the head (found by FuzzLeanMatchesNetHTTP).
+			fc.cc.closeAfter = true
+			return fc.keep(n), false
+		}
 		if _, err := br.Peek(n + 1); err != nil {
 			if n = br.Buffered(); n > 0 {
 				return fc.keep(n), false // let net/http answer what it can
@@ -475,6 +482,34 @@ func (fc *fastConn) reject() {
 	fc.bw.Flush()
 }
 
+// requestLineOK: the line has net/http's shape "METHOD SP target SP
+// HTTP/x.y" with a token method, so its parser will read the headers.
+func requestLineOK(line []byte) bool {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	method, rest, ok := bytes.Cut(line, []byte{' '})
+	if !ok || len(method) == 0 {
+		return false
+	}
+	for _, c := range method {
+		if !httpguts.IsTokenRune(rune(c)) {
+			return false
+		}
+	}
+	target, proto, ok := bytes.Cut(rest, []byte{' '})
+	if !ok {
+		return false
+	}
+	if _, _, ok = http.ParseHTTPVersion(string(proto)); !ok {
+		return false
+	}
+	uri := string(target)
+	if string(method) == http.MethodConnect && !strings.HasPrefix(uri, "/") {
+		uri = "http://" + uri // authority form, as net/http reads it
+	}
+	_, err := url.ParseRequestURI(uri)
+	return err == nil
+}
+
 // framingError checks a request head against the RFC 9112 framing rules
 // net/http relaxes: an obs-fold line (§5.2: rejected, not folded) and
 // Content-Length together with Transfer-Encoding (§6.1, §6.3: the mark of
@@ -650,7 +685,8 @@ func headEnd(b []byte) int {
 }
 
 // hostFields counts the Host fields of a request head (net/http answers
-// 400 unless there is exactly one).
+// 400 unless there is exactly one, with a valid value, even when the
+// target is an absolute URI); an invalid value counts as none.
 func hostFields(head []byte) int {
 	n := 0
 	for i := 0; i < len(head); i++ {
@@ -659,11 +695,22 @@ func hostFields(head []byte) int {
 		}
 		f := head[i+1 : i+6]
 		if (f[0]|0x20) == 'h' && (f[1]|0x20) == 'o' && (f[2]|0x20) == 's' && (f[3]|0x20) == 't' && f[4] == ':' {
+			v := head[i+6:]
+			if j := bytes.IndexByte(v, '\n'); j >= 0 {
+				v = v[:j]
+			}
+			if !validHost(bytes.Trim(v, " \t\r")) {
+				return 0
+			}
 			n++
 		}
 	}
 	return n
 }
+
+// validHost is net/http's rule for the Host value (the conversion stays
+// on the stack for the usual short hosts).
+func validHost(v []byte) bool { return httpguts.ValidHostHeader(string(v)) }
 
 // fastRequest: the requests the lean path serves.
 func fastRequest(r *http.Request) bool {
