@@ -102,6 +102,7 @@ func (v *validator) destinationRule(dr *networking.DestinationRule) {
 	v.exportTo("spec.exportTo", dr.ExportTo, false)
 	if dr.WorkloadSelector != nil {
 		v.selector("spec.workloadSelector.matchLabels", dr.WorkloadSelector.MatchLabels)
+		v.emptySelector("spec.workloadSelector", dr.WorkloadSelector.MatchLabels)
 	}
 }
 
@@ -610,6 +611,9 @@ func (v *validator) nsHost(p, h string, gw bool) {
 func (v *validator) serviceEntry(se *networking.ServiceEntry) {
 	if se.WorkloadSelector != nil {
 		v.selector("spec.workloadSelector.labels", se.WorkloadSelector.Labels)
+		if len(se.WorkloadSelector.Labels) == 0 {
+			v.warnf("spec.workloadSelector", "service entry: workload selector specified without labels, will be applied to all services in namespace")
+		}
 		if len(se.Endpoints) > 0 {
 			v.errorf("spec.workloadSelector", "only one of workloadSelector or endpoints is allowed in a ServiceEntry")
 		}
@@ -992,6 +996,7 @@ func (v *validator) defaultEndpoint(p, ep string) {
 func (v *validator) policySelector(sel *typev1beta1.WorkloadSelector, targetRef *typev1beta1.PolicyTargetReference, targetRefs []*typev1beta1.PolicyTargetReference) {
 	if sel != nil {
 		v.selector("spec.selector.matchLabels", sel.MatchLabels)
+		v.emptySelector("spec.selector", sel.MatchLabels)
 	}
 	if sel != nil && (targetRef != nil || len(targetRefs) > 0) {
 		v.errorf("spec.selector", "only one of selector or targetRef(s) may be set")
@@ -1007,5 +1012,13 @@ func (v *validator) policySelector(sel *typev1beta1.WorkloadSelector, targetRef 
 		if r.Kind == "" || r.Name == "" {
 			v.errorf(fmt.Sprintf("spec.targetRefs[%d]", i), "targetRef needs kind and name")
 		}
+	}
+}
+
+// emptySelector is Istio's validateWorkloadSelector warning: a selector
+// without labels selects every workload of the namespace.
+func (v *validator) emptySelector(p string, labels map[string]string) {
+	if len(labels) == 0 {
+		v.warnf(p, "workload selector specified without labels")
 	}
 }

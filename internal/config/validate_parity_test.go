@@ -189,6 +189,10 @@ func TestValidateIstioParity(t *testing.T) {
 			want: "literal tag value may not be empty"},
 		// validateTelemetryTracing: a tag without a type is accepted.
 		{name: "telemetry untyped tag accepted", src: doc("telemetry.istio.io/v1", "Telemetry", "  tracing:\n  - customTags:\n      env: {}\n")},
+
+		// validateWorkloadSelector: a selector without labels warns.
+		{name: "peerauth empty selector warns", src: doc(sec1, "PeerAuthentication", "  selector: {}\n  mtls: {mode: STRICT}\n"), warn: "workload selector specified without labels"},
+		{name: "dr empty selector warns", src: dr("  workloadSelector: {}\n"), warn: "workload selector specified without labels"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := LoadReader("v.yaml", strings.NewReader(c.src), Options{})

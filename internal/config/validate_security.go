@@ -293,6 +293,7 @@ func (v *validator) peerAuthentication(pa *security.PeerAuthentication) {
 	}
 	if pa.Selector != nil {
 		v.selector("spec.selector.matchLabels", pa.Selector.MatchLabels)
+		v.emptySelector("spec.selector", pa.Selector.MatchLabels)
 	}
 }
 
