@@ -10,6 +10,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/weftmesh/weft/internal/install"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
@@ -40,7 +43,11 @@ func run() error {
 	if _, err := a.Apply(ctx, objs, false); err != nil {
 		return fmt.Errorf("installing Istio's CRDs: %w", err)
 	}
-	fmt.Printf("kube-apiserver %s is up with Istio's CRDs.\n\n  export KUBECONFIG=%s\n  bin/weft control-plane --kubeconfig $KUBECONFIG\n\nCtrl-C stops it and removes its state.\n", env.Config.Host, env.Kubeconfig)
+	// The control plane keeps its CA Secret and Lease in istio-system.
+	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "istio-system"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	fmt.Printf("kube-apiserver %s is up with Istio's CRDs and istio-system.\n\n  export KUBECONFIG=%s\n  bin/weft control-plane --kubeconfig $KUBECONFIG --xds-address 127.0.0.1:15010\n\nCtrl-C stops it and removes its state.\n", env.Config.Host, env.Kubeconfig)
 	<-ctx.Done()
 	return nil
 }
