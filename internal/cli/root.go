@@ -47,6 +47,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newAnalyzeCmd(),
 		newDemoCmd(),
 		newExperimentalCmd(),
+		newKubeInjectCmd(),
 	)
 	root.AddCommand(newKubeCmds()...)
 	return root
