@@ -166,7 +166,7 @@ func TestInjectShape(t *testing.T) {
 		t.Errorf("liveness probe %+v", app.LivenessProbe)
 	}
 	probers, _ := env(proxy, "ISTIO_KUBE_APP_PROBERS")
-	want := `{"/app-health/reviews/livez":{"tcpSocket":{"port":9080}},"/app-health/reviews/readyz":{"httpGet":{"path":"/health","port":9080},"timeoutSeconds":2}}`
+	want := `{"/app-health/reviews/livez":{"tcpSocket":{"port":9080},"timeoutSeconds":1},"/app-health/reviews/readyz":{"httpGet":{"path":"/health","port":9080,"scheme":"HTTP"},"timeoutSeconds":2}}`
 	if probers != want {
 		t.Errorf("ISTIO_KUBE_APP_PROBERS\n got %s\nwant %s", probers, want)
 	}

@@ -54,8 +54,18 @@ func rewriteProbes(pod *corev1.Pod, ann map[string]string) (string, error) {
 				}
 				h.TCPSocket = &corev1.TCPSocketAction{Host: h.TCPSocket.Host, Port: intstr.FromInt32(port)}
 			}
+			// The API server's defaults, so that kube-inject (before
+			// defaulting) and the webhook (after) write the same value.
+			if h.HTTPGet != nil && h.HTTPGet.Scheme == "" {
+				h.HTTPGet = h.HTTPGet.DeepCopy()
+				h.HTTPGet.Scheme = corev1.URISchemeHTTP
+			}
+			timeout := p.probe.TimeoutSeconds
+			if timeout == 0 {
+				timeout = 1
+			}
 			path := "/app-health/" + c.Name + "/" + p.kind
-			probers[path] = prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket, GRPC: h.GRPC, TimeoutSeconds: p.probe.TimeoutSeconds}
+			probers[path] = prober{HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket, GRPC: h.GRPC, TimeoutSeconds: timeout}
 			p.probe.ProbeHandler = corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(StatusPort), Scheme: corev1.URISchemeHTTP}}
 		}
 	}
