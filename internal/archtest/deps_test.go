@@ -94,3 +94,19 @@ func TestSharedImports(t *testing.T) {
 		"istio.io/client-go",
 	})
 }
+
+// TestProxyLayers: the proxy's config helpers sit below the packages that
+// use them. xdsfield (the NACK rule for unimplemented fields) imports no
+// other Weft package, and the tcp_proxy filter, which a listener runs,
+// does not reach back into the listener package.
+func TestProxyLayers(t *testing.T) {
+	const leaf = "github.com/weftmesh/weft/internal/proxy/xdsfield"
+	for _, d := range deps(t, leaf) {
+		if d != leaf && strings.HasPrefix(d, "github.com/weftmesh/weft/") {
+			t.Errorf("%s must import no other Weft package (imports %s)", leaf, d)
+		}
+	}
+	check(t, []string{"github.com/weftmesh/weft/internal/proxy/tcp"}, []string{
+		"github.com/weftmesh/weft/internal/proxy/listener",
+	})
+}

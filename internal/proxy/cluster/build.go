@@ -15,6 +15,8 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // shared is the per-cluster state that survives rebuilds while the Cluster
@@ -272,10 +274,10 @@ func newCluster(sh *shared, old *Cluster, cla *endpointv3.ClusterLoadAssignment)
 // acquired; hosts of old with the same address and transport are reused.
 // When ipOnly, addresses must be IPs (STATIC, EDS).
 func (sh *shared) membersFrom(cla *endpointv3.ClusterLoadAssignment, old *Cluster, ipOnly, resolve bool) ([]member, error) {
-	if err := allowOnly(cla, "load_assignment.", "cluster_name", "endpoints", "policy"); err != nil {
+	if err := xdsfield.Check(cla, "load_assignment.", "cluster_name", "endpoints", "policy"); err != nil {
 		return nil, err
 	}
-	if err := allowOnly(cla.GetPolicy(), "load_assignment.policy.", "overprovisioning_factor"); err != nil {
+	if err := xdsfield.Check(cla.GetPolicy(), "load_assignment.policy.", "overprovisioning_factor"); err != nil {
 		return nil, err
 	}
 	reuse := map[string]*host{}
@@ -293,7 +295,7 @@ func (sh *shared) membersFrom(cla *endpointv3.ClusterLoadAssignment, old *Cluste
 	}
 	for i, lle := range cla.GetEndpoints() {
 		path := fmt.Sprintf("load_assignment.endpoints[%d].", i)
-		if err := allowOnly(lle, path, "locality", "lb_endpoints", "load_balancing_weight", "priority", "metadata"); err != nil {
+		if err := xdsfield.Check(lle, path, "locality", "lb_endpoints", "load_balancing_weight", "priority", "metadata"); err != nil {
 			return fail(err)
 		}
 		loc := lle.GetLocality()
@@ -301,11 +303,11 @@ func (sh *shared) membersFrom(cla *endpointv3.ClusterLoadAssignment, old *Cluste
 		lw := u32Or(lle.GetLoadBalancingWeight(), 0)
 		for j, lbe := range lle.GetLbEndpoints() {
 			epath := fmt.Sprintf("%slb_endpoints[%d].", path, j)
-			if err := allowOnly(lbe, epath, "endpoint", "health_status", "metadata", "load_balancing_weight"); err != nil {
+			if err := xdsfield.Check(lbe, epath, "endpoint", "health_status", "metadata", "load_balancing_weight"); err != nil {
 				return fail(err)
 			}
 			ep := lbe.GetEndpoint()
-			if err := allowOnly(ep, epath+"endpoint.", "address", "hostname", "health_check_config"); err != nil {
+			if err := xdsfield.Check(ep, epath+"endpoint.", "address", "hostname", "health_check_config"); err != nil {
 				return fail(err)
 			}
 			addr, err := socketAddr(ep.GetAddress(), ipOnly)
@@ -336,14 +338,14 @@ func (sh *shared) membersFrom(cla *endpointv3.ClusterLoadAssignment, old *Cluste
 }
 
 func socketAddr(a *corev3.Address, ipOnly bool) (string, error) {
-	if err := allowOnly(a, "", "socket_address"); err != nil {
+	if err := xdsfield.Check(a, "", "socket_address"); err != nil {
 		return "", err
 	}
 	sa := a.GetSocketAddress()
 	if sa == nil {
 		return "", errors.New("socket_address: required")
 	}
-	if err := allowOnly(sa, "socket_address.", "address", "port_value", "protocol", "ipv4_compat"); err != nil {
+	if err := xdsfield.Check(sa, "socket_address.", "address", "port_value", "protocol", "ipv4_compat"); err != nil {
 		return "", err
 	}
 	if sa.GetProtocol() != corev3.SocketAddress_TCP {

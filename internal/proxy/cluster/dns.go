@@ -13,6 +13,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // STRICT_DNS: every address each endpoint name resolves to is a host.
@@ -45,22 +47,22 @@ type dnsState struct {
 }
 
 func newDNS(sh *shared, cla *endpointv3.ClusterLoadAssignment) (*dnsState, error) {
-	if err := allowOnly(cla, "load_assignment.", "cluster_name", "endpoints", "policy"); err != nil {
+	if err := xdsfield.Check(cla, "load_assignment.", "cluster_name", "endpoints", "policy"); err != nil {
 		return nil, err
 	}
 	d := &dnsState{sh: sh, ready: make(chan struct{})}
 	for i, lle := range cla.GetEndpoints() {
 		path := fmt.Sprintf("load_assignment.endpoints[%d].", i)
-		if err := allowOnly(lle, path, "locality", "lb_endpoints", "load_balancing_weight", "priority", "metadata"); err != nil {
+		if err := xdsfield.Check(lle, path, "locality", "lb_endpoints", "load_balancing_weight", "priority", "metadata"); err != nil {
 			return nil, err
 		}
 		loc := lle.GetLocality()
 		for j, lbe := range lle.GetLbEndpoints() {
 			epath := fmt.Sprintf("%slb_endpoints[%d].", path, j)
-			if err := allowOnly(lbe, epath, "endpoint", "health_status", "metadata", "load_balancing_weight"); err != nil {
+			if err := xdsfield.Check(lbe, epath, "endpoint", "health_status", "metadata", "load_balancing_weight"); err != nil {
 				return nil, err
 			}
-			if err := allowOnly(lbe.GetEndpoint(), epath+"endpoint.", "address", "hostname", "health_check_config"); err != nil {
+			if err := xdsfield.Check(lbe.GetEndpoint(), epath+"endpoint.", "address", "hostname", "health_check_config"); err != nil {
 				return nil, err
 			}
 			addr, err := socketAddr(lbe.GetEndpoint().GetAddress(), false)

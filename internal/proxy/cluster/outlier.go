@@ -10,6 +10,8 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Outlier detection follows Envoy's passive health checking:
@@ -34,7 +36,7 @@ func compileOutlier(od *clusterv3.OutlierDetection) (*outlierSettings, error) {
 	if od == nil {
 		return nil, nil
 	}
-	if err := allowOnly(od, "", "consecutive_5xx", "interval", "base_ejection_time", "max_ejection_percent",
+	if err := xdsfield.Check(od, "", "consecutive_5xx", "interval", "base_ejection_time", "max_ejection_percent",
 		"enforcing_consecutive_5xx", "enforcing_success_rate", "success_rate_minimum_hosts",
 		"success_rate_request_volume", "success_rate_stdev_factor", "consecutive_gateway_failure",
 		"enforcing_consecutive_gateway_failure", "split_external_local_origin_errors",

@@ -9,6 +9,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 const httpProtocolOptionsName = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -82,7 +84,7 @@ type settings struct {
 
 // compile validates a Cluster resource and fills Envoy's defaults.
 func compile(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Secret) (*settings, error) {
-	if err := allowOnly(pc, "", "name", "type", "eds_cluster_config", "connect_timeout", "lb_policy",
+	if err := xdsfield.Check(pc, "", "name", "type", "eds_cluster_config", "connect_timeout", "lb_policy",
 		"load_assignment", "circuit_breakers", "outlier_detection", "common_lb_config",
 		"typed_extension_protocol_options", "transport_socket", "transport_socket_matches", "metadata",
 		"ring_hash_lb_config", "maglev_lb_config", "original_dst_lb_config", "least_request_lb_config",
@@ -116,7 +118,7 @@ func compile(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Secret) (*settings
 		s.disc = discStatic
 	case clusterv3.Cluster_EDS:
 		s.disc = discEDS
-		if err := allowOnly(pc.GetEdsClusterConfig(), "eds_cluster_config.", "eds_config", "service_name"); err != nil {
+		if err := xdsfield.Check(pc.GetEdsClusterConfig(), "eds_cluster_config.", "eds_config", "service_name"); err != nil {
 			return nil, err
 		}
 	case clusterv3.Cluster_STRICT_DNS:
@@ -151,7 +153,7 @@ func compile(pc *clusterv3.Cluster, secrets map[string]*tlsv3.Secret) (*settings
 		return nil, err
 	}
 	if uco := pc.GetUpstreamConnectionOptions(); uco != nil {
-		if err := allowOnly(uco, "upstream_connection_options.", "tcp_keepalive"); err != nil {
+		if err := xdsfield.Check(uco, "upstream_connection_options.", "tcp_keepalive"); err != nil {
 			return nil, err
 		}
 		if t := uco.GetTcpKeepalive().GetKeepaliveTime(); t != nil {
@@ -197,7 +199,7 @@ func (s *settings) compileLB(pc *clusterv3.Cluster) error {
 	case nil:
 	case *clusterv3.Cluster_RingHashLbConfig_:
 		r := cfg.RingHashLbConfig
-		if err := allowOnly(r, "ring_hash_lb_config.", "minimum_ring_size", "maximum_ring_size", "hash_function"); err != nil {
+		if err := xdsfield.Check(r, "ring_hash_lb_config.", "minimum_ring_size", "maximum_ring_size", "hash_function"); err != nil {
 			return err
 		}
 		s.ringMin = u64Or(r.GetMinimumRingSize(), s.ringMin)
@@ -206,7 +208,7 @@ func (s *settings) compileLB(pc *clusterv3.Cluster) error {
 			return fmt.Errorf("ring_hash_lb_config: invalid ring size min %d max %d", s.ringMin, s.ringMax)
 		}
 	case *clusterv3.Cluster_MaglevLbConfig_:
-		if err := allowOnly(cfg.MaglevLbConfig, "maglev_lb_config.", "table_size"); err != nil {
+		if err := xdsfield.Check(cfg.MaglevLbConfig, "maglev_lb_config.", "table_size"); err != nil {
 			return err
 		}
 		s.maglevSize = u64Or(cfg.MaglevLbConfig.GetTableSize(), s.maglevSize)
@@ -214,7 +216,7 @@ func (s *settings) compileLB(pc *clusterv3.Cluster) error {
 			return fmt.Errorf("maglev_lb_config.table_size: %d must be a prime <= 5000011", s.maglevSize)
 		}
 	case *clusterv3.Cluster_LeastRequestLbConfig_:
-		if err := allowOnly(cfg.LeastRequestLbConfig, "least_request_lb_config.", "choice_count"); err != nil {
+		if err := xdsfield.Check(cfg.LeastRequestLbConfig, "least_request_lb_config.", "choice_count"); err != nil {
 			return err
 		}
 		s.lrChoices = int(u32Or(cfg.LeastRequestLbConfig.GetChoiceCount(), 2))
@@ -223,7 +225,7 @@ func (s *settings) compileLB(pc *clusterv3.Cluster) error {
 		}
 	case *clusterv3.Cluster_OriginalDstLbConfig_:
 		o := cfg.OriginalDstLbConfig
-		if err := allowOnly(o, "original_dst_lb_config.", "use_http_header", "http_header_name", "upstream_port_override"); err != nil {
+		if err := xdsfield.Check(o, "original_dst_lb_config.", "use_http_header", "http_header_name", "upstream_port_override"); err != nil {
 			return err
 		}
 		s.origUseHeader = o.GetUseHttpHeader()
@@ -239,7 +241,7 @@ func (s *settings) compileLB(pc *clusterv3.Cluster) error {
 		return fmt.Errorf("lb_config: %T not supported", cfg)
 	}
 	if cl := pc.GetCommonLbConfig(); cl != nil {
-		if err := allowOnly(cl, "common_lb_config.", "healthy_panic_threshold", "locality_weighted_lb_config"); err != nil {
+		if err := xdsfield.Check(cl, "common_lb_config.", "healthy_panic_threshold", "locality_weighted_lb_config"); err != nil {
 			return err
 		}
 		if t := cl.GetHealthyPanicThreshold(); t != nil {
@@ -257,12 +259,12 @@ func (s *settings) compileBreakers(cb *clusterv3.CircuitBreakers) error {
 	if cb == nil {
 		return nil
 	}
-	if err := allowOnly(cb, "circuit_breakers.", "thresholds"); err != nil {
+	if err := xdsfield.Check(cb, "circuit_breakers.", "thresholds"); err != nil {
 		return err
 	}
 	for i, t := range cb.GetThresholds() {
 		path := fmt.Sprintf("circuit_breakers.thresholds[%d].", i)
-		if err := allowOnly(t, path, "priority", "max_connections", "max_pending_requests", "max_requests",
+		if err := xdsfield.Check(t, path, "priority", "max_connections", "max_pending_requests", "max_requests",
 			"max_retries", "track_remaining"); err != nil {
 			return err
 		}
@@ -288,12 +290,12 @@ func (s *settings) compileProtocol(pc *clusterv3.Cluster) error {
 		if err := a.UnmarshalTo(&o); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if err := allowOnly(&o, path+".", "common_http_protocol_options", "explicit_http_config",
+		if err := xdsfield.Check(&o, path+".", "common_http_protocol_options", "explicit_http_config",
 			"use_downstream_protocol_config"); err != nil {
 			return err
 		}
 		if c := o.GetCommonHttpProtocolOptions(); c != nil {
-			if err := allowOnly(c, path+".common_http_protocol_options.", "idle_timeout", "max_requests_per_connection"); err != nil {
+			if err := xdsfield.Check(c, path+".common_http_protocol_options.", "idle_timeout", "max_requests_per_connection"); err != nil {
 				return err
 			}
 			if c.GetIdleTimeout() != nil {
@@ -309,7 +311,7 @@ func (s *settings) compileProtocol(pc *clusterv3.Cluster) error {
 			switch pc := p.ExplicitHttpConfig.GetProtocolConfig().(type) {
 			case *httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions:
 				s.proto = protoHTTP1
-				if err := allowOnly(pc.HttpProtocolOptions, path+".explicit_http_config.http_protocol_options."); err != nil {
+				if err := xdsfield.Check(pc.HttpProtocolOptions, path+".explicit_http_config.http_protocol_options."); err != nil {
 					return err
 				}
 			case *httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions:
@@ -323,10 +325,10 @@ func (s *settings) compileProtocol(pc *clusterv3.Cluster) error {
 		case *httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig:
 			s.proto = protoDownstream
 			d := p.UseDownstreamProtocolConfig
-			if err := allowOnly(d, path+".use_downstream_protocol_config.", "http_protocol_options", "http2_protocol_options"); err != nil {
+			if err := xdsfield.Check(d, path+".use_downstream_protocol_config.", "http_protocol_options", "http2_protocol_options"); err != nil {
 				return err
 			}
-			if err := allowOnly(d.GetHttpProtocolOptions(), path+".use_downstream_protocol_config.http_protocol_options."); err != nil {
+			if err := xdsfield.Check(d.GetHttpProtocolOptions(), path+".use_downstream_protocol_config.http_protocol_options."); err != nil {
 				return err
 			}
 			if err := s.compileH2(d.GetHttp2ProtocolOptions(), path+".use_downstream_protocol_config.http2_protocol_options."); err != nil {
@@ -345,7 +347,7 @@ func (s *settings) compileH2(o *corev3.Http2ProtocolOptions, path string) error 
 	if o == nil {
 		return nil
 	}
-	if err := allowOnly(o, path, "max_concurrent_streams"); err != nil {
+	if err := xdsfield.Check(o, path, "max_concurrent_streams"); err != nil {
 		return err
 	}
 	s.maxStreams = int(u32Or(o.GetMaxConcurrentStreams(), 0))

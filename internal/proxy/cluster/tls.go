@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/internal/meshtls"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 const (
@@ -50,7 +51,7 @@ func (s *settings) compileTransport(pc *clusterv3.Cluster, secrets map[string]*t
 	}
 	for i, m := range pc.GetTransportSocketMatches() {
 		path := fmt.Sprintf("transport_socket_matches[%d]", i)
-		if err := allowOnly(m, path+".", "name", "match", "transport_socket"); err != nil {
+		if err := xdsfield.Check(m, path+".", "name", "match", "transport_socket"); err != nil {
 			return err
 		}
 		t, err := compileSocket(m.GetTransportSocket(), secrets)
@@ -100,11 +101,11 @@ func compileSocket(ts *corev3.TransportSocket, secrets map[string]*tlsv3.Secret)
 	if err := ts.GetTypedConfig().UnmarshalTo(&utc); err != nil {
 		return nil, fmt.Errorf("typed_config: %w", err)
 	}
-	if err := allowOnly(&utc, "typed_config.", "common_tls_context", "sni"); err != nil {
+	if err := xdsfield.Check(&utc, "typed_config.", "common_tls_context", "sni"); err != nil {
 		return nil, err
 	}
 	ctc := utc.GetCommonTlsContext()
-	if err := allowOnly(ctc, "typed_config.common_tls_context.", "tls_params", "tls_certificates",
+	if err := xdsfield.Check(ctc, "typed_config.common_tls_context.", "tls_params", "tls_certificates",
 		"tls_certificate_sds_secret_configs", "validation_context", "validation_context_sds_secret_config",
 		"combined_validation_context", "alpn_protocols"); err != nil {
 		return nil, err
@@ -123,7 +124,7 @@ func compileSocket(ts *corev3.TransportSocket, secrets map[string]*tlsv3.Secret)
 	}
 	out := &tlsSettings{cfg: cfg}
 	if p := ctc.GetTlsParams(); p != nil {
-		if err := allowOnly(p, "typed_config.common_tls_context.tls_params.", "tls_minimum_protocol_version",
+		if err := xdsfield.Check(p, "typed_config.common_tls_context.tls_params.", "tls_minimum_protocol_version",
 			"tls_maximum_protocol_version"); err != nil {
 			return nil, err
 		}
@@ -158,7 +159,7 @@ func compileSocket(ts *corev3.TransportSocket, secrets map[string]*tlsv3.Secret)
 		vcs = append(vcs, ctc.GetValidationContext())
 	case ctc.GetCombinedValidationContext() != nil:
 		cv := ctc.GetCombinedValidationContext()
-		if err := allowOnly(cv, "typed_config.common_tls_context.combined_validation_context.",
+		if err := xdsfield.Check(cv, "typed_config.common_tls_context.combined_validation_context.",
 			"default_validation_context", "validation_context_sds_secret_config"); err != nil {
 			return nil, err
 		}
@@ -213,7 +214,7 @@ func isIstioMTLSALPN(p []string) bool {
 }
 
 func loadCert(c *tlsv3.TlsCertificate) (tls.Certificate, error) {
-	if err := allowOnly(c, "", "certificate_chain", "private_key"); err != nil {
+	if err := xdsfield.Check(c, "", "certificate_chain", "private_key"); err != nil {
 		return tls.Certificate{}, err
 	}
 	chain, err := meshtls.DataSource(c.GetCertificateChain())
@@ -238,7 +239,7 @@ type verifier struct {
 }
 
 func (v *verifier) add(vc *tlsv3.CertificateValidationContext) error {
-	if err := allowOnly(vc, "", "trusted_ca", "match_typed_subject_alt_names", "match_subject_alt_names"); err != nil {
+	if err := xdsfield.Check(vc, "", "trusted_ca", "match_typed_subject_alt_names", "match_subject_alt_names"); err != nil {
 		return err
 	}
 	if vc.GetTrustedCa() != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/cluster"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Env is the current configuration as the runtime sees it. Implementations
@@ -139,7 +140,7 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 	if cfg == nil {
 		return nil, fmt.Errorf("%s: missing config", p)
 	}
-	if err := route.CheckFields(cfg, p, "codec_type", "stat_prefix", "rds", "route_config", "http_filters",
+	if err := xdsfield.Check(cfg, p, "codec_type", "stat_prefix", "rds", "route_config", "http_filters",
 		"upgrade_configs", "use_remote_address", "xff_num_trusted_hops", "skip_xff_append",
 		"generate_request_id", "stream_idle_timeout", "request_timeout", "common_http_protocol_options",
 		"max_request_headers_kb", "http2_protocol_options", "http_protocol_options", "normalize_path",
@@ -182,7 +183,7 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 	}
 	switch rs := cfg.GetRouteSpecifier().(type) {
 	case *hcmv3.HttpConnectionManager_Rds:
-		if err := route.CheckFields(rs.Rds, p+".rds", "config_source", "route_config_name"); err != nil {
+		if err := xdsfield.Check(rs.Rds, p+".rds", "config_source", "route_config_name"); err != nil {
 			return nil, err
 		}
 		if cs := rs.Rds.GetConfigSource(); cs.GetAds() == nil {
@@ -224,7 +225,7 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 	m.fcfg.Upgrades = map[string]bool{}
 	for i, u := range cfg.GetUpgradeConfigs() {
 		up := fmt.Sprintf("%s.upgrade_configs[%d]", p, i)
-		if err := route.CheckFields(u, up, "upgrade_type", "enabled"); err != nil {
+		if err := xdsfield.Check(u, up, "upgrade_type", "enabled"); err != nil {
 			return nil, err
 		}
 		m.fcfg.Upgrades[lower(u.GetUpgradeType())] = u.GetEnabled() == nil || u.GetEnabled().GetValue()
@@ -256,7 +257,7 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 	}
 	idle := time.Hour // Envoy's default connection idle timeout
 	if c := cfg.GetCommonHttpProtocolOptions(); c != nil {
-		if err := route.CheckFields(c, p+".common_http_protocol_options", "idle_timeout",
+		if err := xdsfield.Check(c, p+".common_http_protocol_options", "idle_timeout",
 			"max_headers_count", "headers_with_underscores_action", "max_stream_duration"); err != nil {
 			return err
 		}
@@ -270,7 +271,7 @@ func (m *Manager) compileServers(cfg *hcmv3.HttpConnectionManager, p string) err
 		m.fcfg.MaxStreamDuration = route.Dur(c.GetMaxStreamDuration())
 	}
 	if o := cfg.GetHttpProtocolOptions(); o != nil {
-		if err := route.CheckFields(o, p+".http_protocol_options", "accept_http_10", "allow_absolute_url",
+		if err := xdsfield.Check(o, p+".http_protocol_options", "accept_http_10", "allow_absolute_url",
 			"default_host_for_http_10"); err != nil {
 			return err
 		}
@@ -335,7 +336,7 @@ func (m *Manager) http2Server(o *corev3.Http2ProtocolOptions, idle time.Duration
 	if o == nil {
 		return h2, nil
 	}
-	if err := route.CheckFields(o, p, "max_concurrent_streams", "initial_stream_window_size",
+	if err := xdsfield.Check(o, p, "max_concurrent_streams", "initial_stream_window_size",
 		"initial_connection_window_size", "allow_connect", "hpack_table_size", "connection_keepalive"); err != nil {
 		return nil, err
 	}
@@ -368,7 +369,7 @@ func (m *Manager) http2Server(o *corev3.Http2ProtocolOptions, idle time.Duration
 		}
 	}
 	if k := o.GetConnectionKeepalive(); k != nil {
-		if err := route.CheckFields(k, p+".connection_keepalive", "interval", "timeout"); err != nil {
+		if err := xdsfield.Check(k, p+".connection_keepalive", "interval", "timeout"); err != nil {
 			return nil, err
 		}
 		h2.ReadIdleTimeout = route.Dur(k.GetInterval())

@@ -10,7 +10,7 @@ import (
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
-	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 const xfccHeader = "X-Forwarded-Client-Cert"
@@ -34,7 +34,7 @@ func (m *Manager) compileXFCC(cfg *hcmv3.HttpConnectionManager, p string) error 
 	}
 	if d := cfg.GetSetCurrentClientCertDetails(); d != nil {
 		// cert and chain (URL-encoded PEM) are not implemented: NACK them.
-		if err := route.CheckFields(d, p+".set_current_client_cert_details", "subject", "uri", "dns"); err != nil {
+		if err := xdsfield.Check(d, p+".set_current_client_cert_details", "subject", "uri", "dns"); err != nil {
 			return err
 		}
 		m.xfcc.subject, m.xfcc.uri, m.xfcc.dns = d.GetSubject().GetValue(), d.GetUri(), d.GetDns()

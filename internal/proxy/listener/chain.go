@@ -11,6 +11,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 type chain struct {
@@ -38,7 +40,7 @@ func compileChain(fc *listenerv3.FilterChain, path, listenerName string, deps De
 	if fc.GetName() != "" {
 		path += " (" + fc.GetName() + ")"
 	}
-	if err := AllowOnly(fc, path, "filter_chain_match", "filters", "transport_socket", "name", "metadata"); err != nil {
+	if err := xdsfield.Check(fc, path, "filter_chain_match", "filters", "transport_socket", "name", "metadata"); err != nil {
 		return nil, err
 	}
 	ch := &chain{name: fc.GetName(), source: fc}
@@ -50,7 +52,7 @@ func compileChain(fc *listenerv3.FilterChain, path, listenerName string, deps De
 		ch.match = cm
 	}
 	if ts := fc.GetTransportSocket(); ts != nil {
-		if err := AllowOnly(ts, path+": transport_socket", "name", "typed_config"); err != nil {
+		if err := xdsfield.Check(ts, path+": transport_socket", "name", "typed_config"); err != nil {
 			return nil, err
 		}
 		tc := ts.GetTypedConfig()
@@ -95,7 +97,7 @@ func compileChain(fc *listenerv3.FilterChain, path, listenerName string, deps De
 }
 
 func compileMatch(m *listenerv3.FilterChainMatch, path string) (*chainMatch, error) {
-	if err := AllowOnly(m, path, "destination_port", "prefix_ranges", "server_names", "transport_protocol",
+	if err := xdsfield.Check(m, path, "destination_port", "prefix_ranges", "server_names", "transport_protocol",
 		"application_protocols", "direct_source_prefix_ranges", "source_type", "source_prefix_ranges", "source_ports"); err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/downstream"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Handler serves one connection after filter chain match (the HTTP
@@ -96,7 +97,7 @@ type Config struct {
 // field.
 func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
 	path := fmt.Sprintf("listener %q", l.GetName())
-	if err := AllowOnly(l, path, "name", "address", "filter_chains", "default_filter_chain", "use_original_dst",
+	if err := xdsfield.Check(l, path, "name", "address", "filter_chains", "default_filter_chain", "use_original_dst",
 		"listener_filters", "listener_filters_timeout", "continue_on_listener_filters_timeout", "traffic_direction",
 		"bind_to_port", "metadata", "stat_prefix"); err != nil {
 		return nil, err
@@ -108,7 +109,7 @@ func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
 	if sa == nil {
 		return nil, fmt.Errorf("%s: address: only socket_address is supported", path)
 	}
-	if err := AllowOnly(sa, path+": address.socket_address", "address", "port_value", "protocol"); err != nil {
+	if err := xdsfield.Check(sa, path+": address.socket_address", "address", "port_value", "protocol"); err != nil {
 		return nil, err
 	}
 	if sa.GetProtocol() != corev3.SocketAddress_TCP {
@@ -135,7 +136,7 @@ func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
 	}
 	for i, lf := range l.GetListenerFilters() {
 		fp := fmt.Sprintf("%s: listener_filters[%d] (%s)", path, i, lf.GetName())
-		if err := AllowOnly(lf, fp, "name", "typed_config"); err != nil {
+		if err := xdsfield.Check(lf, fp, "name", "typed_config"); err != nil {
 			return nil, err
 		}
 		tc := lf.GetTypedConfig()
@@ -147,7 +148,7 @@ func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
 			if err := tc.UnmarshalTo(m); err != nil {
 				return nil, fmt.Errorf("%s: %v", fp, err)
 			}
-			if err := AllowOnly(m, fp); err != nil {
+			if err := xdsfield.Check(m, fp); err != nil {
 				return nil, err
 			}
 			c.sniffTLS = true

@@ -10,24 +10,25 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/weftmesh/weft/internal/meshtls"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // ServerTLS builds the server side of a DownstreamTlsContext. Certificates
 // and validation contexts may be inline or SDS references resolved with
 // secret; a missing secret is an error (the config is not complete).
 func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret) (*tls.Config, error) {
-	if err := AllowOnly(d, "DownstreamTlsContext", "common_tls_context", "require_client_certificate"); err != nil {
+	if err := xdsfield.Check(d, "DownstreamTlsContext", "common_tls_context", "require_client_certificate"); err != nil {
 		return nil, err
 	}
 	ctc := d.GetCommonTlsContext()
-	if err := AllowOnly(ctc, "common_tls_context", "tls_certificates", "tls_certificate_sds_secret_configs",
+	if err := xdsfield.Check(ctc, "common_tls_context", "tls_certificates", "tls_certificate_sds_secret_configs",
 		"validation_context", "validation_context_sds_secret_config", "combined_validation_context",
 		"alpn_protocols", "tls_params"); err != nil {
 		return nil, err
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: ctc.GetAlpnProtocols()}
 	if p := ctc.GetTlsParams(); p != nil {
-		if err := AllowOnly(p, "common_tls_context.tls_params", "tls_minimum_protocol_version", "tls_maximum_protocol_version"); err != nil {
+		if err := xdsfield.Check(p, "common_tls_context.tls_params", "tls_minimum_protocol_version", "tls_maximum_protocol_version"); err != nil {
 			return nil, err
 		}
 		cfg.MinVersion = meshtls.TLSVersion(p.GetTlsMinimumProtocolVersion(), tls.VersionTLS12)
@@ -45,7 +46,7 @@ func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret)
 		return nil, errors.New("common_tls_context: no certificate")
 	}
 	for i, tc := range certs {
-		if err := AllowOnly(tc, fmt.Sprintf("tls_certificates[%d]", i), "certificate_chain", "private_key"); err != nil {
+		if err := xdsfield.Check(tc, fmt.Sprintf("tls_certificates[%d]", i), "certificate_chain", "private_key"); err != nil {
 			return nil, err
 		}
 		chain, err := meshtls.DataSource(tc.GetCertificateChain())
@@ -64,7 +65,7 @@ func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret)
 	}
 	vc := ctc.GetValidationContext()
 	if cvc := ctc.GetCombinedValidationContext(); cvc != nil {
-		if err := AllowOnly(cvc, "combined_validation_context", "default_validation_context", "validation_context_sds_secret_config"); err != nil {
+		if err := xdsfield.Check(cvc, "combined_validation_context", "default_validation_context", "validation_context_sds_secret_config"); err != nil {
 			return nil, err
 		}
 		vc = mergeValidation(cvc.GetDefaultValidationContext(), sdsValidation(cvc.GetValidationContextSdsSecretConfig(), secret))
@@ -79,7 +80,7 @@ func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret)
 		}
 	}
 	if vc != nil {
-		if err := AllowOnly(vc, "validation_context", "trusted_ca", "match_typed_subject_alt_names"); err != nil {
+		if err := xdsfield.Check(vc, "validation_context", "trusted_ca", "match_typed_subject_alt_names"); err != nil {
 			return nil, err
 		}
 		if vc.GetTrustedCa() != nil {
@@ -99,7 +100,7 @@ func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret)
 		}
 		if sans := vc.GetMatchTypedSubjectAltNames(); len(sans) > 0 {
 			for i, m := range sans {
-				if err := AllowOnly(m.GetMatcher(), fmt.Sprintf("validation_context.match_typed_subject_alt_names[%d].matcher", i),
+				if err := xdsfield.Check(m.GetMatcher(), fmt.Sprintf("validation_context.match_typed_subject_alt_names[%d].matcher", i),
 					"exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
 					return nil, err
 				}
@@ -177,7 +178,7 @@ func mergeValidation(def, sds *tlsv3.CertificateValidationContext) *tlsv3.Certif
 // StringMatcher compiles an Envoy StringMatcher, refusing fields it does
 // not implement.
 func StringMatcher(m *matcherv3.StringMatcher) (func(string) bool, error) {
-	if err := AllowOnly(m, "string_matcher", "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
+	if err := xdsfield.Check(m, "string_matcher", "exact", "prefix", "suffix", "contains", "safe_regex", "ignore_case"); err != nil {
 		return nil, err
 	}
 	return meshtls.StringMatcher(m)

@@ -9,6 +9,8 @@ import (
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // DefaultTimeout is Envoy's route timeout when the route sets none. Istio
@@ -119,7 +121,7 @@ func Dur(d *durationpb.Duration) time.Duration {
 }
 
 func compileAction(a *routev3.RouteAction, vhRetry *RetryPolicy, path string) (*Action, error) {
-	if err := CheckFields(a, path, "cluster", "cluster_header", "weighted_clusters", "prefix_rewrite",
+	if err := xdsfield.Check(a, path, "cluster", "cluster_header", "weighted_clusters", "prefix_rewrite",
 		"regex_rewrite", "host_rewrite_literal", "auto_host_rewrite", "timeout", "idle_timeout",
 		"retry_policy", "request_mirror_policies", "hash_policy", "upgrade_configs",
 		"max_stream_duration", "cluster_not_found_response_code", "cors", "max_grpc_timeout"); err != nil {
@@ -169,7 +171,7 @@ func compileAction(a *routev3.RouteAction, vhRetry *RetryPolicy, path string) (*
 	}
 	out.IdleTimeout = Dur(a.GetIdleTimeout())
 	if msd := a.GetMaxStreamDuration(); msd != nil {
-		if err := CheckFields(msd, path+".max_stream_duration", "max_stream_duration", "grpc_timeout_header_max"); err != nil {
+		if err := xdsfield.Check(msd, path+".max_stream_duration", "max_stream_duration", "grpc_timeout_header_max"); err != nil {
 			return nil, err
 		}
 		out.MaxStreamDuration = Dur(msd.GetMaxStreamDuration())
@@ -188,7 +190,7 @@ func compileAction(a *routev3.RouteAction, vhRetry *RetryPolicy, path string) (*
 	}
 	for i, m := range a.GetRequestMirrorPolicies() {
 		p := fmt.Sprintf("%s.request_mirror_policies[%d]", path, i)
-		if err := CheckFields(m, p, "cluster", "runtime_fraction", "trace_sampled",
+		if err := xdsfield.Check(m, p, "cluster", "runtime_fraction", "trace_sampled",
 			"disable_shadow_host_suffix_append", "host_rewrite_literal"); err != nil {
 			return nil, err
 		}
@@ -212,7 +214,7 @@ func compileAction(a *routev3.RouteAction, vhRetry *RetryPolicy, path string) (*
 	}
 	for i, u := range a.GetUpgradeConfigs() {
 		p := fmt.Sprintf("%s.upgrade_configs[%d]", path, i)
-		if err := CheckFields(u, p, "upgrade_type", "enabled"); err != nil {
+		if err := xdsfield.Check(u, p, "upgrade_type", "enabled"); err != nil {
 			return nil, err
 		}
 		en := u.GetEnabled() == nil || u.GetEnabled().GetValue()
@@ -222,12 +224,12 @@ func compileAction(a *routev3.RouteAction, vhRetry *RetryPolicy, path string) (*
 }
 
 func (a *Action) compileWeighted(w *routev3.WeightedCluster, path string) error {
-	if err := CheckFields(w, path, "clusters", "total_weight"); err != nil {
+	if err := xdsfield.Check(w, path, "clusters", "total_weight"); err != nil {
 		return err
 	}
 	for i, c := range w.GetClusters() {
 		p := fmt.Sprintf("%s.clusters[%d %q]", path, i, c.GetName())
-		if err := CheckFields(c, p, "name", "weight", "request_headers_to_add", "request_headers_to_remove",
+		if err := xdsfield.Check(c, p, "name", "weight", "request_headers_to_add", "request_headers_to_remove",
 			"response_headers_to_add", "response_headers_to_remove", "host_rewrite_literal", "metadata_match"); err != nil {
 			return err
 		}
@@ -320,7 +322,7 @@ func compileHash(h *routev3.RouteAction_HashPolicy, path string) (HashPolicy, er
 	hp := HashPolicy{Terminal: h.GetTerminal()}
 	switch p := h.GetPolicySpecifier().(type) {
 	case *routev3.RouteAction_HashPolicy_Header_:
-		if err := CheckFields(p.Header, path+".header", "header_name"); err != nil {
+		if err := xdsfield.Check(p.Header, path+".header", "header_name"); err != nil {
 			return hp, err
 		}
 		hp.Kind, hp.Name = HashHeader, p.Header.GetHeaderName()
@@ -330,7 +332,7 @@ func compileHash(h *routev3.RouteAction_HashPolicy, path string) (HashPolicy, er
 	case *routev3.RouteAction_HashPolicy_Cookie_:
 		// A ttl asks Envoy to generate the cookie when absent; weft-proxy
 		// only reads it (an absent cookie means no hash from this policy).
-		if err := CheckFields(p.Cookie, path+".cookie", "name", "ttl", "path"); err != nil {
+		if err := xdsfield.Check(p.Cookie, path+".cookie", "name", "ttl", "path"); err != nil {
 			return hp, err
 		}
 		hp.Kind, hp.Name = HashCookie, p.Cookie.GetName()

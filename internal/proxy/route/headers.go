@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // formatter finds Envoy substitution operators such as %REQ(x)%.
@@ -55,11 +57,11 @@ func compileHeaderOps(add []*corev3.HeaderValueOption, remove []string, path str
 	}
 	for i, a := range add {
 		p := fmt.Sprintf("%s[%d]", path, i)
-		if err := CheckFields(a, p, "header", "append", "append_action", "keep_empty_value"); err != nil {
+		if err := xdsfield.Check(a, p, "header", "append", "append_action", "keep_empty_value"); err != nil {
 			return o, err
 		}
 		h := a.GetHeader()
-		if err := CheckFields(h, p+".header", "key", "value", "raw_value"); err != nil {
+		if err := xdsfield.Check(h, p+".header", "key", "value", "raw_value"); err != nil {
 			return o, err
 		}
 		k := h.GetKey()

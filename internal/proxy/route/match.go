@@ -12,6 +12,8 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // StringMatch is a compiled envoy.type.matcher.v3.StringMatcher.
@@ -66,7 +68,7 @@ func compileRegex(m *matcherv3.RegexMatcher, path string) (*regexp.Regexp, error
 	if m == nil {
 		return nil, fmt.Errorf("%s: missing regex", path)
 	}
-	if err := CheckFields(m, path, "regex", "google_re2"); err != nil {
+	if err := xdsfield.Check(m, path, "regex", "google_re2"); err != nil {
 		return nil, err
 	}
 	re, err := regexp.Compile(`^(?:` + m.GetRegex() + `)$`)
@@ -117,7 +119,7 @@ type HeaderMatch struct {
 
 // CompileHeaderMatch compiles one HeaderMatcher.
 func CompileHeaderMatch(m *routev3.HeaderMatcher, path string) (*HeaderMatch, error) {
-	if err := CheckFields(m, path, "name", "exact_match", "safe_regex_match", "present_match",
+	if err := xdsfield.Check(m, path, "name", "exact_match", "safe_regex_match", "present_match",
 		"prefix_match", "suffix_match", "contains_match", "string_match", "invert_match",
 		"treat_missing_header_as_empty"); err != nil {
 		return nil, err

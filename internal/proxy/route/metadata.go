@@ -11,6 +11,8 @@ import (
 	"net/http"
 
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // valueMatch is a compiled envoy.type.matcher.v3.ValueMatcher over a
@@ -55,7 +57,7 @@ type MetadataMatch struct {
 
 // CompileMetadataMatch compiles m; path names it in errors.
 func CompileMetadataMatch(m *matcherv3.MetadataMatcher, path string) (*MetadataMatch, error) {
-	if err := CheckFields(m, path, "filter", "path", "value", "invert"); err != nil {
+	if err := xdsfield.Check(m, path, "filter", "path", "value", "invert"); err != nil {
 		return nil, err
 	}
 	out := &MetadataMatch{filter: m.GetFilter(), invert: m.GetInvert()}

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // HTTP filter names as they appear in http_filters and typed_per_filter_config.
@@ -95,14 +97,14 @@ type Fault struct {
 
 // CompileFault compiles an HTTPFault; path names it in errors.
 func CompileFault(f *faultv3.HTTPFault, path string) (*Fault, error) {
-	if err := CheckFields(f, path, "delay", "abort", "headers", "downstream_nodes", "max_active_faults",
+	if err := xdsfield.Check(f, path, "delay", "abort", "headers", "downstream_nodes", "max_active_faults",
 		"upstream_cluster", "disable_downstream_cluster_stats"); err != nil {
 		return nil, err
 	}
 	out := &Fault{DownstreamNodes: f.GetDownstreamNodes(), UpstreamCluster: f.GetUpstreamCluster(),
 		MaxActive: int(f.GetMaxActiveFaults().GetValue())}
 	if d := f.GetDelay(); d != nil {
-		if err := CheckFields(d, path+".delay", "fixed_delay", "header_delay", "percentage"); err != nil {
+		if err := xdsfield.Check(d, path+".delay", "fixed_delay", "header_delay", "percentage"); err != nil {
 			return nil, err
 		}
 		out.HasDelay, out.DelayFraction = true, CompileFraction(d.GetPercentage())
@@ -116,7 +118,7 @@ func CompileFault(f *faultv3.HTTPFault, path string) (*Fault, error) {
 		}
 	}
 	if a := f.GetAbort(); a != nil {
-		if err := CheckFields(a, path+".abort", "http_status", "grpc_status", "header_abort", "percentage"); err != nil {
+		if err := xdsfield.Check(a, path+".abort", "http_status", "grpc_status", "header_abort", "percentage"); err != nil {
 			return nil, err
 		}
 		out.HasAbort, out.AbortFraction = true, CompileFraction(a.GetPercentage())
@@ -183,7 +185,7 @@ var (
 )
 
 func compileCors(c corsConfig, path string) (*Cors, error) {
-	if err := CheckFields(c, path, "allow_origin_string_match", "allow_methods", "allow_headers",
+	if err := xdsfield.Check(c, path, "allow_origin_string_match", "allow_methods", "allow_headers",
 		"expose_headers", "max_age", "allow_credentials", "filter_enabled", "shadow_enabled",
 		"allow_private_network_access", "forward_not_matching_preflights"); err != nil {
 		return nil, err

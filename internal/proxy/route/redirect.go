@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Redirect is a compiled RedirectAction.
@@ -145,7 +147,7 @@ type DirectResponse struct {
 const maxDirectBody = 4096
 
 func compileDirect(d *routev3.DirectResponseAction, path string) (*DirectResponse, error) {
-	if err := CheckFields(d, path, "status", "body"); err != nil {
+	if err := xdsfield.Check(d, path, "status", "body"); err != nil {
 		return nil, err
 	}
 	if d.GetStatus() < 200 || d.GetStatus() > 599 {
@@ -153,7 +155,7 @@ func compileDirect(d *routev3.DirectResponseAction, path string) (*DirectRespons
 	}
 	out := &DirectResponse{Status: int(d.GetStatus())}
 	if b := d.GetBody(); b != nil {
-		if err := CheckFields(b, path+".body", "inline_string", "inline_bytes"); err != nil {
+		if err := xdsfield.Check(b, path+".body", "inline_string", "inline_bytes"); err != nil {
 			return nil, err
 		}
 		if s := b.GetInlineString(); s != "" {

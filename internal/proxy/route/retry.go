@@ -6,6 +6,8 @@ import (
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // RetryOn is a set of Envoy retry conditions (x-envoy-retry-on and
@@ -102,7 +104,7 @@ type RetryPolicy struct {
 const defaultBackoffBase = 25 * time.Millisecond
 
 func compileRetry(p *routev3.RetryPolicy, path string) (*RetryPolicy, error) {
-	if err := CheckFields(p, path, "retry_on", "num_retries", "per_try_timeout", "retry_host_predicate",
+	if err := xdsfield.Check(p, path, "retry_on", "num_retries", "per_try_timeout", "retry_host_predicate",
 		"host_selection_retry_max_attempts", "retriable_status_codes", "retry_back_off",
 		"retriable_headers"); err != nil {
 		return nil, err

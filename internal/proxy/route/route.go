@@ -19,6 +19,8 @@ import (
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Table is a compiled RouteConfiguration.
@@ -110,7 +112,7 @@ func Compile(rc *routev3.RouteConfiguration) (*Table, error) {
 		return nil, fmt.Errorf("route configuration is nil")
 	}
 	base := fmt.Sprintf("route_config %q", rc.GetName())
-	if err := CheckFields(rc, base, "name", "virtual_hosts", "response_headers_to_add",
+	if err := xdsfield.Check(rc, base, "name", "virtual_hosts", "response_headers_to_add",
 		"response_headers_to_remove", "request_headers_to_add", "request_headers_to_remove",
 		"validate_clusters", "typed_per_filter_config", "metadata", "ignore_port_in_host_matching",
 		"max_direct_response_body_size_bytes"); err != nil {
@@ -185,7 +187,7 @@ type perFilter struct {
 }
 
 func compileVHost(vh *routev3.VirtualHost, t *Table, parent perFilter, path string) (*VirtualHost, error) {
-	if err := CheckFields(vh, path, "name", "domains", "routes", "request_headers_to_add",
+	if err := xdsfield.Check(vh, path, "name", "domains", "routes", "request_headers_to_add",
 		"request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove",
 		"cors", "typed_per_filter_config", "retry_policy", "include_request_attempt_count",
 		"include_attempt_count_in_response", "metadata"); err != nil {
@@ -240,14 +242,14 @@ func (p perFilter) inherit(parent perFilter) perFilter {
 }
 
 func compileRoute(r *routev3.Route, v *VirtualHost, parent perFilter, vhRetry *RetryPolicy, path string) (*Route, error) {
-	if err := CheckFields(r, path, "name", "match", "route", "redirect", "direct_response",
+	if err := xdsfield.Check(r, path, "name", "match", "route", "redirect", "direct_response",
 		"metadata", "decorator", "typed_per_filter_config", "request_headers_to_add",
 		"request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"); err != nil {
 		return nil, err
 	}
 	out := &Route{Name: r.GetName(), VHost: v}
 	if d := r.GetDecorator(); d != nil {
-		if err := CheckFields(d, path+".decorator", "operation", "propagate"); err != nil {
+		if err := xdsfield.Check(d, path+".decorator", "operation", "propagate"); err != nil {
 			return nil, err
 		}
 		out.Operation = d.GetOperation()
@@ -299,7 +301,7 @@ func (r *Route) compileMatch(m *routev3.RouteMatch, path string) error {
 	if m == nil {
 		return fmt.Errorf("%s: missing match", path)
 	}
-	if err := CheckFields(m, path, "prefix", "path", "safe_regex", "path_separated_prefix",
+	if err := xdsfield.Check(m, path, "prefix", "path", "safe_regex", "path_separated_prefix",
 		"connect_matcher", "case_sensitive", "headers", "query_parameters", "runtime_fraction", "grpc", "dynamic_metadata"); err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/route"
 	"github.com/weftmesh/weft/internal/proxy/tcp"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Options configures a Runtime.
@@ -345,7 +346,7 @@ func (d *deps) reuse(f *listenerv3.Filter) (listener.Handler, bool) {
 func (d *deps) Secret(name string) *tlsv3.Secret { return d.res.Secrets[name] }
 
 func (d *deps) NetworkFilter(listenerName string, f *listenerv3.Filter) (listener.Handler, error) {
-	if err := listener.AllowOnly(f, "filter", "name", "typed_config"); err != nil {
+	if err := xdsfield.Check(f, "filter", "name", "typed_config"); err != nil {
 		return nil, err
 	}
 	tc := f.GetTypedConfig()
@@ -400,16 +401,16 @@ func (d *deps) NetworkFilter(listenerName string, f *listenerv3.Filter) (listene
 // checkSecret NACKs secret kinds weft-proxy does not use (session ticket
 // keys, generic secrets) instead of ignoring them.
 func checkSecret(s *tlsv3.Secret) error {
-	if err := listener.AllowOnly(s, "secret", "name", "tls_certificate", "validation_context"); err != nil {
+	if err := xdsfield.Check(s, "secret", "name", "tls_certificate", "validation_context"); err != nil {
 		return err
 	}
 	if tc := s.GetTlsCertificate(); tc != nil {
-		if err := listener.AllowOnly(tc, "tls_certificate", "certificate_chain", "private_key"); err != nil {
+		if err := xdsfield.Check(tc, "tls_certificate", "certificate_chain", "private_key"); err != nil {
 			return err
 		}
 	}
 	if vc := s.GetValidationContext(); vc != nil {
-		if err := listener.AllowOnly(vc, "validation_context", "trusted_ca", "match_typed_subject_alt_names"); err != nil {
+		if err := xdsfield.Check(vc, "validation_context", "trusted_ca", "match_typed_subject_alt_names"); err != nil {
 			return err
 		}
 	}

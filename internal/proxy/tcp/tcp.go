@@ -20,8 +20,8 @@ import (
 	tcpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/downstream"
-	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Env connects to clusters. Implementations read the current config on
@@ -100,7 +100,7 @@ const defaultIdle = time.Hour
 
 // New compiles a TcpProxy config. Errors name the field.
 func New(cfg *tcpv3.TcpProxy, env Env, opts Options) (*Proxy, error) {
-	if err := listener.AllowOnly(cfg, "tcp_proxy", "stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "access_log"); err != nil {
+	if err := xdsfield.Check(cfg, "tcp_proxy", "stat_prefix", "cluster", "weighted_clusters", "idle_timeout", "access_log"); err != nil {
 		return nil, err
 	}
 	if opts.Observe == nil && len(cfg.GetAccessLog()) > 0 {
@@ -127,7 +127,7 @@ func New(cfg *tcpv3.TcpProxy, env Env, opts Options) (*Proxy, error) {
 		p.clusters = []weighted{{s.Cluster, 1}}
 	case *tcpv3.TcpProxy_WeightedClusters:
 		for i, c := range s.WeightedClusters.GetClusters() {
-			if err := listener.AllowOnly(c, fmt.Sprintf("tcp_proxy: weighted_clusters.clusters[%d]", i), "name", "weight"); err != nil {
+			if err := xdsfield.Check(c, fmt.Sprintf("tcp_proxy.weighted_clusters.clusters[%d]", i), "name", "weight"); err != nil {
 				return nil, err
 			}
 			if c.GetName() == "" {

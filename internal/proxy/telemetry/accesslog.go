@@ -13,12 +13,11 @@ import (
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/internal/accesslog"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // sinkQueue is how many lines may wait for a slow sink before new lines
@@ -191,30 +190,12 @@ func (a *accessLogger) log(e *Entry) {
 
 type logFilter func(*Entry) bool
 
-// checkFields rejects set fields weft-proxy does not implement.
-func checkFields(m proto.Message, path string, allowed ...string) error {
-	var bad string
-	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		for _, a := range allowed {
-			if string(fd.Name()) == a {
-				return true
-			}
-		}
-		bad = string(fd.Name())
-		return false
-	})
-	if bad != "" {
-		return fmt.Errorf("%s.%s: not supported by weft-proxy", path, bad)
-	}
-	return nil
-}
-
 // compileAccessLogs compiles an access_log list (HCM or tcp_proxy).
 func (t *Telemetry) compileAccessLogs(logs []*accesslogv3.AccessLog, path string) ([]*accessLogger, error) {
 	var out []*accessLogger
 	for i, l := range logs {
 		p := fmt.Sprintf("%s.access_log[%d]", path, i)
-		if err := checkFields(l, p, "name", "typed_config", "filter"); err != nil {
+		if err := xdsfield.Check(l, p, "name", "typed_config", "filter"); err != nil {
 			return nil, err
 		}
 		tc := l.GetTypedConfig()
@@ -225,7 +206,7 @@ func (t *Telemetry) compileAccessLogs(logs []*accesslogv3.AccessLog, path string
 		if err := tc.UnmarshalTo(fc); err != nil {
 			return nil, fmt.Errorf("%s.typed_config: %w", p, err)
 		}
-		if err := checkFields(fc, p, "path", "log_format", "format", "json_format"); err != nil {
+		if err := xdsfield.Check(fc, p, "path", "log_format", "format", "json_format"); err != nil {
 			return nil, err
 		}
 		if fc.GetPath() == "" {
@@ -236,7 +217,7 @@ func (t *Telemetry) compileAccessLogs(logs []*accesslogv3.AccessLog, path string
 		switch {
 		case fc.GetLogFormat() != nil:
 			lf := fc.GetLogFormat()
-			if err := checkFields(lf, p+".log_format", "text_format", "text_format_source", "json_format"); err != nil {
+			if err := xdsfield.Check(lf, p+".log_format", "text_format", "text_format_source", "json_format"); err != nil {
 				return nil, err
 			}
 			switch {
@@ -252,7 +233,7 @@ func (t *Telemetry) compileAccessLogs(logs []*accesslogv3.AccessLog, path string
 				a.json, err = CompileJSON(m)
 			case lf.GetTextFormatSource() != nil:
 				ds := lf.GetTextFormatSource()
-				if err := checkFields(ds, p+".log_format.text_format_source", "inline_string"); err != nil {
+				if err := xdsfield.Check(ds, p+".log_format.text_format_source", "inline_string"); err != nil {
 					return nil, err
 				}
 				a.text, err = CompileFormat(ds.GetInlineString())
@@ -292,7 +273,7 @@ func compileFilter(f *accesslogv3.AccessLogFilter, p string) (logFilter, error) 
 		return nil, nil
 	}
 	cmp := func(c *accesslogv3.ComparisonFilter, q string) (func(int64) bool, error) {
-		if err := checkFields(c.GetValue(), q+".value", "default_value", "runtime_key"); err != nil {
+		if err := xdsfield.Check(c.GetValue(), q+".value", "default_value", "runtime_key"); err != nil {
 			return nil, err
 		}
 		v := int64(c.GetValue().GetDefaultValue())

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // exportQueue bounds spans waiting for the collector; beyond it spans
@@ -69,7 +70,7 @@ func (t *Telemetry) dialer(cluster, addr string) func(ctx context.Context) (net.
 
 // exporterFor compiles an envoy.tracers.opentelemetry provider.
 func (t *Telemetry) exporterFor(pc *tracev3.Tracing_Http, p string) (*exporter, error) {
-	if err := checkFields(pc, p, "name", "typed_config"); err != nil {
+	if err := xdsfield.Check(pc, p, "name", "typed_config"); err != nil {
 		return nil, err
 	}
 	oc := &tracev3.OpenTelemetryConfig{}
@@ -79,7 +80,7 @@ func (t *Telemetry) exporterFor(pc *tracev3.Tracing_Http, p string) (*exporter, 
 		return nil, fmt.Errorf("%s.typed_config: %w", p, err)
 	}
 	p += ".typed_config"
-	if err := checkFields(oc, p, "grpc_service", "http_service", "service_name", "resource_detectors"); err != nil {
+	if err := xdsfield.Check(oc, p, "grpc_service", "http_service", "service_name", "resource_detectors"); err != nil {
 		return nil, err
 	}
 	key, _ := proto.MarshalOptions{Deterministic: true}.Marshal(oc)
@@ -100,7 +101,7 @@ func (t *Telemetry) exporterFor(pc *tracev3.Tracing_Http, p string) (*exporter, 
 	switch {
 	case oc.GetGrpcService() != nil:
 		gs := oc.GetGrpcService()
-		if err := checkFields(gs, p+".grpc_service", "envoy_grpc", "google_grpc", "timeout", "initial_metadata"); err != nil {
+		if err := xdsfield.Check(gs, p+".grpc_service", "envoy_grpc", "google_grpc", "timeout", "initial_metadata"); err != nil {
 			return nil, err
 		}
 		var dial func(context.Context) (net.Conn, error)
@@ -137,7 +138,7 @@ func (t *Telemetry) exporterFor(pc *tracev3.Tracing_Http, p string) (*exporter, 
 		e.closeFn = func() { conn.Close() }
 	case oc.GetHttpService() != nil:
 		hs := oc.GetHttpService()
-		if err := checkFields(hs, p+".http_service", "http_uri", "request_headers_to_add"); err != nil {
+		if err := xdsfield.Check(hs, p+".http_service", "http_uri", "request_headers_to_add"); err != nil {
 			return nil, err
 		}
 		u, err := url.Parse(hs.GetHttpUri().GetUri())

@@ -10,6 +10,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Trace propagation headers: W3C trace context and Zipkin B3 (multi and
@@ -155,7 +156,7 @@ func (t *Telemetry) compileTracing(cfg *hcmv3.HttpConnectionManager, server bool
 		return nil, nil
 	}
 	const p = "http_connection_manager.tracing"
-	if err := checkFields(tc, p, "random_sampling", "client_sampling", "overall_sampling", "provider",
+	if err := xdsfield.Check(tc, p, "random_sampling", "client_sampling", "overall_sampling", "provider",
 		"custom_tags", "max_path_tag_length", "spawn_upstream_span", "verbose"); err != nil {
 		return nil, err
 	}

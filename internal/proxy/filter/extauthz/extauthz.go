@@ -29,6 +29,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // maxBody bounds what is read of an authorization response.
@@ -100,7 +101,7 @@ func (l headerList) has(name string) bool {
 // New compiles an ExtAuthz.
 func New(cfg *extauthzv3.ExtAuthz, o Options) (*Filter, error) {
 	const p = "ext_authz"
-	if err := route.CheckFields(cfg, p, "http_service", "grpc_service", "transport_api_version", "failure_mode_allow",
+	if err := xdsfield.Check(cfg, p, "http_service", "grpc_service", "transport_api_version", "failure_mode_allow",
 		"status_on_error", "filter_enabled_metadata", "allowed_headers", "clear_route_cache"); err != nil {
 		return nil, err
 	}
@@ -115,7 +116,7 @@ func New(cfg *extauthzv3.ExtAuthz, o Options) (*Filter, error) {
 		f.onError = int(c)
 	}
 	if m := cfg.GetFilterEnabledMetadata(); m != nil {
-		if err := route.CheckFields(m, p+".filter_enabled_metadata", "filter", "path", "value", "invert"); err != nil {
+		if err := xdsfield.Check(m, p+".filter_enabled_metadata", "filter", "path", "value", "invert"); err != nil {
 			return nil, err
 		}
 		if len(m.GetPath()) != 1 || m.GetPath()[0].GetKey() == "" || m.GetValue().GetStringMatch() == nil {
@@ -134,7 +135,7 @@ func New(cfg *extauthzv3.ExtAuthz, o Options) (*Filter, error) {
 	switch {
 	case cfg.GetHttpService() != nil:
 		hs := cfg.GetHttpService()
-		if err := route.CheckFields(hs, p+".http_service", "server_uri", "path_prefix", "authorization_request", "authorization_response"); err != nil {
+		if err := xdsfield.Check(hs, p+".http_service", "server_uri", "path_prefix", "authorization_request", "authorization_response"); err != nil {
 			return nil, err
 		}
 		su := hs.GetServerUri()
@@ -148,7 +149,7 @@ func New(cfg *extauthzv3.ExtAuthz, o Options) (*Filter, error) {
 		f.cluster, f.timeout = su.GetCluster(), route.Dur(su.GetTimeout())
 		hc := &httpCheck{host: u.Host, prefix: hs.GetPathPrefix(), allowed: allowed}
 		if ar := hs.GetAuthorizationRequest(); ar != nil {
-			if err := route.CheckFields(ar, p+".http_service.authorization_request", "headers_to_add", "allowed_headers"); err != nil {
+			if err := xdsfield.Check(ar, p+".http_service.authorization_request", "headers_to_add", "allowed_headers"); err != nil {
 				return nil, err
 			}
 			more, err := compileList(ar.GetAllowedHeaders(), p+".http_service.authorization_request.allowed_headers")
@@ -161,7 +162,7 @@ func New(cfg *extauthzv3.ExtAuthz, o Options) (*Filter, error) {
 			}
 		}
 		if ar := hs.GetAuthorizationResponse(); ar != nil {
-			if err := route.CheckFields(ar, p+".http_service.authorization_response", "allowed_upstream_headers",
+			if err := xdsfield.Check(ar, p+".http_service.authorization_response", "allowed_upstream_headers",
 				"allowed_client_headers", "allowed_client_headers_on_success"); err != nil {
 				return nil, err
 			}
@@ -178,7 +179,7 @@ func New(cfg *extauthzv3.ExtAuthz, o Options) (*Filter, error) {
 		f.checkHTTP = hc
 	case cfg.GetGrpcService() != nil:
 		gs := cfg.GetGrpcService()
-		if err := route.CheckFields(gs, p+".grpc_service", "envoy_grpc", "timeout"); err != nil {
+		if err := xdsfield.Check(gs, p+".grpc_service", "envoy_grpc", "timeout"); err != nil {
 			return nil, err
 		}
 		eg := gs.GetEnvoyGrpc()

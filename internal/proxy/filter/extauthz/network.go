@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/listener"
 	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Network is envoy.filters.network.ext_authz: Istio's CUSTOM action on TCP
@@ -35,7 +36,7 @@ var _ listener.Chainer = (*Network)(nil)
 // NewNetwork compiles the network ext_authz config.
 func NewNetwork(cfg *extauthznetv3.ExtAuthz, o Options) (*Network, error) {
 	const p = "ext_authz"
-	if err := route.CheckFields(cfg, p, "stat_prefix", "grpc_service", "failure_mode_allow", "transport_api_version",
+	if err := xdsfield.Check(cfg, p, "stat_prefix", "grpc_service", "failure_mode_allow", "transport_api_version",
 		"filter_enabled_metadata", "include_peer_certificate"); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // MetadataNamespace is where verified payloads go (Envoy's filter name),
@@ -68,7 +69,7 @@ const (
 // New compiles a JwtAuthentication.
 func New(cfg *jwtv3.JwtAuthentication, o Options) (*Filter, error) {
 	const p = "jwt_authn"
-	if err := route.CheckFields(cfg, p, "providers", "rules", "bypass_cors_preflight"); err != nil {
+	if err := xdsfield.Check(cfg, p, "providers", "rules", "bypass_cors_preflight"); err != nil {
 		return nil, err
 	}
 	f := &Filter{bypass: cfg.GetBypassCorsPreflight(), now: o.Now}
@@ -91,12 +92,12 @@ func New(cfg *jwtv3.JwtAuthentication, o Options) (*Filter, error) {
 	}
 	for i, r := range cfg.GetRules() {
 		rp := fmt.Sprintf("%s.rules[%d]", p, i)
-		if err := route.CheckFields(r, rp, "match", "requires"); err != nil {
+		if err := xdsfield.Check(r, rp, "match", "requires"); err != nil {
 			return nil, err
 		}
 		var cr rule
 		m := r.GetMatch()
-		if err := route.CheckFields(m, rp+".match", "prefix", "path"); err != nil {
+		if err := xdsfield.Check(m, rp+".match", "prefix", "path"); err != nil {
 			return nil, err
 		}
 		switch ps := m.GetPathSpecifier().(type) {

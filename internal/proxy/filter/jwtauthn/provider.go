@@ -23,7 +23,7 @@ import (
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // algorithms are the JWS algorithms accepted (Envoy's asymmetric set).
@@ -104,7 +104,7 @@ type claimHeader struct {
 }
 
 func compileProvider(name string, p *jwtv3.JwtProvider, path string) (*provider, error) {
-	if err := route.CheckFields(p, path, "issuer", "audiences", "local_jwks", "forward", "from_headers",
+	if err := xdsfield.Check(p, path, "issuer", "audiences", "local_jwks", "forward", "from_headers",
 		"from_params", "from_cookies", "forward_payload_header", "payload_in_metadata",
 		"normalize_payload_in_metadata", "claim_to_headers", "clear_route_cache", "clock_skew_seconds"); err != nil {
 		if p.GetRemoteJwks() != nil {

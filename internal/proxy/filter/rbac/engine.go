@@ -23,7 +23,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/filter"
-	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Action is what an engine does with a matching policy.
@@ -150,7 +150,7 @@ func Compile(cfg *rbacv3.RBAC, path string) (*Engine, error) {
 	if cfg == nil {
 		return nil, nil
 	}
-	if err := route.CheckFields(cfg, path, "action", "policies"); err != nil {
+	if err := xdsfield.Check(cfg, path, "action", "policies"); err != nil {
 		return nil, err
 	}
 	e := &Engine{}
@@ -172,7 +172,7 @@ func Compile(cfg *rbacv3.RBAC, path string) (*Engine, error) {
 	for _, n := range names {
 		p := cfg.GetPolicies()[n]
 		pp := fmt.Sprintf("%s.policies[%q]", path, n)
-		if err := route.CheckFields(p, pp, "permissions", "principals"); err != nil {
+		if err := xdsfield.Check(p, pp, "permissions", "principals"); err != nil {
 			return nil, err
 		}
 		if len(p.GetPermissions()) == 0 || len(p.GetPrincipals()) == 0 {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
-	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // MetadataNamespace is where the HTTP filter records shadow results
@@ -67,7 +67,7 @@ var inputs = sync.Pool{New: func() any { return new(Input) }}
 // NewHTTP compiles the HTTP filter config.
 func NewHTTP(cfg *rbachttpv3.RBAC, o Options) (*HTTP, error) {
 	const p = "rbac"
-	if err := route.CheckFields(cfg, p, "rules", "rules_stat_prefix", "shadow_rules", "shadow_rules_stat_prefix"); err != nil {
+	if err := xdsfield.Check(cfg, p, "rules", "rules_stat_prefix", "shadow_rules", "shadow_rules_stat_prefix"); err != nil {
 		return nil, err
 	}
 	f := &HTTP{shadowPrefix: cfg.GetShadowRulesStatPrefix(), log: o.Log}

@@ -12,6 +12,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // maxDepth bounds and/or/not nesting: config from the control plane is
@@ -241,7 +242,7 @@ func compilePrincipal(p *rbacv3.Principal, path string, depth int) (principal, e
 		}
 		return not{m}, nil
 	case *rbacv3.Principal_Authenticated_:
-		if err := route.CheckFields(r.Authenticated, path+".authenticated", "principal_name"); err != nil {
+		if err := xdsfield.Check(r.Authenticated, path+".authenticated", "principal_name"); err != nil {
 			return nil, err
 		}
 		if r.Authenticated.GetPrincipalName() == nil {
@@ -353,7 +354,7 @@ func unquoteMeta(lit string) (string, bool) {
 }
 
 func compilePath(m *matcherv3.PathMatcher, path string) (*route.StringMatch, error) {
-	if err := route.CheckFields(m, path, "path"); err != nil {
+	if err := xdsfield.Check(m, path, "path"); err != nil {
 		return nil, err
 	}
 	return route.CompileStringMatch(m.GetPath(), path+".path")

@@ -10,7 +10,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/listener"
-	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // Network is the compiled envoy.filters.network.rbac filter. It decides
@@ -40,7 +40,7 @@ var _ listener.Chainer = (*Network)(nil)
 // ignored: the config's stat_prefix names the stats).
 func NewNetwork(cfg *rbactcpv3.RBAC, o Options) (*Network, error) {
 	const p = "rbac"
-	if err := route.CheckFields(cfg, p, "rules", "stat_prefix", "shadow_rules", "shadow_rules_stat_prefix"); err != nil {
+	if err := xdsfield.Check(cfg, p, "rules", "stat_prefix", "shadow_rules", "shadow_rules_stat_prefix"); err != nil {
 		return nil, err
 	}
 	if cfg.GetStatPrefix() == "" {

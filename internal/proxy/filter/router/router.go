@@ -20,6 +20,7 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 	"github.com/weftmesh/weft/internal/proxy/route"
+	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
 // MaxBuffer is how much of a request body the router keeps so the request
@@ -49,7 +50,7 @@ var _ filter.Filter = (*Router)(nil)
 
 // New compiles the router filter's config (nil: defaults).
 func New(cfg *routerv3.Router, opts Options) (*Router, error) {
-	if err := route.CheckFields(cfg, route.RouterFilter, "dynamic_stats", "start_child_span",
+	if err := xdsfield.Check(cfg, route.RouterFilter, "dynamic_stats", "start_child_span",
 		"suppress_envoy_headers"); err != nil {
 		return nil, err
 	}
