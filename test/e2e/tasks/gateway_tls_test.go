@@ -31,7 +31,10 @@ type testCA struct {
 	pem  []byte
 }
 
-var serialSeq atomic.Int64
+var (
+	serialSeq atomic.Int64
+	netDialer = net.Dialer{Timeout: 5 * time.Second}
+)
 
 func newTestCA(t *testing.T, cn string) *testCA {
 	t.Helper()

@@ -1,0 +1,95 @@
+package tasks
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestIngressSNIPassthrough is Istio's "Ingress Gateway without TLS
+// Termination": the gateway routes port 443 by SNI and passes TLS through,
+// so the client sees the backend's own certificate (the external site's
+// CA, which the gateway does not have) and the backend sees HTTPS.
+func TestIngressSNIPassthrough(t *testing.T) {
+	m := mesh(t)
+	if m.External == nil || captureMode {
+		t.Skip("the stand-in external site needs root (ports 80/443) and explicit mode")
+	}
+	caPEM, err := os.ReadFile(m.External.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	apply(t, task("ingress-sni-passthrough/passthrough.yaml"))
+	cfg := &tls.Config{RootCAs: pool}
+	get := func(host string) (string, error) {
+		c := cfg.Clone()
+		c.ServerName = host
+		tr := &http.Transport{Proxy: nil, TLSClientConfig: c, DisableKeepAlives: true, DialContext: dialIngressTLS}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + host + "/politics")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return "", fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return string(b), nil
+	}
+	eventually(t, 15*time.Second, "edition.cnn.com passed through the gateway", func() error {
+		body, err := get("edition.cnn.com")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(body, "via https") {
+			return fmt.Errorf("the backend did not see TLS: %.200s", body)
+		}
+		return nil
+	})
+	// Another SNI matches no chain: the gateway closes the connection.
+	c := cfg.Clone()
+	c.ServerName, c.InsecureSkipVerify = "other.example.com", true
+	if conn, err := tls.DialWithDialer(&netDialer, "tcp", ingressIP+":8443", c); err == nil {
+		conn.Close()
+		t.Error("an SNI no route names completed a handshake")
+	}
+}
+
+// TestEgressTLSOrigination is Istio's "Egress TLS Origination": the app
+// sends plain HTTP to edition.cnn.com, its sidecar originates TLS (SIMPLE,
+// the site's CA from caCertificates) to port 443.
+func TestEgressTLSOrigination(t *testing.T) {
+	m := mesh(t)
+	if m.External == nil {
+		t.Skip("the stand-in external site needs root (ports 80/443)")
+	}
+	client := viaSidecar(m, "curl")
+	yaml := strings.ReplaceAll(task("egress-tls-origination/origination.yaml"), "/tmp/weft-demo/logs/external-ca.pem", m.External.CAFile)
+	apply(t, yaml)
+	eventually(t, 15*time.Second, "http://edition.cnn.com/politics originated as TLS", func() error {
+		r := get(t, client, "http://edition.cnn.com/politics", nil)
+		if r.status != 200 || !strings.Contains(r.body, "via https") {
+			return fmt.Errorf("status %d: %.200s", r.status, r.body)
+		}
+		return nil
+	})
+	// With a CA that did not sign the site, origination fails closed.
+	bad := strings.ReplaceAll(yaml, m.External.CAFile, writeFile(t, t.TempDir()+"/other-ca.pem", newTestCA(t, "other").pem))
+	apply(t, bad)
+	eventually(t, 15*time.Second, "a wrong CA refuses the site", func() error {
+		r := get(t, client, "http://edition.cnn.com/politics", nil)
+		if r.status < 500 {
+			return fmt.Errorf("status %d with a CA that did not sign the site", r.status)
+		}
+		return nil
+	})
+}
