@@ -41,7 +41,29 @@ type Options struct {
 	// Observe builds the Observer for one tcp_proxy config (telemetry:
 	// metrics and its access_log). nil: none, and access_log is rejected.
 	Observe func(cfg *tcpv3.TcpProxy) (Observer, error)
+	// Clock times idle timeouts and connection durations (default: the
+	// wall clock), injected so tests can move time instead of sleeping.
+	Clock Clock
 }
+
+// Clock is the time source of a Proxy. It must be safe for concurrent use;
+// AfterFunc runs f on its own goroutine or on the caller of whatever moves
+// the clock, never while holding a lock f might need.
+type Clock interface {
+	Now() time.Time
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is the part of *time.Timer a Proxy uses.
+type Timer interface {
+	Stop() bool
+	Reset(d time.Duration) bool
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time                            { return time.Now() }
+func (wallClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 // Observer sees every proxied connection (telemetry). Open runs when the
 // cluster is picked, Close when both directions are done; neither may block.
@@ -78,6 +100,7 @@ type Proxy struct {
 	rand        func(uint64) uint64
 	stats       Stats
 	obs         Observer
+	clock       Clock
 }
 
 type weighted struct {
@@ -112,7 +135,11 @@ func New(cfg *tcpv3.TcpProxy, env Env, opts Options) (*Proxy, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Uint64N
 	}
-	p := &Proxy{env: env, log: opts.Log, statPrefix: cfg.GetStatPrefix(), idleTimeout: defaultIdle, rand: opts.Rand}
+	if opts.Clock == nil {
+		opts.Clock = wallClock{}
+	}
+	p := &Proxy{env: env, log: opts.Log, statPrefix: cfg.GetStatPrefix(), idleTimeout: defaultIdle, rand: opts.Rand,
+		clock: opts.Clock}
 	if d := cfg.GetIdleTimeout(); d != nil {
 		if err := d.CheckValid(); err != nil {
 			return nil, fmt.Errorf("tcp_proxy: idle_timeout: %v", err)
@@ -190,10 +217,10 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 	cluster := p.Pick()
 	var oc *Conn
 	if p.obs != nil {
-		oc = &Conn{Downstream: info, Cluster: cluster, Start: time.Now()}
+		oc = &Conn{Downstream: info, Cluster: cluster, Start: p.clock.Now()}
 		p.obs.Open(oc)
 		defer func() {
-			oc.Duration = time.Since(oc.Start)
+			oc.Duration = p.clock.Now().Sub(oc.Start)
 			p.obs.Close(oc)
 		}()
 	}
@@ -220,11 +247,11 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 		rx, tx = &oc.Received, &oc.Sent
 	}
 	var last atomic.Int64
-	last.Store(time.Now().UnixNano())
+	last.Store(p.clock.Now().UnixNano())
 	done := make(chan struct{})
 	var idled atomic.Bool
 	if p.idleTimeout > 0 {
-		var t *time.Timer
+		var t Timer
 		var check func()
 		check = func() {
 			select {
@@ -232,7 +259,7 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 				return
 			default:
 			}
-			idle := time.Since(time.Unix(0, last.Load()))
+			idle := p.clock.Now().Sub(time.Unix(0, last.Load()))
 			if idle >= p.idleTimeout {
 				idled.Store(true)
 				c.Close()
@@ -241,12 +268,12 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 			}
 			t.Reset(p.idleTimeout - idle)
 		}
-		t = time.AfterFunc(p.idleTimeout, check)
+		t = p.clock.AfterFunc(p.idleTimeout, check)
 		defer t.Stop()
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- pipe(up, c, &last, &p.stats.DownstreamCxRxBytes, rx) }()
-	go func() { errc <- pipe(c, up, &last, &p.stats.DownstreamCxTxBytes, tx) }()
+	go func() { errc <- p.pipe(up, c, &last, &p.stats.DownstreamCxRxBytes, rx) }()
+	go func() { errc <- p.pipe(c, up, &last, &p.stats.DownstreamCxTxBytes, tx) }()
 	for i := 0; i < 2; i++ {
 		if err := <-errc; err != nil {
 			// A reset or error on one side ends both.
@@ -262,14 +289,14 @@ func (p *Proxy) ServeConn(c net.Conn, info *downstream.Info) {
 
 // pipe copies src to dst; at EOF it half-closes dst so the peer sees the
 // FIN while the other direction keeps flowing.
-func pipe(dst, src net.Conn, last *atomic.Int64, count, conn *atomic.Int64) error {
+func (p *Proxy) pipe(dst, src net.Conn, last *atomic.Int64, count, conn *atomic.Int64) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
-			last.Store(time.Now().UnixNano())
+			last.Store(p.clock.Now().UnixNano())
 			count.Add(int64(n))
 			conn.Add(int64(n))
 			if _, werr := dst.Write(buf[:n]); werr != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,10 +128,92 @@ func TestHalfClose(t *testing.T) {
 	})
 }
 
+// fakeClock moves only when told to; Advance runs the timers that fall due
+// on the caller's goroutine, in order.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c      *fakeClock
+	when   time.Time
+	f      func()
+	active bool
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, when: c.now.Add(d), f: f, active: true}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.active
+	t.active = false
+	return was
+}
+
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := t.active
+	t.when, t.active = t.c.now.Add(d), true
+	return was
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	end := c.now.Add(d)
+	for {
+		var next *fakeTimer
+		for _, t := range c.timers {
+			if t.active && !t.when.After(end) && (next == nil || t.when.Before(next.when)) {
+				next = t
+			}
+		}
+		if next == nil {
+			break
+		}
+		c.now, next.active = next.when, false
+		c.mu.Unlock()
+		next.f()
+		c.mu.Lock()
+	}
+	c.now = end
+	c.mu.Unlock()
+}
+
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if t.active {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIdleTimeout moves a fake clock, so a slow machine cannot close an
+// active connection early or keep an idle one open.
 func TestIdleTimeout(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1e9, 0)}
 	up := backend(t, func(c net.Conn) { io.Copy(c, c) })
-	p, err := New(&tcpv3.TcpProxy{StatPrefix: "t", IdleTimeout: durationpb.New(150 * time.Millisecond),
-		ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "c"}}, env{"c": up}, Options{})
+	p, err := New(&tcpv3.TcpProxy{StatPrefix: "t", IdleTimeout: durationpb.New(10 * time.Second),
+		ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "c"}}, env{"c": up}, Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,18 +222,33 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	start := time.Now()
-	// Traffic keeps the connection alive past the timeout...
-	for time.Since(start) < 400*time.Millisecond {
+	// A round trip through the echo backend: both directions have stamped
+	// their last activity before the reply arrives.
+	ping := func(when string) {
+		t.Helper()
 		io.WriteString(c, "ping")
 		buf := make([]byte, 4)
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := io.ReadFull(c, buf); err != nil {
-			t.Fatalf("active connection closed after %v: %v", time.Since(start), err)
+			t.Fatalf("active connection closed %s: %v", when, err)
 		}
-		time.Sleep(30 * time.Millisecond)
+	}
+	ping("at start") // the idle timer is armed before the first byte is copied
+	if n := clock.pending(); n != 1 {
+		t.Fatalf("%d idle timers armed, want 1", n)
+	}
+	// Traffic keeps the connection alive past the timeout...
+	clock.Advance(6 * time.Second)
+	ping("6s in")
+	clock.Advance(6 * time.Second) // timer fires at 10s, 4s after the last byte
+	ping("12s in, after the first timer")
+	clock.Advance(9 * time.Second)
+	ping("21s in, 9s after the last byte")
+	if got := p.Stats().IdleTimeout.Load(); got != 0 {
+		t.Fatalf("idle_timeout = %d on an active connection", got)
 	}
 	// ...silence closes it.
+	clock.Advance(10 * time.Second)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("idle connection still open")
