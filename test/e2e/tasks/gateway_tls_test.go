@@ -159,7 +159,7 @@ func TestSecureGateways(t *testing.T) {
 
 	// Single host.
 	createSecret(t, "httpbin-credential", hbCert, hbKey, "")
-	apply(t, task("secure-gateways/simple.yaml"))
+	apply(t, task("secure-gateways-simple/gateway.yaml"))
 	eventually(t, 15*time.Second, "https://httpbin.example.com/status/418", func() error {
 		code, serial, err := httpsGet("httpbin.example.com", "/status/418", base)
 		if err != nil {
@@ -184,7 +184,7 @@ func TestSecureGateways(t *testing.T) {
 	ca2 := newTestCA(t, "helloworld.example.com-root")
 	hwCert, hwKey, hwSerial := ca2.leaf(t, dir, "helloworld.example.com", false)
 	createSecret(t, "helloworld-credential", hwCert, hwKey, "")
-	apply(t, task("secure-gateways/multiple-hosts.yaml"))
+	apply(t, task("secure-gateways-multiple-hosts/gateway.yaml"))
 	eventually(t, 15*time.Second, "https://helloworld.example.com/productpage", func() error {
 		code, serial, err := httpsGet("helloworld.example.com", "/productpage", &tls.Config{RootCAs: ca2.pool()})
 		if err != nil {
@@ -202,7 +202,7 @@ func TestSecureGateways(t *testing.T) {
 	// Mutual TLS: the client CA in the credential's ca.crt.
 	clientCert, clientKey, _ := ca.leaf(t, dir, "client.example.com", true)
 	createSecret(t, "httpbin-credential", hbCert, hbKey, caFile)
-	apply(t, task("secure-gateways/mutual.yaml"))
+	apply(t, task("secure-gateways-mutual/gateway.yaml"))
 	pair, err := tls.LoadX509KeyPair(clientCert, clientKey)
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +234,7 @@ func TestSecureGateways(t *testing.T) {
 
 	// Rotation: back to SIMPLE, a client loops (new connections and one
 	// kept alive) while the certificate is replaced.
-	apply(t, task("secure-gateways/simple.yaml"))
+	apply(t, task("secure-gateways-simple/gateway.yaml"))
 	eventually(t, 15*time.Second, "SIMPLE again", func() error {
 		code, _, err := httpsGet("httpbin.example.com", "/status/200", base)
 		if err != nil || code != 200 {
@@ -327,7 +327,7 @@ func TestGatewayHTTPSRedirect(t *testing.T) {
 		t.Skip("runs in explicit mode only")
 	}
 	mesh(t)
-	apply(t, task("secure-gateways/redirect.yaml"))
+	apply(t, task("secure-gateways-redirect/gateway.yaml"))
 	noFollow := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	eventually(t, 15*time.Second, "301 to https", func() error {
