@@ -180,6 +180,21 @@ func TestSecureGateways(t *testing.T) {
 		}
 	}
 
+	// minProtocolVersion: TLSV1_3 refuses a TLS 1.2 client.
+	apply(t, strings.Replace(task("secure-gateways-simple/gateway.yaml"), "mode: SIMPLE", "mode: SIMPLE\n      minProtocolVersion: TLSV1_3", 1))
+	eventually(t, 15*time.Second, "minProtocolVersion TLSV1_3", func() error {
+		cfg := base.Clone()
+		cfg.MaxVersion = tls.VersionTLS12
+		if code, _, err := httpsGet("httpbin.example.com", "/status/200", cfg); err == nil {
+			return fmt.Errorf("TLS 1.2 client: %d", code)
+		}
+		if code, _, err := httpsGet("httpbin.example.com", "/status/200", base); err != nil || code != 200 {
+			return fmt.Errorf("TLS 1.3 client: %d %v", code, err)
+		}
+		return nil
+	})
+	apply(t, task("secure-gateways-simple/gateway.yaml"))
+
 	// Multiple hosts on one port, each with its own certificate by SNI.
 	ca2 := newTestCA(t, "helloworld.example.com-root")
 	hwCert, hwKey, hwSerial := ca2.leaf(t, dir, "helloworld.example.com", false)
@@ -219,6 +234,20 @@ func TestSecureGateways(t *testing.T) {
 		code, _, err := httpsGet("httpbin.example.com", "/status/418", withCert)
 		if err != nil || code != 418 {
 			return fmt.Errorf("%d %v", code, err)
+		}
+		return nil
+	})
+	// The client CA in a separate NAME-cacert Secret (generic, key cacert),
+	// as Istio accepts it.
+	createSecret(t, "httpbin-credential", hbCert, hbKey, "")
+	apply(t, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: httpbin-credential-cacert, namespace: istio-system}\nstringData:\n  cacert: |\n    %s\n",
+		strings.ReplaceAll(strings.TrimSpace(string(ca.pem)), "\n", "\n    ")))
+	eventually(t, 15*time.Second, "MUTUAL with the CA from httpbin-credential-cacert", func() error {
+		if code, _, err := httpsGet("httpbin.example.com", "/status/418", withCert); err != nil || code != 418 {
+			return fmt.Errorf("with a client certificate: %d %v", code, err)
+		}
+		if code, _, err := httpsGet("httpbin.example.com", "/status/418", base); err == nil {
+			return fmt.Errorf("without a client certificate: %d", code)
 		}
 		return nil
 	})
