@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -62,21 +64,41 @@ func (v *validator) service(s *corev1.Service) {
 }
 
 // secret checks what gateway credentialName needs: a kubernetes.io/tls
-// Secret holds tls.crt and tls.key.
+// Secret holds tls.crt and tls.key; where a certificate and key are given
+// (tls.crt/tls.key, or a generic Secret's cert/key) they must form a pair,
+// and a client CA (ca.crt, cacert) must hold PEM certificates. A broken
+// credential is refused here, so the last good one keeps serving instead
+// of gateways being sent material they cannot load.
 func (v *validator) secret(s *corev1.Secret) {
-	if s.Type != corev1.SecretTypeTLS {
+	get := func(k string) ([]byte, bool) {
+		if b, ok := s.Data[k]; ok {
+			return b, true
+		}
+		str, ok := s.StringData[k]
+		return []byte(str), ok
+	}
+	if s.Type == corev1.SecretTypeTLS {
+		for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
+			if _, ok := get(k); !ok {
+				v.errorf("data", "kubernetes.io/tls secret needs data[%s]", k)
+			}
+		}
+	}
+	if s.Type != corev1.SecretTypeTLS && s.Type != corev1.SecretTypeOpaque && s.Type != "" {
 		return
 	}
-	has := func(k string) bool {
-		if _, ok := s.Data[k]; ok {
-			return true
+	for _, pair := range [][2]string{{corev1.TLSCertKey, corev1.TLSPrivateKeyKey}, {"cert", "key"}} {
+		c, okc := get(pair[0])
+		k, okk := get(pair[1])
+		if okc && okk && len(c) > 0 && len(k) > 0 {
+			if _, err := tls.X509KeyPair(c, k); err != nil {
+				v.errorf("data["+pair[0]+"]", "certificate and data[%s] do not form a TLS key pair: %v", pair[1], err)
+			}
 		}
-		_, ok := s.StringData[k]
-		return ok
 	}
-	for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
-		if !has(k) {
-			v.errorf("data", "kubernetes.io/tls secret needs data[%s]", k)
+	for _, k := range []string{"ca.crt", "cacert"} {
+		if b, ok := get(k); ok && len(b) > 0 && !x509.NewCertPool().AppendCertsFromPEM(b) {
+			v.errorf("data["+k+"]", "no PEM certificate")
 		}
 	}
 }
