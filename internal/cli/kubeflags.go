@@ -26,6 +26,7 @@ type kubeFlags struct {
 	systemNS   string
 	identity   string
 	lease      time.Duration
+	webhook    webhookFlags
 }
 
 func (k *kubeFlags) register(f *pflag.FlagSet) {
@@ -33,6 +34,7 @@ func (k *kubeFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&k.context, "context", "", "kubeconfig context (default: the current one)")
 	f.StringVar(&k.systemNS, "system-namespace", kube.DefaultSystemNamespace, "namespace of the control plane, its istio MeshConfig ConfigMap, CA Secret and leader Lease")
 	f.StringVar(&k.identity, "replica-id", "", "this replica's name in leader election (default $POD_NAME, else the host name)")
+	k.webhook.register(f)
 	f.DurationVar(&k.lease, "leader-lease", 15*time.Second, "leader election lease: how long a dead leader holds the once-only work")
 }
 
@@ -62,13 +64,14 @@ func (k *kubeFlags) restConfig(configDir string) (*rest.Config, error) {
 
 // kubeMode is the Kubernetes side of a control plane.
 type kubeMode struct {
-	cfg    *rest.Config
-	client kubernetes.Interface
-	ns, id string
-	lease  time.Duration
-	caDir  string // plug-in files written from the CA Secret; removed by close
-	log    *slog.Logger
-	src    *kube.Source // set by the server's NewSource
+	cfg     *rest.Config
+	client  kubernetes.Interface
+	ns, id  string
+	lease   time.Duration
+	caDir   string // plug-in files written from the CA Secret; removed by close
+	log     *slog.Logger
+	src     *kube.Source // set by the server's NewSource
+	webhook webhookFlags
 }
 
 // setup configures opts for Kubernetes mode: config and registry from the
@@ -86,7 +89,7 @@ func (k *kubeFlags) setup(ctx context.Context, opts *server.Options) (*kubeMode,
 	if k.lease < 2*time.Second {
 		return nil, fmt.Errorf("--leader-lease must be at least 2s")
 	}
-	m := &kubeMode{cfg: cfg, client: client, ns: k.systemNS, id: k.identity, lease: k.lease, log: opts.Logger.With("component", "kube")}
+	m := &kubeMode{cfg: cfg, client: client, ns: k.systemNS, id: k.identity, lease: k.lease, webhook: k.webhook, log: opts.Logger.With("component", "kube")}
 	if m.id == "" {
 		m.id = os.Getenv("POD_NAME")
 	}
@@ -130,10 +133,25 @@ func (m *kubeMode) run(ctx context.Context, srv *server.Server) {
 		default:
 		}
 	})
+	bundleChanged := make(chan struct{}, 1)
+	srv.CA().OnChange(func() {
+		select {
+		case bundleChanged <- struct{}{}:
+		default:
+		}
+	})
+	go func() {
+		if err := m.serveWebhook(ctx, srv); err != nil {
+			m.log.Error("injection webhook", "err", err)
+		}
+	}()
 	kube.RunElected(ctx, kube.Election{Client: m.client, Namespace: m.ns, Identity: m.id, Logger: m.log,
 		LeaseDuration: m.lease, RenewDeadline: m.lease * 2 / 3, RetryPeriod: m.lease / 7}, func(lctx context.Context) {
 		done := make(chan struct{})
 		go func() { kube.WriteStatus(lctx, m.src, dyn, m.log); close(done) }()
+		if m.webhook.addr != "" {
+			go m.keepCABundle(lctx, srv, bundleChanged)
+		}
 		kube.PublishRoot(lctx, m.client, srv.CA().TrustBundle, changed, m.log)
 		<-done
 	})

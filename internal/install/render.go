@@ -4,6 +4,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"slices"
 	"strings"
 
@@ -19,6 +20,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/weftmesh/weft/internal/config"
+	"github.com/weftmesh/weft/internal/controlplane/inject"
 )
 
 // CRDs is istio.io/api's kubernetes/customresourcedefinitions.gen.yaml,
@@ -96,6 +98,8 @@ func Objects(v Values) ([]runtime.Object, error) {
 				// istio-ca-root-cert in every namespace.
 				{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update"}},
 				{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+				// The injection webhook's caBundle, kept current by the leader.
+				{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{inject.WebhookName(v.Revision)}, Verbs: []string{"get", "update"}},
 			}},
 		&rbacv1.ClusterRoleBinding{TypeMeta: tm("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
 			ObjectMeta: metav1.ObjectMeta{Name: v.name("weft-istiod-" + ns), Labels: labels(ControlPlane)},
@@ -117,6 +121,10 @@ func Objects(v Values) ([]runtime.Object, error) {
 			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: cpSelector}}},
 		controlPlaneService(v, cp, cpLabels, cpSelector),
 	}
+	// Sidecar injection: the API server calls the control plane Service;
+	// the leader fills in caBundle from the mesh CA.
+	out = append(out, inject.Webhooks(v.Revision, admissionregistrationv1.WebhookClientConfig{
+		Service: &admissionregistrationv1.ServiceReference{Namespace: ns, Name: cp, Path: ptr("/inject"), Port: ptr(int32(443))}}))
 	if v.Gateway {
 		out = append(out, gatewayObjects(v, cp)...)
 	}
@@ -127,7 +135,11 @@ func controlPlaneDeployment(v Values, name string, labels, selector map[string]s
 	svc := fmt.Sprintf("%s.%s.svc", name, v.Namespace)
 	args := []string{"control-plane", "--system-namespace=" + v.Namespace,
 		"--secure-address=0.0.0.0:15012", "--serving-hosts=" + svc + "," + svc + ".cluster.local",
-		"--monitoring-address=0.0.0.0:15014", "--log-level=info"}
+		"--monitoring-address=0.0.0.0:15014", "--log-level=info",
+		"--webhook-address=0.0.0.0:15017", "--proxy-hub=" + v.Hub, "--proxy-tag=" + v.Tag}
+	if v.Revision != "" {
+		args = append(args, "--revision="+v.Revision)
+	}
 	if v.PlaintextXDS {
 		args = append(args, "--xds-address=0.0.0.0:15010")
 	}
