@@ -107,6 +107,20 @@ func TestEncodedMarshalsAsTheResource(t *testing.T) {
 			if err != nil || string(got) != string(want) {
 				t.Fatalf("%s %d: encoded %x (%v), want %x", ShortType(typ), i, got, err, want)
 			}
+			// The bytes are shared with the stored encoding: appending to
+			// them must not write into it, and marshaling after a prefix
+			// appends.
+			_ = append(got, 0xff)
+			if again, _ := (proto.MarshalOptions{Deterministic: true}).Marshal(w); string(again) != string(want) {
+				t.Fatalf("%s %d: stored encoding changed by an append to a marshaled copy", ShortType(typ), i)
+			}
+			pre, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend([]byte{1, 2}, w)
+			if err != nil || string(pre) != "\x01\x02"+string(want) {
+				t.Fatalf("%s %d: MarshalAppend after a prefix: %x (%v)", ShortType(typ), i, pre, err)
+			}
+			if n := proto.Size(w); n != len(want) {
+				t.Fatalf("%s %d: size %d, want %d", ShortType(typ), i, n, len(want))
+			}
 			if n := w.(*encoded).GetName(); n != meshtest.ResourceName(r) {
 				t.Errorf("name %q, want %q", n, meshtest.ResourceName(r))
 			}
