@@ -50,8 +50,9 @@ type setEntry struct {
 	vm   map[string]string
 	// res is the list as the go-control-plane cache indexes it (a map by
 	// name, which the cache only reads): one per list, not per proxy.
-	res  cachev3.Resources
-	keys []internKey
+	res   cachev3.Resources
+	plain map[string]types.Resource // res without TTLs
+	keys  []internKey
 	refs int
 }
 
@@ -71,7 +72,7 @@ func (in *interner) share(set *typeSet) []setKey {
 		keys = append(keys, sk)
 		if se := in.sets[sk]; se != nil {
 			se.refs++
-			set.lists[t], set.versionMap[t], set.res[t] = se.list, se.vm, se.res
+			set.lists[t], set.versionMap[t], set.res[t], set.plain[t] = se.list, se.vm, se.res, se.plain
 			delete(set.fill, t)
 			continue
 		}
@@ -97,7 +98,8 @@ func (in *interner) share(set *typeSet) []setKey {
 			se.keys = append(se.keys, k)
 		}
 		se.res = cachev3.NewResources(set.versions[t], l.wire)
-		set.res[t] = se.res
+		se.plain = plainResources(se.res)
+		set.res[t], set.plain[t] = se.res, se.plain
 		in.sets[sk] = se
 	}
 	return keys

@@ -27,6 +27,7 @@ type typeSet struct {
 	versions   map[string]string
 	versionMap map[string]map[string]string
 	res        map[string]cachev3.Resources // set by interner.share
+	plain      map[string]map[string]types.Resource
 }
 
 // encodedList is the resources of one type, in name order, with their
@@ -138,7 +139,7 @@ func (g *generation) versions(out *translate.Output) (*typeSet, error) {
 	if shared, own := out.Layers(); shared != nil && own != nil && g != nil {
 		return g.layeredVersions(shared, own)
 	}
-	ts := &typeSet{lists: map[string]*encodedList{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}, res: map[string]cachev3.Resources{}}
+	ts := &typeSet{lists: map[string]*encodedList{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}, res: map[string]cachev3.Resources{}, plain: map[string]map[string]types.Resource{}}
 	e := &encoder{g: g}
 	items := byType(out)
 	for _, t := range Types {
@@ -191,7 +192,7 @@ func (g *generation) layeredVersions(shared, own *translate.Output) (*typeSet, e
 		return nil, err
 	}
 	ts := &typeSet{lists: map[string]*encodedList{}, fill: map[string]func() *encodedList{},
-		versions: map[string]string{}, versionMap: map[string]map[string]string{}, res: map[string]cachev3.Resources{}}
+		versions: map[string]string{}, versionMap: map[string]map[string]string{}, res: map[string]cachev3.Resources{}, plain: map[string]map[string]types.Resource{}}
 	e := &encoder{g: g}
 	items := byType(own)
 	for _, t := range Types {
@@ -248,18 +249,92 @@ func (ts *typeSet) versionMapOf(t string) map[string]string {
 }
 
 // snapshot builds the cache snapshot of a typeSet.
-func (ts *typeSet) snapshot() *cachev3.Snapshot {
-	cs := &cachev3.Snapshot{VersionMap: map[string]map[string]string{}}
-	for _, t := range Types {
+func (ts *typeSet) snapshot() *servedSnapshot {
+	cs := &servedSnapshot{}
+	for i, t := range Types {
 		res, ok := ts.res[t]
 		if !ok {
 			res = cachev3.NewResources(ts.versions[t], ts.list(t).wire)
 		}
-		cs.Resources[cachev3.GetResponseType(t)] = res
 		if ts.versionMap[t] == nil {
 			ts.versionMap[t] = ts.versionMapOf(t)
 		}
-		cs.VersionMap[t] = ts.versionMap[t]
+		plain := ts.plain[t]
+		if plain == nil {
+			plain = plainResources(res)
+		}
+		cs.types[i] = servedType{version: res.Version, items: res.Items, plain: plain, versionMap: ts.versionMap[t]}
 	}
 	return cs
+}
+
+// servedSnapshot is one proxy's config as the go-control-plane cache reads
+// it. Its maps are the interner's, shared by every proxy with the same
+// type version, and only read by the cache. (cachev3.Snapshot builds a new
+// map in GetResources, which the cache calls for every ACK of every
+// proxy: 7% of the bytes a push allocated at 1,000 services × 2,000
+// proxies.)
+type servedSnapshot struct {
+	types [5]servedType // in the order of Types
+}
+
+type servedType struct {
+	version    string
+	items      map[string]types.ResourceWithTTL
+	plain      map[string]types.Resource
+	versionMap map[string]string
+}
+
+var _ cachev3.ResourceSnapshot = (*servedSnapshot)(nil)
+
+func (s *servedSnapshot) typ(t string) *servedType {
+	for i, u := range Types {
+		if u == t {
+			return &s.types[i]
+		}
+	}
+	return nil
+}
+
+// GetVersion is the type's version ("" for a type not served).
+func (s *servedSnapshot) GetVersion(t string) string {
+	if st := s.typ(t); st != nil {
+		return st.version
+	}
+	return ""
+}
+
+// GetResourcesAndTTL returns the type's resources by name (shared: read only).
+func (s *servedSnapshot) GetResourcesAndTTL(t string) map[string]types.ResourceWithTTL {
+	if st := s.typ(t); st != nil {
+		return st.items
+	}
+	return nil
+}
+
+// GetResources returns the type's resources by name (shared: read only).
+func (s *servedSnapshot) GetResources(t string) map[string]types.Resource {
+	if st := s.typ(t); st != nil {
+		return st.plain
+	}
+	return nil
+}
+
+// ConstructVersionMap does nothing: the version maps are built with the set.
+func (s *servedSnapshot) ConstructVersionMap() error { return nil }
+
+// GetVersionMap returns the type's per-resource versions (shared: read only).
+func (s *servedSnapshot) GetVersionMap(t string) map[string]string {
+	if st := s.typ(t); st != nil {
+		return st.versionMap
+	}
+	return nil
+}
+
+func plainResources(res cachev3.Resources) map[string]types.Resource {
+	m := make(map[string]types.Resource, len(res.Items))
+	for n, r := range res.Items {
+		m[n] = r.Resource
+	}
+	return m
 }
