@@ -9,7 +9,6 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 
-	"github.com/weftmesh/weft/internal/controlplane/translate"
 	"github.com/weftmesh/weft/internal/node"
 )
 
@@ -25,8 +24,11 @@ type proxyState struct {
 	pending     bool      // waiting for the stream it replaced to end: not pushed
 	connectedAt time.Time
 
-	out      *translate.Output
-	shared   []setKey             // shared resource lists out references
+	// lists is the published config per type, in the order of Types: the
+	// interner's lists, shared with every proxy of the same version (the
+	// translate.Output is rebuilt from them on demand, not kept per proxy).
+	lists    *[5]*encodedList
+	shared   []setKey             // shared resource lists lists references
 	checkErr string               // last consistency-check failure, "" when fine
 	versions map[string]string    // per type: version published in the cache
 	changeAt map[string]time.Time // per type: when the change behind versions happened
@@ -252,6 +254,7 @@ func (s *Server) openStream(k streamKey, n *corev3.Node) error {
 	p.pending = false
 	if old != nil {
 		s.cache.ClearSnapshot(id)
+		s.sotw.clear(id)
 	}
 	g := s.gen
 	s.mu.Unlock()
@@ -284,6 +287,7 @@ func (s *Server) closeStream(k streamKey) {
 	}
 	delete(s.proxies, id)
 	s.cache.ClearSnapshot(id)
+	s.sotw.clear(id)
 	s.intern.release(p.shared)
 	p.shared = nil
 	s.mu.Unlock()

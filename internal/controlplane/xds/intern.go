@@ -52,8 +52,9 @@ type setEntry struct {
 	// name, which the cache only reads): one per list, not per proxy.
 	res   cachev3.Resources
 	plain map[string]types.Resource // res without TTLs
+	all   *sotwAll                  // list as Anys for SotW responses
 	keys  []internKey
-	refs int
+	refs  int
 }
 
 func newInterner() *interner {
@@ -72,7 +73,7 @@ func (in *interner) share(set *typeSet) []setKey {
 		keys = append(keys, sk)
 		if se := in.sets[sk]; se != nil {
 			se.refs++
-			set.lists[t], set.versionMap[t], set.res[t], set.plain[t] = se.list, se.vm, se.res, se.plain
+			set.lists[t], set.versionMap[t], set.res[t], set.plain[t], set.all[t] = se.list, se.vm, se.res, se.plain, se.all
 			delete(set.fill, t)
 			continue
 		}
@@ -98,8 +99,8 @@ func (in *interner) share(set *typeSet) []setKey {
 			se.keys = append(se.keys, k)
 		}
 		se.res = cachev3.NewResources(set.versions[t], l.wire)
-		se.plain = plainResources(se.res)
-		set.res[t], set.plain[t] = se.res, se.plain
+		se.plain, se.all = plainResources(se.res), &sotwAll{}
+		set.res[t], set.plain[t], set.all[t] = se.res, se.plain, se.all
 		in.sets[sk] = se
 	}
 	return keys
@@ -134,22 +135,31 @@ func (in *interner) size() int {
 	return len(in.resources)
 }
 
-// output rebuilds a translate.Output from (shared) items.
-func (set *typeSet) output() *translate.Output {
+// published returns set's per-type lists, in the order of Types.
+func (set *typeSet) published() *[5]*encodedList {
+	var ls [5]*encodedList
+	for i, t := range Types {
+		ls[i] = set.list(t)
+	}
+	return &ls
+}
+
+// output rebuilds a translate.Output from published (shared) lists.
+func output(ls *[5]*encodedList) *translate.Output {
 	out := &translate.Output{}
-	for _, r := range set.list(clusterType).items {
+	for _, r := range ls[0].items {
 		out.Clusters = append(out.Clusters, r.(*clusterv3.Cluster))
 	}
-	for _, r := range set.list(endpointType).items {
+	for _, r := range ls[1].items {
 		out.Endpoints = append(out.Endpoints, r.(*endpointv3.ClusterLoadAssignment))
 	}
-	for _, r := range set.list(listenerType).items {
+	for _, r := range ls[2].items {
 		out.Listeners = append(out.Listeners, r.(*listenerv3.Listener))
 	}
-	for _, r := range set.list(routeType).items {
+	for _, r := range ls[3].items {
 		out.Routes = append(out.Routes, r.(*routev3.RouteConfiguration))
 	}
-	for _, r := range set.list(secretType).items {
+	for _, r := range ls[4].items {
 		out.Secrets = append(out.Secrets, r.(*tlsv3.Secret))
 	}
 	return out

@@ -72,7 +72,8 @@ type Options struct {
 type Server struct {
 	opts    Options
 	log     *slog.Logger
-	cache   cachev3.SnapshotCache
+	cache   cachev3.SnapshotCache // delta watches
+	sotw    *sotwCache            // state-of-the-world watches
 	grpcSrv serverv3.Server
 	metrics *Metrics
 	intern  *interner
@@ -134,7 +135,8 @@ func New(snap *model.Snapshot, opts Options) *Server {
 	// answered with what exists (gRPC clients then see "does not exist")
 	// instead of never being answered.
 	s.cache = cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cacheLogger{s.log})
-	s.grpcSrv = serverv3.NewServer(context.Background(), s.cache, callbacks{s})
+	s.sotw = newSotwCache()
+	s.grpcSrv = serverv3.NewServer(context.Background(), watcher{delta: s.cache, sotw: s.sotw}, callbacks{s})
 	return s
 }
 
@@ -290,15 +292,19 @@ func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
 	}
 	old := p.shared
 	p.shared = s.intern.share(set)
-	p.out = set.output()
+	p.lists = set.published()
 	for _, t := range changed {
 		p.versions[t] = vs[t]
 		p.changeAt[t] = changeAt
 	}
 	cs := set.snapshot()
 	// Under s.mu, so a concurrent disconnect's ClearSnapshot comes after.
-	if err := s.cache.SetSnapshot(context.Background(), p.id, cs); err != nil {
-		s.log.Error("publishing snapshot", "proxy", p.id, "err", err)
+	if p.delta {
+		if err := s.cache.SetSnapshot(context.Background(), p.id, cs); err != nil {
+			s.log.Error("publishing snapshot", "proxy", p.id, "err", err)
+		}
+	} else {
+		s.sotw.set(p.id, cs)
 	}
 	s.mu.Unlock()
 	s.intern.release(old)

@@ -278,8 +278,8 @@ func TestTranslatePanicDoesNotPublish(t *testing.T) {
 	defer s.Close()
 	p := &proxyState{id: "x", meta: meta("x"), versions: map[string]string{}, changeAt: map[string]time.Time{}, types: map[string]*typeState{}}
 	s.push(s.gen, p, time.Now())
-	if !strings.Contains(p.checkErr, "boom") || p.out != nil {
-		t.Fatalf("checkErr=%q out=%v", p.checkErr, p.out)
+	if !strings.Contains(p.checkErr, "boom") || p.lists != nil {
+		t.Fatalf("checkErr=%q lists=%v", p.checkErr, p.lists)
 	}
 }
 

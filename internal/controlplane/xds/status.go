@@ -97,10 +97,10 @@ func (s *Server) Output(id string) (*translate.Output, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.proxies[id]
-	if p == nil || p.out == nil {
+	if p == nil || p.lists == nil {
 		return nil, false
 	}
-	return p.out, true
+	return output(p.lists), true
 }
 
 // FindProxy resolves a user's proxy name: a full node id, "name.namespace"
@@ -135,11 +135,11 @@ func (s *Server) FindProxy(name string) (string, error) {
 func (s *Server) ConfigDump(id string) (*adminv3.ConfigDump, error) {
 	s.mu.Lock()
 	p := s.proxies[id]
-	if p == nil || p.out == nil {
+	if p == nil || p.lists == nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("no config published for proxy %q", id)
 	}
-	out := p.out
+	out := output(p.lists)
 	vs := map[string]string{}
 	for _, t := range Types {
 		vs[ShortType(t)] = p.versions[t]

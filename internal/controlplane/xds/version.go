@@ -28,6 +28,7 @@ type typeSet struct {
 	versionMap map[string]map[string]string
 	res        map[string]cachev3.Resources // set by interner.share
 	plain      map[string]map[string]types.Resource
+	all        map[string]*sotwAll
 }
 
 // encodedList is the resources of one type, in name order, with their
@@ -139,7 +140,7 @@ func (g *generation) versions(out *translate.Output) (*typeSet, error) {
 	if shared, own := out.Layers(); shared != nil && own != nil && g != nil {
 		return g.layeredVersions(shared, own)
 	}
-	ts := &typeSet{lists: map[string]*encodedList{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}, res: map[string]cachev3.Resources{}, plain: map[string]map[string]types.Resource{}}
+	ts := &typeSet{lists: map[string]*encodedList{}, versions: map[string]string{}, versionMap: map[string]map[string]string{}, res: map[string]cachev3.Resources{}, plain: map[string]map[string]types.Resource{}, all: map[string]*sotwAll{}}
 	e := &encoder{g: g}
 	items := byType(out)
 	for _, t := range Types {
@@ -192,7 +193,7 @@ func (g *generation) layeredVersions(shared, own *translate.Output) (*typeSet, e
 		return nil, err
 	}
 	ts := &typeSet{lists: map[string]*encodedList{}, fill: map[string]func() *encodedList{},
-		versions: map[string]string{}, versionMap: map[string]map[string]string{}, res: map[string]cachev3.Resources{}, plain: map[string]map[string]types.Resource{}}
+		versions: map[string]string{}, versionMap: map[string]map[string]string{}, res: map[string]cachev3.Resources{}, plain: map[string]map[string]types.Resource{}, all: map[string]*sotwAll{}}
 	e := &encoder{g: g}
 	items := byType(own)
 	for _, t := range Types {
@@ -263,7 +264,11 @@ func (ts *typeSet) snapshot() *servedSnapshot {
 		if plain == nil {
 			plain = plainResources(res)
 		}
-		cs.types[i] = servedType{version: res.Version, items: res.Items, plain: plain, versionMap: ts.versionMap[t]}
+		all := ts.all[t]
+		if all == nil {
+			all = &sotwAll{}
+		}
+		cs.types[i] = servedType{version: res.Version, items: res.Items, plain: plain, versionMap: ts.versionMap[t], list: ts.list(t), all: all}
 	}
 	return cs
 }
@@ -283,6 +288,8 @@ type servedType struct {
 	items      map[string]types.ResourceWithTTL
 	plain      map[string]types.Resource
 	versionMap map[string]string
+	list       *encodedList // name order
+	all        *sotwAll     // the list as Anys, built on first use
 }
 
 var _ cachev3.ResourceSnapshot = (*servedSnapshot)(nil)
