@@ -253,7 +253,8 @@ func (b *builder) downstreamTLS(t *networking.ServerTLSSettings, alpn []string) 
 	return tlsSocket(ctx)
 }
 
-// serverTLSParams carries minProtocolVersion/maxProtocolVersion. Without
+// serverTLSParams carries minProtocolVersion/maxProtocolVersion and
+// cipherSuites (Envoy's OpenSSL names). Without
 // them Istio's gateways accept TLS 1.2 and 1.3 only; so does weft-proxy
 // (its default minimum is 1.2), so nothing is emitted then.
 func serverTLSParams(t *networking.ServerTLSSettings) *tlsv3.TlsParameters {
@@ -271,8 +272,8 @@ func serverTLSParams(t *networking.ServerTLSSettings) *tlsv3.TlsParameters {
 		return tlsv3.TlsParameters_TLS_AUTO
 	}
 	minV, maxV := v(t.GetMinProtocolVersion()), v(t.GetMaxProtocolVersion())
-	if minV == tlsv3.TlsParameters_TLS_AUTO && maxV == tlsv3.TlsParameters_TLS_AUTO {
+	if minV == tlsv3.TlsParameters_TLS_AUTO && maxV == tlsv3.TlsParameters_TLS_AUTO && len(t.GetCipherSuites()) == 0 {
 		return nil
 	}
-	return &tlsv3.TlsParameters{TlsMinimumProtocolVersion: minV, TlsMaximumProtocolVersion: maxV}
+	return &tlsv3.TlsParameters{TlsMinimumProtocolVersion: minV, TlsMaximumProtocolVersion: maxV, CipherSuites: t.GetCipherSuites()}
 }

@@ -28,11 +28,18 @@ func ServerTLS(d *tlsv3.DownstreamTlsContext, secret func(string) *tlsv3.Secret)
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: ctc.GetAlpnProtocols()}
 	if p := ctc.GetTlsParams(); p != nil {
-		if err := xdsfield.Check(p, "common_tls_context.tls_params", "tls_minimum_protocol_version", "tls_maximum_protocol_version"); err != nil {
+		if err := xdsfield.Check(p, "common_tls_context.tls_params", "tls_minimum_protocol_version", "tls_maximum_protocol_version", "cipher_suites"); err != nil {
 			return nil, err
 		}
 		cfg.MinVersion = meshtls.TLSVersion(p.GetTlsMinimumProtocolVersion(), tls.VersionTLS12)
 		cfg.MaxVersion = meshtls.TLSVersion(p.GetTlsMaximumProtocolVersion(), 0)
+		if cs := p.GetCipherSuites(); len(cs) > 0 {
+			ids, err := meshtls.CipherSuites(cs)
+			if err != nil {
+				return nil, fmt.Errorf("common_tls_context.tls_params.cipher_suites: %w", err)
+			}
+			cfg.CipherSuites = ids
+		}
 	}
 	certs := append([]*tlsv3.TlsCertificate(nil), ctc.GetTlsCertificates()...)
 	for _, s := range ctc.GetTlsCertificateSdsSecretConfigs() {

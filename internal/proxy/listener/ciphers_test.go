@@ -1,0 +1,61 @@
+package listener
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+)
+
+// TestServerCipherSuites: tls_params.cipher_suites limits TLS 1.2 to the
+// named suites (a client offering only others fails), and a name weft-proxy
+// does not know is refused naming the field.
+func TestServerCipherSuites(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"s"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	kd, _ := x509.MarshalECPrivateKey(key)
+	inline := func(b []byte) *corev3.DataSource {
+		return &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}}
+	}
+	ctx := func(ciphers ...string) *tlsv3.DownstreamTlsContext {
+		return &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsParams: &tlsv3.TlsParameters{TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_2, CipherSuites: ciphers},
+			TlsCertificates: []*tlsv3.TlsCertificate{{
+				CertificateChain: inline(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+				PrivateKey:       inline(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})),
+			}},
+		}}
+	}
+	none := func(string) *tlsv3.Secret { return nil }
+	cfg, err := ServerTLS(ctx("ECDHE-ECDSA-AES256-GCM-SHA384"), none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handshake := func(suite uint16) error {
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		go tls.Server(a, cfg).Handshake()
+		return tls.Client(b, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}}).Handshake()
+	}
+	if err := handshake(tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384); err != nil {
+		t.Errorf("the allowed suite: %v", err)
+	}
+	if err := handshake(tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256); err == nil {
+		t.Error("a suite outside cipher_suites was negotiated")
+	}
+	if _, err := ServerTLS(ctx("RC4-MD5"), none); err == nil || !strings.Contains(err.Error(), "cipher_suites") {
+		t.Errorf("unknown cipher: %v", err)
+	}
+}
