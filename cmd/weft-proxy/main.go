@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
+	"github.com/weftmesh/weft/internal/proxy/capture"
 	"github.com/weftmesh/weft/internal/version"
 )
 
@@ -23,16 +24,18 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: weft-proxy version|sidecar|router [flags]")
+		fmt.Fprintln(stderr, "usage: weft-proxy version|sidecar|router|iptables [flags]")
 		return 2
 	}
 	switch args[0] {
 	case "version", "--version":
 		fmt.Fprintln(stdout, version.String("weft-proxy"))
 		return 0
+	case "iptables":
+		return capture.Main(args[1:], stdout, stderr)
 	case "sidecar", "router":
 	default:
-		fmt.Fprintf(stderr, "weft-proxy: unknown command %q\nusage: weft-proxy version|sidecar|router [flags]\n", args[0])
+		fmt.Fprintf(stderr, "weft-proxy: unknown command %q\nusage: weft-proxy version|sidecar|router|iptables [flags]\n", args[0])
 		return 2
 	}
 	cfg, err := bootstrap.Parse(args[0], args[1:], os.Getenv, stderr)

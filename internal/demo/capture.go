@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	iptcapture "github.com/weftmesh/weft/internal/proxy/capture"
 )
 
 // Capture mode (root, Linux): each workload runs in a network namespace of
@@ -186,22 +188,14 @@ func (c *capture) addNamespace(n int) (ns, ip string, err error) {
 		{"ip", "-n", ns, "link", "set", "lo", "up"},
 		{"ip", "-n", ns, "route", "add", "default", "via", c.gateway()},
 	}
-	// Istio's capture: inbound TCP → 15006 except the proxy's own ports;
-	// outbound TCP → 15001 except the proxy's traffic (uid 1337) and loopback.
-	ipt := func(args ...string) []string {
-		return append([]string{"ip", "netns", "exec", ns, "iptables", "-t", "nat"}, args...)
+	// Istio's capture (the rules istio-init installs in a pod): inbound
+	// TCP → 15006 except the proxy's own ports; outbound TCP → 15001
+	// except the proxy's traffic (uid 1337) and loopback.
+	opts := iptcapture.Defaults()
+	opts.ExcludeInboundPorts = "15000,15006,15008,15020,15021,15080,15090"
+	for _, r := range iptcapture.Rules(opts) {
+		steps = append(steps, append([]string{"ip", "netns", "exec", ns, "iptables", "-t", "nat"}, r...))
 	}
-	steps = append(steps,
-		ipt("-N", "WEFT_INBOUND"),
-		ipt("-A", "PREROUTING", "-p", "tcp", "-j", "WEFT_INBOUND"),
-		ipt("-A", "WEFT_INBOUND", "-p", "tcp", "-m", "multiport", "--dports", "15000,15006,15008,15020,15021,15080,15090", "-j", "RETURN"),
-		ipt("-A", "WEFT_INBOUND", "-p", "tcp", "-j", "REDIRECT", "--to-ports", "15006"),
-		ipt("-N", "WEFT_OUTPUT"),
-		ipt("-A", "OUTPUT", "-p", "tcp", "-j", "WEFT_OUTPUT"),
-		ipt("-A", "WEFT_OUTPUT", "-m", "owner", "--uid-owner", proxyUID, "-j", "RETURN"),
-		ipt("-A", "WEFT_OUTPUT", "-d", "127.0.0.0/8", "-j", "RETURN"),
-		ipt("-A", "WEFT_OUTPUT", "-p", "tcp", "-j", "REDIRECT", "--to-ports", "15001"),
-	)
 	c.nss = append(c.nss, ns)
 	for _, s := range steps {
 		if err := run(s...); err != nil {
