@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +91,38 @@ func TestEgressTLSOrigination(t *testing.T) {
 		r := get(t, client, "http://edition.cnn.com/politics", nil)
 		if r.status < 500 {
 			return fmt.Errorf("status %d with a CA that did not sign the site", r.status)
+		}
+		return nil
+	})
+}
+
+// TestEgressGatewayTLSOrigination is Istio's "Egress Gateways with TLS
+// Origination": sidecar → egress gateway over Istio mutual TLS, gateway →
+// edition.cnn.com:443 over TLS it originates (SIMPLE, the site's CA).
+func TestEgressGatewayTLSOrigination(t *testing.T) {
+	m := mesh(t)
+	if m.External == nil {
+		t.Skip("the stand-in external site needs root (ports 80/443)")
+	}
+	client := viaSidecar(m, "curl")
+	apply(t, strings.ReplaceAll(task("egress-gateway-tls-origination/origination.yaml"), "/tmp/weft-demo/logs/external-ca.pem", m.External.CAFile))
+	egressRequests := func() int {
+		r := get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("istio-egressgateway").AdminURL()+"/stats", nil)
+		re := regexp.MustCompile(`cluster\.outbound\|443\|\|edition\.cnn\.com\.upstream_rq_total: (\d+)`)
+		if mm := re.FindStringSubmatch(r.body); mm != nil {
+			n, _ := strconv.Atoi(mm[1])
+			return n
+		}
+		return 0
+	}
+	before := egressRequests()
+	eventually(t, 15*time.Second, "http://edition.cnn.com/politics via the egress gateway, as HTTPS", func() error {
+		r := get(t, client, "http://edition.cnn.com/politics", nil)
+		if r.status != 200 || !strings.Contains(r.body, "via https") {
+			return fmt.Errorf("status %d: %.200s", r.status, r.body)
+		}
+		if n := egressRequests(); n <= before {
+			return fmt.Errorf("the egress gateway's edition.cnn.com:443 cluster saw no request (%d)", n)
 		}
 		return nil
 	})
