@@ -16,7 +16,7 @@ DEPS := iproute2 iptables nginx-light haproxy caddy curl gcc libc6-dev chromium
 # -race needs cgo and a C compiler; without one the tests run without it.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build demo deps test test-short chaos vet fmt bench bench-smoke clean
+.PHONY: all build demo deps kube-bins kube-dev test test-short chaos vet fmt bench bench-smoke clean
 
 all: build
 
@@ -38,13 +38,15 @@ test: build vet
 	@[ -n "$(RACE)" ] || echo "note: no C compiler for cgo, so no -race (make deps installs gcc)"
 	$(GO) test $(RACE) -timeout 25m ./...
 
-# Installs the optional packages (root or sudo), then stops the distro's
-# nginx/haproxy/caddy services so they do not hold ports the tests use.
+# Installs the optional packages (root or sudo), stops the distro's
+# nginx/haproxy/caddy services so they do not hold ports the tests use, and
+# builds the Kubernetes test binaries (kube-bins), so nothing is skipped.
 deps:
 	@sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS) && \
 	for s in nginx haproxy caddy; do ($$sudo systemctl stop $$s || $$sudo service $$s stop) >/dev/null 2>&1 || true; done
+	$(MAKE) kube-bins
 
 test-short: build
 	$(GO) test -short ./...
