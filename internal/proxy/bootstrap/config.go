@@ -18,6 +18,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/internal/proxy/appprobe"
 	"github.com/weftmesh/weft/internal/version"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	// the app's (AppMetrics URL), Istio's 15020 merge.
 	MergedPort int
 	AppMetrics string
+	// AppProbers are the app's original probes, served on the merged port
+	// as /app-health/<container>/<kind> (Istio's ISTIO_KUBE_APP_PROBERS).
+	AppProbers map[string]appprobe.Prober
 	BindAll    bool
 
 	LogLevel      slog.Level
@@ -94,6 +98,7 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	statsPort := str("stats-port", "15090", "Prometheus stats port")
 	mergedPort := str("merged-port", "", "merged Prometheus port: proxy + app metrics (default 15020; 0 with --stats-port 0)")
 	appMetrics := str("app-metrics", "", "the app's Prometheus URL to merge into the merged port's /stats/prometheus")
+	appProbers := str("app-probers", getenv("ISTIO_KUBE_APP_PROBERS"), "the app's probes (JSON path → probe, as the injector's ISTIO_KUBE_APP_PROBERS), served on the merged port under /app-health/")
 	bindAll := str("bind-all", "false", "bind health and stats ports on all addresses")
 	logLevel := str("log-level", "info", "debug, info, warn or error")
 	drain := str("drain-duration", "5s", "how long connections may drain on shutdown")
@@ -176,6 +181,11 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 		c.MergedPort = 15020
 	}
 	c.AppMetrics = *appMetrics
+	if pr, err := appprobe.Parse(*appProbers); err != nil {
+		fail("app-probers", err)
+	} else {
+		c.AppProbers = pr
+	}
 	if c.AppMetrics != "" && !strings.HasPrefix(c.AppMetrics, "http://") {
 		fail("app-metrics", fmt.Errorf("%q: want an http:// URL", c.AppMetrics))
 	}

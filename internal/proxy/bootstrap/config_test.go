@@ -85,3 +85,18 @@ type failResolver struct{}
 func (failResolver) LookupHost(context.Context, string) ([]string, error) {
 	return nil, io.ErrUnexpectedEOF
 }
+
+func TestParseAppProbers(t *testing.T) {
+	env := map[string]string{"ISTIO_KUBE_APP_PROBERS": `{"/app-health/app/readyz":{"tcpSocket":{"port":9080}}}`}
+	c, err := Parse("sidecar", nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.AppProbers["/app-health/app/readyz"]; !ok {
+		t.Fatalf("ISTIO_KUBE_APP_PROBERS not read: %v", c.AppProbers)
+	}
+	env["ISTIO_KUBE_APP_PROBERS"] = `{"/app-health/app/readyz":{}}`
+	if _, err := Parse("sidecar", nil, func(k string) string { return env[k] }, io.Discard); err == nil || !strings.Contains(err.Error(), "--app-probers") {
+		t.Fatalf("err = %v, want one naming --app-probers", err)
+	}
+}

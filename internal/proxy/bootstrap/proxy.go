@@ -15,6 +15,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/node"
 	"github.com/weftmesh/weft/internal/proxy/admin"
+	"github.com/weftmesh/weft/internal/proxy/appprobe"
 	"github.com/weftmesh/weft/internal/proxy/cluster"
 	"github.com/weftmesh/weft/internal/proxy/hcm"
 	"github.com/weftmesh/weft/internal/proxy/identity"
@@ -133,7 +134,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 		{"admin", cfg.AdminAddr(), p.Admin.Handler()},
 		{"health", cfg.PublicAddr(cfg.HealthPort), p.Admin.HealthHandler()},
 		{"stats", cfg.PublicAddr(cfg.StatsPort), p.Admin.StatsHandler()},
-		{"merged", cfg.PublicAddr(cfg.MergedPort), telemetry.MergedHandler(p.Admin.StatsHandler(), cfg.AppMetrics, log)},
+		{"merged", cfg.PublicAddr(cfg.MergedPort), statusHandler(cfg, telemetry.MergedHandler(p.Admin.StatsHandler(), cfg.AppMetrics, log))},
 	} {
 		ln, err := listener.Listen(s.addr)
 		if err != nil {
@@ -244,4 +245,16 @@ func (p *Proxy) closeServers() {
 		_ = s.Shutdown(ctx)
 		cancel()
 	}
+}
+
+// statusHandler is Istio's status port (15020): merged metrics, and the
+// app's own probes under /app-health/ when the injector rewrote them.
+func statusHandler(cfg *Config, merged http.Handler) http.Handler {
+	if len(cfg.AppProbers) == 0 {
+		return merged
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/app-health/", appprobe.Handler(cfg.AppProbers, cfg.Meta.AppAddress))
+	mux.Handle("/", merged)
+	return mux
 }
