@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
-	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 )
 
@@ -44,17 +44,6 @@ func newBlocking(t *testing.T) *blocking {
 }
 
 func (b *blocking) addr() string { return b.Listener.Addr().String() }
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func protocolOptions(t testing.TB, o *httpv3.HttpProtocolOptions) map[string]*anypb.Any {
 	a, err := anypb.New(o)
@@ -104,7 +93,7 @@ func TestCircuitBreakerPendingQueue(t *testing.T) {
 	first := async(t, c, nil)
 	<-b.arrived
 	second := async(t, c, nil)
-	waitFor(t, "pending request", func() bool { return st.UpstreamRqPendingActive.Load() == 1 })
+	meshtest.WaitFor(t, "pending request", func() bool { return st.UpstreamRqPendingActive.Load() == 1 })
 	if _, _, _, err := get(t, c, nil); !isFlag(err, rflag.UO) {
 		t.Fatalf("third request: got %v, want 503 UO", err)
 	}
@@ -123,7 +112,7 @@ func TestCircuitBreakerPendingQueue(t *testing.T) {
 	if got := st.UpstreamCxTotal.Load(); got != 2 {
 		t.Fatalf("upstream_cx_total = %d, want 2 (max_requests_per_connection 1)", got)
 	}
-	waitFor(t, "connections closed", func() bool { return st.UpstreamCxActive.Load() == 0 })
+	meshtest.WaitFor(t, "connections closed", func() bool { return st.UpstreamCxActive.Load() == 0 })
 }
 
 func TestCircuitBreakerMaxRequests(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 )
@@ -52,7 +53,7 @@ func TestCarryOverAcrossBuilds(t *testing.T) {
 		t.Fatal("stats not carried over an endpoint change")
 	}
 	s2.Close()
-	waitFor(t, "removed host's connection to close", func() bool { return b2.closed.Load() == 1 })
+	meshtest.WaitFor(t, "removed host's connection to close", func() bool { return b2.closed.Load() == 1 })
 	served(t, s3.Get("c"), 3)
 	if b1.conns.Load() != 1 || b1.closed.Load() != 0 {
 		t.Fatalf("remaining host's pool not kept: conns=%d closed=%d", b1.conns.Load(), b1.closed.Load())
@@ -67,7 +68,7 @@ func TestCarryOverAcrossBuilds(t *testing.T) {
 	changed.ConnectTimeout = durationpb.New(3 * time.Second)
 	s4 := build(t, s3, []*clusterv3.Cluster{changed}, as2, Options{})
 	s3.Close()
-	waitFor(t, "old pool to close", func() bool { return b1.closed.Load() == 1 })
+	meshtest.WaitFor(t, "old pool to close", func() bool { return b1.closed.Load() == 1 })
 	served(t, s4.Get("c"), 1)
 	if b1.conns.Load() != 2 {
 		t.Fatalf("changed cluster reused the old pool: %d connections", b1.conns.Load())
@@ -76,7 +77,7 @@ func TestCarryOverAcrossBuilds(t *testing.T) {
 		t.Fatalf("upstream_rq_total = %d, want 10 (stats persist by name)", got)
 	}
 	s4.Close()
-	waitFor(t, "Set.Close to close connections", func() bool { return b1.closed.Load() == 2 })
+	meshtest.WaitFor(t, "Set.Close to close connections", func() bool { return b1.closed.Load() == 2 })
 }
 
 func TestCloseWithRequestInFlight(t *testing.T) {
@@ -90,7 +91,7 @@ func TestCloseWithRequestInFlight(t *testing.T) {
 	if r := <-ch; r.err != nil || r.code != 200 {
 		t.Fatalf("%+v", r)
 	}
-	waitFor(t, "connection closed after the request", func() bool { return c.Stats().UpstreamCxActive.Load() == 0 })
+	meshtest.WaitFor(t, "connection closed after the request", func() bool { return c.Stats().UpstreamCxActive.Load() == 0 })
 }
 
 func TestValidation(t *testing.T) {
@@ -481,14 +482,14 @@ func TestStrictDNS(t *testing.T) {
 		t.Fatal("re-resolved before dns_refresh_rate")
 	}
 	clock.Advance(6 * time.Second)
-	waitFor(t, "re-resolution", func() bool {
+	meshtest.WaitFor(t, "re-resolution", func() bool {
 		served(t, c, 1)
 		return len(c.cur.Load().members) == 1
 	})
 	if got := served(t, c, 3); got[l2.Addr().String()] != 3 {
 		t.Fatalf("after refresh: %v", got)
 	}
-	waitFor(t, "removed DNS host's connection to close", func() bool { return b1.closed.Load() == 1 })
+	meshtest.WaitFor(t, "removed DNS host's connection to close", func() bool { return b1.closed.Load() == 1 })
 }
 
 func TestLogicalDNS(t *testing.T) {
@@ -650,7 +651,7 @@ func TestStrictDNSFailureKeepsHosts(t *testing.T) {
 	mu.Unlock()
 	clock.Advance(10 * time.Second)
 	served(t, c, 1) // triggers the failing refresh
-	waitFor(t, "refresh attempt", func() bool { return !c.dns.busy.Load() })
+	meshtest.WaitFor(t, "refresh attempt", func() bool { return !c.dns.busy.Load() })
 	if got := served(t, c, 3); got[b.addr()] != 3 {
 		t.Fatalf("hosts lost on DNS failure: %v", got)
 	}

@@ -17,6 +17,8 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
 func TestIdleTimeoutClosesPooledConn(t *testing.T) {
@@ -38,7 +40,7 @@ func TestIdleTimeoutClosesPooledConn(t *testing.T) {
 	if b.conns.Load() != 2 {
 		t.Fatalf("idle connection reused after idle_timeout: %d connections", b.conns.Load())
 	}
-	waitFor(t, "idle connection closed", func() bool { return b.closed.Load() == 1 })
+	meshtest.WaitFor(t, "idle connection closed", func() bool { return b.closed.Load() == 1 })
 }
 
 func TestHTTP2OverTLS(t *testing.T) {
@@ -157,7 +159,7 @@ func TestHTTP2DrainOnClose(t *testing.T) {
 	if r := <-ch; r.err != nil || r.code != 200 {
 		t.Fatalf("%+v", r)
 	}
-	waitFor(t, "drained connection to close", func() bool { return c.Stats().UpstreamCxActive.Load() == 0 })
+	meshtest.WaitFor(t, "drained connection to close", func() bool { return c.Stats().UpstreamCxActive.Load() == 0 })
 }
 
 func h2Cluster(t *testing.T, addr string, h2 *corev3.Http2ProtocolOptions, maxPerConn uint32) *clusterv3.Cluster {
@@ -217,7 +219,7 @@ func TestHTTP2StreamLimits(t *testing.T) {
 		if conns.Load() != 2 {
 			t.Fatalf("%d connections for 4 requests at 2 per connection", conns.Load())
 		}
-		waitFor(t, "used-up connections to close", func() bool { return s.Get("c").Stats().UpstreamCxActive.Load() <= 1 })
+		meshtest.WaitFor(t, "used-up connections to close", func() bool { return s.Get("c").Stats().UpstreamCxActive.Load() <= 1 })
 	})
 	t.Run("unsupported_option", func(t *testing.T) {
 		_, err := Build(nil, []*clusterv3.Cluster{h2Cluster(t, "127.0.0.1:1",

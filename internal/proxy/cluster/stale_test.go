@@ -16,6 +16,8 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
 // post sends a POST with a body through c and reads the response.
@@ -83,14 +85,14 @@ func TestPooledConnClosedByServerWhileIdle(t *testing.T) {
 			resp.Body.Close()
 		}()
 	}
-	waitFor(t, "ten held requests", func() bool { return arrived.Load() >= 10 })
+	meshtest.WaitFor(t, "ten held requests", func() bool { return arrived.Load() >= 10 })
 	once.Do(func() { close(release) })
 	wg.Wait()
 	if n := c.Stats().UpstreamCxTotal.Load(); n != 10 {
 		t.Fatalf("warm-up opened %d connections, want 10", n)
 	}
 	// The idle gap: the app closes all ten pooled connections.
-	waitFor(t, "app closing idle connections", func() bool { return closed.Load() >= 10 })
+	meshtest.WaitFor(t, "app closing idle connections", func() bool { return closed.Load() >= 10 })
 
 	failed := 0
 	for i := range 10 {

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 )
 
@@ -363,7 +364,7 @@ func TestUpdateKeepsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	echo(t, nc, "draining but alive")
-	waitFor(t, "listener socket closed", func() bool {
+	meshtest.WaitFor(t, "listener socket closed", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -533,17 +534,6 @@ func freePort(t *testing.T) uint32 {
 	}
 	defer ln.Close()
 	return uint32(ln.Addr().(*net.TCPAddr).Port)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func selfSigned(t *testing.T, dns string) (certPEM, keyPEM []byte, pool *x509.CertPool) {

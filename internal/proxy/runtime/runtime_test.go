@@ -125,17 +125,6 @@ func tcpConfig(cluster string, hosts map[string][]string, extra ...types.Resourc
 	return r
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestUpdateKeepsEstablishedConnections(t *testing.T) {
 	a, b := backend(t, "a"), backend(t, "b")
 	hosts := map[string][]string{"a": {a}, "b": {b}}
@@ -150,7 +139,7 @@ func TestUpdateKeepsEstablishedConnections(t *testing.T) {
 	if err := p.srv.Set(tcpConfig("b", hosts)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "new config", func() bool {
+	meshtest.WaitFor(t, "new config", func() bool {
 		c, got := hello(t, addr)
 		c.Close()
 		return got == "b"
@@ -164,13 +153,13 @@ func TestUpdateKeepsEstablishedConnections(t *testing.T) {
 	if err := p.srv.Set(tcpConfig("b", hosts, second)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "second listener", func() bool { _, ok := p.rt.Listeners().Addr("second"); return ok })
+	meshtest.WaitFor(t, "second listener", func() bool { _, ok := p.rt.Listeners().Addr("second"); return ok })
 	c2, _ := hello(t, p.addr(t, "second"))
 	defer c2.Close()
 	if err := p.srv.Set(tcpConfig("b", hosts)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "second listener removed", func() bool { _, ok := p.rt.Listeners().Addr("second"); return !ok })
+	meshtest.WaitFor(t, "second listener removed", func() bool { _, ok := p.rt.Listeners().Addr("second"); return !ok })
 	echo(t, c2, "draining connection still served")
 	echo(t, old, "first listener untouched")
 }
@@ -225,7 +214,7 @@ func TestControlPlaneRestart(t *testing.T) {
 	p := startProxy(t, tcpConfig("a", hosts))
 	addr := p.addr(t, "tcp")
 	p.srv.Stop()
-	waitFor(t, "disconnect", func() bool { return !p.xc.Status().Connected })
+	meshtest.WaitFor(t, "disconnect", func() bool { return !p.xc.Status().Connected })
 	// The proxy keeps serving while the control plane is away.
 	c, got := hello(t, addr)
 	c.Close()
@@ -247,7 +236,7 @@ func TestControlPlaneRestart(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "config from the restarted control plane", func() bool {
+	meshtest.WaitFor(t, "config from the restarted control plane", func() bool {
 		c, got := hello(t, addr)
 		c.Close()
 		return got == "b"

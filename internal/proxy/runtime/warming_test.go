@@ -65,7 +65,7 @@ func TestListenerWarmsUntilSecretArrives(t *testing.T) {
 	}); err != nil {
 		t.Fatal("no SDS subscription for the listener's secret:", err)
 	}
-	waitFor(t, "plain listener", func() bool { _, ok := rt.Listeners().Addr("plain"); return ok })
+	meshtest.WaitFor(t, "plain listener", func() bool { _, ok := rt.Listeners().Addr("plain"); return ok })
 	if _, ok := rt.Listeners().Addr("https"); ok {
 		t.Fatal("listener bound before its certificate arrived")
 	}
@@ -94,7 +94,7 @@ func TestListenerWarmsUntilSecretArrives(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("not ready after the secret arrived")
 	}
-	waitFor(t, "https listener", func() bool { _, ok := rt.Listeners().Addr("https"); return ok })
+	meshtest.WaitFor(t, "https listener", func() bool { _, ok := rt.Listeners().Addr("https"); return ok })
 	addr, _ := rt.Listeners().Addr("https")
 	c, err := tls.Dial("tcp", addr.String(), &tls.Config{ServerName: "gw.example.com", RootCAs: pool})
 	if err != nil {
@@ -152,7 +152,7 @@ func TestListenerUpdateWarmsUntilRouteArrives(t *testing.T) {
 	if err := p.srv.Set(v2); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "listener warming", func() bool { return len(p.rt.Warming()["http"]) == 1 })
+	meshtest.WaitFor(t, "listener warming", func() bool { return len(p.rt.Warming()["http"]) == 1 })
 	if got := httpGet(t, url); got != "one" {
 		t.Fatalf("warming listener: got %q, want the previous version's answer", got)
 	}
@@ -161,7 +161,7 @@ func TestListenerUpdateWarmsUntilRouteArrives(t *testing.T) {
 	if err := p.srv.Set(v3); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "warm listener active", func() bool { return httpGet(t, url) == "two" })
+	meshtest.WaitFor(t, "warm listener active", func() bool { return httpGet(t, url) == "two" })
 	if len(p.rt.Warming()) != 0 {
 		t.Fatalf("still warming: %v", p.rt.Warming())
 	}

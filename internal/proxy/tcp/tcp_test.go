@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 )
@@ -123,7 +124,7 @@ func TestHalfClose(t *testing.T) {
 	if err != nil || string(b) != "got 100000 bytes" {
 		t.Fatalf("got %q, %v", b, err)
 	}
-	waitFor(t, "byte counters", func() bool {
+	meshtest.WaitFor(t, "byte counters", func() bool {
 		return p.Stats().DownstreamCxRxBytes.Load() == 100000 && p.Stats().DownstreamCxTxBytes.Load() == int64(len("got 100000 bytes"))
 	})
 }
@@ -253,7 +254,7 @@ func TestIdleTimeout(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("idle connection still open")
 	}
-	waitFor(t, "idle_timeout counter", func() bool { return p.Stats().IdleTimeout.Load() == 1 })
+	meshtest.WaitFor(t, "idle_timeout counter", func() bool { return p.Stats().IdleTimeout.Load() == 1 })
 }
 
 func TestConnectFailureClosesDownstream(t *testing.T) {
@@ -291,17 +292,6 @@ func TestNewRejects(t *testing.T) {
 		if _, err := New(tc.cfg, env{}, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v, want %q", err, tc.want)
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -77,17 +77,6 @@ func waitReady(t *testing.T, c *xdsclient.Client) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestSubscribeAndReady(t *testing.T) {
 	for _, tc := range []struct {
 		name            string
@@ -145,7 +134,7 @@ func TestSubscribeAndReady(t *testing.T) {
 			if err := srv.Set(fixture("l2")); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "listener replaced", func() bool {
+			meshtest.WaitFor(t, "listener replaced", func() bool {
 				r := rec.get()
 				return r.Listeners["l2"] != nil && r.Listeners["l1"] == nil
 			})
@@ -157,12 +146,12 @@ func TestSubscribeAndReady(t *testing.T) {
 			if err := srv.Set(more); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "second route", func() bool { return rec.get().Routes["81"] != nil && rec.get().Routes["80"] != nil })
+			meshtest.WaitFor(t, "second route", func() bool { return rec.get().Routes["81"] != nil && rec.get().Routes["80"] != nil })
 			// Dropping the listener drops the route only it used.
 			if err := srv.Set(fixture("l2")); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "unreferenced route dropped", func() bool { return rec.get().Routes["81"] == nil && rec.get().Routes["80"] != nil })
+			meshtest.WaitFor(t, "unreferenced route dropped", func() bool { return rec.get().Routes["81"] == nil && rec.get().Routes["80"] != nil })
 		})
 	}
 }
@@ -222,7 +211,7 @@ func TestReconnect(t *testing.T) {
 	c := start(t, srv, rec, false)
 	waitReady(t, c)
 	srv.Stop()
-	waitFor(t, "disconnect seen", func() bool { return !c.Status().Connected })
+	meshtest.WaitFor(t, "disconnect seen", func() bool { return !c.Status().Connected })
 	if rec.get().Listeners["l1"] == nil {
 		t.Fatal("config dropped while control plane is away")
 	}
@@ -233,7 +222,7 @@ func TestReconnect(t *testing.T) {
 	if err := srv.Set(fixture("l1", "l3")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "update after reconnect", func() bool { return rec.get().Listeners["l3"] != nil })
+	meshtest.WaitFor(t, "update after reconnect", func() bool { return rec.get().Listeners["l3"] != nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// The restarted server sees the RDS and EDS subscriptions again.
@@ -248,14 +237,14 @@ func TestReconnect(t *testing.T) {
 	// A listener removed while the proxy was away is removed after the
 	// reconnect (delta: initial_resource_versions let the server report it).
 	srv.Stop()
-	waitFor(t, "disconnect seen", func() bool { return !c.Status().Connected })
+	meshtest.WaitFor(t, "disconnect seen", func() bool { return !c.Status().Connected })
 	if err := srv.Set(fixture("l3")); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "listener removed during the outage", func() bool {
+	meshtest.WaitFor(t, "listener removed during the outage", func() bool {
 		r := rec.get()
 		return r.Listeners["l1"] == nil && r.Listeners["l3"] != nil
 	})
@@ -327,10 +316,10 @@ func TestReconnectDelayIsTheClientsOwn(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	waitReady(t, c)
 	srv.Stop()
-	waitFor(t, "disconnect seen", func() bool { return !c.Status().Connected })
+	meshtest.WaitFor(t, "disconnect seen", func() bool { return !c.Status().Connected })
 	// Connection attempts go on during the outage, at the client's pace.
 	n := dials.Load()
-	waitFor(t, "reconnect attempts during the outage", func() bool { return dials.Load() >= n+3 })
+	meshtest.WaitFor(t, "reconnect attempts during the outage", func() bool { return dials.Load() >= n+3 })
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
