@@ -330,18 +330,28 @@ edition.cnn.com does; --mutual requires client certificates from the same CA
 			}
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
+			// Serve what was asked for; the first to end (with --https
+			// alone, only that one) ends the rest.
 			errc := make(chan error, 2)
-			go func() { errc <- runIf(len(plain) > 0, func() error { return samples.ServeHTTP(ctx, log, h, plain) }) }()
-			go func() {
-				errc <- runIf(len(secure) > 0, func() error {
-					return samples.ServeTLS(ctx, log, h, secure, func(s *http.Server) {
+			n := 0
+			if len(plain) > 0 {
+				n++
+				go func() { errc <- samples.ServeHTTP(ctx, log, h, plain) }()
+			}
+			if len(secure) > 0 {
+				n++
+				go func() {
+					errc <- samples.ServeTLS(ctx, log, h, secure, func(s *http.Server) {
 						s.TLSConfig = external.TLSConfig(cert, clientCAs)
 					})
-				})
-			}()
+				}()
+			}
 			err1 := <-errc
 			cancel()
-			return errors.Join(err1, <-errc)
+			if n == 2 {
+				err1 = errors.Join(err1, <-errc)
+			}
+			return err1
 		},
 	}
 	cmd.Flags().StringArrayVar(&httpAddrs, "http", nil, "plain HTTP listen address (repeatable)")
@@ -353,13 +363,6 @@ edition.cnn.com does; --mutual requires client certificates from the same CA
 	cmd.Flags().StringVar(&clientCertOut, "client-cert-out", "", "write a client certificate from the sample CA here")
 	cmd.Flags().StringVar(&clientKeyOut, "client-key-out", "", "write the client certificate's key here (default: with the certificate)")
 	return cmd
-}
-
-func runIf(ok bool, f func() error) error {
-	if !ok {
-		return nil
-	}
-	return f()
 }
 
 func sampleCurlCmd() *cobra.Command {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -123,6 +125,47 @@ func TestEgressGatewayTLSOrigination(t *testing.T) {
 		}
 		if n := egressRequests(); n <= before {
 			return fmt.Errorf("the egress gateway's edition.cnn.com:443 cluster saw no request (%d)", n)
+		}
+		return nil
+	})
+}
+
+// TestEgressGatewayMutualTLSOrigination: the egress gateway originates
+// mutual TLS with a credentialName client certificate to a site that
+// requires one (weft sample external --mutual, a real process).
+func TestEgressGatewayMutualTLSOrigination(t *testing.T) {
+	m := mesh(t)
+	if captureMode {
+		t.Skip("explicit mode only")
+	}
+	dir := t.TempDir()
+	const host = "my-nginx.mesh-external.svc.cluster.local"
+	site := exec.Command(filepath.Join(binDir, "weft"), "sample", "external", "--mutual", "--host", host,
+		"--https", "127.0.50.2:443", "--ca-out", dir+"/ca.pem", "--client-cert-out", dir+"/client.crt", "--client-key-out", dir+"/client.key")
+	site.Stdout, site.Stderr = os.Stderr, os.Stderr
+	if err := site.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { site.Process.Kill(); site.Wait() })
+	eventually(t, 10*time.Second, "the mutual TLS site listens", func() error {
+		c, err := netDialer.Dial("tcp", "127.0.50.2:443")
+		if err != nil {
+			return err
+		}
+		c.Close()
+		if _, err := os.Stat(dir + "/client.key"); err != nil {
+			return err
+		}
+		return nil
+	})
+	// The client credential, as Istio's task: tls.crt, tls.key, ca.crt.
+	createSecret(t, "client-credential", dir+"/client.crt", dir+"/client.key", dir+"/ca.pem")
+	apply(t, task("egress-gateway-mtls-origination/origination.yaml"))
+	client := viaSidecar(m, "curl")
+	eventually(t, 20*time.Second, "http://"+host+" via the egress gateway with a client certificate", func() error {
+		r := get(t, client, "http://"+host+"/politics", nil)
+		if r.status != 200 || !strings.Contains(r.body, "via https") {
+			return fmt.Errorf("status %d: %.300s", r.status, r.body)
 		}
 		return nil
 	})
