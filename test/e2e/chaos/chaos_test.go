@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
 // Addresses: a loopback block no other test uses (the demo and task tests
@@ -130,17 +132,7 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal, within time.Duration) {
 
 func poll(t *testing.T, what string, within time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	meshtest.Eventually(t, what, within, cond)
 }
 
 const meshYAML = `apiVersion: mesh.istio.io/v1alpha1

@@ -32,6 +32,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/cli"
 	"github.com/weftmesh/weft/internal/controlplane/server"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/meshtls"
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 )
@@ -158,17 +159,7 @@ func headers(c *http.Client) (int, map[string]string, error) {
 
 func eventually(t *testing.T, what string, d time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	meshtest.Eventually(t, what, d, cond)
 }
 
 // mtlsUp waits until curl reaches httpbin over mutual TLS: the XFCC header

@@ -321,17 +321,7 @@ func get(c *http.Client, u string, hdr map[string]string) (int, map[string]strin
 // eventually polls cond until it returns nil or the deadline passes.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	meshtest.Eventually(t, what, 15*time.Second, cond)
 }
 
 func TestMutualTLSMigration(t *testing.T) {

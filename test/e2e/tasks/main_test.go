@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/demo"
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
 // captureMode is set in the child test process TestCaptureMode starts: the
@@ -169,17 +170,7 @@ func apply(t *testing.T, yaml string) {
 // is eventually consistent, as in Istio's doc tests).
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = check(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	meshtest.Eventually(t, what, timeout, check)
 }
 
 type response struct {

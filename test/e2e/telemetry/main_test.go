@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/demo"
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
 // This package's own ports and ranges (other e2e packages use others).
@@ -149,17 +150,7 @@ func task(name string) string {
 // eventually polls check until it passes or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	meshtest.Eventually(t, what, timeout, check)
 }
 
 type response struct {
