@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +35,7 @@ func TestSmoke(t *testing.T) {
 	}
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	code := run(ctx, []string{"-smoke", "-out", out}, &stdout, &stderr)
 	if code != 0 {
@@ -54,15 +58,35 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("machine not described: %+v", rep.Machine)
 	}
 	avail := map[string]bool{}
+	verified := map[string]string{}
 	for _, tp := range rep.Topologies {
 		avail[tp.Name] = tp.Available
+		verified[tp.Name] = tp.Verified
 		if !tp.Available && tp.Reason == "" {
 			t.Errorf("%s unavailable without a reason", tp.Name)
 		}
 	}
-	for _, name := range []string{"direct", "nginx", "haproxy", "caddy", "weft"} {
+	for _, name := range []string{"direct", "nginx", "nginx-tls", "haproxy", "haproxy-tls", "caddy", "weft", "weft-mtls"} {
 		if _, ok := avail[name]; !ok {
 			t.Errorf("topology %s missing from the report", name)
+		}
+	}
+	// A secured pair whose security check failed is reported unavailable;
+	// when its plaintext twin runs, that is a harness bug, not a skip.
+	// Each check must have said what it proved.
+	for secured, plain := range map[string]string{"nginx-tls": "nginx", "haproxy-tls": "haproxy", "weft-mtls": "weft"} {
+		if avail[plain] && !avail[secured] {
+			t.Errorf("%s measured but %s not: %s", plain, secured, reasonOf(rep, secured))
+		}
+	}
+	for name, want := range map[string]string{
+		"nginx-tls":   "plaintext, no client certificate and TLS 1.2 refused",
+		"haproxy-tls": "plaintext, no client certificate and TLS 1.2 refused",
+		"weft-mtls":   `connection_security_policy="mutual_tls" only`,
+		"weft":        `connection_security_policy="none" only`,
+	} {
+		if avail[name] && !strings.Contains(verified[name], want) {
+			t.Errorf("%s: verified %q, want it to contain %q", name, verified[name], want)
 		}
 	}
 	if !avail["direct"] {
@@ -95,6 +119,63 @@ func TestSmoke(t *testing.T) {
 	}
 	if !avail["weft"] && !strings.Contains(string(md), "weft: not available: ") {
 		t.Error(`weft unavailable but the report lacks "weft: not available: <reason>"`)
+	}
+}
+
+func reasonOf(rep report, name string) string {
+	for _, tp := range rep.Topologies {
+		if tp.Name == name {
+			return tp.Reason
+		}
+	}
+	return "not in the report"
+}
+
+// TestCheckPairTLS: the TLS pairs' check refuses a server side that
+// answers without a client certificate, or plaintext, and accepts one
+// that requires mutual TLS 1.3 with the pair's CA.
+func TestCheckPairTLS(t *testing.T) {
+	pki, err := newPairPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(pki.CA)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})
+	p := &proc{name: "test", done: make(chan struct{})}
+	for _, tc := range []struct {
+		name    string
+		cfg     *tls.Config // nil: plaintext server
+		wantErr string
+	}{
+		{"mutual TLS 1.3", &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS13}, ""},
+		{"client cert optional", &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool, MinVersion: tls.VersionTLS13}, "without a client certificate"},
+		{"TLS 1.2 allowed", &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12}, "TLS 1.2"},
+		{"plaintext", nil, "not answered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewUnstartedServer(ok)
+			if tc.cfg != nil {
+				srv.TLS = tc.cfg
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			defer srv.Close()
+			addr := strings.TrimPrefix(strings.TrimPrefix(srv.URL, "https://"), "http://")
+			_, err := checkPairTLS(context.Background(), addr, pki, p, 500*time.Millisecond)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
 	}
 }
 

@@ -82,7 +82,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.idleServices, "idle-services", 1000, "services for weft-proxy's loaded idle RSS")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
 	parts := fs.String("parts", "load,idle,cp", "what to run: load (proxy topologies), idle (weft-proxy idle RSS), cp (control plane)")
-	topos := fs.String("topologies", "direct,nginx,haproxy,caddy,weft", "topologies for the load part")
+	topos := fs.String("topologies", "direct,nginx,nginx-tls,haproxy,haproxy-tls,caddy,weft,weft-mtls", "topologies for the load part")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		def("tail-duration", func() { o.tail = 500 * time.Millisecond })
 		def("warmup", func() { o.warmup = 0 })
 		def("qps", func() { o.qps = 200 })
-		def("budget", func() { o.budget = 55 * time.Second })
+		def("budget", func() { o.budget = 80 * time.Second })
 		def("cp-services", func() { o.cpServices = 20 })
 		def("cp-proxies", func() { *cpProxies = "10" })
 		def("cp-changes", func() { o.cpChanges = 1 })
@@ -217,10 +217,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		mk        proxyStarter
 		h2cSame   bool
 		hops      string
+		tls       bool
 	}{
-		{"nginx", nginxBin, startNginx, false, "client →h1/h2c→ nginx →h1 keep-alive→ nginx →h1 keep-alive→ backend"},
-		{"haproxy", haproxyBin, startHAProxy, false, "client →h1/h2c→ haproxy →h1 keep-alive→ haproxy →h1 keep-alive→ backend"},
-		{"caddy", caddyBin, startCaddy, true, "client →h1/h2c→ caddy →h1 keep-alive→ caddy →h1 keep-alive→ backend"},
+		{"nginx", nginxBin, startNginx, false, "client →h1/h2c→ nginx →h1 keep-alive→ nginx →h1 keep-alive→ backend", false},
+		{"nginx-tls", nginxBin, startNginx, false, "client →h1/h2c→ nginx →h1 over mutual TLS 1.3 (P-256 client cert), keep-alive→ nginx →h1 keep-alive→ backend", true},
+		{"haproxy", haproxyBin, startHAProxy, false, "client →h1/h2c→ haproxy →h1 keep-alive→ haproxy →h1 keep-alive→ backend", false},
+		{"haproxy-tls", haproxyBin, startHAProxy, false, "client →h1/h2c→ haproxy →h1 over mutual TLS 1.3 (P-256 client cert), keep-alive→ haproxy →h1 keep-alive→ backend", true},
+		{"caddy", caddyBin, startCaddy, true, "client →h1/h2c→ caddy →h1 keep-alive→ caddy →h1 keep-alive→ backend", false},
 	}
 	for _, p := range peers {
 		if !o.parts["load"] || !o.topologies[p.name] {
@@ -230,7 +233,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			rep.addTopology(&topology{Name: p.name, Hops: p.hops}, "binary missing: "+err.Error())
 			continue
 		}
-		t, err := startPair(ctx, p.name, tmp, backendAddr, p.mk, p.h2cSame, p.hops)
+		t, err := startPair(ctx, p.name, tmp, backendAddr, p.mk, p.h2cSame, p.hops, p.tls)
 		if err != nil {
 			log.Warn("peer not available", "peer", p.name, "error", err)
 			rep.addTopology(&topology{Name: p.name, Hops: p.hops}, err.Error())
@@ -241,19 +244,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		rep.addTopology(t, "")
 	}
 	weftBin, proxyBin, weftErr := weftBins(o.bin)
-	if weftErr == nil && o.parts["load"] && o.topologies["weft"] {
-		t, err := startWeft(ctx, weftBin, proxyBin, tmp)
-		if err != nil {
-			weftErr = err
-		} else {
-			defer t.close()
-			topos = append(topos, t)
-			rep.addTopology(t, "")
+	for _, mtls := range []bool{false, true} {
+		name := weftTopologyName(mtls)
+		if !o.parts["load"] || !o.topologies[name] {
+			continue
 		}
-	}
-	if weftErr != nil && o.parts["load"] && o.topologies["weft"] {
-		log.Warn("weft: not available", "reason", weftErr)
-		rep.addTopology(&topology{Name: "weft"}, weftErr.Error())
+		err := weftErr
+		if err == nil {
+			var t *topology
+			if t, err = startWeft(ctx, weftBin, proxyBin, tmp, mtls); err == nil {
+				defer t.close()
+				topos = append(topos, t)
+				rep.addTopology(t, "")
+				continue
+			}
+		}
+		log.Warn(name+": not available", "reason", err)
+		rep.addTopology(&topology{Name: name}, err.Error())
+		if !mtls {
+			weftErr = err
+		}
 	}
 
 	if o.parts["load"] {

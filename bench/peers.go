@@ -25,24 +25,38 @@ type topology struct {
 	Procs  []*proc
 	// Hops describes the protocol on each hop, for the report.
 	Hops string
-	stop func()
+	// Verified says how the harness checked the hop between the pair is
+	// (or is not) mutual TLS.
+	Verified string
+	stop     func()
 }
 
+// close stops the proxies, then what they depend on (Weft's control
+// plane), so no proxy outlives it retrying.
 func (t *topology) close() {
-	if t.stop != nil {
-		t.stop()
-	}
 	for _, p := range t.Procs {
 		p.stop()
+	}
+	if t.stop != nil {
+		t.stop()
 	}
 }
 
 // pair starts the server-side proxy then the client-side one, each made by
-// mk(dir, label, listen ports, upstream) and checks the path end to end.
-type proxyStarter func(dir, label string, h1, h2c int, upstream string) (*proc, error)
+// mk(dir, label, listen ports, upstream, side) and checks the path end to
+// end. With pki the hop between the two proxies is mutual TLS: the server
+// side listens with TLS and requires the client certificate, the client
+// side originates TLS with it.
+type proxyStarter func(dir, label string, h1, h2c int, upstream string, s side) (*proc, error)
+
+// side says which end of the pair a proxy is and, for a TLS pair, its PKI.
+type side struct {
+	server bool
+	pki    *pairPKI // nil: plaintext between the pair
+}
 
 // h2cSame means the client-side proxy takes h2c on its HTTP/1.1 port.
-func startPair(ctx context.Context, name, dir, backend string, mk proxyStarter, h2cSame bool, hops string) (*topology, error) {
+func startPair(ctx context.Context, name, dir, backend string, mk proxyStarter, h2cSame bool, hops string, tlsPair bool) (*topology, error) {
 	host := "127.0.0.1"
 	ports := make([]int, 4)
 	for i := range ports {
@@ -61,11 +75,18 @@ func startPair(ctx context.Context, name, dir, backend string, mk proxyStarter, 
 			return nil, err
 		}
 	}
-	srvSide, err := mk(sdir, name+"-server-side", ports[0], 0, backend)
+	var pki *pairPKI
+	if tlsPair {
+		var err error
+		if pki, err = newPairPKI(filepath.Join(dir, name+"-pki")); err != nil {
+			return nil, err
+		}
+	}
+	srvSide, err := mk(sdir, name+"-server-side", ports[0], 0, backend, side{server: true, pki: pki})
 	if err != nil {
 		return nil, err
 	}
-	cliSide, err := mk(cdir, name+"-client-side", ports[2], ports[3], host+":"+strconv.Itoa(ports[0]))
+	cliSide, err := mk(cdir, name+"-client-side", ports[2], ports[3], host+":"+strconv.Itoa(ports[0]), side{pki: pki})
 	if err != nil {
 		srvSide.stop()
 		return nil, err
@@ -81,7 +102,12 @@ func startPair(ctx context.Context, name, dir, backend string, mk proxyStarter, 
 	if h2cSame {
 		t.H2CURL = t.URL
 	}
-	if err := waitHTTP(ctx, fmt.Sprintf("http://%s:%d/", host, ports[0]), t.Host, srvSide, 15*time.Second); err != nil {
+	if pki != nil {
+		if t.Verified, err = checkPairTLS(ctx, fmt.Sprintf("%s:%d", host, ports[0]), pki, srvSide, 15*time.Second); err != nil {
+			t.close()
+			return nil, fmt.Errorf("server-side %s: %w", name, err)
+		}
+	} else if err := waitHTTP(ctx, fmt.Sprintf("http://%s:%d/", host, ports[0]), t.Host, srvSide, 15*time.Second); err != nil {
 		t.close()
 		return nil, fmt.Errorf("server-side %s: %w", name, err)
 	}
@@ -95,7 +121,37 @@ func startPair(ctx context.Context, name, dir, backend string, mk proxyStarter, 
 // nginx: two workers (like Envoy's default concurrency of 2 in Istio
 // sidecars), keep-alive upstream pool, no access log. nginx 1.22 takes
 // h2c only on a listener of its own ("listen … http2" without ssl).
-func startNginx(dir, label string, h1, h2c int, upstream string) (*proc, error) {
+//
+// TLS pair: the server side listens with ssl, TLS 1.3 only, and requires a
+// client certificate of the pair's CA ("ssl_verify_client on"), with a
+// session cache and tickets; the client side proxies to https with its
+// client certificate, verifies the server's ("proxy_ssl_verify") and
+// reuses sessions ("proxy_ssl_session_reuse", nginx's default) on top of
+// the keep-alive pool.
+func startNginx(dir, label string, h1, h2c int, upstream string, sd side) (*proc, error) {
+	listenTLS, scheme, upstreamTLS := "", "http", ""
+	if sd.pki != nil && sd.server {
+		listenTLS = fmt.Sprintf(` ssl;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    ssl_client_certificate %s;
+    ssl_verify_client on;
+    ssl_protocols TLSv1.3;
+    ssl_session_cache shared:pair:10m;
+    ssl_session_tickets on`, sd.pki.ServerCert, sd.pki.ServerKey, sd.pki.CA)
+	}
+	if sd.pki != nil && !sd.server {
+		scheme = "https"
+		upstreamTLS = fmt.Sprintf(`      proxy_ssl_certificate %s;
+      proxy_ssl_certificate_key %s;
+      proxy_ssl_trusted_certificate %s;
+      proxy_ssl_verify on;
+      proxy_ssl_name %s;
+      proxy_ssl_server_name on;
+      proxy_ssl_protocols TLSv1.3;
+      proxy_ssl_session_reuse on;
+`, sd.pki.ClientCert, sd.pki.ClientKey, sd.pki.CA, pairSNI)
+	}
 	h2cListen := ""
 	if h2c != 0 {
 		h2cListen = fmt.Sprintf("    listen 127.0.0.1:%d http2;\n", h2c)
@@ -121,9 +177,10 @@ http {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:%[3]d;
+    listen 127.0.0.1:%[3]d%[5]s;
 %[4]s    location / {
-      proxy_pass http://up;
+      proxy_pass %[6]s://up;
+%[7]s
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $http_host;
@@ -131,7 +188,7 @@ http {
     }
   }
 }
-`, dir, upstream, h1, h2cListen)
+`, dir, upstream, h1, h2cListen, listenTLS, scheme, upstreamTLS)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -141,7 +198,19 @@ http {
 
 // HAProxy: two threads, HTTP mode with keep-alive and connection reuse to
 // the upstream; h2c on its own bind line ("proto h2").
-func startHAProxy(dir, label string, h1, h2c int, upstream string) (*proc, error) {
+//
+// TLS pair: the server side's bind has "ssl … verify required" with the
+// pair's CA, TLS 1.3 only; the client side's server line has "ssl" with
+// its client certificate, verifies the server's, and keeps HAProxy's
+// default TLS session reuse.
+func startHAProxy(dir, label string, h1, h2c int, upstream string, sd side) (*proc, error) {
+	bindTLS, serverTLS := "", ""
+	if sd.pki != nil && sd.server {
+		bindTLS = fmt.Sprintf(" ssl crt %s ca-file %s verify required ssl-min-ver TLSv1.3", sd.pki.ServerBundle, sd.pki.CA)
+	}
+	if sd.pki != nil && !sd.server {
+		serverTLS = fmt.Sprintf(" ssl crt %s ca-file %s verify required verifyhost %s sni str(%s) ssl-min-ver TLSv1.3", sd.pki.ClientBundle, sd.pki.CA, pairSNI, pairSNI)
+	}
 	h2cBind := ""
 	if h2c != 0 {
 		h2cBind = fmt.Sprintf("  bind 127.0.0.1:%d proto h2\n", h2c)
@@ -157,11 +226,11 @@ defaults
   timeout http-keep-alive 60s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:%d
+  bind 127.0.0.1:%d%s
 %s  default_backend be
 backend be
-  server s1 %s
-`, h1, h2cBind, upstream)
+  server s1 %s%s
+`, h1, bindTLS, h2cBind, upstream, serverTLS)
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -171,7 +240,7 @@ backend be
 
 // Caddy: reverse_proxy with its keep-alive pool; h1 and h2c on one port.
 // Caddy keeps the client's Host header by default.
-func startCaddy(dir, label string, h1, _ int, upstream string) (*proc, error) {
+func startCaddy(dir, label string, h1, _ int, upstream string, _ side) (*proc, error) {
 	conf := fmt.Sprintf(`{
 	admin off
 	auto_https off

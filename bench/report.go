@@ -31,10 +31,13 @@ type report struct {
 }
 
 type topoInfo struct {
-	Name      string           `json:"name"`
-	Hops      string           `json:"hops,omitempty"`
-	Available bool             `json:"available"`
-	Reason    string           `json:"reason,omitempty"`
+	Name      string `json:"name"`
+	Hops      string `json:"hops,omitempty"`
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"`
+	// Verified says how the harness checked the security of the hop
+	// between the pair (TLS topologies and Weft).
+	Verified  string           `json:"verified,omitempty"`
 	PeakRSSKB map[string]int64 `json:"peak_rss_kb,omitempty"` // per proxy process (tree)
 }
 
@@ -71,7 +74,7 @@ func newReport(o *options) *report {
 }
 
 func (r *report) addTopology(t *topology, reason string) {
-	r.Topologies = append(r.Topologies, topoInfo{Name: t.Name, Hops: t.Hops, Available: reason == "", Reason: reason})
+	r.Topologies = append(r.Topologies, topoInfo{Name: t.Name, Hops: t.Hops, Available: reason == "", Reason: reason, Verified: t.Verified})
 }
 
 // addPeaks records each proxy's VmHWM (peak over the whole run).
@@ -179,13 +182,13 @@ func (r *report) markdown() string {
 	p("Machine: %s, %d cores, %s RAM, Linux %s, %s. Peers: %s; %s; %s. Run took %s.\n\n",
 		m.CPU, m.Cores, m.MemTotal, m.Kernel, m.Go, m.Peers["nginx"], firstWords(m.Peers["haproxy"], 3), m.Peers["caddy"], r.Elapsed)
 
-	p("## Topologies\n\n| topology | path | status |\n|---|---|---|\n")
+	p("## Topologies\n\n| topology | path | status | security of the hop between the pair, as checked |\n|---|---|---|---|\n")
 	for _, t := range r.Topologies {
 		st := "measured"
 		if !t.Available {
 			st = t.Name + ": not available: " + oneLine(t.Reason)
 		}
-		p("| %s | %s | %s |\n", t.Name, t.Hops, st)
+		p("| %s | %s | %s | %s |\n", t.Name, t.Hops, st, orDash(oneLine(t.Verified)))
 	}
 	p("\n")
 
@@ -436,5 +439,24 @@ const methodText = `## Method
   larger proxy count 75 s); a phase cut short says so. The simulated proxies share the 2
   cores with the control plane. Control-plane CPU = utime + stime during the phase; RSS from
   /proc as above.
-- Not measured yet: mTLS between the pair (Weft's mTLS is not wired into the sidecars yet).
+- Secured pairs, measured beside the plaintext ones in the same cells, tables and ratio
+  matrices: **nginx-tls** and **haproxy-tls** are the nginx and HAProxy pairs with mutual TLS
+  1.3 on the hop between the two proxies. The harness generates a throw-away CA and two ECDSA
+  P-256 certificates per pair (server "server", client cert for the client side: the key type
+  of Weft's workload certificates). The server side requires and verifies the client
+  certificate (nginx ` + "`ssl_verify_client on`" + `, ` + "`ssl_protocols TLSv1.3`" + `, session cache and
+  tickets; HAProxy ` + "`ssl … verify required ssl-min-ver TLSv1.3`" + `); the client side presents
+  its certificate, verifies the server's against the CA and name, and resumes TLS sessions
+  (nginx ` + "`proxy_ssl_session_reuse on`" + `; HAProxy's default). Before measuring, the harness
+  checks the server side: a TLS 1.3 request with the client certificate is answered, while
+  plaintext, TLS without a client certificate and TLS 1.2 are refused; the pair is reported
+  unavailable otherwise. **weft-mtls** is the Weft pair on a control plane of its own where
+  both sidecars get workload certificates from the control plane's CA (` + "`weft token create`" + `
+  join tokens, ` + "`--root-cert --token-file`" + `, xDS over mTLS on the secure port) and auto mTLS
+  makes the hop ISTIO_MUTUAL; the plain **weft** pair's sidecars have no identity, so its hop
+  is plaintext. After a request, the server sidecar's ` + "`istio_requests_total{reporter=\"destination\"}`" + `
+  must show only ` + "`connection_security_policy=\"mutual_tls\"`" + ` (weft-mtls) or only ` + "`\"none\"`" + `
+  (weft). The "security" column of the topologies table says what was checked. All pairs keep
+  connections alive, so the figures are mostly the per-request cost on established TLS
+  connections; handshakes happen as pools grow (the max and 200-connection cells).
 `

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,10 @@ const (
 	clientSidecarIP = "127.0.77.20"
 	clientAppIP     = "127.0.77.21"
 	idleSidecarIP   = "127.0.77.30"
+	// The mTLS pair runs beside the plaintext one, on IPs of its own.
+	mtlsServerIP    = "127.0.77.11"
+	mtlsClientIP    = "127.0.77.22"
+	mtlsClientAppIP = "127.0.77.23"
 	proxyPort       = 15080
 	healthPort      = 15021
 )
@@ -65,7 +70,8 @@ func firstLine(b []byte) string {
 type controlPlane struct {
 	proc       *proc
 	configDir  string
-	xds        string
+	xds        string // plaintext xDS (15010's role)
+	secure     string // CA and mTLS xDS (15012's role)
 	monitoring string
 }
 
@@ -89,9 +95,14 @@ func startControlPlane(ctx context.Context, weft, dir, label string, files map[s
 	if err != nil {
 		return nil, err
 	}
-	cp := &controlPlane{configDir: cfg, xds: net.JoinHostPort(cpIP, strconv.Itoa(xp)), monitoring: net.JoinHostPort(cpIP, strconv.Itoa(mp))}
+	sp, err := freePort(cpIP)
+	if err != nil {
+		return nil, err
+	}
+	cp := &controlPlane{configDir: cfg, xds: net.JoinHostPort(cpIP, strconv.Itoa(xp)),
+		secure: net.JoinHostPort(cpIP, strconv.Itoa(sp)), monitoring: net.JoinHostPort(cpIP, strconv.Itoa(mp))}
 	cp.proc, err = start(dir, label, nil, weft, "control-plane", "--config-dir", cfg,
-		"--xds-address", cp.xds, "--secure-address", net.JoinHostPort(cpIP, "0"), "--monitoring-address", cp.monitoring, "--log-level", "warn")
+		"--xds-address", cp.xds, "--secure-address", cp.secure, "--monitoring-address", cp.monitoring, "--log-level", "warn")
 	if err != nil {
 		return nil, err
 	}
@@ -116,19 +127,42 @@ type sidecar struct {
 	name, ip, appIP string
 	ports           string // node ports "http:8080:HTTP" ("" for a pure client)
 	proxyPort       int
+	// identity: get a workload certificate from the control plane's CA
+	// with a join token (made by weft, `weft token create`) and speak xDS
+	// over mutual TLS; auto mTLS then makes the pair's hop ISTIO_MUTUAL.
+	identity bool
+	weft     string // bin/weft, for the token
 }
 
 func startSidecar(ctx context.Context, proxyBin, dir string, cp *controlPlane, s sidecar) (*proc, error) {
-	args := []string{"sidecar", "--xds", cp.xds, "--name", s.name, "--namespace", "default",
+	xds := cp.xds
+	var idArgs []string
+	if s.identity {
+		root := filepath.Join(cpStateDir(cp.configDir), "ca", "root-cert.pem")
+		tok := filepath.Join(dir, s.name+"-"+s.ip+".token")
+		out, err := exec.Command(s.weft, "token", "create", "--config-dir", cp.configDir, "--namespace", "default",
+			"--service-account", s.name, "--ttl", "24h", "-o", tok).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("weft token create: %v: %s", err, firstLine(out))
+		}
+		xds = cp.secure
+		idArgs = []string{"--root-cert", root, "--token-file", tok}
+	}
+	args := []string{"sidecar", "--xds", xds, "--name", s.name, "--namespace", "default",
 		"--service-account", s.name, "--labels", "app=" + s.name + ",version=v1", "--ip", s.ip,
 		"--app-address", s.appIP, "--log-level", "warn"}
+	args = append(args, idArgs...)
 	if s.ports != "" {
 		args = append(args, "--ports", s.ports)
 	}
 	if s.proxyPort != 0 {
 		args = append(args, "--proxy-port", strconv.Itoa(s.proxyPort))
 	}
-	p, err := start(dir, "weft-proxy-"+s.name, nil, proxyBin, args...)
+	label := "weft-proxy-" + s.name
+	if s.identity {
+		label += "-mtls"
+	}
+	p, err := start(dir, label, nil, proxyBin, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -154,38 +188,122 @@ spec:
     targetPort: 8080
 `
 
-// startWeft runs the control plane and the sidecar pair: the client sends
-// to the client sidecar's explicit proxy port with Host: server:8080; that
+// cpStateDir is the control plane's default state directory (as
+// server.DefaultStateDir; the harness keeps to the CLI's contract).
+func cpStateDir(configDir string) string { return filepath.Clean(configDir) + ".state" }
+
+func weftTopologyName(mtls bool) string {
+	if mtls {
+		return "weft-mtls"
+	}
+	return "weft"
+}
+
+// startWeft runs a control plane and a sidecar pair: the client sends to
+// the client sidecar's explicit proxy port with Host: server:8080; that
 // sidecar routes to the server sidecar's inbound listener (server IP:8080),
-// which forwards to the backend on its app address.
-func startWeft(ctx context.Context, weft, proxyBin, dir string) (*topology, error) {
-	cp, err := startControlPlane(ctx, weft, dir, "weft-control-plane", map[string]string{"server.yaml": serverService})
+// which forwards to the backend on its app address. With mtls both
+// sidecars hold workload certificates from the control plane's CA (join
+// tokens, xDS over mTLS on the secure port) and auto mTLS makes the hop
+// between them ISTIO_MUTUAL; without, they have no identity and the hop is
+// plaintext. Either way the server sidecar's metrics must say so.
+func startWeft(ctx context.Context, weft, proxyBin, dir string, mtls bool) (*topology, error) {
+	name := weftTopologyName(mtls)
+	sub := filepath.Join(dir, name)
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		return nil, err
+	}
+	cp, err := startControlPlane(ctx, weft, sub, "weft-control-plane", map[string]string{"server.yaml": serverService})
 	if err != nil {
 		return nil, err
 	}
-	t := &topology{Name: "weft", Host: fmt.Sprintf("server:%d", backendPort),
-		Hops: "client →h1/h2c→ weft-proxy (explicit proxy port) →h1→ weft-proxy (inbound) →h1→ backend"}
+	srvIP, cliIP, cliApp := serverSidecarIP, clientSidecarIP, clientAppIP
+	hop, policy := "h1 (plaintext, no identities)", "none"
+	if mtls {
+		srvIP, cliIP, cliApp = mtlsServerIP, mtlsClientIP, mtlsClientAppIP
+		hop, policy = "h1 over Istio mutual TLS 1.3 (auto mTLS, SPIFFE certs from Weft's CA, P-256)", "mutual_tls"
+	}
+	t := &topology{Name: name, Host: fmt.Sprintf("server:%d", backendPort),
+		Hops: "client →h1/h2c→ weft-proxy (explicit proxy port) →" + hop + "→ weft-proxy (inbound) →h1→ backend"}
 	t.stop = cp.proc.stop
-	srv, err := startSidecar(ctx, proxyBin, dir, cp, sidecar{name: "server", ip: serverSidecarIP, appIP: backendIP,
-		ports: fmt.Sprintf("http:%d:HTTP", backendPort)})
+	srv, err := startSidecar(ctx, proxyBin, sub, cp, sidecar{name: "server", ip: srvIP, appIP: backendIP,
+		ports: fmt.Sprintf("http:%d:HTTP", backendPort), identity: mtls, weft: weft})
 	if err != nil {
 		t.close()
 		return nil, err
 	}
-	cli, err := startSidecar(ctx, proxyBin, dir, cp, sidecar{name: "client", ip: clientSidecarIP, appIP: clientAppIP, proxyPort: proxyPort})
+	cli, err := startSidecar(ctx, proxyBin, sub, cp, sidecar{name: "client", ip: cliIP, appIP: cliApp, proxyPort: proxyPort, identity: mtls, weft: weft})
 	if err != nil {
 		srv.stop()
 		t.close()
 		return nil, err
 	}
 	t.Procs = []*proc{cli, srv}
-	t.URL = fmt.Sprintf("http://%s/", net.JoinHostPort(clientSidecarIP, strconv.Itoa(proxyPort)))
+	t.URL = fmt.Sprintf("http://%s/", net.JoinHostPort(cliIP, strconv.Itoa(proxyPort)))
 	t.H2CURL = t.URL
 	if err := waitHTTP(ctx, t.URL, t.Host, cli, 30*time.Second); err != nil {
 		t.close()
 		return nil, fmt.Errorf("request through the sidecar pair: %w", err)
 	}
+	if t.Verified, err = checkWeftPolicy(ctx, fmt.Sprintf("http://%s/stats/prometheus", net.JoinHostPort(srvIP, "15000")), policy, 15*time.Second); err != nil {
+		t.close()
+		return nil, err
+	}
 	return t, nil
+}
+
+// checkWeftPolicy polls the server sidecar's metrics until its
+// server-side (reporter="destination") request series show
+// connection_security_policy=want and no other policy.
+func checkWeftPolicy(ctx context.Context, url, want string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := "no answer"
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			seen := map[string]bool{}
+			for _, line := range strings.Split(string(b), "\n") {
+				if !strings.HasPrefix(line, "istio_requests_total{") || !strings.Contains(line, `reporter="destination"`) {
+					continue
+				}
+				if _, rest, ok := strings.Cut(line, `connection_security_policy="`); ok {
+					v, _, _ := strings.Cut(rest, `"`)
+					seen[v] = true
+				}
+			}
+			if seen[want] && len(seen) == 1 {
+				return fmt.Sprintf(`server sidecar's istio_requests_total{reporter="destination"} has connection_security_policy="%s" only`, want), nil
+			}
+			if len(seen) > 0 {
+				last = fmt.Sprintf("connection_security_policy values %v, want only %q", keysOf(seen), want)
+				if !seen[want] || len(seen) > 1 {
+					// Wrong security on the hop: no point waiting.
+					return "", fmt.Errorf("server sidecar's metrics: %s", last)
+				}
+			} else {
+				last = "no server-side istio_requests_total series yet"
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("server sidecar's metrics (%s): %s", url, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func keysOf(m map[string]bool) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }
 
 // servicesYAML generates n Services, each with one WorkloadEntry endpoint
