@@ -163,6 +163,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	flog.SetOutput(stderr)
 	flog.SetLogLevelQuiet(flog.Critical) // failures are counted per cell
+	lock, err := lockRun(ctx, func() { log.Info("waiting for another bench run to finish", "lock", lockPath) })
+	if err != nil {
+		log.Error("run lock", "error", err)
+		return 1
+	}
+	defer lock.Close()
 	began := time.Now()
 	root := moduleRoot()
 	if o.bin == "" {

@@ -219,3 +219,38 @@ func waitHTTP(ctx context.Context, url, host string, p *proc, timeout time.Durat
 		}
 	}
 }
+
+// lockPath serializes harness runs on a machine: they share the fixed
+// loopback addresses (127.0.77.0/24, the backend on 127.0.77.3:8080), and
+// two runs at once would measure, or even load, each other's processes.
+const lockPath = "/tmp/weft-bench.lock"
+
+// lockRun takes lockPath, waiting while another run holds it; the lock is
+// released when the returned file is closed or the process exits.
+func lockRun(ctx context.Context, waiting func()) (*os.File, error) {
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, err
+	}
+	told := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", lockPath, err)
+		}
+		if !told {
+			waiting()
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for %s (another bench run): %w", lockPath, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
