@@ -261,6 +261,19 @@ func TestSecureGateways(t *testing.T) {
 		}
 	}
 
+	// OPTIONAL_MUTUAL: a client certificate is checked when given, not
+	// required.
+	apply(t, strings.Replace(task("secure-gateways-mutual/gateway.yaml"), "mode: MUTUAL", "mode: OPTIONAL_MUTUAL", 1))
+	eventually(t, 15*time.Second, "OPTIONAL_MUTUAL", func() error {
+		if code, _, err := httpsGet("httpbin.example.com", "/status/418", base); err != nil || code != 418 {
+			return fmt.Errorf("without a client certificate: %d %v", code, err)
+		}
+		if code, _, err := httpsGet("httpbin.example.com", "/status/418", withCert); err != nil || code != 418 {
+			return fmt.Errorf("with a client certificate: %d %v", code, err)
+		}
+		return nil
+	})
+
 	// Rotation: back to SIMPLE, a client loops (new connections and one
 	// kept alive) while the certificate is replaced.
 	apply(t, task("secure-gateways-simple/gateway.yaml"))
