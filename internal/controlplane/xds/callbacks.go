@@ -253,8 +253,7 @@ func (s *Server) openStream(k streamKey, n *corev3.Node) error {
 	}
 	p.pending = false
 	if old != nil {
-		s.cache.ClearSnapshot(id)
-		s.sotw.clear(id)
+		s.watches.clear(id)
 	}
 	g := s.gen
 	s.mu.Unlock()
@@ -286,8 +285,7 @@ func (s *Server) closeStream(k streamKey) {
 		return
 	}
 	delete(s.proxies, id)
-	s.cache.ClearSnapshot(id)
-	s.sotw.clear(id)
+	s.watches.clear(id)
 	s.intern.release(p.shared)
 	p.shared = nil
 	s.mu.Unlock()

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
@@ -72,8 +71,7 @@ type Options struct {
 type Server struct {
 	opts    Options
 	log     *slog.Logger
-	cache   cachev3.SnapshotCache // delta watches
-	sotw    *sotwCache            // state-of-the-world watches
+	watches *watchCache // what go-control-plane's server sends
 	grpcSrv serverv3.Server
 	metrics *Metrics
 	intern  *interner
@@ -131,12 +129,11 @@ func New(snap *model.Snapshot, opts Options) *Server {
 		detached: map[streamKey]bool{},
 		idents:   map[streamKey]meshtls.Identity{},
 	}
-	// Non-ADS cache mode: a request naming a resource we do not have is
-	// answered with what exists (gRPC clients then see "does not exist")
-	// instead of never being answered.
-	s.cache = cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cacheLogger{s.log})
-	s.sotw = newSotwCache()
-	s.grpcSrv = serverv3.NewServer(context.Background(), watcher{delta: s.cache, sotw: s.sotw}, callbacks{s})
+	// As go-control-plane's cache in non-ADS mode, a request naming a
+	// resource we do not have is answered with what exists (gRPC clients
+	// then see "does not exist") instead of never being answered.
+	s.watches = newWatchCache()
+	s.grpcSrv = serverv3.NewServer(context.Background(), s.watches, callbacks{s})
 	return s
 }
 
@@ -299,13 +296,7 @@ func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
 	}
 	cs := set.snapshot()
 	// Under s.mu, so a concurrent disconnect's ClearSnapshot comes after.
-	if p.delta {
-		if err := s.cache.SetSnapshot(context.Background(), p.id, cs); err != nil {
-			s.log.Error("publishing snapshot", "proxy", p.id, "err", err)
-		}
-	} else {
-		s.sotw.set(p.id, cs)
-	}
+	s.watches.set(p.id, cs)
 	s.mu.Unlock()
 	s.intern.release(old)
 }

@@ -1,0 +1,364 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sync"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// watchCache is the cache go-control-plane's server reads: it answers
+// state-of-the-world and delta watches from each proxy's servedSnapshot,
+// with the semantics of go-control-plane's snapshot cache (non-ADS mode: a
+// request naming resources gets those that exist). The difference is the
+// cost. The snapshot cache builds every response per proxy (a
+// cached-resource record with two once-functions, a fresh Any and, for
+// delta, a SHA-256 of each resource; a map of the names returned), and for
+// delta it diffs every resource on every ACK, all under one lock for all
+// proxies. Here a type version's resources are one slice of Anys (and of
+// delta Resources) over the stored encodings (wire.go), built once and
+// shared by every proxy holding that version; an ACK allocates nothing.
+type watchCache struct {
+	mu    sync.Mutex
+	nodes map[string]*sotwNode
+}
+
+var _ cachev3.Cache = (*watchCache)(nil)
+
+type sotwNode struct {
+	snap    *servedSnapshot
+	watches map[*sotwWatch]struct{}
+	deltas  map[*deltaWatch]struct{}
+}
+
+type sotwWatch struct {
+	req *cachev3.Request
+	sub cachev3.Subscription
+	ch  chan cachev3.Response
+}
+
+type deltaWatch struct {
+	req *cachev3.DeltaRequest
+	sub cachev3.Subscription
+	ch  chan cachev3.DeltaResponse
+}
+
+func newWatchCache() *watchCache { return &watchCache{nodes: map[string]*sotwNode{}} }
+
+func (c *watchCache) node(id string) *sotwNode {
+	n := c.nodes[id]
+	if n == nil {
+		n = &sotwNode{watches: map[*sotwWatch]struct{}{}, deltas: map[*deltaWatch]struct{}{}}
+		c.nodes[id] = n
+	}
+	return n
+}
+
+// CreateWatch answers at once when the proxy lacks the current version
+// (or a resource it subscribes to that exists), else waits for set.
+func (c *watchCache) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+	id := r.GetNode().GetId()
+	c.mu.Lock()
+	n := c.node(id)
+	if n.snap != nil {
+		if resp := respond(n.snap, r, sub, false); resp != nil {
+			c.mu.Unlock()
+			ch <- resp // a new channel with room for one: never blocks
+			return func() {}, nil
+		}
+	}
+	w := &sotwWatch{req: r, sub: sub, ch: ch}
+	n.watches[w] = struct{}{}
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		delete(n.watches, w)
+		c.mu.Unlock()
+	}, nil
+}
+
+// CreateDeltaWatch answers at once when resources the proxy subscribes to
+// changed or went away (or on a wildcard stream's first request), else
+// waits for set.
+func (c *watchCache) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+	id := r.GetNode().GetId()
+	c.mu.Lock()
+	n := c.node(id)
+	if n.snap != nil {
+		if resp := respondDelta(n.snap, r, sub); resp != nil {
+			c.mu.Unlock()
+			// The server's channel has room for two per type and is
+			// drained before each request is handled.
+			ch <- resp
+			return func() {}, nil
+		}
+	}
+	w := &deltaWatch{req: r, sub: sub, ch: ch}
+	n.deltas[w] = struct{}{}
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		delete(n.deltas, w)
+		c.mu.Unlock()
+	}, nil
+}
+
+// Fetch is REST xDS, which the callbacks refuse before it gets here.
+func (c *watchCache) Fetch(context.Context, *cachev3.Request) (cachev3.Response, error) {
+	return nil, errors.New("REST xDS is not served")
+}
+
+// set publishes a proxy's snapshot and answers its open watches whose
+// version changed.
+func (c *watchCache) set(id string, snap *servedSnapshot) {
+	c.mu.Lock()
+	n := c.node(id)
+	n.snap = snap
+	var sends []func()
+	for w := range n.watches {
+		if resp := respond(snap, w.req, w.sub, true); resp != nil {
+			delete(n.watches, w)
+			sends = append(sends, func() { w.ch <- resp })
+		}
+	}
+	for w := range n.deltas {
+		if resp := respondDelta(snap, w.req, w.sub); resp != nil {
+			delete(n.deltas, w)
+			sends = append(sends, func() { w.ch <- resp })
+		}
+	}
+	c.mu.Unlock()
+	for _, send := range sends {
+		send() // one response per watch; the channels have room
+	}
+}
+
+// clear forgets a proxy (its stream ended or was replaced).
+func (c *watchCache) clear(id string) {
+	c.mu.Lock()
+	delete(c.nodes, id)
+	c.mu.Unlock()
+}
+
+// respond returns the response a watch gets from snap, or nil when it
+// waits: the version is the one the request ACKed and (unless onSet)
+// every resource it subscribes to that exists was returned already.
+func respond(snap *servedSnapshot, r *cachev3.Request, sub cachev3.Subscription, onSet bool) cachev3.Response {
+	st := snap.typ(r.GetTypeUrl())
+	if st == nil {
+		st = &servedType{list: &encodedList{}, all: &sotwAll{}} // a type not served: none
+	}
+	if r.GetVersionInfo() == st.version {
+		if onSet {
+			return nil
+		}
+		known := sub.ReturnedResources()
+		missing := false
+		if !sub.IsWildcard() {
+			for name := range sub.SubscribedResources() {
+				if _, ok := known[name]; !ok {
+					if _, ok := st.items[name]; ok {
+						missing = true
+						break
+					}
+				}
+			}
+		} else {
+			for name := range st.items {
+				if _, ok := known[name]; !ok {
+					missing = true
+					break
+				}
+			}
+		}
+		if !missing {
+			return nil
+		}
+	}
+	all := st.all.get(st.list, r.GetTypeUrl())
+	resp := &sotwResponse{req: r, version: st.version}
+	if len(r.GetResourceNames()) == 0 {
+		resp.anys = all.anys
+		resp.returned = returned(sub.ReturnedResources(), st.list.names, nil, st.version)
+		return resp
+	}
+	want := make(map[string]bool, len(r.GetResourceNames()))
+	for _, name := range r.GetResourceNames() {
+		want[name] = true
+	}
+	keep := make([]bool, len(st.list.names))
+	for i, name := range st.list.names {
+		if want[name] {
+			keep[i] = true
+			resp.anys = append(resp.anys, all.anys[i])
+		}
+	}
+	resp.returned = returned(sub.ReturnedResources(), st.list.names, keep, st.version)
+	return resp
+}
+
+// returned is the map of names a response returns (the subscription
+// keeps it, and go-control-plane's server may delete from it, so it is
+// per proxy). Only its keys are read; the previous map is reused when it
+// has the same names, so a push allocates none.
+func returned(prev map[string]string, names []string, keep []bool, version string) map[string]string {
+	n := 0
+	same := true
+	for i, name := range names {
+		if keep != nil && !keep[i] {
+			continue
+		}
+		n++
+		if _, ok := prev[name]; !ok {
+			same = false
+		}
+	}
+	if same && n == len(prev) && prev != nil {
+		return prev
+	}
+	m := make(map[string]string, n)
+	for i, name := range names {
+		if keep == nil || keep[i] {
+			m[name] = version
+		}
+	}
+	return m
+}
+
+// sotwAll is a type version's resources as Anys in name order (and as
+// delta Resources with their versions), built on the first response that
+// needs them and shared by every proxy holding that version.
+type sotwAll struct {
+	once  sync.Once
+	anys  []*anypb.Any
+	res   []*discoveryv3.Resource
+	index map[string]int
+}
+
+func (a *sotwAll) get(l *encodedList, typeURL string) *sotwAll {
+	a.once.Do(func() {
+		a.anys = make([]*anypb.Any, len(l.wire))
+		a.res = make([]*discoveryv3.Resource, len(l.wire))
+		a.index = make(map[string]int, len(l.wire))
+		for i, r := range l.wire {
+			a.anys[i] = &anypb.Any{TypeUrl: typeURL, Value: wireBytes(r)}
+			a.res[i] = &discoveryv3.Resource{Name: l.names[i], Version: l.hashes[i], Resource: a.anys[i]}
+			a.index[l.names[i]] = i
+		}
+	})
+	return a
+}
+
+// respondDelta returns a delta watch's response from snap, or nil when
+// nothing it subscribes to changed (go-control-plane's createDeltaResponse
+// and its rule for answering: something changed or went away, or it is a
+// wildcard stream's first request). The versions are the per-resource
+// content hashes the snapshot's version map holds.
+func respondDelta(snap *servedSnapshot, r *cachev3.DeltaRequest, sub cachev3.Subscription) cachev3.DeltaResponse {
+	st := snap.typ(r.GetTypeUrl())
+	if st == nil {
+		st = &servedType{list: &encodedList{}, all: &sotwAll{}} // a type not served: none
+	}
+	all := st.all.get(st.list, r.GetTypeUrl())
+	known := sub.ReturnedResources()
+	resp := &deltaResponse{req: r, version: st.version}
+	if sub.IsWildcard() {
+		for i, name := range st.list.names {
+			if v, ok := known[name]; !ok || v != st.list.hashes[i] {
+				resp.res = append(resp.res, all.res[i])
+			}
+		}
+		for name := range known {
+			if _, ok := all.index[name]; !ok {
+				resp.removed = append(resp.removed, name)
+			}
+		}
+	} else {
+		for name := range sub.SubscribedResources() {
+			v, found := known[name]
+			if i, ok := all.index[name]; ok {
+				if !found || v != st.list.hashes[i] {
+					resp.res = append(resp.res, all.res[i])
+				}
+			} else if found {
+				resp.removed = append(resp.removed, name)
+			}
+		}
+	}
+	if len(resp.res) == 0 && len(resp.removed) == 0 && !(sub.IsWildcard() && r.GetResponseNonce() == "") {
+		return nil
+	}
+	// The versions the proxy holds after this response (the server keeps
+	// this map in the subscription and edits it: one per response).
+	if sub.IsWildcard() {
+		resp.next = maps.Clone(st.versionMap)
+		if resp.next == nil {
+			resp.next = map[string]string{}
+		}
+	} else {
+		resp.next = make(map[string]string, len(sub.SubscribedResources()))
+		for name := range sub.SubscribedResources() {
+			if i, ok := all.index[name]; ok {
+				resp.next[name] = st.list.hashes[i]
+			}
+		}
+	}
+	return resp
+}
+
+// deltaResponse is one delta response; the DeltaDiscoveryResponse is new
+// per call (the server sets its nonce), its resources are shared.
+type deltaResponse struct {
+	req     *cachev3.DeltaRequest
+	version string
+	res     []*discoveryv3.Resource
+	removed []string
+	next    map[string]string
+}
+
+var _ cachev3.DeltaResponse = (*deltaResponse)(nil)
+
+func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discoveryv3.DeltaDiscoveryResponse, error) {
+	return &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: r.version, Resources: r.res, RemovedResources: r.removed, TypeUrl: r.req.GetTypeUrl()}, nil
+}
+func (r *deltaResponse) GetDeltaRequest() *discoveryv3.DeltaDiscoveryRequest { return r.req }
+func (r *deltaResponse) GetSystemVersion() (string, error)                   { return r.version, nil }
+func (r *deltaResponse) GetResponseVersion() string                          { return r.version }
+func (r *deltaResponse) GetNextVersionMap() map[string]string                { return r.next }
+func (r *deltaResponse) GetReturnedResources() map[string]string             { return r.next }
+func (r *deltaResponse) GetContext() context.Context                         { return context.Background() }
+
+// wireBytes is a resource's deterministic encoding: the stored one of an
+// encoded wrapper (the cache is only handed those).
+func wireBytes(r types.Resource) []byte {
+	if e, ok := r.(*encoded); ok {
+		return e.bytes[:len(e.bytes):len(e.bytes)]
+	}
+	b, _ := cachev3.MarshalResource(r) // not reached: every list holds encoded
+	return b
+}
+
+// sotwResponse is one response; the DiscoveryResponse is new per call
+// (the server sets its nonce), its resources are shared.
+type sotwResponse struct {
+	req      *cachev3.Request
+	version  string
+	anys     []*anypb.Any
+	returned map[string]string
+}
+
+var _ cachev3.Response = (*sotwResponse)(nil)
+
+func (r *sotwResponse) GetDiscoveryResponse() (*discoveryv3.DiscoveryResponse, error) {
+	return &discoveryv3.DiscoveryResponse{VersionInfo: r.version, Resources: r.anys, TypeUrl: r.req.GetTypeUrl()}, nil
+}
+func (r *sotwResponse) GetRequest() *discoveryv3.DiscoveryRequest { return r.req }
+func (r *sotwResponse) GetVersion() (string, error)               { return r.version, nil }
+func (r *sotwResponse) GetResponseVersion() string                { return r.version }
+func (r *sotwResponse) GetReturnedResources() map[string]string   { return r.returned }
+func (r *sotwResponse) GetContext() context.Context               { return context.Background() }
