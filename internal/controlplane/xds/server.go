@@ -1,6 +1,7 @@
 // Package xds serves translated configuration to proxies over ADS (state of
-// the world and delta, both from go-control-plane). It keeps, per connected
-// proxy, the translated output, the version of each resource type (a hash
+// the world and delta: go-control-plane's stream handling over watchCache,
+// which shares encoded resources between proxies). It keeps, per connected
+// proxy, the translated output (shared lists, see interner), the version of each resource type (a hash
 // of its content, so unchanged types are not re-sent) and what the proxy
 // ACKed or NACKed. Snapshot updates are debounced and only proxies whose
 // output changed are pushed.
