@@ -1,7 +1,8 @@
 // Command bench is Weft's benchmark harness (issue 7): on loopback, in one
 // run and interleaved so machine drift hits every topology alike, it loads
 // a 1 KB backend directly and through sidecar pairs of Weft, nginx, HAProxy
-// and Caddy with fortio, measures the proxies' CPU and memory from /proc,
+// and Caddy with fortio (Weft, nginx and HAProxy also with mutual TLS
+// between the pair), measures the proxies' CPU and memory from /proc,
 // weft-proxy's idle memory, and the control plane's push latency with
 // simulated proxies, and writes bench/results/<date>-<commit>.{json,md}.
 //
