@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
@@ -201,10 +202,18 @@ func msgs[T proto.Message](s []T) []proto.Message {
 // controlPlane runs the control plane in Kubernetes mode.
 func controlPlane(t *testing.T, env *kubetest.Env) *server.Server {
 	t.Helper()
-	s, err := server.New(server.Options{XDSAddress: "127.0.0.1:0", MonitoringAddress: "127.0.0.1:0", Debounce: 10 * time.Millisecond,
-		NewSource: func(onChange func()) (store.Source, error) {
-			return kube.New(context.Background(), kube.Options{Config: env.Config, OnChange: onChange})
-		}})
+	return controlPlaneWith(t, env, server.Options{})
+}
+
+// controlPlaneWith starts a Kubernetes-mode control plane with opts plus
+// the test defaults (plaintext xDS, monitoring on port 0, short debounce).
+func controlPlaneWith(t *testing.T, env *kubetest.Env, opts server.Options) *server.Server {
+	t.Helper()
+	opts.XDSAddress, opts.MonitoringAddress, opts.Debounce = "127.0.0.1:0", "127.0.0.1:0", 10*time.Millisecond
+	opts.NewSource = func(onChange func()) (store.Source, error) {
+		return kube.New(context.Background(), kube.Options{Config: env.Config, OnChange: onChange})
+	}
+	s, err := server.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,25 +371,32 @@ func TestSecretsStayInTheirNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Real key pairs: a credential that does not parse is never served.
+	certA, keyA := selfSignedPEM(t, "a.example.com")
+	certB, keyB := selfSignedPEM(t, "b.example.com")
+	certO, keyO := selfSignedPEM(t, "other.example.com")
 	if _, err := env.Client.CoreV1().Secrets(nsA).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "cred"}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{"tls.crt": []byte("CERT-A"), "tls.key": []byte("KEY-A")},
+		Data: map[string][]byte{"tls.crt": certA, "tls.key": keyA},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// An unreferenced Secret is never even cached.
 	if _, err := env.Client.CoreV1().Secrets(nsA).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "other"}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{"tls.crt": []byte("CERT-O"), "tls.key": []byte("KEY-O")},
+		Data: map[string][]byte{"tls.crt": certO, "tls.key": keyO},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
-	s := controlPlane(t, env)
+	s := controlPlaneWith(t, env, server.Options{SecureAddress: "127.0.0.1:0"})
 	types := append(slices.Clone(meshtest.DefaultXDSTypes), resource.SecretType)
+	// Credentials follow the caller's verified identity, so each gateway
+	// connects over mutual TLS with a certificate for its namespace.
 	dial := func(ns string) *meshtest.XDSClient {
-		c, err := meshtest.DialXDS(s.XDSAddr(), &node.Meta{Type: node.Router, IP: "10.3.0.1", Name: "ingress", Namespace: ns,
-			Labels: map[string]string{"istio": "ingressgateway"}}, meshtest.XDSClientOptions{Types: types})
+		c, err := meshtest.DialXDS(s.SecureAddr(), &node.Meta{Type: node.Router, IP: "10.3.0.1", Name: "ingress", Namespace: ns,
+			ServiceAccount: "gw", Labels: map[string]string{"istio": "ingressgateway"}},
+			meshtest.XDSClientOptions{Types: types, DialOptions: []grpc.DialOption{mtlsAs(t, s, ns, "gw")}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,7 +408,7 @@ func TestSecretsStayInTheirNamespace(t *testing.T) {
 		sec, _ := c.Resources(resource.SecretType)["kubernetes://cred"].(*tlsv3.Secret)
 		return string(sec.GetTlsCertificate().GetCertificateChain().GetInlineBytes())
 	}
-	waitFor(t, a, "A's gateway gets A's secret", func(c *meshtest.XDSClient) bool { return certOf(c) == "CERT-A" })
+	waitFor(t, a, "A's gateway gets A's secret", func(c *meshtest.XDSClient) bool { return certOf(c) == string(certA) })
 	waitFor(t, b, "B's gateway gets its listeners", func(c *meshtest.XDSClient) bool { return c.Version(resource.ListenerType) != "" })
 	if got := certOf(b); got != "" {
 		t.Fatalf("namespace B's gateway was served %q from namespace A", got)
@@ -405,12 +421,12 @@ func TestSecretsStayInTheirNamespace(t *testing.T) {
 	// B's own secret goes to B only.
 	if _, err := env.Client.CoreV1().Secrets(nsB).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "cred"}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{"tls.crt": []byte("CERT-B"), "tls.key": []byte("KEY-B")},
+		Data: map[string][]byte{"tls.crt": certB, "tls.key": keyB},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, b, "B's gateway gets B's secret", func(c *meshtest.XDSClient) bool { return certOf(c) == "CERT-B" })
-	if got := certOf(a); got != "CERT-A" {
+	waitFor(t, b, "B's gateway gets B's secret", func(c *meshtest.XDSClient) bool { return certOf(c) == string(certB) })
+	if got := certOf(a); got != string(certA) {
 		t.Fatalf("namespace A's gateway now has %q", got)
 	}
 }
