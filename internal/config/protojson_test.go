@@ -134,3 +134,37 @@ func overlay(t *testing.T, dst, src protoreflect.Message, js json.RawMessage) {
 		dst.Set(fd, src.Get(fd))
 	}
 }
+
+// FuzzLoaderMatchesProtojson: for any document both the loader and
+// protojson accept, the two decode the same spec.
+func FuzzLoaderMatchesProtojson(f *testing.F) {
+	for _, s := range []string{
+		"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n  - route: [{destination: {host: r, subset: v1}, weight: 100}]\n    timeout: 1s\n",
+		"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}, loadBalancer: {simple: LEAST_REQUEST}}\n",
+		"apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\nspec:\n  action: DENY\n  rules: [{from: [{source: {principals: [\"cluster.local/ns/x/sa/y\"]}}]}]\n",
+		"{\"apiVersion\": \"networking.istio.io/v1\", \"kind\": \"Gateway\", \"metadata\": {\"name\": \"g\"}, \"spec\": {\"servers\": [{\"port\": {\"number\": 80, \"name\": \"http\", \"protocol\": \"HTTP\"}, \"hosts\": [\"*\"]}]}}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		res, err := LoadReader("fuzz.yaml", bytes.NewReader(doc), Options{})
+		if err != nil || len(res) != 1 || res[0].Spec == nil || res[0].Kind == KindMeshConfig {
+			return
+		}
+		docJSON, err := sigsyaml.YAMLToJSON(doc)
+		if err != nil {
+			return
+		}
+		var top map[string]json.RawMessage
+		if json.Unmarshal(docJSON, &top) != nil || top["spec"] == nil {
+			return
+		}
+		want := res[0].Spec.ProtoReflect().New().Interface()
+		if (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(top["spec"], want) != nil {
+			return
+		}
+		if !proto.Equal(want, res[0].Spec) {
+			t.Fatalf("loader and protojson disagree\nprotojson: %s\nloader:    %s", prototext.Format(want), prototext.Format(res[0].Spec))
+		}
+	})
+}
