@@ -123,6 +123,13 @@ parsed (0 with --ignore-unknown), 1 on usage errors.`,
 			}
 			msgs = append(msgs, config.UnsupportedMessages(unsupported)...)
 			msgs = append(msgs, config.Analyze(res, config.AnalyzeOptions{})...)
+			if live.use {
+				im, err := live.injectionMessages(cmd.Context())
+				if err != nil {
+					return err
+				}
+				msgs = append(msgs, im...)
+			}
 			config.SortMessages(msgs)
 			msgs = config.CapRepeats(msgs, maxRepeats)
 			if filter {

@@ -17,8 +17,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/weftmesh/weft/internal/cli"
 	"github.com/weftmesh/weft/internal/controlplane/ca"
 	"github.com/weftmesh/weft/internal/controlplane/inject"
+	"github.com/weftmesh/weft/internal/install"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
 
@@ -288,5 +290,48 @@ func normaliseAPIVolume(p *corev1.Pod) {
 				}
 			}
 		}
+	}
+}
+
+// TestAnalyzeInjection: a namespace labelled after its pods were created
+// has pods without the proxy (IST0103); an unlabelled namespace is
+// reported as not injected (IST0102).
+func TestAnalyzeInjection(t *testing.T) {
+	env := kubetest.Shared(t)
+	ctx := context.Background()
+	a, err := install.NewApplier(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, _ := install.Decode(install.CRDs)
+	if _, err := a.Apply(ctx, crds, false); err != nil {
+		t.Fatal(err)
+	}
+	ns := env.Namespace(t, nil)
+	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, appPod("early", nil, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, appPod("optout", map[string]string{"sidecar.istio.io/inject": "false"}, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cli.Main([]string{"analyze", "-k", "--kubeconfig", env.Kubeconfig, "-n", ns}, strings.NewReader(""), &out, &out)
+	var n *corev1.Namespace
+	if !strings.Contains(out.String(), "IST0102") || strings.Contains(out.String(), "IST0103") {
+		t.Fatalf("unlabelled namespace:\n%s", out.String())
+	}
+	n, err = env.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Labels["istio-injection"] = "enabled"
+	if _, err := env.Client.CoreV1().Namespaces().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	cli.Main([]string{"analyze", "-k", "--kubeconfig", env.Kubeconfig, "-n", ns}, strings.NewReader(""), &out, &out)
+	s := out.String()
+	if strings.Contains(s, "IST0102") || !strings.Contains(s, "IST0103") || !strings.Contains(s, "Pod "+ns+"/early") || strings.Contains(s, "optout") {
+		t.Fatalf("labelled namespace:\n%s", s)
 	}
 }
