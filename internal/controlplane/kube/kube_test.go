@@ -34,6 +34,7 @@ import (
 	"github.com/weftmesh/weft/internal/install"
 	"github.com/weftmesh/weft/internal/kubetest"
 	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/internal/meshtls"
 	"github.com/weftmesh/weft/internal/node"
 )
 
@@ -160,8 +161,11 @@ func TestSameXDSFromFilesAndAPIServer(t *testing.T) {
 	}
 	total := 0
 	for _, m := range proxies {
-		fileOut := translate.Build(fileSnap, &model.Proxy{Meta: m, ID: m.ID(), Services: registry.ServicesFor(fileSnap, m)})
-		kubeOut := translate.Build(kubeSnap, &model.Proxy{Meta: m, ID: m.ID(), Services: registry.ServicesFor(kubeSnap, m)})
+		// Each proxy as if it proved its metadata's identity on 15012:
+		// gateway credentials follow the verified identity.
+		id := &meshtls.Identity{TrustDomain: meshtls.DefaultTrustDomain, Namespace: m.Namespace, ServiceAccount: m.ServiceAccount}
+		fileOut := translate.Build(fileSnap, &model.Proxy{Meta: m, ID: m.ID(), Identity: id, Services: registry.ServicesFor(fileSnap, m)})
+		kubeOut := translate.Build(kubeSnap, &model.Proxy{Meta: m, ID: m.ID(), Identity: id, Services: registry.ServicesFor(kubeSnap, m)})
 		lists := func(o *translate.Output) map[string][]proto.Message {
 			return map[string][]proto.Message{
 				"listeners": msgs(o.Listeners), "routes": msgs(o.Routes), "clusters": msgs(o.Clusters),
