@@ -189,26 +189,13 @@ func (g ruleGen) permission(ts ruleTerms) (*rbacv3.Permission, error) {
 			}
 			continue
 		}
-		var yes, no []*rbacv3.Permission
-		for _, v := range t.values {
-			p, err := g.permValue(t.key, v)
-			if err != nil {
-				if err := g.keep(err); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			yes = append(yes, p)
+		yes, err := convertValues(g, t.key, t.values, g.permValue)
+		if err != nil {
+			return nil, err
 		}
-		for _, v := range t.notValues {
-			p, err := g.permValue(t.key, v)
-			if err != nil {
-				if err := g.keep(err); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			no = append(no, p)
+		no, err := convertValues(g, t.key, t.notValues, g.permValue)
+		if err != nil {
+			return nil, err
 		}
 		// request.auth-style keys are "extended" in Istio: their values form
 		// one matcher; the others OR single-value matchers. Both end up
@@ -224,6 +211,23 @@ func (g ruleGen) permission(ts ruleTerms) (*rbacv3.Permission, error) {
 		and = append(and, &rbacv3.Permission{Rule: &rbacv3.Permission_Any{Any: true}})
 	}
 	return &rbacv3.Permission{Rule: &rbacv3.Permission_AndRules{AndRules: &rbacv3.Permission_Set{Rules: and}}}, nil
+}
+
+// convertValues turns each value of key into a matcher; a value that
+// cannot be converted is dropped or fails the rule, as g.keep decides.
+func convertValues[T any](g ruleGen, key string, values []string, conv func(key, value string) (T, error)) ([]T, error) {
+	var out []T
+	for _, v := range values {
+		m, err := conv(key, v)
+		if err != nil {
+			if err := g.keep(err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 func permOr(ps []*rbacv3.Permission) *rbacv3.Permission {
@@ -261,26 +265,13 @@ func (g ruleGen) principal(ts ruleTerms) (*rbacv3.Principal, error) {
 			}
 			continue
 		}
-		var yes, no []*rbacv3.Principal
-		for _, v := range t.values {
-			p, err := g.prinValue(t.key, v)
-			if err != nil {
-				if err := g.keep(err); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			yes = append(yes, p)
+		yes, err := convertValues(g, t.key, t.values, g.prinValue)
+		if err != nil {
+			return nil, err
 		}
-		for _, v := range t.notValues {
-			p, err := g.prinValue(t.key, v)
-			if err != nil {
-				if err := g.keep(err); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			no = append(no, p)
+		no, err := convertValues(g, t.key, t.notValues, g.prinValue)
+		if err != nil {
+			return nil, err
 		}
 		if len(yes) > 0 {
 			and = append(and, prinOr(yes))
