@@ -49,6 +49,15 @@ func (f *installFlags) rest() (*rest.Config, error) {
 }
 
 // objects renders and decodes the installation.
+// applier talks to the cluster the flags name.
+func (f *installFlags) applier() (*install.Applier, error) {
+	cfg, err := f.rest()
+	if err != nil {
+		return nil, err
+	}
+	return install.NewApplier(cfg)
+}
+
 func (f *installFlags) objects() ([]*unstructured.Unstructured, error) {
 	v, err := f.values()
 	if err != nil {
@@ -108,11 +117,7 @@ server-side dry run: validated and admitted, nothing stored.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := f.rest()
-			if err != nil {
-				return err
-			}
-			a, err := install.NewApplier(cfg)
+			a, err := f.applier()
 			if err != nil {
 				return err
 			}
@@ -153,11 +158,7 @@ func newUninstallCmd() *cobra.Command {
 				}
 				objs = kept
 			}
-			cfg, err := f.rest()
-			if err != nil {
-				return err
-			}
-			a, err := install.NewApplier(cfg)
+			a, err := f.applier()
 			if err != nil {
 				return err
 			}
@@ -184,11 +185,7 @@ func newCheckCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := f.rest()
-			if err != nil {
-				return err
-			}
-			a, err := install.NewApplier(cfg)
+			a, err := f.applier()
 			if err != nil {
 				return err
 			}
