@@ -141,14 +141,14 @@ func TestEgressGatewayMutualTLSOrigination(t *testing.T) {
 	dir := t.TempDir()
 	const host = "my-nginx.mesh-external.svc.cluster.local"
 	site := exec.Command(filepath.Join(binDir, "weft"), "sample", "external", "--mutual", "--host", host,
-		"--https", "127.0.50.2:443", "--ca-out", dir+"/ca.pem", "--client-cert-out", dir+"/client.crt", "--client-key-out", dir+"/client.key")
+		"--https", "127.0.52.2:443", "--ca-out", dir+"/ca.pem", "--client-cert-out", dir+"/client.crt", "--client-key-out", dir+"/client.key")
 	site.Stdout, site.Stderr = os.Stderr, os.Stderr
 	if err := site.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { site.Process.Kill(); site.Wait() })
 	eventually(t, 10*time.Second, "the mutual TLS site listens", func() error {
-		c, err := netDialer.Dial("tcp", "127.0.50.2:443")
+		c, err := netDialer.Dial("tcp", "127.0.52.2:443")
 		if err != nil {
 			return err
 		}
