@@ -14,6 +14,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	// The raw_buffer socket carries no settings, but its typed config must
+	// resolve for the config dump (auto mTLS emits it per endpoint).
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
+
 	"github.com/weftmesh/weft/internal/meshtls"
 	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
