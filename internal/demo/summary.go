@@ -62,10 +62,10 @@ func (m *Mesh) PrintSummary(w io.Writer) {
 	tw.Flush()
 	curl := m.workloads["curl"]
 	fmt.Fprintf(w, "\nTry:\n")
-	fmt.Fprintf(w, "  curl -s http://%s:%s/productpage | grep -o 'Reviews served by: [^<]*'\n", m.opts.IngressIP, ingress)
+	fmt.Fprintf(w, "  curl -s http://%s:%s/productpage | grep -o 'reviews-v[0-9]'\n", m.opts.IngressIP, ingress)
 	fmt.Fprintf(w, "  weft apply -f examples/tasks/virtual-service-all-v1/   # every service to v1\n")
 	fmt.Fprintf(w, "  weft apply -f examples/tasks/request-routing/          # then jason to reviews v2\n")
-	fmt.Fprintf(w, "  curl -s -H 'end-user: jason' http://%s:%s/productpage | grep -o 'Reviews served by: [^<]*'\n", m.opts.IngressIP, ingress)
+	fmt.Fprintf(w, "  curl -s -H 'end-user: jason' http://%s:%s/productpage | grep -o 'reviews-v[0-9]'\n", m.opts.IngressIP, ingress)
 	if curl != nil {
 		fmt.Fprintf(w, "  curl -s -x %s http://httpbin:8000/headers       # from the curl workload's sidecar\n", curl.ProxyURL())
 	}
