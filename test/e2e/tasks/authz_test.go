@@ -304,6 +304,60 @@ func TestAuthorizationJWT(t *testing.T) {
 	})
 }
 
+// TestJWTClaimRouting is Istio's "JWT claim based routing" task at the
+// ingress gateway: a VirtualService header match on
+// @request.auth.claims.groups routes only verified tokens holding group1.
+func TestJWTClaimRouting(t *testing.T) {
+	mesh(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "e2e", Use: "sig"}}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(set) }))
+	defer srv.Close()
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "e2e"))
+	sign := func(extra map[string]any) string {
+		claims := map[string]any{"iss": "testing@secure.istio.io", "sub": "testing@secure.istio.io", "exp": time.Now().Add(time.Hour).Unix()}
+		for k, v := range extra {
+			claims[k] = v
+		}
+		b, _ := json.Marshal(claims)
+		obj, err := signer.Sign(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _ := obj.CompactSerialize()
+		return tok
+	}
+	groups := sign(map[string]any{"groups": []string{"group1", "group2"}, "scope": []string{"scope1", "scope2"}})
+	demo := sign(nil)
+
+	apply(t, strings.ReplaceAll(task("jwt-claim-routing/jwt-claim-routing.yaml"), "http://127.0.0.1:1/jwks.json", srv.URL+"/jwks.json"))
+	call := func(token string) int {
+		hdr := map[string]string{"Host": "httpbin.example.com"}
+		if token != "" {
+			hdr["Authorization"] = "Bearer " + token
+		}
+		return get(t, ingressClient, ingressURL("/headers"), hdr).status
+	}
+	eventually(t, 30*time.Second, "group1 token 200, no token 404, invalid 401, token without groups 404", func() error {
+		if s := call(groups); s != 200 {
+			return fmt.Errorf("token with groups [group1 group2]: %d", s)
+		}
+		if s := call(""); s != 404 {
+			return fmt.Errorf("no token: %d", s)
+		}
+		if s := call("some.invalid.token"); s != 401 {
+			return fmt.Errorf("invalid token: %d", s)
+		}
+		if s := call(demo); s != 404 {
+			return fmt.Errorf("token without groups: %d", s)
+		}
+		return nil
+	})
+}
+
 // TestExternalAuthorization is the "External Authorization" task with our
 // ext-authz sample (gRPC, then HTTP): /headers needs x-ext-authz: allow.
 func TestExternalAuthorization(t *testing.T) {
