@@ -66,7 +66,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s unavailable without a reason", tp.Name)
 		}
 	}
-	for _, name := range []string{"direct", "nginx", "nginx-tls", "haproxy", "haproxy-tls", "caddy", "weft", "weft-mtls"} {
+	for _, name := range []string{"direct", "nginx", "nginx-tls", "haproxy", "haproxy-tls", "caddy", "weft", "weft-mtls", "weft-authz"} {
 		if _, ok := avail[name]; !ok {
 			t.Errorf("topology %s missing from the report", name)
 		}
@@ -74,7 +74,7 @@ func TestSmoke(t *testing.T) {
 	// A secured pair whose security check failed is reported unavailable;
 	// when its plaintext twin runs, that is a harness bug, not a skip.
 	// Each check must have said what it proved.
-	for secured, plain := range map[string]string{"nginx-tls": "nginx", "haproxy-tls": "haproxy", "weft-mtls": "weft"} {
+	for secured, plain := range map[string]string{"nginx-tls": "nginx", "haproxy-tls": "haproxy", "weft-mtls": "weft", "weft-authz": "weft"} {
 		if avail[plain] && !avail[secured] {
 			t.Errorf("%s measured but %s not: %s", plain, secured, reasonOf(rep, secured))
 		}
@@ -84,6 +84,7 @@ func TestSmoke(t *testing.T) {
 		"haproxy-tls": "plaintext, no client certificate and TLS 1.2 refused",
 		"weft-mtls":   `connection_security_policy="mutual_tls" only`,
 		"weft":        `connection_security_policy="none" only`,
+		"weft-authz":  "10 AuthorizationPolicies enforced (/admin 403, a bad token 401, GET / 200)",
 	} {
 		if avail[name] && !strings.Contains(verified[name], want) {
 			t.Errorf("%s: verified %q, want it to contain %q", name, verified[name], want)

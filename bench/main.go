@@ -83,7 +83,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.idleServices, "idle-services", 1000, "services for weft-proxy's loaded idle RSS")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
 	parts := fs.String("parts", "load,idle,cp", "what to run: load (proxy topologies), idle (weft-proxy idle RSS), cp (control plane)")
-	topos := fs.String("topologies", "direct,nginx,nginx-tls,haproxy,haproxy-tls,caddy,weft,weft-mtls", "topologies for the load part")
+	topos := fs.String("topologies", "direct,nginx,nginx-tls,haproxy,haproxy-tls,caddy,weft,weft-mtls,weft-authz", "topologies for the load part")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		def("tail-duration", func() { o.tail = 500 * time.Millisecond })
 		def("warmup", func() { o.warmup = 0 })
 		def("qps", func() { o.qps = 200 })
-		def("budget", func() { o.budget = 80 * time.Second })
+		def("budget", func() { o.budget = 90 * time.Second })
 		def("cp-services", func() { o.cpServices = 20 })
 		def("cp-proxies", func() { *cpProxies = "10" })
 		def("cp-changes", func() { o.cpChanges = 1 })
@@ -251,15 +251,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		rep.addTopology(t, "")
 	}
 	weftBin, proxyBin, weftErr := weftBins(o.bin)
-	for _, mtls := range []bool{false, true} {
-		name := weftTopologyName(mtls)
+	for _, v := range weftVariants {
+		name := v.name
 		if !o.parts["load"] || !o.topologies[name] {
 			continue
 		}
 		err := weftErr
 		if err == nil {
 			var t *topology
-			if t, err = startWeft(ctx, weftBin, proxyBin, tmp, mtls); err == nil {
+			if t, err = startWeft(ctx, weftBin, proxyBin, tmp, v); err == nil {
 				defer t.close()
 				topos = append(topos, t)
 				rep.addTopology(t, "")
@@ -268,7 +268,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		log.Warn(name+": not available", "reason", err)
 		rep.addTopology(&topology{Name: name}, err.Error())
-		if !mtls {
+		if v.name == "weft" {
 			weftErr = err
 		}
 	}

@@ -459,4 +459,9 @@ const methodText = `## Method
   (weft). The "security" column of the topologies table says what was checked. All pairs keep
   connections alive, so the figures are mostly the per-request cost on established TLS
   connections; handshakes happen as pools grow (the max and 200-connection cells).
+  **weft-authz** is the plain Weft pair with 10 AuthorizationPolicies (2 DENY, 8 ALLOW: paths,
+  methods, headers, principals, request principals, IP blocks, ports, hosts) and a
+  RequestAuthentication with an inline key set on the server side; the bench's GET / passes them
+  all, so each request is evaluated against every policy. Before measuring, the harness checks
+  they are enforced: /admin gets 403 and a token that does not verify gets 401.
 `

@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,8 +35,12 @@ const (
 	mtlsServerIP    = "127.0.77.11"
 	mtlsClientIP    = "127.0.77.22"
 	mtlsClientAppIP = "127.0.77.23"
-	proxyPort       = 15080
-	healthPort      = 15021
+	// And the pair with authorization policies.
+	authzServerIP    = "127.0.77.12"
+	authzClientIP    = "127.0.77.24"
+	authzClientAppIP = "127.0.77.25"
+	proxyPort        = 15080
+	healthPort       = 15021
 )
 
 // weftBins locates bin/weft and bin/weft-proxy and checks that they have
@@ -192,12 +200,16 @@ spec:
 // server.DefaultStateDir; the harness keeps to the CLI's contract).
 func cpStateDir(configDir string) string { return filepath.Clean(configDir) + ".state" }
 
-func weftTopologyName(mtls bool) string {
-	if mtls {
-		return "weft-mtls"
-	}
-	return "weft"
+// weftVariant is one Weft pair of the bench.
+type weftVariant struct {
+	name string
+	mtls bool // workload certificates; auto mTLS makes the hop ISTIO_MUTUAL
+	// authz puts 10 AuthorizationPolicies and a RequestAuthentication on
+	// the server side (issue: policy cost beside the plain pair).
+	authz bool
 }
+
+var weftVariants = []weftVariant{{name: "weft"}, {name: "weft-mtls", mtls: true}, {name: "weft-authz", authz: true}}
 
 // startWeft runs a control plane and a sidecar pair: the client sends to
 // the client sidecar's explicit proxy port with Host: server:8080; that
@@ -207,13 +219,21 @@ func weftTopologyName(mtls bool) string {
 // tokens, xDS over mTLS on the secure port) and auto mTLS makes the hop
 // between them ISTIO_MUTUAL; without, they have no identity and the hop is
 // plaintext. Either way the server sidecar's metrics must say so.
-func startWeft(ctx context.Context, weft, proxyBin, dir string, mtls bool) (*topology, error) {
-	name := weftTopologyName(mtls)
+func startWeft(ctx context.Context, weft, proxyBin, dir string, v weftVariant) (*topology, error) {
+	name, mtls := v.name, v.mtls
 	sub := filepath.Join(dir, name)
 	if err := os.MkdirAll(sub, 0o755); err != nil {
 		return nil, err
 	}
-	cp, err := startControlPlane(ctx, weft, sub, "weft-control-plane", map[string]string{"server.yaml": serverService})
+	files := map[string]string{"server.yaml": serverService}
+	if v.authz {
+		pol, err := authzPolicies()
+		if err != nil {
+			return nil, err
+		}
+		files["authz.yaml"] = pol
+	}
+	cp, err := startControlPlane(ctx, weft, sub, "weft-control-plane", files)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +242,10 @@ func startWeft(ctx context.Context, weft, proxyBin, dir string, mtls bool) (*top
 	if mtls {
 		srvIP, cliIP, cliApp = mtlsServerIP, mtlsClientIP, mtlsClientAppIP
 		hop, policy = "h1 over Istio mutual TLS 1.3 (auto mTLS, SPIFFE certs from Weft's CA, P-256)", "mutual_tls"
+	}
+	if v.authz {
+		srvIP, cliIP, cliApp = authzServerIP, authzClientIP, authzClientAppIP
+		hop = "h1 (plaintext; the server sidecar enforces 10 AuthorizationPolicies and a RequestAuthentication)"
 	}
 	t := &topology{Name: name, Host: fmt.Sprintf("server:%d", backendPort),
 		Hops: "client →h1/h2c→ weft-proxy (explicit proxy port) →" + hop + "→ weft-proxy (inbound) →h1→ backend"}
@@ -249,7 +273,97 @@ func startWeft(ctx context.Context, weft, proxyBin, dir string, mtls bool) (*top
 		t.close()
 		return nil, err
 	}
+	if v.authz {
+		got, err := checkAuthz(ctx, t)
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		t.Verified += "; " + got
+	}
 	return t, nil
+}
+
+// authzPolicies is the server side's security config: a RequestAuthentication
+// with an inline key set (requests without a token pass authentication, as
+// in Istio) and 10 AuthorizationPolicies (2 DENY, 8 ALLOW) that the bench's
+// GET / keeps passing, so every request is evaluated against all of them.
+func authzPolicies() (string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	pub, err := key.PublicKey.ECDH()
+	if err != nil {
+		return "", err
+	}
+	pt := pub.Bytes() // 0x04 || X || Y
+	b64 := base64.RawURLEncoding.EncodeToString
+	jwks := fmt.Sprintf(`{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","use":"sig","kid":"bench","x":%q,"y":%q}]}`, b64(pt[1:33]), b64(pt[33:65]))
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: bench-jwt, namespace: default}
+spec:
+  selector: {matchLabels: {app: server}}
+  jwtRules:
+  - issuer: bench@weft.example
+    jwks: '%s'
+`, jwks)
+	rules := []struct{ name, action, rule string }{
+		{"deny-admin", "DENY", `[{to: [{operation: {paths: ["/admin*", "/debug/*"]}}]}]`},
+		{"deny-blocked", "DENY", `[{when: [{key: "request.headers[x-block]", values: ["yes"]}]}]`},
+		{"allow-reads", "ALLOW", `[{to: [{operation: {methods: ["GET", "HEAD"], paths: ["/", "/echo*", "/static/*"]}}]}]`},
+		{"allow-api-writes", "ALLOW", `[{to: [{operation: {methods: ["POST", "PUT"], paths: ["/api/v1/*"]}}]}]`},
+		{"allow-tenants", "ALLOW", `[{when: [{key: "request.headers[x-tenant]", values: ["a", "b", "c"]}]}]`},
+		{"allow-jwt", "ALLOW", `[{from: [{source: {requestPrincipals: ["bench@weft.example/*"]}}]}]`},
+		{"allow-mesh", "ALLOW", `[{from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]}]`},
+		{"allow-ops-net", "ALLOW", `[{from: [{source: {ipBlocks: ["10.0.0.0/8"]}}], to: [{operation: {ports: ["8080"]}}]}]`},
+		{"allow-health", "ALLOW", `[{to: [{operation: {paths: ["/healthz", "/ready"], methods: ["GET"]}}]}]`},
+		{"allow-hosts", "ALLOW", `[{to: [{operation: {hosts: ["server.example.com"], notMethods: ["DELETE"]}}]}]`},
+	}
+	for _, r := range rules {
+		fmt.Fprintf(&b, "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: %s, namespace: default}\nspec:\n  selector: {matchLabels: {app: server}}\n  action: %s\n  rules: %s\n", r.name, r.action, r.rule)
+	}
+	return b.String(), nil
+}
+
+// checkAuthz proves the server sidecar enforces the policies: a path a DENY
+// names gets 403, a token that does not verify gets 401, and GET / (the
+// bench's request) is still served.
+func checkAuthz(ctx context.Context, t *topology) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	status := func(path string, hdr map[string]string) int {
+		req, err := http.NewRequestWithContext(ctx, "GET", t.URL+path, nil)
+		if err != nil {
+			return 0
+		}
+		req.Host = t.Host
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	last := ""
+	for {
+		admin, bad, ok := status("admin", nil), status("", map[string]string{"Authorization": "Bearer not.a.jwt"}), status("", nil)
+		if admin == 403 && bad == 401 && ok == 200 {
+			return "10 AuthorizationPolicies enforced (/admin 403, a bad token 401, GET / 200)", nil
+		}
+		last = fmt.Sprintf("/admin %d, bad token %d, GET / %d", admin, bad, ok)
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("authorization not enforced on the server sidecar: %s", last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // checkWeftPolicy polls the server sidecar's metrics until its
