@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftmesh/weft/internal/controlplane/kube"
-	"github.com/weftmesh/weft/internal/install"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
 
@@ -24,14 +23,7 @@ import (
 func TestLeaderKilled(t *testing.T) {
 	env := kubetest.Shared(t)
 	ctx := context.Background()
-	a, err := install.NewApplier(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crds, _ := install.Decode(install.CRDs)
-	if _, err := a.Apply(ctx, crds, false); err != nil {
-		t.Fatal(err)
-	}
+	applyCRDs(t, env)
 	sys := env.Namespace(t, nil)
 	procs := map[string]*proc{}
 	for _, id := range []string{"cp-a", "cp-b"} {

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftmesh/weft/internal/controlplane/inject"
-	"github.com/weftmesh/weft/internal/install"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
 
@@ -26,14 +25,7 @@ import (
 func TestInjectionWebhook(t *testing.T) {
 	env := kubetest.Shared(t)
 	ctx := context.Background()
-	a, err := install.NewApplier(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crds, _ := install.Decode(install.CRDs)
-	if _, err := a.Apply(ctx, crds, false); err != nil {
-		t.Fatal(err)
-	}
+	applyCRDs(t, env)
 	sys := env.Namespace(t, nil)
 	hookAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	url := "https://" + hookAddr + "/inject"

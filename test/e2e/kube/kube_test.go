@@ -104,6 +104,22 @@ func start(t *testing.T, bin string, onLine func(string), args ...string) *proc 
 	return p
 }
 
+// applyCRDs installs Istio's CRDs (as weft install does) on env.
+func applyCRDs(t *testing.T, env *kubetest.Env) {
+	t.Helper()
+	a, err := install.NewApplier(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crds, err := install.Decode(install.CRDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Apply(context.Background(), crds, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -152,14 +168,7 @@ func backend(t *testing.T, ip, name string) int {
 func TestGatewayFromAPIServer(t *testing.T) {
 	env := kubetest.Shared(t)
 	ctx := context.Background()
-	a, err := install.NewApplier(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crds, _ := install.Decode(install.CRDs)
-	if _, err := a.Apply(ctx, crds, false); err != nil {
-		t.Fatal(err)
-	}
+	applyCRDs(t, env)
 	ns := env.Namespace(t, nil)
 	ic, err := istioclient.NewForConfig(env.Config)
 	if err != nil {
