@@ -137,7 +137,7 @@ func neverMatch() *rbacv3.Policy {
 
 // rbacRules builds the enforced and shadow (dry-run) rules of one action;
 // nil when no policy of that kind exists.
-func rbacRules(pols []*securityv1.AuthorizationPolicy, action rbacv3.RBAC_Action, forTCP bool, namePrefix string) (rules, shadow *rbacv3.RBAC) {
+func rbacRules(pols []*securityv1.AuthorizationPolicy, action rbacv3.RBAC_Action, forTCP bool, namePrefix string, tds trustBundle) (rules, shadow *rbacv3.RBAC) {
 	for _, ap := range pols {
 		target := &rules
 		if dryRun(ap) {
@@ -146,7 +146,7 @@ func rbacRules(pols []*securityv1.AuthorizationPolicy, action rbacv3.RBAC_Action
 		if *target == nil {
 			*target = &rbacv3.RBAC{Action: action, Policies: map[string]*rbacv3.Policy{}}
 		}
-		g := ruleGen{ns: ap.Namespace, forTCP: forTCP, deny: action != rbacv3.RBAC_ALLOW}
+		g := ruleGen{ns: ap.Namespace, forTCP: forTCP, deny: action != rbacv3.RBAC_ALLOW, tds: tds}
 		for i, r := range ap.Spec.GetRules() {
 			if r == nil {
 				continue
@@ -187,7 +187,7 @@ func (b *builder) authzHTTPFilters(pols authzPolicies) []*hcmv3.HttpFilter {
 		if len(set.pols) == 0 {
 			continue
 		}
-		rules, shadow := rbacRules(set.pols, set.action, false, "")
+		rules, shadow := rbacRules(set.pols, set.action, false, "", b.trustBundle())
 		cfg := &rbachttpv3.RBAC{Rules: rules, ShadowRules: shadow, ShadowRulesStatPrefix: shadowPrefix(shadow)}
 		out = append(out, &hcmv3.HttpFilter{Name: filterRBAC, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: toAny(cfg)}})
 	}
@@ -204,7 +204,7 @@ func (b *builder) authzNetworkFilters(pols authzPolicies) []*listenerv3.Filter {
 		if len(set.pols) == 0 {
 			continue
 		}
-		rules, shadow := rbacRules(set.pols, set.action, true, "")
+		rules, shadow := rbacRules(set.pols, set.action, true, "", b.trustBundle())
 		cfg := &rbactcpv3.RBAC{Rules: rules, StatPrefix: "tcp.", ShadowRules: shadow, ShadowRulesStatPrefix: shadowPrefix(shadow)}
 		out = append(out, &listenerv3.Filter{Name: filterNetRBAC, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: toAny(cfg)}})
 	}

@@ -210,7 +210,7 @@ func (b *builder) customHTTPFilters(pols []*securityv1.AuthorizationPolicy) []*h
 	by, names := customByProvider(pols)
 	var out []*hcmv3.HttpFilter
 	for _, n := range names {
-		rules, _ := rbacRules(by[n], rbacv3.RBAC_DENY, false, extAuthzMatchPrefix+"-"+n+"-")
+		rules, _ := rbacRules(by[n], rbacv3.RBAC_DENY, false, extAuthzMatchPrefix+"-"+n+"-", b.trustBundle())
 		if rules == nil {
 			continue
 		}
@@ -235,7 +235,7 @@ func (b *builder) customNetworkFilters(pols []*securityv1.AuthorizationPolicy) [
 		if p.err == nil && !p.grpc {
 			continue // HTTP providers do not apply to TCP (Istio)
 		}
-		rules, _ := rbacRules(by[n], rbacv3.RBAC_DENY, true, extAuthzMatchPrefix+"-"+n+"-")
+		rules, _ := rbacRules(by[n], rbacv3.RBAC_DENY, true, extAuthzMatchPrefix+"-"+n+"-", b.trustBundle())
 		if rules == nil {
 			continue
 		}

@@ -91,6 +91,7 @@ type ruleGen struct {
 	ns     string // the policy's namespace (serviceAccounts without one)
 	forTCP bool
 	deny   bool // DENY/AUDIT/CUSTOM: errors drop a field (wider); ALLOW: the rule (narrower)
+	tds    trustBundle
 }
 
 // policy builds the RBAC policy for rule r; nil, err when the rule is
@@ -241,6 +242,7 @@ func prinOr(ps []*rbacv3.Principal) *rbacv3.Principal {
 func (g ruleGen) principal(ts ruleTerms) (*rbacv3.Principal, error) {
 	var and []*rbacv3.Principal
 	for _, t := range ts {
+		t = g.tds.migrate(t)
 		if extendedKey(t.key) {
 			// Istio builds one matcher from all values of these keys.
 			if len(t.values) > 0 {

@@ -85,8 +85,7 @@ func rawBufferSocket() *corev3.TransportSocket {
 // domain (or an alias), as Istio's inbound validation does.
 func (b *builder) inboundMTLSContext() *corev3.TransportSocket {
 	var sans []*tlsv3.SubjectAltNameMatcher
-	tds := append([]string{b.trustDomain()}, b.mesh.GetTrustDomainAliases()...)
-	for _, td := range tds {
+	for _, td := range b.trustBundle() {
 		sans = append(sans, &tlsv3.SubjectAltNameMatcher{
 			SanType: tlsv3.SubjectAltNameMatcher_URI,
 			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "spiffe://" + td + "/"}},
