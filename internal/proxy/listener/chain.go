@@ -20,7 +20,11 @@ type chain struct {
 	match   *chainMatch // nil: matches everything
 	tls     *tls.Config // non-nil: terminate TLS
 	handler Handler
-	source  *listenerv3.FilterChain
+	// terminal is the last filter (hcm, tcp_proxy): the one that holds the
+	// connections, so draining and retiring talk to it past any RBAC
+	// filters wrapped around it.
+	terminal Handler
+	source   *listenerv3.FilterChain
 }
 
 // chainMatch is a compiled FilterChainMatch. Empty criteria match all.
@@ -89,6 +93,8 @@ func compileChain(fc *listenerv3.FilterChain, path, listenerName string, deps De
 			return nil, fmt.Errorf("%s: filters[%d] (%s): a terminal filter must be last", path, i, fs[i].GetName())
 		case chainer:
 			fh = c.Chain(h)
+		default:
+			ch.terminal = fh
 		}
 		h = fh
 	}

@@ -198,7 +198,7 @@ func (c *Config) allChains() []*chain {
 // drain asks every chain's handler that can to drain.
 func (c *Config) drain() {
 	for _, ch := range c.allChains() {
-		if d, ok := ch.handler.(Drainer); ok {
+		if d, ok := ch.terminal.(Drainer); ok {
 			d.Drain()
 		}
 	}
@@ -207,7 +207,7 @@ func (c *Config) drain() {
 // retireAll retires every handler of c that can retire (StartDrain).
 func (c *Config) retireAll() {
 	for _, ch := range c.allChains() {
-		if r, ok := ch.handler.(Retirer); ok {
+		if r, ok := ch.terminal.(Retirer); ok {
 			r.Retire()
 		}
 	}
@@ -220,7 +220,7 @@ func (c *Config) closeIdle() {
 
 func closeIdle(chains []*chain) {
 	for _, ch := range chains {
-		if r, ok := ch.handler.(IdleCloser); ok {
+		if r, ok := ch.terminal.(IdleCloser); ok {
 			r.CloseIdle()
 		}
 	}
@@ -230,13 +230,13 @@ func closeIdle(chains []*chain) {
 // returns their chains (their drain period ends with closeIdle).
 func (c *Config) retire(next *Config) (retired []*chain) {
 	for _, ch := range c.allChains() {
-		r, ok := ch.handler.(Retirer)
+		r, ok := ch.terminal.(Retirer)
 		if !ok {
 			continue
 		}
 		reused := false
 		for _, nch := range next.allChains() {
-			if nr, ok := nch.handler.(Retirer); ok && nr == r {
+			if nr, ok := nch.terminal.(Retirer); ok && nr == r {
 				reused = true
 				break
 			}

@@ -107,3 +107,54 @@ func TestStartDrainThenCloseIdle(t *testing.T) {
 		t.Fatal("CloseIdle did not reach the handler")
 	}
 }
+
+// gate is a non-terminal filter (as network RBAC) that wraps whatever
+// follows it, a new wrapper on every compile.
+type gate struct{ next Handler }
+
+func (g *gate) ServeConn(c net.Conn, info *downstream.Info) { g.next.ServeConn(c, info) }
+func (g *gate) Chain(next Handler) Handler                  { return &gate{next: next} }
+
+type gatedDeps struct{ sharedDeps }
+
+func (d gatedDeps) NetworkFilter(l string, f *listenerv3.Filter) (Handler, error) {
+	if f.GetName() == "gate" {
+		return &gate{}, nil
+	}
+	return d.sharedDeps.NetworkFilter(l, f)
+}
+
+// A filter in front of the connection manager (RBAC before hcm or
+// tcp_proxy) must not hide it from retiring: the replaced terminal filter
+// retires, the reused one does not, though each compile wraps it anew.
+func TestUpdateRetiresBehindChainedFilters(t *testing.T) {
+	deps := gatedDeps{sharedDeps{"kept": {}, "gone": {}, "new": {}}}
+	m := NewManager(Options{DrainTimeout: time.Hour})
+	defer m.Close(context.Background())
+	port := freePort(t)
+	mk := func(tags ...string) *Config {
+		var chains []*listenerv3.FilterChain
+		for i, tg := range tags {
+			chains = append(chains, &listenerv3.FilterChain{Name: tg,
+				FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(uint32(9000 + i))},
+				Filters:          []*listenerv3.Filter{{Name: "gate"}, {Name: "tag:" + tg}}})
+		}
+		return compile(t, &listenerv3.Listener{Name: "l", Address: sockAddr("127.0.0.1", port), FilterChains: chains}, deps)
+	}
+	if err := m.Update([]*Config{mk("kept", "gone")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Update([]*Config{mk("kept", "new")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := deps.sharedDeps["gone"].retired.Load(); got != 1 {
+		t.Errorf("replaced handler behind a chained filter retired %d times, want 1", got)
+	}
+	if got := deps.sharedDeps["kept"].retired.Load(); got != 0 {
+		t.Errorf("reused handler behind a chained filter retired %d times, want 0", got)
+	}
+	m.CloseIdle()
+	if deps.sharedDeps["new"].idleClosed.Load() == 0 {
+		t.Error("CloseIdle did not reach the handler behind the chained filter")
+	}
+}
