@@ -175,6 +175,9 @@ func printClusters(w io.Writer, d *adminv3.ClustersConfigDump) {
 }
 
 func sockAddr(a *corev3.Address) (string, string) {
+	if p := a.GetPipe(); p != nil {
+		return "unix://" + p.GetPath(), "-"
+	}
 	sa := a.GetSocketAddress()
 	if sa == nil {
 		return "-", "-"

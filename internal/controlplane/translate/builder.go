@@ -106,6 +106,30 @@ func (b *builder) allowAny() bool {
 	return b.mesh.GetOutboundTrafficPolicy().GetMode() != meshv1alpha1.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY
 }
 
+// egressCluster is where unmatched outbound traffic goes under ALLOW_ANY:
+// the Sidecar's outboundTrafficPolicy.egressProxy when set (Istio's
+// buildCatchAllVirtualHost and buildOutboundCatchAllNetworkFiltersOnly:
+// route.GetDestinationCluster with the host as written, the destination's
+// port and subset), else PassthroughCluster. Istio names that cluster even
+// when the proxy has none (the Sidecar does not import the host), and the
+// proxy answers 503 NC or closes the connection; BlackHoleCluster fails
+// the same way here while keeping every referenced cluster defined.
+func (b *builder) egressCluster() string {
+	if b.scope == nil || b.scope.sidecar == nil {
+		return passthroughCluster
+	}
+	tp := b.scope.sidecar.Spec.OutboundTrafficPolicy
+	ep := tp.GetEgressProxy()
+	if ep == nil || ep.GetHost() == "" || tp.GetMode() != networking.OutboundTrafficPolicy_ALLOW_ANY {
+		return passthroughCluster
+	}
+	name := clusterName("outbound", ep.GetPort().GetNumber(), ep.GetSubset(), ep.GetHost())
+	if _, ok := b.clusters[name]; !ok {
+		return blackholeCluster
+	}
+	return name
+}
+
 // rootNamespace is where mesh-wide config lives (Istio: istio-system).
 func (b *builder) rootNamespace() string {
 	if ns := b.mesh.GetRootNamespace(); ns != "" {

@@ -236,7 +236,7 @@ func (b *builder) buildCaptureOutbound() {
 			}
 		}
 	}
-	def := passthroughCluster
+	def := b.egressCluster()
 	if !b.allowAny() {
 		def = blackholeCluster
 	}

@@ -129,11 +129,11 @@ func (b *builder) catchAll(connect bool) *routev3.VirtualHost {
 	vh := &routev3.VirtualHost{Name: vhostAllowAny, Domains: []string{"*"}}
 	if connect {
 		vh.Routes = append(vh.Routes, &routev3.Route{Name: vhostAllowAny + "_connect", Match: connectMatch(), Action: &routev3.Route_Route{Route: connectAction(&routev3.RouteAction{
-			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: passthroughCluster},
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: b.egressCluster()},
 		})}})
 	}
 	vh.Routes = append(vh.Routes, &routev3.Route{Name: vhostAllowAny, Match: prefix, Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-		ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: passthroughCluster},
+		ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: b.egressCluster()},
 		Timeout:          dur(0),
 	}}})
 	return vh

@@ -417,7 +417,7 @@ func trimToPorts(svc *model.Service, ports map[uint32]bool) *model.Service {
 // as Istio does: the application connects to it directly (captureMode NONE
 // defaults the bind to 127.0.0.1). HTTP ports route by Host through the
 // port's route configuration; TCP ports go to the listener's service on
-// that port. Unix socket binds (port 0) are not implemented.
+// that port. A listener bound to a unix socket is built by unixEgress.
 func (b *builder) buildBoundEgress() {
 	if b.scope == nil {
 		return
@@ -425,7 +425,11 @@ func (b *builder) buildBoundEgress() {
 	for _, e := range b.scope.egress {
 		l := e.listener
 		port := l.GetPort().GetNumber()
-		if port == 0 || port > 65535 || strings.HasPrefix(l.Bind, "unix://") {
+		if l.GetPort() != nil && port == 0 && strings.HasPrefix(l.Bind, unixPrefix) {
+			b.unixEgress(e)
+			continue
+		}
+		if port == 0 || port > 65535 || strings.HasPrefix(l.Bind, unixPrefix) {
 			continue
 		}
 		bind := l.Bind

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -76,7 +77,11 @@ type Deps interface {
 // Config is a compiled listener; immutable.
 type Config struct {
 	Name   string
-	Addr   netip.AddrPort
+	Addr   netip.AddrPort // unset for a pipe
+	// Pipe is the unix domain socket path of a pipe listener ("@name":
+	// Linux's abstract namespace), PipeMode its file mode (0: umask's).
+	Pipe     string
+	PipeMode uint32
 	Bind   bool // false: only reachable by original-dst hand-off
 	Source *listenerv3.Listener
 
@@ -105,9 +110,15 @@ func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
 	if l.GetName() == "" {
 		return nil, fmt.Errorf("listener without a name")
 	}
+	if err := xdsfield.Check(l.GetAddress(), path+": address", "socket_address", "pipe"); err != nil {
+		return nil, err
+	}
+	if p := l.GetAddress().GetPipe(); p != nil {
+		return compilePipe(l, p, path, deps)
+	}
 	sa := l.GetAddress().GetSocketAddress()
 	if sa == nil {
-		return nil, fmt.Errorf("%s: address: only socket_address is supported", path)
+		return nil, fmt.Errorf("%s: address: socket_address or pipe is required", path)
 	}
 	if err := xdsfield.Check(sa, path+": address.socket_address", "address", "port_value", "protocol"); err != nil {
 		return nil, err
@@ -131,6 +142,33 @@ func Compile(l *listenerv3.Listener, deps Deps) (*Config, error) {
 
 		continueOnTimeout: l.GetContinueOnListenerFiltersTimeout(),
 	}
+	return c.compileBody(l, path, deps)
+}
+
+// compilePipe compiles a listener on a unix domain socket (Envoy's
+// address.pipe; Istio's Sidecar egress "bind: unix://PATH"). Such a
+// listener is always bound and has no original destination.
+func compilePipe(l *listenerv3.Listener, p *corev3.Pipe, path string, deps Deps) (*Config, error) {
+	if err := xdsfield.Check(p, path+": address.pipe", "path", "mode"); err != nil {
+		return nil, err
+	}
+	if p.GetPath() == "" || strings.ContainsRune(p.GetPath(), 0) {
+		return nil, fmt.Errorf("%s: address.pipe.path %q is not a socket path", path, p.GetPath())
+	}
+	if p.GetMode() > 0o777 {
+		return nil, fmt.Errorf("%s: address.pipe.mode %o out of range", path, p.GetMode())
+	}
+	if l.GetUseOriginalDst().GetValue() || (l.GetBindToPort() != nil && !l.GetBindToPort().GetValue()) {
+		return nil, fmt.Errorf("%s: a pipe listener must bind and cannot use_original_dst", path)
+	}
+	c := &Config{Name: l.GetName(), Pipe: p.GetPath(), PipeMode: p.GetMode(), Bind: true, Source: l,
+		continueOnTimeout: l.GetContinueOnListenerFiltersTimeout()}
+	return c.compileBody(l, path, deps)
+}
+
+// compileBody compiles what socket and pipe listeners share: listener
+// filters and filter chains.
+func (c *Config) compileBody(l *listenerv3.Listener, path string, deps Deps) (*Config, error) {
 	if t := l.GetListenerFiltersTimeout(); t != nil {
 		c.peekTimeout, c.peekTimeoutSet = t.AsDuration(), true
 	}
@@ -251,5 +289,8 @@ func (c *Config) retire(next *Config) (retired []*chain) {
 
 // String is the listener's address as Envoy names listeners (ip_port).
 func (c *Config) String() string {
+	if c.Pipe != "" {
+		return "unix://" + c.Pipe
+	}
 	return c.Addr.Addr().String() + "_" + strconv.Itoa(int(c.Addr.Port()))
 }

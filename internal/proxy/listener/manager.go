@@ -121,6 +121,9 @@ func NewManager(opts Options) *Manager {
 }
 
 func socketKey(c *Config) string {
+	if c.Pipe != "" {
+		return "unix:" + c.Pipe
+	}
 	if c.Addr.Port() == 0 {
 		// An ephemeral port is only "the same address" for the same listener.
 		return c.Name + "@" + c.Addr.String()
@@ -157,16 +160,24 @@ func (m *Manager) Update(cfgs []*Config) error {
 		if m.live[key] != nil {
 			continue
 		}
-		bind := c.Addr
-		if p, ok := m.opts.PortMap[bind.Port()]; ok {
-			bind = netip.AddrPortFrom(bind.Addr(), p)
+		var ln net.Listener
+		var err error
+		where := c.Pipe
+		if c.Pipe != "" {
+			ln, err = ListenPipe(c.Pipe, c.PipeMode)
+		} else {
+			bind := c.Addr
+			if p, ok := m.opts.PortMap[bind.Port()]; ok {
+				bind = netip.AddrPortFrom(bind.Addr(), p)
+			}
+			where = bind.String()
+			ln, err = Listen(where)
 		}
-		ln, err := Listen(bind.String())
 		if err != nil {
 			for _, s := range fresh {
 				s.ln.Close()
 			}
-			return fmt.Errorf("listener %q: binding %s: %w", c.Name, bind, err)
+			return fmt.Errorf("listener %q: binding %s: %w", c.Name, where, err)
 		}
 		s := &socket{key: key, ln: ln, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 		s.cfg.Store(c)
