@@ -76,14 +76,14 @@ type Deps interface {
 
 // Config is a compiled listener; immutable.
 type Config struct {
-	Name   string
-	Addr   netip.AddrPort // unset for a pipe
+	Name string
+	Addr netip.AddrPort // unset for a pipe
 	// Pipe is the unix domain socket path of a pipe listener ("@name":
 	// Linux's abstract namespace), PipeMode its file mode (0: umask's).
 	Pipe     string
 	PipeMode uint32
-	Bind   bool // false: only reachable by original-dst hand-off
-	Source *listenerv3.Listener
+	Bind     bool // false: only reachable by original-dst hand-off
+	Source   *listenerv3.Listener
 
 	useOriginalDst bool // hand the connection to the listener owning its original destination
 	restoreDst     bool // original_dst listener filter: read it, but no hand-off
