@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -35,16 +36,25 @@ type Authenticator interface {
 // ErrNoCredential: the caller presented nothing an authenticator accepts.
 var ErrNoCredential = errors.New("no credential")
 
-// TokenAuthenticator accepts join tokens.
-type TokenAuthenticator struct{ Tokens *Tokens }
+// TokenAuthenticator accepts join tokens not revoked.
+type TokenAuthenticator struct {
+	Tokens  *Tokens
+	Revoked *Revocations // nil: none
+}
 
 // Authenticate implements Authenticator.
 func (a TokenAuthenticator) Authenticate(_ context.Context, cred Credential) (meshtls.Identity, error) {
 	if cred.BearerToken == "" {
 		return meshtls.Identity{}, ErrNoCredential
 	}
-	id, _, err := a.Tokens.Verify(cred.BearerToken)
-	return id, err
+	id, c, err := a.Tokens.verify(cred.BearerToken)
+	if err != nil {
+		return meshtls.Identity{}, err
+	}
+	if err := a.Revoked.Check(id, time.Unix(c.IssuedAt, 0)); err != nil {
+		return meshtls.Identity{}, err
+	}
+	return id, nil
 }
 
 // CertAuthenticator accepts a verified client certificate carrying a
@@ -52,6 +62,7 @@ func (a TokenAuthenticator) Authenticate(_ context.Context, cred Credential) (me
 // certificate it holds).
 type CertAuthenticator struct {
 	TrustDomain func() string
+	Revoked     *Revocations // nil: none
 }
 
 // Authenticate implements Authenticator.
@@ -65,6 +76,11 @@ func (a CertAuthenticator) Authenticate(_ context.Context, cred Credential) (mes
 	}
 	if td := a.trustDomain(); id.TrustDomain != td {
 		return meshtls.Identity{}, fmt.Errorf("client certificate of trust domain %q, want %q", id.TrustDomain, td)
+	}
+	// The CA backdates NotBefore; the signing moment is what revocation
+	// compares.
+	if err := a.Revoked.Check(id, cred.TLS.VerifiedChains[0][0].NotBefore.Add(backdate)); err != nil {
+		return meshtls.Identity{}, err
 	}
 	return id, nil
 }

@@ -87,7 +87,7 @@ func caServer(t *testing.T, c *CA, tk *Tokens) string {
 	}
 	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*cert}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: c.Pool(), MinVersion: tls.VersionTLS12})
 	g := grpc.NewServer(grpc.Creds(creds))
-	NewService(c, []Authenticator{CertAuthenticator{}, TokenAuthenticator{tk}}, nil).Register(g)
+	NewService(c, []Authenticator{CertAuthenticator{}, TokenAuthenticator{Tokens: tk}}, nil).Register(g)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -144,35 +144,44 @@ var (
 // Verify checks a token's signature and expiry and returns its identity
 // (without trust domain: the CA adds the mesh's).
 func (t *Tokens) Verify(token string) (meshtls.Identity, time.Time, error) {
+	id, c, err := t.verify(token)
+	if err != nil && !errors.Is(err, ErrTokenExpired) {
+		return meshtls.Identity{}, time.Time{}, err
+	}
+	return id, time.Unix(c.Expires, 0), err
+}
+
+// verify checks signature and expiry; it returns the identity and the
+// claims (set when the signature is good).
+func (t *Tokens) verify(token string) (meshtls.Identity, tokenClaims, error) {
 	token = strings.TrimSpace(token)
 	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 4096 {
-		return meshtls.Identity{}, time.Time{}, ErrTokenMalformed
+		return meshtls.Identity{}, tokenClaims{}, ErrTokenMalformed
 	}
 	i := strings.LastIndexByte(token, '.')
 	if i <= len(tokenPrefix) {
-		return meshtls.Identity{}, time.Time{}, ErrTokenMalformed
+		return meshtls.Identity{}, tokenClaims{}, ErrTokenMalformed
 	}
 	body, sig := token[:i], token[i+1:]
 	got, err := base64.RawURLEncoding.DecodeString(sig)
 	if err != nil {
-		return meshtls.Identity{}, time.Time{}, ErrTokenMalformed
+		return meshtls.Identity{}, tokenClaims{}, ErrTokenMalformed
 	}
 	if !hmac.Equal(got, t.mac(body)) {
-		return meshtls.Identity{}, time.Time{}, ErrTokenSignature
+		return meshtls.Identity{}, tokenClaims{}, ErrTokenSignature
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(body[len(tokenPrefix):])
 	if err != nil {
-		return meshtls.Identity{}, time.Time{}, ErrTokenMalformed
+		return meshtls.Identity{}, tokenClaims{}, ErrTokenMalformed
 	}
 	var c tokenClaims
 	if err := json.Unmarshal(payload, &c); err != nil || c.Namespace == "" || c.ServiceAccount == "" {
-		return meshtls.Identity{}, time.Time{}, ErrTokenMalformed
+		return meshtls.Identity{}, tokenClaims{}, ErrTokenMalformed
 	}
-	exp := time.Unix(c.Expires, 0)
-	if !t.now().Before(exp) {
-		return meshtls.Identity{}, exp, ErrTokenExpired
+	if !t.now().Before(time.Unix(c.Expires, 0)) {
+		return meshtls.Identity{}, c, ErrTokenExpired
 	}
-	return meshtls.Identity{Namespace: c.Namespace, ServiceAccount: c.ServiceAccount}, exp, nil
+	return meshtls.Identity{Namespace: c.Namespace, ServiceAccount: c.ServiceAccount}, c, nil
 }
 
 // checkName accepts Kubernetes DNS-1123 labels (namespaces and service

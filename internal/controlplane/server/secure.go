@@ -69,12 +69,16 @@ func (s *Server) newSecure() (*secure, error) {
 	if err != nil {
 		return nil, err
 	}
-	sec.auths = []ca.Authenticator{ca.CertAuthenticator{TrustDomain: s.trustDomain}}
+	var revoked *ca.Revocations
+	if s.opts.StateDir != "" {
+		revoked = ca.NewRevocations(s.opts.StateDir)
+	}
+	sec.auths = []ca.Authenticator{ca.CertAuthenticator{TrustDomain: s.trustDomain, Revoked: revoked}}
 	if s.opts.StateDir != "" {
 		if sec.tokens, err = ca.LoadTokens(s.opts.StateDir, o.Now); err != nil {
 			return nil, err
 		}
-		sec.auths = append(sec.auths, ca.TokenAuthenticator{Tokens: sec.tokens})
+		sec.auths = append(sec.auths, ca.TokenAuthenticator{Tokens: sec.tokens, Revoked: revoked})
 	}
 	sec.auths = append(sec.auths, o.Authenticators...)
 	if s.opts.NewAuthenticators != nil {
