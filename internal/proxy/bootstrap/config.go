@@ -19,12 +19,13 @@ import (
 
 	"github.com/weftmesh/weft/internal/node"
 	"github.com/weftmesh/weft/internal/proxy/appprobe"
+	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 	"github.com/weftmesh/weft/internal/version"
 )
 
 // Config is everything weft-proxy needs to start.
 type Config struct {
-	XDS  string // control plane host:port
+	XDS  string // control plane host:port, or replicas host:port,host:port
 	Meta node.Meta
 
 	// Identity: with a root certificate, the proxy gets a workload
@@ -80,8 +81,8 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 		hostname = "weft-proxy"
 	}
 	str := func(name, def, usage string) *string { return fs.String(name, env(name, def), usage) }
-	xds := str("xds", "", "control plane xDS address host:port (default 127.0.0.1:15012 with --root-cert, else the plaintext development port 127.0.0.1:15010)")
-	caAddr := str("ca-address", "", "control plane CA address host:port (default: --xds)")
+	xds := str("xds", "", "control plane xDS address host:port, or several replicas host:port,host:port (tried in turn; default 127.0.0.1:15012 with --root-cert, else the plaintext development port 127.0.0.1:15010)")
+	caAddr := str("ca-address", "", "control plane CA address host:port or host:port,host:port (default: --xds)")
 	tokenFile := str("token-file", "", "file holding the join token ('weft token create') for the first certificate")
 	rootCert := str("root-cert", "", "PEM file with the mesh's root certificate(s): turns on workload identity and mTLS to the control plane")
 	ns := str("namespace", "default", "workload namespace")
@@ -139,6 +140,14 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 			fail(flagName, fmt.Errorf("%q is not a port", v))
 		}
 		return p
+	}
+	if _, err := xdsclient.SplitServers(c.XDS); err != nil {
+		fail("xds", err)
+	}
+	if c.CAAddress != "" {
+		if _, err := xdsclient.SplitServers(c.CAAddress); err != nil {
+			fail("ca-address", err)
+		}
 	}
 	if _, err := netip.ParseAddr(*ip); err != nil {
 		fail("ip", err)

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
 
 // The proxy does not import Istio's API packages (see internal/archtest),
@@ -82,7 +84,7 @@ func decodeResponse(b []byte) ([]string, error) {
 // grpcRequest sends a CSR over TLS (presenting the current certificate,
 // if any) with the token as "authorization: Bearer", as Istio's agent does.
 func (m *Manager) grpcRequest(ctx context.Context, csr []byte, token string) ([]string, error) {
-	conn, err := grpc.NewClient(m.opts.CAAddress, grpc.WithTransportCredentials(credentials.NewTLS(m.ClientTLS())))
+	conn, err := xdsclient.Dial(m.opts.CAAddress, grpc.WithTransportCredentials(credentials.NewTLS(m.ClientTLS())))
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/weftmesh/weft/internal/meshtls"
+	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
 
 // SDS secret names, as Istio's.
@@ -52,7 +53,7 @@ type Options struct {
 	// replaced. Optional once a certificate is held (renewal with it).
 	TokenFile string
 	// ServerName is the name the CA's certificate must carry (default:
-	// CAAddress's host).
+	// CAAddress's host; with several addresses, any of their hosts).
 	ServerName string
 	// TTL is the requested certificate lifetime (0: the CA's default).
 	TTL time.Duration
@@ -77,14 +78,16 @@ type Cert struct {
 
 // Manager holds the proxy's current certificate. Safe for concurrent use.
 type Manager struct {
-	opts      Options
-	log       *slog.Logger
-	anchors   []byte // the configured roots (PEM)
-	cur       atomic.Pointer[Cert]
-	mu        sync.Mutex
-	subs      []func()
-	renewNow  chan struct{}
-	rotations atomic.Int64
+	opts    Options
+	log     *slog.Logger
+	anchors []byte // the configured roots (PEM)
+	// serverNames: the CA's certificate must carry one of them.
+	serverNames []string
+	cur         atomic.Pointer[Cert]
+	mu          sync.Mutex
+	subs        []func()
+	renewNow    chan struct{}
+	rotations   atomic.Int64
 }
 
 // New checks the options and reads the configured roots.
@@ -108,12 +111,17 @@ func New(opts Options) (*Manager, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	if opts.ServerName == "" {
-		if h, _, err := net.SplitHostPort(opts.CAAddress); err == nil {
-			opts.ServerName = h
+	m := &Manager{opts: opts, log: opts.Log, anchors: anchors, renewNow: make(chan struct{}, 1)}
+	if opts.ServerName != "" {
+		m.serverNames = []string{opts.ServerName}
+	} else if addrs, err := xdsclient.SplitServers(opts.CAAddress); err == nil {
+		// Each replica's certificate carries its own address (or the
+		// shared Service name): any configured address is the CA.
+		for _, a := range addrs {
+			h, _, _ := net.SplitHostPort(a)
+			m.serverNames = append(m.serverNames, h)
 		}
 	}
-	m := &Manager{opts: opts, log: opts.Log, anchors: anchors, renewNow: make(chan struct{}, 1)}
 	if m.opts.Request == nil {
 		m.opts.Request = m.grpcRequest
 	}
@@ -389,10 +397,17 @@ func (m *Manager) verifyServer(cs tls.ConnectionState) error {
 	for _, c := range cs.PeerCertificates[1:] {
 		inter.AddCert(c)
 	}
-	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: m.opts.ServerName,
-		CurrentTime: m.opts.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	if err != nil {
-		return fmt.Errorf("control plane certificate: %w", err)
+	names := m.serverNames
+	if len(names) == 0 {
+		names = []string{""}
 	}
-	return nil
+	var err error
+	for _, n := range names {
+		_, err = cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: n,
+			CurrentTime: m.opts.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("control plane certificate: %w", err)
 }

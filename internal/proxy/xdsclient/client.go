@@ -47,7 +47,9 @@ type Retainer interface {
 
 // Options configures a Client.
 type Options struct {
-	Server  string // host:port of the ADS server
+	// Server is the ADS server: host:port, or several replicas
+	// host:port,host:port (see Dial).
+	Server  string
 	Node    *corev3.Node
 	Handler Handler
 	Log     *slog.Logger
@@ -202,7 +204,7 @@ func (c *Client) Run(ctx context.Context) error {
 		}),
 	}, dial...)
 	// A bad target is an error now, not a reason to retry forever.
-	conn, err := grpc.NewClient(c.opts.Server, dial...)
+	conn, err := Dial(c.opts.Server, dial...)
 	if err != nil {
 		return fmt.Errorf("xds client for %s: %w", c.opts.Server, err)
 	}
@@ -233,7 +235,7 @@ func (c *Client) Run(ctx context.Context) error {
 
 // dialSession runs one session on a channel of its own.
 func (c *Client) dialSession(ctx context.Context, dial []grpc.DialOption) (bool, error) {
-	conn, err := grpc.NewClient(c.opts.Server, dial...)
+	conn, err := Dial(c.opts.Server, dial...)
 	if err != nil {
 		return false, fmt.Errorf("xds client for %s: %w", c.opts.Server, err)
 	}
