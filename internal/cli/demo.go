@@ -71,6 +71,6 @@ running; proxies keep serving their last config while the control plane is away.
 	cmd.Flags().StringVar(&dir, "config-dir", "", "config directory (default: a fresh temp dir seeded from examples/)")
 	cmd.Flags().StringVar(&ingressIP, "ingress-ip", "127.0.0.1", "address the ingress gateway listens on")
 	cmd.Flags().BoolVar(&capture, "capture", false, "root on Linux: run each workload in its own network namespace with iptables capture (apps call http://reviews:9080 with no proxy settings)")
-	cmd.Flags().BoolVar(&external, "external", os.Geteuid() == 0, "start the stand-in external site edition.cnn.com on 127.0.20.1:80/443 (needs root)")
+	cmd.Flags().BoolVar(&external, "external", os.Geteuid() == 0, "start the stand-in external sites (edition.cnn.com and *.wikipedia.org on 127.0.20.1/.3/.4, a client-certificate site on 127.0.20.2; ports 80/443, needs root)")
 	return cmd
 }

@@ -144,11 +144,31 @@ type Mesh struct {
 	nsCount   int
 }
 
-// External is the stand-in external site for egress tasks.
+// External is the stand-in external world for egress tasks: one site with
+// its own CA answering several names (edition.cnn.com, the wikipedia.org
+// names of "Egress using Wildcard Hosts"), and a site that requires client
+// certificates (the mutual part of "Egress Gateways with TLS Origination").
 type External struct {
 	Host   string // edition.cnn.com
 	IP     string // loopback IP it answers on (ports 80 and 443)
 	CAFile string
+	// Names maps every name the sites answer to its IP; proxies resolve
+	// them so (--dns-override). en/de.wikipedia.org share one IP and
+	// www.wikipedia.org has its own, so a test can tell where a
+	// connection went (the page names the address that served it).
+	Names map[string]string
+	// Mutual is the site that requires client certificates.
+	Mutual *MutualSite
+}
+
+// MutualSite is an external HTTPS site that requires a client certificate
+// from its own CA; the demo writes one for the egress gateway's Secret.
+type MutualSite struct {
+	Host       string // my-nginx.mesh-external.svc.cluster.local
+	IP         string // port 443
+	CAFile     string // the site's CA, which also issued the client certificate
+	ClientCert string
+	ClientKey  string
 }
 
 func (o *Options) defaults() error {
@@ -448,7 +468,7 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 		args = append(args, "--port-map", strings.Join(pm, ","))
 	}
 	if m.External != nil {
-		args = append(args, "--dns-override", m.External.Host+"="+m.External.IP)
+		args = append(args, "--dns-override", m.External.dnsOverride())
 	}
 	bin := m.opts.ProxyBin
 	if ns != "" {
@@ -487,19 +507,56 @@ func (m *Mesh) AddWorkload(ctx context.Context, w *Workload) error {
 	return nil
 }
 
+// The external world's addresses (the demo's 127.0.20.0/24).
+const (
+	externalIP       = "127.0.20.1" // edition.cnn.com (ports 80 and 443)
+	externalMutualIP = "127.0.20.2" // the site requiring client certificates
+	externalWikiIP   = "127.0.20.3" // en.wikipedia.org, de.wikipedia.org
+	externalWwwIP    = "127.0.20.4" // www.wikipedia.org
+)
+
 func (m *Mesh) startExternal(ctx context.Context) error {
-	ext := &External{Host: "edition.cnn.com", IP: "127.0.20.1", CAFile: filepath.Join(m.opts.LogDir, "external-ca.pem")}
-	p, err := startProc("external", m.opts.LogDir, nil, m.opts.WeftBin, "sample", "external",
-		"--host", ext.Host, "--http", ext.IP+":80", "--https", ext.IP+":443", "--ca-out", ext.CAFile)
+	ext := &External{Host: "edition.cnn.com", IP: externalIP, CAFile: filepath.Join(m.opts.LogDir, "external-ca.pem"),
+		Names: map[string]string{
+			"edition.cnn.com":   externalIP,
+			"en.wikipedia.org":  externalWikiIP,
+			"de.wikipedia.org":  externalWikiIP,
+			"www.wikipedia.org": externalWwwIP,
+		}}
+	args := []string{"sample", "external", "--ca-out", ext.CAFile,
+		"--http", externalIP + ":80", "--https", externalIP + ":443",
+		"--https", externalWikiIP + ":443", "--https", externalWwwIP + ":443"}
+	for _, h := range sortedKeys(ext.Names) {
+		args = append(args, "--host", h)
+	}
+	if err := m.startSite(ctx, "external", externalIP+":80", args...); err != nil {
+		return err
+	}
+	mu := &MutualSite{Host: "my-nginx.mesh-external.svc.cluster.local", IP: externalMutualIP,
+		CAFile:     filepath.Join(m.opts.LogDir, "external-mutual-ca.pem"),
+		ClientCert: filepath.Join(m.opts.LogDir, "external-client.crt"),
+		ClientKey:  filepath.Join(m.opts.LogDir, "external-client.key")}
+	if err := m.startSite(ctx, "external-mutual", mu.IP+":443", "sample", "external", "--mutual", "--host", mu.Host,
+		"--https", mu.IP+":443", "--ca-out", mu.CAFile, "--client-cert-out", mu.ClientCert, "--client-key-out", mu.ClientKey); err != nil {
+		return err
+	}
+	ext.Mutual = mu
+	m.External = ext
+	return nil
+}
+
+// startSite starts one external site process and waits until addr accepts.
+func (m *Mesh) startSite(ctx context.Context, name, addr string, args ...string) error {
+	p, err := startProc(name, m.opts.LogDir, nil, m.opts.WeftBin, args...)
 	if err != nil {
 		return err
 	}
 	m.procs.add(p)
 	err = poll(ctx, 10*time.Second, func() error {
 		if p.exited() {
-			return fmt.Errorf("external exited (binding ports 80/443 needs root): %v", p.err)
+			return fmt.Errorf("%s exited (binding ports 80/443 needs root): %v", name, p.err)
 		}
-		c, err := net.DialTimeout("tcp", ext.IP+":80", time.Second)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return err
 		}
@@ -510,8 +567,25 @@ func (m *Mesh) startExternal(ctx context.Context) error {
 		return err
 	}
 	m.procs.supervise(p)
-	m.External = ext
 	return nil
+}
+
+// dnsOverride is the proxies' --dns-override for the external names.
+func (e *External) dnsOverride() string {
+	var kv []string
+	for _, h := range sortedKeys(e.Names) {
+		kv = append(kv, h+"="+e.Names[h])
+	}
+	return strings.Join(kv, ",")
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }
 
 // Workload returns a running workload by name.

@@ -41,6 +41,10 @@ func (m *Mesh) PrintSummary(w io.Writer) {
 	fmt.Fprintf(w, ")\n")
 	if m.External != nil {
 		fmt.Fprintf(w, "  external site  %s -> %s (ports 80, 443; CA %s)\n", m.External.Host, m.External.IP, m.External.CAFile)
+		fmt.Fprintf(w, "                 also *.wikipedia.org (en, de -> %s; www -> %s, port 443)\n", m.External.Names["en.wikipedia.org"], m.External.Names["www.wikipedia.org"])
+		if mu := m.External.Mutual; mu != nil {
+			fmt.Fprintf(w, "  mutual site    %s -> %s:443 (client certificate required: %s, %s; CA %s)\n", mu.Host, mu.IP, mu.ClientCert, mu.ClientKey, mu.CAFile)
+		}
 	}
 	fmt.Fprintf(w, "\n")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -43,6 +44,11 @@ func Handler(cfg Config) http.Handler {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		// The address that served the request tells a test which
+		// endpoint a connection reached (the same names on several IPs).
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			fmt.Fprintf(w, "Served-On: %s\n", a)
+		}
 		fmt.Fprintf(w, "Host: %s\n", r.Host)
 		for _, k := range keys {
 			for _, v := range r.Header[k] {
