@@ -42,6 +42,9 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
 
+// tcp_proxy logs the connections network RBAC in front of it refuses.
+var _ rbac.Refuser = (*tcp.Proxy)(nil)
+
 // Options configures a Runtime.
 type Options struct {
 	Log      *slog.Logger

@@ -72,6 +72,13 @@ type Observer interface {
 	Close(c *Conn)
 }
 
+// RefusalObserver is an Observer that also sees connections a filter in
+// front of the proxy refused (network RBAC): they get an access-log line
+// but never reached the proxy, so they count in no connection metric.
+type RefusalObserver interface {
+	Refused(c *Conn)
+}
+
 // Conn is what happened on one proxied connection. Only valid during the
 // Observer calls.
 type Conn struct {
@@ -86,7 +93,10 @@ type Conn struct {
 	Received atomic.Int64
 	Sent     atomic.Int64
 	Flags    rflag.Flags
-	State    any // the Observer's per-connection state
+	// TerminationDetails says why the proxy closed the connection itself
+	// (Envoy's %CONNECTION_TERMINATION_DETAILS%), e.g. an RBAC denial.
+	TerminationDetails string
+	State              any // the Observer's per-connection state
 }
 
 // Proxy is a compiled tcp_proxy; safe for concurrent connections.
@@ -206,6 +216,16 @@ func (p *Proxy) Pick() string {
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// Refuse closes c, which a filter in front of the proxy denied, and logs
+// it with details (Envoy's connection termination details, e.g.
+// "rbac_access_denied_matched_policy[none]").
+func (p *Proxy) Refuse(c net.Conn, info *downstream.Info, details string) {
+	c.Close()
+	if ro, ok := p.obs.(RefusalObserver); ok {
+		ro.Refused(&Conn{Downstream: info, Start: p.clock.Now(), TerminationDetails: details})
+	}
+}
 
 // ServeConn proxies c to a host of the picked cluster until both
 // directions are done, either side resets, or the idle timeout passes.

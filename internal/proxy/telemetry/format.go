@@ -170,6 +170,8 @@ type Entry struct {
 	TCP  bool
 	// UpstreamLocal is the upstream connection's local address, when known.
 	UpstreamLocal string
+	// TerminationDetails: why the proxy closed a TCP connection itself.
+	TerminationDetails string
 }
 
 // value renders one op; ok is false for a missing value ("-" in text).
@@ -204,7 +206,9 @@ func (o *op) value(e *Entry, b []byte) ([]byte, bool) {
 		b = append(b, in.Flags.String()...)
 	case opResponseCodeDetails:
 		b = append(b, in.Details...)
-	case opConnTermDetails, opUpstreamFailure:
+	case opConnTermDetails:
+		b = append(b, e.TerminationDetails...)
+	case opUpstreamFailure:
 	case opBytesReceived:
 		b = strconv.AppendInt(b, in.BytesIn, 10)
 	case opBytesSent:

@@ -80,13 +80,21 @@ func (o *tcpObserver) Close(c *tcp.Conn) {
 		tc.report(s)
 		s.closed.Add(1)
 	}
-	if len(o.logs) > 0 {
-		info := filter.Info{Start: c.Start, Duration: c.Duration, Flags: c.Flags, BytesIn: c.Received.Load(),
-			BytesOut: c.Sent.Load(), Cluster: c.Cluster, Host: c.Host, Downstream: c.Downstream}
-		e := Entry{Info: &info, TCP: true, UpstreamLocal: c.LocalAddr}
-		for _, l := range o.logs {
-			l.log(&e)
-		}
+	o.logConn(c)
+}
+
+// Refused logs a connection a filter in front of tcp_proxy denied.
+func (o *tcpObserver) Refused(c *tcp.Conn) { o.logConn(c) }
+
+func (o *tcpObserver) logConn(c *tcp.Conn) {
+	if len(o.logs) == 0 {
+		return
+	}
+	info := filter.Info{Start: c.Start, Duration: c.Duration, Flags: c.Flags, BytesIn: c.Received.Load(),
+		BytesOut: c.Sent.Load(), Cluster: c.Cluster, Host: c.Host, Downstream: c.Downstream}
+	e := Entry{Info: &info, TCP: true, UpstreamLocal: c.LocalAddr, TerminationDetails: c.TerminationDetails}
+	for _, l := range o.logs {
+		l.log(&e)
 	}
 }
 

@@ -130,10 +130,7 @@ func (f *HTTP) Serve(s *filter.Stream) error {
 	}
 	if denied {
 		f.stats.denied.Add(1)
-		if name == "" {
-			name = "none"
-		}
-		return &rflag.Error{Flag: rflag.RBAC, Status: http.StatusForbidden, Details: "rbac_access_denied_matched_policy[" + name + "]"}
+		return &rflag.Error{Flag: rflag.RBAC, Status: http.StatusForbidden, Details: deniedDetails(name)}
 	}
 	f.stats.allowed.Add(1)
 	return s.Next()

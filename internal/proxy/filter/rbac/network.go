@@ -72,10 +72,27 @@ func (f *Network) Chain(next listener.Handler) listener.Handler {
 
 // Allows evaluates a connection (tests, weft x authz).
 func (f *Network) Allows(info *downstream.Info) bool {
-	return f.allows(info, nil)
+	ok, _ := f.allows(info, nil)
+	return ok
 }
 
-func (f *Network) allows(info *downstream.Info, meta *filter.Metadata) bool {
+// Refuser is a next filter that logs a connection this filter denied
+// (tcp_proxy's access log, as Envoy's shows RBAC denials).
+type Refuser interface {
+	Refuse(c net.Conn, info *downstream.Info, details string)
+}
+
+// deniedDetails is Envoy's connection termination details of a denial.
+func deniedDetails(policy string) string {
+	if policy == "" {
+		policy = "none"
+	}
+	return "rbac_access_denied_matched_policy[" + policy + "]"
+}
+
+// allows evaluates the connection; on a denial it also returns the
+// matched policy ("" when an ALLOW set matched nothing).
+func (f *Network) allows(info *downstream.Info, meta *filter.Metadata) (bool, string) {
 	in := Input{Conn: info}
 	if f.shadow != nil {
 		ok, pol := f.shadow.Eval(&in)
@@ -92,16 +109,16 @@ func (f *Network) allows(info *downstream.Info, meta *filter.Metadata) bool {
 		}
 	}
 	if f.rules == nil {
-		return true
+		return true, ""
 	}
 	ok, pol := f.rules.Eval(&in)
 	if !ok {
 		f.stats.denied.Add(1)
 		f.log.Debug("rbac denied connection", "policy", pol, "remote", info.Remote)
-		return false
+		return false, pol
 	}
 	f.stats.allowed.Add(1)
-	return true
+	return true, ""
 }
 
 // ServeConn closes a denied connection, else passes it on.
@@ -114,7 +131,12 @@ func (f *Network) ServeConnMeta(c net.Conn, info *downstream.Info, meta *filter.
 	if _, ok := f.next.(MetaHandler); ok && meta == nil {
 		meta = &filter.Metadata{}
 	}
-	if !f.allows(info, meta) || f.next == nil {
+	ok, pol := f.allows(info, meta)
+	if !ok || f.next == nil {
+		if r, isR := f.next.(Refuser); isR && !ok {
+			r.Refuse(c, info, deniedDetails(pol))
+			return
+		}
 		c.Close()
 		return
 	}

@@ -64,3 +64,51 @@ func TestNetwork(t *testing.T) {
 		t.Error("stat_prefix is required")
 	}
 }
+
+// refuser records what the network filter refused.
+type refuser struct {
+	echo
+	details chan string
+}
+
+func (r refuser) Refuse(c net.Conn, _ *downstream.Info, details string) {
+	c.Close()
+	r.details <- details
+}
+
+// A denied connection is handed to a next filter that logs refusals
+// (tcp_proxy's access log) with Envoy's termination details.
+func TestNetworkDenialReachesAccessLog(t *testing.T) {
+	allow9000 := &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: map[string]*rbacv3.Policy{
+		"ns[foo]-policy[allow]-rule[0]": {Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: 9000}}},
+			Principals: []*rbacv3.Principal{anyID}}}}
+	deny9001 := &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: map[string]*rbacv3.Policy{
+		"ns[foo]-policy[deny]-rule[0]": {Permissions: []*rbacv3.Permission{{Rule: &rbacv3.Permission_DestinationPort{DestinationPort: 9001}}},
+			Principals: []*rbacv3.Principal{anyID}}}}
+	for _, tc := range []struct {
+		rules *rbacv3.RBAC
+		port  uint16
+		want  string
+	}{
+		{allow9000, 9001, "rbac_access_denied_matched_policy[none]"},
+		{deny9001, 9001, "rbac_access_denied_matched_policy[ns[foo]-policy[deny]-rule[0]]"},
+	} {
+		f, err := NewNetwork(&rbactcpv3.RBAC{StatPrefix: "tcp.", Rules: tc.rules}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := refuser{details: make(chan string, 1)}
+		a, b := net.Pipe()
+		info := &downstream.Info{Remote: netip.MustParseAddrPort("10.0.0.1:1"), Local: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), tc.port)}
+		f.Chain(r).ServeConn(b, info)
+		a.Close()
+		select {
+		case got := <-r.details:
+			if got != tc.want {
+				t.Errorf("details %q, want %q", got, tc.want)
+			}
+		default:
+			t.Errorf("port %d: denial not handed to the next filter", tc.port)
+		}
+	}
+}
