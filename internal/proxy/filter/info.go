@@ -35,6 +35,17 @@ type Info struct {
 	Attempts    int
 	RouteName   string
 	Operation   string // the matched route's decorator operation ("" if none)
+	// Propagate: the matched route's decorator may be propagated
+	// (x-envoy-decorator-operation).
+	Propagate bool
+	// Tracing is set by the connection manager's Observer when its HCM
+	// has tracing configured: which side of the call it traces.
+	Tracing TraceSide
+	// SpanName is the x-envoy-decorator-operation the peer sent (the
+	// request's on ingress, the response's on egress), which names the
+	// span instead of the route's decorator; SpanNameSet even when empty.
+	SpanName    string
+	SpanNameSet bool
 	Cluster     string // upstream cluster
 	Host        string // upstream host ip:port of the last attempt
 	ServiceTime time.Duration
@@ -54,3 +65,17 @@ type Info struct {
 	ResponseHeader http.Header
 	Span           any // the sampled trace span of this hop
 }
+
+// TraceSide is the direction a traced connection manager serves (Envoy's
+// tracing operation name: ingress for inbound listeners, egress otherwise).
+type TraceSide uint8
+
+const (
+	NoTracing    TraceSide = iota
+	TraceIngress           // server spans; the request may name the operation
+	TraceEgress            // client spans; the operation is sent upstream
+)
+
+// HeaderDecoratorOperation carries a route decorator's operation between
+// proxies (Envoy's x-envoy-decorator-operation).
+const HeaderDecoratorOperation = "X-Envoy-Decorator-Operation"

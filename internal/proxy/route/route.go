@@ -69,6 +69,9 @@ type Route struct {
 	// Operation is the route's decorator operation: the name of the
 	// spans of requests it serves (Istio: "host:port/path*").
 	Operation string
+	// Propagate is the decorator's propagate (default true): whether the
+	// operation travels in x-envoy-decorator-operation.
+	Propagate bool
 
 	// match
 	pathKind    uint8
@@ -253,6 +256,7 @@ func compileRoute(r *routev3.Route, v *VirtualHost, parent perFilter, vhRetry *R
 			return nil, err
 		}
 		out.Operation = d.GetOperation()
+		out.Propagate = d.GetPropagate() == nil || d.GetPropagate().GetValue()
 	}
 	if err := out.compileMatch(r.GetMatch(), path+".match"); err != nil {
 		return nil, err

@@ -300,6 +300,9 @@ func (tr *tracer) finish(t *Telemetry, s *span, info *filter.Info) {
 	// for a server span the workload's own service, never the Host the
 	// caller sent.
 	name := info.Operation
+	if info.SpanName != "" {
+		name = info.SpanName // the peer's x-envoy-decorator-operation
+	}
 	if name == "" {
 		name = tr.fallbackName(t, s, info)
 	}

@@ -184,12 +184,20 @@ func (t *Telemetry) HTTP(cfg *hcmv3.HttpConnectionManager) (hcm.Observer, error)
 	if err != nil {
 		return nil, err
 	}
-	return &httpObserver{t: t, dest: dest, logs: logs, tracer: tr}, nil
+	side := filter.NoTracing
+	if cfg.GetTracing() != nil {
+		side = filter.TraceEgress
+		if dest {
+			side = filter.TraceIngress
+		}
+	}
+	return &httpObserver{t: t, dest: dest, side: side, logs: logs, tracer: tr}, nil
 }
 
 type httpObserver struct {
 	t      *Telemetry
-	dest   bool // reporter destination (server side)
+	dest   bool             // reporter destination (server side)
+	side   filter.TraceSide // tracing configured: ingress or egress
 	logs   []*accessLogger
 	tracer *tracer // nil: no tracing
 }
@@ -205,6 +213,18 @@ func (o *httpObserver) Request(r *http.Request, info *filter.Info) {
 	if o.tracer != nil {
 		if s := o.tracer.start(r, info); s != nil {
 			info.Span = s
+		}
+	}
+	info.Tracing = o.side
+	if o.side == filter.TraceIngress {
+		// Envoy: an inbound request's x-envoy-decorator-operation names
+		// the server span (the caller's route), and then no operation is
+		// returned in the response.
+		if v, ok := h[filter.HeaderDecoratorOperation]; ok {
+			info.SpanNameSet = true
+			if len(v) > 0 {
+				info.SpanName = v[0]
+			}
 		}
 	}
 	if o.dest {
@@ -225,6 +245,23 @@ func (o *httpObserver) Request(r *http.Request, info *filter.Info) {
 
 func (o *httpObserver) Response(h http.Header, info *filter.Info) {
 	info.ResponseHeader = h
+	switch o.side {
+	case filter.TraceIngress:
+		// Envoy returns the inbound route's operation so the caller's
+		// proxy can name its client span after it.
+		if !info.SpanNameSet && info.Propagate && info.Operation != "" {
+			h[filter.HeaderDecoratorOperation] = []string{info.Operation}
+		}
+	case filter.TraceEgress:
+		// ...which names the client span, and is not passed to the app.
+		if v, ok := h[filter.HeaderDecoratorOperation]; ok {
+			info.SpanNameSet = true
+			if len(v) > 0 {
+				info.SpanName = v[0]
+			}
+			delete(h, filter.HeaderDecoratorOperation)
+		}
+	}
 	if info.GRPC {
 		if v, ok := h["Grpc-Status"]; ok && len(v) > 0 {
 			info.GRPCStatus = v[0]

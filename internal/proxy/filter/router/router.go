@@ -94,7 +94,12 @@ func (rt *Router) Serve(s *filter.Stream) error {
 		return errNoRoute
 	}
 	s.Info.RouteName = s.Route.Name
-	s.Info.Operation = s.Route.Operation
+	s.Info.Operation, s.Info.Propagate = s.Route.Operation, s.Route.Propagate
+	if s.Info.Tracing == filter.TraceEgress && s.Route.Propagate && s.Route.Operation != "" {
+		// Envoy sends an egress route's decorator to the upstream, whose
+		// proxy names its server span after it.
+		s.Req.Header[filter.HeaderDecoratorOperation] = []string{s.Route.Operation}
+	}
 	switch s.Route.Kind {
 	case route.ActionDirect:
 		d := s.Route.Direct
