@@ -25,16 +25,16 @@ type Info struct {
 	// ClientIP is the trusted client address (Envoy's downstream remote
 	// address after use_remote_address / xff_num_trusted_hops), which
 	// RBAC's remote_ip and access logs use.
-	ClientIP    string
-	RequestID   string
-	Status      int // 0 when no response was sent
-	Flags       rflag.Flags
-	Details     string // %RESPONSE_CODE_DETAILS%, e.g. via_upstream, route_not_found
-	BytesIn     int64
-	BytesOut    int64
-	Attempts    int
-	RouteName   string
-	Operation   string // the matched route's decorator operation ("" if none)
+	ClientIP  string
+	RequestID string
+	Status    int // 0 when no response was sent
+	Flags     rflag.Flags
+	Details   string // %RESPONSE_CODE_DETAILS%, e.g. via_upstream, route_not_found
+	BytesIn   int64
+	BytesOut  int64
+	Attempts  int
+	RouteName string
+	Operation string // the matched route's decorator operation ("" if none)
 	// Propagate: the matched route's decorator may be propagated
 	// (x-envoy-decorator-operation).
 	Propagate bool
