@@ -16,7 +16,7 @@ DEPS := iproute2 iptables nginx-light haproxy caddy curl gcc libc6-dev chromium
 # -race needs cgo and a C compiler; without one the tests run without it.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build demo deps kube-bins kube-dev test test-short chaos vet fmt bench bench-smoke clean
+.PHONY: all build demo deps images kube-bins kube-dev test test-short chaos vet fmt bench bench-smoke clean
 
 all: build
 
@@ -66,6 +66,13 @@ bench-smoke: build
 
 clean:
 	rm -rf $(BIN)
+
+# Container images as OCI tarballs (one multi-arch index per image, for
+# `ctr -n k8s.io images import`), from the static binaries: no registry, no
+# container engine. IMAGE_ARCHES=amd64 builds one architecture.
+IMAGE_ARCHES ?= amd64,arm64
+images:
+	$(GO) run ./tools/images -out out/images -arch $(IMAGE_ARCHES)
 
 # kube-apiserver and etcd from the pinned modules in tools/kube, built once
 # into .cache/kube/bin; the Kubernetes tests run on them (else they skip).

@@ -1,0 +1,114 @@
+package images
+
+import (
+	"path/filepath"
+	"runtime"
+)
+
+// spec describes one image: its name under Registry, how it runs, and its
+// layers for one architecture.
+type spec struct {
+	name   string
+	run    RunConfig
+	layers func(binDir, arch string) ([]namedLayer, error)
+}
+
+type namedLayer struct {
+	what  string // for the config's history
+	layer layer
+}
+
+// Users, as Istio's images have them: the proxy and istiod run as
+// istio-proxy (1337), whose traffic the capture rules exempt; pause as
+// 65535 like registry.k8s.io/pause.
+const (
+	uidProxy = 1337
+	uidPause = 65535
+)
+
+const pathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// base is the bottom layer of every image: the users and groups the
+// images run as, name resolution by files then DNS (Go's resolver reads
+// nsswitch.conf), and a writable /tmp.
+func base() namedLayer {
+	passwd := "root:x:0:0:root:/root:/sbin/nologin\n" +
+		"istio-proxy:x:1337:1337:istio-proxy:/home/istio-proxy:/sbin/nologin\n" +
+		"nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n" +
+		"nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n" +
+		"pause:x:65535:65535:pause:/nonexistent:/sbin/nologin\n"
+	group := "root:x:0:\nistio-proxy:x:1337:\nnonroot:x:65532:\nnogroup:x:65534:\npause:x:65535:\n"
+	return namedLayer{what: "base files", layer: layer{files: []file{
+		{Name: "/etc/passwd", Mode: 0o644, Data: []byte(passwd)},
+		{Name: "/etc/group", Mode: 0o644, Data: []byte(group)},
+		{Name: "/etc/nsswitch.conf", Mode: 0o644, Data: []byte("hosts: files dns\n")},
+		{Name: "/tmp", Dir: true, Mode: 0o1777},
+		{Name: "/run", Dir: true, Mode: 0o755},
+		{Name: "/home/istio-proxy", Dir: true, Mode: 0o755, UID: uidProxy, GID: uidProxy},
+		{Name: "/home/nonroot", Dir: true, Mode: 0o755, UID: 65532, GID: 65532},
+		{Name: "/root", Dir: true, Mode: 0o700},
+	}}}
+}
+
+// binLayer holds one of the compiled binaries at /usr/local/bin/<name>.
+func binLayer(binDir, name string, links ...string) namedLayer {
+	files := []file{{Name: "/usr/local/bin/" + name, Mode: 0o755, Src: filepath.Join(binDir, name)}}
+	for _, l := range links {
+		files = append(files, file{Name: l, Link: "/usr/local/bin/" + name})
+	}
+	return namedLayer{what: "/usr/local/bin/" + name, layer: layer{files: files}}
+}
+
+func ports(ps ...string) map[string]struct{} {
+	m := map[string]struct{}{}
+	for _, p := range ps {
+		m[p+"/tcp"] = struct{}{}
+	}
+	return m
+}
+
+func specs() []spec {
+	return []spec{
+		{
+			name: "weft",
+			// istiod's ports: xDS, xDS+CA over mTLS, monitoring, webhook.
+			run: RunConfig{User: "1337:1337", Env: []string{pathEnv}, Entrypoint: []string{"/usr/local/bin/weft"},
+				WorkingDir: "/", ExposedPorts: ports("15010", "15012", "15014", "15017")},
+			layers: func(binDir, _ string) ([]namedLayer, error) {
+				return []namedLayer{base(), binLayer(binDir, "weft")}, nil
+			},
+		},
+		{
+			name: "weft-proxy",
+			// The injector runs the image with args [sidecar] and the init
+			// container with command [weft-proxy iptables …] as root; the
+			// iptables binaries it calls ship in the image.
+			run: RunConfig{User: "1337:1337", Env: []string{pathEnv}, Entrypoint: []string{"/usr/local/bin/weft-proxy"},
+				WorkingDir: "/", ExposedPorts: ports("15001", "15006", "15021", "15090")},
+			layers: func(binDir, arch string) ([]namedLayer, error) {
+				ls := []namedLayer{base(), binLayer(binDir, "weft-proxy")}
+				ipt, err := iptablesFiles(arch)
+				if err != nil {
+					return nil, err
+				}
+				if len(ipt) > 0 {
+					ls = append(ls, namedLayer{what: "iptables", layer: layer{files: ipt}})
+				}
+				return ls, nil
+			},
+		},
+		{
+			name: "pause",
+			run:  RunConfig{User: "65535:65535", Entrypoint: []string{"/pause"}, WorkingDir: "/"},
+			layers: func(binDir, _ string) ([]namedLayer, error) {
+				return []namedLayer{{what: "/pause", layer: layer{files: []file{
+					{Name: "/pause", Mode: 0o755, Src: filepath.Join(binDir, "weft-pause")},
+				}}}}, nil
+			},
+		},
+	}
+}
+
+// hostArch reports whether arch is this machine's (host files can be
+// copied into its images).
+func hostArch(arch string) bool { return arch == runtime.GOARCH && runtime.GOOS == "linux" }
