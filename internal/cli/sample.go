@@ -28,6 +28,7 @@ import (
 	"github.com/weftmesh/weft/internal/samples/external"
 	"github.com/weftmesh/weft/internal/samples/helloworld"
 	"github.com/weftmesh/weft/internal/samples/httpbin"
+	"github.com/weftmesh/weft/internal/samples/httpsproxy"
 	"github.com/weftmesh/weft/internal/samples/load"
 	"github.com/weftmesh/weft/internal/samples/nc"
 	"github.com/weftmesh/weft/internal/samples/tcpecho"
@@ -54,6 +55,7 @@ mode point HTTP_PROXY at the sidecar's proxy port.`,
 		sampleTCPEchoCmd(),
 		sampleExtAuthzCmd(),
 		sampleExternalCmd(),
+		sampleHTTPSProxyCmd(),
 		sampleCurlCmd(),
 		sampleNcCmd(),
 		sampleLoadCmd(),
@@ -362,6 +364,45 @@ edition.cnn.com does; --mutual requires client certificates from the same CA
 	cmd.Flags().BoolVar(&mutual, "mutual", false, "require client certificates issued by the sample CA")
 	cmd.Flags().StringVar(&clientCertOut, "client-cert-out", "", "write a client certificate from the sample CA here")
 	cmd.Flags().StringVar(&clientKeyOut, "client-key-out", "", "write the client certificate's key here (default: with the certificate)")
+	return cmd
+}
+
+func sampleHTTPSProxyCmd() *cobra.Command {
+	var listen, overrides []string
+	var ports []int
+	cmd := &cobra.Command{
+		Use:   "https-proxy",
+		Short: "An HTTPS proxy outside the mesh (CONNECT tunnels, like squid in Istio's egress-via-proxy task)",
+		Long: `A stand-in for a company's HTTPS proxy outside the mesh: apps send
+CONNECT host:port and get a TCP tunnel to the site, so TLS runs end to end.
+Only CONNECT to --port (default 443) is allowed; each tunnel is logged
+(method, authority, status, bytes), like squid's access log. Names in
+--dns-override resolve to fixed IPs (there is no internet here).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			override := map[string]string{}
+			for _, kv := range overrides {
+				for _, e := range strings.Split(kv, ",") {
+					h, ip, ok := strings.Cut(e, "=")
+					if !ok || net.ParseIP(ip) == nil {
+						return fmt.Errorf("--dns-override %q: want host=ip", e)
+					}
+					override[strings.ToLower(h)] = ip
+				}
+			}
+			lns, err := samples.Listen(listen)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			log := sampleLogger(cmd, "https-proxy", "")
+			return samples.ServeHTTP(ctx, log, &httpsproxy.Proxy{Ports: ports, Override: override, Log: log}, lns)
+		},
+	}
+	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:3128"}, "listen address (repeatable)")
+	cmd.Flags().IntSliceVar(&ports, "port", []int{443}, "destination ports CONNECT may open")
+	cmd.Flags().StringArrayVar(&overrides, "dns-override", nil, "resolve names to fixed IPs: host=ip,host=ip (repeatable)")
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"net/netip"
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -45,7 +46,27 @@ func (b *builder) hostNames(svc *model.Service) []string {
 			}
 		}
 	}
-	return append(names, svc.Addresses...)
+	for _, a := range svc.Addresses {
+		if ip := hostAddress(a); ip != "" {
+			names = append(names, ip)
+		}
+	}
+	return names
+}
+
+// hostAddress is the domain an address of a service stands for: the IP of
+// "10.1.2.3" or a single-host CIDR ("10.1.2.3/32", as ServiceEntries write
+// them). A wider range names no one host, so it is no domain (in capture
+// mode its prefix still matches the listener's filter chain).
+func hostAddress(a string) string {
+	if ip, err := netip.ParseAddr(a); err == nil {
+		return ip.String()
+	}
+	p, err := netip.ParsePrefix(a)
+	if err != nil || p.Bits() != p.Addr().BitLen() {
+		return ""
+	}
+	return p.Addr().String()
 }
 
 // domains renders host names for a port: bare and/or "name:port".
