@@ -194,28 +194,33 @@ func TestValidateIstioParity(t *testing.T) {
 		{name: "peerauth empty selector warns", src: doc(sec1, "PeerAuthentication", "  selector: {}\n  mtls: {mode: STRICT}\n"), warn: "workload selector specified without labels"},
 		{name: "dr empty selector warns", src: dr("  workloadSelector: {}\n"), warn: "workload selector specified without labels"},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			res, err := LoadReader("v.yaml", strings.NewReader(c.src), Options{})
-			if err != nil || len(res) != 1 {
-				t.Fatalf("load: %v (%d resources)", err, len(res))
-			}
-			errs, warns := ValidateWithWarnings(res[0])
-			check := func(kind, want string, got []*Error) {
-				if want == "" {
-					for _, e := range got {
-						t.Errorf("unexpected %s: %v", kind, e)
-					}
-					return
-				}
-				for _, e := range got {
-					if strings.Contains(e.Error(), want) {
-						return
-					}
-				}
-				t.Errorf("no %s containing %q; got %v", kind, want, ErrorList(got))
-			}
-			check("error", c.want, errs)
-			check("warning", c.warn, warns)
-		})
+		t.Run(c.name, func(t *testing.T) { checkValidation(t, c.src, c.want, c.warn) })
 	}
+}
+
+// checkValidation loads one document and checks that validation reports an
+// error containing want and a warning containing warn (none when empty).
+func checkValidation(t *testing.T, src, want, warn string) {
+	t.Helper()
+	res, err := LoadReader("v.yaml", strings.NewReader(src), Options{})
+	if err != nil || len(res) != 1 {
+		t.Fatalf("load: %v (%d resources)", err, len(res))
+	}
+	errs, warns := ValidateWithWarnings(res[0])
+	check := func(kind, want string, got []*Error) {
+		if want == "" {
+			for _, e := range got {
+				t.Errorf("unexpected %s: %v", kind, e)
+			}
+			return
+		}
+		for _, e := range got {
+			if strings.Contains(e.Error(), want) {
+				return
+			}
+		}
+		t.Errorf("no %s containing %q; got %v", kind, want, ErrorList(got))
+	}
+	check("error", want, errs)
+	check("warning", warn, warns)
 }

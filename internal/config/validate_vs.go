@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -109,30 +110,9 @@ func (v *validator) virtualService(vs *networking.VirtualService) {
 }
 
 func (v *validator) httpRoute(p string, r *networking.HTTPRoute, delegate bool) {
-	actions := 0
-	for _, set := range []bool{len(r.Route) > 0, r.Redirect != nil, r.DirectResponse != nil, r.Delegate != nil} {
-		if set {
-			actions++
-		}
-	}
-	switch {
-	case actions == 0:
-		v.errorf(p, "HTTP route, redirect, directResponse or delegate is required")
-	case actions > 1:
-		v.errorf(p, "HTTP route may have only one of route, redirect, directResponse and delegate")
-	}
-	if delegate && r.Delegate != nil {
-		v.errorf(p+".delegate", "a delegate virtual service cannot delegate again")
-	}
-	if r.Redirect != nil || r.DirectResponse != nil {
-		if r.Rewrite != nil {
-			v.errorf(p+".rewrite", "HTTP route cannot contain both rewrite and redirect/directResponse")
-		}
-		if r.Fault != nil && r.Redirect != nil {
-			v.errorf(p+".fault", "HTTP route cannot contain both fault and redirect")
-		}
-	}
+	v.httpRouteConflict(p, r, delegate)
 	v.headers(p+".headers", r.Headers)
+	v.authorityRewrite(p, r)
 	for i, m := range r.Match {
 		v.httpMatch(fmt.Sprintf("%s.match[%d]", p, i), m)
 	}
@@ -171,17 +151,18 @@ func (v *validator) httpRoute(p string, r *networking.HTTPRoute, delegate bool) 
 	if r.Mirror != nil {
 		v.destination(p+".mirror", r.Mirror)
 	}
-	if r.Mirror != nil && len(r.Mirrors) > 0 {
-		v.errorf(p+".mirrors", "only one of mirror and mirrors may be set")
-	}
 	for i, m := range r.Mirrors {
 		mp := fmt.Sprintf("%s.mirrors[%d]", p, i)
+		if m == nil {
+			v.errorf(mp, "mirror cannot be null")
+			continue
+		}
 		if m.Destination == nil {
-			v.errorf(mp, "destination is required")
+			v.errorf(mp, "destination is required for mirrors")
 		} else {
 			v.destination(mp+".destination", m.Destination)
 		}
-		v.percent(mp+".percentage", m.Percentage)
+		v.mirrorPercent(mp+".percentage", m.Percentage)
 	}
 	if r.MirrorPercent != nil { //nolint:staticcheck // the deprecated field is what is checked
 		if r.MirrorPercent.Value > 100 {
@@ -190,26 +171,118 @@ func (v *validator) httpRoute(p string, r *networking.HTTPRoute, delegate bool) 
 		// Istio: validateHTTPRoute warns about the deprecated field.
 		v.warnf(p+".mirrorPercent", `using deprecated setting "mirrorPercent", use "mirrorPercentage" instead`)
 	}
-	v.percent(p+".mirrorPercentage", r.MirrorPercentage)
+	v.mirrorPercent(p+".mirrorPercentage", r.MirrorPercentage)
 	v.cors(p+".corsPolicy", r.CorsPolicy)
 	total := int32(0)
 	for i, d := range r.Route {
 		dp := fmt.Sprintf("%s.route[%d]", p, i)
+		if d == nil {
+			v.errorf(dp, "weight may not be nil")
+			continue
+		}
 		v.headers(dp+".headers", d.Headers)
 		if d.Destination == nil {
 			v.errorf(dp, "destination is required")
 		} else {
 			v.destination(dp+".destination", d.Destination)
 		}
-		if d.Weight < 0 || d.Weight > 100 {
-			v.errorf(dp+".weight", "weight %d is not in range 0..100", d.Weight)
-		}
+		v.weight(dp+".weight", d.Weight)
 		total += d.Weight
 	}
-	// Istio: with more than one destination the weights must add up to
-	// 100; a single destination takes all traffic whatever its weight.
-	if len(r.Route) > 1 && total != 100 {
-		v.errorf(p+".route", "total destination weight %d != 100", total)
+	// Istio (validateHTTPRouteDestinations): weights are relative; only
+	// several destinations that all weigh 0 are an error.
+	if len(r.Route) > 1 && total == 0 {
+		v.errorf(p+".route", "total destination weight = 0")
+	}
+}
+
+// weight is Istio's validateWeight: not negative (no upper bound).
+func (v *validator) weight(p string, w int32) {
+	if w < 0 {
+		v.errorf(p, "weight %d < 0", w)
+	}
+}
+
+// httpRouteConflict is Istio's validateHTTPRouteConflict
+// (pkg/config/validation/virtualservice.go): a root route (one that
+// delegates) may not also route or redirect and nothing else is checked;
+// otherwise redirect and directResponse exclude route, fault, rewrite and
+// each other, and one of route, redirect, directResponse is required.
+func (v *validator) httpRouteConflict(p string, r *networking.HTTPRoute, delegate bool) {
+	if !delegate && r.Delegate != nil {
+		if r.Redirect != nil {
+			v.errorf(p+".redirect", "root HTTP route %s must not specify redirect", r.Name)
+		}
+		if r.Route != nil {
+			v.errorf(p+".route", "root HTTP route %s must not specify route", r.Name)
+		}
+		return
+	}
+	if delegate && r.Delegate != nil {
+		v.errorf(p+".delegate", "delegate HTTP route cannot contain delegate")
+	}
+	switch {
+	case r.Redirect != nil:
+		if len(r.Route) > 0 {
+			v.errorf(p+".route", "HTTP route cannot contain both route and redirect")
+		}
+		if r.Fault != nil {
+			v.errorf(p+".fault", "HTTP route cannot contain both fault and redirect")
+		}
+		if r.Rewrite != nil {
+			v.errorf(p+".rewrite", "HTTP route rule cannot contain both rewrite and redirect")
+		}
+		if r.DirectResponse != nil {
+			v.errorf(p+".directResponse", "HTTP route rule cannot contain both direct_response and redirect")
+		}
+	case r.DirectResponse != nil:
+		if len(r.Route) > 0 {
+			v.errorf(p+".route", "HTTP route cannot contain both route and direct_response")
+		}
+		if r.Fault != nil {
+			v.errorf(p+".fault", "HTTP route cannot contain both fault and direct_response")
+		}
+		if r.Rewrite != nil {
+			v.errorf(p+".rewrite", "HTTP route rule cannot contain both rewrite and direct_response")
+		}
+	case len(r.Route) == 0:
+		v.errorf(p, "HTTP route, redirect or direct_response is required")
+	}
+	if r.Mirror != nil && len(r.Mirrors) > 0 {
+		v.errorf(p+".mirrors", "HTTP route cannot contain both mirror and mirrors")
+	}
+}
+
+// authorityRewrite is Istio's validateAuthorityRewrite: the authority is
+// rewritten in one place only (rewrite.authority, or a request header
+// set/add of Host or :authority).
+func (v *validator) authorityRewrite(p string, r *networking.HTTPRoute) {
+	current := r.Rewrite.GetAuthority()
+	for _, ops := range []map[string]string{r.Headers.GetRequest().GetSet(), r.Headers.GetRequest().GetAdd()} {
+		for _, k := range sortedKeys(ops) {
+			if !strings.EqualFold(k, ":authority") && !strings.EqualFold(k, "host") {
+				continue
+			}
+			if current != "" {
+				v.errorf(p+".headers", "authority header cannot be set multiple times: have %q, attempting to set %q", current, ops[k])
+				return
+			}
+			current = ops[k]
+		}
+	}
+}
+
+// mirrorPercent is Istio's mirror percentage rule (validateHTTPRoute,
+// validateHTTPMirrors): within [0, 100], no lower precision bound.
+func (v *validator) mirrorPercent(p string, pc *networking.Percent) {
+	if pc == nil {
+		return
+	}
+	if pc.Value > 100 {
+		v.errorf(p, "mirror percentage must have a max value of 100 (it has %f)", pc.Value)
+	}
+	if pc.Value < 0 {
+		v.errorf(p, "mirror percentage must have a min value of 0 (it has %f)", pc.Value)
 	}
 }
 
@@ -217,18 +290,21 @@ func (v *validator) routeDestinations(p string, ds []*networking.RouteDestinatio
 	total := int32(0)
 	for i, d := range ds {
 		dp := fmt.Sprintf("%s[%d]", p, i)
+		if d == nil {
+			v.errorf(dp, "weight may not be nil")
+			continue
+		}
 		if d.Destination == nil {
 			v.errorf(dp, "destination is required")
 		} else {
 			v.destination(dp+".destination", d.Destination)
 		}
-		if d.Weight < 0 || d.Weight > 100 {
-			v.errorf(dp+".weight", "weight %d is not in range 0..100", d.Weight)
-		}
+		v.weight(dp+".weight", d.Weight)
 		total += d.Weight
 	}
-	if len(ds) > 1 && total != 100 {
-		v.errorf(p, "total destination weight %d != 100", total)
+	// Istio's validateRouteDestinations: relative weights, not all 0.
+	if len(ds) > 1 && total == 0 {
+		v.errorf(p, "total destination weight = 0")
 	}
 }
 
@@ -275,25 +351,36 @@ func (v *validator) tlsRoute(p string, r *networking.TLSRoute, hosts []string) {
 	v.routeDestinations(p+".route", r.Route)
 }
 
+// httpMatch mirrors Istio's validateHTTPRouteMatchRequest: header names
+// are RFC 7230 tokens, a pseudo header or a JWT claim
+// (ValidateHTTPHeaderNameOrJwtClaimRoute); a header match may not be null;
+// prefix matches may be empty only for the uri; withoutHeaders' regex "*"
+// means presence and is not a regex.
 func (v *validator) httpMatch(p string, m *networking.HTTPMatchRequest) {
-	v.stringMatch(p+".uri", m.Uri)
+	if m == nil {
+		return
+	}
+	v.stringMatchRegex(p+".uri", m.Uri)
 	v.stringMatch(p+".scheme", m.Scheme)
 	v.stringMatch(p+".method", m.Method)
 	v.stringMatch(p+".authority", m.Authority)
-	for _, group := range []struct {
-		name string
-		m    map[string]*networking.StringMatch
-	}{{"headers", m.Headers}, {"withoutHeaders", m.WithoutHeaders}} {
-		for k, sm := range group.m {
-			hp := p + "." + group.name + "[" + k + "]"
-			if k == "" {
-				v.errorf(hp, "header name cannot be empty")
-			}
+	for _, k := range sortedMatchKeys(m.Headers) {
+		hp := p + ".headers[" + k + "]"
+		if m.Headers[k] == nil {
+			v.errorf(hp, "header match %v cannot be null", k)
+		}
+		v.matchHeaderName(hp, k)
+		v.stringMatch(hp, m.Headers[k])
+	}
+	for _, k := range sortedMatchKeys(m.WithoutHeaders) {
+		hp := p + ".withoutHeaders[" + k + "]"
+		v.matchHeaderName(hp, k)
+		if sm := m.WithoutHeaders[k]; sm != nil && sm.GetRegex() != "*" {
 			v.stringMatch(hp, sm)
 		}
 	}
-	for k, sm := range m.QueryParams {
-		v.stringMatch(p+".queryParams["+k+"]", sm)
+	for _, k := range sortedMatchKeys(m.QueryParams) {
+		v.stringMatch(p+".queryParams["+k+"]", m.QueryParams[k])
 	}
 	v.optPort(p+".port", m.Port)
 	v.labels(p+".sourceLabels", m.SourceLabels)
@@ -305,15 +392,64 @@ func (v *validator) httpMatch(p string, m *networking.HTTPMatchRequest) {
 	}
 }
 
-// stringMatch checks the oneof (the loader already rejects two being set)
-// and that a regex is valid RE2, which is what Envoy runs.
+// stringMatch is Istio's validateStringMatch: a prefix may not be empty,
+// and a regex is checked by stringMatchRegex.
 func (v *validator) stringMatch(p string, sm *networking.StringMatch) {
-	if sm == nil {
+	if pre, ok := sm.GetMatchType().(*networking.StringMatch_Prefix); ok && pre.Prefix == "" {
+		v.errorf(p+".prefix", "prefix string match should not be empty")
+	}
+	v.stringMatchRegex(p, sm)
+}
+
+// stringMatchRegex is Istio's validateStringMatchRegexp: a regex may not
+// be empty and must be valid RE2 (what Envoy runs) of at most 1,024 bytes
+// (validateStringRegexp, Envoy's program size limit approximated).
+func (v *validator) stringMatchRegex(p string, sm *networking.StringMatch) {
+	re, ok := sm.GetMatchType().(*networking.StringMatch_Regex)
+	if !ok {
 		return
 	}
-	if re, ok := sm.MatchType.(*networking.StringMatch_Regex); ok {
-		v.regex(p+".regex", re.Regex)
+	if re.Regex == "" {
+		v.errorf(p+".regex", "regex string match should not be empty")
+		return
 	}
+	if len(re.Regex) > 1024 {
+		v.errorf(p+".regex", "regex is too large, max length allowed is 1024")
+		return
+	}
+	v.regex(p+".regex", re.Regex)
+}
+
+// matchHeaderName is Istio's ValidateHTTPHeaderNameOrJwtClaimRoute.
+func (v *validator) matchHeaderName(p, name string) {
+	switch {
+	case name == "":
+		v.errorf(p, "header name cannot be empty")
+	case strings.HasPrefix(name, "@request.auth.claims.") || strings.HasPrefix(name, "@request.auth.claims["):
+		// a JWT claim (routing on claims)
+	case name == ":method" || name == ":scheme" || name == ":authority" || name == ":path" || name == ":status":
+	case !isToken(name):
+		v.errorf(p, "header name %s is not a valid header name", name)
+	}
+}
+
+// isToken reports whether s is an RFC 7230 token (Istio's validHeaderNameRegex).
+func isToken(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func sortedMatchKeys(m map[string]*networking.StringMatch) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func (v *validator) regex(p, re string) {
@@ -507,7 +643,12 @@ func (v *validator) cors(p string, c *networking.CorsPolicy) {
 			v.errorf(op, "allowOrigins entry needs exact, prefix or regex")
 			continue
 		}
-		v.stringMatch(op, o)
+		// Istio's validateAllowOrigins: no empty exact, prefix or regex.
+		if o.GetExact() == "" && o.GetPrefix() == "" && o.GetRegex() == "" {
+			v.errorf(op, "'' is not a valid match type for CORS allow origins")
+			continue
+		}
+		v.stringMatchRegex(op, o)
 	}
 	for i, m := range c.AllowMethods {
 		if !supportedMethods[m] {
@@ -634,4 +775,13 @@ var grpcStatusNames = map[string]bool{
 	"NOT_FOUND": true, "ALREADY_EXISTS": true, "PERMISSION_DENIED": true, "RESOURCE_EXHAUSTED": true,
 	"FAILED_PRECONDITION": true, "ABORTED": true, "OUT_OF_RANGE": true, "UNIMPLEMENTED": true,
 	"INTERNAL": true, "UNAVAILABLE": true, "DATA_LOSS": true, "UNAUTHENTICATED": true,
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

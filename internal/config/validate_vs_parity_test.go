@@ -1,0 +1,68 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestValidateVirtualServiceIstioParity: one case per VirtualService rule
+// brought to Istio 1.31's (pkg/config/validation/virtualservice.go and
+// validation.go), each citing the Istio function it mirrors.
+func TestValidateVirtualServiceIstioParity(t *testing.T) {
+	vs := func(http string) string { return doc(net1, "VirtualService", "  hosts: [a]\n  http:\n"+http) }
+	gwvs := func(http string) string {
+		return doc(net1, "VirtualService", "  hosts: [a.example.com]\n  gateways: [gw]\n  http:\n"+http)
+	}
+	route := "    route: [{destination: {host: a}}]\n"
+	first := "  - route: [{destination: {host: a}}]\n"
+	long := strings.Repeat("a", 1025)
+	for _, c := range []struct {
+		name, src  string
+		want, warn string
+	}{
+		// validateHTTPRouteDestinations / validateWeight: weights are
+		// relative (no sum of 100, no upper bound); only all-zero fails.
+		{name: "weights not summing to 100 accepted", src: vs("  - route:\n    - destination: {host: a, subset: v1}\n      weight: 1\n    - destination: {host: a, subset: v2}\n      weight: 3\n")},
+		{name: "weight above 100 accepted", src: vs("  - route:\n    - destination: {host: a}\n      weight: 120\n")},
+		{name: "all weights zero", src: vs("  - route:\n    - destination: {host: a, subset: v1}\n    - destination: {host: a, subset: v2}\n"),
+			want: "total destination weight = 0"},
+		{name: "negative weight", src: vs("  - route:\n    - destination: {host: a}\n      weight: -1\n"), want: "weight -1 < 0"},
+		// validateRouteDestinations: the same for TCP routes.
+		{name: "tcp weights relative", src: doc(net1, "VirtualService", "  hosts: [a]\n  tcp:\n  - route:\n    - destination: {host: a, subset: v1}\n      weight: 80\n    - destination: {host: a, subset: v2}\n      weight: 30\n")},
+		// validateHTTPRouteConflict: a root route may delegate and answer
+		// directly; only route and redirect are refused beside delegate.
+		{name: "root route delegate with direct response accepted", src: gwvs("  - delegate: {name: d}\n    directResponse: {status: 200}\n    rewrite: {uri: /x}\n")},
+		{name: "root route delegate with redirect", src: gwvs("  - name: r\n    delegate: {name: d}\n    redirect: {uri: /x}\n"), want: "root HTTP route r must not specify redirect"},
+		{name: "root route delegate with route", src: gwvs("  - name: r\n    delegate: {name: d}\n    route: [{destination: {host: a}}]\n"), want: "root HTTP route r must not specify route"},
+		// validateHTTPRouteConflict: fault with direct_response.
+		{name: "fault and direct response", src: vs("  - directResponse: {status: 503}\n    fault: {abort: {httpStatus: 500, percentage: {value: 1}}}\n"),
+			want: "HTTP route cannot contain both fault and direct_response"},
+		{name: "rewrite and direct response", src: vs("  - directResponse: {status: 200}\n    rewrite: {uri: /x}\n"), want: "HTTP route rule cannot contain both rewrite and direct_response"},
+		{name: "redirect and direct response", src: vs("  - directResponse: {status: 200}\n    redirect: {uri: /x}\n"), want: "HTTP route rule cannot contain both direct_response and redirect"},
+		{name: "mirror and mirrors", src: vs(first + "    mirror: {host: b}\n    mirrors: [{destination: {host: c}}]\n"), want: "HTTP route cannot contain both mirror and mirrors"},
+		// validateHTTPRoute / validateHTTPMirrors: mirror percentages are
+		// checked for [0, 100] only (not the fault percentage's precision).
+		{name: "tiny mirror percentage accepted", src: vs(first + "    mirror: {host: b}\n    mirrorPercentage: {value: 0.00001}\n")},
+		{name: "mirrors percentage above 100", src: vs(first + "    mirrors: [{destination: {host: c}, percentage: {value: 101}}]\n"),
+			want: "mirror percentage must have a max value of 100"},
+		// validateAuthorityRewrite: the authority is rewritten once.
+		{name: "authority rewritten twice", src: vs(first + "    rewrite: {authority: b}\n    headers: {request: {set: {host: c}}}\n"),
+			want: "authority header cannot be set multiple times"},
+		{name: "authority by header only accepted", src: vs(first + "    headers: {request: {set: {':authority': c}}}\n")},
+		// validateHTTPRouteMatchRequest / ValidateHTTPHeaderNameOrJwtClaimRoute.
+		{name: "match header not a token", src: vs("  - match: [{headers: {'a b': {exact: x}}}]\n" + route), want: "header name a b is not a valid header name"},
+		{name: "match pseudo header accepted", src: vs("  - match: [{headers: {':path': {exact: /x}}}]\n" + route)},
+		{name: "match claim accepted", src: vs("  - match: [{headers: {'@request.auth.claims[group]': {exact: x}}}]\n" + route)},
+		// validateStringMatch: only the uri may have an empty prefix.
+		{name: "empty header prefix", src: vs("  - match: [{headers: {x-a: {prefix: ''}}}]\n" + route), want: "prefix string match should not be empty"},
+		{name: "empty uri prefix accepted", src: vs("  - match: [{uri: {prefix: ''}}]\n" + route)},
+		// validateStringMatchRegexp / validateStringRegexp.
+		{name: "empty regex", src: vs("  - match: [{uri: {regex: ''}}]\n" + route), want: "regex string match should not be empty"},
+		{name: "regex too long", src: vs("  - match: [{method: {regex: '" + long + "'}}]\n" + route), want: "regex is too large, max length allowed is 1024"},
+		{name: "withoutHeaders star accepted", src: vs("  - match: [{withoutHeaders: {x-a: {regex: '*'}}}]\n" + route)},
+		// validateAllowOrigins: an empty exact origin.
+		{name: "cors empty exact origin", src: vs(first + "    corsPolicy: {allowOrigins: [{exact: ''}]}\n"), want: "is not a valid match type for CORS allow origins"},
+	} {
+		t.Run(c.name, func(t *testing.T) { checkValidation(t, c.src, c.want, c.warn) })
+	}
+}
