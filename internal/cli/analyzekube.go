@@ -43,7 +43,7 @@ func (l *liveFlags) resources(ctx context.Context) ([]*config.Resource, error) {
 	var out []*config.Resource
 	for _, r := range src.Resources() {
 		// Analyzers know config kinds; endpoints and pods are the registry's.
-		if r.Kind != config.KindPod && r.Kind != config.KindEndpointSlice {
+		if r.Kind != config.KindPod && r.Kind != config.KindEndpointSlice && r.Kind != config.KindNode {
 			out = append(out, r)
 		}
 	}

@@ -34,9 +34,11 @@ const (
 	KindSecret                Kind = "Secret"     // Kubernetes v1 Secret: TLS material for gateway credentialName
 	KindNamespace             Kind = "Namespace"  // Kubernetes v1 Namespace (cluster-scoped: Namespace is ""); analyzers use it
 	// Kinds only the Kubernetes source produces (the loader skips them in
-	// files): the registry takes endpoints from EndpointSlices and their Pods.
+	// files): the registry takes endpoints from EndpointSlices and their Pods,
+	// and a Pod's locality from its Node's topology labels.
 	KindPod           Kind = "Pod"
 	KindEndpointSlice Kind = "EndpointSlice"
+	KindNode          Kind = "Node"
 )
 
 // Position is a place in a source file. Line and Column are 1-based; a zero

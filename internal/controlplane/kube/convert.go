@@ -63,6 +63,8 @@ func resourceOf(obj any) (r *config.Resource, validate bool) {
 		return mk(config.KindNamespace, "v1", o, nil, &o.ObjectMeta), false
 	case *corev1.Pod:
 		return mk(config.KindPod, "v1", o, nil, &o.ObjectMeta), false
+	case *corev1.Node:
+		return mk(config.KindNode, "v1", o, nil, &o.ObjectMeta), false
 	case *discoveryv1.EndpointSlice:
 		return mk(config.KindEndpointSlice, "discovery.k8s.io/v1", o, nil, &o.ObjectMeta), false
 	}
@@ -89,6 +91,20 @@ func meshConfigOf(cm *corev1.ConfigMap) (*config.Resource, error) {
 		}
 	}
 	return nil, nil // no data.mesh: Istio's defaults
+}
+
+// trimNode keeps a Node's name and labels (its topology), all the
+// registry reads; a Node's status (images, conditions) is large and
+// changes every few seconds, so updates that leave the labels alone are
+// dropped by the handler.
+func trimNode(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+		Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, Labels: n.Labels,
+	}}, nil
 }
 
 // trimPod keeps what the registry reads of a Pod (labels, service account,

@@ -1,7 +1,7 @@
 // Package kube is the control plane's Kubernetes mode: a configuration
 // source that watches the API server with client-go shared informers
 // (Istio's CRDs through istio.io/client-go, Services, EndpointSlices, Pods,
-// Namespaces, the Secrets gateways reference and the "istio" ConfigMap)
+// Nodes (their topology labels), Namespaces, the Secrets gateways reference and the "istio" ConfigMap)
 // and hands the registry the same config.Resources the directory store
 // produces, so translation cannot tell the two apart.
 package kube
@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -121,7 +122,12 @@ func New(ctx context.Context, opts Options) (*Source, error) {
 	if err := pods.SetTransform(trimPod); err != nil {
 		return nil, err
 	}
+	nodes := kf.Core().V1().Nodes().Informer()
+	if err := nodes.SetTransform(trimNode); err != nil {
+		return nil, err
+	}
 	all := []cache.SharedIndexInformer{
+		nodes,
 		kf.Core().V1().Services().Informer(),
 		kf.Discovery().V1().EndpointSlices().Informer(),
 		pods,
@@ -256,7 +262,14 @@ func (s *Source) Invalid() []Invalid {
 func (s *Source) handler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.set(obj) },
-		UpdateFunc: func(_, obj any) { s.set(obj) },
+		UpdateFunc: func(old, obj any) {
+			if o, ok := old.(*corev1.Node); ok {
+				if n, ok := obj.(*corev1.Node); ok && maps.Equal(o.Labels, n.Labels) {
+					return // a Node's status heartbeat: nothing the mesh reads
+				}
+			}
+			s.set(obj)
+		},
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj

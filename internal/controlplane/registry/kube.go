@@ -7,6 +7,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/weftmesh/weft/internal/controlplane/model"
+	"github.com/weftmesh/weft/internal/node"
 )
 
 // Labels Istio reads on Namespaces and Pods.
@@ -16,12 +17,13 @@ const (
 )
 
 // kubeIndex holds what the Kubernetes source adds: EndpointSlices by
-// owning Service ("ns/name"), Pods by "ns/name", Namespace labels. It is
-// empty for the directory source, where selectors pick workloads.
+// owning Service ("ns/name"), Pods by "ns/name", Namespace and Node labels.
+// It is empty for the directory source, where selectors pick workloads.
 type kubeIndex struct {
 	slices     map[string][]*discoveryv1.EndpointSlice
 	pods       map[string]*corev1.Pod
 	namespaces map[string]map[string]string
+	nodes      map[string]map[string]string
 }
 
 func (ki *kubeIndex) add(o any) bool {
@@ -40,6 +42,11 @@ func (ki *kubeIndex) add(o any) bool {
 			ki.pods = map[string]*corev1.Pod{}
 		}
 		ki.pods[o.Namespace+"/"+o.Name] = o
+	case *corev1.Node:
+		if ki.nodes == nil {
+			ki.nodes = map[string]map[string]string{}
+		}
+		ki.nodes[o.Name] = o.Labels
 	case *corev1.Namespace:
 		if ki.namespaces == nil {
 			ki.namespaces = map[string]map[string]string{}
@@ -80,6 +87,9 @@ func (ki *kubeIndex) sliceEndpoints(ks *corev1.Service, ports []svcPort) []*mode
 			if ep.Zone != nil {
 				e.Locality = "/" + *ep.Zone // region unknown without the Node
 			}
+			if ep.NodeName != nil {
+				e.Locality = cmp.Or(nodeLocality(ki.nodes[*ep.NodeName]), e.Locality)
+			}
 			if ref := ep.TargetRef; ref != nil && ref.Kind == "Pod" {
 				e.WorkloadName = ref.Name
 				if p := ki.pods[cmp.Or(ref.Namespace, ks.Namespace)+"/"+ref.Name]; p != nil {
@@ -91,6 +101,7 @@ func (ki *kubeIndex) sliceEndpoints(ks *corev1.Service, ports []svcPort) []*mode
 					if n := p.Labels[networkLabel]; n != "" {
 						e.Network = n
 					}
+					e.Locality = ki.podLocality(p, e.Locality)
 				}
 			}
 			for _, sp := range ports {
@@ -105,6 +116,33 @@ func (ki *kubeIndex) sliceEndpoints(ks *corev1.Service, ports []svcPort) []*mode
 		}
 	}
 	return out
+}
+
+// podLocality is Istio's (kube controller getPodLocality): the pod's own
+// topology.istio.io/locality or istio-locality label, else its Node's
+// region, zone and subzone labels, else fallback (from the slice).
+func (ki *kubeIndex) podLocality(p *corev1.Pod, fallback string) string {
+	for _, k := range []string{node.LabelLocality, node.LabelLegacyLocality} {
+		if v := p.Labels[k]; v != "" {
+			return node.LocalityFromLabels(map[string]string{k: v})
+		}
+	}
+	return cmp.Or(nodeLocality(ki.nodes[p.Spec.NodeName]), fallback)
+}
+
+// nodeLocality reads a Node's topology labels (GA, then the deprecated
+// failure-domain beta ones, as Istio) as region/zone/subzone.
+func nodeLocality(labels map[string]string) string {
+	if labels == nil {
+		return ""
+	}
+	r := cmp.Or(labels[corev1.LabelTopologyRegion], labels[corev1.LabelFailureDomainBetaRegion])
+	z := cmp.Or(labels[corev1.LabelTopologyZone], labels[corev1.LabelFailureDomainBetaZone])
+	sz := labels[node.LabelSubzone]
+	if r == "" && z == "" && sz == "" {
+		return ""
+	}
+	return r + "/" + z + "/" + sz
 }
 
 // slicePort finds the slice port serving a Service port: slices name their
@@ -147,4 +185,29 @@ func withoutAddresses(eps, have []*model.Endpoint) []*model.Endpoint {
 		}
 	}
 	return out
+}
+
+// WithLocality returns meta with the locality of the proxy's own endpoint
+// among svcs (ServicesFor's), when that endpoint has one: as in Istio, the
+// registry (a Pod's Node, on Kubernetes) knows better than what the proxy
+// announced. meta itself is not modified; it is returned as is when
+// nothing changes.
+func WithLocality(meta *node.Meta, svcs []*model.Service) *node.Meta {
+	for _, s := range svcs {
+		for _, ep := range s.Endpoints {
+			if ep.Address != meta.IP || ep.Namespace != meta.Namespace || ep.Locality == "" {
+				continue
+			}
+			if ep.WorkloadName != "" && ep.WorkloadName != meta.Name {
+				continue
+			}
+			if ep.Locality == meta.Locality {
+				return meta
+			}
+			m := *meta
+			m.Locality = ep.Locality
+			return &m
+		}
+	}
+	return meta
 }

@@ -18,5 +18,6 @@ func (s *Server) DescribeMTLS(id string) (*translate.MTLSDescription, error) {
 	if p == nil || snap == nil {
 		return nil, fmt.Errorf("proxy %q is not connected", id)
 	}
-	return translate.DescribeMTLS(snap, &model.Proxy{Meta: p.meta, ID: p.id, Services: registry.ServicesFor(snap, p.meta)}), nil
+	svcs := registry.ServicesFor(snap, p.meta)
+	return translate.DescribeMTLS(snap, &model.Proxy{Meta: registry.WithLocality(p.meta, svcs), ID: p.id, Services: svcs}), nil
 }
