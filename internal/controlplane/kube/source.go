@@ -261,7 +261,7 @@ func (s *Source) Invalid() []Invalid {
 
 func (s *Source) handler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { s.set(obj) },
+		AddFunc: func(obj any) { s.set(obj) },
 		UpdateFunc: func(old, obj any) {
 			if o, ok := old.(*corev1.Node); ok {
 				if n, ok := obj.(*corev1.Node); ok && maps.Equal(o.Labels, n.Labels) {
