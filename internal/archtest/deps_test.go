@@ -110,3 +110,21 @@ func TestProxyLayers(t *testing.T) {
 		"github.com/weftmesh/weft/internal/proxy/listener",
 	})
 }
+
+// TestKitLayers: the test kits stay where tests can use them. meshtest
+// (the fake control plane, lean ADS client and backends that proxy tests
+// use) depends on neither side of the mesh; test/e2e/kit, the process
+// harness of the end-to-end suites, is imported by no production package.
+func TestKitLayers(t *testing.T) {
+	check(t, []string{"github.com/weftmesh/weft/internal/meshtest"}, []string{
+		"github.com/weftmesh/weft/internal/controlplane",
+		"github.com/weftmesh/weft/internal/proxy",
+		"github.com/weftmesh/weft/internal/config",
+		"k8s.io/client-go",
+		"istio.io/api",
+		"istio.io/client-go",
+	})
+	check(t, []string{"github.com/weftmesh/weft/cmd/...", "github.com/weftmesh/weft/internal/..."}, []string{
+		"github.com/weftmesh/weft/test",
+	})
+}

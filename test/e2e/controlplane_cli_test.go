@@ -13,6 +13,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // TestControlPlaneCLI drives a real `weft control-plane` process with the
@@ -23,23 +24,23 @@ func TestControlPlaneCLI(t *testing.T) {
 		t.Skip("builds and runs the control plane")
 	}
 	dir := t.TempDir()
-	cpWriteFile(t, dir, "bookinfo.yaml", grpcReviewsService)
+	kit.WriteConfig(t, dir, "bookinfo.yaml", grpcReviewsService)
 	cp := cpStart(t, dir)
 
 	bad := filepath.Join(t.TempDir(), "reviews-vs.yaml")
 	os.WriteFile(bad, []byte(strings.Replace(vs8020, "weight: 20", "weight: 20\n      wieght: 5", 1)), 0o644)
-	code, _, errs := cp.Weft(t, "", "apply", "-f", bad)
+	code, _, errs := cp.Weft.Run(t, "", "apply", "-f", bad)
 	if code != 1 || !strings.Contains(errs, bad+":13") || !strings.Contains(errs, "wieght") {
 		t.Fatalf("invalid apply: exit %d, stderr %q", code, errs)
 	}
-	code, out, errs := cp.Weft(t, vs8020, "apply", "-f", "-")
+	code, out, errs := cp.Weft.Run(t, vs8020, "apply", "-f", "-")
 	if code != 0 || !strings.Contains(out, "VirtualService default/reviews created") {
 		t.Fatalf("apply: exit %d %q %q", code, out, errs)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "virtualservice-default-reviews.yaml")); err != nil {
 		t.Fatalf("apply did not write the file: %v", err)
 	}
-	code, out, _ = cp.Weft(t, "", "get", "virtualservices", "-o", "json")
+	code, out, _ = cp.Weft.Run(t, "", "get", "virtualservices", "-o", "json")
 	if code != 0 || !strings.Contains(out, `"weight": 80`) {
 		t.Fatalf("get -o json: exit %d\n%s", code, out)
 	}
@@ -58,7 +59,7 @@ func TestControlPlaneCLI(t *testing.T) {
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		code, out, errs = cp.Weft(t, "", "proxy-status")
+		code, out, errs = cp.Weft.Run(t, "", "proxy-status")
 		if code == 0 && strings.Contains(out, "NACK "+m.ID()+" RDS") && strings.Contains(out, "total_weight is not supported") {
 			break
 		}
@@ -73,19 +74,19 @@ func TestControlPlaneCLI(t *testing.T) {
 	if err := c.WaitFor(wctx, func(c *meshtest.XDSClient) bool { return len(c.Resources(resource.ClusterType)) > 0 }); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ = cp.Weft(t, "", "proxy-config", "clusters", "productpage-v1")
+	code, out, _ = cp.Weft.Run(t, "", "proxy-config", "clusters", "productpage-v1")
 	if code != 0 || !strings.Contains(out, "reviews.default.svc.cluster.local") || !strings.Contains(out, "v2") {
 		t.Fatalf("proxy-config clusters: exit %d\n%s", code, out)
 	}
 
-	code, out, _ = cp.Weft(t, vs8020, "delete", "-f", "-")
+	code, out, _ = cp.Weft.Run(t, vs8020, "delete", "-f", "-")
 	if code != 0 || !strings.Contains(out, "deleted") {
 		t.Fatalf("delete: exit %d %q", code, out)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "virtualservice-default-reviews.yaml")); !os.IsNotExist(err) {
 		t.Fatalf("delete left the file: %v", err)
 	}
-	code, out, _ = cp.Weft(t, "", "get", "status")
+	code, out, _ = cp.Weft.Run(t, "", "get", "status")
 	if code != 0 || !strings.Contains(out, "1 proxies connected") {
 		t.Fatalf("get status: exit %d\n%s", code, out)
 	}

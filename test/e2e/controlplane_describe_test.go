@@ -10,6 +10,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 const describeConfig = `apiVersion: v1
@@ -48,7 +49,7 @@ func TestDescribeWorkload(t *testing.T) {
 		t.Skip("builds and runs the control plane")
 	}
 	dir := t.TempDir()
-	cpWriteFile(t, dir, "httpbin.yaml", describeConfig)
+	kit.WriteConfig(t, dir, "httpbin.yaml", describeConfig)
 	cp := cpStart(t, dir)
 	m := &node.Meta{Type: node.Sidecar, IP: "127.0.43.1", Name: "httpbin", Namespace: "foo", ServiceAccount: "httpbin",
 		Labels: map[string]string{"app": "httpbin"}, MeshTLS: true, AppAddress: "127.0.44.1",
@@ -77,7 +78,7 @@ func TestDescribeWorkload(t *testing.T) {
 	// push: poll until its service shows.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		code, out, errs := cp.Weft(t, "", "x", "describe", "workload", "httpbin.foo")
+		code, out, errs := cp.Weft.Run(t, "", "x", "describe", "workload", "httpbin.foo")
 		var missing []string
 		for _, w := range wants {
 			if !strings.Contains(out, w) {
@@ -92,7 +93,7 @@ func TestDescribeWorkload(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // polling with a deadline
 	}
-	if code, _, errs := cp.Weft(t, "", "x", "describe", "workload", "nobody"); code == 0 || !strings.Contains(errs, "not connected") {
+	if code, _, errs := cp.Weft.Run(t, "", "x", "describe", "workload", "nobody"); code == 0 || !strings.Contains(errs, "not connected") {
 		t.Errorf("unknown workload: exit %d %q", code, errs)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds" // registers the xds resolver and balancers
+
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // versionServer is a real grpc-go server that answers with its version.
@@ -205,9 +207,9 @@ func TestGRPCProxylessRouting(t *testing.T) {
 		t.Skip("builds and runs the control plane")
 	}
 	dir := t.TempDir()
-	cpWriteFile(t, dir, "reviews.yaml", grpcReviewsService)
+	kit.WriteConfig(t, dir, "reviews.yaml", grpcReviewsService)
 	for _, v := range []string{"v1", "v2", "v3"} {
-		cpWriteFile(t, dir, "reviews-"+v+".yaml", grpcWorkloadEntry(v, startVersionServer(t, v)))
+		kit.WriteConfig(t, dir, "reviews-"+v+".yaml", grpcWorkloadEntry(v, startVersionServer(t, v)))
 	}
 	cp := cpStart(t, dir, "--debounce", "50ms")
 
@@ -232,7 +234,7 @@ func TestGRPCProxylessRouting(t *testing.T) {
 	// fail with its error_detail if it rejected something.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		code, out, _ := cp.Weft(t, "", "proxy-status", "client.default")
+		code, out, _ := cp.Weft.Run(t, "", "proxy-status", "client.default")
 		if strings.Contains(out, "NACK ") {
 			t.Fatalf("grpc-go rejected the control plane's config:\n%s", out)
 		}
@@ -252,14 +254,14 @@ func TestGRPCProxylessRouting(t *testing.T) {
 			t.Fatalf("default routing %v: %s gets too little", counts, v)
 		}
 	}
-	code, out, _ := cp.Weft(t, "", "proxy-status")
+	code, out, _ := cp.Weft.Run(t, "", "proxy-status")
 	if code != 0 || !strings.Contains(out, "client.default") || !strings.Contains(out, "SYNCED") {
 		t.Errorf("proxy-status (%d):\n%s", code, out)
 	}
 
 	// 80/20 v1/v2: behaviour changes within 2s of the edit, and the split
 	// holds within ±5% over 1000 calls.
-	cpWriteFile(t, dir, "reviews-vs.yaml", vs8020)
+	kit.WriteConfig(t, dir, "reviews-vs.yaml", vs8020)
 	took := waitBehaviour(t, client, "80/20 split", "", []string{subsetCluster("v1"), subsetCluster("v2")}, 2*time.Second, func(c map[string]int) bool { return c["v3"] == 0 })
 	t.Logf("80/20 split took effect %v after the edit", took)
 	if took > 2*time.Second {
@@ -271,7 +273,7 @@ func TestGRPCProxylessRouting(t *testing.T) {
 	}
 
 	// A header match sends marked calls to v3.
-	cpWriteFile(t, dir, "reviews-vs.yaml", vsHeader)
+	kit.WriteConfig(t, dir, "reviews-vs.yaml", vsHeader)
 	took = waitBehaviour(t, client, "header match to v3", "jason", []string{subsetCluster("v3")}, 2*time.Second, func(c map[string]int) bool { return c["v3"] == 30 })
 	if took > 2*time.Second {
 		t.Errorf("edit took %v to change behaviour, want < 2s", took)
@@ -281,10 +283,10 @@ func TestGRPCProxylessRouting(t *testing.T) {
 	}
 
 	// An invalid edit is rejected: status names file:line, behaviour stays.
-	cpWriteFile(t, dir, "reviews-vs.yaml", strings.Replace(vsHeader, "exact: jason", "exactly: jason", 1))
+	kit.WriteConfig(t, dir, "reviews-vs.yaml", strings.Replace(vsHeader, "exact: jason", "exactly: jason", 1))
 	deadline = time.Now().Add(5 * time.Second)
 	for {
-		code, out, _ = cp.Weft(t, "", "get", "status")
+		code, out, _ = cp.Weft.Run(t, "", "get", "status")
 		if code == 1 && strings.Contains(out, "reviews-vs.yaml:11") {
 			break
 		}

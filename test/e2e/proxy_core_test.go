@@ -50,36 +50,6 @@ func proxyGet(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func proxyWaitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func proxyTCPBackend(t *testing.T, greeting string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.WriteString(c, greeting); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // TestProxyReadinessAndAdmin: not ready until listeners, clusters and the
 // endpoints they reference are applied; then admin shows the config.
 func TestProxyReadinessAndAdmin(t *testing.T) {
@@ -88,7 +58,7 @@ func TestProxyReadinessAndAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	be := proxyTCPBackend(t, "hello\n")
+	be := meshtest.TCPEcho(t, "hello\n")
 	partial := meshtest.Resources{
 		Listeners: []types.Resource{meshtest.Listener("tcp-in", "127.0.0.1:0", meshtest.TCPProxyFilter("outbound|9000||echo"))},
 		Clusters:  []types.Resource{meshtest.EDSCluster("outbound|9000||echo")},
@@ -100,7 +70,7 @@ func TestProxyReadinessAndAdmin(t *testing.T) {
 	health := "http://" + p.Addr("health") + "/healthz/ready"
 	admin := "http://" + p.Addr("admin")
 	// Wait until the proxy has the listener (LDS applied) but no endpoints.
-	proxyWaitFor(t, "listener bound", func() bool { _, ok := p.Runtime.Listeners().Addr("tcp-in"); return ok })
+	meshtest.WaitFor(t, "listener bound", func() bool { _, ok := p.Runtime.Listeners().Addr("tcp-in"); return ok })
 	if code, body := proxyGet(t, health); code != http.StatusServiceUnavailable {
 		t.Fatalf("ready before endpoints arrived: %d %s", code, body)
 	}
@@ -109,7 +79,7 @@ func TestProxyReadinessAndAdmin(t *testing.T) {
 	if err := srv.Set(full); err != nil {
 		t.Fatal(err)
 	}
-	proxyWaitFor(t, "ready", func() bool { code, _ := proxyGet(t, health); return code == http.StatusOK })
+	meshtest.WaitFor(t, "ready", func() bool { code, _ := proxyGet(t, health); return code == http.StatusOK })
 
 	addr, _ := p.Runtime.Listeners().Addr("tcp-in")
 	c, err := net.Dial("tcp", addr.String())
@@ -148,7 +118,7 @@ func TestProxyReadinessAndAdmin(t *testing.T) {
 	if _, body := proxyGet(t, admin+"/clusters"); !strings.Contains(body, "outbound|9000||echo") || !strings.Contains(body, be) {
 		t.Errorf("/clusters:\n%s", body)
 	}
-	proxyWaitFor(t, "tcp stats", func() bool {
+	meshtest.WaitFor(t, "tcp stats", func() bool {
 		_, body := proxyGet(t, admin+"/stats")
 		return strings.Contains(body, "tcp.outbound|9000||echo.downstream_cx_total: 1") &&
 			strings.Contains(body, "cluster.outbound|9000||echo.upstream_cx_total: 1")

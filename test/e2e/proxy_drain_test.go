@@ -56,7 +56,7 @@ func TestProxyGracefulDrain(t *testing.T) {
 	}
 	lifecycle(node.LifecycleStarting)
 	health := "http://" + p.Addr("health") + "/healthz/ready"
-	proxyWaitFor(t, "ready", func() bool { code, _ := proxyGet(t, health); return code == http.StatusOK })
+	meshtest.WaitFor(t, "ready", func() bool { code, _ := proxyGet(t, health); return code == http.StatusOK })
 	lifecycle(node.LifecycleReady)
 	addr, ok := p.Runtime.Listeners().Addr("http")
 	if !ok {
@@ -78,7 +78,7 @@ func TestProxyGracefulDrain(t *testing.T) {
 
 	stopped := time.Now()
 	cancel() // what SIGTERM does in weft-proxy
-	proxyWaitFor(t, "readiness failing", func() bool { code, _ := proxyGet(t, health); return code == http.StatusServiceUnavailable })
+	meshtest.WaitFor(t, "readiness failing", func() bool { code, _ := proxyGet(t, health); return code == http.StatusServiceUnavailable })
 	lifecycle(node.LifecycleDraining)
 	// New connections are still accepted and served, each told to close.
 	served := 0

@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -17,6 +14,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // TestProxyBinaryFootprint builds weft-proxy, feeds it 1,000 EDS clusters
@@ -54,51 +52,10 @@ func TestProxyBinaryFootprint(t *testing.T) {
 	if err := srv.Set(res); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "sidecar", "--xds", srv.Addr(), "--ip", "127.0.0.1", "--admin-port", "0", "--health-port", "0",
-		"--stats-port", "0", "--drain-duration", "1s", "--name", "footprint")
-	cmd.Env = append(os.Environ(), "WEFT_NAMESPACE=bench")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-		}
-	}()
-	// The start-up log line names the bound ports.
-	healthRe := regexp.MustCompile(`health=(\S+)`)
-	lines := bufio.NewScanner(stderr)
-	var health string
-	for lines.Scan() {
-		if m := healthRe.FindStringSubmatch(lines.Text()); m != nil {
-			health = m[1]
-			break
-		}
-	}
-	if health == "" {
-		t.Fatal("no start-up line with the health address")
-	}
-	go func() {
-		for lines.Scan() {
-		}
-		exited <- cmd.Wait()
-	}()
 	start := time.Now()
-	proxyWaitFor(t, "proxy ready with 1,000 clusters", func() bool {
-		resp, err := http.Get("http://" + health + "/healthz/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	p := startFootprintProxy(t, bin, srv.Addr(), "bench")
 	readyIn := time.Since(start)
-	rss := proxyVMRSS(t, cmd.Process.Pid)
+	rss := proxyVMRSS(t, p.Cmd.Process.Pid)
 	fi, _ := os.Stat(bin)
 	fs, _ := os.Stat(stripped)
 	t.Logf("weft-proxy binary %.1f MiB (stripped %.1f MiB); ready with 1,000 EDS clusters in %v; idle RSS %.1f MiB",
@@ -106,17 +63,22 @@ func TestProxyBinaryFootprint(t *testing.T) {
 	if rss > 300<<10 {
 		t.Errorf("idle RSS %d KiB is out of line for 1,000 clusters", rss)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	p.Stop(t, syscall.SIGTERM, 15*time.Second)
+	if !p.Cmd.ProcessState.Success() {
+		t.Fatalf("exit after SIGTERM: %v", p.Cmd.ProcessState)
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("no exit after SIGTERM")
-	}
+}
+
+// startFootprintProxy runs bin as a sidecar of the xDS server at xds in
+// namespace ns, every port ephemeral, and waits until it is ready.
+func startFootprintProxy(t *testing.T, bin, xds, ns string) *kit.Proc {
+	t.Helper()
+	p := kit.Command{Path: bin, Args: []string{"sidecar", "--xds", xds, "--ip", "127.0.0.1", "--admin-port", "0", "--health-port", "0",
+		"--stats-port", "0", "--drain-duration", "1s", "--name", "footprint"}, Env: []string{"WEFT_NAMESPACE=" + ns}}.Start(t)
+	// The start-up log line names the bound ports.
+	health := kit.LogField(p.WaitLine(t, "health=", time.Minute), "health")
+	p.WaitReady(t, health, time.Minute)
+	return p
 }
 
 // vmRSS reads the resident set size in KiB.

@@ -79,7 +79,7 @@ func testProxyHTTP(t *testing.T, noDelta bool) {
 	if err := srv.Set(proxyHTTPConfig("v2", eps, 0)); err != nil {
 		t.Fatal(err)
 	}
-	proxyWaitFor(t, "route to v2", func() bool { _, b := proxyGet(t, url); return strings.HasPrefix(b, "v2") })
+	meshtest.WaitFor(t, "route to v2", func() bool { _, b := proxyGet(t, url); return strings.HasPrefix(b, "v2") })
 	if st := p.XDS.Status(); st.Delta == noDelta {
 		t.Fatalf("delta=%v with a server that has delta=%v", st.Delta, !noDelta)
 	}

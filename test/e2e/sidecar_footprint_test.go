@@ -1,13 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
-	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"testing"
 
@@ -139,43 +135,7 @@ func runFootprintProxy(t *testing.T, bin string, o *translate.Output) int64 {
 	if err := srv.Set(res); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "sidecar", "--xds", srv.Addr(), "--ip", "127.0.0.1", "--admin-port", "0", "--health-port", "0",
-		"--stats-port", "0", "--drain-duration", "1s", "--name", "footprint")
-	cmd.Env = append(os.Environ(), "WEFT_NAMESPACE=ns0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	healthRe := regexp.MustCompile(`health=(\S+)`)
-	lines := bufio.NewScanner(stderr)
-	var health string
-	for lines.Scan() {
-		if m := healthRe.FindStringSubmatch(lines.Text()); m != nil {
-			health = m[1]
-			break
-		}
-	}
-	if health == "" {
-		t.Fatal("no start-up line with the health address")
-	}
-	go func() {
-		for lines.Scan() {
-		}
-	}()
-	proxyWaitFor(t, "proxy ready", func() bool {
-		resp, err := http.Get("http://" + health + "/healthz/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return proxyVMRSS(t, cmd.Process.Pid)
+	p := startFootprintProxy(t, bin, srv.Addr(), "ns0")
+	defer p.Cmd.Process.Kill()
+	return proxyVMRSS(t, p.Cmd.Process.Pid)
 }

@@ -32,31 +32,12 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 )
 
 // tcpEcho echoes bytes on each connection, prefixed once by "echo:".
-func tcpEcho(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.Write([]byte("echo:"))
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+func tcpEcho(t *testing.T) string { return meshtest.TCPEcho(t, "echo:") }
 
 func TestConnect(t *testing.T) {
 	echoAddr := tcpEcho(t)

@@ -19,28 +19,7 @@ import (
 )
 
 // backend answers every connection with its name, then echoes.
-func backend(t *testing.T, name string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, name+"\n")
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+func backend(t *testing.T, name string) string { return meshtest.TCPEcho(t, name+"\n") }
 
 type proxy struct {
 	rt  *runtime.Runtime

@@ -36,36 +36,16 @@ func (e env) Dial(ctx context.Context, cluster, _ string) (net.Conn, error) {
 	return c, nil
 }
 
-// backend runs a TCP server on loopback calling serve per connection.
-func backend(t *testing.T, serve func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); serve(c) }()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // front serves p on a loopback listener and returns its address.
 func front(t *testing.T, p *Proxy) string {
-	return backend(t, func(c net.Conn) {
+	return meshtest.TCPServer(t, func(c net.Conn) {
 		p.ServeConn(c, &downstream.Info{OriginalDst: netip.MustParseAddrPort(c.LocalAddr().String())})
 	})
 }
 
 func TestWeightedSplit(t *testing.T) {
 	named := func(name string) string {
-		return backend(t, func(c net.Conn) { io.WriteString(c, name) })
+		return meshtest.TCPServer(t, func(c net.Conn) { io.WriteString(c, name) })
 	}
 	e := env{"v1": named("v1"), "v2": named("v2")}
 	p, err := New(&tcpv3.TcpProxy{StatPrefix: "tcp", ClusterSpecifier: &tcpv3.TcpProxy_WeightedClusters{
@@ -103,7 +83,7 @@ func TestWeightedSplit(t *testing.T) {
 func TestHalfClose(t *testing.T) {
 	// The backend reads to EOF, then answers: only possible if the proxy
 	// forwards the client's FIN and keeps the other direction open.
-	up := backend(t, func(c net.Conn) {
+	up := meshtest.TCPServer(t, func(c net.Conn) {
 		b, _ := io.ReadAll(c)
 		fmt.Fprintf(c, "got %d bytes", len(b))
 	})
@@ -212,7 +192,7 @@ func (c *fakeClock) pending() int {
 // active connection early or keep an idle one open.
 func TestIdleTimeout(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1e9, 0)}
-	up := backend(t, func(c net.Conn) { io.Copy(c, c) })
+	up := meshtest.TCPServer(t, func(c net.Conn) { io.Copy(c, c) })
 	p, err := New(&tcpv3.TcpProxy{StatPrefix: "t", IdleTimeout: durationpb.New(10 * time.Second),
 		ClusterSpecifier: &tcpv3.TcpProxy_Cluster{Cluster: "c"}}, env{"c": up}, Options{Clock: clock})
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
 func runCurl(t *testing.T, o Options) (int, string, string) {
@@ -20,26 +22,6 @@ func runCurl(t *testing.T, o Options) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := Run(context.Background(), o, &out, &errb)
 	return code, out.String(), errb.String()
-}
-
-// rawServer accepts TCP connections and hands each to f.
-func rawServer(t *testing.T, f func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f(c)
-		}
-	}()
-	return ln.Addr().String()
 }
 
 func TestHTTP(t *testing.T) {
@@ -142,16 +124,16 @@ func TestFailures(t *testing.T) {
 		ln.Close()
 		return a
 	}()
-	emptyReply := rawServer(t, func(c net.Conn) {
+	emptyReply := meshtest.TCPServer(t, func(c net.Conn) {
 		buf := make([]byte, 4096)
 		c.Read(buf)
 		c.Close()
 	})
-	hang := rawServer(t, func(c net.Conn) {
+	hang := meshtest.TCPServer(t, func(c net.Conn) {
 		defer c.Close()
 		io.Copy(io.Discard, c)
 	})
-	tlsReset := rawServer(t, func(c net.Conn) {
+	tlsReset := meshtest.TCPServer(t, func(c net.Conn) {
 		buf := make([]byte, 10)
 		c.Read(buf) // the ClientHello starts, then the "black hole" hangs up
 		c.Close()

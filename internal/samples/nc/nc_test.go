@@ -10,67 +10,39 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
 // echo serves "echo: <line>" per line until EOF.
 func echo(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					io.WriteString(c, "echo: "+sc.Text()+"\n")
-				}
-			}()
+	return meshtest.TCPServer(t, func(c net.Conn) {
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			io.WriteString(c, "echo: "+sc.Text()+"\n")
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // connectProxy is a minimal CONNECT proxy; it refuses the port "1".
 func connectProxy(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil || req.Method != http.MethodConnect || strings.HasSuffix(req.Host, ":1") {
-					io.WriteString(c, "HTTP/1.1 403 Forbidden\r\n\r\n")
-					return
-				}
-				up, err := net.Dial("tcp", req.Host)
-				if err != nil {
-					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
-					return
-				}
-				defer up.Close()
-				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-				go func() { io.Copy(up, br); up.(*net.TCPConn).CloseWrite() }()
-				io.Copy(c, up)
-			}()
+	return meshtest.TCPServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil || req.Method != http.MethodConnect || strings.HasSuffix(req.Host, ":1") {
+			io.WriteString(c, "HTTP/1.1 403 Forbidden\r\n\r\n")
+			return
 		}
-	}()
-	return ln.Addr().String()
+		up, err := net.Dial("tcp", req.Host)
+		if err != nil {
+			io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
+			return
+		}
+		defer up.Close()
+		io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+		go func() { io.Copy(up, br); up.(*net.TCPConn).CloseWrite() }()
+		io.Copy(c, up)
+	})
 }
 
 func TestRun(t *testing.T) {

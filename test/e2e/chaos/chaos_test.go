@@ -12,7 +12,6 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -22,9 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +30,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // Addresses: a loopback block no other test uses (the demo and task tests
@@ -48,91 +46,18 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if testing.Short() {
-		fmt.Println("skipping the chaos test in -short mode")
-		os.Exit(0)
-	}
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	dir, err := os.MkdirTemp("", "weft-chaos-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	for _, b := range []string{"weft", "weft-proxy"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, b), "./cmd/"+b)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b, err, out)
-			os.Exit(1)
-		}
-	}
+	kit.ExitIfShort("the chaos test")
+	binDir = kit.MustBuildTemp("weft-chaos-bin-")
 	code := m.Run()
 	os.RemoveAll(binDir)
 	os.Exit(code)
 }
 
-// proc is one child process; it dies with the test (Pdeathsig).
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *bytes.Buffer
-	mu   *sync.Mutex
-}
-
-type lockedBuf struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (l lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func start(t *testing.T, name string, env []string, bin string, args ...string) *proc {
+// start runs one of the built binaries as a process that dies with the
+// test.
+func start(t *testing.T, name, bin string, args ...string) *kit.Proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{}), log: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	p.cmd = exec.Command(filepath.Join(binDir, bin), args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout = lockedBuf{p.mu, p.log}
-	p.cmd.Stderr = lockedBuf{p.mu, p.log}
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() || os.Getenv("WEFT_CHAOS_LOGS") != "" {
-			p.mu.Lock()
-			out := p.log.String()
-			p.mu.Unlock()
-			if len(out) > 6000 {
-				out = out[len(out)-6000:]
-			}
-			t.Logf("--- %s log (tail) ---\n%s", name, out)
-		}
-	})
-	return p
-}
-
-func (p *proc) stop(t *testing.T, sig syscall.Signal, within time.Duration) {
-	t.Helper()
-	p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(within):
-		t.Fatalf("%s did not exit within %v of %v", p.name, within, sig)
-	}
-}
-
-func poll(t *testing.T, what string, within time.Duration, cond func() error) {
-	t.Helper()
-	meshtest.Eventually(t, what, within, cond)
+	return kit.Command{Name: name, Path: filepath.Join(binDir, bin), Args: args}.Start(t)
 }
 
 const meshYAML = `apiVersion: mesh.istio.io/v1alpha1
@@ -184,18 +109,18 @@ spec:
 type mesh struct {
 	t      *testing.T
 	dir    string
-	cp     *proc
-	procs  map[string]*proc
+	cp     *kit.Proc
+	procs  map[string]*kit.Proc
 	drain  time.Duration
 	mu     sync.Mutex
 	client *http.Client // through the client sidecar
 }
 
 func (m *mesh) startCP() {
-	m.cp = start(m.t, "control-plane", nil, "weft", "control-plane", "--config-dir", m.dir,
+	m.cp = start(m.t, "control-plane", "weft", "control-plane", "--config-dir", m.dir,
 		"--xds-address", cpIP+":15010", "--secure-address", cpIP+":15012", "--monitoring-address", cpIP+":15014",
 		"--debounce", "50ms")
-	poll(m.t, "control plane listening", 30*time.Second, func() error {
+	meshtest.Eventually(m.t, "control plane listening", 30*time.Second, func() error {
 		c, err := net.DialTimeout("tcp", cpIP+":15010", time.Second)
 		if err == nil {
 			c.Close()
@@ -257,7 +182,7 @@ var workloads = []workload{
 	{name: "istio-ingressgateway", ns: "istio-system", labels: "app=istio-ingressgateway,istio=ingressgateway", ip: ingressIP, appIP: ingressIP, router: true},
 }
 
-func (m *mesh) startProxy(w workload) *proc {
+func (m *mesh) startProxy(w workload) *kit.Proc {
 	kind := "sidecar"
 	if w.router {
 		kind = "router"
@@ -270,17 +195,17 @@ func (m *mesh) startProxy(w workload) *proc {
 	if !w.router {
 		args = append(args, "--proxy-port", "15080")
 	}
-	p := start(m.t, w.name+".proxy", nil, "weft-proxy", args...)
+	p := start(m.t, w.name+".proxy", "weft-proxy", args...)
 	m.mu.Lock()
 	m.procs[w.name] = p
 	m.mu.Unlock()
 	return p
 }
 
-func (m *mesh) waitReady(w workload, p *proc) {
-	poll(m.t, w.name+" ready", 30*time.Second, func() error {
+func (m *mesh) waitReady(w workload, p *kit.Proc) {
+	meshtest.Eventually(m.t, w.name+" ready", 30*time.Second, func() error {
 		select {
-		case <-p.done:
+		case <-p.Done():
 			return fmt.Errorf("exited")
 		default:
 		}
@@ -357,11 +282,11 @@ func TestChaos(t *testing.T) {
 	}
 	write("mesh.yaml", fmt.Sprintf(meshYAML, ""))
 	write("services.yaml", servicesYAML)
-	m := &mesh{t: t, dir: dir, procs: map[string]*proc{}, drain: 2 * time.Second}
+	m := &mesh{t: t, dir: dir, procs: map[string]*kit.Proc{}, drain: 2 * time.Second}
 	m.startCP()
 	for _, w := range workloads {
 		if w.app {
-			start(t, w.name, nil, "weft", "sample", "httpbin", "--version", "v1", "--listen", w.appIP+":8080")
+			start(t, w.name, "weft", "sample", "httpbin", "--version", "v1", "--listen", w.appIP+":8080")
 		}
 		m.startProxy(w)
 	}
@@ -385,7 +310,7 @@ func TestChaos(t *testing.T) {
 	}
 	// Both paths work before the load starts.
 	for _, l := range loads {
-		poll(t, l.name+" before the load", 30*time.Second, l.do)
+		meshtest.Eventually(t, l.name+" before the load", 30*time.Second, l.do)
 	}
 	var phase atomic.Value
 	phase.Store("steady")
@@ -406,7 +331,7 @@ func TestChaos(t *testing.T) {
 	// 1. The control plane is killed (no shutdown at all) and comes back
 	// after a while; proxies keep their config, then resync.
 	phase.Store("control plane killed")
-	m.cp.stop(t, syscall.SIGKILL, 5*time.Second)
+	m.cp.Stop(t, syscall.SIGKILL, 5*time.Second)
 	time.Sleep(cpDown)
 	phase.Store("control plane restarted")
 	restarted := time.Now()
@@ -422,7 +347,7 @@ func TestChaos(t *testing.T) {
 	} else {
 		t.Logf("a proxy reconnected before the restore could be observed (%d, %v)", n, err)
 	}
-	poll(t, "proxies reconnected", 40*time.Second, func() error {
+	meshtest.Eventually(t, "proxies reconnected", 40*time.Second, func() error {
 		n, err := m.connected()
 		if err == nil && n != len(workloads) {
 			err = fmt.Errorf("%d of %d proxies connected", n, len(workloads))
@@ -450,11 +375,11 @@ func TestChaos(t *testing.T) {
 	for _, w := range workloads[:2] {
 		phase.Store("rolling restart " + w.name)
 		old := m.procs[w.name]
-		old.cmd.Process.Signal(syscall.SIGTERM)
+		old.Cmd.Process.Signal(syscall.SIGTERM)
 		p := m.startProxy(w)
 		m.waitReady(w, p)
 		select {
-		case <-old.done:
+		case <-old.Done():
 		case <-time.After(m.drain + 10*time.Second):
 			t.Fatalf("%s did not exit after its drain", w.name)
 		}
@@ -465,11 +390,11 @@ func TestChaos(t *testing.T) {
 	phase.Store("client sidecar restart")
 	w := workloads[2]
 	old := m.procs[w.name]
-	old.cmd.Process.Signal(syscall.SIGTERM)
+	old.Cmd.Process.Signal(syscall.SIGTERM)
 	p := m.startProxy(w)
 	m.waitReady(w, p)
 	select {
-	case <-old.done:
+	case <-old.Done():
 	case <-time.After(m.drain + 10*time.Second):
 		t.Fatal("client sidecar did not exit after its drain")
 	}

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -111,27 +110,9 @@ func startProxy(t *testing.T, cp *server.Server, dir, name, ip string, extra ...
 	return p
 }
 
-// headersApp answers with the request headers as JSON (httpbin /headers).
-func headersApp(t *testing.T, addr string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot bind %s: %v", addr, err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := map[string]string{}
-		for k, v := range r.Header {
-			h[k] = strings.Join(v, ",")
-		}
-		json.NewEncoder(w).Encode(map[string]any{"headers": h})
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-}
-
 func setup(t *testing.T, ttl time.Duration) *mesh {
 	cp, dir := startCP(t, ttl)
-	headersApp(t, fmt.Sprintf("%s:%d", httpbinAppIP, httpbinPort))
+	meshtest.HTTPHeadersAt(t, fmt.Sprintf("%s:%d", httpbinAppIP, httpbinPort))
 	m := &mesh{cp: cp, dir: dir}
 	m.httpbin = startProxy(t, cp, dir, "httpbin", httpbinIP, "--app-address", httpbinAppIP, "--ports", "http:8000:HTTP")
 	m.curl = startProxy(t, cp, dir, "curl", curlIP, "--proxy-port", fmt.Sprint(proxyPort))

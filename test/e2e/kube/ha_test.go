@@ -34,6 +34,7 @@ import (
 	"github.com/weftmesh/weft/internal/controlplane/kube"
 	"github.com/weftmesh/weft/internal/kubetest"
 	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // This package's own loopback block: control planes on 127.0.62.1 and
@@ -59,7 +60,7 @@ func freePortOn(t *testing.T, ip string) int {
 // controlPlaneReplica is one `weft control-plane --kubeconfig` process.
 type controlPlaneReplica struct {
 	id, secure, monitoring string
-	p                      *proc
+	p                      *kit.Proc
 }
 
 // startReplica runs a replica whose xDS+CA port is secure (ip:port).
@@ -306,7 +307,7 @@ func TestLeaderKilledUnderLoad(t *testing.T) {
 
 	killed := time.Now()
 	okAtKill := ok.Load()
-	cpA.p.cmd.Process.Signal(syscall.SIGKILL)
+	cpA.p.Cmd.Process.Signal(syscall.SIGKILL)
 	// Someone re-applies the webhook configuration without a caBundle
 	// while there is no leader: the new one must restore it.
 	if got, err := mwcs.Get(ctx, mwc.Name, metav1.GetOptions{}); err == nil {

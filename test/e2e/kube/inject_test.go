@@ -16,6 +16,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/controlplane/inject"
 	"github.com/weftmesh/weft/internal/kubetest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // TestInjectionWebhook: `weft control-plane --kubeconfig --webhook-address`
@@ -27,7 +28,7 @@ func TestInjectionWebhook(t *testing.T) {
 	ctx := context.Background()
 	applyCRDs(t, env)
 	sys := env.Namespace(t, nil)
-	hookAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	hookAddr := "127.0.0.1:" + strconv.Itoa(kit.FreePort(t))
 	url := "https://" + hookAddr + "/inject"
 	mwc := inject.Webhooks("", admissionregv1.WebhookClientConfig{URL: &url})
 	api := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
@@ -43,7 +44,7 @@ func TestInjectionWebhook(t *testing.T) {
 			once.Do(func() { close(served) })
 		}
 	}, "control-plane", "--kubeconfig", env.Kubeconfig, "--system-namespace", sys, "--replica-id", "cp-inject", "--leader-lease", "3s",
-		"--secure-address", "127.0.0.1:0", "--xds-address", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--monitoring-address", "127.0.0.1:0",
+		"--secure-address", "127.0.0.1:0", "--xds-address", "127.0.0.1:"+strconv.Itoa(kit.FreePort(t)), "--monitoring-address", "127.0.0.1:0",
 		"--webhook-address", hookAddr, "--proxy-hub", "registry.test/weft", "--proxy-tag", "e2e")
 	select {
 	case <-served:

@@ -5,16 +5,13 @@
 package kube_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +28,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/install"
 	"github.com/weftmesh/weft/internal/kubetest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 var binDir string
@@ -38,70 +36,16 @@ var binDir string
 func TestMain(m *testing.M) {
 	// Build the binaries only when the API server can run.
 	if kubetest.Binaries(kubetest.BinDir()) == nil {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-		dir, err := os.MkdirTemp("", "weft-e2e-kube-")
-		if err != nil {
-			panic(err)
-		}
-		binDir = dir
-		for _, b := range []string{"weft", "weft-proxy"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b), "./cmd/"+b)
-			cmd.Dir = root
-			if out, err := cmd.CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b, err, out)
-				os.Exit(1)
-			}
-		}
-		defer os.RemoveAll(dir)
+		binDir = kit.MustBuildTemp("weft-e2e-kube-")
+		defer os.RemoveAll(binDir)
 	}
 	kubetest.Main(m)
 }
 
-// proc is a started binary whose stderr is kept.
-type proc struct {
-	cmd *exec.Cmd
-	mu  sync.Mutex
-	log strings.Builder
-}
-
-func (p *proc) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-func start(t *testing.T, bin string, onLine func(string), args ...string) *proc {
+// start runs one of the built binaries; onLine sees its output lines.
+func start(t *testing.T, bin string, onLine func(string), args ...string) *kit.Proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(filepath.Join(binDir, bin), args...)}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if onLine != nil {
-				onLine(sc.Text())
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", bin, p.Log())
-		}
-	})
-	return p
+	return kit.Command{Path: filepath.Join(binDir, bin), Args: args, OnLine: onLine}.Start(t)
 }
 
 // applyCRDs installs Istio's CRDs (as weft install does) on env.
@@ -118,16 +62,6 @@ func applyCRDs(t *testing.T, env *kubetest.Env) {
 	if _, err := a.Apply(context.Background(), crds, false); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // hostIP is a non-loopback address of this machine: an EndpointSlice may
@@ -214,7 +148,7 @@ func TestGatewayFromAPIServer(t *testing.T) {
 	}
 
 	sys := env.Namespace(t, nil)
-	xds := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	xds := "127.0.0.1:" + strconv.Itoa(kit.FreePort(t))
 	served := make(chan struct{})
 	var once sync.Once
 	start(t, "weft", func(l string) {
@@ -255,7 +189,7 @@ func TestGatewayFromAPIServer(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling with a deadline
 	}
-	gwPort := freePort(t)
+	gwPort := kit.FreePort(t)
 	start(t, "weft-proxy", nil, "router", "--xds", xds, "--namespace", ns, "--name", "ingress", "--labels", "istio=ingressgateway",
 		"--ip", "127.0.0.1", "--port-map", "8080="+strconv.Itoa(gwPort), "--admin-port", "0", "--health-port", "0", "--stats-port", "0", "--merged-port", "0")
 

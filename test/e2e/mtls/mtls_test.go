@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -242,24 +241,6 @@ func startSidecar(t *testing.T, s *sidecar) {
 	})
 }
 
-// headersApp is httpbin's /headers: the request headers as JSON.
-func headersApp(t *testing.T, addr string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot bind %s: %v", addr, err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := map[string]string{}
-		for k, v := range r.Header {
-			h[k] = strings.Join(v, ",")
-		}
-		json.NewEncoder(w).Encode(map[string]any{"headers": h})
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-}
-
 func setup(t *testing.T) *mesh {
 	t.Helper()
 	dir := t.TempDir()
@@ -271,8 +252,8 @@ func setup(t *testing.T) *mesh {
 		curl:    &sidecar{meta: metaFor("curl", curlIP, curlAppIP, nil), secrets: ca.secrets(t, "default", "curl")},
 		httpbin: &sidecar{meta: metaFor("httpbin", httpbinIP, httpbinAppIP, []node.Port{{Name: "http", Port: httpbinPort, Protocol: "HTTP"}, {Name: "web", Port: sniffedPort}}), secrets: ca.secrets(t, "default", "httpbin")},
 	}
-	headersApp(t, fmt.Sprintf("%s:%d", httpbinAppIP, httpbinPort))
-	headersApp(t, fmt.Sprintf("%s:%d", httpbinAppIP, sniffedPort))
+	meshtest.HTTPHeadersAt(t, fmt.Sprintf("%s:%d", httpbinAppIP, httpbinPort))
+	meshtest.HTTPHeadersAt(t, fmt.Sprintf("%s:%d", httpbinAppIP, sniffedPort))
 	startSidecar(t, m.curl)
 	startSidecar(t, m.httpbin)
 	m.push()
@@ -580,7 +561,7 @@ spec:
 // it over mutual TLS, and a plaintext client is refused at the gateway.
 func TestEgressGatewayIstioMutual(t *testing.T) {
 	const gwIP, siteAddr = "127.0.41.3", "127.0.42.9:8081"
-	headersApp(t, siteAddr)
+	meshtest.HTTPHeadersAt(t, siteAddr)
 	m := setup(t)
 	ca := m.ca
 	gw := &sidecar{meta: &node.Meta{Type: node.Router, IP: gwIP, Name: "istio-egressgateway", Namespace: "istio-system",

@@ -21,14 +21,16 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/weftmesh/weft/internal/demo"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/samples/bookinfo"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // Istio's security tasks on the demo, with their YAML from examples/tasks
 // (adapted where an address or namespace differs).
 
-func denied(r response) bool {
-	return r.status == http.StatusForbidden && strings.Contains(r.body, "RBAC: access denied")
+func denied(r kit.Response) bool {
+	return r.Status == http.StatusForbidden && strings.Contains(r.Body, "RBAC: access denied")
 }
 
 // TestAuthorizationHTTP is "Authorization for HTTP traffic": allow-nothing
@@ -38,54 +40,54 @@ func denied(r response) bool {
 // without workload certificates, to GET from anyone.
 func TestAuthorizationHTTP(t *testing.T) {
 	m := mesh(t)
-	apply(t, task("authz-http-allow-nothing/allow-nothing.yaml"))
-	eventually(t, 30*time.Second, "allow-nothing: productpage denied", func() error {
+	weft.Apply(t, kit.Task("authz-http-allow-nothing/allow-nothing.yaml"))
+	meshtest.Eventually(t, "allow-nothing: productpage denied", 30*time.Second, func() error {
 		if r := productpage(t, ""); !denied(r) {
-			return fmt.Errorf("productpage: %d %.80q", r.status, r.body)
+			return fmt.Errorf("productpage: %d %.80q", r.Status, r.Body)
 		}
 		return nil
 	})
-	apply(t, task("authz-http-productpage-viewer/productpage-viewer.yaml"))
-	eventually(t, 30*time.Second, "productpage-viewer: page served, details and reviews denied", func() error {
+	weft.Apply(t, kit.Task("authz-http-productpage-viewer/productpage-viewer.yaml"))
+	meshtest.Eventually(t, "productpage-viewer: page served, details and reviews denied", 30*time.Second, func() error {
 		r := productpage(t, "")
-		if r.status != 200 || !strings.Contains(r.body, bookinfo.DetailsUnavailable) || !strings.Contains(r.body, bookinfo.ReviewsUnavailable) {
-			return fmt.Errorf("productpage: %d, details/reviews unavailable: %v/%v", r.status,
-				strings.Contains(r.body, bookinfo.DetailsUnavailable), strings.Contains(r.body, bookinfo.ReviewsUnavailable))
+		if r.Status != 200 || !strings.Contains(r.Body, bookinfo.DetailsUnavailable) || !strings.Contains(r.Body, bookinfo.ReviewsUnavailable) {
+			return fmt.Errorf("productpage: %d, details/reviews unavailable: %v/%v", r.Status,
+				strings.Contains(r.Body, bookinfo.DetailsUnavailable), strings.Contains(r.Body, bookinfo.ReviewsUnavailable))
 		}
 		return nil
 	})
-	if r := fromWorkload(t, m, "curl", "http://productpage:9080/productpage", nil); r.status != 200 {
-		t.Errorf("GET from curl is allowed by productpage-viewer: %d", r.status)
+	if r := fromWorkload(t, m, "curl", "http://productpage:9080/productpage", nil); r.Status != 200 {
+		t.Errorf("GET from curl is allowed by productpage-viewer: %d", r.Status)
 	}
 	if r := postFrom(t, m, "curl", "http://productpage:9080/productpage"); !denied(r) {
-		t.Errorf("POST is not in productpage-viewer: %d %.80q", r.status, r.body)
+		t.Errorf("POST is not in productpage-viewer: %d %.80q", r.Status, r.Body)
 	}
 	viewers := "authz-http-viewers/details-reviews-viewer.yaml"
 	if !meshTLS(t, "details-v1") {
 		t.Log("no workload certificates: principals cannot match; GET from anyone instead")
 		viewers = "authz-http-get-only/get-only.yaml"
 	}
-	apply(t, task(viewers))
-	eventually(t, 30*time.Second, "viewers: the whole page", func() error {
+	weft.Apply(t, kit.Task(viewers))
+	meshtest.Eventually(t, "viewers: the whole page", 30*time.Second, func() error {
 		r := productpage(t, "")
-		if r.status != 200 || strings.Contains(r.body, bookinfo.DetailsUnavailable) || strings.Contains(r.body, bookinfo.ReviewsUnavailable) ||
-			strings.Contains(r.body, bookinfo.RatingsUnavailable) {
-			return fmt.Errorf("productpage: %d (details, reviews, ratings unavailable: %v %v %v)", r.status,
-				strings.Contains(r.body, bookinfo.DetailsUnavailable), strings.Contains(r.body, bookinfo.ReviewsUnavailable),
-				strings.Contains(r.body, bookinfo.RatingsUnavailable))
+		if r.Status != 200 || strings.Contains(r.Body, bookinfo.DetailsUnavailable) || strings.Contains(r.Body, bookinfo.ReviewsUnavailable) ||
+			strings.Contains(r.Body, bookinfo.RatingsUnavailable) {
+			return fmt.Errorf("productpage: %d (details, reviews, ratings unavailable: %v %v %v)", r.Status,
+				strings.Contains(r.Body, bookinfo.DetailsUnavailable), strings.Contains(r.Body, bookinfo.ReviewsUnavailable),
+				strings.Contains(r.Body, bookinfo.RatingsUnavailable))
 		}
 		return nil
 	})
 	if viewers == "authz-http-viewers/details-reviews-viewer.yaml" {
 		// curl is not productpage: its principal does not match.
 		if r := fromWorkload(t, m, "curl", "http://details:9080/details/0", nil); !denied(r) {
-			t.Errorf("curl → details must be denied by principal: %d %.80q", r.status, r.body)
+			t.Errorf("curl → details must be denied by principal: %d %.80q", r.Status, r.Body)
 		}
 	}
 }
 
 func meshTLS(t *testing.T, workload string) bool {
-	out, err := weft(t, "", "x", "describe", "workload", workload, "-o", "json")
+	out, err := weft.Output(t, "", "x", "describe", "workload", workload, "-o", "json")
 	if err != nil {
 		return false
 	}
@@ -97,7 +99,7 @@ func meshTLS(t *testing.T, workload string) bool {
 
 // postFrom POSTs through the workload's sidecar (explicit mode; in
 // capture mode through curl inside its namespace).
-func postFrom(t *testing.T, m *demo.Mesh, workload, rawURL string) response {
+func postFrom(t *testing.T, m *demo.Mesh, workload, rawURL string) kit.Response {
 	t.Helper()
 	if w := m.Workload(workload); w.Netns != "" {
 		out, _ := exec.Command("ip", "netns", "exec", w.Netns, m.WeftBin(), "sample", "curl", "-s", "-m", "30s",
@@ -106,17 +108,17 @@ func postFrom(t *testing.T, m *demo.Mesh, workload, rawURL string) response {
 		i := strings.LastIndexByte(s, '\n')
 		code, err := strconv.Atoi(s[i+1:])
 		if err != nil {
-			return response{status: -1, body: s}
+			return kit.Response{Status: -1, Body: s}
 		}
-		return response{status: code, body: s[:max(i, 0)]}
+		return kit.Response{Status: code, Body: s[:max(i, 0)]}
 	}
-	resp, err := viaSidecar(m, workload).Post(rawURL, "text/plain", strings.NewReader("x"))
+	resp, err := kit.ViaSidecar(m, workload).Post(rawURL, "text/plain", strings.NewReader("x"))
 	if err != nil {
-		return response{status: -1, body: err.Error()}
+		return kit.Response{Status: -1, Body: err.Error()}
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, body: string(b)}
+	return kit.Response{Status: resp.StatusCode, Body: string(b)}
 }
 
 // TestAuthorizationTCP is "Authorization for TCP traffic" on tcp-echo's
@@ -131,28 +133,28 @@ func TestAuthorizationTCP(t *testing.T) {
 		_, err := echo(addr)
 		return err
 	}
-	eventually(t, 30*time.Second, "no policy: both ports", func() error {
+	meshtest.Eventually(t, "no policy: both ports", 30*time.Second, func() error {
 		if err := works(p9000); err != nil {
 			return err
 		}
 		return works(p9001)
 	})
-	apply(t, task("authz-tcp-allow-port/tcp-policy.yaml"))
-	eventually(t, 30*time.Second, "ALLOW 9000: 9001 refused", func() error {
+	weft.Apply(t, kit.Task("authz-tcp-allow-port/tcp-policy.yaml"))
+	meshtest.Eventually(t, "ALLOW 9000: 9001 refused", 30*time.Second, func() error {
 		if err := works(p9001); err == nil {
 			return fmt.Errorf("9001 still served")
 		}
 		return works(p9000)
 	})
-	apply(t, task("authz-tcp-allow-methods/tcp-policy-methods.yaml"))
-	eventually(t, 30*time.Second, "ALLOW rule with methods is ignored: 9000 refused", func() error {
+	weft.Apply(t, kit.Task("authz-tcp-allow-methods/tcp-policy-methods.yaml"))
+	meshtest.Eventually(t, "ALLOW rule with methods is ignored: 9000 refused", 30*time.Second, func() error {
 		if err := works(p9000); err == nil {
 			return fmt.Errorf("9000 still served")
 		}
 		return nil
 	})
-	apply(t, task("authz-tcp-deny-methods/tcp-deny-get.yaml"))
-	eventually(t, 30*time.Second, "DENY with methods applies to the port: 9000 refused, 9001 served", func() error {
+	weft.Apply(t, kit.Task("authz-tcp-deny-methods/tcp-deny-get.yaml"))
+	meshtest.Eventually(t, "DENY with methods applies to the port: 9000 refused, 9001 served", 30*time.Second, func() error {
 		if err := works(p9000); err == nil {
 			return fmt.Errorf("9000 served")
 		}
@@ -164,17 +166,17 @@ func TestAuthorizationTCP(t *testing.T) {
 // remoteIpBlocks: ALLOW the client's address, then DENY it.
 func TestAuthorizationIngress(t *testing.T) {
 	mesh(t)
-	apply(t, task("authz-ingress-allow/ingress-policy-allow.yaml"))
-	eventually(t, 30*time.Second, "ALLOW the client's IP: served", func() error {
-		if r := productpage(t, ""); r.status != 200 {
-			return fmt.Errorf("productpage: %d", r.status)
+	weft.Apply(t, kit.Task("authz-ingress-allow/ingress-policy-allow.yaml"))
+	meshtest.Eventually(t, "ALLOW the client's IP: served", 30*time.Second, func() error {
+		if r := productpage(t, ""); r.Status != 200 {
+			return fmt.Errorf("productpage: %d", r.Status)
 		}
 		return nil
 	})
-	apply(t, task("authz-ingress-deny/ingress-policy-deny.yaml"))
-	eventually(t, 30*time.Second, "DENY the client's IP: 403", func() error {
+	weft.Apply(t, kit.Task("authz-ingress-deny/ingress-policy-deny.yaml"))
+	meshtest.Eventually(t, "DENY the client's IP: 403", 30*time.Second, func() error {
 		if r := productpage(t, ""); !denied(r) {
-			return fmt.Errorf("productpage: %d", r.status)
+			return fmt.Errorf("productpage: %d", r.Status)
 		}
 		return nil
 	})
@@ -185,29 +187,29 @@ func TestAuthorizationIngress(t *testing.T) {
 // x-token: admin; an ALLOW for /ip beside the DENY.
 func TestAuthorizationDeny(t *testing.T) {
 	m := mesh(t)
-	call := func(path string, hdr map[string]string) response {
+	call := func(path string, hdr map[string]string) kit.Response {
 		return fromWorkload(t, m, "curl", "http://httpbin:8000"+path, hdr)
 	}
-	apply(t, task("authz-deny-get/deny-method-get.yaml"))
-	eventually(t, 30*time.Second, "GET denied", func() error {
+	weft.Apply(t, kit.Task("authz-deny-get/deny-method-get.yaml"))
+	meshtest.Eventually(t, "GET denied", 30*time.Second, func() error {
 		if r := call("/get", nil); !denied(r) {
-			return fmt.Errorf("GET /get: %d", r.status)
+			return fmt.Errorf("GET /get: %d", r.Status)
 		}
 		return nil
 	})
-	apply(t, task("authz-deny-get-unless-admin/deny-method-get-unless-admin.yaml"))
-	eventually(t, 30*time.Second, "GET allowed with x-token: admin only", func() error {
-		if r := call("/get", map[string]string{"x-token": "admin"}); r.status != 200 {
-			return fmt.Errorf("admin: %d", r.status)
+	weft.Apply(t, kit.Task("authz-deny-get-unless-admin/deny-method-get-unless-admin.yaml"))
+	meshtest.Eventually(t, "GET allowed with x-token: admin only", 30*time.Second, func() error {
+		if r := call("/get", map[string]string{"x-token": "admin"}); r.Status != 200 {
+			return fmt.Errorf("admin: %d", r.Status)
 		}
 		if r := call("/get", map[string]string{"x-token": "guest"}); !denied(r) {
-			return fmt.Errorf("guest: %d", r.status)
+			return fmt.Errorf("guest: %d", r.Status)
 		}
 		return nil
 	})
-	apply(t, task("authz-deny-allow-path-ip/allow-path-ip.yaml"))
-	eventually(t, 30*time.Second, "weft x authz check lists both policies", func() error {
-		out, err := weft(t, "", "x", "authz", "check", "httpbin-v1")
+	weft.Apply(t, kit.Task("authz-deny-allow-path-ip/allow-path-ip.yaml"))
+	meshtest.Eventually(t, "weft x authz check lists both policies", 30*time.Second, func() error {
+		out, err := weft.Output(t, "", "x", "authz", "check", "httpbin-v1")
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -217,15 +219,15 @@ func TestAuthorizationDeny(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 30*time.Second, "ALLOW /ip beside the DENY", func() error {
-		if r := call("/ip", map[string]string{"x-token": "admin"}); r.status != 200 {
-			return fmt.Errorf("admin /ip: %d", r.status)
+	meshtest.Eventually(t, "ALLOW /ip beside the DENY", 30*time.Second, func() error {
+		if r := call("/ip", map[string]string{"x-token": "admin"}); r.Status != 200 {
+			return fmt.Errorf("admin /ip: %d", r.Status)
 		}
 		if r := call("/get", map[string]string{"x-token": "admin"}); !denied(r) {
-			return fmt.Errorf("admin /get (not allowed by the ALLOW): %d", r.status)
+			return fmt.Errorf("admin /get (not allowed by the ALLOW): %d", r.Status)
 		}
 		if r := call("/ip", map[string]string{"x-token": "guest"}); !denied(r) {
-			return fmt.Errorf("guest /ip (the DENY wins): %d", r.status)
+			return fmt.Errorf("guest /ip (the DENY wins): %d", r.Status)
 		}
 		return nil
 	})
@@ -235,11 +237,11 @@ func TestAuthorizationDeny(t *testing.T) {
 // deny, and the sidecar counts its shadow denials.
 func TestAuthorizationDryRun(t *testing.T) {
 	m := mesh(t)
-	apply(t, task("authz-dry-run/deny-path-headers.yaml"))
+	weft.Apply(t, kit.Task("authz-dry-run/deny-path-headers.yaml"))
 	shadow := func() int64 {
-		r := get(t, direct, "http://"+m.Workload("httpbin-v1").IP+":15090/stats", nil)
+		r := kit.Get(t, direct, "http://"+m.Workload("httpbin-v1").IP+":15090/stats", nil)
 		var n int64
-		for _, l := range strings.Split(r.body, "\n") {
+		for _, l := range strings.Split(r.Body, "\n") {
 			if strings.Contains(l, "rbac.istio_dry_run_deny_shadow_denied: ") {
 				v, _ := strconv.ParseInt(strings.TrimSpace(l[strings.LastIndexByte(l, ' '):]), 10, 64)
 				n += v
@@ -247,10 +249,10 @@ func TestAuthorizationDryRun(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, 30*time.Second, "dry run: /headers served and counted as a shadow denial", func() error {
+	meshtest.Eventually(t, "dry run: /headers served and counted as a shadow denial", 30*time.Second, func() error {
 		before := shadow()
-		if r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", nil); r.status != 200 {
-			return fmt.Errorf("/headers: %d", r.status)
+		if r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", nil); r.Status != 200 {
+			return fmt.Errorf("/headers: %d", r.Status)
 		}
 		if after := shadow(); after <= before {
 			return fmt.Errorf("shadow_denied %d → %d", before, after)
@@ -276,29 +278,29 @@ func TestAuthorizationJWT(t *testing.T) {
 	obj, _ := signer.Sign(claims)
 	token, _ := obj.CompactSerialize()
 
-	apply(t, strings.ReplaceAll(task("authz-jwt/jwt-example.yaml"), "http://127.0.0.1:1/jwks.json", srv.URL+"/jwks.json"))
-	call := func(hdr map[string]string) response {
+	weft.Apply(t, strings.ReplaceAll(kit.Task("authz-jwt/jwt-example.yaml"), "http://127.0.0.1:1/jwks.json", srv.URL+"/jwks.json"))
+	call := func(hdr map[string]string) kit.Response {
 		return fromWorkload(t, m, "curl", "http://httpbin:8000/headers", hdr)
 	}
-	eventually(t, 30*time.Second, "valid token 200, invalid 401, none 200", func() error {
-		if r := call(map[string]string{"Authorization": "Bearer " + token}); r.status != 200 {
-			return fmt.Errorf("valid token: %d %.80q", r.status, r.body)
+	meshtest.Eventually(t, "valid token 200, invalid 401, none 200", 30*time.Second, func() error {
+		if r := call(map[string]string{"Authorization": "Bearer " + token}); r.Status != 200 {
+			return fmt.Errorf("valid token: %d %.80q", r.Status, r.Body)
 		}
-		if r := call(map[string]string{"Authorization": "Bearer deadbeef"}); r.status != 401 {
-			return fmt.Errorf("invalid token: %d", r.status)
+		if r := call(map[string]string{"Authorization": "Bearer deadbeef"}); r.Status != 401 {
+			return fmt.Errorf("invalid token: %d", r.Status)
 		}
-		if r := call(nil); r.status != 200 {
-			return fmt.Errorf("no token: %d", r.status)
+		if r := call(nil); r.Status != 200 {
+			return fmt.Errorf("no token: %d", r.Status)
 		}
 		return nil
 	})
-	apply(t, task("authz-jwt/require-jwt.yaml"))
-	eventually(t, 30*time.Second, "require-jwt: missing 403, valid 200", func() error {
+	weft.Apply(t, kit.Task("authz-jwt/require-jwt.yaml"))
+	meshtest.Eventually(t, "require-jwt: missing 403, valid 200", 30*time.Second, func() error {
 		if r := call(nil); !denied(r) {
-			return fmt.Errorf("no token: %d", r.status)
+			return fmt.Errorf("no token: %d", r.Status)
 		}
-		if r := call(map[string]string{"Authorization": "Bearer " + token}); r.status != 200 {
-			return fmt.Errorf("valid token: %d", r.status)
+		if r := call(map[string]string{"Authorization": "Bearer " + token}); r.Status != 200 {
+			return fmt.Errorf("valid token: %d", r.Status)
 		}
 		return nil
 	})
@@ -333,15 +335,15 @@ func TestJWTClaimRouting(t *testing.T) {
 	groups := sign(map[string]any{"groups": []string{"group1", "group2"}, "scope": []string{"scope1", "scope2"}})
 	demo := sign(nil)
 
-	apply(t, strings.ReplaceAll(task("jwt-claim-routing/jwt-claim-routing.yaml"), "http://127.0.0.1:1/jwks.json", srv.URL+"/jwks.json"))
+	weft.Apply(t, strings.ReplaceAll(kit.Task("jwt-claim-routing/jwt-claim-routing.yaml"), "http://127.0.0.1:1/jwks.json", srv.URL+"/jwks.json"))
 	call := func(token string) int {
 		hdr := map[string]string{"Host": "httpbin.example.com"}
 		if token != "" {
 			hdr["Authorization"] = "Bearer " + token
 		}
-		return get(t, ingressClient, ingressURL("/headers"), hdr).status
+		return kit.Get(t, kit.Direct, ingressURL("/headers"), hdr).Status
 	}
-	eventually(t, 30*time.Second, "group1 token 200, no token 404, invalid 401, token without groups 404", func() error {
+	meshtest.Eventually(t, "group1 token 200, no token 404, invalid 401, token without groups 404", 30*time.Second, func() error {
 		if s := call(groups); s != 200 {
 			return fmt.Errorf("token with groups [group1 group2]: %d", s)
 		}
@@ -372,26 +374,26 @@ func TestExternalAuthorization(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	// MeshConfig is replaced, then restored to the demo's.
 	t.Cleanup(func() {
-		if out, err := weft(t, task("../mesh.yaml"), "apply", "-f", "-"); err != nil {
+		if out, err := weft.Output(t, kit.Task("../mesh.yaml"), "apply", "-f", "-"); err != nil {
 			t.Logf("restoring mesh.yaml: %v\n%s", err, out)
 		}
 	})
-	base := strings.NewReplacer("18000", hp, "19000", gp).Replace(task("authz-ext/ext-authz.yaml"))
+	base := strings.NewReplacer("18000", hp, "19000", gp).Replace(kit.Task("authz-ext/ext-authz.yaml"))
 	for _, provider := range []string{"sample-ext-authz-grpc", "sample-ext-authz-http"} {
 		y := strings.ReplaceAll(base, "name: sample-ext-authz-grpc\n  rules", "name: "+provider+"\n  rules")
-		if out, err := weft(t, y, "apply", "-f", "-"); err != nil {
+		if out, err := weft.Output(t, y, "apply", "-f", "-"); err != nil {
 			t.Fatalf("weft apply: %v\n%s", err, out)
 		}
-		eventually(t, 30*time.Second, provider+": deny without the header, allow with it, other paths unchecked", func() error {
+		meshtest.Eventually(t, provider+": deny without the header, allow with it, other paths unchecked", 30*time.Second, func() error {
 			r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", map[string]string{"x-ext-authz": "deny"})
-			if r.status != 403 || !strings.Contains(r.body, "denied by ext_authz") {
-				return fmt.Errorf("deny: %d %.80q", r.status, r.body)
+			if r.Status != 403 || !strings.Contains(r.Body, "denied by ext_authz") {
+				return fmt.Errorf("deny: %d %.80q", r.Status, r.Body)
 			}
-			if r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", map[string]string{"x-ext-authz": "allow"}); r.status != 200 {
-				return fmt.Errorf("allow: %d %.80q", r.status, r.body)
+			if r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", map[string]string{"x-ext-authz": "allow"}); r.Status != 200 {
+				return fmt.Errorf("allow: %d %.80q", r.Status, r.Body)
 			}
-			if r := fromWorkload(t, m, "curl", "http://httpbin:8000/ip", nil); r.status != 200 {
-				return fmt.Errorf("/ip: %d", r.status)
+			if r := fromWorkload(t, m, "curl", "http://httpbin:8000/ip", nil); r.Status != 200 {
+				return fmt.Errorf("/ip: %d", r.Status)
 			}
 			return nil
 		})
@@ -399,12 +401,12 @@ func TestExternalAuthorization(t *testing.T) {
 		// next provider's checks cannot be answered by this one's config.
 		for _, d := range strings.Split(y, "\n---\n") {
 			if strings.Contains(d, "kind: AuthorizationPolicy") {
-				weft(t, d, "delete", "-f", "-")
+				weft.Output(t, d, "delete", "-f", "-")
 			}
 		}
-		eventually(t, 30*time.Second, provider+" removed", func() error {
-			if r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", nil); r.status != 200 {
-				return fmt.Errorf("/headers without the header: %d", r.status)
+		meshtest.Eventually(t, provider+" removed", 30*time.Second, func() error {
+			if r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", nil); r.Status != 200 {
+				return fmt.Errorf("/headers without the header: %d", r.Status)
 			}
 			return nil
 		})
@@ -412,7 +414,7 @@ func TestExternalAuthorization(t *testing.T) {
 	for _, doc := range []string{"ServiceEntry", "AuthorizationPolicy"} {
 		for _, d := range strings.Split(base, "\n---\n") {
 			if strings.Contains(d, "kind: "+doc) {
-				weft(t, d, "delete", "-f", "-")
+				weft.Output(t, d, "delete", "-f", "-")
 			}
 		}
 	}

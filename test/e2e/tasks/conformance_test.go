@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/demo"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // Istio conformance in the demo mesh with config written for these tests:
@@ -80,7 +82,7 @@ func client(t *testing.T, m *demo.Mesh, name, locality string, octet int) *http.
 			t.Fatal(err)
 		}
 	}
-	c := viaSidecar(m, name)
+	c := kit.ViaSidecar(m, name)
 	c.Transport.(*http.Transport).DisableKeepAlives = true
 	return c
 }
@@ -135,17 +137,17 @@ func TestDestinationRuleMerge(t *testing.T) {
 	m := mesh(t)
 	startBackend(t, m, "conf-merge-v1", "conf-merge", "v1", "", 210)
 	startBackend(t, m, "conf-merge-v2", "conf-merge", "v2", "", 211)
-	apply(t, mergeConfig)
-	c := viaSidecar(m, "curl")
+	weft.Apply(t, mergeConfig)
+	c := kit.ViaSidecar(m, "curl")
 	for _, tc := range []struct {
 		version string
-		status  int
-		body    string
+		Status  int
+		Body    string
 	}{{"", 200, "conf-merge-v1"}, {"v2", 200, "conf-merge-v2"}, {"v9", 503, ""}} {
-		eventually(t, 15*time.Second, "x-version "+tc.version, func() error {
-			r := get(t, c, "http://conf-merge:5000/", map[string]string{"x-version": tc.version})
-			if r.status != tc.status || !strings.Contains(r.body, tc.body) {
-				return fmt.Errorf("status %d body %q, want %d %q", r.status, strings.TrimSpace(r.body), tc.status, tc.body)
+		meshtest.Eventually(t, "x-version "+tc.version, 15*time.Second, func() error {
+			r := kit.Get(t, c, "http://conf-merge:5000/", map[string]string{"x-version": tc.version})
+			if r.Status != tc.Status || !strings.Contains(r.Body, tc.Body) {
+				return fmt.Errorf("status %d body %q, want %d %q", r.Status, strings.TrimSpace(r.Body), tc.Status, tc.Body)
 			}
 			return nil
 		})
@@ -171,7 +173,7 @@ func TestSidecarEgressScope(t *testing.T) {
 	m := mesh(t)
 	startBackend(t, m, "conf-merge-v1", "conf-merge", "v1", "", 210)
 	startBackend(t, m, "conf-merge-v2", "conf-merge", "v2", "", 211)
-	apply(t, mergeConfig)
+	weft.Apply(t, mergeConfig)
 	c := client(t, m, "conf-scoped", "", 216)
 	outside := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "outside") }))
 	defer outside.Close()
@@ -187,31 +189,31 @@ spec:
   outboundTrafficPolicy: {mode: %s}
 `, mode)
 	}
-	apply(t, sidecar("REGISTRY_ONLY"))
-	eventually(t, 15*time.Second, "REGISTRY_ONLY Sidecar: only conf-merge", func() error {
-		if r := get(t, c, "http://conf-merge:5000/", nil); r.status != 200 {
-			return fmt.Errorf("conf-merge (imported): %d %s", r.status, r.body)
+	weft.Apply(t, sidecar("REGISTRY_ONLY"))
+	meshtest.Eventually(t, "REGISTRY_ONLY Sidecar: only conf-merge", 15*time.Second, func() error {
+		if r := kit.Get(t, c, "http://conf-merge:5000/", nil); r.Status != 200 {
+			return fmt.Errorf("conf-merge (imported): %d %s", r.Status, r.Body)
 		}
-		if r := get(t, c, "http://httpbin:8000/get", nil); r.status != 502 {
-			return fmt.Errorf("httpbin (not imported, REGISTRY_ONLY): %d, want 502", r.status)
+		if r := kit.Get(t, c, "http://httpbin:8000/get", nil); r.Status != 502 {
+			return fmt.Errorf("httpbin (not imported, REGISTRY_ONLY): %d, want 502", r.Status)
 		}
-		if r := get(t, c, outside.URL, nil); r.status != 502 {
-			return fmt.Errorf("unknown host (REGISTRY_ONLY): %d, want 502", r.status)
+		if r := kit.Get(t, c, outside.URL, nil); r.Status != 502 {
+			return fmt.Errorf("unknown host (REGISTRY_ONLY): %d, want 502", r.Status)
 		}
 		return nil
 	})
 	// The proxy holds only what the Sidecar imports.
-	clusters := get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("conf-scoped").AdminURL()+"/clusters", nil)
-	if !strings.Contains(clusters.body, "conf-merge.default.svc.cluster.local") || strings.Contains(clusters.body, "httpbin") || strings.Contains(clusters.body, "reviews") {
-		t.Errorf("scoped proxy's clusters should hold conf-merge and no other service:\n%.2000s", clusters.body)
+	clusters := kit.Get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("conf-scoped").AdminURL()+"/clusters", nil)
+	if !strings.Contains(clusters.Body, "conf-merge.default.svc.cluster.local") || strings.Contains(clusters.Body, "httpbin") || strings.Contains(clusters.Body, "reviews") {
+		t.Errorf("scoped proxy's clusters should hold conf-merge and no other service:\n%.2000s", clusters.Body)
 	}
-	apply(t, sidecar("ALLOW_ANY"))
-	eventually(t, 15*time.Second, "ALLOW_ANY Sidecar: unknown hosts pass through", func() error {
-		if r := get(t, c, outside.URL, nil); r.status != 200 || strings.TrimSpace(r.body) != "outside" {
-			return fmt.Errorf("unknown host (ALLOW_ANY): %d %q", r.status, r.body)
+	weft.Apply(t, sidecar("ALLOW_ANY"))
+	meshtest.Eventually(t, "ALLOW_ANY Sidecar: unknown hosts pass through", 15*time.Second, func() error {
+		if r := kit.Get(t, c, outside.URL, nil); r.Status != 200 || strings.TrimSpace(r.Body) != "outside" {
+			return fmt.Errorf("unknown host (ALLOW_ANY): %d %q", r.Status, r.Body)
 		}
-		if r := get(t, c, "http://conf-merge:5000/", nil); r.status != 200 {
-			return fmt.Errorf("conf-merge (imported): %d %s", r.status, r.body)
+		if r := kit.Get(t, c, "http://conf-merge:5000/", nil); r.Status != 200 {
+			return fmt.Errorf("conf-merge (imported): %d %s", r.Status, r.Body)
 		}
 		return nil
 	})
@@ -219,7 +221,7 @@ spec:
 	// listener the app connects to directly (Istio's captureMode NONE
 	// pattern); it routes by Host like the captured port would.
 	ip := m.Workload("conf-scoped").IP
-	apply(t, fmt.Sprintf(`
+	weft.Apply(t, fmt.Sprintf(`
 apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: conf-scoped}
@@ -232,10 +234,10 @@ spec:
     hosts: ["./conf-merge.default.svc.cluster.local"]
 `, ip))
 	direct := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	eventually(t, 15*time.Second, "bound egress listener routes by Host", func() error {
-		r := get(t, direct, "http://"+ip+":5000/", map[string]string{"Host": "conf-merge:5000"})
-		if r.status != 200 || !strings.HasPrefix(strings.TrimSpace(r.body), "conf-merge-v") {
-			return fmt.Errorf("status %d body %q", r.status, strings.TrimSpace(r.body))
+	meshtest.Eventually(t, "bound egress listener routes by Host", 15*time.Second, func() error {
+		r := kit.Get(t, direct, "http://"+ip+":5000/", map[string]string{"Host": "conf-merge:5000"})
+		if r.Status != 200 || !strings.HasPrefix(strings.TrimSpace(r.Body), "conf-merge-v") {
+			return fmt.Errorf("status %d body %q", r.Status, strings.TrimSpace(r.Body))
 		}
 		return nil
 	})
@@ -263,7 +265,7 @@ func TestLocalityFailover(t *testing.T) {
 	m := mesh(t)
 	bs := localityBackends(t, m)
 	c := client(t, m, "conf-sleep-failover", "region1/zone1/sub1", 217)
-	apply(t, `
+	weft.Apply(t, `
 apiVersion: v1
 kind: Service
 metadata: {name: conf-hw-failover}
@@ -287,11 +289,11 @@ spec:
 `)
 	servedBy := func(want string) {
 		t.Helper()
-		eventually(t, 20*time.Second, "served by "+want, func() error {
+		meshtest.Eventually(t, "served by "+want, 20*time.Second, func() error {
 			for range 5 {
-				r := get(t, c, "http://conf-hw-failover:5000/", nil)
-				if r.status != 200 || strings.TrimSpace(r.body) != bs[want].name {
-					return fmt.Errorf("status %d from %q", r.status, strings.TrimSpace(r.body))
+				r := kit.Get(t, c, "http://conf-hw-failover:5000/", nil)
+				if r.Status != 200 || strings.TrimSpace(r.Body) != bs[want].name {
+					return fmt.Errorf("status %d from %q", r.Status, strings.TrimSpace(r.Body))
 				}
 			}
 			return nil
@@ -318,7 +320,7 @@ func TestLocalityWeightedDistribution(t *testing.T) {
 	m := mesh(t)
 	bs := localityBackends(t, m)
 	c := client(t, m, "conf-sleep-distribute", "region1/zone1/sub1", 218)
-	apply(t, `
+	weft.Apply(t, `
 apiVersion: v1
 kind: Service
 metadata: {name: conf-hw-weighted}
@@ -347,14 +349,14 @@ spec:
 	for loc, b := range bs {
 		byName[b.name] = loc
 	}
-	eventually(t, 30*time.Second, "70/20/10 distribution", func() error {
+	meshtest.Eventually(t, "70/20/10 distribution", 30*time.Second, func() error {
 		counts := map[string]int{}
 		for range 100 {
-			r := get(t, c, "http://conf-hw-weighted:5000/", nil)
-			if r.status != 200 {
-				return fmt.Errorf("status %d: %s", r.status, r.body)
+			r := kit.Get(t, c, "http://conf-hw-weighted:5000/", nil)
+			if r.Status != 200 {
+				return fmt.Errorf("status %d: %s", r.Status, r.Body)
 			}
-			counts[byName[strings.TrimSpace(r.body)]]++
+			counts[byName[strings.TrimSpace(r.Body)]]++
 		}
 		z1, z2, r3, r2 := counts["region1/zone1"], counts["region1/zone2"], counts["region3/zone4"], counts["region2/zone3"]
 		if z1 < 60 || z1 > 80 || z2 < 12 || z2 > 28 || r3 < 4 || r3 > 16 || r2 != 0 {

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // TestDemo runs `weft demo` as a user would: fetch /productpage through the
@@ -64,10 +67,10 @@ func TestDemo(t *testing.T) {
 	t.Logf("demo output:\n%s", out.String())
 
 	page := "http://127.0.0.1:8080/productpage"
-	eventually(t, 20*time.Second, "productpage through the demo ingress", func() error {
-		r := get(t, ingressClient, page, nil)
-		if r.status != 200 || !strings.Contains(r.body, "Book Details") || !strings.Contains(r.body, "Book Reviews") {
-			return fmt.Errorf("status %d: %.200s", r.status, r.body)
+	meshtest.Eventually(t, "productpage through the demo ingress", 20*time.Second, func() error {
+		r := kit.Get(t, kit.Direct, page, nil)
+		if r.Status != 200 || !strings.Contains(r.Body, "Book Details") || !strings.Contains(r.Body, "Book Reviews") {
+			return fmt.Errorf("status %d: %.200s", r.Status, r.Body)
 		}
 		return nil
 	})
@@ -78,9 +81,9 @@ func TestDemo(t *testing.T) {
 	if b, err := apply.CombinedOutput(); err != nil {
 		t.Fatalf("weft apply against the demo: %v\n%s", err, b)
 	}
-	eventually(t, 10*time.Second, "weft apply changes routing", func() error {
+	meshtest.Eventually(t, "weft apply changes routing", 10*time.Second, func() error {
 		for i := 0; i < 10; i++ {
-			if v := reviewsVersion(get(t, ingressClient, page, nil).body); v != "v3" {
+			if v := reviewsVersion(kit.Get(t, kit.Direct, page, nil).Body); v != "v3" {
 				return fmt.Errorf("reviews %q", v)
 			}
 		}
@@ -106,7 +109,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal("weft demo did not stop within 30s of SIGINT")
 	}
 	// No child may survive: look for processes whose parent chain led to the demo.
-	eventually(t, 10*time.Second, "no demo process left", func() error {
+	meshtest.Eventually(t, "no demo process left", 10*time.Second, func() error {
 		return noProcessWith(fmt.Sprintf("--xds 127.0.0.1:15012"), "127.0.0.1:15014")
 	})
 }
@@ -218,14 +221,14 @@ func demoSurvivesCrashes(t *testing.T, demoPID int, console *syncLines) {
 			t.Fatalf("after 90s: control plane back %v, %d/%d requests failed after the restart (first: %s), %d consecutive successes\n%s",
 				back, afterFailed, after, firstFailure, streak, console.String())
 		}
-		r := get(t, ingressClient, page, nil)
-		ok := r.status == 200 && strings.Contains(r.body, "Book Reviews")
+		r := kit.Get(t, kit.Direct, page, nil)
+		ok := r.Status == 200 && strings.Contains(r.Body, "Book Reviews")
 		if !back {
 			back = strings.Contains(console.String(), "control-plane restarted")
 			down++
 			if !ok {
 				downFailed++
-				t.Errorf("request %d while the control plane was down failed: %d %.200s", down, r.status, r.body)
+				t.Errorf("request %d while the control plane was down failed: %d %.200s", down, r.Status, r.Body)
 			}
 			continue
 		}
@@ -233,8 +236,8 @@ func demoSurvivesCrashes(t *testing.T, demoPID int, console *syncLines) {
 		if !ok {
 			afterFailed++
 			if firstFailure == "" {
-				firstFailure = fmt.Sprintf("status %d, %d bytes, reviews shown %v, details shown %v", r.status, len(r.body),
-					strings.Contains(r.body, "Book Reviews"), strings.Contains(r.body, "Book Details"))
+				firstFailure = fmt.Sprintf("status %d, %d bytes, reviews shown %v, details shown %v", r.Status, len(r.Body),
+					strings.Contains(r.Body, "Book Reviews"), strings.Contains(r.Body, "Book Details"))
 			}
 			streak = 0
 			continue
@@ -264,12 +267,12 @@ func demoSurvivesCrashes(t *testing.T, demoPID int, console *syncLines) {
 	if err := syscall.Kill(app, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "details restarted and serving", func() error {
+	meshtest.Eventually(t, "details restarted and serving", 30*time.Second, func() error {
 		if !strings.Contains(console.String(), "details-v1 restarted") {
 			return fmt.Errorf("no restart reported yet")
 		}
-		if r := get(t, ingressClient, page, nil); r.status != 200 || !strings.Contains(r.body, "Book Details") || strings.Contains(r.body, "Error fetching product details") {
-			return fmt.Errorf("status %d: %.200s", r.status, r.body)
+		if r := kit.Get(t, kit.Direct, page, nil); r.Status != 200 || !strings.Contains(r.Body, "Book Details") || strings.Contains(r.Body, "Error fetching product details") {
+			return fmt.Errorf("status %d: %.200s", r.Status, r.Body)
 		}
 		return nil
 	})

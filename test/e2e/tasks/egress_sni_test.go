@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/demo"
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // httpsViaSidecar is an HTTPS client that, like curl with HTTPS_PROXY set
@@ -37,9 +39,9 @@ func httpsViaSidecar(t *testing.T, m *demo.Mesh, workload, caFile string) *http.
 // clusterStat reads one counter of a cluster from a workload's proxy stats.
 func clusterStat(t *testing.T, m *demo.Mesh, workload, cluster, stat string) int {
 	t.Helper()
-	r := get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload(workload).AdminURL()+"/stats", nil)
+	r := kit.Get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload(workload).AdminURL()+"/stats", nil)
 	re := regexp.MustCompile(`(?m)^cluster\.` + regexp.QuoteMeta(cluster) + `\.` + stat + `: (\d+)$`)
-	if mm := re.FindStringSubmatch(r.body); mm != nil {
+	if mm := re.FindStringSubmatch(r.Body); mm != nil {
 		n, _ := strconv.Atoi(mm[1])
 		return n
 	}
@@ -76,8 +78,8 @@ func TestEgressGatewayHTTPS(t *testing.T) {
 	client := httpsViaSidecar(t, m, "curl", m.External.CAFile)
 	const gwCluster = `outbound|443||edition.cnn.com`
 	before := clusterStat(t, m, "istio-egressgateway", gwCluster, "upstream_cx_total")
-	apply(t, task("egress-gateway-https/egress-gateway-https.yaml"))
-	eventually(t, 15*time.Second, "https://edition.cnn.com through the egress gateway", func() error {
+	weft.Apply(t, kit.Task("egress-gateway-https/egress-gateway-https.yaml"))
+	meshtest.Eventually(t, "https://edition.cnn.com through the egress gateway", 15*time.Second, func() error {
 		if _, err := fetchSite(client, "https://edition.cnn.com/politics"); err != nil {
 			return err
 		}
@@ -104,10 +106,10 @@ func TestEgressWildcardHosts(t *testing.T) {
 	}
 	client := httpsViaSidecar(t, m, "curl", m.External.CAFile)
 	setOutboundPolicy(t, "REGISTRY_ONLY")
-	apply(t, task("egress-wildcard-direct/wikipedia.yaml"))
+	weft.Apply(t, kit.Task("egress-wildcard-direct/wikipedia.yaml"))
 	for _, lang := range []string{"en", "de"} {
 		u := "https://" + lang + ".wikipedia.org/wiki/Main_Page"
-		eventually(t, 15*time.Second, u+" directly", func() error {
+		meshtest.Eventually(t, u+" directly", 15*time.Second, func() error {
 			page, err := fetchSite(client, u)
 			if err != nil {
 				return err
@@ -125,10 +127,10 @@ func TestEgressWildcardHosts(t *testing.T) {
 
 	const gwCluster = `outbound|443||www.wikipedia.org`
 	before := clusterStat(t, m, "istio-egressgateway", gwCluster, "upstream_cx_total")
-	apply(t, task("egress-wildcard-gateway/wikipedia-gateway.yaml"))
+	weft.Apply(t, kit.Task("egress-wildcard-gateway/wikipedia-gateway.yaml"))
 	for _, lang := range []string{"en", "de"} {
 		u := "https://" + lang + ".wikipedia.org/wiki/Main_Page"
-		eventually(t, 15*time.Second, u+" through the egress gateway to www.wikipedia.org", func() error {
+		meshtest.Eventually(t, u+" through the egress gateway to www.wikipedia.org", 15*time.Second, func() error {
 			page, err := fetchSite(client, u)
 			if err != nil {
 				return err
@@ -149,7 +151,7 @@ func TestEgressWildcardHosts(t *testing.T) {
 func setOutboundPolicy(t *testing.T, mode string) {
 	t.Helper()
 	set := func(mode string) {
-		out, err := weft(t, fmt.Sprintf(`
+		out, err := weft.Output(t, fmt.Sprintf(`
 apiVersion: mesh.istio.io/v1alpha1
 kind: MeshConfig
 metadata:

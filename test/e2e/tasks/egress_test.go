@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 const cnnServiceEntry = `
@@ -35,9 +38,9 @@ func TestEgress(t *testing.T) {
 	if m.External == nil {
 		t.Skip("the stand-in external site needs root (ports 80/443)")
 	}
-	client := viaSidecar(m, "curl")
+	client := kit.ViaSidecar(m, "curl")
 	setMode := func(mode string) {
-		out, err := weft(t, fmt.Sprintf(`
+		out, err := weft.Output(t, fmt.Sprintf(`
 apiVersion: mesh.istio.io/v1alpha1
 kind: MeshConfig
 metadata:
@@ -53,39 +56,39 @@ spec:
 	}
 	setMode("REGISTRY_ONLY")
 	t.Cleanup(func() { setMode("ALLOW_ANY") })
-	eventually(t, 10*time.Second, "unknown host blocked with 502", func() error {
-		if r := get(t, client, "http://edition.cnn.com/politics", nil); r.status != 502 {
-			return fmt.Errorf("REGISTRY_ONLY, unregistered host: status %d", r.status)
+	meshtest.Eventually(t, "unknown host blocked with 502", 10*time.Second, func() error {
+		if r := kit.Get(t, client, "http://edition.cnn.com/politics", nil); r.Status != 502 {
+			return fmt.Errorf("REGISTRY_ONLY, unregistered host: status %d", r.Status)
 		}
 		return nil
 	})
-	apply(t, cnnServiceEntry)
-	eventually(t, 10*time.Second, "ServiceEntry admits edition.cnn.com", func() error {
-		r := get(t, client, "http://edition.cnn.com/politics", nil)
-		if r.status == 502 || r.status < 0 {
-			return fmt.Errorf("status %d: %.100s", r.status, r.body)
+	weft.Apply(t, cnnServiceEntry)
+	meshtest.Eventually(t, "ServiceEntry admits edition.cnn.com", 10*time.Second, func() error {
+		r := kit.Get(t, client, "http://edition.cnn.com/politics", nil)
+		if r.Status == 502 || r.Status < 0 {
+			return fmt.Errorf("status %d: %.100s", r.Status, r.Body)
 		}
 		return nil
 	})
-	if r := get(t, client, "http://unknown.example.org/", nil); r.status != 502 {
-		t.Errorf("other unknown hosts must stay blocked: %d", r.status)
+	if r := kit.Get(t, client, "http://unknown.example.org/", nil); r.Status != 502 {
+		t.Errorf("other unknown hosts must stay blocked: %d", r.Status)
 	}
 
-	apply(t, task("egress-gateway/egress-gateway.yaml"))
+	weft.Apply(t, kit.Task("egress-gateway/egress-gateway.yaml"))
 	egressStats := func() int {
-		r := get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("istio-egressgateway").AdminURL()+"/stats", nil)
+		r := kit.Get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("istio-egressgateway").AdminURL()+"/stats", nil)
 		re := regexp.MustCompile(`cluster\.outbound\|80\|\|edition\.cnn\.com\.upstream_rq_total: (\d+)`)
-		if mm := re.FindStringSubmatch(r.body); mm != nil {
+		if mm := re.FindStringSubmatch(r.Body); mm != nil {
 			n, _ := strconv.Atoi(mm[1])
 			return n
 		}
 		return 0
 	}
 	before := egressStats()
-	eventually(t, 10*time.Second, "traffic flows through the egress gateway", func() error {
-		r := get(t, client, "http://edition.cnn.com/politics", nil)
-		if r.status == 502 || r.status < 0 {
-			return fmt.Errorf("status %d", r.status)
+	meshtest.Eventually(t, "traffic flows through the egress gateway", 10*time.Second, func() error {
+		r := kit.Get(t, client, "http://edition.cnn.com/politics", nil)
+		if r.Status == 502 || r.Status < 0 {
+			return fmt.Errorf("status %d", r.Status)
 		}
 		if n := egressStats(); n <= before {
 			return fmt.Errorf("egress gateway upstream_rq_total for edition.cnn.com still %d", n)

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // TestIngressSNIPassthrough is Istio's "Ingress Gateway without TLS
@@ -29,7 +32,7 @@ func TestIngressSNIPassthrough(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	apply(t, task("ingress-sni-passthrough/passthrough.yaml"))
+	weft.Apply(t, kit.Task("ingress-sni-passthrough/passthrough.yaml"))
 	cfg := &tls.Config{RootCAs: pool}
 	get := func(host string) (string, error) {
 		c := cfg.Clone()
@@ -47,7 +50,7 @@ func TestIngressSNIPassthrough(t *testing.T) {
 		}
 		return string(b), nil
 	}
-	eventually(t, 15*time.Second, "edition.cnn.com passed through the gateway", func() error {
+	meshtest.Eventually(t, "edition.cnn.com passed through the gateway", 15*time.Second, func() error {
 		body, err := get("edition.cnn.com")
 		if err != nil {
 			return err
@@ -74,23 +77,23 @@ func TestEgressTLSOrigination(t *testing.T) {
 	if m.External == nil {
 		t.Skip("the stand-in external site needs root (ports 80/443)")
 	}
-	client := viaSidecar(m, "curl")
-	yaml := strings.ReplaceAll(task("egress-tls-origination/origination.yaml"), "/tmp/weft-demo/logs/external-ca.pem", m.External.CAFile)
-	apply(t, yaml)
-	eventually(t, 15*time.Second, "http://edition.cnn.com/politics originated as TLS", func() error {
-		r := get(t, client, "http://edition.cnn.com/politics", nil)
-		if r.status != 200 || !strings.Contains(r.body, "via https") {
-			return fmt.Errorf("status %d: %.200s", r.status, r.body)
+	client := kit.ViaSidecar(m, "curl")
+	yaml := strings.ReplaceAll(kit.Task("egress-tls-origination/origination.yaml"), "/tmp/weft-demo/logs/external-ca.pem", m.External.CAFile)
+	weft.Apply(t, yaml)
+	meshtest.Eventually(t, "http://edition.cnn.com/politics originated as TLS", 15*time.Second, func() error {
+		r := kit.Get(t, client, "http://edition.cnn.com/politics", nil)
+		if r.Status != 200 || !strings.Contains(r.Body, "via https") {
+			return fmt.Errorf("status %d: %.200s", r.Status, r.Body)
 		}
 		return nil
 	})
 	// With a CA that did not sign the site, origination fails closed.
 	bad := strings.ReplaceAll(yaml, m.External.CAFile, writeFile(t, t.TempDir()+"/other-ca.pem", newTestCA(t, "other").pem))
-	apply(t, bad)
-	eventually(t, 15*time.Second, "a wrong CA refuses the site", func() error {
-		r := get(t, client, "http://edition.cnn.com/politics", nil)
-		if r.status < 500 {
-			return fmt.Errorf("status %d with a CA that did not sign the site", r.status)
+	weft.Apply(t, bad)
+	meshtest.Eventually(t, "a wrong CA refuses the site", 15*time.Second, func() error {
+		r := kit.Get(t, client, "http://edition.cnn.com/politics", nil)
+		if r.Status < 500 {
+			return fmt.Errorf("status %d with a CA that did not sign the site", r.Status)
 		}
 		return nil
 	})
@@ -104,22 +107,22 @@ func TestEgressGatewayTLSOrigination(t *testing.T) {
 	if m.External == nil {
 		t.Skip("the stand-in external site needs root (ports 80/443)")
 	}
-	client := viaSidecar(m, "curl")
-	apply(t, strings.ReplaceAll(task("egress-gateway-tls-origination/origination.yaml"), "/tmp/weft-demo/logs/external-ca.pem", m.External.CAFile))
+	client := kit.ViaSidecar(m, "curl")
+	weft.Apply(t, strings.ReplaceAll(kit.Task("egress-gateway-tls-origination/origination.yaml"), "/tmp/weft-demo/logs/external-ca.pem", m.External.CAFile))
 	egressRequests := func() int {
-		r := get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("istio-egressgateway").AdminURL()+"/stats", nil)
+		r := kit.Get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("istio-egressgateway").AdminURL()+"/stats", nil)
 		re := regexp.MustCompile(`cluster\.outbound\|443\|\|edition\.cnn\.com\.upstream_rq_total: (\d+)`)
-		if mm := re.FindStringSubmatch(r.body); mm != nil {
+		if mm := re.FindStringSubmatch(r.Body); mm != nil {
 			n, _ := strconv.Atoi(mm[1])
 			return n
 		}
 		return 0
 	}
 	before := egressRequests()
-	eventually(t, 15*time.Second, "http://edition.cnn.com/politics via the egress gateway, as HTTPS", func() error {
-		r := get(t, client, "http://edition.cnn.com/politics", nil)
-		if r.status != 200 || !strings.Contains(r.body, "via https") {
-			return fmt.Errorf("status %d: %.200s", r.status, r.body)
+	meshtest.Eventually(t, "http://edition.cnn.com/politics via the egress gateway, as HTTPS", 15*time.Second, func() error {
+		r := kit.Get(t, client, "http://edition.cnn.com/politics", nil)
+		if r.Status != 200 || !strings.Contains(r.Body, "via https") {
+			return fmt.Errorf("status %d: %.200s", r.Status, r.Body)
 		}
 		if n := egressRequests(); n <= before {
 			return fmt.Errorf("the egress gateway's edition.cnn.com:443 cluster saw no request (%d)", n)
@@ -140,23 +143,23 @@ func TestEgressGatewayMutualTLSOrigination(t *testing.T) {
 	}
 	site := m.External.Mutual
 	host := site.Host
-	apply(t, task("egress-gateway-mtls-origination/origination.yaml"))
-	client := viaSidecar(m, "curl")
+	weft.Apply(t, kit.Task("egress-gateway-mtls-origination/origination.yaml"))
+	client := kit.ViaSidecar(m, "curl")
 	// Before the client credential exists the gateway has no client
 	// certificate to offer: the site refuses the handshake.
-	eventually(t, 20*time.Second, "no client credential, no page", func() error {
-		r := get(t, client, "http://"+host+"/politics", nil)
-		if r.status < 500 {
-			return fmt.Errorf("status %d without a client certificate: %.200s", r.status, r.body)
+	meshtest.Eventually(t, "no client credential, no page", 20*time.Second, func() error {
+		r := kit.Get(t, client, "http://"+host+"/politics", nil)
+		if r.Status < 500 {
+			return fmt.Errorf("status %d without a client certificate: %.200s", r.Status, r.Body)
 		}
 		return nil
 	})
 	// The client credential, as Istio's task: tls.crt, tls.key, ca.crt.
 	createSecret(t, "client-credential", site.ClientCert, site.ClientKey, site.CAFile)
-	eventually(t, 20*time.Second, "http://"+host+" via the egress gateway with a client certificate", func() error {
-		r := get(t, client, "http://"+host+"/politics", nil)
-		if r.status != 200 || !strings.Contains(r.body, "via https") {
-			return fmt.Errorf("status %d: %.300s", r.status, r.body)
+	meshtest.Eventually(t, "http://"+host+" via the egress gateway with a client certificate", 20*time.Second, func() error {
+		r := kit.Get(t, client, "http://"+host+"/politics", nil)
+		if r.Status != 200 || !strings.Contains(r.Body, "via https") {
+			return fmt.Errorf("status %d: %.300s", r.Status, r.Body)
 		}
 		return nil
 	})

@@ -21,6 +21,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // testCA issues the certificates of Istio's Secure Gateways task
@@ -102,12 +105,12 @@ func createSecret(t *testing.T, name, cert, key, cacert string) {
 	if cacert != "" {
 		args = append(args, "--cacert", cacert)
 	}
-	if out, err := weft(t, "", args...); err != nil {
+	if out, err := weft.Output(t, "", args...); err != nil {
 		t.Fatalf("weft create secret tls: %v\n%s", err, out)
 	}
 	t.Cleanup(func() {
 		doc := "apiVersion: v1\nkind: Secret\nmetadata: {name: " + name + ", namespace: istio-system}\n"
-		if out, err := weft(t, doc, "delete", "-f", "-"); err != nil && !strings.Contains(out, "not found") {
+		if out, err := weft.Output(t, doc, "delete", "-f", "-"); err != nil && !strings.Contains(out, "not found") {
 			t.Logf("weft delete secret: %v\n%s", err, out)
 		}
 	})
@@ -159,8 +162,8 @@ func TestSecureGateways(t *testing.T) {
 
 	// Single host.
 	createSecret(t, "httpbin-credential", hbCert, hbKey, "")
-	apply(t, task("secure-gateways-simple/gateway.yaml"))
-	eventually(t, 15*time.Second, "https://httpbin.example.com/status/418", func() error {
+	weft.Apply(t, kit.Task("secure-gateways-simple/gateway.yaml"))
+	meshtest.Eventually(t, "https://httpbin.example.com/status/418", 15*time.Second, func() error {
 		code, serial, err := httpsGet("httpbin.example.com", "/status/418", base)
 		if err != nil {
 			return err
@@ -181,8 +184,8 @@ func TestSecureGateways(t *testing.T) {
 	}
 
 	// minProtocolVersion: TLSV1_3 refuses a TLS 1.2 client.
-	apply(t, strings.Replace(task("secure-gateways-simple/gateway.yaml"), "mode: SIMPLE", "mode: SIMPLE\n      minProtocolVersion: TLSV1_3", 1))
-	eventually(t, 15*time.Second, "minProtocolVersion TLSV1_3", func() error {
+	weft.Apply(t, strings.Replace(kit.Task("secure-gateways-simple/gateway.yaml"), "mode: SIMPLE", "mode: SIMPLE\n      minProtocolVersion: TLSV1_3", 1))
+	meshtest.Eventually(t, "minProtocolVersion TLSV1_3", 15*time.Second, func() error {
 		cfg := base.Clone()
 		cfg.MaxVersion = tls.VersionTLS12
 		if code, _, err := httpsGet("httpbin.example.com", "/status/200", cfg); err == nil {
@@ -193,14 +196,14 @@ func TestSecureGateways(t *testing.T) {
 		}
 		return nil
 	})
-	apply(t, task("secure-gateways-simple/gateway.yaml"))
+	weft.Apply(t, kit.Task("secure-gateways-simple/gateway.yaml"))
 
 	// Multiple hosts on one port, each with its own certificate by SNI.
 	ca2 := newTestCA(t, "helloworld.example.com-root")
 	hwCert, hwKey, hwSerial := ca2.leaf(t, dir, "helloworld.example.com", false)
 	createSecret(t, "helloworld-credential", hwCert, hwKey, "")
-	apply(t, task("secure-gateways-multiple-hosts/gateway.yaml"))
-	eventually(t, 15*time.Second, "https://helloworld.example.com/productpage", func() error {
+	weft.Apply(t, kit.Task("secure-gateways-multiple-hosts/gateway.yaml"))
+	meshtest.Eventually(t, "https://helloworld.example.com/productpage", 15*time.Second, func() error {
 		code, serial, err := httpsGet("helloworld.example.com", "/productpage", &tls.Config{RootCAs: ca2.pool()})
 		if err != nil {
 			return err
@@ -217,20 +220,20 @@ func TestSecureGateways(t *testing.T) {
 	// Mutual TLS: the client CA in the credential's ca.crt.
 	clientCert, clientKey, _ := ca.leaf(t, dir, "client.example.com", true)
 	createSecret(t, "httpbin-credential", hbCert, hbKey, caFile)
-	apply(t, task("secure-gateways-mutual/gateway.yaml"))
+	weft.Apply(t, kit.Task("secure-gateways-mutual/gateway.yaml"))
 	pair, err := tls.LoadX509KeyPair(clientCert, clientKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	withCert := base.Clone()
 	withCert.Certificates = []tls.Certificate{pair}
-	eventually(t, 15*time.Second, "MUTUAL refuses a client without a certificate", func() error {
+	meshtest.Eventually(t, "MUTUAL refuses a client without a certificate", 15*time.Second, func() error {
 		if code, _, err := httpsGet("httpbin.example.com", "/status/418", base); err == nil {
 			return fmt.Errorf("no client certificate: %d, want a failed handshake", code)
 		}
 		return nil
 	})
-	eventually(t, 15*time.Second, "MUTUAL with a client certificate", func() error {
+	meshtest.Eventually(t, "MUTUAL with a client certificate", 15*time.Second, func() error {
 		code, _, err := httpsGet("httpbin.example.com", "/status/418", withCert)
 		if err != nil || code != 418 {
 			return fmt.Errorf("%d %v", code, err)
@@ -240,9 +243,9 @@ func TestSecureGateways(t *testing.T) {
 	// The client CA in a separate NAME-cacert Secret (generic, key cacert),
 	// as Istio accepts it.
 	createSecret(t, "httpbin-credential", hbCert, hbKey, "")
-	apply(t, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: httpbin-credential-cacert, namespace: istio-system}\nstringData:\n  cacert: |\n    %s\n",
+	weft.Apply(t, fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: httpbin-credential-cacert, namespace: istio-system}\nstringData:\n  cacert: |\n    %s\n",
 		strings.ReplaceAll(strings.TrimSpace(string(ca.pem)), "\n", "\n    ")))
-	eventually(t, 15*time.Second, "MUTUAL with the CA from httpbin-credential-cacert", func() error {
+	meshtest.Eventually(t, "MUTUAL with the CA from httpbin-credential-cacert", 15*time.Second, func() error {
 		if code, _, err := httpsGet("httpbin.example.com", "/status/418", withCert); err != nil || code != 418 {
 			return fmt.Errorf("with a client certificate: %d %v", code, err)
 		}
@@ -263,8 +266,8 @@ func TestSecureGateways(t *testing.T) {
 
 	// OPTIONAL_MUTUAL: a client certificate is checked when given, not
 	// required.
-	apply(t, strings.Replace(task("secure-gateways-mutual/gateway.yaml"), "mode: MUTUAL", "mode: OPTIONAL_MUTUAL", 1))
-	eventually(t, 15*time.Second, "OPTIONAL_MUTUAL", func() error {
+	weft.Apply(t, strings.Replace(kit.Task("secure-gateways-mutual/gateway.yaml"), "mode: MUTUAL", "mode: OPTIONAL_MUTUAL", 1))
+	meshtest.Eventually(t, "OPTIONAL_MUTUAL", 15*time.Second, func() error {
 		if code, _, err := httpsGet("httpbin.example.com", "/status/418", base); err != nil || code != 418 {
 			return fmt.Errorf("without a client certificate: %d %v", code, err)
 		}
@@ -276,8 +279,8 @@ func TestSecureGateways(t *testing.T) {
 
 	// Rotation: back to SIMPLE, a client loops (new connections and one
 	// kept alive) while the certificate is replaced.
-	apply(t, task("secure-gateways-simple/gateway.yaml"))
-	eventually(t, 15*time.Second, "SIMPLE again", func() error {
+	weft.Apply(t, kit.Task("secure-gateways-simple/gateway.yaml"))
+	meshtest.Eventually(t, "SIMPLE again", 15*time.Second, func() error {
 		code, _, err := httpsGet("httpbin.example.com", "/status/200", base)
 		if err != nil || code != 200 {
 			return fmt.Errorf("%d %v", code, err)
@@ -369,13 +372,13 @@ func TestGatewayHTTPSRedirect(t *testing.T) {
 		t.Skip("runs in explicit mode only")
 	}
 	mesh(t)
-	apply(t, task("secure-gateways-redirect/gateway.yaml"))
+	weft.Apply(t, kit.Task("secure-gateways-redirect/gateway.yaml"))
 	noFollow := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	eventually(t, 15*time.Second, "301 to https", func() error {
-		r := get(t, noFollow, ingressURL("/status/200"), map[string]string{"Host": "httpbin.example.com"})
-		if r.status != http.StatusMovedPermanently || !strings.HasPrefix(r.header.Get("Location"), "https://httpbin.example.com") {
-			return fmt.Errorf("%d Location %q", r.status, r.header.Get("Location"))
+	meshtest.Eventually(t, "301 to https", 15*time.Second, func() error {
+		r := kit.Get(t, noFollow, ingressURL("/status/200"), map[string]string{"Host": "httpbin.example.com"})
+		if r.Status != http.StatusMovedPermanently || !strings.HasPrefix(r.Header.Get("Location"), "https://httpbin.example.com") {
+			return fmt.Errorf("%d Location %q", r.Status, r.Header.Get("Location"))
 		}
 		return nil
 	})

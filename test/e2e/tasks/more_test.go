@@ -16,12 +16,14 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/demo"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 var (
-	tcpEchoAllV1 = task("tcp-traffic-shifting-all-v1/tcp-echo-all-v1.yaml")
-	tcpEcho20v2  = task("tcp-traffic-shifting-20-v2/tcp-echo-20-v2.yaml")
+	tcpEchoAllV1 = kit.Task("tcp-traffic-shifting-all-v1/tcp-echo-all-v1.yaml")
+	tcpEcho20v2  = kit.Task("tcp-traffic-shifting-20-v2/tcp-echo-20-v2.yaml")
 )
 
 // echo opens one connection through the ingress gateway's TCP port, sends a
@@ -50,8 +52,8 @@ func echo(addr string) (string, error) {
 func TestTCPTrafficShifting(t *testing.T) {
 	mesh(t)
 	addr := ingressIP + ":31400"
-	apply(t, tcpEchoAllV1)
-	eventually(t, 10*time.Second, "tcp-echo all v1", func() error {
+	weft.Apply(t, tcpEchoAllV1)
+	meshtest.Eventually(t, "tcp-echo all v1", 10*time.Second, func() error {
 		for i := 0; i < 20; i++ {
 			p, err := echo(addr)
 			if err != nil {
@@ -63,8 +65,8 @@ func TestTCPTrafficShifting(t *testing.T) {
 		}
 		return nil
 	})
-	apply(t, tcpEcho20v2)
-	eventually(t, 10*time.Second, "v2 appears", func() error {
+	weft.Apply(t, tcpEcho20v2)
+	meshtest.Eventually(t, "v2 appears", 10*time.Second, func() error {
 		for i := 0; i < 50; i++ {
 			if p, _ := echo(addr); p == "two" {
 				return nil
@@ -90,8 +92,8 @@ func TestTCPTrafficShifting(t *testing.T) {
 // TM-05 Request Timeouts.
 func TestRequestTimeouts(t *testing.T) {
 	mesh(t)
-	apply(t, allV1)
-	apply(t, `
+	weft.Apply(t, allV1)
+	weft.Apply(t, `
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -105,7 +107,7 @@ spec:
         host: reviews
         subset: v2
 `)
-	apply(t, `
+	weft.Apply(t, `
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -123,14 +125,14 @@ spec:
         host: ratings
         subset: v1
 `)
-	eventually(t, 10*time.Second, "stars after a 2s delay", func() error {
+	meshtest.Eventually(t, "stars after a 2s delay", 10*time.Second, func() error {
 		r := productpage(t, "")
-		if !strings.Contains(r.body, star) || r.elapsed < 2*time.Second {
-			return fmt.Errorf("reviews %s, %v", reviewsVersion(r.body), r.elapsed)
+		if !strings.Contains(r.Body, star) || r.Elapsed < 2*time.Second {
+			return fmt.Errorf("reviews %s, %v", reviewsVersion(r.Body), r.Elapsed)
 		}
 		return nil
 	})
-	apply(t, `
+	weft.Apply(t, `
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -145,22 +147,21 @@ spec:
         subset: v2
     timeout: 0.5s
 `)
-	eventually(t, 10*time.Second, "reviews unavailable after 0.5s timeouts", func() error {
+	meshtest.Eventually(t, "reviews unavailable after 0.5s timeouts", 10*time.Second, func() error {
 		r := productpage(t, "")
-		if !strings.Contains(r.body, "Sorry, product reviews are currently unavailable for this book.") {
-			return fmt.Errorf("status %d, reviews %s after %v", r.status, reviewsVersion(r.body), r.elapsed)
+		if !strings.Contains(r.Body, "Sorry, product reviews are currently unavailable for this book.") {
+			return fmt.Errorf("status %d, reviews %s after %v", r.Status, reviewsVersion(r.Body), r.Elapsed)
 		}
-		// Istio: about 1s, productpage retries its reviews call once (2 × 0.5s).
-		if r.elapsed < 900*time.Millisecond || r.elapsed > 1800*time.Millisecond {
-			return fmt.Errorf("page took %v, want about 1s", r.elapsed)
+		if r.Elapsed < 900*time.Millisecond || r.Elapsed > 1800*time.Millisecond {
+			return fmt.Errorf("page took %v, want about 1s", r.Elapsed)
 		}
-		t.Logf("page with a 0.5s reviews timeout took %v", r.elapsed)
+		t.Logf("page with a 0.5s reviews timeout took %v", r.Elapsed)
 		return nil
 	})
 	m := theMesh
-	r := get(t, viaSidecar(m, "productpage-v1"), "http://reviews:9080/reviews/0", nil)
-	if r.status != 504 || strings.TrimSpace(r.body) != "upstream request timeout" {
-		t.Errorf("direct reviews call: want 504 \"upstream request timeout\", got %d %q after %v", r.status, r.body, r.elapsed)
+	r := kit.Get(t, kit.ViaSidecar(m, "productpage-v1"), "http://reviews:9080/reviews/0", nil)
+	if r.Status != 504 || strings.TrimSpace(r.Body) != "upstream request timeout" {
+		t.Errorf("direct reviews call: want 504 \"upstream request timeout\", got %d %q after %v", r.Status, r.Body, r.Elapsed)
 	}
 }
 
@@ -198,7 +199,7 @@ func startFlaky(t *testing.T, m *demo.Mesh) *flaky {
 	srv := &http.Server{Handler: f}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	apply(t, `
+	weft.Apply(t, `
 apiVersion: v1
 kind: Service
 metadata:
@@ -226,7 +227,7 @@ spec:
 func TestRetries(t *testing.T) {
 	m := mesh(t)
 	f := startFlaky(t, m)
-	apply(t, `
+	weft.Apply(t, `
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -243,21 +244,21 @@ spec:
       perTryTimeout: 2s
       retryOn: 5xx
 `)
-	client := viaSidecar(m, "curl")
-	eventually(t, 10*time.Second, "retried request succeeds", func() error {
-		r := get(t, client, "http://flaky:8000/", map[string]string{"x-request-id": fmt.Sprintf("retry-%d", time.Now().UnixNano())})
-		if r.status != 200 {
-			return fmt.Errorf("status %d: %s", r.status, r.body)
+	client := kit.ViaSidecar(m, "curl")
+	meshtest.Eventually(t, "retried request succeeds", 10*time.Second, func() error {
+		r := kit.Get(t, client, "http://flaky:8000/", map[string]string{"x-request-id": fmt.Sprintf("retry-%d", time.Now().UnixNano())})
+		if r.Status != 200 {
+			return fmt.Errorf("status %d: %s", r.Status, r.Body)
 		}
 		return nil
 	})
 	id := "retry-final"
-	r := get(t, client, "http://flaky:8000/", map[string]string{"x-request-id": id})
+	r := kit.Get(t, client, "http://flaky:8000/", map[string]string{"x-request-id": id})
 	f.mu.Lock()
 	seen := append([]string(nil), f.attempts[id]...)
 	f.mu.Unlock()
-	if r.status != 200 || strings.Join(seen, ",") != "1,2,3" {
-		t.Fatalf("want 200 after attempts 1,2,3; got %d after attempts %v", r.status, seen)
+	if r.Status != 200 || strings.Join(seen, ",") != "1,2,3" {
+		t.Fatalf("want 200 after attempts 1,2,3; got %d after attempts %v", r.Status, seen)
 	}
 }
 
@@ -265,10 +266,10 @@ spec:
 // concurrent clients × 30 requests → some 503 overflow, the rest 200.
 func TestCircuitBreaking(t *testing.T) {
 	m := mesh(t)
-	apply(t, task("circuit-breaking/destination-rule-httpbin.yaml"))
-	client := viaSidecar(m, "curl")
+	weft.Apply(t, kit.Task("circuit-breaking/destination-rule-httpbin.yaml"))
+	client := kit.ViaSidecar(m, "curl")
 	var ok, overflow, other atomic.Int64
-	eventually(t, 20*time.Second, "some requests overflow", func() error {
+	meshtest.Eventually(t, "some requests overflow", 20*time.Second, func() error {
 		ok.Store(0)
 		overflow.Store(0)
 		other.Store(0)
@@ -278,11 +279,11 @@ func TestCircuitBreaking(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := 0; i < 30; i++ {
-					r := get(t, client, "http://httpbin:8000/get", nil)
+					r := kit.Get(t, client, "http://httpbin:8000/get", nil)
 					switch {
-					case r.status == 200:
+					case r.Status == 200:
 						ok.Add(1)
-					case r.status == 503 && strings.Contains(r.body, "overflow"):
+					case r.Status == 503 && strings.Contains(r.Body, "overflow"):
 						overflow.Add(1)
 					default:
 						other.Add(1)
@@ -297,9 +298,9 @@ func TestCircuitBreaking(t *testing.T) {
 		return nil
 	})
 	t.Logf("3 clients × 30: 200=%d, 503 UO=%d", ok.Load(), overflow.Load())
-	stats := get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("curl").AdminURL()+"/stats", nil)
-	if !strings.Contains(stats.body, "outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_overflow") {
-		t.Errorf("curl sidecar /stats lacks httpbin's upstream_rq_pending_overflow:\n%.500s", stats.body)
+	stats := kit.Get(t, &http.Client{Timeout: 5 * time.Second}, m.Workload("curl").AdminURL()+"/stats", nil)
+	if !strings.Contains(stats.Body, "outbound|8000||httpbin.default.svc.cluster.local.upstream_rq_pending_overflow") {
+		t.Errorf("curl sidecar /stats lacks httpbin's upstream_rq_pending_overflow:\n%.500s", stats.Body)
 	}
 }
 
@@ -315,7 +316,7 @@ func TestMirroring(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	apply(t, `
+	weft.Apply(t, `
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata:
@@ -345,8 +346,8 @@ spec:
         subset: v1
       weight: 100
 `
-	apply(t, vs)
-	client := viaSidecar(m, "curl")
+	weft.Apply(t, vs)
+	client := kit.ViaSidecar(m, "curl")
 	v2log := filepath.Join(m.LogDir(), "httpbin-v2.log")
 	count := func(path, marker string) int {
 		b, _ := os.ReadFile(path)
@@ -355,12 +356,12 @@ spec:
 	// Before the v1-only rule propagates the default route spreads over v1
 	// and v2, so each round uses a fresh marker.
 	round := 0
-	eventually(t, 10*time.Second, "all httpbin traffic on v1", func() error {
+	meshtest.Eventually(t, "all httpbin traffic on v1", 10*time.Second, func() error {
 		round++
 		marker := fmt.Sprintf("/headers?mirror-before-%d", round)
 		for i := 0; i < 10; i++ {
-			if r := get(t, client, "http://httpbin:8000"+marker, nil); r.status != 200 {
-				return fmt.Errorf("status %d", r.status)
+			if r := kit.Get(t, client, "http://httpbin:8000"+marker, nil); r.Status != 200 {
+				return fmt.Errorf("status %d", r.Status)
 			}
 		}
 		if n := count(v2log, marker); n != 0 {
@@ -368,17 +369,17 @@ spec:
 		}
 		return nil
 	})
-	apply(t, vs+`    mirror:
+	weft.Apply(t, vs+`    mirror:
       host: httpbin
       subset: v2
     mirrorPercentage:
       value: 100.0
 `)
 	marker := "/headers?mirror-after"
-	eventually(t, 10*time.Second, "v2 receives mirrored requests", func() error {
-		r := get(t, client, "http://httpbin:8000"+marker, nil)
-		if r.status != 200 {
-			return fmt.Errorf("status %d", r.status)
+	meshtest.Eventually(t, "v2 receives mirrored requests", 10*time.Second, func() error {
+		r := kit.Get(t, client, "http://httpbin:8000"+marker, nil)
+		if r.Status != 200 {
+			return fmt.Errorf("status %d", r.Status)
 		}
 		if n := count(v2log, marker); n == 0 {
 			return fmt.Errorf("no mirrored request in %s yet", v2log)
@@ -394,21 +395,21 @@ spec:
 // TM-08 Ingress Gateways: the Host header selects; a wrong host gets 404.
 func TestIngressGateway(t *testing.T) {
 	mesh(t)
-	apply(t, task("ingress-httpbin/httpbin-gateway.yaml"))
+	weft.Apply(t, kit.Task("ingress-httpbin/httpbin-gateway.yaml"))
 	host := map[string]string{"Host": "httpbin.example.com"}
-	eventually(t, 10*time.Second, "httpbin.example.com routed", func() error {
-		if r := get(t, ingressClient, ingressURL("/status/200"), host); r.status != 200 {
-			return fmt.Errorf("/status/200: %d %.100s", r.status, r.body)
+	meshtest.Eventually(t, "httpbin.example.com routed", 10*time.Second, func() error {
+		if r := kit.Get(t, kit.Direct, ingressURL("/status/200"), host); r.Status != 200 {
+			return fmt.Errorf("/status/200: %d %.100s", r.Status, r.Body)
 		}
 		return nil
 	})
-	if r := get(t, ingressClient, ingressURL("/status/418"), map[string]string{"Host": "httpbin.example.com:80"}); r.status != 418 {
-		t.Errorf("Host with port: /status/418 gave %d", r.status)
+	if r := kit.Get(t, kit.Direct, ingressURL("/status/418"), map[string]string{"Host": "httpbin.example.com:80"}); r.Status != 418 {
+		t.Errorf("Host with port: /status/418 gave %d", r.Status)
 	}
-	if r := get(t, ingressClient, ingressURL("/headers"), host); r.status != 404 {
-		t.Errorf("unmatched path: want 404, got %d", r.status)
+	if r := kit.Get(t, kit.Direct, ingressURL("/headers"), host); r.Status != 404 {
+		t.Errorf("unmatched path: want 404, got %d", r.Status)
 	}
-	if r := get(t, ingressClient, ingressURL("/status/200"), map[string]string{"Host": "wrong.example.com"}); r.status != 404 {
-		t.Errorf("wrong host: want 404, got %d", r.status)
+	if r := kit.Get(t, kit.Direct, ingressURL("/status/200"), map[string]string{"Host": "wrong.example.com"}); r.Status != 404 {
+		t.Errorf("wrong host: want 404, got %d", r.Status)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/demo"
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // requireMeshTLS skips unless the demo's proxies hold workload
@@ -16,7 +18,7 @@ import (
 // plane reports them.
 func requireMeshTLS(t *testing.T, workload string) {
 	t.Helper()
-	out, err := weft(t, "", "x", "describe", "workload", workload, "-o", "json")
+	out, err := weft.Output(t, "", "x", "describe", "workload", workload, "-o", "json")
 	if err != nil {
 		t.Fatalf("weft x describe workload %s: %v\n%s", workload, err, out)
 	}
@@ -33,8 +35,8 @@ func requireMeshTLS(t *testing.T, workload string) {
 
 // plainToHTTPBin is a client outside the mesh: straight to httpbin-v1's
 // sidecar (its inbound port), no proxy of its own.
-func plainToHTTPBin(t *testing.T, m *demo.Mesh, path string) response {
-	return get(t, direct, "http://"+m.Workload("httpbin-v1").IP+":8080"+path, nil)
+func plainToHTTPBin(t *testing.T, m *demo.Mesh, path string) kit.Response {
+	return kit.Get(t, direct, "http://"+m.Workload("httpbin-v1").IP+":8080"+path, nil)
 }
 
 // direct is a fresh connection per request: a refused client must not
@@ -49,11 +51,11 @@ func curlID(m *demo.Mesh) string {
 func meshHeaders(t *testing.T, m *demo.Mesh) func() error {
 	return func() error {
 		r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", nil)
-		if r.status != 200 {
-			return fmt.Errorf("curl → httpbin: %d %s", r.status, r.body)
+		if r.Status != 200 {
+			return fmt.Errorf("curl → httpbin: %d %s", r.Status, r.Body)
 		}
-		if !strings.Contains(r.body, "X-Forwarded-Client-Cert") || !strings.Contains(r.body, "URI="+curlID(m)) {
-			return fmt.Errorf("no X-Forwarded-Client-Cert naming %s in %s", curlID(m), r.body)
+		if !strings.Contains(r.Body, "X-Forwarded-Client-Cert") || !strings.Contains(r.Body, "URI="+curlID(m)) {
+			return fmt.Errorf("no X-Forwarded-Client-Cert naming %s in %s", curlID(m), r.Body)
 		}
 		return nil
 	}
@@ -61,8 +63,8 @@ func meshHeaders(t *testing.T, m *demo.Mesh) func() error {
 
 func plainServed(t *testing.T, m *demo.Mesh) func() error {
 	return func() error {
-		if r := plainToHTTPBin(t, m, "/headers"); r.status != 200 {
-			return fmt.Errorf("plaintext client: %d %s", r.status, r.body)
+		if r := plainToHTTPBin(t, m, "/headers"); r.Status != 200 {
+			return fmt.Errorf("plaintext client: %d %s", r.Status, r.Body)
 		}
 		return nil
 	}
@@ -70,8 +72,8 @@ func plainServed(t *testing.T, m *demo.Mesh) func() error {
 
 func plainRefused(t *testing.T, m *demo.Mesh) func() error {
 	return func() error {
-		if r := plainToHTTPBin(t, m, "/headers"); r.status != -1 {
-			return fmt.Errorf("plaintext client got %d", r.status)
+		if r := plainToHTTPBin(t, m, "/headers"); r.Status != -1 {
+			return fmt.Errorf("plaintext client got %d", r.Status)
 		}
 		return nil
 	}
@@ -85,25 +87,25 @@ func plainRefused(t *testing.T, m *demo.Mesh) func() error {
 func TestMutualTLSMigration(t *testing.T) {
 	m := mesh(t)
 	requireMeshTLS(t, "httpbin-v1")
-	eventually(t, 30*time.Second, "PERMISSIVE: curl reaches httpbin over mTLS", meshHeaders(t, m))
-	eventually(t, 30*time.Second, "PERMISSIVE: a plaintext client reaches httpbin", plainServed(t, m))
+	meshtest.Eventually(t, "PERMISSIVE: curl reaches httpbin over mTLS", 30*time.Second, meshHeaders(t, m))
+	meshtest.Eventually(t, "PERMISSIVE: a plaintext client reaches httpbin", 30*time.Second, plainServed(t, m))
 
-	apply(t, task("mtls-migration-namespace-strict/peer-authentication-namespace-strict.yaml"))
-	eventually(t, 30*time.Second, "STRICT: the plaintext client is refused", plainRefused(t, m))
+	weft.Apply(t, kit.Task("mtls-migration-namespace-strict/peer-authentication-namespace-strict.yaml"))
+	meshtest.Eventually(t, "STRICT: the plaintext client is refused", 30*time.Second, plainRefused(t, m))
 	for i := 0; i < 10; i++ {
 		if err := meshHeaders(t, m)(); err != nil {
 			t.Fatalf("STRICT: mesh client: %v", err)
 		}
 	}
-	eventually(t, 30*time.Second, "source_principal on the server side", func() error {
-		r := get(t, direct, "http://"+m.Workload("httpbin-v1").IP+":15090/stats/prometheus", nil)
-		for _, l := range strings.Split(r.body, "\n") {
+	meshtest.Eventually(t, "source_principal on the server side", 30*time.Second, func() error {
+		r := kit.Get(t, direct, "http://"+m.Workload("httpbin-v1").IP+":15090/stats/prometheus", nil)
+		for _, l := range strings.Split(r.Body, "\n") {
 			if strings.HasPrefix(l, "istio_requests_total{") && strings.Contains(l, `reporter="destination"`) &&
 				strings.Contains(l, `source_principal="`+curlID(m)+`"`) && strings.Contains(l, `connection_security_policy="mutual_tls"`) {
 				return nil
 			}
 		}
-		return fmt.Errorf("no destination series with source_principal %s (status %d)", curlID(m), r.status)
+		return fmt.Errorf("no destination series with source_principal %s (status %d)", curlID(m), r.Status)
 	})
 }
 
@@ -114,29 +116,29 @@ func TestMutualTLSMigration(t *testing.T) {
 func TestAuthenticationPolicy(t *testing.T) {
 	m := mesh(t)
 	requireMeshTLS(t, "httpbin-v1")
-	apply(t, task("authn-policy-mesh-strict/peer-authentication.yaml"))
-	eventually(t, 30*time.Second, "mesh-wide STRICT: plaintext refused", plainRefused(t, m))
-	eventually(t, 30*time.Second, "mesh-wide STRICT: mesh client served", meshHeaders(t, m))
-	eventually(t, 30*time.Second, "mesh-wide STRICT: ingress → productpage over mTLS", func() error {
-		if r := productpage(t, ""); r.status != 200 {
-			return fmt.Errorf("productpage through the ingress: %d", r.status)
+	weft.Apply(t, kit.Task("authn-policy-mesh-strict/peer-authentication.yaml"))
+	meshtest.Eventually(t, "mesh-wide STRICT: plaintext refused", 30*time.Second, plainRefused(t, m))
+	meshtest.Eventually(t, "mesh-wide STRICT: mesh client served", 30*time.Second, meshHeaders(t, m))
+	meshtest.Eventually(t, "mesh-wide STRICT: ingress → productpage over mTLS", 30*time.Second, func() error {
+		if r := productpage(t, ""); r.Status != 200 {
+			return fmt.Errorf("productpage through the ingress: %d", r.Status)
 		}
 		return nil
 	})
 
-	apply(t, task("authn-policy-namespace-permissive/peer-authentication.yaml"))
-	eventually(t, 30*time.Second, "namespace PERMISSIVE overrides the mesh", plainServed(t, m))
+	weft.Apply(t, kit.Task("authn-policy-namespace-permissive/peer-authentication.yaml"))
+	meshtest.Eventually(t, "namespace PERMISSIVE overrides the mesh", 30*time.Second, plainServed(t, m))
 
-	apply(t, task("authn-policy-workload-strict/peer-authentication.yaml"))
-	eventually(t, 30*time.Second, "workload STRICT overrides the namespace", plainRefused(t, m))
-	eventually(t, 30*time.Second, "workload STRICT: mesh client served", meshHeaders(t, m))
+	weft.Apply(t, kit.Task("authn-policy-workload-strict/peer-authentication.yaml"))
+	meshtest.Eventually(t, "workload STRICT overrides the namespace", 30*time.Second, plainRefused(t, m))
+	meshtest.Eventually(t, "workload STRICT: mesh client served", 30*time.Second, meshHeaders(t, m))
 
-	apply(t, task("authn-policy-port-disable/peer-authentication.yaml"))
-	eventually(t, 30*time.Second, "port-level DISABLE on 8080: plaintext served", plainServed(t, m))
-	eventually(t, 30*time.Second, "port-level DISABLE: mesh client served over plaintext", func() error {
+	weft.Apply(t, kit.Task("authn-policy-port-disable/peer-authentication.yaml"))
+	meshtest.Eventually(t, "port-level DISABLE on 8080: plaintext served", 30*time.Second, plainServed(t, m))
+	meshtest.Eventually(t, "port-level DISABLE: mesh client served over plaintext", 30*time.Second, func() error {
 		r := fromWorkload(t, m, "curl", "http://httpbin:8000/headers", nil)
-		if r.status != 200 || strings.Contains(r.body, "X-Forwarded-Client-Cert") {
-			return fmt.Errorf("%d %s", r.status, r.body)
+		if r.Status != 200 || strings.Contains(r.Body, "X-Forwarded-Client-Cert") {
+			return fmt.Errorf("%d %s", r.Status, r.Body)
 		}
 		return nil
 	})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/demo"
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // sum adds the values of every series of name whose labels include want.
@@ -45,7 +47,7 @@ func sum(text, name string, want map[string]string) (float64, int) {
 
 func wantSeries(t *testing.T, m *demo.Mesh, workload, port string, labels map[string]string) {
 	t.Helper()
-	eventually(t, 10*time.Second, fmt.Sprintf("%s:%s istio_requests_total%v", workload, port, labels), func() error {
+	meshtest.Eventually(t, fmt.Sprintf("%s:%s istio_requests_total%v", workload, port, labels), 10*time.Second, func() error {
 		text := scrape(t, m, workload, port)
 		if v, _ := sum(text, "istio_requests_total", labels); v < 1 {
 			var have []string
@@ -64,15 +66,15 @@ func wantSeries(t *testing.T, m *demo.Mesh, workload, port string, labels map[st
 // ends of each hop report istio_requests_total with Istio's labels.
 func TestBookinfoMetrics(t *testing.T) {
 	m := mesh(t)
-	eventually(t, 30*time.Second, "productpage through the ingress gateway", func() error {
-		r := get(t, direct, "http://"+ingressIP+":8080/productpage", nil)
-		if r.status != 200 {
-			return fmt.Errorf("status %d", r.status)
+	meshtest.Eventually(t, "productpage through the ingress gateway", 30*time.Second, func() error {
+		r := kit.Get(t, kit.Direct, "http://"+ingressIP+":8080/productpage", nil)
+		if r.Status != 200 {
+			return fmt.Errorf("status %d", r.Status)
 		}
 		return nil
 	})
 	for i := 0; i < 3; i++ {
-		get(t, direct, "http://"+ingressIP+":8080/productpage", nil)
+		kit.Get(t, kit.Direct, "http://"+ingressIP+":8080/productpage", nil)
 	}
 	// Gateway → productpage: the gateway reports as source.
 	wantSeries(t, m, "istio-ingressgateway", "15090", map[string]string{"reporter": "source",
@@ -197,7 +199,7 @@ const (
 func findLog(t *testing.T, m *demo.Mesh, workload, marker string) []string {
 	t.Helper()
 	var f []string
-	eventually(t, 10*time.Second, workload+" access log line with "+marker, func() error {
+	meshtest.Eventually(t, workload+" access log line with "+marker, 10*time.Second, func() error {
 		sc := bufio.NewScanner(strings.NewReader(proxyLog(t, m, workload)))
 		for sc.Scan() {
 			if l := sc.Text(); strings.HasPrefix(l, "[") && strings.Contains(l, marker) {
@@ -243,7 +245,7 @@ const ipPort = `~^127\.\d+\.\d+\.\d+:\d+$`
 // the right response_flags.
 func TestAccessLogsAndFlags(t *testing.T) {
 	m := mesh(t)
-	apply(t, `apiVersion: networking.istio.io/v1
+	weft.Apply(t, `apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: httpbin}
 spec:
@@ -255,20 +257,20 @@ spec:
   - timeout: 0.5s
     route: [{destination: {host: httpbin}}]
 `)
-	curl := viaSidecar(m, "curl")
+	curl := kit.ViaSidecar(m, "curl")
 	httpbin := m.Workload("httpbin-v1")
 	clusterOut := "outbound|8000||httpbin.default.svc.cluster.local"
 
 	// 200, once the VirtualService is in place (the abort answers).
-	eventually(t, 20*time.Second, "fault abort active", func() error {
-		if r := get(t, curl, "http://httpbin:8000/get", map[string]string{"x-fault": "abort"}); r.status != 500 {
-			return fmt.Errorf("status %d", r.status)
+	meshtest.Eventually(t, "fault abort active", 20*time.Second, func() error {
+		if r := kit.Get(t, curl, "http://httpbin:8000/get", map[string]string{"x-fault": "abort"}); r.Status != 500 {
+			return fmt.Errorf("status %d", r.Status)
 		}
 		return nil
 	})
 	id := fmt.Sprintf("telemetry-200-%d", time.Now().UnixNano())
-	if r := get(t, curl, "http://httpbin:8000/get", map[string]string{"x-request-id": id, "user-agent": "weft-e2e"}); r.status != 200 {
-		t.Fatalf("GET /get: %d %s", r.status, r.body)
+	if r := kit.Get(t, curl, "http://httpbin:8000/get", map[string]string{"x-request-id": id, "user-agent": "weft-e2e"}); r.Status != 200 {
+		t.Fatalf("GET /get: %d %s", r.Status, r.Body)
 	}
 	f := findLog(t, m, "curl", id)
 	checkFields(t, "200 client", f, map[int]string{fReqLine: "GET /get HTTP/1.1", fCode: "200", fFlags: "-",
@@ -282,8 +284,8 @@ spec:
 
 	// 504 UT: the route's 0.5s timeout against a 2s delay.
 	id = fmt.Sprintf("telemetry-504-%d", time.Now().UnixNano())
-	if r := get(t, curl, "http://httpbin:8000/delay/2", map[string]string{"x-request-id": id}); r.status != 504 {
-		t.Fatalf("GET /delay/2: %d %s", r.status, r.body)
+	if r := kit.Get(t, curl, "http://httpbin:8000/delay/2", map[string]string{"x-request-id": id}); r.Status != 504 {
+		t.Fatalf("GET /delay/2: %d %s", r.Status, r.Body)
 	}
 	f = findLog(t, m, "curl", id)
 	checkFields(t, "504", f, map[int]string{fReqLine: "GET /delay/2 HTTP/1.1", fCode: "504", fFlags: "UT",
@@ -291,16 +293,16 @@ spec:
 
 	// 500 FI: the fault filter aborts before any upstream.
 	id = fmt.Sprintf("telemetry-fi-%d", time.Now().UnixNano())
-	if r := get(t, curl, "http://httpbin:8000/get", map[string]string{"x-request-id": id, "x-fault": "abort"}); r.status != 500 {
-		t.Fatalf("fault abort: %d", r.status)
+	if r := kit.Get(t, curl, "http://httpbin:8000/get", map[string]string{"x-request-id": id, "x-fault": "abort"}); r.Status != 500 {
+		t.Fatalf("fault abort: %d", r.Status)
 	}
 	f = findLog(t, m, "curl", id)
 	checkFields(t, "FI", f, map[int]string{fCode: "500", fFlags: "FI", fDetails: "fault_filter_abort", fUpstreamHost: "-"})
 
 	// 404 NR at the ingress gateway: no route for the path.
 	id = fmt.Sprintf("telemetry-404-%d", time.Now().UnixNano())
-	if r := get(t, direct, "http://"+ingressIP+":8080/no-such-page", map[string]string{"x-request-id": id}); r.status != 404 {
-		t.Fatalf("GET /no-such-page: %d", r.status)
+	if r := kit.Get(t, kit.Direct, "http://"+ingressIP+":8080/no-such-page", map[string]string{"x-request-id": id}); r.Status != 404 {
+		t.Fatalf("GET /no-such-page: %d", r.Status)
 	}
 	f = findLog(t, m, "istio-ingressgateway", id)
 	checkFields(t, "404", f, map[int]string{fReqLine: "GET /no-such-page HTTP/1.1", fCode: "404", fFlags: "NR",
@@ -334,7 +336,7 @@ spec:
 			t.Errorf("curl: no istio_requests_total{response_code=%q,response_flags=%q}", c.code, c.flags)
 		}
 	}
-	eventually(t, 5*time.Second, "tcp-echo TCP metrics", func() error {
+	meshtest.Eventually(t, "tcp-echo TCP metrics", 5*time.Second, func() error {
 		text := scrape(t, m, "tcp-echo-v1", "15090")
 		for _, name := range []string{"istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total",
 			"istio_tcp_received_bytes_total", "istio_tcp_sent_bytes_total"} {
@@ -352,17 +354,17 @@ spec:
 // in the access log.
 func TestCircuitBreakingStats(t *testing.T) {
 	m := mesh(t)
-	apply(t, task("circuit-breaking/destination-rule-httpbin.yaml"))
-	curl := viaSidecar(m, "curl")
+	weft.Apply(t, kit.Task("circuit-breaking/destination-rule-httpbin.yaml"))
+	curl := kit.ViaSidecar(m, "curl")
 	var overflow atomic.Int64
-	eventually(t, 20*time.Second, "some requests overflow", func() error {
+	meshtest.Eventually(t, "some requests overflow", 20*time.Second, func() error {
 		var wg sync.WaitGroup
 		for c := 0; c < 3; c++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for i := 0; i < 20; i++ {
-					if r := get(t, curl, "http://httpbin:8000/get", nil); r.status == 503 && strings.Contains(r.body, "overflow") {
+					if r := kit.Get(t, curl, "http://httpbin:8000/get", nil); r.Status == 503 && strings.Contains(r.Body, "overflow") {
 						overflow.Add(1)
 					}
 				}
@@ -374,7 +376,7 @@ func TestCircuitBreakingStats(t *testing.T) {
 		}
 		return nil
 	})
-	out, err := weft(t, "", "proxy-stats", "curl", "--filter", `upstream_rq_pending_overflow$`)
+	out, err := weft.Output(t, "", "proxy-stats", "curl", "--filter", `upstream_rq_pending_overflow$`)
 	if err != nil {
 		t.Fatalf("weft proxy-stats: %v\n%s", err, out)
 	}
@@ -411,12 +413,12 @@ func TestDebugEndpoints(t *testing.T) {
 		"/debug/registryz":                "details.default.svc.cluster.local",
 		"/debug/config_dump?proxyID=curl": "outbound|8000||httpbin.default.svc.cluster.local",
 	} {
-		r := get(t, direct, "http://"+monitorAddr+path, nil)
-		if r.status != 200 || !strings.Contains(r.body, want) {
-			t.Errorf("GET %s: %d, want 200 with %q:\n%.400s", path, r.status, want, r.body)
+		r := kit.Get(t, kit.Direct, "http://"+monitorAddr+path, nil)
+		if r.Status != 200 || !strings.Contains(r.Body, want) {
+			t.Errorf("GET %s: %d, want 200 with %q:\n%.400s", path, r.Status, want, r.Body)
 		}
 	}
-	if r := get(t, direct, "http://"+monitorAddr+"/debug/config_dump", nil); r.status != 400 {
-		t.Errorf("config_dump without proxyID: %d, want 400", r.status)
+	if r := kit.Get(t, kit.Direct, "http://"+monitorAddr+"/debug/config_dump", nil); r.Status != 400 {
+		t.Errorf("config_dump without proxyID: %d, want 400", r.Status)
 	}
 }

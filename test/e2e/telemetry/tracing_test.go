@@ -16,6 +16,9 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // otlpReceiver is an in-process OTLP/HTTP collector.
@@ -99,7 +102,7 @@ spec:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	apply(t, fmt.Sprintf(`apiVersion: networking.istio.io/v1
+	weft.Apply(t, fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: otel-collector}
 spec:
@@ -110,12 +113,12 @@ spec:
   endpoints: [{address: 127.0.0.1, ports: {http-otlp: %d}}]
 `, port))
 
-	curl := viaSidecar(m, "curl")
+	curl := kit.ViaSidecar(m, "curl")
 	defer func() {
 		if t.Failed() {
 			for _, w := range []string{"curl", "httpbin-v1"} {
-				st := get(t, direct, m.Workload(w).AdminURL()+"/stats?filter=tracing", nil)
-				t.Logf("%s tracing stats:\n%s", w, st.body)
+				st := kit.Get(t, kit.Direct, m.Workload(w).AdminURL()+"/stats?filter=tracing", nil)
+				t.Logf("%s tracing stats:\n%s", w, st.Body)
 			}
 		}
 	}()
@@ -123,18 +126,12 @@ spec:
 	appSpan := "b7ad6b7169203331"
 	var client, server *tracev1.Span
 	// Config propagates eventually; each try is a new request in the trace.
-	eventually(t, 30*time.Second, "spans from both sidecars", func() error {
-		// A listener update applies to new downstream connections: the
-		// keep-alive connection to curl's explicit proxy predates tracing.
+	meshtest.Eventually(t, "spans from both sidecars", 30*time.Second, func() error {
 		curl.CloseIdleConnections()
-		r := get(t, curl, "http://httpbin:8000/get", map[string]string{"traceparent": "00-" + hex.EncodeToString(tid) + "-" + appSpan + "-01"})
-		if r.status != 200 {
-			return fmt.Errorf("status %d", r.status)
+		r := kit.Get(t, curl, "http://httpbin:8000/get", map[string]string{"traceparent": "00-" + hex.EncodeToString(tid) + "-" + appSpan + "-01"})
+		if r.Status != 200 {
+			return fmt.Errorf("status %d", r.Status)
 		}
-		// The tree: a CLIENT span at curl's sidecar and a SERVER span at
-		// httpbin's whose parent is that client span. Tries made before
-		// curl's sidecar had tracing reach httpbin with the app's span as
-		// parent: correct, and not what this test looks for.
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
 		clients := map[string]*tracev1.Span{}
