@@ -85,14 +85,18 @@ func TestSharedImports(t *testing.T) {
 		"github.com/weftmesh/weft/internal/meshtls",
 		"github.com/weftmesh/weft/internal/accesslog",
 		"github.com/weftmesh/weft/internal/promtext",
-	}, []string{
-		"github.com/weftmesh/weft/internal/controlplane",
-		"github.com/weftmesh/weft/internal/proxy",
-		"github.com/weftmesh/weft/internal/config",
-		"k8s.io/client-go",
-		"istio.io/api",
-		"istio.io/client-go",
-	})
+	}, eitherSide)
+}
+
+// eitherSide is what a package shared by the control plane and the proxy
+// (or by both sides' tests) must not depend on.
+var eitherSide = []string{
+	"github.com/weftmesh/weft/internal/controlplane",
+	"github.com/weftmesh/weft/internal/proxy",
+	"github.com/weftmesh/weft/internal/config",
+	"k8s.io/client-go",
+	"istio.io/api",
+	"istio.io/client-go",
 }
 
 // TestProxyLayers: the proxy's config helpers sit below the packages that
@@ -116,14 +120,7 @@ func TestProxyLayers(t *testing.T) {
 // use) depends on neither side of the mesh; test/e2e/kit, the process
 // harness of the end-to-end suites, is imported by no production package.
 func TestKitLayers(t *testing.T) {
-	check(t, []string{"github.com/weftmesh/weft/internal/meshtest"}, []string{
-		"github.com/weftmesh/weft/internal/controlplane",
-		"github.com/weftmesh/weft/internal/proxy",
-		"github.com/weftmesh/weft/internal/config",
-		"k8s.io/client-go",
-		"istio.io/api",
-		"istio.io/client-go",
-	})
+	check(t, []string{"github.com/weftmesh/weft/internal/meshtest"}, eitherSide)
 	check(t, []string{"github.com/weftmesh/weft/cmd/...", "github.com/weftmesh/weft/internal/..."}, []string{
 		"github.com/weftmesh/weft/test",
 	})
