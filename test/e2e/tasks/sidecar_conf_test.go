@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // Sidecar features beyond scoping, with config written for these tests:
@@ -25,10 +28,10 @@ func TestSidecarUnixEgress(t *testing.T) {
 	m := mesh(t)
 	startBackend(t, m, "conf-merge-v1", "conf-merge", "v1", "", 210)
 	startBackend(t, m, "conf-merge-v2", "conf-merge", "v2", "", 211)
-	apply(t, mergeConfig)
+	weft.Apply(t, mergeConfig)
 	client(t, m, "conf-uds", "", 219)
 	sock := filepath.Join(t.TempDir(), "egress.sock")
-	apply(t, fmt.Sprintf(`
+	weft.Apply(t, fmt.Sprintf(`
 apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: conf-uds}
@@ -44,20 +47,20 @@ spec:
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}}
-	eventually(t, 20*time.Second, "HTTP over the unix socket egress listener", func() error {
-		if r := get(t, uds, "http://conf-merge:5000/", nil); r.status != 200 || !strings.HasPrefix(strings.TrimSpace(r.body), "conf-merge-v") {
-			return fmt.Errorf("conf-merge (imported): %d %q", r.status, strings.TrimSpace(r.body))
+	meshtest.Eventually(t, "HTTP over the unix socket egress listener", 20*time.Second, func() error {
+		if r := kit.Get(t, uds, "http://conf-merge:5000/", nil); r.Status != 200 || !strings.HasPrefix(strings.TrimSpace(r.Body), "conf-merge-v") {
+			return fmt.Errorf("conf-merge (imported): %d %q", r.Status, strings.TrimSpace(r.Body))
 		}
-		if r := get(t, uds, "http://conf-merge.default.svc.cluster.local:5000/", map[string]string{"x-version": "v2"}); r.status != 200 || strings.TrimSpace(r.body) != "conf-merge-v2" {
-			return fmt.Errorf("conf-merge v2 by the VirtualService: %d %q", r.status, strings.TrimSpace(r.body))
+		if r := kit.Get(t, uds, "http://conf-merge.default.svc.cluster.local:5000/", map[string]string{"x-version": "v2"}); r.Status != 200 || strings.TrimSpace(r.Body) != "conf-merge-v2" {
+			return fmt.Errorf("conf-merge v2 by the VirtualService: %d %q", r.Status, strings.TrimSpace(r.Body))
 		}
-		if r := get(t, uds, "http://httpbin:8000/get", nil); r.status != 502 {
-			return fmt.Errorf("httpbin (not imported, REGISTRY_ONLY): %d, want 502", r.status)
+		if r := kit.Get(t, uds, "http://httpbin:8000/get", nil); r.Status != 502 {
+			return fmt.Errorf("httpbin (not imported, REGISTRY_ONLY): %d, want 502", r.Status)
 		}
 		return nil
 	})
 	// Removing the listener closes the socket.
-	apply(t, `
+	weft.Apply(t, `
 apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: conf-uds}
@@ -66,7 +69,7 @@ spec:
   egress:
   - hosts: ["./*"]
 `)
-	eventually(t, 20*time.Second, "socket removed with its listener", func() error {
+	meshtest.Eventually(t, "socket removed with its listener", 20*time.Second, func() error {
 		c, err := net.Dial("unix", sock)
 		if err == nil {
 			c.Close()
@@ -84,8 +87,8 @@ func TestSidecarEgressProxy(t *testing.T) {
 	m := mesh(t)
 	startBackend(t, m, "conf-merge-v1", "conf-merge", "v1", "", 210)
 	startBackend(t, m, "conf-merge-v2", "conf-merge", "v2", "", 211)
-	apply(t, mergeConfig)
-	apply(t, `
+	weft.Apply(t, mergeConfig)
+	weft.Apply(t, `
 apiVersion: v1
 kind: Service
 metadata: {name: conf-egressproxy}
@@ -109,20 +112,20 @@ spec:
   outboundTrafficPolicy:
 ` + policy
 	}
-	apply(t, sidecar("    mode: ALLOW_ANY\n    egressProxy: {host: conf-egressproxy.default.svc.cluster.local, port: {number: 5000}}\n"))
-	eventually(t, 20*time.Second, "unknown host through the egress proxy", func() error {
-		if r := get(t, c, outside.URL, nil); r.status != 200 || strings.TrimSpace(r.body) != "conf-egressproxy" {
-			return fmt.Errorf("unknown host: %d %q, want the egress proxy's answer", r.status, strings.TrimSpace(r.body))
+	weft.Apply(t, sidecar("    mode: ALLOW_ANY\n    egressProxy: {host: conf-egressproxy.default.svc.cluster.local, port: {number: 5000}}\n"))
+	meshtest.Eventually(t, "unknown host through the egress proxy", 20*time.Second, func() error {
+		if r := kit.Get(t, c, outside.URL, nil); r.Status != 200 || strings.TrimSpace(r.Body) != "conf-egressproxy" {
+			return fmt.Errorf("unknown host: %d %q, want the egress proxy's answer", r.Status, strings.TrimSpace(r.Body))
 		}
-		if r := get(t, c, "http://conf-merge:5000/", nil); r.status != 200 || !strings.HasPrefix(strings.TrimSpace(r.body), "conf-merge-v") {
-			return fmt.Errorf("conf-merge (known): %d %q", r.status, strings.TrimSpace(r.body))
+		if r := kit.Get(t, c, "http://conf-merge:5000/", nil); r.Status != 200 || !strings.HasPrefix(strings.TrimSpace(r.Body), "conf-merge-v") {
+			return fmt.Errorf("conf-merge (known): %d %q", r.Status, strings.TrimSpace(r.Body))
 		}
 		return nil
 	})
-	apply(t, sidecar("    mode: ALLOW_ANY\n"))
-	eventually(t, 20*time.Second, "without egressProxy: passthrough", func() error {
-		if r := get(t, c, outside.URL, nil); r.status != 200 || strings.TrimSpace(r.body) != "outside" {
-			return fmt.Errorf("unknown host: %d %q, want passthrough", r.status, strings.TrimSpace(r.body))
+	weft.Apply(t, sidecar("    mode: ALLOW_ANY\n"))
+	meshtest.Eventually(t, "without egressProxy: passthrough", 20*time.Second, func() error {
+		if r := kit.Get(t, c, outside.URL, nil); r.Status != 200 || strings.TrimSpace(r.Body) != "outside" {
+			return fmt.Errorf("unknown host: %d %q, want passthrough", r.Status, strings.TrimSpace(r.Body))
 		}
 		return nil
 	})
