@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // lockedBuffer collects a process's output while the test reads it.
@@ -90,7 +93,7 @@ func TestEgressHTTPSProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Process.Kill(); p.Wait() })
-	eventually(t, 10*time.Second, "the HTTPS proxy listens", func() error {
+	meshtest.Eventually(t, "the HTTPS proxy listens", 10*time.Second, func() error {
 		c, err := netDialer.Dial("tcp", proxyAddr)
 		if err != nil {
 			return fmt.Errorf("%v\n%s", err, proxyLog.String())
@@ -108,15 +111,15 @@ func TestEgressHTTPSProxy(t *testing.T) {
 
 	setOutboundPolicy(t, "REGISTRY_ONLY")
 	const u = "https://en.wikipedia.org/wiki/Main_Page"
-	eventually(t, 15*time.Second, "REGISTRY_ONLY blocks the unregistered proxy", func() error {
+	meshtest.Eventually(t, "REGISTRY_ONLY blocks the unregistered proxy", 15*time.Second, func() error {
 		if _, err := fetchSite(app, u); err == nil {
 			return fmt.Errorf("reached %s through an unregistered proxy", u)
 		}
 		return nil
 	})
 	const cluster = `outbound|3128||my-company-proxy.com`
-	apply(t, task("egress-https-proxy/proxy.yaml"))
-	eventually(t, 15*time.Second, u+" through the external HTTPS proxy", func() error {
+	weft.Apply(t, kit.Task("egress-https-proxy/proxy.yaml"))
+	meshtest.Eventually(t, u+" through the external HTTPS proxy", 15*time.Second, func() error {
 		page, err := fetchSite(app, u)
 		if err != nil {
 			return err
@@ -130,7 +133,7 @@ func TestEgressHTTPSProxy(t *testing.T) {
 		return nil
 	})
 	// The proxy's access log shows the tunnel, as squid's does.
-	eventually(t, 10*time.Second, "the proxy logged CONNECT en.wikipedia.org:443", func() error {
+	meshtest.Eventually(t, "the proxy logged CONNECT en.wikipedia.org:443", 10*time.Second, func() error {
 		if !strings.Contains(proxyLog.String(), "method=CONNECT authority=en.wikipedia.org:443 status=200") {
 			return fmt.Errorf("proxy log:\n%s", proxyLog.String())
 		}
