@@ -12,9 +12,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/capture"
+	"github.com/weftmesh/weft/internal/proxy/memtrim"
 	"github.com/weftmesh/weft/internal/version"
 )
 
@@ -56,6 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
+	go memtrim.Run(ctx, trimInterval(log), memtrim.DefaultThreshold)
 	// A second signal during the drain stops at once.
 	go func() {
 		select {
@@ -75,4 +78,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 	p.Wait()
 	return 0
+}
+
+// trimInterval is how often the proxy returns idle heap to the system:
+// WEFT_MEMORY_TRIM_INTERVAL (a duration, 0 turns it off), default 1 s.
+func trimInterval(log *slog.Logger) time.Duration {
+	v := os.Getenv("WEFT_MEMORY_TRIM_INTERVAL")
+	if v == "" {
+		return time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		log.Warn("WEFT_MEMORY_TRIM_INTERVAL is not a duration; using 1s", "value", v)
+		return time.Second
+	}
+	return d
 }

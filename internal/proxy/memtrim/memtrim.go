@@ -1,0 +1,97 @@
+// Package memtrim gives a sidecar's idle heap back to the system.
+//
+// Go keeps the heap it grew during a burst (a load spike, a flood of bad
+// requests) mapped until later GCs and its slow background scavenger
+// shrink it, which on an idle proxy can take minutes: nothing allocates,
+// so no GC even finds the burst's garbage. A sidecar runs beside every pod
+// and is judged by its RSS, so the proxy looks every second and, once it
+// has gone quiet (little allocated since the last look) while more than a
+// few MiB of heap are mapped beyond what was live at the last GC, collects
+// and returns the rest (debug.FreeOSMemory). Under load it never trims:
+// that memory is in use, and trimming would only add GCs.
+package memtrim
+
+import (
+	"context"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// DefaultThreshold is how much reclaimable heap, and how little
+// allocation per interval, make a trim worth it.
+const DefaultThreshold = 4 << 20
+
+var names = []string{
+	"/memory/classes/heap/objects:bytes", // live and not yet collected
+	"/memory/classes/heap/unused:bytes",  // mapped, in spans, unused
+	"/memory/classes/heap/free:bytes",    // mapped, free, not released
+	"/gc/heap/live:bytes",                // marked live by the last GC
+	"/gc/heap/allocs:bytes",              // cumulative
+}
+
+type reading struct{ reclaimable, allocs uint64 }
+
+func read() reading {
+	s := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		s[i].Name = n
+	}
+	metrics.Read(s)
+	v := make([]uint64, len(s))
+	for i := range s {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			v[i] = s[i].Value.Uint64()
+		}
+	}
+	mapped := v[0] + v[1] + v[2]
+	var r reading
+	if mapped > v[3] {
+		r.reclaimable = mapped - v[3]
+	}
+	r.allocs = v[4]
+	return r
+}
+
+// Reclaimable is the heap mapped beyond what the last GC found live.
+func Reclaimable() uint64 { return read().reclaimable }
+
+// Trimmer decides, one look at a time, when to trim.
+type Trimmer struct {
+	Threshold uint64
+	last      uint64 // cumulative allocs at the previous look
+	started   bool
+}
+
+// Look trims when the process allocated less than Threshold since the
+// previous look and more than Threshold is reclaimable; it reports
+// whether it trimmed.
+func (t *Trimmer) Look() bool {
+	r := read()
+	quiet := t.started && r.allocs-t.last < t.Threshold
+	t.last, t.started = r.allocs, true
+	if !quiet || r.reclaimable <= t.Threshold {
+		return false
+	}
+	debug.FreeOSMemory()
+	t.last = read().allocs
+	return true
+}
+
+// Run looks every interval until ctx ends; interval <= 0 disables it.
+func Run(ctx context.Context, interval time.Duration, threshold uint64) {
+	if interval <= 0 {
+		return
+	}
+	tr := &Trimmer{Threshold: threshold}
+	tk := time.NewTicker(interval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+			tr.Look()
+		}
+	}
+}
