@@ -11,12 +11,12 @@ BIN     := bin
 # tour, gcc and libc6-dev for the race detector, chromium for the API's
 # cross-site test in a real browser. Without them the tests that
 # need them skip, each with a one-line reason.
-DEPS := iproute2 iptables nginx-light haproxy caddy curl gcc libc6-dev chromium
+DEPS := iproute2 iptables nginx-light haproxy caddy curl gcc libc6-dev chromium containerd runc containernetworking-plugins
 
 # -race needs cgo and a C compiler; without one the tests run without it.
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build demo deps images kube-bins kube-dev test test-short chaos vet fmt bench bench-smoke clean
+.PHONY: all build demo deps images kube-bins kube-dev kube-e2e test test-short chaos vet fmt bench bench-smoke clean
 
 all: build
 
@@ -78,6 +78,12 @@ images:
 # into .cache/kube/bin; the Kubernetes tests run on them (else they skip).
 kube-bins:
 	tools/kube/build.sh
+
+# The real-node end-to-end suite (root; containerd, runc and the CNI plugins
+# from Debian): a single-node cluster of real components on this machine,
+# Bookinfo in injected pods, Istio's tasks applied with kubectl.
+kube-e2e: kube-bins build
+	WEFT_KUBE_E2E=1 $(GO) test -count=1 -v -timeout 30m ./test/e2e/node/
 
 # A local API server with Istio's CRDs for trying `weft control-plane --kubeconfig`.
 kube-dev: kube-bins build

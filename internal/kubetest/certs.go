@@ -27,7 +27,9 @@ type pki struct {
 	caPEM                  []byte
 }
 
-func writePKI(dir string) (*pki, error) {
+// writePKI writes the PKI; the serving certificate also names the extra
+// IPs and the kubernetes Service's ClusterIP (how pods reach the apiserver).
+func writePKI(dir string, extraIPs ...net.IP) (*pki, error) {
 	p := &pki{
 		caCert: filepath.Join(dir, "ca.crt"), caKey: filepath.Join(dir, "ca.key"),
 		servingCert: filepath.Join(dir, "apiserver.crt"), servingKy: filepath.Join(dir, "apiserver.key"),
@@ -81,7 +83,7 @@ func writePKI(dir string) (*pki, error) {
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+		IPAddresses: append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1"), net.ParseIP(KubernetesServiceIP)}, extraIPs...),
 	}); err != nil {
 		return nil, err
 	}

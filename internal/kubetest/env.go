@@ -58,7 +58,15 @@ type Options struct {
 	Dir string
 	// Log receives progress lines (may be nil).
 	Log func(format string, args ...any)
+	// Address, when set, is where the apiserver listens and what it
+	// advertises as the kubernetes Service's endpoint, so pods on a real
+	// node can reach it (default: 127.0.0.1 with no endpoint).
+	Address string
 }
+
+// KubernetesServiceIP is the ClusterIP of the kubernetes Service: the first
+// address of the service range the apiserver is started with.
+const KubernetesServiceIP = "10.96.0.1"
 
 // BinDir is where the binaries are looked up: $WEFT_KUBE_BIN, else
 // .cache/kube/bin at the repository root (found from the working dir).
@@ -160,7 +168,11 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		return nil, err
 	}
 	dir := opts.Dir
-	if dir == "" {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	} else {
 		var err error
 		if dir, err = os.MkdirTemp("", "weft-kube-"); err != nil {
 			return nil, err
@@ -174,7 +186,11 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		}
 	}()
 	start := time.Now()
-	p, err := writePKI(dir)
+	addr, reconciler := "127.0.0.1", "none"
+	if opts.Address != "" {
+		addr, reconciler = opts.Address, "lease"
+	}
+	p, err := writePKI(dir, net.ParseIP(addr))
 	if err != nil {
 		return nil, fmt.Errorf("generating certificates: %w", err)
 	}
@@ -197,12 +213,12 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	apiURL := "https://127.0.0.1:" + strconv.Itoa(ports[2])
+	apiURL := "https://" + net.JoinHostPort(addr, strconv.Itoa(ports[2]))
 	e.apiserver, err = startProc(filepath.Join(opts.BinDir, "kube-apiserver"), filepath.Join(dir, "apiserver.log"),
 		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--bind-address="+addr, "--advertise-address="+addr,
 		// No kubernetes Service endpoints for a loopback address.
-		"--endpoint-reconciler-type=none",
+		"--endpoint-reconciler-type="+reconciler,
 		"--secure-port="+strconv.Itoa(ports[2]),
 		"--cert-dir="+filepath.Join(dir, "certs"),
 		"--tls-cert-file="+p.servingCert, "--tls-private-key-file="+p.servingKy,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/demo"
 	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/bookinfo"
 	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
@@ -87,26 +88,7 @@ func plainRefused(t *testing.T, m *demo.Mesh) func() error {
 func TestMutualTLSMigration(t *testing.T) {
 	m := mesh(t)
 	requireMeshTLS(t, "httpbin-v1")
-	meshtest.Eventually(t, "PERMISSIVE: curl reaches httpbin over mTLS", 30*time.Second, meshHeaders(t, m))
-	meshtest.Eventually(t, "PERMISSIVE: a plaintext client reaches httpbin", 30*time.Second, plainServed(t, m))
-
-	weft.Apply(t, kit.Task("mtls-migration-namespace-strict/peer-authentication-namespace-strict.yaml"))
-	meshtest.Eventually(t, "STRICT: the plaintext client is refused", 30*time.Second, plainRefused(t, m))
-	for i := 0; i < 10; i++ {
-		if err := meshHeaders(t, m)(); err != nil {
-			t.Fatalf("STRICT: mesh client: %v", err)
-		}
-	}
-	meshtest.Eventually(t, "source_principal on the server side", 30*time.Second, func() error {
-		r := kit.Get(t, direct, "http://"+m.Workload("httpbin-v1").IP+":15090/stats/prometheus", nil)
-		for _, l := range strings.Split(r.Body, "\n") {
-			if strings.HasPrefix(l, "istio_requests_total{") && strings.Contains(l, `reporter="destination"`) &&
-				strings.Contains(l, `source_principal="`+curlID(m)+`"`) && strings.Contains(l, `connection_security_policy="mutual_tls"`) {
-				return nil
-			}
-		}
-		return fmt.Errorf("no destination series with source_principal %s (status %d)", curlID(m), r.Status)
-	})
+	bookinfo.MTLSMigration(t, demoTarget{m})
 }
 
 // TestAuthenticationPolicy is Istio's "Authentication Policy" task on the
