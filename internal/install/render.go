@@ -163,6 +163,9 @@ func controlPlaneDeployment(v Values, name string, labels, selector map[string]s
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")},
 		},
 		SecurityContext: restricted(),
+		// The root filesystem is read-only; the CA's files (the root key
+		// among them) go to a memory-backed /tmp of the pod's own.
+		VolumeMounts: []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
 	}
 	if v.PlaintextXDS {
 		c.Ports = append(c.Ports, corev1.ContainerPort{Name: "grpc-xds-plain", ContainerPort: 15010})
@@ -180,7 +183,9 @@ func controlPlaneDeployment(v Values, name string, labels, selector map[string]s
 				Spec: corev1.PodSpec{
 					ServiceAccountName: name,
 					Containers:         []corev1.Container{c},
-					SecurityContext:    &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+					Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{
+						EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}}},
+					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 					// Spread replicas so one node going away leaves one serving.
 					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: "kubernetes.io/hostname",
 						WhenUnsatisfiable: corev1.ScheduleAnyway, LabelSelector: &metav1.LabelSelector{MatchLabels: selector}}},

@@ -219,6 +219,8 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		"--bind-address="+addr, "--advertise-address="+addr,
 		// No kubernetes Service endpoints for a loopback address.
 		"--endpoint-reconciler-type="+reconciler,
+		// The kubelet registers its node by name; reach it by address.
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
 		"--secure-port="+strconv.Itoa(ports[2]),
 		"--cert-dir="+filepath.Join(dir, "certs"),
 		"--tls-cert-file="+p.servingCert, "--tls-private-key-file="+p.servingKy,

@@ -168,7 +168,7 @@ func StartNode(ctx context.Context, opts NodeOptions) (n *Node, err error) {
 	// Whatever a killed run left behind goes first.
 	cleanupStale(opts.BinDir, opts.Log)
 
-	dir, err := os.MkdirTemp("", "weft-node-")
+	dir, err := os.MkdirTemp("", "weft-kubenode-")
 	if err != nil {
 		lock.Close()
 		return nil, err

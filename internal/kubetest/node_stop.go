@@ -132,7 +132,7 @@ func cleanupStale(bin string, logf func(string, ...any)) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "weft-node-*"))
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "weft-kubenode-*"))
 	killUnder(dirs, logf)
 	killCgroup("kubepods", logf)
 	exec.Command("ip", "link", "del", Bridge).Run()
@@ -170,7 +170,7 @@ func killUnder(dirs []string, logf func(string, ...any)) {
 			continue
 		}
 		cmd := string(b)
-		stale := strings.Contains(cmd, "containerd-shim") && strings.Contains(cmd, filepath.Join(os.TempDir(), "weft-node-"))
+		stale := strings.Contains(cmd, "containerd-shim") && strings.Contains(cmd, filepath.Join(os.TempDir(), "weft-kubenode-"))
 		for _, d := range dirs {
 			stale = stale || strings.Contains(cmd, d+"/")
 		}
