@@ -211,7 +211,9 @@ func StartNode(ctx context.Context, opts NodeOptions) (n *Node, err error) {
 	return n, nil
 }
 
-func (n *Node) path(parts ...string) string { return filepath.Join(append([]string{n.NodeDir}, parts...)...) }
+func (n *Node) path(parts ...string) string {
+	return filepath.Join(append([]string{n.NodeDir}, parts...)...)
+}
 
 func (n *Node) start(name string, bin string, args ...string) error {
 	p, err := startProc(bin, n.path(name+".log"), args...)
