@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -220,62 +221,120 @@ func (v *validator) condition(p string, c *security.Condition) {
 	}
 }
 
+// requestAuthentication mirrors Istio's ValidateRequestAuthentication and
+// validateJwtRule (pkg/config/validation/validation.go): issuer or jwksUri
+// is required (an empty issuer accepts any), jwks and jwksUri may both be
+// set (the inline keys win), issuers may repeat, jwksUri needs only an
+// http or https scheme (security.ParseJwksURI), inline jwks must parse and
+// private key material in it is a warning (warnPrivateJwksKeys), and
+// outputClaimToHeaders names are strict ([-_A-Za-z0-9]+,
+// ValidateStrictHTTPHeaderName); outputPayloadToHeader is not checked.
 func (v *validator) requestAuthentication(ra *security.RequestAuthentication) {
 	v.policySelector(ra.Selector, ra.TargetRef, ra.TargetRefs)
-	issuers := map[string]int{}
 	for i, r := range ra.JwtRules {
 		p := fmt.Sprintf("spec.jwtRules[%d]", i)
 		if r == nil {
 			continue
 		}
-		if r.Issuer == "" {
-			v.errorf(p+".issuer", "issuer must be set")
-		} else if j, dup := issuers[r.Issuer]; dup {
-			v.errorf(p+".issuer", "duplicate issuer %q (also spec.jwtRules[%d])", r.Issuer, j)
-		}
-		issuers[r.Issuer] = i
-		if r.Jwks != "" && r.JwksUri != "" {
-			v.errorf(p+".jwks", "only one of jwks or jwksUri may be set")
-		}
-		if r.JwksUri != "" {
-			u, err := url.Parse(r.JwksUri)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				v.errorf(p+".jwksUri", "jwksUri %q must be an http or https URL", r.JwksUri)
-			}
-		}
 		for j, a := range r.Audiences {
 			if a == "" {
-				v.errorf(fmt.Sprintf("%s.audiences[%d]", p, j), "audience must be a non-empty string")
+				v.errorf(fmt.Sprintf("%s.audiences[%d]", p, j), "audience must be non-empty string")
 			}
 		}
+		if r.Issuer == "" && r.JwksUri == "" {
+			v.errorf(p, "issuer or jwksUri must be non-empty string")
+		}
+		if r.JwksUri != "" {
+			if u, err := url.Parse(r.JwksUri); err != nil {
+				v.errorf(p+".jwksUri", "%v", err)
+			} else if u.Scheme != "http" && u.Scheme != "https" {
+				v.errorf(p+".jwksUri", "URI scheme %q is not supported", u.Scheme)
+			}
+		}
+		if r.Jwks != "" {
+			v.jwks(p+".jwks", r.Jwks)
+		}
 		for j, h := range r.FromHeaders {
-			if h.Name == "" {
-				v.errorf(fmt.Sprintf("%s.fromHeaders[%d].name", p, j), "location header name must be a non-empty string")
+			if h == nil {
+				v.errorf(fmt.Sprintf("%s.fromHeaders[%d]", p, j), "location header name must be non-null")
+			} else if h.Name == "" {
+				v.errorf(fmt.Sprintf("%s.fromHeaders[%d].name", p, j), "location header name must be non-empty string")
 			}
 		}
 		for j, q := range r.FromParams {
 			if q == "" {
-				v.errorf(fmt.Sprintf("%s.fromParams[%d]", p, j), "location query must be a non-empty string")
+				v.errorf(fmt.Sprintf("%s.fromParams[%d]", p, j), "location query must be non-empty string")
 			}
 		}
 		for j, c := range r.FromCookies {
 			if c == "" {
-				v.errorf(fmt.Sprintf("%s.fromCookies[%d]", p, j), "cookie name must be a non-empty string")
+				v.errorf(fmt.Sprintf("%s.fromCookies[%d]", p, j), "cookie name must be non-empty string")
 			}
 		}
 		for j, c := range r.OutputClaimToHeaders {
 			cp := fmt.Sprintf("%s.outputClaimToHeaders[%d]", p, j)
-			if c.Header == "" || c.Claim == "" {
-				v.errorf(cp, "outputClaimToHeaders needs header and claim")
-			} else {
-				v.headerName(cp+".header", c.Header)
+			switch {
+			case c == nil:
+				v.errorf(cp, "outputClaimToHeaders must not be null")
+			case c.Header == "" || c.Claim == "":
+				v.errorf(cp, "outputClaimToHeaders header and claim value must be non-empty string")
+			case !isStrictHeaderName(c.Header):
+				v.errorf(cp+".header", "header name %s is not a valid header name", c.Header)
 			}
-		}
-		if r.OutputPayloadToHeader != "" {
-			v.headerName(p+".outputPayloadToHeader", r.OutputPayloadToHeader)
 		}
 		if r.Timeout != nil {
 			v.duration(p+".timeout", r.Timeout)
+		}
+	}
+}
+
+// isStrictHeaderName is Istio's validStrictHeaderNameRegex, [-_A-Za-z0-9]+.
+func isStrictHeaderName(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// jwks checks an inline key set as Istio's jwk.Parse does in outline: a
+// JSON object that is a key set ({"keys": [...]}) or one key, each key a
+// known kty; keys holding private material (RSA/EC/OKP "d", or any
+// symmetric "oct" key) are a warning, as Istio's warnPrivateJwksKeys.
+func (v *validator) jwks(p, src string) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(src), &raw); err != nil {
+		v.errorf(p, "jwks parse error: %v", err)
+		return
+	}
+	var keys []map[string]any
+	if ks, ok := raw["keys"]; ok {
+		if err := json.Unmarshal(ks, &keys); err != nil {
+			v.errorf(p, "jwks parse error: keys: %v", err)
+			return
+		}
+	} else {
+		var one map[string]any
+		if err := json.Unmarshal([]byte(src), &one); err != nil {
+			v.errorf(p, "jwks parse error: %v", err)
+			return
+		}
+		keys = []map[string]any{one}
+	}
+	for i, k := range keys {
+		kty, _ := k["kty"].(string)
+		_, private := k["d"]
+		switch kty {
+		case "RSA", "EC", "OKP":
+		case "oct":
+			private = true
+		default:
+			v.errorf(p, "jwks parse error: key %d: invalid key type %q", i, kty)
+			continue
+		}
+		if private {
+			v.warnf(p, "jwks key at index %d contains private key material; only public keys are used for verification", i)
 		}
 	}
 }

@@ -132,10 +132,9 @@ func TestValidate(t *testing.T) {
 
 		// RequestAuthentication
 		{"ra valid", doc(sec1, "RequestAuthentication", "  jwtRules:\n  - issuer: testing@secure.istio.io\n    jwksUri: https://example.com/jwks.json\n"), ""},
-		{"ra no issuer", doc(sec1, "RequestAuthentication", "  jwtRules:\n  - jwksUri: https://example.com/jwks.json\n"), "issuer must be set"},
-		{"ra jwks and jwksUri", doc(sec1, "RequestAuthentication", "  jwtRules:\n  - issuer: i\n    jwksUri: https://example.com/jwks.json\n    jwks: \"{}\"\n"), "v.yaml:9:5: spec.jwtRules[0].jwks: only one of jwks or jwksUri may be set"},
-		{"ra bad jwksUri", doc(sec1, "RequestAuthentication", "  jwtRules:\n  - issuer: i\n    jwksUri: ftp://x/jwks\n"), "must be an http or https URL"},
-		{"ra empty header", doc(sec1, "RequestAuthentication", "  jwtRules:\n  - issuer: i\n    fromHeaders: [{prefix: \"Bearer \"}]\n"), "location header name must be a non-empty string"},
+		{"ra no issuer", doc(sec1, "RequestAuthentication", "  jwtRules:\n  - audiences: [a]\n"), "issuer or jwksUri must be non-empty string"},
+		{"ra bad jwksUri", doc(sec1, "RequestAuthentication", "  jwtRules:\n  - issuer: i\n    jwksUri: ftp://x/jwks\n"), "URI scheme \"ftp\" is not supported"},
+		{"ra empty header", doc(sec1, "RequestAuthentication", "  jwtRules:\n  - issuer: i\n    fromHeaders: [{prefix: \"Bearer \"}]\n"), "location header name must be non-empty string"},
 
 		// AuthorizationPolicy
 		{"ap valid", doc(sec1, "AuthorizationPolicy", "  action: ALLOW\n  rules:\n  - from:\n    - source: {principals: [\"cluster.local/ns/default/sa/curl\"]}\n    to:\n    - operation: {methods: [GET], paths: [\"/info*\"]}\n    when:\n    - key: request.auth.claims[iss]\n      values: [\"testing@secure.istio.io\"]\n"), ""},

@@ -59,7 +59,7 @@ func (b *builder) jwtFilter() *hcmv3.HttpFilter {
 	var rules []*security.JWTRule
 	for _, ra := range RequestAuthentications(b.snap.RequestAuthentications, b.rootNamespace(), b.p.Meta) {
 		for _, r := range ra.Spec.GetJwtRules() {
-			if r != nil && r.GetIssuer() != "" {
+			if r != nil { // an empty issuer (jwksUri only) accepts any issuer, as in Istio
 				rules = append(rules, r)
 			}
 		}
