@@ -44,6 +44,10 @@ type builder struct {
 
 	// scope is the Sidecar resource that applies to the proxy (nil: none).
 	scope *sidecarScope
+
+	// noteCredential, when set (CredentialProblems), hears of every
+	// DestinationRule credentialName a cluster names but cannot be served.
+	noteCredential func(cluster, credential string, ca bool)
 }
 
 func newBuilder(snap *model.Snapshot, p *model.Proxy) *builder {

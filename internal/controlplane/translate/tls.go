@@ -112,11 +112,15 @@ func (b *builder) upstreamTLS(svc *model.Service, port *model.Port, subset strin
 			name := credentialPrefix + t.CredentialName
 			if t.Mode == networking.ClientTLSSettings_MUTUAL {
 				cc.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsRef(name)}
-				b.addSecret(t.CredentialName, false)
+				if !b.addSecret(t.CredentialName, false) && b.noteCredential != nil {
+					b.noteCredential(clusterName("outbound", port.Number, subset, svc.Hostname), t.CredentialName, false)
+				}
 			}
 			if !t.GetInsecureSkipVerify().GetValue() {
 				cc.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{ValidationContextSdsSecretConfig: sdsRef(name + "-cacert")}
-				b.addSecret(t.CredentialName, true)
+				if !b.addSecret(t.CredentialName, true) && b.noteCredential != nil {
+					b.noteCredential(clusterName("outbound", port.Number, subset, svc.Hostname), t.CredentialName, true)
+				}
 			}
 			return tlsSocket(ctx)
 		}

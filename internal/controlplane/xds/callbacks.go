@@ -27,12 +27,13 @@ type proxyState struct {
 	// lists is the published config per type, in the order of Types: the
 	// interner's lists, shared with every proxy of the same version (the
 	// translate.Output is rebuilt from them on demand, not kept per proxy).
-	lists    *[5]*encodedList
-	shared   []setKey             // shared resource lists lists references
-	checkErr string               // last consistency-check failure, "" when fine
-	versions map[string]string    // per type: version published in the cache
-	changeAt map[string]time.Time // per type: when the change behind versions happened
-	types    map[string]*typeState
+	lists        *[5]*encodedList
+	shared       []setKey             // shared resource lists lists references
+	checkErr     string               // last consistency-check failure, "" when fine
+	credProblems []string             // credentials it names but is not served (translate.CredentialProblems), as last logged
+	versions     map[string]string    // per type: version published in the cache
+	changeAt     map[string]time.Time // per type: when the change behind versions happened
+	types        map[string]*typeState
 }
 
 // typeState tracks the wire exchange of one resource type.

@@ -6,6 +6,7 @@ import (
 	"github.com/weftmesh/weft/internal/controlplane/model"
 	"github.com/weftmesh/weft/internal/controlplane/registry"
 	"github.com/weftmesh/weft/internal/controlplane/translate"
+	"github.com/weftmesh/weft/internal/meshtls"
 )
 
 // DescribeMTLS explains the mutual TLS of a connected proxy's workload
@@ -19,5 +20,11 @@ func (s *Server) DescribeMTLS(id string) (*translate.MTLSDescription, error) {
 		return nil, fmt.Errorf("proxy %q is not connected", id)
 	}
 	svcs := registry.ServicesFor(snap, p.meta)
-	return translate.DescribeMTLS(snap, &model.Proxy{Meta: registry.WithLocality(p.meta, svcs), ID: p.id, Services: svcs}), nil
+	proxy := &model.Proxy{Meta: registry.WithLocality(p.meta, svcs), ID: p.id, Services: svcs}
+	if id, err := meshtls.ParseSPIFFE(p.identity); p.identity != "" && err == nil {
+		proxy.Identity = &id // credentials follow the verified identity
+	}
+	d := translate.DescribeMTLS(snap, proxy)
+	d.Warnings = append(d.Warnings, translate.CredentialProblems(snap, proxy)...)
+	return d, nil
 }

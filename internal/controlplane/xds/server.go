@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -273,6 +274,8 @@ func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
 		}
 		return
 	}
+	// Outside the lock: this walks the proxy's gateways and clusters.
+	probs := translate.CredentialProblems(g.snap, proxy)
 	s.mu.Lock()
 	if s.proxies[p.id] != p || p.pending {
 		s.mu.Unlock()
@@ -290,6 +293,7 @@ func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
 		return
 	}
 	old := p.shared
+	s.noteCredentials(p, probs)
 	p.shared = s.intern.share(set)
 	p.lists = set.published()
 	for _, t := range changed {
@@ -301,6 +305,22 @@ func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
 	s.watches.set(p.id, cs)
 	s.mu.Unlock()
 	s.intern.release(old)
+}
+
+// noteCredentials logs, once per change, the credentials a proxy's new
+// config names but cannot be served (a Gateway server without its Secret
+// loses only its own chain, silently on the wire); weft x describe shows
+// them too. Called with s.mu held, when the proxy's config changed.
+func (s *Server) noteCredentials(p *proxyState, probs []string) {
+	if slices.Equal(probs, p.credProblems) {
+		return
+	}
+	for _, m := range probs {
+		if !slices.Contains(p.credProblems, m) {
+			s.log.Warn("credential unavailable", "proxy", p.id, "problem", m)
+		}
+	}
+	p.credProblems = probs
 }
 
 // build runs translation, turning a panic (a translation bug) into an
