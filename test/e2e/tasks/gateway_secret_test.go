@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // TestGatewayMissingSecret: of two servers on the ingress gateway's 443,
@@ -26,18 +29,18 @@ func TestGatewayMissingSecret(t *testing.T) {
 	hwCert, hwKey, hwSerial := ca.leaf(t, dir, "helloworld.example.com", false)
 	createSecret(t, "httpbin-credential", hbCert, hbKey, "")
 	// helloworld-credential exists, but in default, not in istio-system.
-	if out, err := weft(t, "", "create", "secret", "tls", "helloworld-credential", "--cert", hwCert, "--key", hwKey, "-n", "default"); err != nil {
+	if out, err := weft.Output(t, "", "create", "secret", "tls", "helloworld-credential", "--cert", hwCert, "--key", hwKey, "-n", "default"); err != nil {
 		t.Fatalf("weft create secret tls -n default: %v\n%s", err, out)
 	}
 	t.Cleanup(func() {
-		weft(t, "apiVersion: v1\nkind: Secret\nmetadata: {name: helloworld-credential, namespace: default}\n", "delete", "-f", "-")
+		weft.Output(t, "apiVersion: v1\nkind: Secret\nmetadata: {name: helloworld-credential, namespace: default}\n", "delete", "-f", "-")
 	})
 	// The task's steps: the httpbin VirtualService of the single-host
 	// step, then the two-server Gateway.
-	apply(t, task("secure-gateways-simple/gateway.yaml"))
-	apply(t, task("secure-gateways-multiple-hosts/gateway.yaml"))
+	weft.Apply(t, kit.Task("secure-gateways-simple/gateway.yaml"))
+	weft.Apply(t, kit.Task("secure-gateways-multiple-hosts/gateway.yaml"))
 	cfg := &tls.Config{RootCAs: ca.pool()}
-	eventually(t, 15*time.Second, "httpbin.example.com serves beside the broken server", func() error {
+	meshtest.Eventually(t, "httpbin.example.com serves beside the broken server", 15*time.Second, func() error {
 		code, serial, err := httpsGet("httpbin.example.com", "/status/418", cfg)
 		if err != nil {
 			return err
@@ -51,8 +54,8 @@ func TestGatewayMissingSecret(t *testing.T) {
 		t.Error("helloworld.example.com completed a handshake without a credential in istio-system")
 	}
 	const want = `Gateway default/mygateway server 1 (port 443, hosts helloworld.example.com): credentialName "helloworld-credential": Secret not found in namespace istio-system; it exists in default`
-	eventually(t, 10*time.Second, "weft x describe explains the missing credential", func() error {
-		out, err := weft(t, "", "x", "describe", "workload", "istio-ingressgateway")
+	meshtest.Eventually(t, "weft x describe explains the missing credential", 10*time.Second, func() error {
+		out, err := weft.Output(t, "", "x", "describe", "workload", "istio-ingressgateway")
 		if err != nil {
 			return fmt.Errorf("%v\n%s", err, out)
 		}
@@ -62,7 +65,7 @@ func TestGatewayMissingSecret(t *testing.T) {
 		return nil
 	})
 	logFile := filepath.Join(m.LogDir(), "control-plane.log")
-	eventually(t, 10*time.Second, "the control plane logs it", func() error {
+	meshtest.Eventually(t, "the control plane logs it", 10*time.Second, func() error {
 		b, err := os.ReadFile(logFile)
 		if err != nil {
 			return err
@@ -77,7 +80,7 @@ func TestGatewayMissingSecret(t *testing.T) {
 
 	// In the gateway's own namespace the credential is served, at once.
 	createSecret(t, "helloworld-credential", hwCert, hwKey, "")
-	eventually(t, 15*time.Second, "helloworld.example.com once its Secret is in istio-system", func() error {
+	meshtest.Eventually(t, "helloworld.example.com once its Secret is in istio-system", 15*time.Second, func() error {
 		code, serial, err := httpsGet("helloworld.example.com", "/productpage", cfg)
 		if err != nil {
 			return err
@@ -87,7 +90,7 @@ func TestGatewayMissingSecret(t *testing.T) {
 		}
 		return nil
 	})
-	out, err := weft(t, "", "x", "describe", "workload", "istio-ingressgateway")
+	out, err := weft.Output(t, "", "x", "describe", "workload", "istio-ingressgateway")
 	if err != nil || strings.Contains(out, "helloworld-credential") {
 		t.Errorf("describe still warns after the Secret was created (%v):\n%s", err, out)
 	}
