@@ -425,9 +425,9 @@ const methodText = `## Method
   then proves it holds the N services' clusters.
 - Control plane: a real ` + "`bin/weft control-plane`" + ` with N Services (each with one
   WorkloadEntry, addresses in 198.18.0.0/16) and M simulated proxies in the harness process:
-  lean ADS clients (one gRPC stream each, state of the world, wildcard CDS/EDS/LDS/RDS, every
-  response ACKed at once, nothing decoded or kept: ` + "`internal/meshtest`" + `'s client keeps decoded
-  resources, megabytes per proxy at 1,000 services). They connect in batches of 100, each
+  ` + "`internal/meshtest`" + `'s ADS client in its lean mode (one gRPC stream each, state of the
+  world, wildcard CDS/EDS/LDS/RDS, every response ACKed at once, no resource kept: decoded
+  resources cost megabytes per proxy at 1,000 services). They connect in batches of 100, each
   batch once the previous one has synced; adding stops if the control plane's RSS passes
   ` + "`-cp-max-rss`" + ` (6 GiB) or the phase times out, and the report says so. Initial sync = from
   the dial of a proxy's batch to that proxy's first CDS and LDS responses (so it includes

@@ -7,102 +7,53 @@ import (
 	"sync"
 	"time"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
 )
 
-// simProxy is a lean simulated proxy: one state-of-the-world ADS stream
-// with wildcard CDS, EDS, LDS and RDS subscriptions that ACKs every
-// response. Unlike meshtest.XDSClient it keeps no decoded resources
-// (that costs megabytes per proxy with 1,000 services, too much for 2,000
-// proxies in one process); it only notes when its first CDS and LDS
-// arrived and when a CDS response first carries an expected name.
+// simProxy is a simulated proxy: meshtest's lean ADS client (one
+// state-of-the-world stream, wildcard CDS, EDS, LDS and RDS, every
+// response ACKed, no resources decoded or kept: 2,000 of them share the
+// machine with the control plane) that also notes when a CDS response
+// first carries an expected cluster name.
 type simProxy struct {
-	conn   *grpc.ClientConn
-	cancel context.CancelFunc
-	done   chan struct{}
+	*meshtest.XDSClient
 
-	mu       sync.Mutex
-	got      map[string]bool
-	synced   chan struct{} // closed once CDS and LDS arrived
-	expect   []byte
-	found    chan struct{} // closed once a CDS response holds expect
-	foundAt  time.Time
-	syncedAt time.Time
-	err      error
+	mu      sync.Mutex
+	first   map[string]time.Time // when the first response of a type came
+	expect  []byte
+	found   chan struct{} // closed once a CDS response holds expect
+	foundAt time.Time
 }
 
-var simTypes = []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType}
-
 func dialSim(addr string, m *node.Meta) (*simProxy, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
+	s := &simProxy{first: map[string]time.Time{}, found: make(chan struct{})}
+	c, err := meshtest.DialXDS(addr, m, meshtest.XDSClientOptions{Lean: true, Observe: s.observe})
 	if err != nil {
-		return nil, fmt.Errorf("dialing %s: %w", addr, err)
+		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &simProxy{conn: conn, cancel: cancel, done: make(chan struct{}), got: map[string]bool{},
-		synced: make(chan struct{}), found: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		err := s.run(ctx, discoveryv3.NewAggregatedDiscoveryServiceClient(conn), m)
-		if ctx.Err() == nil {
-			s.mu.Lock()
-			s.err = err
-			s.mu.Unlock()
-		}
-	}()
+	s.XDSClient = c
 	return s, nil
 }
 
-func (s *simProxy) run(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient, m *node.Meta) error {
-	st, err := ads.StreamAggregatedResources(ctx)
-	if err != nil {
-		return err
-	}
-	for i, t := range simTypes {
-		req := &discoveryv3.DiscoveryRequest{TypeUrl: t}
-		if i == 0 {
-			req.Node = m.Node()
-		}
-		if err := st.Send(req); err != nil {
-			return err
-		}
-	}
-	for {
-		resp, err := st.Recv()
-		if err != nil {
-			return err
-		}
-		s.observe(resp)
-		ack := &discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}
-		if err := st.Send(ack); err != nil {
-			return err
-		}
-	}
-}
-
-func (s *simProxy) observe(resp *discoveryv3.DiscoveryResponse) {
+func (s *simProxy) observe(typeURL string, resources []*anypb.Any) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := resp.GetTypeUrl()
-	s.got[t] = true
-	if s.syncedAt.IsZero() && s.got[resource.ClusterType] && s.got[resource.ListenerType] {
-		s.syncedAt = now
-		close(s.synced)
+	if s.first[typeURL].IsZero() {
+		s.first[typeURL] = now
 	}
-	if t == resource.ClusterType && s.expect != nil && s.foundAt.IsZero() {
-		for _, r := range resp.GetResources() {
-			if bytes.Contains(r.GetValue(), s.expect) {
-				s.foundAt = now
-				close(s.found)
-				break
-			}
+	if typeURL != resource.ClusterType || s.expect == nil || !s.foundAt.IsZero() {
+		return
+	}
+	for _, r := range resources {
+		if bytes.Contains(r.GetValue(), s.expect) {
+			s.foundAt = now
+			close(s.found)
+			return
 		}
 	}
 }
@@ -116,38 +67,42 @@ func (s *simProxy) expectCluster(name string) {
 	s.mu.Unlock()
 }
 
-// wait blocks until ch closes, the stream ends or ctx ends, and returns
-// the time of the event.
-func (s *simProxy) wait(ctx context.Context, ch func() (<-chan struct{}, *time.Time)) (time.Time, error) {
-	c, at := ch()
-	select {
-	case <-c:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return *at, nil
-	case <-s.done:
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return time.Time{}, fmt.Errorf("stream ended: %v", s.err)
-	case <-ctx.Done():
-		return time.Time{}, ctx.Err()
-	}
-}
-
+// waitSynced waits for the first CDS and LDS responses and returns when
+// the later of the two came.
 func (s *simProxy) waitSynced(ctx context.Context) (time.Time, error) {
-	return s.wait(ctx, func() (<-chan struct{}, *time.Time) { return s.synced, &s.syncedAt })
-}
-
-func (s *simProxy) waitFound(ctx context.Context) (time.Time, error) {
-	return s.wait(ctx, func() (<-chan struct{}, *time.Time) {
+	var at time.Time
+	err := s.WaitFor(ctx, func(*meshtest.XDSClient) bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.found, &s.foundAt
+		cds, lds := s.first[resource.ClusterType], s.first[resource.ListenerType]
+		at = cds
+		if lds.After(cds) {
+			at = lds
+		}
+		return !cds.IsZero() && !lds.IsZero()
 	})
+	return at, err
 }
 
-func (s *simProxy) close() {
-	s.cancel()
-	<-s.done
-	s.conn.Close()
+// waitFound waits for the cluster expectCluster named.
+func (s *simProxy) waitFound(ctx context.Context) (time.Time, error) {
+	s.mu.Lock()
+	found := s.found
+	s.mu.Unlock()
+	err := s.WaitFor(ctx, func(*meshtest.XDSClient) bool {
+		select {
+		case <-found:
+			return true
+		default:
+			return false
+		}
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("waiting for the expected cluster: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.foundAt, nil
 }
+
+func (s *simProxy) close() { s.Close() }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -37,6 +38,16 @@ type XDSClientOptions struct {
 	// DialOptions replace the default plaintext transport (e.g. mTLS to
 	// the secure port).
 	DialOptions []grpc.DialOption
+	// Lean makes a simulated proxy for scale runs: the client decodes no
+	// resources and keeps none (Resources is empty, Reject sees nil), only
+	// each type's ACKed version and when it was ACKed. Decoded resources
+	// cost megabytes per proxy at 1,000 services, and decoding them would
+	// make thousands of in-process proxies compete with the server for
+	// the CPU.
+	Lean bool
+	// Observe, when set, sees the raw resources of every response before
+	// the client answers it (called from the stream's goroutine).
+	Observe func(typeURL string, resources []*anypb.Any)
 }
 
 // XDSClient is an in-process ADS client that subscribes as a given node,
@@ -54,6 +65,7 @@ type XDSClient struct {
 	acks      map[string]int
 	nacks     map[string]int
 	lastSize  map[string]int // resources in the last accepted response
+	ackedAt   map[string]time.Time
 	err       error
 	changed   chan struct{} // closed and replaced on every change
 }
@@ -74,7 +86,11 @@ func DialXDSNode(addr string, n *corev3.Node, opts XDSClientOptions) (*XDSClient
 		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
 	// Large meshes exceed gRPC's 4 MiB default.
-	conn, err := grpc.NewClient(addr, append(dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))...)
+	call := []grpc.CallOption{grpc.MaxCallRecvMsgSize(256 << 20)}
+	if opts.Lean && opts.Observe == nil {
+		call = append(call, grpc.ForceCodec(headerCodec{}))
+	}
+	conn, err := grpc.NewClient(addr, append(dial, grpc.WithDefaultCallOptions(call...))...)
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", addr, err)
 	}
@@ -86,6 +102,7 @@ func DialXDSNode(addr string, n *corev3.Node, opts XDSClientOptions) (*XDSClient
 		acks:      map[string]int{},
 		nacks:     map[string]int{},
 		lastSize:  map[string]int{},
+		ackedAt:   map[string]time.Time{},
 		changed:   make(chan struct{}),
 	}
 	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
@@ -152,23 +169,24 @@ func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDisco
 			}
 			return err
 		}
-		rs, err := decodeAll(resp.GetResources())
 		t := resp.GetTypeUrl()
+		c.observe(t, resp.GetResources())
+		var rs map[string]proto.Message
 		msg := ""
-		if err != nil {
-			msg = err.Error()
-		} else {
-			msg = c.decide(t, rs)
+		if !c.opts.Lean {
+			if rs, err = decodeAll(resp.GetResources()); err != nil {
+				msg = err.Error()
+			} else {
+				msg = c.decide(t, rs)
+			}
 		}
 		req := &discoveryv3.DiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
 		c.update(func() {
 			if msg != "" {
 				c.nacks[t]++
 			} else {
-				c.acks[t]++
 				c.resources[t] = rs
-				c.versions[t] = resp.GetVersionInfo()
-				c.lastSize[t] = len(rs)
+				c.accepted(t, resp.GetVersionInfo(), len(resp.GetResources()))
 			}
 			req.VersionInfo = c.versions[t]
 		})
@@ -204,6 +222,22 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 			return err
 		}
 		t := resp.GetTypeUrl()
+		if c.opts.Observe != nil {
+			anys := make([]*anypb.Any, 0, len(resp.GetResources()))
+			for _, r := range resp.GetResources() {
+				anys = append(anys, r.GetResource())
+			}
+			c.observe(t, anys)
+		}
+		if c.opts.Lean {
+			if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}); err != nil {
+				return sendErr(err, func() error { _, err := st.Recv(); return err })
+			}
+			c.update(func() {
+				c.accepted(t, resp.GetSystemVersionInfo(), len(resp.GetResources())+len(resp.GetRemovedResources()))
+			})
+			continue
+		}
 		c.mu.Lock()
 		next := map[string]proto.Message{}
 		for k, v := range c.resources[t] {
@@ -234,14 +268,26 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 				c.nacks[t]++
 				return
 			}
-			c.acks[t]++
 			c.resources[t] = next
-			c.versions[t] = resp.GetSystemVersionInfo()
-			c.lastSize[t] = len(resp.GetResources()) + len(resp.GetRemovedResources())
+			c.accepted(t, resp.GetSystemVersionInfo(), len(resp.GetResources())+len(resp.GetRemovedResources()))
 		})
 		if err := st.Send(req); err != nil {
 			return sendErr(err, func() error { _, err := st.Recv(); return err })
 		}
+	}
+}
+
+// accepted records an ACKed response; c.mu is held.
+func (c *XDSClient) accepted(typeURL, version string, size int) {
+	c.acks[typeURL]++
+	c.versions[typeURL] = version
+	c.lastSize[typeURL] = size
+	c.ackedAt[typeURL] = time.Now()
+}
+
+func (c *XDSClient) observe(typeURL string, resources []*anypb.Any) {
+	if c.opts.Observe != nil {
+		c.opts.Observe(typeURL, resources)
 	}
 }
 
@@ -300,6 +346,27 @@ func (c *XDSClient) Version(typeURL string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.versions[typeURL]
+}
+
+// AckedAt returns when the client last ACKed a response of a type (zero
+// before the first).
+func (c *XDSClient) AckedAt(typeURL string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ackedAt[typeURL]
+}
+
+// Synced reports whether the client has ACKed a response of every type it
+// subscribes to.
+func (c *XDSClient) Synced() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.opts.Types {
+		if c.ackedAt[t].IsZero() {
+			return false
+		}
+	}
+	return true
 }
 
 // Counts returns how many responses of a type were ACKed and NACKed.

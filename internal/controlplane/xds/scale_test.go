@@ -10,162 +10,27 @@ import (
 	"testing"
 	"time"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	networking "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftmesh/weft/internal/controlplane/model"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
 )
 
-// leanProxy is a simulated proxy for scale runs: one ADS stream (state of
-// the world or delta) with wildcard CDS, EDS, LDS and RDS subscriptions
-// that ACKs every response without decoding its resources (decoded
-// resources cost megabytes per proxy at 1,000 services, and decoding them
-// would make 2,000 in-process proxies compete with the server for the
-// machine's CPU). It records, per type, the last version it ACKed and when.
-type leanProxy struct {
-	conn   *grpc.ClientConn
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu      sync.Mutex
-	version map[string]string
-	ackedAt map[string]time.Time
-	changed chan struct{}
-	err     error
-}
-
-var leanTypes = []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType}
-
-func dialLean(addr string, m *node.Meta, delta bool) (*leanProxy, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.ForceCodec(headerCodec{})))
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &leanProxy{conn: conn, cancel: cancel, done: make(chan struct{}),
-		version: map[string]string{}, ackedAt: map[string]time.Time{}, changed: make(chan struct{})}
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
-	go func() {
-		defer close(p.done)
-		var err error
-		if delta {
-			err = p.runDelta(ctx, ads, m)
-		} else {
-			err = p.runSotW(ctx, ads, m)
-		}
-		p.mu.Lock()
-		if ctx.Err() == nil {
-			p.err = err
-		}
-		p.mu.Unlock()
-	}()
-	return p, nil
-}
-
-func (p *leanProxy) acked(t, version string) {
-	p.mu.Lock()
-	p.version[t] = version
-	p.ackedAt[t] = time.Now()
-	close(p.changed)
-	p.changed = make(chan struct{})
-	p.mu.Unlock()
-}
-
-func (p *leanProxy) runSotW(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient, m *node.Meta) error {
-	st, err := ads.StreamAggregatedResources(ctx)
-	if err != nil {
-		return err
-	}
-	for i, t := range leanTypes {
-		req := &discoveryv3.DiscoveryRequest{TypeUrl: t}
-		if i == 0 {
-			req.Node = m.Node()
-		}
-		if err := st.Send(req); err != nil {
-			return err
-		}
-	}
-	for {
-		resp, err := st.Recv()
-		if err != nil {
-			return err
-		}
-		if err := st.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce()}); err != nil {
-			return err
-		}
-		p.acked(resp.GetTypeUrl(), resp.GetVersionInfo())
-	}
-}
-
-func (p *leanProxy) runDelta(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient, m *node.Meta) error {
-	st, err := ads.DeltaAggregatedResources(ctx)
-	if err != nil {
-		return err
-	}
-	for i, t := range leanTypes {
-		req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t}
-		if i == 0 {
-			req.Node = m.Node()
-		}
-		if err := st.Send(req); err != nil {
-			return err
-		}
-	}
-	for {
-		resp, err := st.Recv()
-		if err != nil {
-			return err
-		}
-		if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}); err != nil {
-			return err
-		}
-		p.acked(resp.GetTypeUrl(), resp.GetSystemVersionInfo())
-	}
-}
-
-// waitFor blocks until cond holds for the proxy's ACKed versions, the
-// stream ends or ctx ends.
-func (p *leanProxy) waitFor(ctx context.Context, cond func(version map[string]string) bool) error {
-	for {
-		p.mu.Lock()
-		ok, ch, err := cond(p.version), p.changed, p.err
-		p.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-p.done:
-			return fmt.Errorf("stream ended: %v", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (p *leanProxy) close() {
-	p.cancel()
-	<-p.done
-	p.conn.Close()
-}
+// Scale runs connect lean simulated proxies: meshtest.XDSClient with
+// Lean set (one ADS stream, state of the world or delta, ACKing every
+// response without decoding it).
 
 // scaleRun is a server with n lean proxies connected and synced.
 type scaleRun struct {
 	srv     *Server
 	snap    *model.Snapshot
-	proxies []*leanProxy
+	proxies []*meshtest.XDSClient
 	stop    func()
 }
 
@@ -185,7 +50,7 @@ func startScale(tb testing.TB, snap *model.Snapshot, n, namespaces int) *scaleRu
 	r := &scaleRun{srv: srv, snap: snap}
 	r.stop = func() {
 		for _, p := range r.proxies {
-			p.close()
+			p.Close()
 		}
 		g.Stop()
 		srv.Close()
@@ -203,7 +68,7 @@ func startScale(tb testing.TB, snap *model.Snapshot, n, namespaces int) *scaleRu
 			m := &node.Meta{Type: node.Sidecar, IP: fmt.Sprintf("127.0.%d.%d", 10+j/250, j%250+1), Name: fmt.Sprintf("app-%d", j),
 				Namespace: ns, Labels: map[string]string{"app": fmt.Sprintf("svc-%d", j%max(len(snap.Services), 1))},
 				Ports: []node.Port{{Name: "http", Port: 8080, Protocol: "HTTP"}}, Capture: true}
-			p, err := dialLean(lis.Addr().String(), m, j%2 == 1)
+			p, err := meshtest.DialXDS(lis.Addr().String(), m, meshtest.XDSClientOptions{Lean: true, Delta: j%2 == 1})
 			if err != nil {
 				r.stop()
 				tb.Fatal(err)
@@ -212,7 +77,7 @@ func startScale(tb testing.TB, snap *model.Snapshot, n, namespaces int) *scaleRu
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := p.waitFor(ctx, func(v map[string]string) bool { return len(v) == len(leanTypes) }); err != nil {
+				if err := p.WaitFor(ctx, (*meshtest.XDSClient).Synced); err != nil {
 					tb.Error(err)
 				}
 			}()
@@ -232,9 +97,7 @@ func (r *scaleRun) change(tb testing.TB, snap *model.Snapshot, typeURL string) [
 	tb.Helper()
 	before := make([]string, len(r.proxies))
 	for i, p := range r.proxies {
-		p.mu.Lock()
-		before[i] = p.version[typeURL]
-		p.mu.Unlock()
+		before[i] = p.Version(typeURL)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -247,13 +110,11 @@ func (r *scaleRun) change(tb testing.TB, snap *model.Snapshot, typeURL string) [
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.waitFor(ctx, func(v map[string]string) bool { return v[typeURL] != before[i] }); err != nil {
+			if err := p.WaitFor(ctx, func(c *meshtest.XDSClient) bool { return c.Version(typeURL) != before[i] }); err != nil {
 				tb.Errorf("proxy %d: %v", i, err)
 				return
 			}
-			p.mu.Lock()
-			lat[i] = p.ackedAt[typeURL].Sub(start)
-			p.mu.Unlock()
+			lat[i] = p.AckedAt(typeURL).Sub(start)
 		}()
 	}
 	wg.Wait()
@@ -323,25 +184,6 @@ func TestPushConvergence(t *testing.T) {
 	}
 }
 
-func TestHeaderCodec(t *testing.T) {
-	resp := &discoveryv3.DiscoveryResponse{VersionInfo: "v1", TypeUrl: resource.ClusterType, Nonce: "7",
-		Resources: []*anypb.Any{{TypeUrl: resource.ClusterType, Value: []byte{1, 2, 3}}}}
-	data, err := proto.Marshal(resp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got discoveryv3.DiscoveryResponse
-	if err := (headerCodec{}).Unmarshal(data, &got); err != nil {
-		t.Fatal(err)
-	}
-	if got.VersionInfo != "v1" || got.TypeUrl != resource.ClusterType || got.Nonce != "7" || len(got.Resources) != 0 {
-		t.Errorf("decoded %v", &got)
-	}
-	if err := (headerCodec{}).Unmarshal([]byte{0xff}, &got); err == nil {
-		t.Error("truncated input decoded without error")
-	}
-}
-
 // BenchmarkPushConvergence measures change → all ACKs with in-process
 // proxies (half state of the world, half delta): an endpoint change (EDS)
 // and a route change (RDS). The debounce is not included (Update is
@@ -382,49 +224,4 @@ func BenchmarkPushConvergence(b *testing.B) {
 			}
 		})
 	}
-}
-
-// headerCodec decodes discovery responses without their resources: only
-// the singular string fields (version, type URL, nonce). Everything else
-// is plain protobuf.
-type headerCodec struct{}
-
-func (headerCodec) Name() string { return "proto" }
-
-func (headerCodec) Marshal(v any) ([]byte, error) { return proto.Marshal(v.(proto.Message)) }
-
-func (headerCodec) Unmarshal(data []byte, v any) error {
-	m, ok := v.(proto.Message)
-	if !ok {
-		return fmt.Errorf("not a protobuf message: %T", v)
-	}
-	switch v.(type) {
-	case *discoveryv3.DiscoveryResponse, *discoveryv3.DeltaDiscoveryResponse:
-	default:
-		return proto.Unmarshal(data, m)
-	}
-	r := m.ProtoReflect()
-	fields := r.Descriptor().Fields()
-	for len(data) > 0 {
-		num, typ, n := protowire.ConsumeTag(data)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		data = data[n:]
-		if fd := fields.ByNumber(num); fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsList() && typ == protowire.BytesType {
-			str, n := protowire.ConsumeString(data)
-			if n < 0 {
-				return protowire.ParseError(n)
-			}
-			r.Set(fd, protoreflect.ValueOfString(str))
-			data = data[n:]
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, data)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		data = data[n:]
-	}
-	return nil
 }
