@@ -71,7 +71,7 @@ spec: {}
 	var vs strings.Builder
 	vs.WriteString("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\nspec:\n  hosts: [web]\n  http:\n")
 	for range 3000 {
-		vs.WriteString("  - match: [{uri: {prefix: /}}]\n    route: [{destination: {host: web}, weight: 101}]\n")
+		vs.WriteString("  - match: [{uri: {prefix: /}}]\n    route: [{destination: {host: web}, weight: -1}]\n")
 	}
 	write("istio/vs.yaml", vs.String())
 

@@ -15,8 +15,9 @@ func TestValidateRequestAuthenticationIstioParity(t *testing.T) {
 		// validateJwtRule: issuer or jwksUri; an empty issuer accepts any.
 		{name: "jwksUri without issuer accepted", src: ra("jwksUri: https://example.com/jwks.json")},
 		{name: "neither issuer nor jwksUri", src: ra("fromParams: [t]"), want: "issuer or jwksUri must be non-empty string"},
-		// validateJwtRule: no rule against jwks beside jwksUri (jwks wins).
-		{name: "jwks and jwksUri accepted", src: ra("issuer: i\n    jwksUri: https://example.com/jwks.json\n    jwks: '" + pub + "'")},
+		// Not a webhook rule but the CRD's x-kubernetes-validations
+		// (requestauthentications.security.istio.io): one of jwks, jwksUri.
+		{name: "jwks and jwksUri", src: ra("issuer: i\n    jwksUri: https://example.com/jwks.json\n    jwks: '" + pub + "'"), want: "only one of jwks or jwksUri can be set"},
 		// ValidateRequestAuthentication: issuers may repeat.
 		{name: "duplicate issuer accepted", src: doc(sec1, "RequestAuthentication", "  jwtRules:\n  - issuer: i\n    jwks: '"+pub+"'\n  - issuer: i\n    jwksUri: https://example.com/jwks.json\n")},
 		// security.ParseJwksURI: the scheme only (no host rule).

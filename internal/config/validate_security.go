@@ -223,8 +223,7 @@ func (v *validator) condition(p string, c *security.Condition) {
 
 // requestAuthentication mirrors Istio's ValidateRequestAuthentication and
 // validateJwtRule (pkg/config/validation/validation.go): issuer or jwksUri
-// is required (an empty issuer accepts any), jwks and jwksUri may both be
-// set (the inline keys win), issuers may repeat, jwksUri needs only an
+// is required (an empty issuer accepts any), issuers may repeat, jwksUri needs only an
 // http or https scheme (security.ParseJwksURI), inline jwks must parse and
 // private key material in it is a warning (warnPrivateJwksKeys), and
 // outputClaimToHeaders names are strict ([-_A-Za-z0-9]+,
@@ -250,6 +249,11 @@ func (v *validator) requestAuthentication(ra *security.RequestAuthentication) {
 			} else if u.Scheme != "http" && u.Scheme != "https" {
 				v.errorf(p+".jwksUri", "URI scheme %q is not supported", u.Scheme)
 			}
+		}
+		// The CRD's x-kubernetes-validations rule (the API server refuses
+		// it before the webhook runs).
+		if r.Jwks != "" && r.JwksUri != "" {
+			v.errorf(p+".jwks", "only one of jwks or jwksUri can be set")
 		}
 		if r.Jwks != "" {
 			v.jwks(p+".jwks", r.Jwks)
