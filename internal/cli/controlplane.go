@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +62,9 @@ $XDG_RUNTIME_DIR/weft/control-planes (else ~/.cache/weft/control-planes), so
 weft apply/get/delete find it with no flags. Requests from web pages (foreign
 Origin or Host) are refused; Secret data is redacted without the token.
 
+Environment: ENABLE_TLS_ON_SIDECAR_INGRESS=true applies Sidecar ingress[].tls, as
+istiod's flag of that name (default off).
+
 Debug pages on the monitoring address:
 ` + debugHelp(),
 		Args: cobra.NoArgs,
@@ -81,6 +85,14 @@ Debug pages on the monitoring address:
 			}
 			if km != nil {
 				defer km.close()
+			}
+			// istiod's feature flags, under their names and defaults.
+			if v := os.Getenv("ENABLE_TLS_ON_SIDECAR_INGRESS"); v != "" {
+				on, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Errorf("ENABLE_TLS_ON_SIDECAR_INGRESS=%q: %w", v, err)
+				}
+				opts.Features.TLSOnSidecarIngress = on
 			}
 			srv, err := server.New(opts)
 			if err != nil {

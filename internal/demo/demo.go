@@ -43,7 +43,10 @@ type Options struct {
 	// of the demo uses it). Default: off.
 	XDSAddr     string
 	MonitorAddr string // default 127.0.0.1:15014 (weft apply/get/delete talk to it)
-	IngressIP   string // default 127.0.0.1: where the ingress gateway listens
+	// ControlPlaneEnv is added to the control plane's environment (istiod's
+	// feature flags such as ENABLE_TLS_ON_SIDECAR_INGRESS=true).
+	ControlPlaneEnv []string
+	IngressIP       string // default 127.0.0.1: where the ingress gateway listens
 	// PodNet and AppNet are the first three octets of the loopback ranges
 	// for sidecars and apps (defaults 127.0.10 and 127.0.11).
 	PodNet, AppNet string
@@ -338,7 +341,7 @@ func (m *Mesh) startControlPlane(ctx context.Context) error {
 	if m.opts.XDSAddr != "" {
 		args = append(args, "--xds-address", m.opts.XDSAddr)
 	}
-	p, err := startProc("control-plane", m.opts.LogDir, nil, m.opts.WeftBin, args...)
+	p, err := startProc("control-plane", m.opts.LogDir, m.opts.ControlPlaneEnv, m.opts.WeftBin, args...)
 	if err != nil {
 		return err
 	}

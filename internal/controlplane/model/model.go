@@ -39,6 +39,10 @@ type Snapshot struct {
 	// Translation inlines them, as istiod does.
 	JWKS map[string]string
 
+	// Features are the control plane's feature switches (istiod's
+	// environment flags); the same for every snapshot of a process.
+	Features Features
+
 	// Secrets holds TLS material for gateway credentialName, by
 	// "namespace/name". Translation must only hand a secret to a proxy in
 	// the secret's own namespace.
@@ -133,3 +137,11 @@ type Proxy struct {
 
 // IsGRPC reports whether the proxy is a proxyless gRPC client.
 func (p *Proxy) IsGRPC() bool { return p.Meta.Generator == "grpc" }
+
+// Features are istiod's feature flags that change translation, under
+// their Istio names.
+type Features struct {
+	// TLSOnSidecarIngress is ENABLE_TLS_ON_SIDECAR_INGRESS (Istio's
+	// default: off): a Sidecar ingress listener's tls terminates TLS.
+	TLSOnSidecarIngress bool
+}

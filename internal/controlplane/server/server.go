@@ -70,6 +70,8 @@ type Options struct {
 	// NewAuthenticators adds CA authenticators (Kubernetes mode: the
 	// TokenReview of service-account tokens), given the mesh trust domain.
 	NewAuthenticators func(trustDomain func() string) []ca.Authenticator
+	// Features are the feature flags translation follows.
+	Features model.Features
 }
 
 // Server is a running control plane.
@@ -164,6 +166,7 @@ func New(opts Options) (*Server, error) {
 	s.jwks = jwks.New(jwks.Options{Log: s.log.With("component", "jwks"), OnChange: s.changed})
 	snap, err := registry.Build(s.src.Resources(), s.auto.Workloads())
 	if err == nil {
+		snap.Features = opts.Features
 		s.addJWKS(snap)
 	}
 	if err != nil {
@@ -310,6 +313,7 @@ func (s *Server) rebuild() {
 	}
 	s.buildErr = ""
 	s.mu.Unlock()
+	snap.Features = s.opts.Features
 	s.addJWKS(snap)
 	if sameSnapshot(s.last, snap) {
 		return

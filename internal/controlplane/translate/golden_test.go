@@ -27,6 +27,10 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 type goldenCase struct {
 	Include []string      `yaml:"include"`
 	Proxies []goldenProxy `yaml:"proxies"`
+	// Features are istiod's feature flags for the case.
+	Features struct {
+		TLSOnSidecarIngress bool `yaml:"enableTLSOnSidecarIngress"`
+	} `yaml:"features"`
 }
 
 // goldenProxy describes one connected proxy (node.Meta fields).
@@ -113,6 +117,7 @@ func loadCase(t *testing.T, dir string) (*model.Snapshot, []goldenProxy, []*mode
 	if err != nil {
 		t.Fatalf("registry: %v", err)
 	}
+	snap.Features.TLSOnSidecarIngress = gc.Features.TLSOnSidecarIngress
 	var proxies []*model.Proxy
 	for _, m := range metas {
 		// Golden proxies connected over mutual TLS: their verified

@@ -70,6 +70,10 @@ func (b *builder) inboundPorts() []inboundPort {
 // inboundChains are the filter chains serving one workload port; match is
 // applied to each (capture: destination_port; explicit: none).
 func (b *builder) inboundChains(ip inboundPort, match func() *listenerv3.FilterChainMatch) []*listenerv3.FilterChain {
+	tlsSettings, terminated := b.ingressTLS(ip.port)
+	if tlsSettings != nil {
+		ip.proto = terminated
+	}
 	cluster := b.addInboundCluster(ip.port, ip.proto)
 	name := "inbound_0.0.0.0_" + itoa(ip.port)
 	httpChain := func(mtls bool) *listenerv3.FilterChain {
@@ -83,6 +87,18 @@ func (b *builder) inboundChains(ip inboundPort, match func() *listenerv3.FilterC
 		return &listenerv3.FilterChain{Name: name, FilterChainMatch: match(), Filters: []*listenerv3.Filter{
 			tcpFilter([]weightedCluster{{cluster, 100}}),
 		}}
+	}
+	if tlsSettings != nil {
+		fc := tcpChain()
+		if ip.proto.isHTTP() {
+			fc = httpChain(false)
+		}
+		if fc.FilterChainMatch == nil {
+			fc.FilterChainMatch = &listenerv3.FilterChainMatch{}
+		}
+		fc.FilterChainMatch.TransportProtocol = "tls"
+		fc.TransportSocket = b.downstreamTLS(tlsSettings, []string{"h2", "http/1.1"})
+		return []*listenerv3.FilterChain{fc}
 	}
 	if mode := b.inboundMode(ip.port); mode != MTLSDisable {
 		return b.securedInboundChains(mode, ip, match, httpChain, tcpChain)
@@ -148,7 +164,11 @@ func (b *builder) buildInbound() {
 		if len(chains) == 0 {
 			continue // STRICT without a certificate: the port is closed
 		}
-		if b.inboundMode(ip.port) != MTLSDisable {
+		if t, _ := b.ingressTLS(ip.port); t != nil {
+			l.ListenerFilters = listenerFilters("tls_inspector")
+			l.ContinueOnListenerFiltersTimeout = true
+			l.FilterChains = chains
+		} else if b.inboundMode(ip.port) != MTLSDisable {
 			// Mutual TLS told apart from plaintext (and HTTP from TCP on
 			// sniffed ports) by the chains' matches, as virtualInbound does.
 			l.ListenerFilters = listenerFilters("tls_inspector")

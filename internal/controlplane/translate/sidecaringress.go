@@ -111,3 +111,28 @@ func (b *builder) applySidecarIngress(c *clusterv3.Cluster, port uint32, proto p
 		c.TypedExtensionProtocolOptions = protocolOptions(proto, common)
 	}
 }
+
+// ingressTLS is the TLS an ingress listener terminates, and the protocol
+// behind it, as Istio (listener_inbound.go): only with
+// ENABLE_TLS_ON_SIDECAR_INGRESS, and only where PeerAuthentication leaves
+// the port plaintext (mode DISABLE); the chain then matches TLS and the
+// protocol is the one after termination (HTTPS: HTTP, TLS: TCP). The
+// certificate, key and CA are files on the workload's host, read by the
+// proxy (BuildListenerTLSContext with the files as the proxy's own).
+func (b *builder) ingressTLS(port uint32) (*networking.ServerTLSSettings, protocol) {
+	if !b.snap.Features.TLSOnSidecarIngress {
+		return nil, 0
+	}
+	l := b.ingressFor(port)
+	if l.GetTls() == nil || b.inboundMode(port) != MTLSDisable {
+		return nil, 0
+	}
+	switch strings.ToUpper(l.GetPort().GetProtocol()) {
+	case "HTTPS":
+		return l.GetTls(), protoHTTP
+	case "TLS":
+		return l.GetTls(), protoTCP
+	}
+	// Validation allows tls only on HTTPS and TLS ports.
+	return nil, 0
+}

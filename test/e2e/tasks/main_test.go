@@ -79,6 +79,8 @@ func mesh(t *testing.T) *demo.Mesh {
 		IngressIP: ingressIP, PodNet: "127.0.30", AppNet: "127.0.31",
 		External: os.Geteuid() == 0 && !captureMode,
 		Capture:  captureMode, CaptureID: "e2e", CaptureNet: 2,
+		// As Istio's tests of Sidecar ingress tls (TestSidecarIngressTLS).
+		ControlPlaneEnv: []string{"ENABLE_TLS_ON_SIDECAR_INGRESS=true"},
 	})
 	return theMesh
 }

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -129,4 +130,66 @@ spec:
 		}
 		return nil
 	})
+}
+
+// A Sidecar ingress listener with tls (ENABLE_TLS_ON_SIDECAR_INGRESS on,
+// as this suite's control plane runs) terminates TLS on a port that
+// PeerAuthentication leaves plaintext, with the certificate files on the
+// workload's host, and serves the app behind it: SIMPLE on 5443 (HTTPS,
+// routed to the app's 5000), MUTUAL on 5444 (a client certificate from the
+// CA is required). Plaintext to the port is not served.
+func TestSidecarIngressTLS(t *testing.T) {
+	skipInCapture(t)
+	m := mesh(t)
+	startBackend(t, m, "conf-tls-app", "conf-tls", "v1", "", 222)
+	ip := m.Workload("conf-tls-app").IP
+	dir := t.TempDir()
+	ca := newTestCA(t, "conf-tls.example")
+	cert, key, _ := ca.leaf(t, dir, "conf-tls.example", false)
+	clientCert, clientKey, _ := ca.leaf(t, dir, "conf-tls-client", true)
+	caFile := writeFile(t, filepath.Join(dir, "ca.pem"), ca.pem)
+	weft.Apply(t, fmt.Sprintf(`
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: conf-tls}
+spec:
+  selector: {matchLabels: {app: conf-tls}}
+  mtls: {mode: DISABLE}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: conf-tls}
+spec:
+  workloadSelector: {labels: {app: conf-tls}}
+  ingress:
+  - port: {number: 5443, protocol: HTTPS, name: https}
+    defaultEndpoint: 0.0.0.0:5000
+    tls: {mode: SIMPLE, serverCertificate: %[1]s, privateKey: %[2]s}
+  - port: {number: 5444, protocol: HTTPS, name: https-mutual}
+    defaultEndpoint: 0.0.0.0:5000
+    tls: {mode: MUTUAL, serverCertificate: %[1]s, privateKey: %[2]s, caCertificates: %[3]s}
+`, cert, key, caFile))
+	pair, err := tls.LoadX509KeyPair(clientCert, clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpsClient := func(certs ...tls.Certificate) *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+			TLSClientConfig: &tls.Config{RootCAs: ca.pool(), ServerName: "conf-tls.example", Certificates: certs}}}
+	}
+	meshtest.Eventually(t, "TLS terminated by the sidecar's ingress listener", 30*time.Second, func() error {
+		if r := kit.Get(t, httpsClient(), "https://"+ip+":5443/", nil); r.Status != 200 || strings.TrimSpace(r.Body) != "conf-tls-app" {
+			return fmt.Errorf("SIMPLE: %d %q", r.Status, strings.TrimSpace(r.Body))
+		}
+		if r := kit.Get(t, httpsClient(pair), "https://"+ip+":5444/", nil); r.Status != 200 || strings.TrimSpace(r.Body) != "conf-tls-app" {
+			return fmt.Errorf("MUTUAL with a client certificate: %d %q", r.Status, strings.TrimSpace(r.Body))
+		}
+		return nil
+	})
+	if r := kit.Get(t, httpsClient(), "https://"+ip+":5444/", nil); r.Status == 200 {
+		t.Errorf("MUTUAL without a client certificate served: %d", r.Status)
+	}
+	if r := kit.Get(t, kit.Direct, "http://"+ip+":5443/", nil); r.Status == 200 {
+		t.Errorf("plaintext to the TLS port served: %d %q", r.Status, r.Body)
+	}
 }
