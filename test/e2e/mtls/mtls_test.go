@@ -47,11 +47,11 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
 
-// Addresses of this test's own loopback block (nobody else uses 127.0.41.x
-// and 127.0.42.x): sidecars on .41, apps on .42.
+// Addresses of this test's own loopback block (the chaos suite, which may
+// run at the same time, has 127.0.40-42.x): sidecars on .45, apps on .46.
 const (
-	curlIP, httpbinIP       = "127.0.41.1", "127.0.41.2"
-	curlAppIP, httpbinAppIP = "127.0.42.1", "127.0.42.2"
+	curlIP, httpbinIP       = "127.0.45.1", "127.0.45.2"
+	curlAppIP, httpbinAppIP = "127.0.46.1", "127.0.46.2"
 	proxyPort               = 15080
 	servicePort             = 8000 // httpbin's service port
 	httpbinPort             = 8080 // its workload (target) port, as in Istio's sample
@@ -519,7 +519,7 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   location: MESH_EXTERNAL
   resolution: STATIC
-  endpoints: [{address: 127.0.42.9, ports: {http: 8081}}]
+  endpoints: [{address: 127.0.46.9, ports: {http: 8081}}]
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -560,7 +560,7 @@ spec:
 // the gateway's own certificate (SDS default/ROOTCA), the sidecar reaches
 // it over mutual TLS, and a plaintext client is refused at the gateway.
 func TestEgressGatewayIstioMutual(t *testing.T) {
-	const gwIP, siteAddr = "127.0.41.3", "127.0.42.9:8081"
+	const gwIP, siteAddr = "127.0.45.3", "127.0.46.9:8081"
 	meshtest.HTTPHeadersAt(t, siteAddr)
 	m := setup(t)
 	ca := m.ca
