@@ -478,27 +478,64 @@ func (v *validator) destination(p string, d *networking.Destination) {
 	}
 }
 
+// headers mirrors Istio's header operation rules (validateHTTPRoute and
+// validateHTTPRouteDestinations): request set/add may name Host or
+// :authority but no other pseudo header
+// (ValidateHTTPHeaderWithAuthorityOperationName); request remove and
+// every response operation may name neither (ValidateHTTPHeaderOperationName);
+// names are not otherwise checked; values must parse as Envoy's header
+// formatter (ValidateHTTPHeaderValue).
 func (v *validator) headers(p string, h *networking.Headers) {
 	if h == nil {
 		return
 	}
 	for _, op := range []struct {
-		name string
-		o    *networking.Headers_HeaderOperations
-	}{{"request", h.Request}, {"response", h.Response}} {
+		name    string
+		o       *networking.Headers_HeaderOperations
+		request bool
+	}{{"request", h.Request, true}, {"response", h.Response, false}} {
 		if op.o == nil {
 			continue
 		}
-		op := op
-		for k := range op.o.Set {
-			v.headerName(p+"."+op.name+".set["+k+"]", k)
-		}
-		for k := range op.o.Add {
-			v.headerName(p+"."+op.name+".add["+k+"]", k)
+		for _, set := range []struct {
+			verb string
+			m    map[string]string
+		}{{"set", op.o.Set}, {"add", op.o.Add}} {
+			for _, k := range sortedKeys(set.m) {
+				kp := p + "." + op.name + "." + set.verb + "[" + k + "]"
+				v.headerOperationName(kp, k, op.request)
+				if err := headerValueError(set.m[k]); err != nil {
+					v.errorf(kp, "%v", err)
+				}
+			}
 		}
 		for i, k := range op.o.Remove {
-			v.headerName(fmt.Sprintf("%s.%s.remove[%d]", p, op.name, i), k)
+			v.headerOperationName(fmt.Sprintf("%s.%s.remove[%d]", p, op.name, i), k, false)
 		}
+	}
+}
+
+func (v *validator) headerOperationName(p, name string, authorityOK bool) {
+	internal := strings.HasPrefix(name, ":") || strings.EqualFold(name, "host")
+	authority := strings.EqualFold(name, ":authority") || strings.EqualFold(name, "host")
+	switch {
+	case name == "":
+		v.errorf(p, "header name cannot be empty")
+	case authorityOK && authority:
+	case strings.EqualFold(name, "host"):
+		v.errorf(p, "invalid header %q: cannot set Host header", name)
+	case internal:
+		v.errorf(p, "invalid header %q: header cannot have \":\" prefix", name)
+	}
+}
+
+// corsHeaderName is Istio's ValidateCORSHTTPHeaderName: "*" or a token.
+func (v *validator) corsHeaderName(p, name string) {
+	switch {
+	case name == "":
+		v.errorf(p, "header name cannot be empty")
+	case name != "*" && !isToken(name):
+		v.errorf(p, "header name %s is not a valid header name", name)
 	}
 }
 
@@ -656,10 +693,10 @@ func (v *validator) cors(p string, c *networking.CorsPolicy) {
 		}
 	}
 	for i, h := range c.AllowHeaders {
-		v.headerName(fmt.Sprintf("%s.allowHeaders[%d]", p, i), h)
+		v.corsHeaderName(fmt.Sprintf("%s.allowHeaders[%d]", p, i), h)
 	}
 	for i, h := range c.ExposeHeaders {
-		v.headerName(fmt.Sprintf("%s.exposeHeaders[%d]", p, i), h)
+		v.corsHeaderName(fmt.Sprintf("%s.exposeHeaders[%d]", p, i), h)
 	}
 	if c.MaxAge != nil {
 		v.duration(p+".maxAge", c.MaxAge)

@@ -60,6 +60,25 @@ func TestValidateVirtualServiceIstioParity(t *testing.T) {
 		{name: "empty regex", src: vs("  - match: [{uri: {regex: ''}}]\n" + route), want: "regex string match should not be empty"},
 		{name: "regex too long", src: vs("  - match: [{method: {regex: '" + long + "'}}]\n" + route), want: "regex is too large, max length allowed is 1024"},
 		{name: "withoutHeaders star accepted", src: vs("  - match: [{withoutHeaders: {x-a: {regex: '*'}}}]\n" + route)},
+		// ValidateHTTPHeaderWithAuthorityOperationName: request set/add may
+		// name Host or :authority, not other pseudo headers; names are
+		// not checked as tokens.
+		{name: "request set host accepted", src: vs(first + "    headers: {request: {set: {host: b}}}\n")},
+		{name: "request set pseudo header", src: vs(first + "    headers: {request: {set: {':path': /x}}}\n"), want: `invalid header ":path": header cannot have ":" prefix`},
+		{name: "header name with space accepted", src: vs(first + "    headers: {request: {add: {'a b': x}}}\n")},
+		// ValidateHTTPHeaderOperationName: no Host in removes or responses.
+		{name: "request remove host", src: vs(first + "    headers: {request: {remove: [Host]}}\n"), want: `invalid header "Host": cannot set Host header`},
+		{name: "response set host", src: vs(first + "    headers: {response: {set: {host: b}}}\n"), want: `invalid header "host": cannot set Host header`},
+		{name: "destination response authority", src: vs("  - route:\n    - destination: {host: a}\n      headers: {response: {add: {':authority': b}}}\n"), want: `header cannot have ":" prefix`},
+		// ValidateHTTPHeaderValue: control characters and Envoy's
+		// %VARIABLE% syntax.
+		{name: "header value variable accepted", src: vs(first + "    headers: {request: {set: {x-a: 'pre %HOSTNAME% %REQ(x-b)% 100%%'}}}\n")},
+		{name: "header value unescaped percent", src: vs(first + "    headers: {request: {set: {x-a: 'abc%'}}}\n"), want: "Un-escaped %"},
+		{name: "header value unterminated variable", src: vs(first + "    headers: {response: {add: {x-a: '%START_TIME'}}}\n"), want: "Un-terminated variable expression"},
+		{name: "header value control character", src: vs(first + "    headers: {request: {set: {x-a: \"a\\x01b\"}}}\n"), want: "is invalid"},
+		// ValidateCORSHTTPHeaderName: "*" or a token.
+		{name: "cors allow header star accepted", src: vs(first + "    corsPolicy: {allowOrigins: [{exact: 'https://a'}], allowHeaders: ['*']}\n")},
+		{name: "cors expose header not a token", src: vs(first + "    corsPolicy: {allowOrigins: [{exact: 'https://a'}], exposeHeaders: ['x:y']}\n"), want: "header name x:y is not a valid header name"},
 		// validateAllowOrigins: an empty exact origin.
 		{name: "cors empty exact origin", src: vs(first + "    corsPolicy: {allowOrigins: [{exact: ''}]}\n"), want: "is not a valid match type for CORS allow origins"},
 	} {
