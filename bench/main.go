@@ -60,6 +60,7 @@ type options struct {
 	topologies   map[string]bool
 	reserve      time.Duration // of the budget, kept for idle and control-plane parts
 	self         string        // executable that serves the backend (default: this one)
+	soak         time.Duration // > 0: only the soak (soak.go)
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -81,6 +82,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.cpChanges, "cp-changes", 3, "config changes timed in the control-plane benchmark")
 	maxRSS := fs.Int64("cp-max-rss", 6144, "MiB: stop adding simulated proxies once the control plane's RSS passes this (protects a shared machine)")
 	fs.IntVar(&o.idleServices, "idle-services", 1000, "services for weft-proxy's loaded idle RSS")
+	fs.DurationVar(&o.soak, "soak", 0, "run only the soak: the Weft pair at -qps for this long, RSS sampled every 10 s (e.g. 10m)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
 	parts := fs.String("parts", "load,idle,cp", "what to run: load (proxy topologies), idle (weft-proxy idle RSS), cp (control plane)")
 	topos := fs.String("topologies", "direct,nginx,nginx-tls,haproxy,haproxy-tls,caddy,weft,weft-mtls,weft-authz", "topologies for the load part")
@@ -214,6 +216,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := waitHTTP(ctx, "http://"+backendAddr+"/", "", backend, 10*time.Second); err != nil {
 		log.Error("backend", "error", err)
 		return 1
+	}
+	if o.soak > 0 {
+		return runSoak(ctx, o, log, stdout, tmp)
 	}
 
 	topos := []*topology{{Name: "direct", URL: "http://" + backendAddr + "/", H2CURL: "http://" + backendAddr + "/",
