@@ -41,6 +41,13 @@ type Info struct {
 	// LocalCert is the certificate this proxy presented when it terminated
 	// TLS (XFCC's By= and destination_principal name it).
 	LocalCert *x509.Certificate
+	// Detach, when the listener sets it, lets the server of the connection
+	// go on serving it in another goroutine: after Detach, ServeConn's
+	// caller returns without closing or forgetting the connection, and the
+	// server calls done exactly once when it has closed it. An idle
+	// keep-alive connection then waits on a fresh goroutine with a minimal
+	// stack instead of the one grown while serving (issue 18).
+	Detach func() (done func())
 }
 
 // LocalIdentity is the SPIFFE identity of the certificate this proxy

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,8 +57,8 @@ type fastConn struct {
 	bw     *bufio.Writer
 	remote string
 	base   context.Context
-	w      fastWriter
-	seen   []byte // bytes of the current head, replayed on fallback (in bufs)
+	w      *fastWriter // in bufs, while serving
+	seen   []byte      // bytes of the current head, replayed on fallback (in bufs)
 	// bufs hold br, bw, seen and the response writer's header and buffer
 	// while the connection serves a request; an idle connection gives
 	// them back to fastPool (issue 18: idle connections cost 24 KB of Go
@@ -69,6 +70,7 @@ type fastConn struct {
 	waited   bool
 	readyFn  func(uintptr) bool
 	deadline bool      // a read deadline is set for the head
+	waitEnd  time.Time // when the current wait for a request times out (0: never)
 	body     *fastBody // the current request's body, nil when none
 
 	// state: fastIdle (waiting for a request), fastBusy (from its first
@@ -80,13 +82,13 @@ type fastConn struct {
 	sock atomic.Pointer[rawSock]
 
 	// Hang-up watcher of the current request.
-	watchT    *time.Timer
-	mu        sync.Mutex
-	inflight  bool
-	watched   bool // a watcher ran for this request (a stale timer callback may fire too)
-	watching  bool
-	cancel    context.CancelFunc
-	watchDone chan struct{}
+	watchT   *time.Timer
+	mu       sync.Mutex
+	inflight bool
+	watched  bool // a watcher ran for this request (a stale timer callback may fire too)
+	watching bool
+	cancel   context.CancelFunc
+	watchWG  sync.WaitGroup // the watcher's read, waited for after the request
 }
 
 const (
@@ -171,22 +173,47 @@ func (m *Manager) drainFast() {
 
 // serveFast serves cc until it closes or a request needs net/http.
 func (m *Manager) serveFast(cc *conn) {
-	fc := &fastConn{m: m, cc: cc, remote: cc.RemoteAddr().String(), watchDone: make(chan struct{}, 1)}
+	fc := &fastConn{m: m, cc: cc, remote: cc.RemoteAddr().String()}
 	fc.src.fc = fc
-	defer fc.release()
 	fc.base = context.WithValue(context.Background(), connKey{}, cc)
 	fc.watchT = time.AfterFunc(time.Hour, fc.watch)
 	fc.watchT.Stop()
-	fc.w.fc = fc
 	m.trackFast(fc, true)
 	if m.draining.Load() {
 		m.trackFast(fc, false)
 		cc.Close()
 		return
 	}
-	for first := true; ; first = false {
+	fc.loop(true, nil)
+}
+
+// defaultIdleHandoff is how long a connection waits for its next request on the
+// goroutine that served the last one before a fresh goroutine takes over
+// the wait. Profile (TestIdleConnectionCost): the serving goroutine's
+// stack stays at 4 KiB while it waits below the listener's frames (the GC
+// halves a stack only while less than a quarter is used); the fresh one
+// waits on 2 KiB. A connection busier than this never hands off, so a
+// loaded proxy pays nothing; an idle one pays one goroutine start.
+const defaultIdleHandoff = 2 * time.Second
+
+// loop serves requests until the connection is done (closed, released,
+// and done called when detached), net/http takes it over, or it hands
+// the wait for the next request to a fresh goroutine (fc.idle).
+func (fc *fastConn) loop(first bool, done func()) {
+	m, cc := fc.m, fc.cc
+	for ; ; first = false {
 		// Waiting happens here, on a shallow stack the GC can shrink.
-		replay, ok := []byte(nil), fc.wait(first) && fc.begin()
+		replay, ok := []byte(nil), false
+		switch fc.wait(first) {
+		case waitHandoff:
+			if done == nil {
+				done = cc.info.Detach()
+			}
+			fc.handoff(done)
+			return
+		case waitReady:
+			ok = fc.begin()
+		}
 		if ok {
 			replay, ok = fc.next(first)
 			fc.end()
@@ -200,30 +227,137 @@ func (m *Manager) serveFast(cc *conn) {
 			fc.release()
 			cc.replay = replay
 			m.serveH1(cc)
-			return
+			break
 		}
 		if !ok {
 			m.trackFast(fc, false)
+			fc.release()
 			cc.Close()
-			return
+			break
 		}
+	}
+	if done != nil {
+		done()
 	}
 }
 
+// restackCheck is how often an idle connection whose goroutine started
+// with a stack above the minimum looks whether new goroutines start
+// smaller now.
+const restackCheck = 10 * time.Second
+
+// handoff starts a fresh goroutine to wait for the next request. The
+// runtime starts goroutines with the average stack size it saw at the
+// last GC, large while connections are busy, and never halves the stack
+// of a goroutine parked on a socket below 4 KiB (it needs under a
+// quarter in use, its guard area included); so a goroutine that started
+// large moves to a fresh one once starting stacks are small again.
+func (fc *fastConn) handoff(done func()) {
+	size := startingStack()
+	d := fc.waitEnd
+	if size > minStack && (d.IsZero() || time.Until(d) > restackCheck) {
+		d = time.Now().Add(restackCheck)
+	}
+	fc.cc.SetReadDeadline(d)
+	fc.deadline = !d.IsZero()
+	go fc.idle(done, size)
+}
+
+// minStack is the runtime's smallest goroutine stack.
+const minStack = 2048
+
+// startingStack is the stack size goroutines start with now.
+func startingStack() uint64 {
+	s := [1]metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
+	metrics.Read(s[:])
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return minStack
+	}
+	return s[0].Value.Uint64()
+}
+
+// idle waits for the next request on a goroutine of its own, started with
+// a stack of size (the serving goroutine's grew while serving), then
+// serves on it.
+func (fc *fastConn) idle(done func(), size uint64) {
+	defer func() {
+		// This goroutine is no longer under the listener's recover.
+		if p := recover(); p != nil {
+			fc.m.log.Error("panic serving connection", "panic", fmt.Sprint(p))
+			fc.m.trackFast(fc, false)
+			fc.cc.Close()
+			done()
+		}
+	}()
+	for {
+		err := fc.await()
+		if err == nil {
+			break
+		}
+		if isTimeout(err) && fc.bufs == nil && (fc.waitEnd.IsZero() || time.Now().Before(fc.waitEnd)) {
+			if startingStack() < size {
+				fc.handoff(done)
+				return
+			}
+			fc.cc.SetReadDeadline(fc.waitEnd) // starting stacks are still large
+			if size > minStack && (fc.waitEnd.IsZero() || time.Until(fc.waitEnd) > restackCheck) {
+				fc.cc.SetReadDeadline(time.Now().Add(restackCheck))
+			}
+			continue
+		}
+		fc.m.trackFast(fc, false)
+		fc.release()
+		fc.cc.Close()
+		done()
+		return
+	}
+	fc.loop(false, done)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// What wait found.
+const (
+	waitDone    = iota // the connection is done (closed, timed out, drained)
+	waitReady          // a request's first byte is here
+	waitHandoff        // idle for m.idleHandoff: a fresh goroutine waits on
+)
+
 // wait waits for the first byte of the next request (the idle or the
-// request headers timeout applies); false when the connection is done.
-func (fc *fastConn) wait(first bool) bool {
+// request headers timeout applies, fc.waitEnd; 0 none); waitHandoff when
+// the connection has been idle for m.idleHandoff and the listener lets it
+// detach.
+func (fc *fastConn) wait(first bool) int {
 	m, cc := fc.m, fc.cc
 	fc.deadline = false
+	now := time.Now()
+	fc.waitEnd = time.Time{}
 	switch {
 	case first && m.h1.ReadHeaderTimeout > 0:
-		cc.SetReadDeadline(time.Now().Add(m.h1.ReadHeaderTimeout))
-		fc.deadline = true
+		fc.waitEnd = now.Add(m.h1.ReadHeaderTimeout)
 	case !first && m.h1.IdleTimeout > 0:
-		cc.SetReadDeadline(time.Now().Add(m.h1.IdleTimeout))
+		fc.waitEnd = now.Add(m.h1.IdleTimeout)
+	}
+	d := fc.waitEnd
+	handoff := cc.info.Detach != nil && (d.IsZero() || d.Sub(now) > m.idleHandoff)
+	if handoff {
+		d = now.Add(m.idleHandoff)
+	}
+	if !d.IsZero() {
+		cc.SetReadDeadline(d)
 		fc.deadline = true
 	}
-	return fc.await()
+	err := fc.await()
+	switch {
+	case err == nil:
+		return waitReady
+	case handoff && isTimeout(err) && fc.bufs == nil:
+		return waitHandoff
+	}
+	return waitDone
 }
 
 // next reads and serves one request. It returns the bytes to replay when
@@ -293,7 +427,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 	fc.mu.Unlock()
 	fc.watchT.Reset(watchDelay)
 
-	w := &fc.w
+	w := fc.w
 	w.reset(req)
 	aborted := fc.serve(w, req)
 	bodyDone := fc.endBody()
@@ -308,7 +442,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 		// The watcher is blocked reading: wake it and wait, so the next
 		// head is read by one goroutine only.
 		cc.SetReadDeadline(time.Unix(1, 0))
-		<-fc.watchDone
+		fc.watchWG.Wait()
 		cc.SetReadDeadline(time.Time{})
 	}
 	gone := ctx.Err() != nil
@@ -334,7 +468,7 @@ type fastBufs struct {
 	bw     *bufio.Writer
 	seen   []byte
 	header http.Header
-	wbuf   []byte
+	w      fastWriter
 }
 
 var fastPool = sync.Pool{New: func() any {
@@ -360,11 +494,11 @@ func (s *fastSrc) Read(p []byte) (int, error) {
 }
 
 // await waits for the next request's first byte and makes sure the
-// buffers are held; false when the connection is done. Between requests
-// the buffers go back to the pool.
-func (fc *fastConn) await() bool {
+// buffers are held; an error when the connection is done or the read
+// deadline passed. Between requests the buffers go back to the pool.
+func (fc *fastConn) await() error {
 	if fc.bufs != nil && fc.br.Buffered() > 0 {
-		return true // pipelined
+		return nil // pipelined
 	}
 	fc.release()
 	if fc.raw == nil && fc.unbuffered() {
@@ -376,7 +510,7 @@ func (fc *fastConn) await() bool {
 	if fc.raw != nil && fc.unbuffered() {
 		fc.waited = false
 		if err := fc.raw.Read(fc.readyFn); err != nil {
-			return false
+			return err
 		}
 	} else {
 		// Wrapped or TLS connection: one byte, without a buffer.
@@ -386,14 +520,14 @@ func (fc *fastConn) await() bool {
 				break
 			}
 			if err != nil {
-				return false
+				return err
 			}
 		}
 		fc.src.pending = true
 	}
 	fc.acquire()
 	_, err := fc.br.Peek(1)
-	return err == nil
+	return err
 }
 
 // ready is the raw read callback: the first call checks the socket
@@ -410,6 +544,9 @@ func (fc *fastConn) ready(fd uintptr) bool {
 // unbuffered: no byte is held above the socket (replay, sniffing).
 func (fc *fastConn) unbuffered() bool {
 	cc := fc.cc
+	if cc.r != nil && cc.r.Buffered() == 0 {
+		cc.r = nil // the sniffing buffer, drained: an idle connection holds none
+	}
 	return len(cc.replay) == 0 && (cc.r == nil || cc.r.Buffered() == 0) && !fc.src.pending
 }
 
@@ -420,7 +557,8 @@ func (fc *fastConn) acquire() {
 	b := fastPool.Get().(*fastBufs)
 	b.br.Reset(&fc.src)
 	b.bw.Reset(fc.cc)
-	fc.bufs, fc.br, fc.bw, fc.seen = b, b.br, b.bw, b.seen
+	b.w.fc = fc
+	fc.bufs, fc.br, fc.bw, fc.seen, fc.w = b, b.br, b.bw, b.seen, &b.w
 }
 
 // release gives the buffers back; br and bw must hold nothing.
@@ -432,12 +570,12 @@ func (fc *fastConn) release() {
 	b.br.Reset(nil)
 	b.bw.Reset(nil)
 	clear(b.header)
-	b.seen, b.wbuf = fc.seen[:0], fc.w.buf[:0]
+	b.seen = fc.seen[:0]
 	if cap(b.seen) > 8192 {
 		b.seen = nil
 	}
-	fc.w = fastWriter{fc: fc} // the last request, its context and headers
-	fc.bufs, fc.br, fc.bw, fc.seen = nil, nil, nil, nil
+	b.w = fastWriter{buf: b.w.buf[:0]} // not the last request, its context and headers
+	fc.bufs, fc.br, fc.bw, fc.seen, fc.w = nil, nil, nil, nil, nil
 	fastPool.Put(b)
 }
 
@@ -657,6 +795,7 @@ func (fc *fastConn) watch() {
 		return
 	}
 	fc.watched, fc.watching = true, true
+	fc.watchWG.Add(1)
 	cancel := fc.cancel
 	fc.mu.Unlock()
 	_, err := fc.br.Peek(1)
@@ -664,7 +803,7 @@ func (fc *fastConn) watch() {
 	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
 		cancel() // EOF or reset: the client is gone
 	}
-	fc.watchDone <- struct{}{}
+	fc.watchWG.Done()
 }
 
 // headEnd returns the length of the request head in b (through the empty
@@ -767,7 +906,7 @@ var _ http.Flusher = (*fastWriter)(nil)
 func (w *fastWriter) reset(r *http.Request) {
 	b := w.fc.bufs
 	clear(b.header)
-	*w = fastWriter{fc: w.fc, req: r, header: b.header, cl: -1, buf: b.wbuf[:0], close: r.Close}
+	*w = fastWriter{fc: w.fc, req: r, header: b.header, cl: -1, buf: w.buf[:0], close: r.Close}
 }
 
 func (w *fastWriter) Header() http.Header { return w.header }

@@ -129,8 +129,10 @@ type Manager struct {
 	// The lean HTTP/1 path (fast.go): off with Options.NetHTTP1; its open
 	// connections, for Drain.
 	noFast bool
-	fastMu sync.Mutex
-	fast   map[*fastConn]struct{}
+	// idleHandoff: see defaultIdleHandoff (tests shorten it).
+	idleHandoff time.Duration
+	fastMu      sync.Mutex
+	fast        map[*fastConn]struct{}
 }
 
 // New validates and compiles an HCM config. The error names the field
@@ -161,7 +163,8 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		xffHops: cfg.GetXffNumTrustedHops(), genID: cfg.GetGenerateRequestId() == nil || cfg.GetGenerateRequestId().GetValue(),
 		serverName: cfg.GetServerName(), serverMode: cfg.GetServerHeaderTransformation(),
 		normalizePath: cfg.GetNormalizePath().GetValue(), mergeSlashes: cfg.GetMergeSlashes(),
-		statPrefix: cfg.GetStatPrefix(), maxHeaders: 100, noFast: opts.NetHTTP1}
+		statPrefix: cfg.GetStatPrefix(), maxHeaders: 100, noFast: opts.NetHTTP1,
+		idleHandoff: defaultIdleHandoff}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}

@@ -99,6 +99,8 @@ type proxy struct {
 	opts  Options
 	// cur serves new connections (a listener update swaps it); mgr until set.
 	cur atomic.Pointer[Manager]
+	// detached counts the connections handed to a fresh goroutine.
+	detached atomic.Int64
 }
 
 // swap builds a manager from the same config and hands new connections
@@ -213,7 +215,25 @@ func startProxy(t testing.TB, pc proxyConfig) *proxy {
 			info.OriginalDst = info.Local
 			wg.Add(1)
 			go func() {
-				defer wg.Done()
+				// As the listener: a connection the manager detaches is
+				// forgotten when it says it is done.
+				detached := false
+				forget := func() {
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+					wg.Done()
+				}
+				info.Detach = func() func() {
+					detached = true
+					p.detached.Add(1)
+					return forget
+				}
+				defer func() {
+					if !detached {
+						forget()
+					}
+				}()
 				if pc.tls != nil {
 					tc := tls.Server(c, pc.tls)
 					if err := tc.Handshake(); err != nil {
@@ -225,9 +245,6 @@ func startProxy(t testing.TB, pc proxyConfig) *proxy {
 					c = tc
 				}
 				p.cur.Load().ServeConn(c, info)
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
 			}()
 		}
 	}()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"time"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"golang.org/x/net/http2"
@@ -27,16 +28,28 @@ func (m *Manager) ServeConn(c net.Conn, info *downstream.Info) {
 	if info == nil {
 		info = &downstream.Info{}
 	}
-	cc := &conn{Conn: c, info: info, done: make(chan struct{})}
+	cc := &conn{Conn: c, info: info}
 	if info.Remote.IsValid() {
 		cc.peer = info.Remote.Addr().Unmap().String()
 	}
 	h2 := m.codec == hcmv3.HttpConnectionManager_HTTP2 || info.Protocol == downstream.HTTP2 ||
 		(info.TLS != nil && info.TLS.NegotiatedProtocol == "h2")
 	if !h2 && m.codec == hcmv3.HttpConnectionManager_AUTO && info.Protocol != downstream.HTTP1 {
-		// Sniff for h2c prior knowledge; the peeked bytes are replayed.
+		// Sniff for h2c prior knowledge; the peeked bytes are replayed. The
+		// request headers timeout covers the wait: a client that connects
+		// and sends nothing is closed (slowloris; it waited forever here).
+		if d := m.h1.ReadHeaderTimeout; d > 0 {
+			c.SetReadDeadline(time.Now().Add(d))
+		}
 		br := bufio.NewReaderSize(c, 64)
 		h2 = sniffH2(br)
+		if br.Buffered() == 0 {
+			cc.Close() // timed out, or closed before a byte
+			return
+		}
+		if m.h1.ReadHeaderTimeout > 0 {
+			c.SetReadDeadline(time.Time{})
+		}
 		cc.r = br
 	}
 	if h2 {
@@ -63,10 +76,11 @@ func (m *Manager) serveH2(cc *conn) {
 
 // serveH1 serves cc with net/http's HTTP/1 server.
 func (m *Manager) serveH1(cc *conn) {
-	l := &oneConn{c: cc, closed: make(chan struct{})}
+	done := cc.doneCh()
+	l := &oneConn{c: cc, done: done, closed: make(chan struct{})}
 	m.h1.Serve(l)
 	if l.used {
-		<-cc.done // Serve returns early when draining; the conn is still served
+		<-done // Serve returns early when draining; the conn is still served
 		return
 	}
 	cc.Close() // refused: the manager is draining
@@ -98,8 +112,24 @@ type conn struct {
 	// for one request; its response closes the connection, so every later
 	// head goes through the lean path's framing check again.
 	closeAfter bool
-	once       sync.Once
-	done       chan struct{}
+	mu         sync.Mutex
+	closed     bool
+	// done is closed with the connection; made only for net/http's
+	// server, which needs it (an idle lean-path connection holds none).
+	done chan struct{}
+}
+
+// doneCh is closed when the connection is.
+func (c *conn) doneCh() chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.closed {
+			close(c.done)
+		}
+	}
+	return c.done
 }
 
 // peerAddr is the downstream peer's IP ("" when unknown).
@@ -127,7 +157,14 @@ func (c *conn) Read(b []byte) (int, error) {
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { close(c.done) })
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		if c.done != nil {
+			close(c.done)
+		}
+	}
+	c.mu.Unlock()
 	return err
 }
 
@@ -145,6 +182,7 @@ func (c *conn) CloseWrite() error {
 // waits for Serve to return before closing idle connections).
 type oneConn struct {
 	c      *conn
+	done   chan struct{} // c's
 	used   bool
 	closed chan struct{}
 	once   sync.Once
@@ -163,7 +201,7 @@ func (l *oneConn) Accept() (net.Conn, error) {
 		return l.c, nil
 	}
 	select {
-	case <-l.c.done:
+	case <-l.done:
 	case <-l.closed:
 	}
 	return nil, errDone

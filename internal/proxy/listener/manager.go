@@ -370,11 +370,8 @@ func (m *Manager) accept(s *socket) {
 		s.mu.Unlock()
 		s.accepted.Add(1)
 		go func() {
-			defer func() {
-				// A bug in a network filter ends this connection, not the proxy.
-				if p := recover(); p != nil {
-					m.log.Error("panic serving connection", "listener", s.cfg.Load().Name, "panic", p, "stack", string(debug.Stack()))
-				}
+			detached := false
+			forget := func() {
 				c.Close()
 				s.mu.Lock()
 				delete(s.conns, c)
@@ -382,8 +379,20 @@ func (m *Manager) accept(s *socket) {
 					close(s.drained)
 				}
 				s.mu.Unlock()
+			}
+			defer func() {
+				// A bug in a network filter ends this connection, not the proxy.
+				if p := recover(); p != nil {
+					m.log.Error("panic serving connection", "listener", s.cfg.Load().Name, "panic", p, "stack", string(debug.Stack()))
+				}
+				if !detached {
+					forget()
+				}
 			}()
-			m.serve(s.cfg.Load(), c)
+			m.serve(s.cfg.Load(), c, func() func() {
+				detached = true
+				return forget // called exactly once (downstream.Info.Detach)
+			})
 		}()
 	}
 }
@@ -399,8 +408,8 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // serve hands an accepted connection to the listener owning its original
 // destination (if use_original_dst), then dispatches it.
-func (m *Manager) serve(cfg *Config, c net.Conn) {
-	info := &downstream.Info{Listener: cfg.Name, Local: addrPort(c.LocalAddr()), Remote: addrPort(c.RemoteAddr())}
+func (m *Manager) serve(cfg *Config, c net.Conn, detach func() func()) {
+	info := &downstream.Info{Listener: cfg.Name, Local: addrPort(c.LocalAddr()), Remote: addrPort(c.RemoteAddr()), Detach: detach}
 	info.OriginalDst = info.Local
 	if cfg.useOriginalDst || cfg.restoreDst {
 		od, err := m.opts.OriginalDst(c)
