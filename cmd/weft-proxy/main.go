@@ -16,6 +16,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/bootstrap"
 	"github.com/weftmesh/weft/internal/proxy/capture"
+	"github.com/weftmesh/weft/internal/proxy/memory"
 	"github.com/weftmesh/weft/internal/proxy/memtrim"
 	"github.com/weftmesh/weft/internal/version"
 )
@@ -53,6 +54,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// The memory policy is the process's: set here, not by bootstrap
+	// (tests run proxies in their own process).
+	memory.Apply(cfg.Memory)
+	log.Info("go memory policy", "policy", cfg.Memory.String())
 	p, err := bootstrap.Start(ctx, cfg, log, level)
 	if err != nil {
 		log.Error("start failed", "err", err)

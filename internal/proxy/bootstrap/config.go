@@ -19,6 +19,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/node"
 	"github.com/weftmesh/weft/internal/proxy/appprobe"
+	"github.com/weftmesh/weft/internal/proxy/memory"
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 	"github.com/weftmesh/weft/internal/version"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	PeekTimeout   time.Duration
 	DNSOverride   map[string]string // host -> ip
 	PortMap       map[uint16]uint16 // listener port -> bound port
+	// Memory is the Go memory policy (GOGC, GOMEMLIMIT) the command
+	// applies; the environment's GOGC and GOMEMLIMIT are its defaults.
+	Memory memory.Policy
 }
 
 // Parse reads flags for the sidecar or router command; every flag falls
@@ -108,6 +112,15 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	portMap := str("port-map", "", "bind listeners of port A at port B instead: A=B,A=B")
 	network := str("network", "", "network name (multi-network meshes)")
 	clusterID := str("cluster-id", "", "cluster id")
+	gcDef, limitDef := "100", "off"
+	if v := getenv("GOGC"); v != "" {
+		gcDef = v
+	}
+	if v := getenv("GOMEMLIMIT"); v != "" {
+		limitDef = v
+	}
+	gcPercent := str("gc-percent", gcDef, "Go GC target percent, as GOGC (default: GOGC, else 100); off disables the GC")
+	memLimit := str("memory-limit", limitDef, "Go soft memory limit, as GOMEMLIMIT: bytes with B, KiB, MiB or GiB (default: GOMEMLIMIT, else off)")
 	locality := str("locality", "", "the workload's locality region/zone/subzone (default: from its topology labels)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -214,6 +227,14 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	}
 	if c.PortMap, err = parsePortMap(*portMap); err != nil {
 		fail("port-map", err)
+	}
+	if *gcPercent == "off" {
+		c.Memory.GCPercent = -1
+	} else if c.Memory.GCPercent, err = strconv.Atoi(*gcPercent); err != nil || c.Memory.GCPercent < 0 {
+		fail("gc-percent", fmt.Errorf("%q is not a percentage or off", *gcPercent))
+	}
+	if c.Memory.MemoryLimit, err = memory.ParseBytes(*memLimit); err != nil {
+		fail("memory-limit", err)
 	}
 	if c.RootCert == "" && (c.TokenFile != "" || c.CAAddress != "") {
 		fail("root-cert", errors.New("required with --token-file or --ca-address: the CA is never trusted on first use"))
