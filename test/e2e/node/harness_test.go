@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ spec:
 	meshtest.Eventually(t, "the probe pod completes", 2*time.Minute, func() error {
 		phase = strings.TrimSpace(kubectl(t, n, "", "-n", "harness", "get", "pod", "probe", "-o", "jsonpath={.status.phase}"))
 		if phase != "Succeeded" && phase != "Failed" {
-			return errorf("phase %q", phase)
+			return fmt.Errorf("phase %q", phase)
 		}
 		return nil
 	})
