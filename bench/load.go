@@ -43,6 +43,12 @@ type cell struct {
 
 // runLoad drives url with fortio's periodic runner and HTTP client.
 func runLoad(url, host string, s scenario, dur time.Duration) (*cell, error) {
+	return runLoadWith(url, host, s, dur, nil)
+}
+
+// runLoadWith is runLoad with the HTTP options adjusted (TLS, keep-alive)
+// after fortio's defaults are set.
+func runLoadWith(url, host string, s scenario, dur time.Duration, tweak func(*fhttp.HTTPOptions)) (*cell, error) {
 	o := fhttp.HTTPRunnerOptions{}
 	o.Init(url)
 	o.RunnerOptions = periodic.RunnerOptions{
@@ -64,6 +70,9 @@ func runLoad(url, host string, s scenario, dur time.Duration) (*cell, error) {
 		if err := o.HTTPOptions.AddAndValidateExtraHeader("Host: " + host); err != nil {
 			return nil, err
 		}
+	}
+	if tweak != nil {
+		tweak(&o.HTTPOptions)
 	}
 	o.AllowInitialErrors = true
 	res, err := fhttp.RunHTTPTest(&o)

@@ -84,7 +84,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.idleServices, "idle-services", 1000, "services for weft-proxy's loaded idle RSS")
 	fs.DurationVar(&o.soak, "soak", 0, "run only the soak: the Weft pair at -qps for this long, RSS sampled every 10 s (e.g. 10m)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
-	parts := fs.String("parts", "load,idle,cp", "what to run: load (proxy topologies), idle (weft-proxy idle RSS), cp (control plane)")
+	parts := fs.String("parts", "load,idle,cp", "what to run: load (proxy topologies), idle (weft-proxy idle RSS), cp (control plane), ingress-tls (HTTPS ingress: Weft's gateway, nginx, HAProxy terminating TLS; not in the default)")
 	topos := fs.String("topologies", "direct,nginx,nginx-tls,haproxy,haproxy-tls,caddy,weft,weft-mtls,weft-authz", "topologies for the load part")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -288,6 +288,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		t.close()
 	}
 
+	if o.parts["ingress-tls"] {
+		rep.runIngress(ctx, o, log, tmp, backendAddr, weftBin, proxyBin, weftErr)
+	}
 	switch {
 	case !o.parts["idle"]:
 		rep.IdleNote = "not run (-parts)"

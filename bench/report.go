@@ -26,6 +26,9 @@ type report struct {
 	IdleNote     string         `json:"weft_proxy_idle_note,omitempty"`
 	ControlPlane []cpResult     `json:"control_plane,omitempty"`
 	CPNote       string         `json:"control_plane_note,omitempty"`
+	// HTTPS ingress (-parts ingress-tls): see ingress.go.
+	Ingress      []*ingressCell `json:"https_ingress,omitempty"`
+	IngressTopos []topoInfo     `json:"https_ingress_topologies,omitempty"`
 	Elapsed      string         `json:"elapsed"`
 	started      time.Time
 }
@@ -271,6 +274,7 @@ func (r *report) markdown() string {
 		}
 		p("\n")
 	}
+	r.ingressMarkdown(p)
 	p("## Control plane\n\n")
 	if len(r.ControlPlane) == 0 {
 		p("%s\n\n", orDash(r.CPNote))
