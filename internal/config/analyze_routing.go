@@ -232,6 +232,7 @@ func analyzeDestinationRules(ix *index) []*Message {
 	firstSubset := map[string]*Resource{} // host+subset -> first rule
 	for _, r := range ix.byKind[KindDestinationRule] {
 		dr := r.Spec.(*networking.DestinationRule)
+		out = append(out, drCredentials(ix, r, dr)...)
 		if dr.Host == "" || strings.HasPrefix(dr.Host, "*") || isIP(dr.Host) {
 			continue
 		}
@@ -250,6 +251,41 @@ func analyzeDestinationRules(ix *index) []*Message {
 			}
 			firstSubset[key] = r
 		}
+	}
+	return out
+}
+
+// drCredentials reports tls.credentialName Secrets that exist in no
+// namespace (IST0101), when the analyzed config holds Secrets at all.
+// Which namespace counts depends on the proxy that uses the rule (its
+// own), so a Secret anywhere is enough here; weft x describe tells per
+// proxy.
+func drCredentials(ix *index, r *Resource, dr *networking.DestinationRule) []*Message {
+	if len(ix.secrets) == 0 {
+		return nil
+	}
+	var out []*Message
+	check := func(tls *networking.ClientTLSSettings, path string) {
+		name := tls.GetCredentialName()
+		if name == "" {
+			return
+		}
+		for k := range ix.secrets {
+			if _, n, _ := strings.Cut(k, "/"); n == name {
+				return
+			}
+		}
+		out = append(out, newMessage(msgRefNotFound, r, path+".tls.credentialName", "credentialName", name))
+	}
+	policy := func(tp *networking.TrafficPolicy, path string) {
+		check(tp.GetTls(), path)
+		for i, pl := range tp.GetPortLevelSettings() {
+			check(pl.GetTls(), fmt.Sprintf("%s.portLevelSettings[%d]", path, i))
+		}
+	}
+	policy(dr.TrafficPolicy, "spec.trafficPolicy")
+	for i, ss := range dr.Subsets {
+		policy(ss.GetTrafficPolicy(), fmt.Sprintf("spec.subsets[%d].trafficPolicy", i))
 	}
 	return out
 }
