@@ -4,8 +4,10 @@ import (
 	"sort"
 	"strings"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -379,9 +381,12 @@ func (b *builder) gatewayTCPChain(cs *chainSet, gs gatewayServer) {
 
 // autoPassthroughChains route by Istio's mTLS SNI
 // (outbound_.PORT_.SUBSET_.HOST) without terminating TLS: one chain per
-// cluster whose service matches the server hosts. Istio points these at
-// SNI-named clusters; the outbound cluster of the same port and subset is
-// the same set of endpoints, so it is used directly.
+// cluster whose service matches the server hosts, to Istio's SNI-named
+// cluster of the same name. That cluster has the outbound cluster's
+// endpoints but never a transport socket: the client's TLS passes as it
+// is (the outbound cluster itself may originate the gateway's own mutual
+// TLS, which would wrap the client's TLS in a second layer that the
+// workload's sidecar unwraps and hands to the app).
 func (b *builder) autoPassthroughChains(cs *chainSet, gs gatewayServer, port uint32) {
 	for _, svc := range b.services {
 		if !serverCovers(gs, svc) {
@@ -395,15 +400,23 @@ func (b *builder) autoPassthroughChains(cs *chainSet, gs gatewayServer, port uin
 				}
 			}
 			for _, sub := range subsets {
-				cluster := clusterName("outbound", p.Number, sub, svc.Hostname)
-				if _, ok := b.clusters[cluster]; !ok {
+				src, ok := b.clusters[clusterName("outbound", p.Number, sub, svc.Hostname)]
+				if !ok {
 					continue
 				}
 				sni := istioSNI(p.Number, sub, svc.Hostname)
+				if _, ok := b.clusters[sni]; !ok {
+					c := proto.Clone(src).(*clusterv3.Cluster)
+					c.Name, c.TransportSocket, c.TransportSocketMatches = sni, nil, nil
+					if eds := c.GetEdsClusterConfig(); eds != nil && eds.ServiceName == "" {
+						eds.ServiceName = src.Name
+					}
+					b.clusters[sni] = c
+				}
 				cs.add(&listenerv3.FilterChain{
 					Name:             "auto_passthrough." + itoa(port) + "." + sni,
 					FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{sni}, TransportProtocol: "tls"},
-					Filters:          []*listenerv3.Filter{tcpFilter([]weightedCluster{{cluster, 100}})},
+					Filters:          []*listenerv3.Filter{tcpFilter([]weightedCluster{{sni, 100}})},
 				})
 			}
 		}
