@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/weftmesh/weft/internal/controlplane/statedir"
 )
 
 // StateFile is the token's file name inside the state directory.
@@ -40,7 +42,7 @@ func LoadOrCreate(stateDir string) (string, error) {
 		return tok, nil
 	}
 	tok := New()
-	if err := writePrivate(p, tok); err != nil {
+	if err := statedir.WriteFile(p, []byte(tok+"\n")); err != nil {
 		return "", fmt.Errorf("writing admin token: %w", err)
 	}
 	return tok, nil
@@ -124,7 +126,7 @@ func Publish(dir, listen, tok string) ([]string, error) {
 	var files []string
 	for _, k := range Keys(listen) {
 		p := filepath.Join(dir, k)
-		if err := writePrivate(p, tok); err != nil {
+		if err := statedir.WriteFile(p, []byte(tok+"\n")); err != nil {
 			return files, err
 		}
 		files = append(files, p)
@@ -224,26 +226,4 @@ func readPrivate(p string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-// writePrivate writes atomically with mode 0600: a reader never sees a
-// half-written token, and the file is never briefly world-readable.
-func writePrivate(p, tok string) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.WriteString(tok + "\n"); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
 }

@@ -37,6 +37,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftmesh/weft/internal/controlplane/statedir"
 	"github.com/weftmesh/weft/internal/meshtls"
 )
 
@@ -627,33 +628,8 @@ func writeKeyCert(dir, certName, keyName string, kc *keyCert) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, keyName), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
+	if err := statedir.WriteFile(filepath.Join(dir, keyName), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, certName), encodeCert(kc.cert.Raw))
-}
-
-// writeFile replaces path atomically with a 0600 file.
-func writeFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return statedir.WriteFile(filepath.Join(dir, certName), encodeCert(kc.cert.Raw))
 }

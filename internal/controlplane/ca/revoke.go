@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftmesh/weft/internal/controlplane/statedir"
 	"github.com/weftmesh/weft/internal/meshtls"
 )
 
@@ -114,12 +115,7 @@ func (r *Revocations) Revoke(namespace, serviceAccount string, at time.Time) (ti
 	if err := os.MkdirAll(filepath.Dir(r.path), 0o700); err != nil {
 		return time.Time{}, err
 	}
-	tmp := r.path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return time.Time{}, err
-	}
-	if err := os.Rename(tmp, r.path); err != nil {
-		os.Remove(tmp)
+	if err := statedir.WriteFile(r.path, append(b, '\n')); err != nil {
 		return time.Time{}, err
 	}
 	r.m = nil // re-read on next use

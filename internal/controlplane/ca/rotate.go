@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/weftmesh/weft/internal/controlplane/statedir"
 )
 
 // Root rotation with an overlapping trust bundle (self-signed mode):
@@ -146,7 +148,7 @@ func writeState(dir string, st rotationState) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, rotationFile), b); err != nil {
+	if err := statedir.WriteFile(filepath.Join(dir, rotationFile), b); err != nil {
 		return fmt.Errorf("ca: saving rotation state: %w", err)
 	}
 	return nil

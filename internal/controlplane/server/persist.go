@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/controlplane/registry"
+	"github.com/weftmesh/weft/internal/controlplane/statedir"
 )
 
 // Auto-registered workloads are kept in the state directory so that a
@@ -75,33 +76,6 @@ func loadRegistrations(dir string) (map[string]*registry.Workload, error) {
 	return m, nil
 }
 
-// writeFileAtomic replaces name with data, mode 0600: a crash leaves the
-// old or the new file, never a torn one.
-func writeFileAtomic(name string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
 // saveRegistrations writes the current registrations when they changed
 // since the last save. Called from the rebuild loop only.
 func (s *Server) saveRegistrations() {
@@ -116,7 +90,7 @@ func (s *Server) saveRegistrations() {
 	if bytes.Equal(data, s.saved) {
 		return
 	}
-	if err := writeFileAtomic(filepath.Join(s.opts.StateDir, registrationsFile), data); err != nil {
+	if err := statedir.WriteFile(filepath.Join(s.opts.StateDir, registrationsFile), data); err != nil {
 		s.log.Error("saving registrations", "err", err)
 		return
 	}
