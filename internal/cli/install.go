@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -56,6 +57,25 @@ func (f *installFlags) applier() (*install.Applier, error) {
 		return nil, err
 	}
 	return install.NewApplier(cfg)
+}
+
+// cluster renders the installation's objects and connects to the cluster.
+func (f *installFlags) cluster() ([]*unstructured.Unstructured, *install.Applier, error) {
+	objs, err := f.objects()
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := f.applier()
+	return objs, a, err
+}
+
+// printResults prints one line per object and returns err (a partial
+// result comes with the error that stopped it).
+func printResults(w io.Writer, res []install.Result, err error) error {
+	for _, r := range res {
+		fmt.Fprintln(w, r)
+	}
+	return err
 }
 
 func (f *installFlags) objects() ([]*unstructured.Unstructured, error) {
@@ -113,19 +133,12 @@ changes only what differs. --dry-run sends everything to the API server as a
 server-side dry run: validated and admitted, nothing stored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			objs, err := f.objects()
-			if err != nil {
-				return err
-			}
-			a, err := f.applier()
+			objs, a, err := f.cluster()
 			if err != nil {
 				return err
 			}
 			res, err := a.Apply(cmd.Context(), objs, dryRun)
-			for _, r := range res {
-				fmt.Fprintln(cmd.OutOrStdout(), r)
-			}
-			return err
+			return printResults(cmd.OutOrStdout(), res, err)
 		},
 	}
 	f.register(cmd, true)
@@ -143,7 +156,7 @@ func newUninstallCmd() *cobra.Command {
 		Short: "Remove what install created (the CRDs and the namespace only with --purge)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			objs, err := f.objects()
+			objs, a, err := f.cluster()
 			if err != nil {
 				return err
 			}
@@ -158,15 +171,8 @@ func newUninstallCmd() *cobra.Command {
 				}
 				objs = kept
 			}
-			a, err := f.applier()
-			if err != nil {
-				return err
-			}
 			res, err := a.Delete(cmd.Context(), objs)
-			for _, r := range res {
-				fmt.Fprintln(cmd.OutOrStdout(), r)
-			}
-			return err
+			return printResults(cmd.OutOrStdout(), res, err)
 		},
 	}
 	f.register(cmd, true)
@@ -181,11 +187,7 @@ func newCheckCmd() *cobra.Command {
 		Short: "Say what of the installation is missing or unhealthy (exit 1 if anything is)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			objs, err := f.objects()
-			if err != nil {
-				return err
-			}
-			a, err := f.applier()
+			objs, a, err := f.cluster()
 			if err != nil {
 				return err
 			}
