@@ -23,6 +23,29 @@ func perProxyTranslate(snap *model.Snapshot, p *model.Proxy) *translate.Output {
 	return out
 }
 
+// dialHolding connects to addr as m and waits until the stream holds
+// cluster; the client is closed when the test ends.
+func dialHolding(t *testing.T, addr string, m *node.Meta, delta bool, cluster string) *meshtest.XDSClient {
+	t.Helper()
+	c, err := meshtest.DialXDS(addr, m, meshtest.XDSClientOptions{Delta: delta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.WaitFor(ctx(t), func(c *meshtest.XDSClient) bool {
+		return c.Resources(resource.ClusterType)[cluster] != nil
+	}); err != nil {
+		t.Fatalf("%s: %v", cluster, err)
+	}
+	return c
+}
+
+// streamEnd waits for c's stream to end and returns the error that ended
+// it (a timeout error if it did not end within ctx's 5 s).
+func streamEnd(t *testing.T, c *meshtest.XDSClient) error {
+	return c.WaitFor(ctx(t), func(*meshtest.XDSClient) bool { return false })
+}
+
 // A second stream with a live proxy's node ID (issue 18 item 10): the
 // newer stream wins, the older is ended, and neither is served the other's
 // config; the older stream's end removes nothing. Before: the real proxy
@@ -32,16 +55,7 @@ func TestSecondStreamForNodeIDReplacesTheFirst(t *testing.T) {
 		t.Run(fmt.Sprintf("delta=%t", delta), func(t *testing.T) {
 			s := startServerWith(t, snapshot("10.0.0.1"), perProxyTranslate)
 			real := meta("reviews")
-			a, err := meshtest.DialXDS(s.addr, real, meshtest.XDSClientOptions{Delta: delta})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
-			if err := a.WaitFor(ctx(t), func(c *meshtest.XDSClient) bool {
-				return c.Resources(resource.ClusterType)["inbound|reviews"] != nil
-			}); err != nil {
-				t.Fatal(err)
-			}
+			a := dialHolding(t, s.addr, real, delta, "inbound|reviews")
 			waitStatus(t, s.Server, real.ID(), synced("CDS", "EDS"))
 
 			imp := meta("reviews")
@@ -49,18 +63,9 @@ func TestSecondStreamForNodeIDReplacesTheFirst(t *testing.T) {
 			if imp.ID() != real.ID() {
 				t.Fatal("test needs the same node ID")
 			}
-			b, err := meshtest.DialXDS(s.addr, imp, meshtest.XDSClientOptions{Delta: delta})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
-			if err := b.WaitFor(ctx(t), func(c *meshtest.XDSClient) bool {
-				return c.Resources(resource.ClusterType)["inbound|impostor"] != nil
-			}); err != nil {
-				t.Fatal(err)
-			}
+			b := dialHolding(t, s.addr, imp, delta, "inbound|impostor")
 			// The older stream was ended, without being sent the newer's config.
-			if err := a.WaitFor(ctx(t), func(*meshtest.XDSClient) bool { return false }); err == nil || !strings.Contains(err.Error(), "replaced") {
+			if err := streamEnd(t, a); err == nil || !strings.Contains(err.Error(), "replaced") {
 				t.Fatalf("older stream not ended as replaced: %v", err)
 			}
 			if a.Resources(resource.ClusterType)["inbound|impostor"] != nil {
@@ -70,17 +75,8 @@ func TestSecondStreamForNodeIDReplacesTheFirst(t *testing.T) {
 
 			// The real proxy comes back: it wins, the impostor is ended,
 			// and the impostor's end leaves the real proxy connected.
-			a2, err := meshtest.DialXDS(s.addr, real, meshtest.XDSClientOptions{Delta: delta})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a2.Close()
-			if err := a2.WaitFor(ctx(t), func(c *meshtest.XDSClient) bool {
-				return c.Resources(resource.ClusterType)["inbound|reviews"] != nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.WaitFor(ctx(t), func(*meshtest.XDSClient) bool { return false }); err == nil {
+			dialHolding(t, s.addr, real, delta, "inbound|reviews")
+			if err := streamEnd(t, b); err == nil {
 				t.Fatal("impostor stream not ended")
 			}
 			b.Close()
@@ -105,16 +101,7 @@ func TestSecondStreamForNodeIDReplacesTheFirst(t *testing.T) {
 func TestDrainingStreamDoesNotReplaceServing(t *testing.T) {
 	s := startServerWith(t, snapshot("10.0.0.1"), perProxyTranslate)
 	succ := meta("reviews")
-	a, err := meshtest.DialXDS(s.addr, succ, meshtest.XDSClientOptions{Delta: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if err := a.WaitFor(ctx(t), func(c *meshtest.XDSClient) bool {
-		return c.Resources(resource.ClusterType)["inbound|reviews"] != nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	dialHolding(t, s.addr, succ, true, "inbound|reviews")
 	old := meta("reviews")
 	old.Lifecycle = node.LifecycleDraining
 	b, err := meshtest.DialXDS(s.addr, old, meshtest.XDSClientOptions{Delta: true})
@@ -122,7 +109,7 @@ func TestDrainingStreamDoesNotReplaceServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := b.WaitFor(ctx(t), func(*meshtest.XDSClient) bool { return false }); err == nil || !strings.Contains(err.Error(), "draining") {
+	if err := streamEnd(t, b); err == nil || !strings.Contains(err.Error(), "draining") {
 		t.Fatalf("draining stream not refused: %v", err)
 	}
 	waitStatus(t, s.Server, succ.ID(), synced("CDS", "EDS"))
