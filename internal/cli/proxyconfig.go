@@ -147,14 +147,43 @@ func unpack[T proto.Message](a *anypb.Any, m T) (T, bool) {
 	return m, true
 }
 
-func printClusters(w io.Writer, d *adminv3.ClustersConfigDump) {
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE FQDN\tPORT\tSUBSET\tDIRECTION\tTYPE")
-	for _, dc := range d.GetDynamicActiveClusters() {
-		c, ok := unpack(dc.GetCluster(), &clusterv3.Cluster{})
-		if !ok {
-			continue
+// unpacked returns the resources of type T that get finds in a dump's
+// entries; entries that hold another type (or none) are skipped.
+func unpacked[T proto.Message, E any](entries []E, get func(E) *anypb.Any) []T {
+	var out []T
+	for _, e := range entries {
+		var zero T
+		if m, ok := unpack(get(e), zero.ProtoReflect().New().Interface().(T)); ok {
+			out = append(out, m)
 		}
+	}
+	return out
+}
+
+// table is the tab-aligned output of the proxy-config commands.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, columns ...string) table {
+	t := table{tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)}
+	fmt.Fprintln(t.tw, strings.Join(columns, "\t"))
+	return t
+}
+
+func (t table) row(cells ...any) {
+	for i, c := range cells {
+		if i > 0 {
+			fmt.Fprint(t.tw, "\t")
+		}
+		fmt.Fprint(t.tw, c)
+	}
+	fmt.Fprintln(t.tw)
+}
+
+func (t table) flush() { t.tw.Flush() }
+
+func printClusters(w io.Writer, d *adminv3.ClustersConfigDump) {
+	t := newTable(w, "SERVICE FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE")
+	for _, c := range unpacked[*clusterv3.Cluster](d.GetDynamicActiveClusters(), (*adminv3.ClustersConfigDump_DynamicCluster).GetCluster) {
 		fqdn, port, subset, dir := c.GetName(), "-", "-", "-"
 		if f := strings.Split(c.GetName(), "|"); len(f) == 4 {
 			dir, port, subset, fqdn = f[0], f[1], f[2], f[3]
@@ -169,9 +198,9 @@ func printClusters(w io.Writer, d *adminv3.ClustersConfigDump) {
 		if c.GetClusterType() != nil {
 			typ = c.GetClusterType().GetName()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", fqdn, port, subset, dir, typ)
+		t.row(fqdn, port, subset, dir, typ)
 	}
-	tw.Flush()
+	t.flush()
 }
 
 func sockAddr(a *corev3.Address) (string, string) {
@@ -186,20 +215,16 @@ func sockAddr(a *corev3.Address) (string, string) {
 }
 
 func printListeners(w io.Writer, d *adminv3.ListenersConfigDump) {
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tPORT\tMATCH\tDESTINATION")
-	for _, dl := range d.GetDynamicListeners() {
-		l, ok := unpack(dl.GetActiveState().GetListener(), &listenerv3.Listener{})
-		if !ok {
-			continue
-		}
+	t := newTable(w, "NAME", "ADDRESS", "PORT", "MATCH", "DESTINATION")
+	activeListener := func(dl *adminv3.ListenersConfigDump_DynamicListener) *anypb.Any { return dl.GetActiveState().GetListener() }
+	for _, l := range unpacked[*listenerv3.Listener](d.GetDynamicListeners(), activeListener) {
 		addr, port := sockAddr(l.GetAddress())
 		if api := l.GetApiListener().GetApiListener(); api != nil {
 			dest := "-"
 			if h, ok := unpack(api, &hcmv3.HttpConnectionManager{}); ok {
 				dest = hcmDest(h)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.GetName(), "-", "-", "API listener (gRPC)", dest)
+			t.row(l.GetName(), "-", "-", "API listener (gRPC)", dest)
 			continue
 		}
 		chains := l.GetFilterChains()
@@ -207,13 +232,13 @@ func printListeners(w io.Writer, d *adminv3.ListenersConfigDump) {
 			chains = append(chains, l.GetDefaultFilterChain())
 		}
 		if len(chains) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.GetName(), addr, port, "-", "-")
+			t.row(l.GetName(), addr, port, "-", "-")
 		}
 		for _, fc := range chains {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.GetName(), addr, port, chainMatch(fc.GetFilterChainMatch()), chainDest(fc))
+			t.row(l.GetName(), addr, port, chainMatch(fc.GetFilterChainMatch()), chainDest(fc))
 		}
 	}
-	tw.Flush()
+	t.flush()
 }
 
 func chainMatch(m *listenerv3.FilterChainMatch) string {
@@ -272,24 +297,19 @@ func hcmDest(h *hcmv3.HttpConnectionManager) string {
 }
 
 func printRoutes(w io.Writer, d *adminv3.RoutesConfigDump) {
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVHOST NAME\tDOMAINS\tMATCH\tDESTINATION")
-	for _, dr := range d.GetDynamicRouteConfigs() {
-		rc, ok := unpack(dr.GetRouteConfig(), &routev3.RouteConfiguration{})
-		if !ok {
-			continue
-		}
+	t := newTable(w, "NAME", "VHOST NAME", "DOMAINS", "MATCH", "DESTINATION")
+	for _, rc := range unpacked[*routev3.RouteConfiguration](d.GetDynamicRouteConfigs(), (*adminv3.RoutesConfigDump_DynamicRouteConfig).GetRouteConfig) {
 		for _, vh := range rc.GetVirtualHosts() {
 			domains := strings.Join(vh.GetDomains(), ",")
 			if len(vh.GetDomains()) > 3 {
 				domains = strings.Join(vh.GetDomains()[:2], ",") + fmt.Sprintf(" +%d more", len(vh.GetDomains())-2)
 			}
 			for _, r := range vh.GetRoutes() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", rc.GetName(), vh.GetName(), domains, routeMatch(r.GetMatch()), routeDest(r))
+				t.row(rc.GetName(), vh.GetName(), domains, routeMatch(r.GetMatch()), routeDest(r))
 			}
 		}
 	}
-	tw.Flush()
+	t.flush()
 }
 
 func routeMatch(m *routev3.RouteMatch) string {
@@ -337,13 +357,8 @@ func routeDest(r *routev3.Route) string {
 }
 
 func printEndpoints(w io.Writer, d *adminv3.EndpointsConfigDump) {
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "ENDPOINT\tSTATUS\tWEIGHT\tCLUSTER")
-	for _, de := range d.GetDynamicEndpointConfigs() {
-		cla, ok := unpack(de.GetEndpointConfig(), &endpointv3.ClusterLoadAssignment{})
-		if !ok {
-			continue
-		}
+	t := newTable(w, "ENDPOINT", "STATUS", "WEIGHT", "CLUSTER")
+	for _, cla := range unpacked[*endpointv3.ClusterLoadAssignment](d.GetDynamicEndpointConfigs(), (*adminv3.EndpointsConfigDump_DynamicEndpointConfig).GetEndpointConfig) {
 		for _, le := range cla.GetEndpoints() {
 			for _, lb := range le.GetLbEndpoints() {
 				addr, port := sockAddr(lb.GetEndpoint().GetAddress())
@@ -351,18 +366,17 @@ func printEndpoints(w io.Writer, d *adminv3.EndpointsConfigDump) {
 				if weight == 0 {
 					weight = 1
 				}
-				fmt.Fprintf(tw, "%s:%s\t%s\t%d\t%s\n", addr, port, lb.GetHealthStatus(), weight, cla.GetClusterName())
+				t.row(addr+":"+port, lb.GetHealthStatus(), weight, cla.GetClusterName())
 			}
 		}
 	}
-	tw.Flush()
+	t.flush()
 }
 
 func printSecrets(w io.Writer, d *adminv3.SecretsConfigDump) {
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "RESOURCE NAME\tVERSION")
+	t := newTable(w, "RESOURCE NAME", "VERSION")
 	for _, s := range d.GetDynamicActiveSecrets() {
-		fmt.Fprintf(tw, "%s\t%s\n", s.GetName(), s.GetVersionInfo())
+		t.row(s.GetName(), s.GetVersionInfo())
 	}
-	tw.Flush()
+	t.flush()
 }
