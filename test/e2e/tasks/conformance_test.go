@@ -243,14 +243,37 @@ spec:
 	})
 }
 
-// localityBackends are Istio's locality tasks' helloworld instances.
-func localityBackends(t *testing.T, m *demo.Mesh) map[string]*backend {
-	return map[string]*backend{
+// localityTask sets up one of Istio's locality tasks: the helloworld
+// instances (by locality), a client in region1/zone1/sub1 and a Service
+// svc over the instances whose DestinationRule has trafficPolicy (YAML,
+// indented four spaces).
+func localityTask(t *testing.T, clientName string, clientIP int, svc, trafficPolicy string) (map[string]*backend, *http.Client) {
+	t.Helper()
+	skipInCapture(t)
+	m := mesh(t)
+	bs := map[string]*backend{
 		"region1/zone1": startBackend(t, m, "conf-hw-r1z1", "conf-hw", "v1", "region1/zone1/sub1", 212),
 		"region1/zone2": startBackend(t, m, "conf-hw-r1z2", "conf-hw", "v1", "region1/zone2/sub1", 213),
 		"region2/zone3": startBackend(t, m, "conf-hw-r2z3", "conf-hw", "v1", "region2/zone3/sub1", 214),
 		"region3/zone4": startBackend(t, m, "conf-hw-r3z4", "conf-hw", "v1", "region3/zone4/sub1", 215),
 	}
+	c := client(t, m, clientName, "region1/zone1/sub1", clientIP)
+	weft.Apply(t, fmt.Sprintf(`
+apiVersion: v1
+kind: Service
+metadata: {name: %[1]s}
+spec:
+  selector: {app: conf-hw}
+  ports: [{name: http, port: 5000}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: %[1]s}
+spec:
+  host: %[1]s.default.svc.cluster.local
+  trafficPolicy:
+%[2]s`, svc, trafficPolicy))
+	return bs, c
 }
 
 // Istio's "Locality failover" task: the client in region1/zone1 is served
@@ -261,24 +284,7 @@ func localityBackends(t *testing.T, m *demo.Mesh) map[string]*backend {
 // detection alone ejects them, so it may eject every host
 // (maxEjectionPercent 100; Envoy's default 10% ejects one).
 func TestLocalityFailover(t *testing.T) {
-	skipInCapture(t)
-	m := mesh(t)
-	bs := localityBackends(t, m)
-	c := client(t, m, "conf-sleep-failover", "region1/zone1/sub1", 217)
-	weft.Apply(t, `
-apiVersion: v1
-kind: Service
-metadata: {name: conf-hw-failover}
-spec:
-  selector: {app: conf-hw}
-  ports: [{name: http, port: 5000}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: conf-hw-failover}
-spec:
-  host: conf-hw-failover.default.svc.cluster.local
-  trafficPolicy:
+	bs, c := localityTask(t, "conf-sleep-failover", 217, "conf-hw-failover", `
     connectionPool: {http: {maxRequestsPerConnection: 1}}
     loadBalancer:
       simple: ROUND_ROBIN
@@ -316,24 +322,7 @@ spec:
 // Istio's "Locality weighted distribution" task: from region1/zone1, 70% to
 // its own zone, 20% to region1/zone2, 10% to region3/zone4, none to region2.
 func TestLocalityWeightedDistribution(t *testing.T) {
-	skipInCapture(t)
-	m := mesh(t)
-	bs := localityBackends(t, m)
-	c := client(t, m, "conf-sleep-distribute", "region1/zone1/sub1", 218)
-	weft.Apply(t, `
-apiVersion: v1
-kind: Service
-metadata: {name: conf-hw-weighted}
-spec:
-  selector: {app: conf-hw}
-  ports: [{name: http, port: 5000}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: conf-hw-weighted}
-spec:
-  host: conf-hw-weighted.default.svc.cluster.local
-  trafficPolicy:
+	bs, c := localityTask(t, "conf-sleep-distribute", 218, "conf-hw-weighted", `
     loadBalancer:
       localityLbSetting:
         enabled: true
