@@ -68,6 +68,37 @@ func start(t *testing.T, srv *meshtest.XDSServer, h xdsclient.Handler, sotw bool
 	return c
 }
 
+// serve starts a fake control plane serving res; it stops when the test
+// ends.
+func serve(t *testing.T, opts meshtest.XDSServerOptions, res meshtest.Resources) *meshtest.XDSServer {
+	t.Helper()
+	srv, err := meshtest.NewXDSServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	if err := srv.Set(res); err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+// setAndWaitNACK serves res and returns the first NACK that follows.
+func setAndWaitNACK(t *testing.T, srv *meshtest.XDSServer, res meshtest.Resources) meshtest.XDSRequest {
+	t.Helper()
+	n := len(srv.Requests())
+	if err := srv.Set(res); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nack, _, err := srv.WaitRequest(ctx, n, func(r meshtest.XDSRequest) bool { return r.NACK() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nack
+}
+
 func waitReady(t *testing.T, c *xdsclient.Client) {
 	t.Helper()
 	select {
@@ -88,18 +119,11 @@ func TestSubscribeAndReady(t *testing.T) {
 		{name: "sotw", sotw: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{NoDelta: tc.noDelta})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Stop()
 			// Listeners and clusters only: routes and endpoints are
 			// referenced but missing, so the client must not be ready.
 			partial := fixture("l1")
 			partial.Routes, partial.Endpoints = nil, nil
-			if err := srv.Set(partial); err != nil {
-				t.Fatal(err)
-			}
+			srv := serve(t, meshtest.XDSServerOptions{NoDelta: tc.noDelta}, partial)
 			rec := &recorder{}
 			c := start(t, srv, rec, tc.sotw)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -159,14 +183,7 @@ func TestSubscribeAndReady(t *testing.T) {
 func TestNACKKeepsOldConfig(t *testing.T) {
 	for _, sotw := range []bool{false, true} {
 		t.Run(map[bool]string{false: "delta", true: "sotw"}[sotw], func(t *testing.T) {
-			srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Stop()
-			if err := srv.Set(fixture("good")); err != nil {
-				t.Fatal(err)
-			}
+			srv := serve(t, meshtest.XDSServerOptions{}, fixture("good"))
 			rec := &recorder{reject: func(r *xdsclient.Resources) error {
 				if r.Listeners["bad"] != nil {
 					return errors.New(`listener "bad": field per_connection_buffer_limit_bytes is not supported`)
@@ -175,16 +192,7 @@ func TestNACKKeepsOldConfig(t *testing.T) {
 			}}
 			c := start(t, srv, rec, sotw)
 			waitReady(t, c)
-			n := len(srv.Requests())
-			if err := srv.Set(fixture("good", "bad")); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			nack, _, err := srv.WaitRequest(ctx, n, func(r meshtest.XDSRequest) bool { return r.NACK() })
-			if err != nil {
-				t.Fatal(err)
-			}
+			nack := setAndWaitNACK(t, srv, fixture("good", "bad"))
 			if nack.TypeURL != xdsclient.ListenerType || !strings.Contains(nack.ErrorDetail, "per_connection_buffer_limit_bytes") {
 				t.Fatalf("NACK %+v does not name the field", nack)
 			}
@@ -199,14 +207,7 @@ func TestNACKKeepsOldConfig(t *testing.T) {
 }
 
 func TestReconnect(t *testing.T) {
-	srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	if err := srv.Set(fixture("l1")); err != nil {
-		t.Fatal(err)
-	}
+	srv := serve(t, meshtest.XDSServerOptions{}, fixture("l1"))
 	rec := &recorder{}
 	c := start(t, srv, rec, false)
 	waitReady(t, c)
@@ -251,14 +252,7 @@ func TestReconnect(t *testing.T) {
 }
 
 func TestPanicInHandlerIsNACK(t *testing.T) {
-	srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	if err := srv.Set(fixture("good")); err != nil {
-		t.Fatal(err)
-	}
+	srv := serve(t, meshtest.XDSServerOptions{}, fixture("good"))
 	rec := &recorder{reject: func(r *xdsclient.Resources) error {
 		if r.Listeners["boom"] != nil {
 			panic("compiler bug")
@@ -267,16 +261,7 @@ func TestPanicInHandlerIsNACK(t *testing.T) {
 	}}
 	c := start(t, srv, rec, false)
 	waitReady(t, c)
-	n := len(srv.Requests())
-	if err := srv.Set(fixture("good", "boom")); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	nack, _, err := srv.WaitRequest(ctx, n, func(r meshtest.XDSRequest) bool { return r.NACK() })
-	if err != nil {
-		t.Fatal(err)
-	}
+	nack := setAndWaitNACK(t, srv, fixture("good", "boom"))
 	if !strings.Contains(nack.ErrorDetail, "compiler bug") {
 		t.Fatalf("NACK %q", nack.ErrorDetail)
 	}
@@ -290,14 +275,7 @@ func TestPanicInHandlerIsNACK(t *testing.T) {
 // up to 120 s, stacked on the client's 15 s). gRPC's backoff is set to 20 s
 // here, as after a long outage; the client's is at most 100 ms.
 func TestReconnectDelayIsTheClientsOwn(t *testing.T) {
-	srv, err := meshtest.NewXDSServer(meshtest.XDSServerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	if err := srv.Set(fixture("l1")); err != nil {
-		t.Fatal(err)
-	}
+	srv := serve(t, meshtest.XDSServerOptions{}, fixture("l1"))
 	var dials atomic.Int64
 	d := &net.Dialer{}
 	c := xdsclient.New(xdsclient.Options{Server: srv.Addr(), Node: &corev3.Node{Id: "sidecar~127.0.0.1~a.default~default.svc.cluster.local"},
