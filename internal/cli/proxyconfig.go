@@ -216,7 +216,9 @@ func sockAddr(a *corev3.Address) (string, string) {
 
 func printListeners(w io.Writer, d *adminv3.ListenersConfigDump) {
 	t := newTable(w, "NAME", "ADDRESS", "PORT", "MATCH", "DESTINATION")
-	activeListener := func(dl *adminv3.ListenersConfigDump_DynamicListener) *anypb.Any { return dl.GetActiveState().GetListener() }
+	activeListener := func(dl *adminv3.ListenersConfigDump_DynamicListener) *anypb.Any {
+		return dl.GetActiveState().GetListener()
+	}
 	for _, l := range unpacked[*listenerv3.Listener](d.GetDynamicListeners(), activeListener) {
 		addr, port := sockAddr(l.GetAddress())
 		if api := l.GetApiListener().GetApiListener(); api != nil {
