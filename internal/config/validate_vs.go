@@ -117,10 +117,22 @@ func (v *validator) httpRoute(p string, r *networking.HTTPRoute, delegate bool) 
 		v.httpMatch(fmt.Sprintf("%s.match[%d]", p, i), m)
 	}
 	if r.Redirect != nil {
-		v.redirect(p+".redirect", r.Redirect)
+		v.redirect(p+".redirect", r.Redirect, r.Match)
 	}
-	if d := r.DirectResponse; d != nil && (d.Status < 200 || d.Status > 599) {
-		v.errorf(p+".directResponse.status", "status %d is not a valid HTTP status (200-599)", d.Status)
+	if d := r.DirectResponse; d != nil {
+		// Istio's validateHTTPStatus lets 600 through; Envoy's
+		// direct_response takes [200, 600), so 600 stays an error here.
+		if d.Status < 200 || d.Status > 599 {
+			v.errorf(p+".directResponse.status", "status %d is not a valid HTTP status (200-599)", d.Status)
+		}
+		// validateHTTPDirectResponse: body size.
+		size := len(d.GetBody().GetString_()) + len(d.GetBody().GetBytes())
+		switch {
+		case size > 1<<20:
+			v.errorf(p+".directResponse.body", "large direct_responses may impact control plane performance, must be less than 1MB")
+		case size > 100<<10:
+			v.warnf(p+".directResponse.body", "large direct_responses may impact control plane performance")
+		}
 	}
 	if r.Delegate != nil && r.Delegate.Name == "" {
 		v.errorf(p+".delegate.name", "delegate name is required")
@@ -135,9 +147,12 @@ func (v *validator) httpRoute(p string, r *networking.HTTPRoute, delegate bool) 
 		if rw.Uri == "" && rw.Authority == "" && rw.UriRegexRewrite == nil {
 			v.errorf(p+".rewrite", "rewrite must specify uri, uriRegexRewrite or authority")
 		}
+		// validateURIRegexRewrite: both fields, and the match as any regex.
 		if rr := rw.UriRegexRewrite; rr != nil {
-			if rr.Match == "" {
-				v.errorf(p+".rewrite.uriRegexRewrite.match", "match must not be empty")
+			if rr.Match == "" || rr.Rewrite == "" {
+				v.errorf(p+".rewrite.uriRegexRewrite", "UriRegexRewrite requires both Rewrite and Match fields to be specified")
+			} else if len(rr.Match) > 1024 {
+				v.errorf(p+".rewrite.uriRegexRewrite.match", "regex is too large, max length allowed is 1024")
 			} else {
 				v.regex(p+".rewrite.uriRegexRewrite.match", rr.Match)
 			}
@@ -552,7 +567,16 @@ func (v *validator) headerName(p, name string) {
 	}
 }
 
-func (v *validator) redirect(p string, r *networking.HTTPRedirect) {
+func (v *validator) redirect(p string, r *networking.HTTPRedirect, matches []*networking.HTTPMatchRequest) {
+	// validateHTTPRedirect: prefixRewrite needs prefix uri matches.
+	if r.PrefixRewrite != "" && r.Uri == "" {
+		for _, m := range matches {
+			if _, prefix := m.GetUri().GetMatchType().(*networking.StringMatch_Prefix); m.GetUri() != nil && !prefix {
+				v.errorf(p+".prefixRewrite", "redirect prefix_rewrite requires all URI matches to use prefix match type")
+				break
+			}
+		}
+	}
 	if r.Uri == "" && r.Authority == "" && r.Scheme == "" && r.RedirectPort == nil && r.PrefixRewrite == "" {
 		v.errorf(p, "redirect must specify uri, authority, scheme or port")
 	}
@@ -598,8 +622,8 @@ func (v *validator) retries(p string, r *networking.HTTPRetry) {
 		v.duration(p+".backoff", r.Backoff)
 	}
 	if r.RetryOn != "" {
+		// Istio's ValidateHTTPRetry splits on "," without trimming.
 		for _, pol := range strings.Split(r.RetryOn, ",") {
-			pol = strings.TrimSpace(pol)
 			if code, err := strconv.Atoi(pol); err == nil && http.StatusText(code) != "" {
 				continue
 			}
@@ -618,10 +642,9 @@ func (v *validator) fault(p string, f *networking.HTTPFaultInjection) {
 		v.errorf(p, "HTTP fault injection must have an abort and/or a delay")
 	}
 	if d := f.Delay; d != nil {
+		// The deprecated integer percent is not checked by Istio
+		// (validateHTTPFaultInjectionDelay); only percentage is.
 		v.percent(p+".delay.percentage", d.Percentage)
-		if d.Percent < 0 || d.Percent > 100 {
-			v.errorf(p+".delay.percent", "percentage %d is not in range 0..100", d.Percent)
-		}
 		switch t := d.HttpDelayType.(type) {
 		case *networking.HTTPFaultInjection_Delay_FixedDelay:
 			v.duration(p+".delay.fixedDelay", t.FixedDelay)

@@ -79,6 +79,23 @@ func TestValidateVirtualServiceIstioParity(t *testing.T) {
 		// ValidateCORSHTTPHeaderName: "*" or a token.
 		{name: "cors allow header star accepted", src: vs(first + "    corsPolicy: {allowOrigins: [{exact: 'https://a'}], allowHeaders: ['*']}\n")},
 		{name: "cors expose header not a token", src: vs(first + "    corsPolicy: {allowOrigins: [{exact: 'https://a'}], exposeHeaders: ['x:y']}\n"), want: "header name x:y is not a valid header name"},
+		// validateHTTPRedirect: prefixRewrite needs prefix uri matches.
+		{name: "redirect prefix rewrite with exact match", src: vs("  - match: [{uri: {exact: /a}}]\n    redirect: {prefixRewrite: /b}\n"),
+			want: "redirect prefix_rewrite requires all URI matches to use prefix match type"},
+		{name: "redirect prefix rewrite with prefix match accepted", src: vs("  - match: [{uri: {prefix: /a}}, {headers: {x: {exact: y}}}]\n    redirect: {prefixRewrite: /b}\n")},
+		// validateHTTPDirectResponse: bodies over 100 KB warn, over 1 MB fail.
+		{name: "direct response large body warns", src: vs("  - directResponse: {status: 200, body: {string: '" + strings.Repeat("x", 100<<10+1) + "'}}\n"),
+			warn: "large direct_responses may impact control plane performance"},
+		{name: "direct response huge body", src: vs("  - directResponse: {status: 200, body: {string: '" + strings.Repeat("x", 1<<20+1) + "'}}\n"),
+			want: "must be less than 1MB"},
+		// validateURIRegexRewrite: match and rewrite both required.
+		{name: "regex rewrite without rewrite", src: vs(first + "    rewrite: {uriRegexRewrite: {match: '^/a'}}\n"),
+			want: "UriRegexRewrite requires both Rewrite and Match fields to be specified"},
+		// ValidateHTTPRetry: retryOn split on "," without trimming.
+		{name: "retryOn with a space", src: vs(first + "    retries: {attempts: 2, retryOn: '5xx, reset'}\n"), want: `" reset" is not a valid retryOn policy`},
+		// validateHTTPFaultInjectionDelay: the deprecated integer percent
+		// is not checked.
+		{name: "delay legacy percent accepted", src: vs(first + "    fault: {delay: {fixedDelay: 1s, percent: 150}}\n")},
 		// validateAllowOrigins: an empty exact origin.
 		{name: "cors empty exact origin", src: vs(first + "    corsPolicy: {allowOrigins: [{exact: ''}]}\n"), want: "is not a valid match type for CORS allow origins"},
 	} {
