@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/weftmesh/weft/internal/samples/command"
 )
 
 // exitError carries a process exit code out of a command without printing.
@@ -23,6 +25,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		var ee exitError
 		if errors.As(err, &ee) {
 			return ee.code
+		}
+		var se command.ExitError
+		if errors.As(err, &se) {
+			return se.Code
 		}
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
@@ -43,7 +49,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newControlPlaneCmd(), newTokenCmd(), newApplyCmd(), newCreateCmd(), newGetCmd(), newDeleteCmd(), newProxyStatusCmd(), newProxyConfigCmd(), newProxyStatsCmd(),
-		newSampleCmd(),
+		command.New(),
 		newAnalyzeCmd(),
 		newDemoCmd(),
 		newExperimentalCmd(),

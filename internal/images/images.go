@@ -34,11 +34,22 @@ const Tag = "dev"
 // Image is one built image: its reference and the tarball holding it.
 type Image struct{ Ref, Path string }
 
+// Refs lists the references Build produces, in its order, without
+// building anything.
+func Refs() []string {
+	var refs []string
+	for _, s := range specs() {
+		refs = append(refs, Registry+"/"+s.name+":"+Tag)
+	}
+	return refs
+}
+
 // binaries are the main packages Build compiles, by output name.
 var binaries = []struct{ name, pkg string }{
 	{"weft", "./cmd/weft"},
 	{"weft-proxy", "./cmd/weft-proxy"},
 	{"weft-pause", "./cmd/weft-pause"},
+	{"weft-sample", "./cmd/weft-sample"},
 }
 
 // Build compiles the binaries for linux/<arch> (CGO_ENABLED=0, -trimpath)

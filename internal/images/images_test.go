@@ -85,10 +85,16 @@ func TestBuildContract(t *testing.T) {
 			t.Errorf("%s: path %s, want a .tar in %s", im.Ref, im.Path, dir)
 		}
 	}
-	for _, want := range []string{"weft.local/weft:dev", "weft.local/weft-proxy:dev", "weft.local/pause:dev"} {
-		if !slices.Contains(refs, want) {
-			t.Errorf("refs %v lack %s", refs, want)
-		}
+	want := []string{"weft.local/weft:dev", "weft.local/weft-proxy:dev", "weft.local/pause:dev",
+		"weft.local/examples-bookinfo-details-v1:dev", "weft.local/examples-bookinfo-ratings-v1:dev",
+		"weft.local/examples-bookinfo-reviews-v1:dev", "weft.local/examples-bookinfo-reviews-v2:dev",
+		"weft.local/examples-bookinfo-reviews-v3:dev", "weft.local/examples-bookinfo-productpage-v1:dev",
+		"weft.local/httpbin:dev", "weft.local/curl:dev"}
+	if !slices.Equal(refs, want) {
+		t.Errorf("Build made\n%v\nwant (the contract)\n%v", refs, want)
+	}
+	if !slices.Equal(Refs(), want) {
+		t.Errorf("Refs() = %v", Refs())
 	}
 }
 

@@ -50,13 +50,21 @@ func base() namedLayer {
 	}}}
 }
 
-// binLayer holds one of the compiled binaries at /usr/local/bin/<name>.
-func binLayer(binDir, name string, links ...string) namedLayer {
-	files := []file{{Name: "/usr/local/bin/" + name, Mode: 0o755, Src: filepath.Join(binDir, name)}}
-	for _, l := range links {
-		files = append(files, file{Name: l, Link: "/usr/local/bin/" + name})
+// binLayer holds one of the compiled binaries at /usr/local/bin/<name>;
+// images with the same binary share the layer.
+func binLayer(binDir, name string) namedLayer {
+	return namedLayer{what: "/usr/local/bin/" + name, layer: layer{files: []file{
+		{Name: "/usr/local/bin/" + name, Mode: 0o755, Src: filepath.Join(binDir, name)},
+	}}}
+}
+
+// linkLayer makes each path a symlink to target (a multi-call binary).
+func linkLayer(target string, paths ...string) namedLayer {
+	var files []file
+	for _, p := range paths {
+		files = append(files, file{Name: p, Link: target})
 	}
-	return namedLayer{what: "/usr/local/bin/" + name, layer: layer{files: files}}
+	return namedLayer{what: "links to " + target, layer: layer{files: files}}
 }
 
 func ports(ps ...string) map[string]struct{} {
@@ -68,7 +76,7 @@ func ports(ps ...string) map[string]struct{} {
 }
 
 func specs() []spec {
-	return []spec{
+	return append([]spec{
 		{
 			name: "weft",
 			// istiod's ports: xDS, xDS+CA over mTLS, monitoring, webhook.
@@ -106,7 +114,47 @@ func specs() []spec {
 				}}}}, nil
 			},
 		},
+	}, sampleImages()...)
+}
+
+// sampleImages are the images of Istio's samples that Weft's apps stand
+// in for, under Istio's image names (examples-bookinfo-*, httpbin, curl):
+// the ports and command lines Istio's manifests expect, run by the small
+// weft-sample binary as the non-root user 65532.
+func sampleImages() []spec {
+	app := func(name, port string, args ...string) spec {
+		return spec{
+			name: name,
+			run: RunConfig{User: "65532:65532", Env: []string{pathEnv},
+				Entrypoint: append([]string{"/usr/local/bin/weft-sample"}, args...), WorkingDir: "/", ExposedPorts: ports(port)},
+			layers: func(binDir, _ string) ([]namedLayer, error) {
+				return []namedLayer{base(), binLayer(binDir, "weft-sample")}, nil
+			},
+		}
 	}
+	out := []spec{
+		app("examples-bookinfo-details-v1", "9080", "details", "--listen=:9080"),
+		app("examples-bookinfo-ratings-v1", "9080", "ratings", "--listen=:9080"),
+	}
+	for _, v := range []string{"v1", "v2", "v3"} {
+		// Istio's reviews shows its pod's name (HOSTNAME) on the page.
+		out = append(out, app("examples-bookinfo-reviews-"+v, "9080", "reviews", "--version="+v, "--listen=:9080", "--pod-name-env=HOSTNAME"))
+	}
+	out = append(out,
+		app("examples-bookinfo-productpage-v1", "9080", "productpage", "--listen=:9080"),
+		// go-httpbin, which Istio's httpbin.yaml runs, listens on 8080.
+		app("httpbin", "8080", "httpbin", "--listen=:8080"),
+		// Istio's curl.yaml runs `/bin/sleep infinity`; the tasks exec curl.
+		spec{
+			name: "curl",
+			run:  RunConfig{User: "65532:65532", Env: []string{pathEnv}, Entrypoint: []string{"/usr/bin/curl"}, WorkingDir: "/"},
+			layers: func(binDir, _ string) ([]namedLayer, error) {
+				return []namedLayer{base(), binLayer(binDir, "weft-sample"),
+					linkLayer("/usr/local/bin/weft-sample", "/usr/bin/curl", "/bin/sleep")}, nil
+			},
+		},
+	)
+	return out
 }
 
 // hostArch reports whether arch is this machine's (host files can be

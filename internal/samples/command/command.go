@@ -1,4 +1,15 @@
-package cli
+// Package command is `weft sample`: Istio's sample apps (internal/samples)
+// as commands, shared by the weft CLI and by the small multi-call
+// weft-sample binary that the sample images run. Started as `curl` or
+// `sleep` (argv[0], a symlink in the curl image), that binary behaves as
+// those tools do for Istio's tasks (`kubectl exec deploy/curl -- curl …`,
+// the curl manifest's `/bin/sleep infinity`).
+//
+// Where Istio's sample images read environment variables (productpage's
+// DETAILS_HOSTNAME, REVIEWS_SERVICE_PORT, SERVICES_DOMAIN …; reviews'
+// RATINGS_HOSTNAME …), the commands read the same ones when the matching
+// flag is not given, so a pod finds its peers by service name as Istio's do.
+package command
 
 import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -34,7 +45,8 @@ import (
 	"github.com/weftmesh/weft/internal/samples/tcpecho"
 )
 
-func newSampleCmd() *cobra.Command {
+// New returns the `sample` command with every app as a subcommand.
+func New() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sample NAME",
 		Short: "Run a built-in sample app (httpbin, bookinfo services, tcp-echo, curl …)",
@@ -59,6 +71,7 @@ mode point HTTP_PROXY at the sidecar's proxy port.`,
 		sampleCurlCmd(),
 		sampleNcCmd(),
 		sampleLoadCmd(),
+		sampleSleepCmd(),
 	)
 	return cmd
 }
@@ -121,13 +134,19 @@ func sampleProductPageCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := sampleLogger(cmd, "productpage", "v1")
 			cfg.Log = log
+			// Istio's productpage.py takes its peers from the environment.
+			for flag, dst := range map[string]*string{"details": &cfg.DetailsURL, "reviews": &cfg.ReviewsURL, "ratings": &cfg.RatingsURL} {
+				if !cmd.Flags().Changed(flag + "-url") {
+					*dst = istioURL(os.Getenv, flag)
+				}
+			}
 			return serveSample(cmd, log, bookinfo.NewProductPage(cfg), listen)
 		},
 	}
 	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9080"}, "listen address (repeatable)")
-	cmd.Flags().StringVar(&cfg.DetailsURL, "details-url", bookinfo.DefaultDetailsURL, "details service URL")
-	cmd.Flags().StringVar(&cfg.ReviewsURL, "reviews-url", bookinfo.DefaultReviewsURL, "reviews service URL")
-	cmd.Flags().StringVar(&cfg.RatingsURL, "ratings-url", bookinfo.DefaultRatingsURL, "ratings service URL (API only)")
+	cmd.Flags().StringVar(&cfg.DetailsURL, "details-url", bookinfo.DefaultDetailsURL, "details service URL (default: from DETAILS_HOSTNAME, DETAILS_SERVICE_PORT and SERVICES_DOMAIN as Istio's image reads them)")
+	cmd.Flags().StringVar(&cfg.ReviewsURL, "reviews-url", bookinfo.DefaultReviewsURL, "reviews service URL (default: from REVIEWS_HOSTNAME, REVIEWS_SERVICE_PORT, SERVICES_DOMAIN)")
+	cmd.Flags().StringVar(&cfg.RatingsURL, "ratings-url", bookinfo.DefaultRatingsURL, "ratings service URL, API only (default: from RATINGS_HOSTNAME, RATINGS_SERVICE_PORT, SERVICES_DOMAIN)")
 	return cmd
 }
 
@@ -162,11 +181,18 @@ func sampleRatingsCmd() *cobra.Command {
 func sampleReviewsCmd() *cobra.Command {
 	var listen []string
 	var cfg bookinfo.ReviewsConfig
+	var podNameEnv string
 	cmd := &cobra.Command{
 		Use:   "reviews",
 		Short: "Bookinfo reviews: /reviews/{id}, /health (v1 no stars, v2 black, v3 red)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("ratings-url") {
+				cfg.RatingsURL = istioURL(os.Getenv, "ratings") // as Istio's reviews reads it
+			}
+			if podNameEnv != "" && cfg.PodName == "" {
+				cfg.PodName = os.Getenv(podNameEnv)
+			}
 			log := sampleLogger(cmd, "reviews", cfg.Version)
 			cfg.Log = log
 			h, err := bookinfo.NewReviews(cfg)
@@ -178,8 +204,9 @@ func sampleReviewsCmd() *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9080"}, "listen address (repeatable)")
 	cmd.Flags().StringVar(&cfg.Version, "version", "v1", "v1 (no ratings), v2 (black stars, 10s ratings timeout) or v3 (red stars, 2.5s)")
-	cmd.Flags().StringVar(&cfg.RatingsURL, "ratings-url", bookinfo.DefaultRatingsURL, "ratings service URL")
+	cmd.Flags().StringVar(&cfg.RatingsURL, "ratings-url", bookinfo.DefaultRatingsURL, "ratings service URL (default: from RATINGS_HOSTNAME, RATINGS_SERVICE_PORT, SERVICES_DOMAIN as Istio's reviews)")
 	cmd.Flags().StringVar(&cfg.PodName, "pod-name", "", `name shown after "Reviews served by:" (default reviews-<version>-<random>)`)
+	cmd.Flags().StringVar(&podNameEnv, "pod-name-env", "", "take --pod-name from this environment variable when set (the images use HOSTNAME, the pod's name, as Istio's reviews does)")
 	return cmd
 }
 
@@ -417,7 +444,7 @@ func sampleCurlCmd() *cobra.Command {
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
 			if code := curl.Run(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
-				return exitError{code: code}
+				return ExitError{Code: code}
 			}
 			return nil
 		},
@@ -526,7 +553,7 @@ func sampleNcCmd() *cobra.Command {
 			var in io.Reader = cmd.InOrStdin()
 			if err := nc.Run(ctx, o, in, cmd.OutOrStdout()); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "nc:", err)
-				return exitError{code: 1}
+				return ExitError{Code: 1}
 			}
 			return nil
 		},

@@ -1,4 +1,4 @@
-package cli
+package command
 
 import (
 	"bytes"
@@ -28,17 +28,17 @@ func TestSampleCurl(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{[]string{"sample", "curl", srv.URL + "/ip", "-s", "-o", "/dev/null", "-w", `%{http_code}\n`, "-H", "end-user: jason"}, 0, "200\n", ""},
-		{[]string{"sample", "curl", "-sS", srv.URL, "-w", " %{http_code}"}, 0, "hi 403", ""},
-		{[]string{"sample", "curl", "http://" + closed, "-s", "-w", "%{http_code}"}, 7, "000", ""},
-		{[]string{"sample", "curl", "http://" + closed}, 7, "", "curl: (7) Failed to connect"},
-		{[]string{"sample", "curl", "-sf", srv.URL, "-m", "2.5", "-w", "%{http_code}"}, 22, "403", ""},
-		{[]string{"sample", "curl", "-sSf", srv.URL, "--max-time", "2s"}, 22, "", "curl: (22) The requested URL returned error: 403"},
-		{[]string{"sample", "curl", srv.URL, "-m", "-1"}, 1, "", "negative time"},
+		{[]string{"curl", srv.URL + "/ip", "-s", "-o", "/dev/null", "-w", `%{http_code}\n`, "-H", "end-user: jason"}, 0, "200\n", ""},
+		{[]string{"curl", "-sS", srv.URL, "-w", " %{http_code}"}, 0, "hi 403", ""},
+		{[]string{"curl", "http://" + closed, "-s", "-w", "%{http_code}"}, 7, "000", ""},
+		{[]string{"curl", "http://" + closed}, 7, "", "curl: (7) Failed to connect"},
+		{[]string{"curl", "-sf", srv.URL, "-m", "2.5", "-w", "%{http_code}"}, 22, "403", ""},
+		{[]string{"curl", "-sSf", srv.URL, "--max-time", "2s"}, 22, "", "curl: (22) The requested URL returned error: 403"},
+		{[]string{"curl", srv.URL, "-m", "-1"}, 1, "", "negative time"},
 	}
 	for _, tc := range tests {
 		var out, errb bytes.Buffer
-		code := Main(tc.args, strings.NewReader(""), &out, &errb)
+		code := Main("weft-sample", tc.args, strings.NewReader(""), &out, &errb)
 		if code != tc.code || out.String() != tc.stdout || !strings.Contains(errb.String(), tc.stderr) {
 			t.Errorf("%v: exit %d out %q err %q; want %d %q %q", tc.args, code, out.String(), errb.String(), tc.code, tc.stdout, tc.stderr)
 		}
@@ -61,7 +61,7 @@ func TestSampleNc(t *testing.T) {
 		c.Write(append([]byte("one "), b...))
 	}()
 	var out, errb bytes.Buffer
-	code := Main([]string{"sample", "nc", ln.Addr().String()}, strings.NewReader("hello\n"), &out, &errb)
+	code := Main("weft-sample", []string{"nc", ln.Addr().String()}, strings.NewReader("hello\n"), &out, &errb)
 	if code != 0 || out.String() != "one hello\n" {
 		t.Fatalf("exit %d out %q err %q", code, out.String(), errb.String())
 	}
@@ -79,7 +79,7 @@ func TestSampleLoad(t *testing.T) {
 	}))
 	defer srv.Close()
 	var out, errb bytes.Buffer
-	code := Main([]string{"sample", "load", "-c", "2", "--qps", "0", "-n", "10", "-H", "Host: httpbin:8000", srv.URL + "/get"}, strings.NewReader(""), &out, &errb)
+	code := Main("weft-sample", []string{"load", "-c", "2", "--qps", "0", "-n", "10", "-H", "Host: httpbin:8000", srv.URL + "/get"}, strings.NewReader(""), &out, &errb)
 	mu.Lock()
 	defer mu.Unlock()
 	if code != 0 || !strings.Contains(out.String(), "Code 200 : 10 (100.0 %)") || host != "httpbin:8000" {
