@@ -95,9 +95,14 @@ func TestImportIntoContainerd(t *testing.T) {
 		ctr("images", "import", im.Path)
 	}
 	list := ctr("images", "ls", "-q")
+	ver, _ := stamp(context.Background(), moduleRoot(t))
 	for _, im := range imgs {
 		if !strings.Contains(list, im.Ref+"\n") {
 			t.Errorf("%s not listed after import:\n%s", im.Ref, list)
+		}
+		// The version tag `weft install` defaults to.
+		if v := strings.TrimSuffix(im.Ref, ":"+Tag) + ":" + ver; ver != "" && !strings.Contains(list, v+"\n") {
+			t.Errorf("%s not listed after import:\n%s", v, list)
 		}
 	}
 	// The content is all there: containerd unpacks and checks it.

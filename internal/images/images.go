@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/weftmesh/weft/internal/version"
 )
 
 // Registry is the host part of every reference Build produces; nothing is
@@ -82,10 +84,11 @@ func Build(ctx context.Context, root, outDir string, arches ...string) ([]Image,
 	if err := os.MkdirAll(filepath.Join(cache, "blobs"), 0o755); err != nil {
 		return nil, err
 	}
+	ver, commit := stamp(ctx, root)
 	bins := map[string]string{} // arch → directory of that arch's binaries
 	for _, a := range arches {
 		dir := filepath.Join(cache, "bin", "linux_"+a)
-		if err := compile(ctx, root, dir, a); err != nil {
+		if err := compile(ctx, root, dir, a, ver, commit); err != nil {
 			return nil, err
 		}
 		bins[a] = dir
@@ -95,7 +98,7 @@ func Build(ctx context.Context, root, outDir string, arches ...string) ([]Image,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		img, err := buildImage(s, arches, bins, outDir, cache)
+		img, err := buildImage(s, arches, bins, outDir, cache, ver)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", s.name, err)
 		}
@@ -104,13 +107,34 @@ func Build(ctx context.Context, root, outDir string, arches ...string) ([]Image,
 	return out, nil
 }
 
-// compile builds every binary for linux/arch into dir. Go skips the link
-// when an output is already up to date, so an unchanged tree costs little.
-func compile(ctx context.Context, root, dir, arch string) error {
+// stamp is the version and commit `make build` links into the binaries
+// (git describe of the module), or "" outside a git checkout.
+func stamp(ctx context.Context, root string) (ver, commit string) {
+	git := func(args ...string) string {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(out))
+	}
+	return git("describe", "--tags", "--always", "--dirty"), git("rev-parse", "HEAD")
+}
+
+// compile builds every binary for linux/arch into dir, stamped with ver
+// and commit as the Makefile does. Go skips the link when an output is
+// already up to date, so an unchanged tree costs little.
+func compile(ctx context.Context, root, dir, arch, ver, commit string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", dir + string(filepath.Separator)}
+	ldflags := "-s -w"
+	if ver != "" {
+		const pkg = "github.com/weftmesh/weft/internal/version"
+		ldflags += " -X " + pkg + ".Version=" + ver + " -X " + pkg + ".Commit=" + commit
+	}
+	args := []string{"build", "-trimpath", "-ldflags=" + ldflags, "-o", dir + string(filepath.Separator)}
 	for _, b := range binaries {
 		args = append(args, b.pkg)
 	}
@@ -146,8 +170,10 @@ func platform(arch string) (Platform, error) {
 }
 
 // buildImage writes one image's tarball (all arches) unless the one in
-// outDir already holds the same index.
-func buildImage(s spec, arches []string, bins map[string]string, outDir, cache string) (Image, error) {
+// outDir already holds the same index. Besides Tag, the image is also
+// named with the binaries' version (when it is a valid tag), the tag
+// `weft install` defaults to.
+func buildImage(s spec, arches []string, bins map[string]string, outDir, cache, ver string) (Image, error) {
 	ref := Registry + "/" + s.name + ":" + Tag
 	a := newArchive()
 	var manifests []Descriptor
@@ -187,8 +213,16 @@ func buildImage(s spec, arches []string, bins map[string]string, outDir, cache s
 			return Image{}, err
 		}
 	}
-	top.Annotations = map[string]string{annotationImageName: ref, annotationRefName: Tag}
-	idx, err := json.Marshal(Index{SchemaVersion: 2, MediaType: mediaIndex, Manifests: []Descriptor{top}})
+	named := func(tag string) Descriptor {
+		d := top
+		d.Annotations = map[string]string{annotationImageName: Registry + "/" + s.name + ":" + tag, annotationRefName: tag}
+		return d
+	}
+	entries := []Descriptor{named(Tag)}
+	if ver != Tag && version.ValidTag(ver) {
+		entries = append(entries, named(ver))
+	}
+	idx, err := json.Marshal(Index{SchemaVersion: 2, MediaType: mediaIndex, Manifests: entries})
 	if err != nil {
 		return Image{}, err
 	}

@@ -78,7 +78,12 @@ func Read(path string) (*Archive, error) {
 		return nil, fmt.Errorf("index.json: %w", err)
 	}
 	var manifests []Descriptor
+	seen := map[string]bool{} // several names (tags) may share one manifest
 	for _, d := range a.Index.Manifests {
+		if seen[d.Digest] {
+			continue
+		}
+		seen[d.Digest] = true
 		switch d.MediaType {
 		case mediaManifest:
 			manifests = append(manifests, d)

@@ -52,7 +52,7 @@ func TestRenderValues(t *testing.T) {
 	if kinds["CustomResourceDefinition"] != 15 || kinds["Deployment"] != 2 || kinds["Service"] != 2 || kinds["PodDisruptionBudget"] != 1 || kinds["ClusterRole"] != 1 {
 		t.Errorf("kinds: %v", kinds)
 	}
-	for _, want := range []string{"replicas: 2", "port: 15012", "port: 15014", "targetPort: 15017", "image: ghcr.io/weftmesh/weft:latest", "trustDomain: cluster.local", "--secure-address=0.0.0.0:15012", "audience: istio-ca", "name: istio-ca-root-cert", "WEFT_TOKEN_FILE"} {
+	for _, want := range []string{"replicas: 2", "port: 15012", "port: 15014", "targetPort: 15017", "image: ghcr.io/weftmesh/weft:" + DefaultTag(), "trustDomain: cluster.local", "--secure-address=0.0.0.0:15012", "audience: istio-ca", "name: istio-ca-root-cert", "WEFT_TOKEN_FILE"} {
 		if !strings.Contains(def, want) {
 			t.Errorf("default manifest lacks %q", want)
 		}

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/weftmesh/weft/internal/version"
 )
 
 // Values are the knobs of an installation (`--set key=value`).
@@ -29,11 +31,18 @@ type Values struct {
 	Replicas     int
 }
 
-// DefaultValues are used for keys no --set names.
+// DefaultValues are used for keys no --set names. The tag is this binary's
+// own version, as istioctl's is: never "latest", which makes the kubelet
+// pull on every start (and fail where there is no registry), and always
+// the images that match the CLI (`make images` tags them with it too).
 func DefaultValues() Values {
-	return Values{Namespace: "istio-system", Hub: "ghcr.io/weftmesh", Tag: "latest", TrustDomain: "cluster.local",
+	return Values{Namespace: "istio-system", Hub: "ghcr.io/weftmesh", Tag: DefaultTag(), TrustDomain: "cluster.local",
 		MeshConfig: map[string]string{}, Gateway: true, Replicas: 2}
 }
+
+// DefaultTag is the image tag installs use unless --set tag= says
+// otherwise: the binary's version ("dev" for a plain go build).
+func DefaultTag() string { return version.TagFor(version.Version) }
 
 var (
 	dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
@@ -65,6 +74,9 @@ func (v *Values) Set(kv string) error {
 	case k == "hub":
 		v.Hub = strings.TrimRight(val, "/")
 	case k == "tag":
+		if !version.ValidTag(val) {
+			return bad(fmt.Sprintf("%q is not an image tag", val))
+		}
 		v.Tag = val
 	case k == "namespace" || k == "values.global.istioNamespace":
 		if !dnsLabel.MatchString(val) {

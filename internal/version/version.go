@@ -4,6 +4,7 @@ package version
 
 import (
 	"fmt"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 )
@@ -31,3 +32,19 @@ func commit() string {
 	}
 	return "unknown"
 }
+
+// imageTag is the grammar of an image reference's tag (OCI distribution).
+var imageTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// TagFor is the image tag of version v: v itself when it is a valid tag,
+// else "dev". `make images` tags the images with it and `weft install`
+// defaults to it, so a CLI and the images built from the same tree match.
+func TagFor(v string) string {
+	if imageTag.MatchString(v) {
+		return v
+	}
+	return "dev"
+}
+
+// ValidTag reports whether s is a valid image tag.
+func ValidTag(s string) bool { return imageTag.MatchString(s) }
