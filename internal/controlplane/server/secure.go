@@ -116,7 +116,7 @@ func (s *Server) newSecure() (*secure, error) {
 		return nil, fmt.Errorf("secure listener: %w", err)
 	}
 	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: sec.tlsConfig})
-	sec.grpc = grpc.NewServer(append(grpcKeepalive(), grpc.Creds(creds), grpc.StreamInterceptor(sec.authStream))...)
+	sec.grpc = grpc.NewServer(append(grpcOptions(), grpc.Creds(creds), grpc.StreamInterceptor(sec.authStream))...)
 	s.xds.Register(sec.grpc)
 	sec.svc.Register(sec.grpc)
 	return sec, nil

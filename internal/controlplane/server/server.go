@@ -203,7 +203,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("monitoring listener: %w", err)
 	}
 	if s.xdsLis != nil {
-		s.grpc = grpc.NewServer(grpcKeepalive()...)
+		s.grpc = grpc.NewServer(grpcOptions()...)
 		s.xds.Register(s.grpc)
 	}
 	if err := s.setupToken(); err != nil {
@@ -275,10 +275,13 @@ func (s *Server) SecureAddr() string {
 }
 func (s *Server) MonitoringAddr() string { return s.monLis.Addr().String() }
 
-// grpcKeepalive pings idle proxies so a vanished one (no FIN) is noticed
-// and its workload deregistered, and accepts clients' own keepalives.
-func grpcKeepalive() []grpc.ServerOption {
+// grpcOptions are the xDS servers' options: keepalive pings idle proxies so
+// a vanished one (no FIN) is noticed and its workload deregistered, and
+// clients' own keepalives are accepted.
+func grpcOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		// Discovery responses share their encoded resources (xds.Codec).
+		grpc.ForceServerCodecV2(xds.Codec()),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}

@@ -44,7 +44,7 @@ func startScale(tb testing.TB, snap *model.Snapshot, n, namespaces int) *scaleRu
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(grpc.ForceServerCodecV2(Codec()))
 	srv.Register(g)
 	go g.Serve(lis)
 	r := &scaleRun{srv: srv, snap: snap}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"sync"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // watchCache is the cache go-control-plane's server reads: it answers
@@ -183,7 +185,7 @@ func respond(snap *servedSnapshot, r *cachev3.Request, sub cachev3.Subscription,
 	all := st.all.get(st.list, r.GetTypeUrl())
 	resp := &sotwResponse{req: r, version: st.version}
 	if len(r.GetResourceNames()) == 0 {
-		resp.anys = all.anys
+		resp.resources = all.sotw.all()
 		resp.returned = returned(sub.ReturnedResources(), st.list.names, nil, st.version)
 		return resp
 	}
@@ -192,12 +194,14 @@ func respond(snap *servedSnapshot, r *cachev3.Request, sub cachev3.Subscription,
 		want[name] = true
 	}
 	keep := make([]bool, len(st.list.names))
+	var idx []int
 	for i, name := range st.list.names {
 		if want[name] {
 			keep[i] = true
-			resp.anys = append(resp.anys, all.anys[i])
+			idx = append(idx, i)
 		}
 	}
+	resp.resources = all.sotw.pick(idx)
 	resp.returned = returned(sub.ReturnedResources(), st.list.names, keep, st.version)
 	return resp
 }
@@ -230,28 +234,99 @@ func returned(prev map[string]string, names []string, keep []bool, version strin
 	return m
 }
 
-// sotwAll is a type version's resources as Anys in name order (and as
-// delta Resources with their versions), built on the first response that
-// needs them and shared by every proxy holding that version.
+// sotwAll is a type version's resources encoded once for the wire, built
+// on the first response that needs them and shared by every proxy holding
+// that version: the resources field of a DiscoveryResponse (every Any, in
+// name order) and, for delta, of a DeltaDiscoveryResponse (every Resource
+// with its version). A response carries these bytes as the message's
+// unknown fields, which protobuf writes as they are (wireCodec sends them
+// without a copy), so a push to 2,000 proxies encodes each list once
+// instead of once per proxy (measured: 0.84 ms per CDS response at 1,000
+// services before, see BenchmarkSendResponse).
 type sotwAll struct {
 	once  sync.Once
-	anys  []*anypb.Any
-	res   []*discoveryv3.Resource
 	index map[string]int
+	sotw  entries
+
+	deltaOnce sync.Once
+	delta     entries
 }
+
+// entries is a run of encoded repeated-field entries; entry i is
+// buf[at[i]:at[i+1]].
+type entries struct {
+	buf []byte
+	at  []int
+}
+
+func (e *entries) add(field protowire.Number, msg []byte) {
+	e.buf = protowire.AppendTag(e.buf, field, protowire.BytesType)
+	e.buf = protowire.AppendBytes(e.buf, msg)
+	e.at = append(e.at, len(e.buf))
+}
+
+func (e *entries) entry(i int) []byte { return e.buf[e.at[i]:e.at[i+1]] }
+
+// all is every entry, read only.
+func (e *entries) all() []byte { return e.buf[:len(e.buf):len(e.buf)] }
+
+// pick concatenates the chosen entries into a new buffer.
+func (e *entries) pick(idx []int) []byte {
+	n := 0
+	for _, i := range idx {
+		n += e.at[i+1] - e.at[i]
+	}
+	out := make([]byte, 0, n)
+	for _, i := range idx {
+		out = append(out, e.entry(i)...)
+	}
+	return out
+}
+
+// resourcesField is the field number of resources in both
+// DiscoveryResponse and DeltaDiscoveryResponse.
+const resourcesField = 2
 
 func (a *sotwAll) get(l *encodedList, typeURL string) *sotwAll {
 	a.once.Do(func() {
-		a.anys = make([]*anypb.Any, len(l.wire))
-		a.res = make([]*discoveryv3.Resource, len(l.wire))
 		a.index = make(map[string]int, len(l.wire))
+		a.sotw.at = make([]int, 1, len(l.wire)+1)
+		var any []byte
 		for i, r := range l.wire {
-			a.anys[i] = &anypb.Any{TypeUrl: typeURL, Value: wireBytes(r)}
-			a.res[i] = &discoveryv3.Resource{Name: l.names[i], Version: l.hashes[i], Resource: a.anys[i]}
+			any = appendAny(any[:0], typeURL, wireBytes(r))
+			a.sotw.add(resourcesField, any)
 			a.index[l.names[i]] = i
 		}
 	})
 	return a
+}
+
+// getDelta returns a with the delta entries built.
+func (a *sotwAll) getDelta(l *encodedList, typeURL string) *sotwAll {
+	a.get(l, typeURL)
+	a.deltaOnce.Do(func() {
+		a.delta.at = make([]int, 1, len(l.wire)+1)
+		var res []byte
+		for i := range l.wire {
+			// discovery.v3.Resource: version (1), resource (2), name (3);
+			// field 2 is the SotW entry itself (the Any as field 2).
+			res = protowire.AppendTag(res[:0], 1, protowire.BytesType)
+			res = protowire.AppendString(res, l.hashes[i])
+			res = append(res, a.sotw.entry(i)...)
+			res = protowire.AppendTag(res, 3, protowire.BytesType)
+			res = protowire.AppendString(res, l.names[i])
+			a.delta.add(resourcesField, res)
+		}
+	})
+	return a
+}
+
+// appendAny appends a google.protobuf.Any: type_url (1) and value (2).
+func appendAny(b []byte, typeURL string, value []byte) []byte {
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendString(b, typeURL)
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	return protowire.AppendBytes(b, value)
 }
 
 // respondDelta returns a delta watch's response from snap, or nil when
@@ -264,13 +339,14 @@ func respondDelta(snap *servedSnapshot, r *cachev3.DeltaRequest, sub cachev3.Sub
 	if st == nil {
 		st = &servedType{list: &encodedList{}, all: &sotwAll{}} // a type not served: none
 	}
-	all := st.all.get(st.list, r.GetTypeUrl())
+	all := st.all.getDelta(st.list, r.GetTypeUrl())
 	known := sub.ReturnedResources()
 	resp := &deltaResponse{req: r, version: st.version}
+	var idx []int
 	if sub.IsWildcard() {
 		for i, name := range st.list.names {
 			if v, ok := known[name]; !ok || v != st.list.hashes[i] {
-				resp.res = append(resp.res, all.res[i])
+				idx = append(idx, i)
 			}
 		}
 		for name := range known {
@@ -283,15 +359,21 @@ func respondDelta(snap *servedSnapshot, r *cachev3.DeltaRequest, sub cachev3.Sub
 			v, found := known[name]
 			if i, ok := all.index[name]; ok {
 				if !found || v != st.list.hashes[i] {
-					resp.res = append(resp.res, all.res[i])
+					idx = append(idx, i)
 				}
 			} else if found {
 				resp.removed = append(resp.removed, name)
 			}
 		}
+		slices.Sort(idx) // name order, as the wildcard case
 	}
-	if len(resp.res) == 0 && len(resp.removed) == 0 && !(sub.IsWildcard() && r.GetResponseNonce() == "") {
+	if len(idx) == 0 && len(resp.removed) == 0 && !(sub.IsWildcard() && r.GetResponseNonce() == "") {
 		return nil
+	}
+	if len(idx) == len(st.list.names) {
+		resp.resources = all.delta.all()
+	} else {
+		resp.resources = all.delta.pick(idx)
 	}
 	// The versions the proxy holds after this response (the server keeps
 	// this map in the subscription and edits it: one per response).
@@ -312,19 +394,22 @@ func respondDelta(snap *servedSnapshot, r *cachev3.DeltaRequest, sub cachev3.Sub
 }
 
 // deltaResponse is one delta response; the DeltaDiscoveryResponse is new
-// per call (the server sets its nonce), its resources are shared.
+// per call (the server sets its nonce), its encoded resources are shared
+// when it sends them all.
 type deltaResponse struct {
-	req     *cachev3.DeltaRequest
-	version string
-	res     []*discoveryv3.Resource
-	removed []string
-	next    map[string]string
+	req       *cachev3.DeltaRequest
+	version   string
+	resources []byte // encoded resources field entries (sotwAll)
+	removed   []string
+	next      map[string]string
 }
 
 var _ cachev3.DeltaResponse = (*deltaResponse)(nil)
 
 func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discoveryv3.DeltaDiscoveryResponse, error) {
-	return &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: r.version, Resources: r.res, RemovedResources: r.removed, TypeUrl: r.req.GetTypeUrl()}, nil
+	dr := &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: r.version, RemovedResources: r.removed, TypeUrl: r.req.GetTypeUrl()}
+	withResources(dr, r.resources)
+	return dr, nil
 }
 func (r *deltaResponse) GetDeltaRequest() *discoveryv3.DeltaDiscoveryRequest { return r.req }
 func (r *deltaResponse) GetSystemVersion() (string, error)                   { return r.version, nil }
@@ -344,18 +429,30 @@ func wireBytes(r types.Resource) []byte {
 }
 
 // sotwResponse is one response; the DiscoveryResponse is new per call
-// (the server sets its nonce), its resources are shared.
+// (the server sets its nonce), its encoded resources are shared.
 type sotwResponse struct {
-	req      *cachev3.Request
-	version  string
-	anys     []*anypb.Any
-	returned map[string]string
+	req       *cachev3.Request
+	version   string
+	resources []byte // encoded resources field entries (sotwAll)
+	returned  map[string]string
 }
 
 var _ cachev3.Response = (*sotwResponse)(nil)
 
 func (r *sotwResponse) GetDiscoveryResponse() (*discoveryv3.DiscoveryResponse, error) {
-	return &discoveryv3.DiscoveryResponse{VersionInfo: r.version, Resources: r.anys, TypeUrl: r.req.GetTypeUrl()}, nil
+	dr := &discoveryv3.DiscoveryResponse{VersionInfo: r.version, TypeUrl: r.req.GetTypeUrl()}
+	withResources(dr, r.resources)
+	return dr, nil
+}
+
+// withResources puts encoded resources field entries into m as its
+// unknown fields: protobuf marshals them as they are, and any reader
+// decodes them as the resources field (field order does not matter on
+// the wire). Readers inside this process (callbacks) see no Resources.
+func withResources(m proto.Message, enc []byte) {
+	if len(enc) > 0 {
+		m.ProtoReflect().SetUnknown(enc)
+	}
 }
 func (r *sotwResponse) GetRequest() *discoveryv3.DiscoveryRequest { return r.req }
 func (r *sotwResponse) GetVersion() (string, error)               { return r.version, nil }

@@ -15,7 +15,7 @@ import (
 	"github.com/weftmesh/weft/internal/node"
 )
 
-func sotwFixture(t *testing.T, services int) (*translate.Output, *servedSnapshot) {
+func sotwFixture(t testing.TB, services int) (*translate.Output, *servedSnapshot) {
 	t.Helper()
 	m := &node.Meta{Type: node.Sidecar, IP: "127.0.10.1", Name: "app", Namespace: "default", Capture: true}
 	out := translate.Build(benchSnapshot(services), &model.Proxy{Meta: m, ID: m.ID()})
@@ -65,7 +65,7 @@ func TestSotwCache(t *testing.T) {
 	silent(t, ch)
 	c.set("a", cs)
 	resp := answer(t, ch)
-	dr, _ := resp.GetDiscoveryResponse()
+	dr := sent(t, resp)
 	if dr.GetVersionInfo() != cs.GetVersion(clusterType) || len(dr.GetResources()) != len(out.Clusters) || len(resp.GetReturnedResources()) != len(out.Clusters) {
 		t.Fatalf("CDS response version %q with %d resources (returned %d), want %q with %d", dr.GetVersionInfo(), len(dr.GetResources()), len(resp.GetReturnedResources()), cs.GetVersion(clusterType), len(out.Clusters))
 	}
@@ -84,7 +84,7 @@ func TestSotwCache(t *testing.T) {
 	ech := make(chan cachev3.Response, 1)
 	c.CreateWatch(&cachev3.Request{Node: a, TypeUrl: endpointType, ResourceNames: []string{name}}, &esub, ech)
 	eresp := answer(t, ech)
-	edr, _ := eresp.GetDiscoveryResponse()
+	edr := sent(t, eresp)
 	if len(edr.GetResources()) != 1 {
 		t.Fatalf("named EDS request got %d resources", len(edr.GetResources()))
 	}
@@ -99,7 +99,7 @@ func TestSotwCache(t *testing.T) {
 	esub.SetResourceSubscription([]string{name, name2})
 	ech = make(chan cachev3.Response, 1)
 	c.CreateWatch(&cachev3.Request{Node: a, TypeUrl: endpointType, VersionInfo: edr.GetVersionInfo(), ResourceNames: []string{name, name2}}, &esub, ech)
-	if edr, _ := answer(t, ech).GetDiscoveryResponse(); len(edr.GetResources()) != 2 {
+	if edr := sent(t, answer(t, ech)); len(edr.GetResources()) != 2 {
 		t.Fatalf("two named EDS resources: got %d", len(edr.GetResources()))
 	}
 
@@ -110,12 +110,17 @@ func TestSotwCache(t *testing.T) {
 	c.set("b", cs)
 	c.CreateWatch(&cachev3.Request{Node: &corev3.Node{Id: "b"}, TypeUrl: clusterType}, &bsub, bch)
 	bresp := answer(t, bch)
-	bdr, _ := bresp.GetDiscoveryResponse()
-	if bdr.GetResources()[0] != dr.GetResources()[0] {
+	rawA, _ := resp.GetDiscoveryResponse()
+	rawB, _ := bresp.GetDiscoveryResponse()
+	ua, ub := rawA.ProtoReflect().GetUnknown(), rawB.ProtoReflect().GetUnknown()
+	if len(ua) == 0 || len(ua) != len(ub) || &ua[0] != &ub[0] {
 		t.Error("proxies with the same version do not share the encoded resources")
 	}
-	if bdr == dr {
+	if rawA == rawB {
 		t.Error("responses share one DiscoveryResponse (the server writes its nonce into it)")
+	}
+	if bdr := sent(t, bresp); !proto.Equal(bdr, dr) {
+		t.Errorf("second proxy got %v, want %v", bdr, dr)
 	}
 	bresp.GetReturnedResources()["x"] = "y"
 	if _, ok := resp.GetReturnedResources()["x"]; ok {
@@ -131,7 +136,7 @@ func TestSotwCache(t *testing.T) {
 	}
 	bsub.SetReturnedResources(resp.GetReturnedResources())
 	bch = make(chan cachev3.Response, 1)
-	c.CreateWatch(&cachev3.Request{Node: &corev3.Node{Id: "b"}, TypeUrl: clusterType, VersionInfo: bdr.GetVersionInfo()}, &bsub, bch)
+	c.CreateWatch(&cachev3.Request{Node: &corev3.Node{Id: "b"}, TypeUrl: clusterType, VersionInfo: rawB.GetVersionInfo()}, &bsub, bch)
 	silent(t, bch)
 	c.clear("b")
 	c.set("b", cs2)
@@ -142,7 +147,7 @@ func deltaAnswer(t *testing.T, ch chan cachev3.DeltaResponse) *discoveryv3.Delta
 	t.Helper()
 	select {
 	case r := <-ch:
-		dr, _ := r.GetDeltaDiscoveryResponse()
+		dr := sentDelta(t, r)
 		return dr
 	default:
 		t.Fatal("delta watch not answered")
@@ -154,7 +159,7 @@ func deltaSilent(t *testing.T, ch chan cachev3.DeltaResponse) {
 	t.Helper()
 	select {
 	case r := <-ch:
-		dr, _ := r.GetDeltaDiscoveryResponse()
+		dr := sentDelta(t, r)
 		t.Fatalf("delta watch answered: %d resources, removed %v", len(dr.GetResources()), dr.GetRemovedResources())
 	default:
 	}
@@ -180,7 +185,7 @@ func TestDeltaWatches(t *testing.T) {
 	default:
 		t.Fatal("first wildcard request not answered")
 	}
-	dr, _ := first.GetDeltaDiscoveryResponse()
+	dr := sentDelta(t, first)
 	if len(dr.GetResources()) != len(out.Endpoints) || len(first.GetNextVersionMap()) != len(out.Endpoints) {
 		t.Fatalf("first response: %d resources, %d versions, want %d", len(dr.GetResources()), len(first.GetNextVersionMap()), len(out.Endpoints))
 	}
@@ -226,7 +231,7 @@ func TestDeltaWatches(t *testing.T) {
 	}
 
 	// A named subscription gets its resource only; a second proxy gets
-	// the same shared Resource.
+	// the same (its own response).
 	name := out.Endpoints[1].GetClusterName()
 	nsub := stream.NewDeltaSubscription([]string{name}, nil, nil, false)
 	nch := make(chan cachev3.DeltaResponse, 2)
@@ -239,7 +244,7 @@ func TestDeltaWatches(t *testing.T) {
 	bsub := stream.NewDeltaSubscription([]string{name}, nil, nil, false)
 	bch := make(chan cachev3.DeltaResponse, 2)
 	c.CreateDeltaWatch(&cachev3.DeltaRequest{Node: &corev3.Node{Id: "b"}, TypeUrl: endpointType, ResourceNamesSubscribe: []string{name}}, &bsub, bch)
-	if bdr := deltaAnswer(t, bch); bdr.GetResources()[0] != ndr.GetResources()[0] || bdr == ndr {
-		t.Error("proxies do not share the encoded resource, or share the response")
+	if bdr := deltaAnswer(t, bch); !proto.Equal(bdr, ndr) {
+		t.Errorf("second proxy got %v, want %v", bdr, ndr)
 	}
 }
