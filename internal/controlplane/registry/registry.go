@@ -172,11 +172,12 @@ func Build(resources []*config.Resource, workloads []*Workload) (*model.Snapshot
 		}
 	}
 
+	idx := indexWorkloads(all)
 	for _, ks := range ksvcs {
-		snap.Services = append(snap.Services, fromKubeService(ks, all, &kube))
+		snap.Services = append(snap.Services, fromKubeService(ks, idx.candidates(ks.Namespace, ks.Spec.Selector), &kube))
 	}
 	for _, se := range snap.ServiceEntries {
-		snap.Services = append(snap.Services, fromServiceEntry(se, all)...)
+		snap.Services = append(snap.Services, fromServiceEntry(se, idx.candidates(se.Namespace, se.Spec.GetWorkloadSelector().GetLabels()))...)
 	}
 	slices.SortStableFunc(snap.Services, func(a, b *model.Service) int {
 		return cmp.Or(cmp.Compare(a.Hostname, b.Hostname), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Source, b.Source))
