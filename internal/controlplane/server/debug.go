@@ -21,9 +21,11 @@ var DebugEndpoints = []DebugEndpoint{
 	{"/debug/configz", "the config being served: kind, namespace, name, file (JSON)"},
 	{"/debug/registryz", "the service registry: services, ports and endpoints (JSON)"},
 	{"/debug/config_dump?proxyID=ID", "the xDS a proxy was last sent, as Envoy's /config_dump (JSON)"},
+	{"/debug/pprof/profile?seconds=N", "Go CPU profile (admin token); /debug/pprof/heap, allocs, goroutine …"},
 }
 
 func (s *Server) debugRoutes(mux *mux) {
+	s.pprofRoutes(mux)
 	mux.HandleFunc("GET /debug", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		for _, e := range DebugEndpoints {

@@ -347,6 +347,13 @@ stringData:
 		if strings.Contains(path, "{") {
 			t.Fatalf("pattern %q: the walk does not know how to fill it in", pat)
 		}
+		if strings.HasPrefix(path, "/debug/pprof/") {
+			// Go profiles are the admin's (TestPprofNeedsToken).
+			if code, body := do(t, s, call{"GET", path + "?seconds=1", "", nil}); code != 401 {
+				t.Errorf("GET %s without token: %d, want 401: %s", path, code, body)
+			}
+			continue
+		}
 		id := "?proxyID=" + m.ID()
 		for _, q := range []string{id, id + "&kind=Secret", id + "&kind=Secret&namespace=istio-system&name=httpbin-credential", id + "&kind=Secret&name=plain-credential"} {
 			code, body := do(t, s, call{"GET", path + q, "", nil})
