@@ -2,12 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/weftmesh/weft/internal/controlplane/apiauth"
 	"github.com/weftmesh/weft/internal/node"
 )
 
@@ -19,6 +28,7 @@ type cpResult struct {
 	InitialSyncP50  float64   `json:"initial_sync_p50_ms"`
 	InitialSyncP99  float64   `json:"initial_sync_p99_ms"`
 	InitialSyncMax  float64   `json:"initial_sync_max_ms"`
+	ChangeKind      []string  `json:"change_kind"` // per change: cluster, route or endpoint
 	ChangeP50       []float64 `json:"change_to_ack_p50_ms"`
 	ChangeP99       []float64 `json:"change_to_ack_p99_ms"`
 	ChangeAll       []float64 `json:"change_to_all_acked_ms"`
@@ -35,15 +45,16 @@ type cpResult struct {
 
 // benchControlPlane runs `weft control-plane` with services Services (each
 // with an endpoint), connects proxies simulated proxies (simProxy) in
-// batches, then makes changes config changes (a new Service each) and
-// times, per proxy, from the file's rename into the watched directory to
-// the proxy's receipt of a CDS response holding the new cluster. To protect
-// a shared machine it stops adding proxies once the control plane's RSS
-// passes maxRSSKB.
+// batches, then makes changes rounds of config changes, one of each kind
+// (cpChange), and times, per proxy, from the file's rename into the
+// watched directory to the proxy's receipt of a response showing the
+// change. To protect a shared machine it stops adding proxies once the
+// control plane's RSS passes maxRSSKB. With profileDir it keeps the
+// control plane's profiles of the changes there (cpProfiles).
 //
 // Phases (connecting, each change) end by deadline: each may take up to
 // 90 s but leaves at least 5 s for every later phase.
-func benchControlPlane(ctx context.Context, weft, dir string, services, proxies, changes int, deadline time.Time, maxRSSKB int64) cpResult {
+func benchControlPlane(ctx context.Context, weft, dir string, services, proxies, changes int, deadline time.Time, maxRSSKB int64, profileDir string) cpResult {
 	phaseTimeout := func(later int) time.Duration {
 		return min(90*time.Second, max(5*time.Second, time.Until(deadline)-time.Duration(later)*5*time.Second))
 	}
@@ -104,25 +115,34 @@ func benchControlPlane(ctx context.Context, weft, dir string, services, proxies,
 	if r.Error != "" {
 		return r
 	}
-	for k := 0; k < changes && ctx.Err() == nil; k++ {
-		name := fmt.Sprintf("change-%d", k)
+	var profiled chan error
+	if profileDir != "" {
+		profiled = make(chan error, 1)
+		go func() {
+			profiled <- cp.profile(ctx, "profile?seconds=30", filepath.Join(profileDir, fmt.Sprintf("cp-%d-cpu.pprof", proxies)))
+		}()
+	}
+	for k := 0; k < changes*len(changeKinds) && ctx.Err() == nil; k++ {
+		kind, round := changeKinds[k%len(changeKinds)], k/len(changeKinds)
+		file, yaml, typeURL, text := cpChange(kind, round, services)
 		for _, s := range sims {
-			s.expectCluster(name + "-0000.")
+			s.expectIn(typeURL, text)
 		}
 		cpuBefore := cp.proc.cpuSeconds()
 		if time.Until(deadline) < 5*time.Second {
-			r.Error = fmt.Sprintf("time budget spent after %d of %d changes", k, changes)
+			r.Error = fmt.Sprintf("time budget spent after %d of %d changes", k, changes*len(changeKinds))
 			break
 		}
-		phase, cancel := context.WithTimeout(ctx, phaseTimeout(changes-k-1))
+		phase, cancel := context.WithTimeout(ctx, phaseTimeout(changes*len(changeKinds)-k-1))
 		start := time.Now()
-		if err := cp.write(name+".yaml", servicesYAML(name, 1)); err != nil {
+		if err := cp.write(file, yaml); err != nil {
 			cancel()
 			r.Error = err.Error()
 			break
 		}
 		times, missing := waitAll(phase, sims, start, (*simProxy).waitFound)
 		cancel()
+		r.ChangeKind = append(r.ChangeKind, kind)
 		r.ChangeP50 = append(r.ChangeP50, pct(times, 50))
 		r.ChangeP99 = append(r.ChangeP99, pct(times, 99))
 		r.ChangeAll = append(r.ChangeAll, pct(times, 100))
@@ -130,7 +150,88 @@ func benchControlPlane(ctx context.Context, weft, dir string, services, proxies,
 		r.CPUPerChangeSec = append(r.CPUPerChangeSec, cp.proc.cpuSeconds()-cpuBefore)
 	}
 	r.RSSKB, r.PeakRSSKB = cp.proc.memKB("VmRSS"), cp.proc.memKB("VmHWM")
+	if profiled != nil {
+		errs := []error{<-profiled}
+		for _, name := range []string{"heap", "allocs"} {
+			errs = append(errs, cp.profile(ctx, name, filepath.Join(profileDir, fmt.Sprintf("cp-%d-%s.pprof", proxies, name))))
+		}
+		if err := errors.Join(errs...); err != nil && r.Error == "" {
+			r.Error = "profiles: " + err.Error()
+		}
+	}
 	return r
+}
+
+// profile saves one of the control plane's Go profiles
+// (/debug/pprof/WHAT, admin token from its state directory) to path.
+func (cp *controlPlane) profile(ctx context.Context, what, path string) error {
+	tok, err := os.ReadFile(filepath.Join(cpStateDir(cp.configDir), apiauth.StateFile))
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+cp.monitoring+"/debug/pprof/"+what, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", what, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// changeKinds are the changes of one round, in order.
+var changeKinds = []string{"cluster", "route", "endpoint"}
+
+// cpChange is change kind number round: the file to write into the config
+// directory, its content, and the type and text of the response that
+// shows a proxy the change.
+//   - cluster: a new Service with a WorkloadEntry (every type changes);
+//   - route: a VirtualService for svc-0000 that sets a request header
+//     (RDS only);
+//   - endpoint: svc-0000's WorkloadEntry moves to a new address (EDS only).
+func cpChange(kind string, round, services int) (file, yaml, typeURL, text string) {
+	switch kind {
+	case "route":
+		text = fmt.Sprintf("bench-route-%d-end", round)
+		return "bench-route.yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: bench-route
+  namespace: default
+spec:
+  hosts: [svc-0000]
+  http:
+  - headers:
+      request:
+        set:
+          x-bench-change: %s
+    route:
+    - destination:
+        host: svc-0000
+`, text), resource.RouteType, text
+	case "endpoint":
+		text = fmt.Sprintf("198.19.%d.7", round+1)
+		return "services.yaml", strings.Replace(servicesYAML("svc", services), "address: 198.18.1.1\n", "address: "+text+"\n", 1), resource.EndpointType, text
+	}
+	name := fmt.Sprintf("change-%d", round)
+	return name + ".yaml", servicesYAML(name, 1), resource.ClusterType, name + "-0000."
 }
 
 // waitAll waits for an event on every proxy and returns each one's time

@@ -54,6 +54,7 @@ type options struct {
 	cpProxies    []int
 	cpChanges    int
 	cpMaxRSS     int64 // KiB
+	cpProfile    string
 	idleServices int
 	keep         bool
 	parts        map[string]bool
@@ -79,7 +80,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.budget, "budget", 13*time.Minute, "the whole run's time limit: load cells stop early to leave the rest time")
 	fs.IntVar(&o.cpServices, "cp-services", 1000, "services in the control-plane benchmark")
 	cpProxies := fs.String("cp-proxies", "100,2000", "simulated proxies in the control-plane benchmark; a list runs each size, smallest first")
-	fs.IntVar(&o.cpChanges, "cp-changes", 3, "config changes timed in the control-plane benchmark")
+	fs.IntVar(&o.cpChanges, "cp-changes", 3, "rounds of config changes timed in the control-plane benchmark (each: a new cluster, a route change, an endpoint move)")
+	fs.StringVar(&o.cpProfile, "cp-profile", "", "directory for the control plane's CPU profile over the changes (first 30 s) and heap and allocation profiles after them (go tool pprof bin/weft FILE)")
 	maxRSS := fs.Int64("cp-max-rss", 6144, "MiB: stop adding simulated proxies once the control plane's RSS passes this (protects a shared machine)")
 	fs.IntVar(&o.idleServices, "idle-services", 1000, "services for weft-proxy's loaded idle RSS")
 	fs.DurationVar(&o.soak, "soak", 0, "run only the soak: the Weft pair at -qps for this long, RSS sampled every 10 s (e.g. 10m)")
@@ -319,7 +321,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				continue
 			}
 			log.Info("control plane", "services", o.cpServices, "proxies", n, "until", time.Until(deadline).Round(time.Second))
-			r := benchControlPlane(ctx, cpBin, tmp, o.cpServices, n, o.cpChanges, deadline, o.cpMaxRSS)
+			r := benchControlPlane(ctx, cpBin, tmp, o.cpServices, n, o.cpChanges, deadline, o.cpMaxRSS, o.cpProfile)
 			rep.ControlPlane = append(rep.ControlPlane, r)
 		}
 	}

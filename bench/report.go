@@ -289,13 +289,19 @@ func (r *report) markdown() string {
 		}
 		p("| figure | value |\n|---|---|\n")
 		p("| initial sync p50 / p99 / all (ms) | %s / %s / %s |\n", ms(c.InitialSyncP50), ms(c.InitialSyncP99), ms(c.InitialSyncMax))
+		kind := func(i int) string {
+			if i < len(c.ChangeKind) {
+				return " (" + c.ChangeKind[i] + ")"
+			}
+			return ""
+		}
 		for i := range c.ChangeP50 {
-			p("| change %d → ACK p50 / p99 / all (ms), not acked | %s / %s / %s, %d |\n", i+1, ms(c.ChangeP50[i]), ms(c.ChangeP99[i]), ms(c.ChangeAll[i]), c.ChangeMissing[i])
+			p("| change %d%s → ACK p50 / p99 / all (ms), not acked | %s / %s / %s, %d |\n", i+1, kind(i), ms(c.ChangeP50[i]), ms(c.ChangeP99[i]), ms(c.ChangeAll[i]), c.ChangeMissing[i])
 		}
 		p("| control-plane RSS / peak RSS (MiB) | %.1f / %.1f |\n", float64(c.RSSKB)/1024, float64(c.PeakRSSKB)/1024)
 		p("| control-plane CPU s: connect all proxies (batches of 100) | %.2f |\n", c.CPUConnectSec)
 		for i, v := range c.CPUPerChangeSec {
-			p("| control-plane CPU s: change %d | %.2f |\n", i+1, v)
+			p("| control-plane CPU s: change %d%s | %.2f |\n", i+1, kind(i), v)
 		}
 		p("\n")
 	}
@@ -435,10 +441,13 @@ const methodText = `## Method
   batch once the previous one has synced; adding stops if the control plane's RSS passes
   ` + "`-cp-max-rss`" + ` (6 GiB) or the phase times out, and the report says so. Initial sync = from
   the dial of a proxy's batch to that proxy's first CDS and LDS responses (so it includes
-  waiting behind the batch's other proxies). A change = a new file with one more Service + WorkloadEntry renamed into the
-  watched directory; its time per proxy = from the rename to that proxy's receipt of a CDS
-  response holding the new cluster (ACKed immediately); p50/p99 over proxies, "all" = the
-  slowest. This includes the control plane's file-watch debounce (100 ms default). Each phase
+  waiting behind the batch's other proxies). Each round of changes (` + "`-cp-changes`" + ` rounds) makes
+  three, each a file renamed into the watched directory: **cluster** = one more Service +
+  WorkloadEntry (every type changes), **route** = a VirtualService on one service setting a
+  request header (RDS only), **endpoint** = one WorkloadEntry's address moved (EDS only; the
+  services file is rewritten). Its time per proxy = from the rename to that proxy's receipt
+  of a response of that type showing the change (ACKed immediately); p50/p99 over proxies,
+  "all" = the slowest. This includes the control plane's file-watch debounce (100 ms default). Each phase
   may take up to 90 s within what is left of ` + "`-budget`" + ` (every later phase keeps 5 s, every
   larger proxy count 75 s); a phase cut short says so. The simulated proxies share the 2
   cores with the control plane. Control-plane CPU = utime + stime during the phase; RSS from

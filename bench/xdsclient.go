@@ -17,16 +17,17 @@ import (
 // simProxy is a simulated proxy: meshtest's lean ADS client (one
 // state-of-the-world stream, wildcard CDS, EDS, LDS and RDS, every
 // response ACKed, no resources decoded or kept: 2,000 of them share the
-// machine with the control plane) that also notes when a CDS response
-// first carries an expected cluster name.
+// machine with the control plane) that also notes when a response of one
+// type first carries an expected text.
 type simProxy struct {
 	*meshtest.XDSClient
 
-	mu      sync.Mutex
-	first   map[string]time.Time // when the first response of a type came
-	expect  []byte
-	found   chan struct{} // closed once a CDS response holds expect
-	foundAt time.Time
+	mu         sync.Mutex
+	first      map[string]time.Time // when the first response of a type came
+	expect     []byte
+	expectType string
+	found      chan struct{} // closed once a response of expectType holds expect
+	foundAt    time.Time
 }
 
 func dialSim(addr string, m *node.Meta) (*simProxy, error) {
@@ -46,7 +47,7 @@ func (s *simProxy) observe(typeURL string, resources []*anypb.Any) {
 	if s.first[typeURL].IsZero() {
 		s.first[typeURL] = now
 	}
-	if typeURL != resource.ClusterType || s.expect == nil || !s.foundAt.IsZero() {
+	if typeURL != s.expectType || s.expect == nil || !s.foundAt.IsZero() {
 		return
 	}
 	for _, r := range resources {
@@ -59,9 +60,14 @@ func (s *simProxy) observe(typeURL string, resources []*anypb.Any) {
 }
 
 // expectCluster arms the next wait: a CDS response holding name.
-func (s *simProxy) expectCluster(name string) {
+func (s *simProxy) expectCluster(name string) { s.expectIn(resource.ClusterType, name) }
+
+// expectIn arms the next wait: a response of typeURL with a resource
+// whose encoding holds text.
+func (s *simProxy) expectIn(typeURL, text string) {
 	s.mu.Lock()
-	s.expect = []byte(name)
+	s.expectType = typeURL
+	s.expect = []byte(text)
 	s.found = make(chan struct{})
 	s.foundAt = time.Time{}
 	s.mu.Unlock()
@@ -84,7 +90,7 @@ func (s *simProxy) waitSynced(ctx context.Context) (time.Time, error) {
 	return at, err
 }
 
-// waitFound waits for the cluster expectCluster named.
+// waitFound waits for the response expectIn armed.
 func (s *simProxy) waitFound(ctx context.Context) (time.Time, error) {
 	s.mu.Lock()
 	found := s.found
@@ -98,7 +104,7 @@ func (s *simProxy) waitFound(ctx context.Context) (time.Time, error) {
 		}
 	})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("waiting for the expected cluster: %w", err)
+		return time.Time{}, fmt.Errorf("waiting for the expected response: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
