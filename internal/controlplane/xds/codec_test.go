@@ -72,7 +72,7 @@ func TestSharedEncoding(t *testing.T) {
 			res = append(res, &discoveryv3.Resource{Name: st.list.names[k], Version: st.list.hashes[k], Resource: a})
 		}
 		sub := stream.NewSotwSubscription(nil, true)
-		got := sent(t, respond(cs, &cachev3.Request{TypeUrl: typ}, &sub, false))
+		got := sent(t, respond(cs, &cachev3.Request{TypeUrl: typ}, &sub, false, nil))
 		want := &discoveryv3.DiscoveryResponse{VersionInfo: st.version, TypeUrl: typ, Resources: anys}
 		if !proto.Equal(want, got) {
 			t.Errorf("%s wildcard response: got %v, want %v", ShortType(typ), got, want)
@@ -89,7 +89,7 @@ func TestSharedEncoding(t *testing.T) {
 		// Named: the second and last, in name order.
 		names := []string{st.list.names[len(anys)-1], st.list.names[1]}
 		nsub := stream.NewSotwSubscription(names, false)
-		got = sent(t, respond(cs, &cachev3.Request{TypeUrl: typ, ResourceNames: names}, &nsub, false))
+		got = sent(t, respond(cs, &cachev3.Request{TypeUrl: typ, ResourceNames: names}, &nsub, false, nil))
 		want.Resources = []*anypb.Any{anys[1], anys[len(anys)-1]}
 		if !proto.Equal(want, got) {
 			t.Errorf("%s named response: got %v, want %v", ShortType(typ), got, want)

@@ -2,8 +2,10 @@ package xds
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -36,6 +38,26 @@ type sotwNode struct {
 	snap    *servedSnapshot
 	watches map[*sotwWatch]struct{}
 	deltas  map[*deltaWatch]struct{}
+	sent    [len(servedSnapshot{}.types)]sentNames // per type, in the order of Types
+}
+
+// sentNames remembers the returned-names map of a proxy's last wildcard
+// response of a type: while the subscription still holds that map
+// unchanged (go-control-plane only deletes from it) and a new version has
+// the same names, the map is reused and nothing is missing, without
+// looking up every name (for 2,000 proxies x 4 types x 1,000 names, 8M
+// map lookups per push; 15% of the control plane's CPU in a change).
+type sentNames struct {
+	m     map[string]string
+	n     int
+	names [32]byte // sotwAll.names of the list it was built from
+}
+
+// holds reports whether known is the remembered map, unchanged, built
+// from a list whose names hash to names.
+func (s *sentNames) holds(known map[string]string, names [32]byte) bool {
+	return s != nil && s.m != nil && len(known) == s.n && s.names == names &&
+		reflect.ValueOf(known).UnsafePointer() == reflect.ValueOf(s.m).UnsafePointer()
 }
 
 type sotwWatch struct {
@@ -68,7 +90,7 @@ func (c *watchCache) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, c
 	c.mu.Lock()
 	n := c.node(id)
 	if n.snap != nil {
-		if resp := respond(n.snap, r, sub, false); resp != nil {
+		if resp := respond(n.snap, r, sub, false, n.sentFor(r.GetTypeUrl())); resp != nil {
 			c.mu.Unlock()
 			ch <- resp // a new channel with room for one: never blocks
 			return func() {}, nil
@@ -123,7 +145,7 @@ func (c *watchCache) set(id string, snap *servedSnapshot) {
 	n.snap = snap
 	var sends []func()
 	for w := range n.watches {
-		if resp := respond(snap, w.req, w.sub, true); resp != nil {
+		if resp := respond(snap, w.req, w.sub, true, n.sentFor(w.req.GetTypeUrl())); resp != nil {
 			delete(n.watches, w)
 			sends = append(sends, func() { w.ch <- resp })
 		}
@@ -147,21 +169,35 @@ func (c *watchCache) clear(id string) {
 	c.mu.Unlock()
 }
 
+// sentFor is the node's record for type t (nil for a type not served).
+func (n *sotwNode) sentFor(t string) *sentNames {
+	for i, u := range Types {
+		if u == t {
+			return &n.sent[i]
+		}
+	}
+	return nil
+}
+
 // respond returns the response a watch gets from snap, or nil when it
 // waits: the version is the one the request ACKed and (unless onSet)
 // every resource it subscribes to that exists was returned already.
-func respond(snap *servedSnapshot, r *cachev3.Request, sub cachev3.Subscription, onSet bool) cachev3.Response {
+// rec (may be nil) is the proxy's record of its last wildcard response.
+func respond(snap *servedSnapshot, r *cachev3.Request, sub cachev3.Subscription, onSet bool, rec *sentNames) cachev3.Response {
 	st := snap.typ(r.GetTypeUrl())
 	if st == nil {
 		st = &servedType{list: &encodedList{}, all: &sotwAll{}} // a type not served: none
 	}
+	all := st.all.get(st.list, r.GetTypeUrl())
 	if r.GetVersionInfo() == st.version {
 		if onSet {
 			return nil
 		}
 		known := sub.ReturnedResources()
 		missing := false
-		if !sub.IsWildcard() {
+		if sub.IsWildcard() && rec.holds(known, all.names) {
+			// Every name of this version was returned.
+		} else if !sub.IsWildcard() {
 			for name := range sub.SubscribedResources() {
 				if _, ok := known[name]; !ok {
 					if _, ok := st.items[name]; ok {
@@ -182,11 +218,17 @@ func respond(snap *servedSnapshot, r *cachev3.Request, sub cachev3.Subscription,
 			return nil
 		}
 	}
-	all := st.all.get(st.list, r.GetTypeUrl())
 	resp := &sotwResponse{req: r, version: st.version}
 	if len(r.GetResourceNames()) == 0 {
 		resp.resources = all.sotw.all()
-		resp.returned = returned(sub.ReturnedResources(), st.list.names, nil, st.version)
+		if known := sub.ReturnedResources(); sub.IsWildcard() && rec.holds(known, all.names) {
+			resp.returned = known
+		} else {
+			resp.returned = returned(known, st.list.names, nil, st.version)
+			if rec != nil {
+				*rec = sentNames{m: resp.returned, n: len(resp.returned), names: all.names}
+			}
+		}
 		return resp
 	}
 	want := make(map[string]bool, len(r.GetResourceNames()))
@@ -246,6 +288,7 @@ func returned(prev map[string]string, names []string, keep []bool, version strin
 type sotwAll struct {
 	once  sync.Once
 	index map[string]int
+	names [32]byte // hash of the names in order
 	sotw  entries
 
 	deltaOnce sync.Once
@@ -291,12 +334,16 @@ func (a *sotwAll) get(l *encodedList, typeURL string) *sotwAll {
 	a.once.Do(func() {
 		a.index = make(map[string]int, len(l.wire))
 		a.sotw.at = make([]int, 1, len(l.wire)+1)
+		h := sha256.New()
 		var any []byte
 		for i, r := range l.wire {
 			any = appendAny(any[:0], typeURL, wireBytes(r))
 			a.sotw.add(resourcesField, any)
 			a.index[l.names[i]] = i
+			h.Write([]byte(l.names[i]))
+			h.Write([]byte{0})
 		}
+		h.Sum(a.names[:0])
 	})
 	return a
 }

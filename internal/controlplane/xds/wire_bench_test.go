@@ -22,9 +22,10 @@ func BenchmarkSendResponse(b *testing.B) {
 		b.Run("sotw/"+ShortType(typ), func(b *testing.B) {
 			sub := stream.NewSotwSubscription(nil, true)
 			req := &cachev3.Request{TypeUrl: typ}
+			var rec sentNames
 			b.ReportAllocs()
 			for b.Loop() {
-				resp := respond(cs, req, &sub, false)
+				resp := respond(cs, req, &sub, false, &rec)
 				sub.SetReturnedResources(resp.GetReturnedResources()) // as the server does
 				dr, _ := resp.GetDiscoveryResponse()
 				dr.Nonce = "1"
