@@ -279,9 +279,15 @@ func ServicesFor(snap *model.Snapshot, meta *node.Meta) []*model.Service {
 	if snap == nil || meta == nil || meta.IP == "" {
 		return nil
 	}
+	return servicesAmong(snap.Services, meta)
+}
+
+// servicesAmong is ServicesFor over a subset of a snapshot's services in
+// its order (all that have an endpoint at the proxy's address).
+func servicesAmong(services []*model.Service, meta *node.Meta) []*model.Service {
 	pick := func(byName bool) []*model.Service {
 		var out []*model.Service
-		for _, s := range snap.Services {
+		for _, s := range services {
 			for _, ep := range s.Endpoints {
 				if ep.Namespace == meta.Namespace && ep.Address == meta.IP && (!byName || ep.WorkloadName == meta.Name) {
 					out = append(out, s)

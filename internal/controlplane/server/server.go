@@ -275,16 +275,14 @@ func (s *Server) SecureAddr() string {
 }
 func (s *Server) MonitoringAddr() string { return s.monLis.Addr().String() }
 
-// grpcOptions are the xDS servers' options: keepalive pings idle proxies so
+// grpcOptions are the xDS servers' options: xds.GRPCOptions, and keepalive pings idle proxies so
 // a vanished one (no FIN) is noticed and its workload deregistered, and
 // clients' own keepalives are accepted.
 func grpcOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		// Discovery responses share their encoded resources (xds.Codec).
-		grpc.ForceServerCodecV2(xds.Codec()),
+	return append(xds.GRPCOptions(),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
+	)
 }
 
 // XDS returns the ADS server (status, dumps).

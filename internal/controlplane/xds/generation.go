@@ -5,7 +5,9 @@ import (
 	"sync"
 
 	"github.com/weftmesh/weft/internal/controlplane/model"
+	"github.com/weftmesh/weft/internal/controlplane/registry"
 	"github.com/weftmesh/weft/internal/controlplane/translate"
+	"github.com/weftmesh/weft/internal/node"
 )
 
 // generation is one snapshot as served: the translation cache that shares
@@ -19,6 +21,15 @@ type generation struct {
 	parts sync.Map                                              // shared *translate.Output → *partSums
 	// checked holds the check result per distinct output (its type versions).
 	checked sync.Map
+
+	svcOnce sync.Once
+	svcs    *registry.ServiceIndex
+}
+
+// services is registry.ServicesFor(g.snap, m), from an index built once.
+func (g *generation) services(m *node.Meta) []*model.Service {
+	g.svcOnce.Do(func() { g.svcs = registry.IndexServices(g.snap) })
+	return g.svcs.For(m)
 }
 
 // resourceSum is a resource's content hash and its short form, the

@@ -44,7 +44,7 @@ func startScale(tb testing.TB, snap *model.Snapshot, n, namespaces int) *scaleRu
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g := grpc.NewServer(grpc.ForceServerCodecV2(Codec()))
+	g := grpc.NewServer(GRPCOptions()...)
 	srv.Register(g)
 	go g.Serve(lis)
 	r := &scaleRun{srv: srv, snap: snap}

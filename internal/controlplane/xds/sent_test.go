@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"reflect"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -24,10 +23,11 @@ func served(t *testing.T, snap *model.Snapshot) *servedSnapshot {
 	return set.snapshot()
 }
 
-// TestReturnedNamesReused: a wildcard proxy's returned-names map is reused
-// for a new version with the same names, and not when the names differ
-// or go-control-plane deleted from it (then a missing name is answered).
-func TestReturnedNamesReused(t *testing.T) {
+// TestWildcardNamesRemembered: a wildcard proxy's returned names are
+// remembered per node (no map with every name per proxy): its ACK waits,
+// a new version (same or other names) is answered, and when the proxy
+// names resources later each is sent again once, then its ACK waits.
+func TestWildcardNamesRemembered(t *testing.T) {
 	snap := benchSnapshot(3)
 	cs1, cs2, cs3 := served(t, snap), served(t, withEndpoint(snap, 0, "198.18.9.9")), served(t, benchSnapshot(4))
 	if cs1.GetVersion(endpointType) == cs2.GetVersion(endpointType) {
@@ -36,47 +36,45 @@ func TestReturnedNamesReused(t *testing.T) {
 	c := newWatchCache()
 	a := &corev3.Node{Id: "a"}
 	sub := stream.NewSotwSubscription(nil, true)
-	watch := func(version string) chan cachev3.Response {
+	watch := func(version string, names ...string) chan cachev3.Response {
 		ch := make(chan cachev3.Response, 1)
-		c.CreateWatch(&cachev3.Request{Node: a, TypeUrl: endpointType, VersionInfo: version}, &sub, ch)
+		c.CreateWatch(&cachev3.Request{Node: a, TypeUrl: endpointType, VersionInfo: version, ResourceNames: names}, &sub, ch)
 		return ch
 	}
-	same := func(x, y map[string]string) bool {
-		return reflect.ValueOf(x).UnsafePointer() == reflect.ValueOf(y).UnsafePointer()
+	got := func(r cachev3.Response, version string, n int) {
+		t.Helper()
+		dr := sent(t, r)
+		if dr.GetVersionInfo() != version || len(dr.GetResources()) != n {
+			t.Fatalf("response %q with %d resources, want %q with %d", dr.GetVersionInfo(), len(dr.GetResources()), version, n)
+		}
+		sub.SetReturnedResources(r.GetReturnedResources()) // as the server does
 	}
+	all1, all3 := len(cs1.GetResources(endpointType)), len(cs3.GetResources(endpointType))
 	c.set("a", cs1)
-	r1 := answer(t, watch(""))
-	sub.SetReturnedResources(r1.GetReturnedResources())
-	if len(r1.GetReturnedResources()) != len(cs1.GetResources(endpointType)) {
-		t.Fatalf("returned %d names, want %d", len(r1.GetReturnedResources()), len(cs1.GetResources(endpointType)))
+	got(answer(t, watch("")), cs1.GetVersion(endpointType), all1)
+	if n := len(sub.ReturnedResources()); n != 0 {
+		t.Errorf("the wildcard subscription holds a map of %d names", n)
 	}
 	ch := watch(cs1.GetVersion(endpointType))
 	silent(t, ch) // the ACK: nothing missing
 	c.set("a", cs2)
-	r2 := answer(t, ch)
-	if !same(r2.GetReturnedResources(), r1.GetReturnedResources()) {
-		t.Error("same names, new version: the returned-names map was rebuilt")
-	}
-	sub.SetReturnedResources(r2.GetReturnedResources())
-
-	// go-control-plane deletes a name (a subscription change): the ACK of
-	// the current version is answered again, with a new map.
-	for name := range sub.ReturnedResources() {
-		delete(sub.ReturnedResources(), name)
-		break
-	}
-	r3 := answer(t, watch(cs2.GetVersion(endpointType)))
-	if same(r3.GetReturnedResources(), r2.GetReturnedResources()) || len(r3.GetReturnedResources()) != len(cs2.GetResources(endpointType)) {
-		t.Errorf("after a deletion: reused %v, %d names", same(r3.GetReturnedResources(), r2.GetReturnedResources()), len(r3.GetReturnedResources()))
-	}
-	sub.SetReturnedResources(r3.GetReturnedResources())
-
-	// Different names: a new map with every name.
+	got(answer(t, ch), cs2.GetVersion(endpointType), all1)
 	ch = watch(cs2.GetVersion(endpointType))
 	silent(t, ch)
-	c.set("a", cs3)
-	r4 := answer(t, ch)
-	if same(r4.GetReturnedResources(), r3.GetReturnedResources()) || len(r4.GetReturnedResources()) != len(cs3.GetResources(endpointType)) {
-		t.Errorf("new names: reused %v, %d names, want %d", same(r4.GetReturnedResources(), r3.GetReturnedResources()), len(r4.GetReturnedResources()), len(cs3.GetResources(endpointType)))
+	c.set("a", cs3) // other names
+	got(answer(t, ch), cs3.GetVersion(endpointType), all3)
+	silent(t, watch(cs3.GetVersion(endpointType)))
+
+	// The proxy names one resource (go-control-plane updates the
+	// subscription first): sent again, then its ACK waits.
+	name := cs3.types[1].list.names[0]
+	sub.SetResourceSubscription([]string{name})
+	got(answer(t, watch(cs3.GetVersion(endpointType), name)), cs3.GetVersion(endpointType), 1)
+	silent(t, watch(cs3.GetVersion(endpointType), name))
+
+	// Without a node record (respond called directly) the map has every name.
+	wsub := stream.NewSotwSubscription(nil, true)
+	if r := respond(cs3, &cachev3.Request{TypeUrl: endpointType}, &wsub, false, nil); len(r.GetReturnedResources()) != all3 {
+		t.Errorf("without a record: returned %d names, want %d", len(r.GetReturnedResources()), all3)
 	}
 }

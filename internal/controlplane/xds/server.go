@@ -237,7 +237,7 @@ func (s *Server) pushAll(g *generation, ps []*proxyState, changeAt time.Time) {
 // push translates g's snapshot for p and publishes it if it changed and
 // passes the consistency check.
 func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
-	svcs := registry.ServicesFor(g.snap, p.meta)
+	svcs := g.services(p.meta)
 	proxy := &model.Proxy{Meta: registry.WithLocality(p.meta, svcs), ID: p.id, Services: svcs}
 	if id, err := meshtls.ParseSPIFFE(p.identity); p.identity != "" && err == nil {
 		proxy.Identity = &id

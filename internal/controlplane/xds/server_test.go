@@ -85,7 +85,7 @@ func startServerWith(t *testing.T, snap *model.Snapshot, tr func(*model.Snapshot
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(grpc.ForceServerCodecV2(Codec()))
+	g := grpc.NewServer(GRPCOptions()...)
 	ts.Register(g)
 	go g.Serve(lis)
 	t.Cleanup(func() { g.Stop(); ts.Close() })
