@@ -34,14 +34,11 @@ func (v *validator) virtualService(vs *networking.VirtualService) {
 		}
 	}
 	toMesh := len(vs.Gateways) == 0
-	toGateway := false
 	for i, g := range vs.Gateways {
 		p := fmt.Sprintf("spec.gateways[%d]", i)
 		v.gatewayName(p, g)
 		if g == "mesh" {
 			toMesh = true
-		} else {
-			toGateway = true
 		}
 	}
 	valid := true
@@ -74,11 +71,22 @@ func (v *validator) virtualService(vs *networking.VirtualService) {
 	if len(vs.Http) == 0 && len(vs.Tcp) == 0 && len(vs.Tls) == 0 {
 		v.errorf("spec", "http, tcp or tls must be provided in virtual service")
 	}
+	// Istio's ValidateVirtualService: routing on JWT claims needs the
+	// jwt_authn filter's result, which only gateways re-match routes on;
+	// a VirtualService that also applies to sidecars may not use it.
+	appliesToGateway := len(vs.Gateways) > 0 && !toMesh
 	for i, r := range vs.Http {
 		p := fmt.Sprintf("spec.http[%d]", i)
-		if r.Delegate != nil && !toGateway {
-			// Istio: delegation is only supported for gateway-bound roots.
-			v.errorf(p+".delegate", "http delegate only applies to gateway")
+		if !appliesToGateway {
+			for j, m := range r.Match {
+				for _, hs := range []map[string]*networking.StringMatch{m.GetHeaders(), m.GetWithoutHeaders()} {
+					for _, k := range sortedMatchKeys(hs) {
+						if strings.HasPrefix(k, "@request.auth.claims.") || strings.HasPrefix(k, "@request.auth.claims[") {
+							v.errorf(fmt.Sprintf("%s.match[%d]", p, j), "JWT claim based routing (key: %s) is only supported for gateway, found no gateways: %v", k, vs.Gateways)
+						}
+					}
+				}
+			}
 		}
 		v.httpRoute(p, r, delegate)
 	}

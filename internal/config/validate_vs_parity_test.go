@@ -52,7 +52,14 @@ func TestValidateVirtualServiceIstioParity(t *testing.T) {
 		// validateHTTPRouteMatchRequest / ValidateHTTPHeaderNameOrJwtClaimRoute.
 		{name: "match header not a token", src: vs("  - match: [{headers: {'a b': {exact: x}}}]\n" + route), want: "header name a b is not a valid header name"},
 		{name: "match pseudo header accepted", src: vs("  - match: [{headers: {':path': {exact: /x}}}]\n" + route)},
-		{name: "match claim accepted", src: vs("  - match: [{headers: {'@request.auth.claims[group]': {exact: x}}}]\n" + route)},
+		{name: "match claim at gateway accepted", src: gwvs("  - match: [{headers: {'@request.auth.claims[group]': {exact: x}}}]\n" + route)},
+		// ValidateVirtualService: claim routing only where no sidecar
+		// applies (gateways without mesh).
+		{name: "match claim on sidecars", src: vs("  - match: [{withoutHeaders: {'@request.auth.claims.group': {exact: x}}}]\n" + route),
+			want: "JWT claim based routing (key: @request.auth.claims.group) is only supported for gateway"},
+		// ValidateVirtualService has no gateway-only rule for delegation
+		// (Istio merges delegates for sidecars too).
+		{name: "delegate on mesh accepted", src: vs("  - delegate: {name: d}\n")},
 		// validateStringMatch: only the uri may have an empty prefix.
 		{name: "empty header prefix", src: vs("  - match: [{headers: {x-a: {prefix: ''}}}]\n" + route), want: "prefix string match should not be empty"},
 		{name: "empty uri prefix accepted", src: vs("  - match: [{uri: {prefix: ''}}]\n" + route)},
