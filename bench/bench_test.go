@@ -27,18 +27,15 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestSmoke runs `bench -smoke` end to end (what `make bench-smoke` and CI
-// run) and checks the report is complete; it asserts nothing about speed.
-func TestSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the benchmark harness (about 20 s)")
-	}
+// smokeReport runs `bench -smoke` with args and returns its JSON report
+// and markdown (one of each must be written) and the run's log.
+func smokeReport(t *testing.T, args ...string) (rep *report, md []byte, log string) {
+	t.Helper()
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	code := run(ctx, []string{"-smoke", "-out", out}, &stdout, &stderr)
-	if code != 0 {
+	if code := run(ctx, append([]string{"-smoke", "-out", out}, args...), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\n%s", code, tail(stderr.String()))
 	}
 	jsons, _ := filepath.Glob(filepath.Join(out, "*-smoke.json"))
@@ -50,10 +47,21 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep report
-	if err := json.Unmarshal(b, &rep); err != nil {
+	rep = &report{}
+	if err := json.Unmarshal(b, rep); err != nil {
 		t.Fatal(err)
 	}
+	md, _ = os.ReadFile(mds[0])
+	return rep, md, stderr.String()
+}
+
+// TestSmoke runs `bench -smoke` end to end (what `make bench-smoke` and CI
+// run) and checks the report is complete; it asserts nothing about speed.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the benchmark harness (about 20 s)")
+	}
+	rep, md, _ := smokeReport(t)
 	if rep.Machine.Cores == 0 || rep.Machine.Go == "" || rep.Commit == "" {
 		t.Errorf("machine not described: %+v", rep.Machine)
 	}
@@ -76,7 +84,7 @@ func TestSmoke(t *testing.T) {
 	// Each check must have said what it proved.
 	for secured, plain := range map[string]string{"nginx-tls": "nginx", "haproxy-tls": "haproxy", "weft-mtls": "weft", "weft-authz": "weft"} {
 		if avail[plain] && !avail[secured] {
-			t.Errorf("%s measured but %s not: %s", plain, secured, reasonOf(rep, secured))
+			t.Errorf("%s measured but %s not: %s", plain, secured, reasonOf(*rep, secured))
 		}
 	}
 	for name, want := range map[string]string{
@@ -104,7 +112,6 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("direct cell %s skipped: %s", c.Scenario, c.Skipped)
 		}
 	}
-	md, _ := os.ReadFile(mds[0])
 	for _, want := range []string{"## Method", "## latency-h1", "## Control plane", "weft-proxy idle memory"} {
 		if !bytes.Contains(md, []byte(want)) {
 			t.Errorf("markdown lacks %q", want)

@@ -222,30 +222,9 @@ func startPeerIngress(ctx context.Context, dir, kind, backend string, pki *pairP
 	switch kind {
 	case "nginx":
 		bin = nginxBin
-		conf = fmt.Sprintf(`daemon off;
-master_process on;
-worker_processes 2;
-user root;
-pid %[1]s/nginx.pid;
-error_log stderr warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  keepalive_requests 1000000;
-  upstream up {
-    server %[2]s;
-    keepalive 512;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:%[3]d ssl;
-    ssl_certificate %[4]s;
-    ssl_certificate_key %[5]s;
+		conf = nginxConf(sub, backend, fmt.Sprintf(`    listen 127.0.0.1:%d ssl;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
     ssl_protocols TLSv1.3;
     ssl_session_cache shared:ingress:10m;
     location / {
@@ -255,31 +234,14 @@ http {
       proxy_set_header Host $http_host;
       proxy_buffering off;
     }
-  }
-}
-`, sub, backend, port, pki.ServerCert, pki.ServerKey)
+`, port, pki.ServerCert, pki.ServerKey))
 		args = []string{"-p", sub, "-c", filepath.Join(sub, "nginx.conf"), "-e", "stderr"}
 		if err := os.WriteFile(filepath.Join(sub, "nginx.conf"), []byte(conf), 0o644); err != nil {
 			return nil, err
 		}
 	case "haproxy":
 		bin = haproxyBin
-		conf = fmt.Sprintf(`global
-  nbthread 2
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:%d ssl crt %s ssl-min-ver TLSv1.3
-  default_backend be
-backend be
-  server s1 %s
-`, port, pki.ServerBundle, backend)
+		conf = haproxyConf(fmt.Sprintf("  bind 127.0.0.1:%d ssl crt %s ssl-min-ver TLSv1.3\n", port, pki.ServerBundle), backend)
 		args = []string{"-f", filepath.Join(sub, "haproxy.cfg"), "-db"}
 		if err := os.WriteFile(filepath.Join(sub, "haproxy.cfg"), []byte(conf), 0o644); err != nil {
 			return nil, err

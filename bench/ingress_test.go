@@ -2,13 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestIngressSmoke runs the HTTPS ingress part alone in smoke mode: Weft's
@@ -19,24 +15,9 @@ func TestIngressSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the benchmark harness (about 15 s)")
 	}
-	out := t.TempDir()
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if code := run(ctx, []string{"-smoke", "-parts", "ingress-tls", "-out", out}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d\n%s", code, tail(stderr.String()))
-	}
-	jsons, _ := filepath.Glob(filepath.Join(out, "*-smoke.json"))
-	if len(jsons) != 1 {
-		t.Fatalf("want one report, got %v", jsons)
-	}
-	b, err := os.ReadFile(jsons[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
+	rep, md, stderr := smokeReport(t, "-parts", "ingress-tls")
+	if !bytes.Contains(md, []byte("## HTTPS ingress")) {
+		t.Error("markdown lacks the HTTPS ingress section")
 	}
 	want := []string{"weft-gateway-tls"}
 	for name, bin := range map[string]string{"nginx-ingress-tls": nginxBin, "haproxy-ingress-tls": haproxyBin} {
@@ -52,7 +33,7 @@ func TestIngressSmoke(t *testing.T) {
 			}
 		}
 		if info == nil || !info.Available || !strings.Contains(info.Verified, "TLS 1.2 refused") {
-			t.Errorf("%s: not available or not checked: %+v\n%s", name, info, tail(stderr.String()))
+			t.Errorf("%s: not available or not checked: %+v\n%s", name, info, tail(stderr))
 			continue
 		}
 		modes := map[string]bool{}

@@ -156,7 +156,28 @@ func startNginx(dir, label string, h1, h2c int, upstream string, sd side) (*proc
 	if h2c != 0 {
 		h2cListen = fmt.Sprintf("    listen 127.0.0.1:%d http2;\n", h2c)
 	}
-	conf := fmt.Sprintf(`daemon off;
+	conf := nginxConf(dir, upstream, fmt.Sprintf(`    listen 127.0.0.1:%[1]d%[3]s;
+%[2]s    location / {
+      proxy_pass %[4]s://up;
+%[5]s
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_buffering off;
+    }
+`, h1, h2cListen, listenTLS, scheme, upstreamTLS))
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	return start(dir, label, nil, nginxBin, "-p", dir, "-c", path, "-e", "stderr")
+}
+
+// nginxConf is the nginx configuration every nginx of the bench runs:
+// two workers, no access log, temp paths under dir, and a keep-alive pool
+// "up" to upstream; server is the server block's body.
+func nginxConf(dir, upstream, server string) string {
+	return fmt.Sprintf(`daemon off;
 master_process on;
 worker_processes 2;
 user root;
@@ -177,23 +198,30 @@ http {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:%[3]d%[5]s;
-%[4]s    location / {
-      proxy_pass %[6]s://up;
-%[7]s
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $http_host;
-      proxy_buffering off;
-    }
-  }
+%[3]s  }
 }
-`, dir, upstream, h1, h2cListen, listenTLS, scheme, upstreamTLS)
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	return start(dir, label, nil, nginxBin, "-p", dir, "-c", path, "-e", "stderr")
+`, dir, upstream, server)
+}
+
+// haproxyConf is the HAProxy configuration every HAProxy of the bench
+// runs: two threads, HTTP mode, keep-alive and connection reuse; bind and
+// server are the frontend's bind line(s) and the backend's server line.
+func haproxyConf(bind, server string) string {
+	return fmt.Sprintf(`global
+  nbthread 2
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+  http-reuse always
+frontend fe
+%s  default_backend be
+backend be
+  server s1 %s
+`, bind, server)
 }
 
 // HAProxy: two threads, HTTP mode with keep-alive and connection reuse to
@@ -215,22 +243,7 @@ func startHAProxy(dir, label string, h1, h2c int, upstream string, sd side) (*pr
 	if h2c != 0 {
 		h2cBind = fmt.Sprintf("  bind 127.0.0.1:%d proto h2\n", h2c)
 	}
-	conf := fmt.Sprintf(`global
-  nbthread 2
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:%d%s
-%s  default_backend be
-backend be
-  server s1 %s%s
-`, h1, bindTLS, h2cBind, upstream, serverTLS)
+	conf := haproxyConf(fmt.Sprintf("  bind 127.0.0.1:%d%s\n%s", h1, bindTLS, h2cBind), upstream+serverTLS)
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err

@@ -1,37 +1,19 @@
 package samples
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/internal/meshtest"
 )
 
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestServeLogsAndShutsDown(t *testing.T) {
-	var logs syncBuffer
+	var logs meshtest.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	lns, err := Listen([]string{"127.0.0.1:0", "127.0.0.1:0"})
 	if err != nil {

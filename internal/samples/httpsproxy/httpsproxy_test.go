@@ -2,7 +2,6 @@ package httpsproxy
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,29 +11,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/weftmesh/weft/internal/meshtest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestTunnel(t *testing.T) {
 	site := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -43,7 +24,7 @@ func TestTunnel(t *testing.T) {
 	defer site.Close()
 	_, sitePort, _ := net.SplitHostPort(strings.TrimPrefix(site.URL, "https://"))
 	port, _ := strconv.Atoi(sitePort)
-	var logs syncBuffer
+	var logs meshtest.SyncBuffer
 	p := &Proxy{
 		Ports:    []int{port},
 		Override: map[string]string{"en.wikipedia.org": "127.0.0.1"},

@@ -39,23 +39,7 @@ func TestEgress(t *testing.T) {
 		t.Skip("the stand-in external site needs root (ports 80/443)")
 	}
 	client := kit.ViaSidecar(m, "curl")
-	setMode := func(mode string) {
-		out, err := weft.Output(t, fmt.Sprintf(`
-apiVersion: mesh.istio.io/v1alpha1
-kind: MeshConfig
-metadata:
-  name: mesh
-  namespace: istio-system
-spec:
-  outboundTrafficPolicy:
-    mode: %s
-`, mode), "apply", "-f", "-")
-		if err != nil {
-			t.Fatalf("setting %s: %v\n%s", mode, err, out)
-		}
-	}
-	setMode("REGISTRY_ONLY")
-	t.Cleanup(func() { setMode("ALLOW_ANY") })
+	setOutboundPolicy(t, "REGISTRY_ONLY")
 	meshtest.Eventually(t, "unknown host blocked with 502", 10*time.Second, func() error {
 		if r := kit.Get(t, client, "http://edition.cnn.com/politics", nil); r.Status != 502 {
 			return fmt.Errorf("REGISTRY_ONLY, unregistered host: status %d", r.Status)
