@@ -100,9 +100,7 @@ func (v *validator) virtualService(vs *networking.VirtualService) {
 			for k, s := range m.DestinationSubnets {
 				v.subnet(fmt.Sprintf("%s.destinationSubnets[%d]", mp, k), s)
 			}
-			if m.SourceSubnet != "" {
-				v.subnet(mp+".sourceSubnet", m.SourceSubnet)
-			}
+			// Istio's validateTCPMatch does not check sourceSubnet.
 			v.optPort(mp+".port", m.Port)
 			v.labels(mp+".sourceLabels", m.SourceLabels)
 			for k, g := range m.Gateways {
@@ -342,6 +340,12 @@ func (v *validator) tlsRoute(p string, r *networking.TLSRoute, hosts []string) {
 		}
 		for j, sni := range m.SniHosts {
 			sp := fmt.Sprintf("%s.sniHosts[%d]", mp, j)
+			// Istio's validateSniHost: an IPv4 address passes as a domain
+			// name; one that does not (IPv6) is only a warning.
+			if isIP(sni) && strings.Contains(sni, ":") {
+				v.warnf(sp, "using an IP address (%q) goes against SNI spec and most clients do not support this", sni)
+				continue
+			}
 			if !isIP(sni) {
 				if msg := checkWildcardHost(sni); msg != "" {
 					v.errorf(sp, "%s", msg)

@@ -103,6 +103,11 @@ func TestValidateVirtualServiceIstioParity(t *testing.T) {
 		// validateHTTPFaultInjectionDelay: the deprecated integer percent
 		// is not checked.
 		{name: "delay legacy percent accepted", src: vs(first + "    fault: {delay: {fixedDelay: 1s, percent: 150}}\n")},
+		// validateTCPMatch: sourceSubnet is not checked.
+		{name: "tcp source subnet unchecked", src: doc(net1, "VirtualService", "  hosts: [a]\n  tcp:\n  - match: [{sourceSubnet: nonsense}]\n    route: [{destination: {host: a}}]\n")},
+		// validateSniHost: an IPv6 SNI host only warns.
+		{name: "tls ipv6 sni warns", src: doc(net1, "VirtualService", "  hosts: [a.example.com]\n  tls:\n  - match: [{sniHosts: ['::1']}]\n    route: [{destination: {host: a}}]\n"),
+			warn: "goes against SNI spec"},
 		// validateAllowOrigins: an empty exact origin.
 		{name: "cors empty exact origin", src: vs(first + "    corsPolicy: {allowOrigins: [{exact: ''}]}\n"), want: "is not a valid match type for CORS allow origins"},
 	} {
