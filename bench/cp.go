@@ -22,19 +22,26 @@ import (
 
 // cpResult is the control-plane benchmark's outcome.
 type cpResult struct {
-	Services        int       `json:"services"`
-	Proxies         int       `json:"proxies"`
-	Connected       int       `json:"connected"`
-	InitialSyncP50  float64   `json:"initial_sync_p50_ms"`
-	InitialSyncP99  float64   `json:"initial_sync_p99_ms"`
-	InitialSyncMax  float64   `json:"initial_sync_max_ms"`
-	ChangeKind      []string  `json:"change_kind"` // per change: cluster, route or endpoint
-	ChangeP50       []float64 `json:"change_to_ack_p50_ms"`
-	ChangeP99       []float64 `json:"change_to_ack_p99_ms"`
-	ChangeAll       []float64 `json:"change_to_all_acked_ms"`
-	ChangeMissing   []int     `json:"change_not_acked"`
-	RSSKB           int64     `json:"rss_kb"`
-	PeakRSSKB       int64     `json:"peak_rss_kb"`
+	// Source is where the config comes from: "dir" (a watched directory)
+	// or "kube" (a kube-apiserver: Services and EndpointSlices).
+	Source         string    `json:"source"`
+	Services       int       `json:"services"`
+	Proxies        int       `json:"proxies"`
+	Connected      int       `json:"connected"`
+	InitialSyncP50 float64   `json:"initial_sync_p50_ms"`
+	InitialSyncP99 float64   `json:"initial_sync_p99_ms"`
+	InitialSyncMax float64   `json:"initial_sync_max_ms"`
+	ChangeKind     []string  `json:"change_kind"` // per change: cluster, route or endpoint
+	ChangeP50      []float64 `json:"change_to_ack_p50_ms"`
+	ChangeP99      []float64 `json:"change_to_ack_p99_ms"`
+	ChangeAll      []float64 `json:"change_to_all_acked_ms"`
+	ChangeMissing  []int     `json:"change_not_acked"`
+	RSSKB          int64     `json:"rss_kb"`
+	PeakRSSKB      int64     `json:"peak_rss_kb"`
+	// HeapLiveMB is the live heap after the last GC (gctrace), and the
+	// largest seen during the run.
+	HeapLiveMB      float64   `json:"heap_live_mb"`
+	HeapLivePeakMB  float64   `json:"heap_live_peak_mb"`
 	CPUConnectSec   float64   `json:"cpu_seconds_connect"`
 	CPUPerChangeSec []float64 `json:"cpu_seconds_per_change"`
 	// Stopped says why fewer proxies than asked joined (the changes then
@@ -43,28 +50,29 @@ type cpResult struct {
 	Error   string `json:"error,omitempty"`
 }
 
-// benchControlPlane runs `weft control-plane` with services Services (each
-// with an endpoint), connects proxies simulated proxies (simProxy) in
-// batches, then makes changes rounds of config changes, one of each kind
-// (cpChange), and times, per proxy, from the file's rename into the
-// watched directory to the proxy's receipt of a response showing the
-// change. To protect a shared machine it stops adding proxies once the
+// benchControlPlane runs `weft control-plane` on source (see startCPRun)
+// with services Services (each with an endpoint), connects proxies
+// simulated proxies (simProxy) in batches, then makes changes rounds of
+// config changes, one of each kind (cpChange), and times, per proxy, from
+// the change (the file's rename into the watched directory, or the API
+// server call) to the proxy's receipt of a response showing the change. To protect a shared machine it stops adding proxies once the
 // control plane's RSS passes maxRSSKB. With profileDir it keeps the
 // control plane's profiles of the changes there (cpProfiles).
 //
 // Phases (connecting, each change) end by deadline: each may take up to
 // 90 s but leaves at least 5 s for every later phase.
-func benchControlPlane(ctx context.Context, weft, dir string, services, proxies, changes int, deadline time.Time, maxRSSKB int64, profileDir string) cpResult {
+func benchControlPlane(ctx context.Context, source, weft, dir string, services, proxies, changes int, deadline time.Time, maxRSSKB int64, profileDir string) (r cpResult) {
 	phaseTimeout := func(later int) time.Duration {
 		return min(90*time.Second, max(5*time.Second, time.Until(deadline)-time.Duration(later)*5*time.Second))
 	}
-	r := cpResult{Services: services, Proxies: proxies}
-	cp, err := startControlPlane(ctx, weft, dir, fmt.Sprintf("cp-%d", proxies), map[string]string{"services.yaml": servicesYAML("svc", services)})
+	r = cpResult{Source: source, Services: services, Proxies: proxies}
+	cp, err := startCPRun(ctx, source, weft, dir, fmt.Sprintf("cp-%s-%d", source, proxies), services)
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
-	defer cp.proc.stop()
+	defer cp.close()
+	defer func() { r.HeapLiveMB, r.HeapLivePeakMB = heapLiveMB(cp.proc.log) }()
 	cpu0 := cp.proc.cpuSeconds()
 
 	sims := make([]*simProxy, 0, proxies)
@@ -119,12 +127,12 @@ func benchControlPlane(ctx context.Context, weft, dir string, services, proxies,
 	if profileDir != "" {
 		profiled = make(chan error, 1)
 		go func() {
-			profiled <- cp.profile(ctx, "profile?seconds=30", filepath.Join(profileDir, fmt.Sprintf("cp-%d-cpu.pprof", proxies)))
+			profiled <- cp.profile(ctx, "profile?seconds=30", filepath.Join(profileDir, fmt.Sprintf("cp-%s-%d-cpu.pprof", source, proxies)))
 		}()
 	}
 	for k := 0; k < changes*len(changeKinds) && ctx.Err() == nil; k++ {
 		kind, round := changeKinds[k%len(changeKinds)], k/len(changeKinds)
-		file, yaml, typeURL, text := cpChange(kind, round, services)
+		_, _, typeURL, text := cpChange(kind, round, services)
 		for _, s := range sims {
 			s.expectIn(typeURL, text)
 		}
@@ -135,7 +143,7 @@ func benchControlPlane(ctx context.Context, weft, dir string, services, proxies,
 		}
 		phase, cancel := context.WithTimeout(ctx, phaseTimeout(changes*len(changeKinds)-k-1))
 		start := time.Now()
-		if err := cp.write(file, yaml); err != nil {
+		if err := cp.apply(phase, kind, round); err != nil {
 			cancel()
 			r.Error = err.Error()
 			break
@@ -153,7 +161,7 @@ func benchControlPlane(ctx context.Context, weft, dir string, services, proxies,
 	if profiled != nil {
 		errs := []error{<-profiled}
 		for _, name := range []string{"heap", "allocs"} {
-			errs = append(errs, cp.profile(ctx, name, filepath.Join(profileDir, fmt.Sprintf("cp-%d-%s.pprof", proxies, name))))
+			errs = append(errs, cp.profile(ctx, name, filepath.Join(profileDir, fmt.Sprintf("cp-%s-%d-%s.pprof", source, proxies, name))))
 		}
 		if err := errors.Join(errs...); err != nil && r.Error == "" {
 			r.Error = "profiles: " + err.Error()

@@ -52,6 +52,7 @@ type options struct {
 	budget       time.Duration
 	cpServices   int
 	cpProxies    []int
+	cpSources    []string
 	cpChanges    int
 	cpMaxRSS     int64 // KiB
 	cpProfile    string
@@ -80,6 +81,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.budget, "budget", 13*time.Minute, "the whole run's time limit: load cells stop early to leave the rest time")
 	fs.IntVar(&o.cpServices, "cp-services", 1000, "services in the control-plane benchmark")
 	cpProxies := fs.String("cp-proxies", "100,2000", "simulated proxies in the control-plane benchmark; a list runs each size, smallest first")
+	cpSources := fs.String("cp-source", sourceDir, "config sources of the control-plane benchmark: dir (a watched directory), kube (a kube-apiserver started from internal/kubetest; needs tools/kube/build.sh), or both: dir,kube")
 	fs.IntVar(&o.cpChanges, "cp-changes", 3, "rounds of config changes timed in the control-plane benchmark (each: a new cluster, a route change, an endpoint move)")
 	fs.StringVar(&o.cpProfile, "cp-profile", "", "directory for the control plane's CPU profile over the changes (first 30 s) and heap and allocation profiles after them (go tool pprof bin/weft FILE)")
 	maxRSS := fs.Int64("cp-max-rss", 6144, "MiB: stop adding simulated proxies once the control plane's RSS passes this (protects a shared machine)")
@@ -124,6 +126,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		o.cpProxies = append(o.cpProxies, n)
 	}
 	slices.Sort(o.cpProxies)
+	for _, s := range strings.Split(*cpSources, ",") {
+		if s = strings.TrimSpace(s); s != sourceDir && s != sourceKube {
+			return nil, fmt.Errorf("-cp-source: %q is neither dir nor kube", s)
+		}
+		o.cpSources = append(o.cpSources, s)
+	}
 	return o, nil
 }
 
@@ -310,19 +318,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		rep.CPNote = fmt.Sprintf("weft control-plane: not available: %v", err)
 	} else {
 		end := began.Add(o.budget)
+		runs := len(o.cpProxies) * len(o.cpSources)
 		for i, n := range o.cpProxies {
-			if ctx.Err() != nil {
-				break
+			for j, src := range o.cpSources {
+				if ctx.Err() != nil {
+					break
+				}
+				// Every run after this one keeps 75 s of the budget.
+				deadline := end.Add(-time.Duration(runs-1-(i*len(o.cpSources)+j)) * 75 * time.Second)
+				if time.Until(deadline) < 10*time.Second {
+					rep.ControlPlane = append(rep.ControlPlane, cpResult{Source: src, Services: o.cpServices, Proxies: n, Error: "not run: time budget spent"})
+					continue
+				}
+				log.Info("control plane", "source", src, "services", o.cpServices, "proxies", n, "until", time.Until(deadline).Round(time.Second))
+				r := benchControlPlane(ctx, src, cpBin, tmp, o.cpServices, n, o.cpChanges, deadline, o.cpMaxRSS, o.cpProfile)
+				rep.ControlPlane = append(rep.ControlPlane, r)
 			}
-			// Every larger size after this one keeps 75 s of the budget.
-			deadline := end.Add(-time.Duration(len(o.cpProxies)-1-i) * 75 * time.Second)
-			if time.Until(deadline) < 10*time.Second {
-				rep.ControlPlane = append(rep.ControlPlane, cpResult{Services: o.cpServices, Proxies: n, Error: "not run: time budget spent"})
-				continue
-			}
-			log.Info("control plane", "services", o.cpServices, "proxies", n, "until", time.Until(deadline).Round(time.Second))
-			r := benchControlPlane(ctx, cpBin, tmp, o.cpServices, n, o.cpChanges, deadline, o.cpMaxRSS, o.cpProfile)
-			rep.ControlPlane = append(rep.ControlPlane, r)
 		}
 	}
 	rep.Elapsed = time.Since(began).Round(time.Second).String()

@@ -280,7 +280,7 @@ func (r *report) markdown() string {
 		p("%s\n\n", orDash(r.CPNote))
 	}
 	for _, c := range r.ControlPlane {
-		p("### %d services, %d simulated proxies (%d synced)\n\n", c.Services, c.Proxies, c.Connected)
+		p("### %d services, %d simulated proxies (%d synced), config from %s\n\n", c.Services, c.Proxies, c.Connected, sourceName(c.Source))
 		if c.Stopped != "" {
 			p("Note: %s; the changes below ran with %d proxies.\n\n", oneLine(c.Stopped), c.Connected)
 		}
@@ -299,6 +299,7 @@ func (r *report) markdown() string {
 			p("| change %d%s → ACK p50 / p99 / all (ms), not acked | %s / %s / %s, %d |\n", i+1, kind(i), ms(c.ChangeP50[i]), ms(c.ChangeP99[i]), ms(c.ChangeAll[i]), c.ChangeMissing[i])
 		}
 		p("| control-plane RSS / peak RSS (MiB) | %.1f / %.1f |\n", float64(c.RSSKB)/1024, float64(c.PeakRSSKB)/1024)
+		p("| control-plane live heap after the last GC / largest (MB, gctrace) | %.0f / %.0f |\n", c.HeapLiveMB, c.HeapLivePeakMB)
 		p("| control-plane CPU s: connect all proxies (batches of 100) | %.2f |\n", c.CPUConnectSec)
 		for i, v := range c.CPUPerChangeSec {
 			p("| control-plane CPU s: change %d%s | %.2f |\n", i+1, kind(i), v)
@@ -478,3 +479,14 @@ const methodText = `## Method
   all, so each request is evaluated against every policy. Before measuring, the harness checks
   they are enforced: /admin gets 403 and a token that does not verify gets 401.
 `
+
+// sourceName says where a control-plane run's config came from.
+func sourceName(s string) string {
+	switch s {
+	case sourceKube:
+		return "a kube-apiserver (Services, EndpointSlices)"
+	case sourceDir, "":
+		return "a watched directory (Services, WorkloadEntries)"
+	}
+	return s
+}

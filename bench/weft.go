@@ -86,6 +86,11 @@ type controlPlane struct {
 // startControlPlane starts `weft control-plane` on a fresh config
 // directory holding files (name → YAML) from the start.
 func startControlPlane(ctx context.Context, weft, dir, label string, files map[string]string) (*controlPlane, error) {
+	return startControlPlaneEnv(ctx, weft, dir, label, files, nil)
+}
+
+// startControlPlaneEnv is startControlPlane with extra environment.
+func startControlPlaneEnv(ctx context.Context, weft, dir, label string, files map[string]string, env []string) (*controlPlane, error) {
 	cfg := filepath.Join(dir, label+"-config")
 	if err := os.MkdirAll(cfg, 0o755); err != nil {
 		return nil, err
@@ -109,7 +114,7 @@ func startControlPlane(ctx context.Context, weft, dir, label string, files map[s
 	}
 	cp := &controlPlane{configDir: cfg, xds: net.JoinHostPort(cpIP, strconv.Itoa(xp)),
 		secure: net.JoinHostPort(cpIP, strconv.Itoa(sp)), monitoring: net.JoinHostPort(cpIP, strconv.Itoa(mp))}
-	cp.proc, err = start(dir, label, nil, weft, "control-plane", "--config-dir", cfg,
+	cp.proc, err = start(dir, label, env, weft, "control-plane", "--config-dir", cfg,
 		"--xds-address", cp.xds, "--secure-address", cp.secure, "--monitoring-address", cp.monitoring, "--log-level", "warn")
 	if err != nil {
 		return nil, err
