@@ -406,7 +406,7 @@ type h1body struct {
 	stop     func() bool
 	resp     *http.Response
 	req      *http.Request
-	done     func()
+	x        *exchange    // its done ends the attempt
 	wrote    <-chan error // request body writer, when there was a body
 	once     sync.Once
 	finished atomic.Bool
@@ -466,7 +466,7 @@ func (b *h1body) finish() {
 			b.c.nc.SetWriteDeadline(time.Time{})
 		}
 		b.c.h.putH1(b.c, reusable)
-		b.done()
+		b.x.done()
 	})
 }
 

@@ -156,7 +156,8 @@ func (c *Cluster) RoundTrip(req *http.Request, o *RequestOptions) (*http.Respons
 		}
 		return nil, nil, err
 	}
-	att := &Attempt{Host: h.addr}
+	x := &exchange{att: Attempt{Host: h.addr}, h: h, st: st, retry: retry}
+	att := &x.att
 	if !tryAcquire(&st.UpstreamRqActive, sh.cfg.maxRequests) {
 		st.UpstreamRqPendingOverflow.Add(1)
 		if retry {
@@ -167,22 +168,15 @@ func (c *Cluster) RoundTrip(req *http.Request, o *RequestOptions) (*http.Respons
 	st.UpstreamRqTotal.Add(1)
 	h.rqTot.Add(1)
 	h.active.Add(1)
-	done := func() {
-		h.active.Add(-1)
-		st.UpstreamRqActive.Add(-1)
-		if retry {
-			st.RqActiveRetries.Add(-1)
-		}
-	}
 	useH2 := sh.cfg.proto == protoHTTP2 || (sh.cfg.proto == protoDownstream && o.Downstream == downstream.HTTP2)
 	var resp *http.Response
 	if useH2 {
-		resp, err = h.roundTripH2(req, att, done)
+		resp, err = h.roundTripH2(req, att, x.done)
 	} else {
-		resp, err = h.roundTripH1(req, att, done)
+		resp, err = h.roundTripH1(req, x)
 	}
 	if err != nil {
-		done()
+		x.done()
 		h.rqErr.Add(1)
 		err = c.classify(ctx, h, err)
 		return nil, att, err
@@ -219,7 +213,29 @@ func (c *Cluster) classify(ctx context.Context, h *host, err error) error {
 	return upstreamReset(err)
 }
 
-func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.Response, error) {
+// exchange is one attempt's state in one allocation (profile: the
+// attempt, the accounting closure and the response body were three per
+// request): the attempt reported to the caller, the HTTP/1 response body,
+// and the accounting done undoes when the body ends.
+type exchange struct {
+	att   Attempt
+	body  h1body
+	h     *host
+	st    *Stats
+	retry bool
+}
+
+// done ends the attempt's accounting (max_requests, least-request load).
+func (x *exchange) done() {
+	x.h.active.Add(-1)
+	x.st.UpstreamRqActive.Add(-1)
+	if x.retry {
+		x.st.RqActiveRetries.Add(-1)
+	}
+}
+
+func (h *host) roundTripH1(req *http.Request, x *exchange) (*http.Response, error) {
+	att := &x.att
 	ctx := req.Context()
 	fresh := false
 	for attempt := 0; ; attempt++ {
@@ -265,10 +281,12 @@ func (h *host) roundTripH1(req *http.Request, att *Attempt, done func()) (*http.
 				return nil, errors.New("upgrade request with a body")
 			}
 			pc.nc.SetDeadline(time.Time{})
-			resp.Body = &upgraded{c: pc, done: done}
+			resp.Body = &upgraded{c: pc, done: x.done}
 			return resp, nil
 		}
-		resp.Body = &h1body{rc: resp.Body, c: pc, resp: resp, req: req, done: done, stop: stop, wrote: wrote}
+		b := &x.body
+		b.rc, b.c, b.resp, b.req, b.x, b.stop, b.wrote = resp.Body, pc, resp, req, x, stop, wrote
+		resp.Body = b
 		return resp, nil
 	}
 }
