@@ -51,8 +51,15 @@ func (m *kubeMode) serveWebhook(ctx context.Context, srv *server.Server) error {
 		svc += "-" + v.Revision
 	}
 	hosts := []string{svc + "." + v.Namespace + ".svc", svc + "." + v.Namespace + ".svc.cluster.local", "localhost", "127.0.0.1"}
+	// The istio-sidecar-injector ConfigMap (policy, selectors, image
+	// values) applies over the flags, and edits apply as they come.
+	live := inject.NewLiveConfig(v.InjectConfig(), m.log)
+	cm := inject.ConfigMapName(v.Revision)
+	if !live.Watch(ctx, m.client, v.Namespace, cm, 15*time.Second) {
+		m.log.Warn("injector configmap not read yet; injecting with the flags' config until it is", "configmap", v.Namespace+"/"+cm)
+	}
 	m.log.Info("injection webhook", "address", ln.Addr().String())
-	return inject.Serve(ctx, ln, &inject.Webhook{Config: v.InjectConfig(), Log: m.log},
+	return inject.Serve(ctx, ln, &inject.Webhook{Live: live, Log: m.log},
 		inject.ServingConfig(srv.CA(), hosts, 24*time.Hour, nil))
 }
 

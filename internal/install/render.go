@@ -59,6 +59,10 @@ func Render(v Values) ([]byte, error) {
 // Objects are the installation's objects other than the CRDs, in apply
 // order.
 func Objects(v Values) ([]runtime.Object, error) {
+	injData, err := inject.ConfigMapData(v.Hub, v.Tag, v.Revision)
+	if err != nil {
+		return nil, err
+	}
 	mesh, err := meshConfigYAML(v)
 	if err != nil {
 		return nil, err
@@ -116,6 +120,9 @@ func Objects(v Values) ([]runtime.Object, error) {
 			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: cp, Namespace: ns}}},
 		&corev1.ConfigMap{TypeMeta: tm("v1", "ConfigMap"), ObjectMeta: meta(config.MeshConfigMapName, ControlPlane), // revisions share the mesh config
 			Data: map[string]string{"mesh": mesh}},
+		// The injector's settings (policy, selectors, image values), as
+		// Istio's istio-sidecar-injector; the control plane follows edits.
+		&corev1.ConfigMap{TypeMeta: tm("v1", "ConfigMap"), ObjectMeta: meta(inject.ConfigMapName(v.Revision), ControlPlane), Data: injData},
 		controlPlaneDeployment(v, cp, cpLabels, cpSelector),
 		&policyv1.PodDisruptionBudget{TypeMeta: tm("policy/v1", "PodDisruptionBudget"), ObjectMeta: meta(cp, ControlPlane),
 			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: cpSelector}}},

@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/weftmesh/weft/internal/controlplane/inject"
 	"github.com/weftmesh/weft/internal/version"
 )
 
@@ -48,6 +50,19 @@ func TestHubTagFlow(t *testing.T) {
 	images := map[string]string{}
 	var cpArgs []string
 	for _, o := range objs {
+		if o.GetKind() == "ConfigMap" && o.GetName() == inject.ConfigMapName("") {
+			// The injector ConfigMap names the same image (Istio's analyzer
+			// and Weft's read it there).
+			cm := &corev1.ConfigMap{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, cm); err != nil {
+				t.Fatal(err)
+			}
+			c, err := inject.FromConfigMap(&inject.Config{}, cm.Data)
+			if err != nil || c.ProxyImage != "weft.local/weft-proxy:dev" || c.Policy != inject.PolicyEnabled || cm.Namespace != "istio-system" {
+				t.Errorf("injector configmap %s/%s: %+v %v", cm.Namespace, cm.Name, c, err)
+			}
+			images["configmap"] = c.ProxyImage
+		}
 		if o.GetKind() != "Deployment" {
 			continue
 		}
@@ -61,6 +76,9 @@ func TestHubTagFlow(t *testing.T) {
 				cpArgs = c.Args
 			}
 		}
+	}
+	if images["configmap"] == "" {
+		t.Error("no istio-sidecar-injector ConfigMap rendered")
 	}
 	if images[ControlPlane] != "weft.local/weft:dev" || images["istio-ingressgateway"] != "weft.local/weft-proxy:dev" {
 		t.Errorf("images %v", images)

@@ -35,6 +35,11 @@ func injectorConfig() *inject.Config {
 // node), its caBundle filled in by PatchCABundle as the leader does.
 func startWebhook(t *testing.T, env *kubetest.Env) {
 	t.Helper()
+	startWebhookWith(t, env, &inject.Webhook{Config: injectorConfig()})
+}
+
+func startWebhookWith(t *testing.T, env *kubetest.Env, wh *inject.Webhook) {
+	t.Helper()
 	authority, err := ca.New(ca.Options{StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +51,7 @@ func startWebhook(t *testing.T, env *kubetest.Env) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- inject.Serve(ctx, ln, &inject.Webhook{Config: injectorConfig()}, inject.ServingConfig(authority, []string{"127.0.0.1"}, time.Hour, nil))
+		done <- inject.Serve(ctx, ln, wh, inject.ServingConfig(authority, []string{"127.0.0.1"}, time.Hour, nil))
 	}()
 	t.Cleanup(func() {
 		cancel()

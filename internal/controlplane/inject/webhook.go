@@ -33,10 +33,19 @@ const maxReview = 6 << 20
 
 // Webhook is the injection webhook's HTTP handler (POST /inject, Istio's
 // path). It is safe for concurrent use; Config must not change after the
-// first request.
+// first request. Live, when set, replaces Config: the injector ConfigMap
+// applied over it, following edits.
 type Webhook struct {
 	Config *Config
+	Live   *LiveConfig
 	Log    *slog.Logger
+}
+
+func (w *Webhook) config() *Config {
+	if w.Live != nil {
+		return w.Live.Current()
+	}
+	return w.Config
 }
 
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -78,14 +87,15 @@ func (w *Webhook) Review(req *admissionv1.AdmissionRequest) *admissionv1.Admissi
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}
-	ok, err := Required(w.Config, &pod)
+	cfg := w.config()
+	ok, err := Required(cfg, &pod)
 	if err != nil {
 		return deny(resp, err)
 	}
 	if !ok {
 		return resp
 	}
-	mutated, err := Inject(w.Config, &pod)
+	mutated, err := Inject(cfg, &pod)
 	if err != nil {
 		return deny(resp, fmt.Errorf("injecting %s/%s: %w", pod.Namespace, first(pod.Name, pod.GenerateName), err))
 	}
