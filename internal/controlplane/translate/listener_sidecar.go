@@ -145,6 +145,11 @@ func (b *builder) buildInbound() {
 		}
 		for _, ip := range ports {
 			port := ip.port
+			if bind, ok := b.ingressBound(port); ok {
+				// Sidecar ingress captureMode NONE: a real listener.
+				b.boundInbound(ip, bind)
+				continue
+			}
 			l.FilterChains = append(l.FilterChains, b.inboundChains(ip, func() *listenerv3.FilterChainMatch {
 				return &listenerv3.FilterChainMatch{DestinationPort: u32(port)}
 			})...)
@@ -158,35 +163,49 @@ func (b *builder) buildInbound() {
 		if ip.port == b.p.Meta.ProxyPort {
 			continue // the explicit proxy owns that address
 		}
-		name := b.bindIP() + "_" + itoa(ip.port)
-		l := &listenerv3.Listener{Name: name, Address: socketAddress(b.bindIP(), ip.port)}
-		chains := b.inboundChains(ip, func() *listenerv3.FilterChainMatch { return nil })
-		if len(chains) == 0 {
-			continue // STRICT without a certificate: the port is closed
+		bind, ok := b.ingressBound(ip.port)
+		if !ok {
+			bind = b.bindIP()
 		}
-		if t, _ := b.ingressTLS(ip.port); t != nil {
-			l.ListenerFilters = listenerFilters("tls_inspector")
-			l.ContinueOnListenerFiltersTimeout = true
-			l.FilterChains = chains
-		} else if b.inboundMode(ip.port) != MTLSDisable {
-			// Mutual TLS told apart from plaintext (and HTTP from TCP on
-			// sniffed ports) by the chains' matches, as virtualInbound does.
-			l.ListenerFilters = listenerFilters("tls_inspector")
-			if ip.proto == protoAuto {
-				l.ListenerFilters = listenerFilters("tls_inspector", "http_inspector")
-			}
-			l.ContinueOnListenerFiltersTimeout = true
-			l.FilterChains = chains
-		} else if ip.proto == protoAuto {
-			l.ListenerFilters = listenerFilters("http_inspector")
-			l.ContinueOnListenerFiltersTimeout = true
-			l.FilterChains = chains[:1]
-			l.DefaultFilterChain = chains[1]
-		} else {
-			l.FilterChains = chains
-		}
-		b.listeners[name] = l
+		b.boundInbound(ip, bind)
 	}
+}
+
+// boundInbound is an inbound listener bound to bind:port (explicit mode,
+// or a Sidecar ingress listener with captureMode NONE), its chains told
+// apart by sniffing rather than by original destination.
+func (b *builder) boundInbound(ip inboundPort, bind string) {
+	name := bind + "_" + itoa(ip.port)
+	if _, taken := b.listeners[name]; taken {
+		return
+	}
+	l := &listenerv3.Listener{Name: name, Address: socketAddress(bind, ip.port)}
+	chains := b.inboundChains(ip, func() *listenerv3.FilterChainMatch { return nil })
+	if len(chains) == 0 {
+		return // STRICT without a certificate: the port is closed
+	}
+	if t, _ := b.ingressTLS(ip.port); t != nil {
+		l.ListenerFilters = listenerFilters("tls_inspector")
+		l.ContinueOnListenerFiltersTimeout = true
+		l.FilterChains = chains
+	} else if b.inboundMode(ip.port) != MTLSDisable {
+		// Mutual TLS told apart from plaintext (and HTTP from TCP on
+		// sniffed ports) by the chains' matches, as virtualInbound does.
+		l.ListenerFilters = listenerFilters("tls_inspector")
+		if ip.proto == protoAuto {
+			l.ListenerFilters = listenerFilters("tls_inspector", "http_inspector")
+		}
+		l.ContinueOnListenerFiltersTimeout = true
+		l.FilterChains = chains
+	} else if ip.proto == protoAuto {
+		l.ListenerFilters = listenerFilters("http_inspector")
+		l.ContinueOnListenerFiltersTimeout = true
+		l.FilterChains = chains[:1]
+		l.DefaultFilterChain = chains[1]
+	} else {
+		l.FilterChains = chains
+	}
+	b.listeners[name] = l
 }
 
 // chainSet collects outbound filter chains, keeping the first of any two

@@ -136,3 +136,24 @@ func (b *builder) ingressTLS(port uint32) (*networking.ServerTLSSettings, protoc
 	// Validation allows tls only on HTTPS and TLS ports.
 	return nil, 0
 }
+
+// ingressBound is where a Sidecar ingress listener with captureMode NONE
+// binds (Istio's getBindToPort and getFilterChainsByServicePort: its bind,
+// else the workload's address), or, on a proxy without capture, the bind
+// it names; ok is false when the port is served as usual.
+func (b *builder) ingressBound(port uint32) (string, bool) {
+	l := b.ingressFor(port)
+	if l == nil {
+		return "", false
+	}
+	if b.p.Meta.Capture && l.GetCaptureMode() != networking.CaptureMode_NONE {
+		return "", false
+	}
+	if l.GetBind() != "" {
+		return l.GetBind(), true
+	}
+	if !b.p.Meta.Capture {
+		return "", false // explicit mode binds the workload address anyway
+	}
+	return b.bindIP(), true
+}

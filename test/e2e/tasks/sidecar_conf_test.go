@@ -193,3 +193,30 @@ spec:
 		t.Errorf("plaintext to the TLS port served: %d %q", r.Status, r.Body)
 	}
 }
+
+// A Sidecar ingress listener with a bind (captureMode NONE; explicit-mode
+// proxies bind every ingress port anyway) listens on that address, here
+// one of this test's own block, and forwards to the app.
+func TestSidecarIngressBind(t *testing.T) {
+	skipInCapture(t)
+	m := mesh(t)
+	startBackend(t, m, "conf-bind-app", "conf-bind", "v1", "", 223)
+	weft.Apply(t, `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: conf-bind}
+spec:
+  workloadSelector: {labels: {app: conf-bind}}
+  ingress:
+  - port: {number: 5001, protocol: HTTP, name: http-bound}
+    defaultEndpoint: 0.0.0.0:5000
+    captureMode: NONE
+    bind: 127.0.61.1
+`)
+	meshtest.Eventually(t, "ingress listener on its bind address", 30*time.Second, func() error {
+		if r := kit.Get(t, kit.Direct, "http://127.0.61.1:5001/", nil); r.Status != 200 || strings.TrimSpace(r.Body) != "conf-bind-app" {
+			return fmt.Errorf("%d %q", r.Status, strings.TrimSpace(r.Body))
+		}
+		return nil
+	})
+}
