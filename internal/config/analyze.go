@@ -197,6 +197,11 @@ func ErrorMessages(errs []*Error) []*Message {
 type AnalyzeOptions struct {
 	// Domain is the cluster DNS suffix; "cluster.local" if empty.
 	Domain string
+	// SecretsComplete says the set holds every Secret a credentialName
+	// names, wherever it exists (the Kubernetes source watches exactly
+	// those), so a credentialName without its Secret is reported even
+	// when the set holds no Secret at all.
+	SecretsComplete bool
 }
 
 // Analyze validates every resource (IST0106) and runs the cross-resource
@@ -212,6 +217,7 @@ func Analyze(res []*Resource, opts AnalyzeOptions) []*Message {
 		out = append(out, ErrorMessages(warns)...)
 	}
 	ix := newIndex(res, opts.Domain)
+	ix.secretsComplete = opts.SecretsComplete
 	for _, a := range analyzers {
 		out = append(out, a(ix)...)
 	}
@@ -258,8 +264,12 @@ type index struct {
 	workloads  []workload
 	namespaces map[string]bool
 	secrets    map[string]bool
-	rootNS     string
-	autoMTLS   bool // MeshConfig enableAutoMtls (default true)
+	// secretsComplete: secrets holds every referenced Secret that exists
+	// (AnalyzeOptions.SecretsComplete); else only a set with some Secret
+	// is taken as the world's.
+	secretsComplete bool
+	rootNS          string
+	autoMTLS        bool // MeshConfig enableAutoMtls (default true)
 	// DestinationRule subsets by resolved host; wildcard hosts apart.
 	subsets     map[string]map[string]bool
 	wildSubsets []wildSubset

@@ -42,7 +42,7 @@ func analyzeGateways(ix *index) []*Message {
 			if len(svcs) > 0 && !anyServicePort(svcs, s.Port.Number) {
 				out = append(out, newMessage(msgGatewayPortNotOnService, r, p+".port.number", s.Port.Number, labelString(gw.Selector)))
 			}
-			if s.Tls != nil && s.Tls.CredentialName != "" && len(ix.secrets) > 0 {
+			if s.Tls != nil && s.Tls.CredentialName != "" && ix.knowsSecrets() {
 				nss := []string{r.Namespace}
 				for _, svc := range svcs {
 					nss = append(nss, svc.res.Namespace)

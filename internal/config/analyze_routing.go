@@ -256,12 +256,12 @@ func analyzeDestinationRules(ix *index) []*Message {
 }
 
 // drCredentials reports tls.credentialName Secrets that exist in no
-// namespace (IST0101), when the analyzed config holds Secrets at all.
+// namespace (IST0101), when the analyzed config knows its Secrets.
 // Which namespace counts depends on the proxy that uses the rule (its
 // own), so a Secret anywhere is enough here; weft x describe tells per
 // proxy.
 func drCredentials(ix *index, r *Resource, dr *networking.DestinationRule) []*Message {
-	if len(ix.secrets) == 0 {
+	if !ix.knowsSecrets() {
 		return nil
 	}
 	var out []*Message
@@ -289,3 +289,9 @@ func drCredentials(ix *index, r *Resource, dr *networking.DestinationRule) []*Me
 	}
 	return out
 }
+
+// knowsSecrets reports whether a credentialName missing from the set is
+// missing from the world: the set is complete for referenced Secrets (the
+// Kubernetes source), or holds some Secret (a config directory that keeps
+// its Secrets beside the config).
+func (ix *index) knowsSecrets() bool { return ix.secretsComplete || len(ix.secrets) > 0 }

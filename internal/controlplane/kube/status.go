@@ -69,7 +69,9 @@ func analysisMessages(src *Source) map[string][]validationMessage {
 			rs = append(rs, r)
 		}
 	}
-	msgs := config.Analyze(rs, config.AnalyzeOptions{})
+	// The source watches every Secret a credentialName names, so one
+	// missing from it does not exist.
+	msgs := config.Analyze(rs, config.AnalyzeOptions{SecretsComplete: true})
 	for _, inv := range src.Invalid() {
 		if inv.Resource != nil && inv.Resource.Spec != nil {
 			msgs = append(msgs, config.ErrorMessages(config.Validate(inv.Resource))...)
