@@ -1,0 +1,201 @@
+package node
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/bookinfo"
+)
+
+// failure is one failed page: when its answer came and what it was.
+type failure struct {
+	at   time.Time
+	what string
+}
+
+func (f failure) String() string { return f.at.Format("15:04:05.000") + " " + f.what }
+
+// loop sends n productpage requests through the ingress gateway, conc at
+// a time, paced at qps in total, and reports each failure: a non-200, or
+// a page without reviews (productpage shows its reviews error when its
+// call to reviews failed). during runs once after start requests.
+func loop(t *testing.T, m *nodeMesh, n, conc int, qps float64, start int, during func()) (failed []failure) {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	tick := time.NewTicker(time.Duration(float64(time.Second) / qps))
+	defer tick.Stop()
+	jobs := make(chan int)
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				r := m.Page(t, "")
+				bad := ""
+				switch {
+				case r.Status != 200:
+					bad = r.Body
+				case !strings.Contains(r.Body, "Book Reviews") || strings.Contains(r.Body, "unavailable"):
+					bad = "page without reviews (reviews " + bookinfo.ReviewsVersion(r.Body) + ")"
+				}
+				if bad != "" {
+					mu.Lock()
+					failed = append(failed, failure{time.Now(), "#" + strconv.Itoa(i) + ": " + bad})
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	var once sync.Once
+	for i := range n {
+		<-tick.C
+		if int(next.Add(1)) == start {
+			once.Do(func() { go during() })
+		}
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return failed
+}
+
+// TestPodDeletedUnderLoad deletes one of two productpage pods while a
+// bounded loop sends pages through the ingress gateway. The pod's
+// endpoint leaves the gateway's EDS when the EndpointSlice marks it
+// terminating; what is in flight then is drained by its sidecar, which
+// outlives the app as a native sidecar. Failures are counted and reported.
+func TestPodDeletedUnderLoad(t *testing.T) {
+	m := mesh(t)
+	kubectl(t, m.n, "", "scale", "deploy/productpage-v1", "--replicas=2")
+	t.Cleanup(func() { m.n.Kubectl(context.Background(), nil, "scale", "deploy/productpage-v1", "--replicas=1") })
+	kubectl(t, m.n, "", "rollout", "status", "deploy/productpage-v1", "--timeout=3m")
+	victim := strings.TrimSpace(kubectl(t, m.n, "", "get", "pod", "-l", "app=productpage", "-o", "jsonpath={.items[0].metadata.name}"))
+	// Both endpoints serve before the loop starts.
+	meshtest.Eventually(t, "two productpage endpoints", time.Minute, func() error {
+		out := kubectl(t, m.n, "", "get", "endpointslices", "-l", "kubernetes.io/service-name=productpage", "-o", "jsonpath={.items[*].endpoints[*].conditions.ready}")
+		if strings.Count(out, "true") != 2 {
+			return errorf("ready endpoints: %s", out)
+		}
+		return nil
+	})
+	var deleted time.Time
+	const n = 600
+	failed := loop(t, m, n, 4, 60, 150, func() {
+		deleted = time.Now()
+		if _, err := m.n.Kubectl(context.Background(), nil, "delete", "pod", victim, "--wait=false"); err != nil {
+			t.Errorf("deleting %s: %v", victim, err)
+		}
+	})
+	t.Logf("deleted %s at %s during %d pages at 60/s", victim, deleted.Format("15:04:05.000"), n)
+	judge(t, m, failed, deleted, n)
+}
+
+// removalWindow is how long after a pod starts terminating its endpoint
+// may still be in a client's EDS: the EndpointSlice update, the control
+// plane's 100 ms debounce and the push. A request that reaches the pod's
+// app after the app stopped listening and before then fails in
+// Kubernetes with any mesh (and with kube-proxy alone); Weft's and
+// Istio's retries (connect-failure, 503, another host) cover it only when
+// the client already knows another endpoint.
+const removalWindow = 2 * time.Second
+
+// judge fails t for every failure outside [terminating, terminating +
+// removalWindow] and counts and reports those inside.
+func judge(t *testing.T, m *nodeMesh, failed []failure, terminating time.Time, n int) {
+	t.Helper()
+	inside := 0
+	for _, f := range failed {
+		if f.at.Before(terminating) || f.at.After(terminating.Add(removalWindow)) {
+			t.Errorf("failed outside the endpoint-removal window (pod terminating at %s): %s", terminating.Format("15:04:05.000"), f)
+			continue
+		}
+		inside++
+		t.Logf("failed within %v of the pod terminating: %s", f.at.Sub(terminating).Round(time.Millisecond), f)
+	}
+	t.Logf("%d of %d requests failed, all within the endpoint-removal window: %d", len(failed), n, inside)
+	if t.Failed() {
+		out, _ := m.n.Kubectl(context.Background(), nil, "logs", "deploy/productpage-v1", "-c", "istio-proxy", "--tail=40")
+		t.Logf("productpage's sidecar:\n%s", out)
+	}
+}
+
+// terminatingAt watches the pods of selector and returns when the first
+// of those present now starts terminating (or is gone).
+func terminatingAt(ctx context.Context, m *nodeMesh, selector string) <-chan time.Time {
+	out := make(chan time.Time, 1)
+	before, err := m.n.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		close(out)
+		return out
+	}
+	go func() {
+		defer close(out)
+		for ctx.Err() == nil {
+			for _, p := range before.Items {
+				cur, err := m.n.Client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
+				if err != nil || cur.DeletionTimestamp != nil {
+					out <- time.Now()
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return out
+}
+
+// TestRollingRestartUnderLoad restarts reviews (kubectl rollout restart:
+// a new pod Ready before the old one is deleted) while pages load: no page
+// may lose its reviews while the new pod starts and joins, nor after the
+// old one's endpoint is gone; losses in the endpoint-removal window are
+// counted and reported.
+func TestRollingRestartUnderLoad(t *testing.T) {
+	m := mesh(t)
+	m.Apply(t, bookinfo.AllV1)
+	meshtest.Eventually(t, "all traffic to reviews v1", 30*time.Second, func() error {
+		return bookinfo.PagesAll(t, m, "", 10, bookinfo.NoStars)
+	})
+	done := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	oldGone := terminatingAt(ctx, m, "app=reviews,version=v1")
+	var restarted time.Time
+	var finished time.Time
+	const n = 1800 // 60 s at 30/s: the rollout ends well within it
+	failed := loop(t, m, n, 4, 30, 60, func() {
+		restarted = time.Now()
+		if _, err := m.n.Kubectl(context.Background(), nil, "rollout", "restart", "deploy/reviews-v1"); err != nil {
+			done <- err
+			return
+		}
+		_, err := m.n.Kubectl(context.Background(), nil, "rollout", "status", "deploy/reviews-v1", "--timeout=4m")
+		finished = time.Now()
+		done <- err
+	})
+	end := time.Now()
+	if err := <-done; err != nil {
+		t.Fatalf("rollout: %v", err)
+	}
+	t.Logf("rolling restart of reviews-v1 from %s to %s during %d pages at 30/s (until %s): %d failed",
+		restarted.Format("15:04:05.000"), finished.Format("15:04:05.000"), n, end.Format("15:04:05.000"), len(failed))
+	if finished.After(end) {
+		t.Errorf("the rollout outlasted the load loop")
+	}
+	terminating, ok := <-oldGone
+	if !ok {
+		t.Fatal("the old reviews-v1 pod was never seen terminating")
+	}
+	judge(t, m, failed, terminating, n)
+}
