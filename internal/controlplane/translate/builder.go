@@ -33,6 +33,7 @@ type builder struct {
 
 	// Config in Istio's precedence order, computed once per build.
 	vsCache  *[]*networkingv1.VirtualService
+	outbound *[]*model.Service // outboundServices, once computed
 	drIndex  *drIndex
 	drByHost map[string]*networking.DestinationRule // host|namespace → rule (nil: none)
 	peer     *PeerPolicy                            // the proxy's PeerAuthentication, once computed

@@ -247,7 +247,7 @@ func (b *builder) buildCaptureOutbound() {
 			hcmFilter(hcmOptions{statPrefix: "outbound_0.0.0.0_" + itoa(port), rds: routeConfig(port)}),
 		}}
 	}
-	for _, svc := range b.services {
+	for _, svc := range b.outboundServices() {
 		for _, p := range svc.Ports {
 			switch pr := portProtocol(p); {
 			case pr.isHTTP():
@@ -449,7 +449,7 @@ func (b *builder) buildExplicitOutbound() {
 	seen := domainSet{}
 	// tls routes first: CONNECT to an sniHost goes where the route says,
 	// even when a wildcard service host also covers it.
-	for _, svc := range b.services {
+	for _, svc := range b.outboundServices() {
 		for _, p := range svc.Ports {
 			if portProtocol(p) != protoTLS {
 				continue
@@ -468,7 +468,7 @@ func (b *builder) buildExplicitOutbound() {
 			}
 		}
 	}
-	for _, svc := range b.services {
+	for _, svc := range b.outboundServices() {
 		for _, p := range svc.Ports {
 			pr := portProtocol(p)
 			doms := seen.take(b.domains(svc, p.Number, p.Number == 80, true))

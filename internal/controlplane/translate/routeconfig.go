@@ -114,7 +114,7 @@ func (b *builder) serviceRoutes(svc *model.Service, port uint32) []*routev3.Rout
 func (b *builder) sidecarRouteConfig(port uint32) *routev3.RouteConfiguration {
 	rc := &routev3.RouteConfiguration{Name: itoa(port)}
 	seen := domainSet{}
-	for _, svc := range b.services {
+	for _, svc := range b.outboundServices() {
 		p := findPort(svc, port)
 		if p == nil || !(portProtocol(p).isHTTP() || portProtocol(p) == protoAuto) {
 			continue

@@ -122,3 +122,45 @@ func (b *builder) soleServicePort(imported []*model.Service) (*model.Service, *m
 	}
 	return svc, port
 }
+
+// outboundServices are the services served on the captured and explicit
+// outbound paths and the port route configurations: with a Sidecar, those
+// its egress listeners import except the ones bound to a unix socket,
+// whose services are reachable only there (Istio builds no port listener
+// for them). Clusters still exist for every imported service.
+func (b *builder) outboundServices() []*model.Service {
+	if b.scope == nil {
+		return b.services
+	}
+	if b.outbound != nil {
+		return *b.outbound
+	}
+	ports := map[string]map[uint32]bool{}
+	unixOnly := false
+	for _, e := range b.scope.egress {
+		l := e.listener
+		if l.GetPort() != nil && l.GetPort().GetNumber() == 0 && strings.HasPrefix(l.Bind, unixPrefix) {
+			unixOnly = true
+			continue
+		}
+		for _, s := range e.services {
+			if ports[s.Hostname] == nil {
+				ports[s.Hostname] = map[uint32]bool{}
+			}
+			for _, p := range s.Ports {
+				ports[s.Hostname][p.Number] = true
+			}
+		}
+	}
+	out := b.services
+	if unixOnly {
+		out = nil
+		for _, svc := range b.services {
+			if t := trimToPorts(svc, ports[svc.Hostname]); t != nil && len(ports[svc.Hostname]) > 0 {
+				out = append(out, t)
+			}
+		}
+	}
+	b.outbound = &out
+	return out
+}
