@@ -2,6 +2,7 @@ package hcm
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -100,6 +101,25 @@ func TestIdleHandoff(t *testing.T) {
 		waitDetached(t, p, 1)
 		io.WriteString(c, "GET /small HTTP/1.1\r\n") // and no more
 		closedWithin(t, br, 300*time.Millisecond, 5*time.Second, time.Now())
+	})
+	t.Run("tls", func(t *testing.T) {
+		p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{fastBackend(t)}}},
+			routes: rc(vhost(rt("r", "/", toCluster("a")))),
+			tls:    &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, NextProtos: []string{"http/1.1"}}})
+		p.mgr.idleHandoff = 20 * time.Millisecond
+		raw, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		get(t, c, br)
+		waitDetached(t, p, 1)
+		get(t, c, br) // read through TLS by the fresh goroutine
+		time.Sleep(50 * time.Millisecond)
+		get(t, c, br)
 	})
 	t.Run("drain", func(t *testing.T) {
 		p := start(t, nil)
