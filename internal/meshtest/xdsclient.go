@@ -152,22 +152,16 @@ func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDisco
 	if err != nil {
 		return err
 	}
+	send := func(r *discoveryv3.DiscoveryRequest) error { return sendErr(st.Send(r), st.Recv) }
 	for i, t := range c.opts.Types {
-		req := &discoveryv3.DiscoveryRequest{TypeUrl: t}
-		if i == 0 {
-			req.Node = c.node
-		}
-		if err := st.Send(req); err != nil {
-			return sendErr(err, func() error { _, err := st.Recv(); return err })
+		if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: t, Node: c.first(i)}); err != nil {
+			return err
 		}
 	}
 	for {
 		resp, err := st.Recv()
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
+			return endErr(err)
 		}
 		t := resp.GetTypeUrl()
 		c.observe(t, resp.GetResources())
@@ -193,8 +187,8 @@ func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDisco
 		if msg != "" {
 			req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: msg}
 		}
-		if err := st.Send(req); err != nil {
-			return sendErr(err, func() error { _, err := st.Recv(); return err })
+		if err := send(req); err != nil {
+			return err
 		}
 	}
 }
@@ -204,22 +198,16 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 	if err != nil {
 		return err
 	}
+	send := func(r *discoveryv3.DeltaDiscoveryRequest) error { return sendErr(st.Send(r), st.Recv) }
 	for i, t := range c.opts.Types {
-		req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t}
-		if i == 0 {
-			req.Node = c.node
-		}
-		if err := st.Send(req); err != nil {
-			return sendErr(err, func() error { _, err := st.Recv(); return err })
+		if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, Node: c.first(i)}); err != nil {
+			return err
 		}
 	}
 	for {
 		resp, err := st.Recv()
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
+			return endErr(err)
 		}
 		t := resp.GetTypeUrl()
 		if c.opts.Observe != nil {
@@ -230,8 +218,8 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 			c.observe(t, anys)
 		}
 		if c.opts.Lean {
-			if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}); err != nil {
-				return sendErr(err, func() error { _, err := st.Recv(); return err })
+			if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}); err != nil {
+				return err
 			}
 			c.update(func() {
 				c.accepted(t, resp.GetSystemVersionInfo(), len(resp.GetResources())+len(resp.GetRemovedResources()))
@@ -271,8 +259,8 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 			c.resources[t] = next
 			c.accepted(t, resp.GetSystemVersionInfo(), len(resp.GetResources())+len(resp.GetRemovedResources()))
 		})
-		if err := st.Send(req); err != nil {
-			return sendErr(err, func() error { _, err := st.Recv(); return err })
+		if err := send(req); err != nil {
+			return err
 		}
 	}
 }
@@ -291,18 +279,33 @@ func (c *XDSClient) observe(typeURL string, resources []*anypb.Any) {
 	}
 }
 
+// first is the node to send with the i-th initial subscription: only the
+// first request of a stream carries it.
+func (c *XDSClient) first(i int) *corev3.Node {
+	if i == 0 {
+		return c.node
+	}
+	return nil
+}
+
+// endErr is the stream's end as the client reports it: io.EOF (the server
+// closed the stream cleanly) is no error.
+func endErr(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
 // sendErr turns io.EOF from Send (the server ended the stream) into the
 // stream's real status, which only Recv reports.
-func sendErr(err error, recv func() error) error {
+func sendErr[Resp any](err error, recv func() (Resp, error)) error {
 	if !errors.Is(err, io.EOF) {
 		return err
 	}
 	for {
-		if rerr := recv(); rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				return nil
-			}
-			return rerr
+		if _, rerr := recv(); rerr != nil {
+			return endErr(rerr)
 		}
 	}
 }
