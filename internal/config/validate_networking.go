@@ -945,13 +945,20 @@ func (v *validator) sidecar(sc *networking.Sidecar) {
 			v.warnf(p+".hosts", "`*/*` host select all resources, no other hosts can be added")
 		}
 	}
+	// Istio's validateSidecarOutboundTrafficPolicy: egressProxy only with
+	// ALLOW_ANY (nothing else is checked then), an FQDN host (no
+	// wildcard), a port, then the destination's own rules.
 	if tp := sc.OutboundTrafficPolicy; tp != nil && tp.EgressProxy != nil {
-		if tp.Mode != networking.OutboundTrafficPolicy_ALLOW_ANY {
-			v.errorf("spec.outboundTrafficPolicy.egressProxy", "egressProxy must be set only with ALLOW_ANY outboundTrafficPolicy mode")
-		}
-		v.destination("spec.outboundTrafficPolicy.egressProxy", tp.EgressProxy)
-		if tp.EgressProxy.Port == nil {
-			v.errorf("spec.outboundTrafficPolicy.egressProxy.port", "egressProxy port is required")
+		const ep = "spec.outboundTrafficPolicy.egressProxy"
+		switch {
+		case tp.Mode != networking.OutboundTrafficPolicy_ALLOW_ANY:
+			v.errorf(ep, "egressProxy must be set only with ALLOW_ANY outboundTrafficPolicy mode")
+		case checkFQDN(tp.EgressProxy.Host) != "":
+			v.errorf(ep+".host", "%s", checkFQDN(tp.EgressProxy.Host))
+		case tp.EgressProxy.Port == nil:
+			v.errorf(ep+".port", "egressProxy port is required")
+		default:
+			v.destination(ep, tp.EgressProxy)
 		}
 	}
 	v.connectionPool("spec.inboundConnectionPool", sc.InboundConnectionPool)
