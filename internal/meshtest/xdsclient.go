@@ -153,16 +153,10 @@ func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDisco
 		return err
 	}
 	send := func(r *discoveryv3.DiscoveryRequest) error { return sendErr(st.Send(r), st.Recv) }
-	for i, t := range c.opts.Types {
-		if err := send(&discoveryv3.DiscoveryRequest{TypeUrl: t, Node: c.first(i)}); err != nil {
-			return err
-		}
+	subscribe := func(t string, n *corev3.Node) *discoveryv3.DiscoveryRequest {
+		return &discoveryv3.DiscoveryRequest{TypeUrl: t, Node: n}
 	}
-	for {
-		resp, err := st.Recv()
-		if err != nil {
-			return endErr(err)
-		}
+	return serve(c, send, st.Recv, subscribe, func(resp *discoveryv3.DiscoveryResponse) error {
 		t := resp.GetTypeUrl()
 		c.observe(t, resp.GetResources())
 		var rs map[string]proto.Message
@@ -187,10 +181,8 @@ func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDisco
 		if msg != "" {
 			req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: msg}
 		}
-		if err := send(req); err != nil {
-			return err
-		}
-	}
+		return send(req)
+	})
 }
 
 func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient) error {
@@ -199,16 +191,10 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 		return err
 	}
 	send := func(r *discoveryv3.DeltaDiscoveryRequest) error { return sendErr(st.Send(r), st.Recv) }
-	for i, t := range c.opts.Types {
-		if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, Node: c.first(i)}); err != nil {
-			return err
-		}
+	subscribe := func(t string, n *corev3.Node) *discoveryv3.DeltaDiscoveryRequest {
+		return &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, Node: n}
 	}
-	for {
-		resp, err := st.Recv()
-		if err != nil {
-			return endErr(err)
-		}
+	return serve(c, send, st.Recv, subscribe, func(resp *discoveryv3.DeltaDiscoveryResponse) error {
 		t := resp.GetTypeUrl()
 		if c.opts.Observe != nil {
 			anys := make([]*anypb.Any, 0, len(resp.GetResources()))
@@ -224,7 +210,7 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 			c.update(func() {
 				c.accepted(t, resp.GetSystemVersionInfo(), len(resp.GetResources())+len(resp.GetRemovedResources()))
 			})
-			continue
+			return nil
 		}
 		c.mu.Lock()
 		next := map[string]proto.Message{}
@@ -259,7 +245,29 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 			c.resources[t] = next
 			c.accepted(t, resp.GetSystemVersionInfo(), len(resp.GetResources())+len(resp.GetRemovedResources()))
 		})
-		if err := send(req); err != nil {
+		return send(req)
+	})
+}
+
+// serve runs one ADS stream, SotW or delta: the initial wildcard
+// subscriptions (the node with the first), then handle for each response
+// until the stream or handle ends.
+func serve[Req, Resp any](c *XDSClient, send func(Req) error, recv func() (Resp, error), subscribe func(typeURL string, n *corev3.Node) Req, handle func(Resp) error) error {
+	for i, t := range c.opts.Types {
+		n := c.node
+		if i > 0 {
+			n = nil
+		}
+		if err := send(subscribe(t, n)); err != nil {
+			return err
+		}
+	}
+	for {
+		resp, err := recv()
+		if err != nil {
+			return endErr(err)
+		}
+		if err := handle(resp); err != nil {
 			return err
 		}
 	}
@@ -277,15 +285,6 @@ func (c *XDSClient) observe(typeURL string, resources []*anypb.Any) {
 	if c.opts.Observe != nil {
 		c.opts.Observe(typeURL, resources)
 	}
-}
-
-// first is the node to send with the i-th initial subscription: only the
-// first request of a stream carries it.
-func (c *XDSClient) first(i int) *corev3.Node {
-	if i == 0 {
-		return c.node
-	}
-	return nil
 }
 
 // endErr is the stream's end as the client reports it: io.EOF (the server
