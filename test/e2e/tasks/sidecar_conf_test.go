@@ -9,10 +9,13 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/internal/demo"
 	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/internal/node"
 	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
@@ -216,6 +219,99 @@ spec:
 	meshtest.Eventually(t, "ingress listener on its bind address", 30*time.Second, func() error {
 		if r := kit.Get(t, kit.Direct, "http://127.0.61.1:5001/", nil); r.Status != 200 || strings.TrimSpace(r.Body) != "conf-bind-app" {
 			return fmt.Errorf("%d %q", r.Status, strings.TrimSpace(r.Body))
+		}
+		return nil
+	})
+}
+
+// A Sidecar ingress listener's connectionPool limits the inbound cluster
+// to the app, as Istio applies it: with one connection and one pending
+// request allowed, further concurrent requests are refused at once (503,
+// overflow) while the app holds the first.
+func TestSidecarIngressConnectionPool(t *testing.T) {
+	skipInCapture(t)
+	m := mesh(t)
+	release := make(chan struct{})
+	var releaseMu sync.Mutex
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		releaseMu.Lock()
+		ch := release
+		releaseMu.Unlock()
+		select {
+		case <-ch:
+		case <-r.Context().Done():
+		case <-time.After(20 * time.Second):
+		}
+		fmt.Fprintln(w, "conf-pool-app")
+	})
+	if m.Workload("conf-pool-app") == nil {
+		w := &demo.Workload{Name: "conf-pool-app", ServiceAccount: "conf-pool", Labels: map[string]string{"app": "conf-pool"},
+			Ports: []node.Port{{Name: "http", Port: 5000, Protocol: "HTTP"}}, IP: "127.0.30.224", AppIP: "127.0.31.224"}
+		ln, err := net.Listen("tcp", w.AppIP+":5000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: slow}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.AddWorkload(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	weft.Apply(t, `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: conf-pool}
+spec:
+  workloadSelector: {labels: {app: conf-pool}}
+  ingress:
+  - port: {number: 5000, protocol: HTTP, name: http}
+    defaultEndpoint: 0.0.0.0:5000
+    connectionPool:
+      tcp: {maxConnections: 1}
+      http: {http1MaxPendingRequests: 1}
+`)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	meshtest.Eventually(t, "requests beyond the pool refused with 503", 30*time.Second, func() error {
+		releaseMu.Lock()
+		release = make(chan struct{})
+		ch := release
+		releaseMu.Unlock()
+		statuses := make(chan int, 4)
+		for range 4 {
+			go func() {
+				resp, err := client.Get("http://127.0.30.224:5000/slow")
+				if err != nil {
+					statuses <- -1
+					return
+				}
+				resp.Body.Close()
+				statuses <- resp.StatusCode
+			}()
+		}
+		early := map[int]int{}
+		timeout := time.After(3 * time.Second)
+	collect:
+		for range 4 {
+			select {
+			case s := <-statuses:
+				early[s]++
+			case <-timeout:
+				break collect
+			}
+		}
+		close(ch)
+		n := 0
+		for _, c := range early {
+			n += c
+		}
+		for ; n < 4; n++ {
+			<-statuses
+		}
+		if early[503] < 1 {
+			return fmt.Errorf("answered while the app held the first request: %v (want 503s)", early)
 		}
 		return nil
 	})
