@@ -134,7 +134,7 @@ func (l *liveFlags) injectors(ctx context.Context, client kubernetes.Interface) 
 				// No namespace: it concerns every injected namespace, so
 				// `analyze -n X` shows it too.
 				Origin: "ConfigMap " + cm.Namespace + "/" + cm.Name,
-				Text: fmt.Sprintf("Schema validation error: %v", err)})
+				Text:   fmt.Sprintf("Schema validation error: %v", err)})
 			continue
 		}
 		out[cm.Name] = c
