@@ -168,4 +168,39 @@ spec:
 	if server.GetKind() != tracev1.Span_SPAN_KIND_SERVER || server.GetName() != "httpbin.default.svc.cluster.local:8000/*" {
 		t.Errorf("server span kind %v name %q", server.GetKind(), server.GetName())
 	}
+
+	// x-envoy-decorator-operation: with a route matching /get* on the
+	// caller's side, the caller's sidecar sends that operation and the
+	// server's sidecar names its span after it (Envoy's ingress override),
+	// not after its own inbound route ("httpbin...:8000/*").
+	weft.Apply(t, `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin-decorator}
+spec:
+  hosts: [httpbin]
+  http:
+  - match: [{uri: {prefix: /get}}]
+    route: [{destination: {host: httpbin}}]
+  - route: [{destination: {host: httpbin}}]
+`)
+	const op = "httpbin.default.svc.cluster.local:8000/get*"
+	tid2, _ := hex.DecodeString("6af7183fb1d4cf5f5af7183fb1d4cf5f")
+	meshtest.Eventually(t, "server span named by the caller's route", 30*time.Second, func() error {
+		curl.CloseIdleConnections()
+		if r := kit.Get(t, curl, "http://httpbin:8000/get", map[string]string{"traceparent": "00-" + hex.EncodeToString(tid2) + "-" + appSpan + "-01"}); r.Status != 200 {
+			return fmt.Errorf("status %d", r.Status)
+		}
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		var names []string
+		for _, sp := range rc.spans["httpbin.default"] {
+			if bytes.Equal(sp.GetTraceId(), tid2) {
+				if sp.GetName() == op {
+					return nil
+				}
+				names = append(names, sp.GetName())
+			}
+		}
+		return fmt.Errorf("server spans of the trace named %q, want %q", names, op)
+	})
 }
