@@ -42,8 +42,9 @@ func (l *liveFlags) resources(ctx context.Context) ([]*config.Resource, error) {
 	defer src.Close()
 	var out []*config.Resource
 	for _, r := range src.Resources() {
-		// Analyzers know config kinds; endpoints and pods are the registry's.
-		if r.Kind != config.KindPod && r.Kind != config.KindEndpointSlice && r.Kind != config.KindNode {
+		// Pods are workloads that selectors pick; endpoints and nodes are
+		// the registry's alone.
+		if r.Kind != config.KindEndpointSlice && r.Kind != config.KindNode {
 			out = append(out, r)
 		}
 	}

@@ -319,6 +319,9 @@ func newIndex(res []*Resource, domain string) *index {
 			ix.namespaces[r.Namespace] = true
 		}
 		switch o := r.Object.(type) {
+		case *corev1.Pod:
+			// Kubernetes mode: pods are the workloads selectors pick.
+			ix.workloads = append(ix.workloads, workload{ns: r.Namespace, name: r.Name, labels: o.Labels})
 		case *corev1.Service:
 			s := &service{host: fmt.Sprintf("%s.%s.svc.%s", r.Name, r.Namespace, domain), res: r, selector: o.Spec.Selector}
 			for _, p := range o.Spec.Ports {

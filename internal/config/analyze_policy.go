@@ -189,8 +189,8 @@ func analyzeSidecars(ix *index) []*Message {
 }
 
 // analyzeSelectors reports policies whose selector matches no known
-// workload (IST0127). Only WorkloadEntries are workloads a file set can
-// show, so without any the check is skipped.
+// workload (IST0127). Workloads are WorkloadEntries (all a file set can
+// show) and, from a cluster, Pods; without any the check is skipped.
 func analyzeSelectors(ix *index) []*Message {
 	if len(ix.workloads) == 0 {
 		return nil

@@ -64,8 +64,9 @@ const statusDebounce = 100 * time.Millisecond
 func analysisMessages(src *Source) map[string][]validationMessage {
 	var rs []*config.Resource
 	for _, r := range src.Resources() {
-		// Analyzers know config kinds; endpoints, pods and nodes are the registry's.
-		if r.Kind != config.KindPod && r.Kind != config.KindEndpointSlice && r.Kind != config.KindNode {
+		// Pods are workloads that selectors pick; endpoints and nodes are
+		// the registry's alone.
+		if r.Kind != config.KindEndpointSlice && r.Kind != config.KindNode {
 			rs = append(rs, r)
 		}
 	}

@@ -30,6 +30,14 @@ func TestStatusMissingCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The gateway's own pod: on an API server shared with other tests'
+	// workloads, a selector without one is IST0101 of its own.
+	if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "ingressgateway", Labels: map[string]string{"istio": "ingressgateway"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "istio-proxy", Image: "weft-proxy"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	gw := &networkingv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: ns}}
 	gw.Spec.Selector = map[string]string{"istio": "ingressgateway"}
 	gw.Spec.Servers = []*networkingapi.Server{{
