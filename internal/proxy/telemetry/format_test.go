@@ -9,37 +9,11 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/internal/accesslog"
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/downstream"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/rflag"
 )
-
-// fields splits a default-format line into its 24 fields (quoted ones
-// keep their quotes stripped; the request line is one field).
-func fields(t *testing.T, line string) []string {
-	t.Helper()
-	var out []string
-	s := strings.TrimSuffix(line, "\n")
-	for len(s) > 0 {
-		switch s[0] {
-		case ' ':
-			s = s[1:]
-		case '[':
-			i := strings.IndexByte(s, ']')
-			out, s = append(out, s[1:i]), s[i+1:]
-		case '"':
-			i := strings.IndexByte(s[1:], '"') + 1
-			out, s = append(out, s[1:i]), s[i+1:]
-		default:
-			i := strings.IndexByte(s, ' ')
-			if i < 0 {
-				i = len(s)
-			}
-			out, s = append(out, s[:i]), s[i:]
-		}
-	}
-	return out
-}
 
 var start = time.Date(2026, 11, 21, 5, 1, 2, 345e6, time.UTC)
 
@@ -55,32 +29,6 @@ func TestDefaultTextFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Field positions in Istio's default format.
-	const (
-		fTime = iota
-		fReqLine
-		fCode
-		fFlags
-		fDetails
-		fTermination
-		fFailure
-		fBytesIn
-		fBytesOut
-		fDuration
-		fServiceTime
-		fXFF
-		fUA
-		fReqID
-		fAuthority
-		fUpstreamHost
-		fCluster
-		fUpstreamLocal
-		fDownLocal
-		fDownRemote
-		fSNI
-		fRoute
-		nFields
-	)
 	cases := []struct {
 		name  string
 		setup func(*filter.Info)
@@ -90,30 +38,30 @@ func TestDefaultTextFormat(t *testing.T) {
 		{"200 via upstream", func(i *filter.Info) {
 			i.Status, i.Details, i.BytesOut, i.ServiceTime = 200, "via_upstream", 135, 4*time.Millisecond
 			i.Cluster, i.Host, i.RouteName = "outbound|8000||httpbin.default.svc.cluster.local", "127.0.10.3:8080", "default"
-		}, false, map[int]string{fReqLine: "GET /status/418 HTTP/1.1", fCode: "200", fFlags: "-", fDetails: "via_upstream",
-			fTermination: "-", fFailure: "-", fBytesIn: "0", fBytesOut: "135", fDuration: "7", fServiceTime: "4", fXFF: "-",
-			fUA: "curl/8.0", fReqID: "req-1", fAuthority: "httpbin:8000", fUpstreamHost: "127.0.10.3:8080",
-			fCluster: "outbound|8000||httpbin.default.svc.cluster.local", fUpstreamLocal: "-",
-			fDownLocal: "127.0.10.7:15080", fDownRemote: "127.0.11.7:40000", fSNI: "-", fRoute: "default"}},
+		}, false, map[int]string{meshtest.LogRequestLine: "GET /status/418 HTTP/1.1", meshtest.LogCode: "200", meshtest.LogFlags: "-", meshtest.LogDetails: "via_upstream",
+			meshtest.LogTermination: "-", meshtest.LogFailure: "-", meshtest.LogBytesIn: "0", meshtest.LogBytesOut: "135", meshtest.LogDuration: "7", meshtest.LogServiceTime: "4", meshtest.LogXFF: "-",
+			meshtest.LogUserAgent: "curl/8.0", meshtest.LogRequestID: "req-1", meshtest.LogAuthority: "httpbin:8000", meshtest.LogUpstreamHost: "127.0.10.3:8080",
+			meshtest.LogCluster: "outbound|8000||httpbin.default.svc.cluster.local", meshtest.LogUpstreamLocal: "-",
+			meshtest.LogDownstreamLocal: "127.0.10.7:15080", meshtest.LogDownstreamRemote: "127.0.11.7:40000", meshtest.LogSNI: "-", meshtest.LogRoute: "default"}},
 		{"503 UO", func(i *filter.Info) {
 			i.Status, i.Flags, i.Details, i.BytesOut = 503, rflag.UO, "upstream_reset_before_response_started{overflow}", 81
 			i.Cluster, i.RouteName = "outbound|8000||httpbin.default.svc.cluster.local", "default"
-		}, false, map[int]string{fCode: "503", fFlags: "UO", fDetails: "upstream_reset_before_response_started{overflow}",
-			fBytesOut: "81", fServiceTime: "-", fUpstreamHost: "-", fCluster: "outbound|8000||httpbin.default.svc.cluster.local"}},
+		}, false, map[int]string{meshtest.LogCode: "503", meshtest.LogFlags: "UO", meshtest.LogDetails: "upstream_reset_before_response_started{overflow}",
+			meshtest.LogBytesOut: "81", meshtest.LogServiceTime: "-", meshtest.LogUpstreamHost: "-", meshtest.LogCluster: "outbound|8000||httpbin.default.svc.cluster.local"}},
 		{"404 NR", func(i *filter.Info) {
 			i.Status, i.Flags, i.Details = 404, rflag.NR, "route_not_found"
-		}, false, map[int]string{fCode: "404", fFlags: "NR", fDetails: "route_not_found", fCluster: "-", fRoute: "-", fUpstreamHost: "-"}},
+		}, false, map[int]string{meshtest.LogCode: "404", meshtest.LogFlags: "NR", meshtest.LogDetails: "route_not_found", meshtest.LogCluster: "-", meshtest.LogRoute: "-", meshtest.LogUpstreamHost: "-"}},
 		{"504 UT", func(i *filter.Info) {
 			i.Status, i.Flags, i.Details, i.BytesOut = 504, rflag.UT, "response_timeout", 24
 			i.Cluster, i.Host = "outbound|9080||reviews.default.svc.cluster.local", "127.0.10.4:9080"
-		}, false, map[int]string{fCode: "504", fFlags: "UT", fDetails: "response_timeout", fBytesOut: "24",
-			fUpstreamHost: "127.0.10.4:9080"}},
+		}, false, map[int]string{meshtest.LogCode: "504", meshtest.LogFlags: "UT", meshtest.LogDetails: "response_timeout", meshtest.LogBytesOut: "24",
+			meshtest.LogUpstreamHost: "127.0.10.4:9080"}},
 		{"tcp", func(i *filter.Info) {
 			*i = filter.Info{Start: start, Duration: 30 * time.Millisecond, BytesIn: 12, BytesOut: 16, Cluster: "inbound|9000||",
 				Host: "127.0.11.9:9000", Downstream: i.Downstream}
-		}, true, map[int]string{fReqLine: "- - -", fCode: "0", fFlags: "-", fDetails: "-", fBytesIn: "12", fBytesOut: "16",
-			fDuration: "30", fServiceTime: "-", fUA: "-", fReqID: "-", fAuthority: "-", fUpstreamHost: "127.0.11.9:9000",
-			fCluster: "inbound|9000||", fUpstreamLocal: "127.0.10.9:41000", fRoute: "-"}},
+		}, true, map[int]string{meshtest.LogRequestLine: "- - -", meshtest.LogCode: "0", meshtest.LogFlags: "-", meshtest.LogDetails: "-", meshtest.LogBytesIn: "12", meshtest.LogBytesOut: "16",
+			meshtest.LogDuration: "30", meshtest.LogServiceTime: "-", meshtest.LogUserAgent: "-", meshtest.LogRequestID: "-", meshtest.LogAuthority: "-", meshtest.LogUpstreamHost: "127.0.11.9:9000",
+			meshtest.LogCluster: "inbound|9000||", meshtest.LogUpstreamLocal: "127.0.10.9:41000", meshtest.LogRoute: "-"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -127,12 +75,12 @@ func TestDefaultTextFormat(t *testing.T) {
 			if !strings.HasSuffix(line, "\n") || strings.Count(line, "\n") != 1 {
 				t.Fatalf("want one line ending in a newline: %q", line)
 			}
-			got := fields(t, line)
-			if len(got) != nFields {
-				t.Fatalf("%d fields, want %d: %q", len(got), nFields, line)
+			got := meshtest.AccessLogFields(line)
+			if len(got) != meshtest.LogFieldCount {
+				t.Fatalf("%d fields, want %d: %q", len(got), meshtest.LogFieldCount, line)
 			}
-			if got[fTime] != "2026-11-21T05:01:02.345Z" {
-				t.Errorf("start time %q", got[fTime])
+			if got[meshtest.LogTime] != "2026-11-21T05:01:02.345Z" {
+				t.Errorf("start time %q", got[meshtest.LogTime])
 			}
 			for i, w := range c.want {
 				if got[i] != w {

@@ -136,64 +136,6 @@ func TestBookinfoMetrics(t *testing.T) {
 	}
 }
 
-// logFields splits a default-format access log line into its fields.
-func logFields(line string) []string {
-	var out []string
-	s := line
-	for len(s) > 0 {
-		switch s[0] {
-		case ' ':
-			s = s[1:]
-		case '[':
-			i := strings.IndexByte(s, ']')
-			if i < 0 {
-				return append(out, s)
-			}
-			out, s = append(out, s[1:i]), s[i+1:]
-		case '"':
-			i := strings.IndexByte(s[1:], '"') + 1
-			if i <= 0 {
-				return append(out, s)
-			}
-			out, s = append(out, s[1:i]), s[i+1:]
-		default:
-			i := strings.IndexByte(s, ' ')
-			if i < 0 {
-				i = len(s)
-			}
-			out, s = append(out, s[:i]), s[i:]
-		}
-	}
-	return out
-}
-
-// Field positions in Istio's default text format.
-const (
-	fTime = iota
-	fReqLine
-	fCode
-	fFlags
-	fDetails
-	fTermination
-	fFailure
-	fBytesIn
-	fBytesOut
-	fDuration
-	fServiceTime
-	fXFF
-	fUA
-	fReqID
-	fAuthority
-	fUpstreamHost
-	fCluster
-	fUpstreamLocal
-	fDownLocal
-	fDownRemote
-	fSNI
-	fRoute
-	nFields
-)
-
 // findLog waits for the access log line of workload's sidecar containing
 // marker and returns its fields.
 func findLog(t *testing.T, m *demo.Mesh, workload, marker string) []string {
@@ -203,9 +145,9 @@ func findLog(t *testing.T, m *demo.Mesh, workload, marker string) []string {
 		sc := bufio.NewScanner(strings.NewReader(proxyLog(t, m, workload)))
 		for sc.Scan() {
 			if l := sc.Text(); strings.HasPrefix(l, "[") && strings.Contains(l, marker) {
-				f = logFields(l)
-				if len(f) != nFields {
-					return fmt.Errorf("%d fields, want %d: %q", len(f), nFields, l)
+				f = meshtest.AccessLogFields(l)
+				if len(f) != meshtest.LogFieldCount {
+					return fmt.Errorf("%d fields, want %d: %q", len(f), meshtest.LogFieldCount, l)
 				}
 				return nil
 			}
@@ -219,11 +161,11 @@ var startTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
 func checkFields(t *testing.T, what string, got []string, want map[int]string) {
 	t.Helper()
-	if !startTime.MatchString(got[fTime]) {
-		t.Errorf("%s: start time %q", what, got[fTime])
+	if !startTime.MatchString(got[meshtest.LogTime]) {
+		t.Errorf("%s: start time %q", what, got[meshtest.LogTime])
 	}
-	if _, err := strconv.Atoi(got[fDuration]); err != nil {
-		t.Errorf("%s: duration %q", what, got[fDuration])
+	if _, err := strconv.Atoi(got[meshtest.LogDuration]); err != nil {
+		t.Errorf("%s: duration %q", what, got[meshtest.LogDuration])
 	}
 	for i, w := range want {
 		if strings.HasPrefix(w, "~") {
@@ -273,14 +215,14 @@ spec:
 		t.Fatalf("GET /get: %d %s", r.Status, r.Body)
 	}
 	f := findLog(t, m, "curl", id)
-	checkFields(t, "200 client", f, map[int]string{fReqLine: "GET /get HTTP/1.1", fCode: "200", fFlags: "-",
-		fDetails: "via_upstream", fTermination: "-", fFailure: "-", fBytesIn: "0", fBytesOut: "~^[1-9][0-9]*$",
-		fServiceTime: "~^[0-9]+$", fUA: "weft-e2e", fReqID: id, fAuthority: "httpbin:8000",
-		fUpstreamHost: "~^" + httpbin.IP + ":8080$", fCluster: clusterOut, fDownLocal: ipPort, fDownRemote: ipPort, fSNI: "-"})
+	checkFields(t, "200 client", f, map[int]string{meshtest.LogRequestLine: "GET /get HTTP/1.1", meshtest.LogCode: "200", meshtest.LogFlags: "-",
+		meshtest.LogDetails: "via_upstream", meshtest.LogTermination: "-", meshtest.LogFailure: "-", meshtest.LogBytesIn: "0", meshtest.LogBytesOut: "~^[1-9][0-9]*$",
+		meshtest.LogServiceTime: "~^[0-9]+$", meshtest.LogUserAgent: "weft-e2e", meshtest.LogRequestID: id, meshtest.LogAuthority: "httpbin:8000",
+		meshtest.LogUpstreamHost: "~^" + httpbin.IP + ":8080$", meshtest.LogCluster: clusterOut, meshtest.LogDownstreamLocal: ipPort, meshtest.LogDownstreamRemote: ipPort, meshtest.LogSNI: "-"})
 	f = findLog(t, m, "httpbin-v1", id)
-	checkFields(t, "200 server", f, map[int]string{fReqLine: "GET /get HTTP/1.1", fCode: "200", fFlags: "-",
-		fDetails: "via_upstream", fReqID: id, fAuthority: "httpbin:8000", fUpstreamHost: "~^" + httpbin.AppIP + ":8080$",
-		fCluster: "~^inbound\\|", fDownLocal: "~^" + httpbin.IP + ":8080$"})
+	checkFields(t, "200 server", f, map[int]string{meshtest.LogRequestLine: "GET /get HTTP/1.1", meshtest.LogCode: "200", meshtest.LogFlags: "-",
+		meshtest.LogDetails: "via_upstream", meshtest.LogRequestID: id, meshtest.LogAuthority: "httpbin:8000", meshtest.LogUpstreamHost: "~^" + httpbin.AppIP + ":8080$",
+		meshtest.LogCluster: "~^inbound\\|", meshtest.LogDownstreamLocal: "~^" + httpbin.IP + ":8080$"})
 
 	// 504 UT: the route's 0.5s timeout against a 2s delay.
 	id = fmt.Sprintf("telemetry-504-%d", time.Now().UnixNano())
@@ -288,8 +230,8 @@ spec:
 		t.Fatalf("GET /delay/2: %d %s", r.Status, r.Body)
 	}
 	f = findLog(t, m, "curl", id)
-	checkFields(t, "504", f, map[int]string{fReqLine: "GET /delay/2 HTTP/1.1", fCode: "504", fFlags: "UT",
-		fDetails: "upstream_response_timeout", fCluster: clusterOut, fAuthority: "httpbin:8000", fReqID: id})
+	checkFields(t, "504", f, map[int]string{meshtest.LogRequestLine: "GET /delay/2 HTTP/1.1", meshtest.LogCode: "504", meshtest.LogFlags: "UT",
+		meshtest.LogDetails: "upstream_response_timeout", meshtest.LogCluster: clusterOut, meshtest.LogAuthority: "httpbin:8000", meshtest.LogRequestID: id})
 
 	// 500 FI: the fault filter aborts before any upstream.
 	id = fmt.Sprintf("telemetry-fi-%d", time.Now().UnixNano())
@@ -297,7 +239,7 @@ spec:
 		t.Fatalf("fault abort: %d", r.Status)
 	}
 	f = findLog(t, m, "curl", id)
-	checkFields(t, "FI", f, map[int]string{fCode: "500", fFlags: "FI", fDetails: "fault_filter_abort", fUpstreamHost: "-"})
+	checkFields(t, "FI", f, map[int]string{meshtest.LogCode: "500", meshtest.LogFlags: "FI", meshtest.LogDetails: "fault_filter_abort", meshtest.LogUpstreamHost: "-"})
 
 	// 404 NR at the ingress gateway: no route for the path.
 	id = fmt.Sprintf("telemetry-404-%d", time.Now().UnixNano())
@@ -305,9 +247,9 @@ spec:
 		t.Fatalf("GET /no-such-page: %d", r.Status)
 	}
 	f = findLog(t, m, "istio-ingressgateway", id)
-	checkFields(t, "404", f, map[int]string{fReqLine: "GET /no-such-page HTTP/1.1", fCode: "404", fFlags: "NR",
-		fDetails: "route_not_found", fUpstreamHost: "-", fCluster: "-", fBytesIn: "0", fServiceTime: "-",
-		fDownLocal: "~^" + regexp.QuoteMeta(ingressIP) + ":8080$"})
+	checkFields(t, "404", f, map[int]string{meshtest.LogRequestLine: "GET /no-such-page HTTP/1.1", meshtest.LogCode: "404", meshtest.LogFlags: "NR",
+		meshtest.LogDetails: "route_not_found", meshtest.LogUpstreamHost: "-", meshtest.LogCluster: "-", meshtest.LogBytesIn: "0", meshtest.LogServiceTime: "-",
+		meshtest.LogDownstreamLocal: "~^" + regexp.QuoteMeta(ingressIP) + ":8080$"})
 
 	// TCP: straight to tcp-echo's inbound listener.
 	echo := m.Workload("tcp-echo-v1")
@@ -324,9 +266,9 @@ spec:
 		t.Fatalf("tcp-echo reply %q: %v", reply, err)
 	}
 	f = findLog(t, m, "tcp-echo-v1", " "+local+" ")
-	checkFields(t, "tcp", f, map[int]string{fReqLine: "- - -", fCode: "0", fFlags: "-", fBytesIn: "6",
-		fBytesOut: strconv.Itoa(len(reply)), fUpstreamHost: "~^" + echo.AppIP + ":9000$", fCluster: "inbound|9000||",
-		fDownLocal: "~^" + echo.IP + ":9000$", fDownRemote: local, fAuthority: "-", fReqID: "-", fRoute: "-"})
+	checkFields(t, "tcp", f, map[int]string{meshtest.LogRequestLine: "- - -", meshtest.LogCode: "0", meshtest.LogFlags: "-", meshtest.LogBytesIn: "6",
+		meshtest.LogBytesOut: strconv.Itoa(len(reply)), meshtest.LogUpstreamHost: "~^" + echo.AppIP + ":9000$", meshtest.LogCluster: "inbound|9000||",
+		meshtest.LogDownstreamLocal: "~^" + echo.IP + ":9000$", meshtest.LogDownstreamRemote: local, meshtest.LogAuthority: "-", meshtest.LogRequestID: "-", meshtest.LogRoute: "-"})
 
 	// The same outcomes as metrics, with their flags.
 	text := scrape(t, m, "curl", "15090")
@@ -397,9 +339,9 @@ func TestCircuitBreakingStats(t *testing.T) {
 		t.Errorf("curl: no 503 UO series")
 	}
 	f := findLog(t, m, "curl", `" 503 UO `)
-	checkFields(t, "503 UO", f, map[int]string{fReqLine: "GET /get HTTP/1.1", fCode: "503", fFlags: "UO",
-		fDetails: "~overflow", fAuthority: "httpbin:8000", fCluster: "outbound|8000||httpbin.default.svc.cluster.local",
-		fReqID: "~^[0-9a-f-]{36}$", fDownRemote: ipPort})
+	checkFields(t, "503 UO", f, map[int]string{meshtest.LogRequestLine: "GET /get HTTP/1.1", meshtest.LogCode: "503", meshtest.LogFlags: "UO",
+		meshtest.LogDetails: "~overflow", meshtest.LogAuthority: "httpbin:8000", meshtest.LogCluster: "outbound|8000||httpbin.default.svc.cluster.local",
+		meshtest.LogRequestID: "~^[0-9a-f-]{36}$", meshtest.LogDownstreamRemote: ipPort})
 }
 
 // TestDebugEndpoints: the control plane's /debug pages answer with what
