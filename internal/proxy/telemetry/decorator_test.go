@@ -10,6 +10,7 @@ import (
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 )
 
@@ -19,7 +20,7 @@ import (
 // returned in the response; on egress the response's header names the
 // client span and is removed before the app sees it.
 func TestDecoratorOperationHeader(t *testing.T) {
-	rec := newReceiver()
+	rec := meshtest.NewTraceCollector()
 	hs := httptest.NewServer(rec)
 	defer hs.Close()
 	oc := func() *tracev3.OpenTelemetryConfig {
@@ -82,13 +83,11 @@ func TestDecoratorOperationHeader(t *testing.T) {
 	if info, h := exchange(untraced, nil, &serverOp, true); info.Tracing != filter.NoTracing || h.Get(filter.HeaderDecoratorOperation) != serverOp {
 		t.Errorf("untraced: tracing %v, response header %q", info.Tracing, h.Get(filter.HeaderDecoratorOperation))
 	}
-	rec.wait(t, 4)
+	rec.Wait(t, 4)
 	tel.Close()
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
 	names := func(svc string) []string {
 		var out []string
-		for _, s := range rec.spans[svc] {
+		for _, s := range rec.Spans(svc) {
 			out = append(out, s.GetName())
 		}
 		return out

@@ -10,6 +10,7 @@ import (
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 )
 
@@ -18,7 +19,7 @@ import (
 // the Host the caller sent (an ingress request carries the gateway's
 // address); without a route the name falls back to the destination.
 func TestServerSpanNamedByRoute(t *testing.T) {
-	rec := newReceiver()
+	rec := meshtest.NewTraceCollector()
 	hs := httptest.NewServer(rec)
 	defer hs.Close()
 	oc := &tracev3.OpenTelemetryConfig{HttpService: &corev3.HttpService{HttpUri: &corev3.HttpUri{Uri: hs.URL + "/v1/traces"}}}
@@ -35,11 +36,9 @@ func TestServerSpanNamedByRoute(t *testing.T) {
 		so.Response(http.Header{}, info)
 		so.Complete(info)
 	}
-	rec.wait(t, 2)
+	rec.Wait(t, 2)
 	server.Close()
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	spans := rec.spans["s"]
+	spans := rec.Spans("s")
 	if len(spans) != 2 {
 		t.Fatalf("%d spans, want 2", len(spans))
 	}

@@ -3,11 +3,9 @@ package telemetry
 import (
 	"bytes"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,71 +16,11 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/filter"
 )
-
-// receiver is an in-process OTLP collector (gRPC and HTTP/protobuf).
-type receiver struct {
-	collectortrace.UnimplementedTraceServiceServer
-	mu    sync.Mutex
-	spans map[string][]*tracev1.Span // by resource service.name
-	got   chan struct{}
-}
-
-func newReceiver() *receiver {
-	return &receiver{spans: map[string][]*tracev1.Span{}, got: make(chan struct{}, 1024)}
-}
-
-func (r *receiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
-	r.add(req)
-	return &collectortrace.ExportTraceServiceResponse{}, nil
-}
-
-func (r *receiver) add(req *collectortrace.ExportTraceServiceRequest) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, rs := range req.GetResourceSpans() {
-		svc := ""
-		for _, a := range rs.GetResource().GetAttributes() {
-			if a.GetKey() == "service.name" {
-				svc = a.GetValue().GetStringValue()
-			}
-		}
-		for _, ss := range rs.GetScopeSpans() {
-			r.spans[svc] = append(r.spans[svc], ss.GetSpans()...)
-			for range ss.GetSpans() {
-				r.got <- struct{}{}
-			}
-		}
-	}
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	b, _ := io.ReadAll(req.Body)
-	m := &collectortrace.ExportTraceServiceRequest{}
-	if req.URL.Path != "/v1/traces" || req.Header.Get("Content-Type") != "application/x-protobuf" || proto.Unmarshal(b, m) != nil {
-		http.Error(w, "bad export", http.StatusBadRequest)
-		return
-	}
-	r.add(m)
-	w.WriteHeader(http.StatusOK)
-}
-
-// wait blocks until n spans arrived (or the deadline).
-func (r *receiver) wait(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for i := 0; i < n; i++ {
-		select {
-		case <-r.got:
-		case <-deadline:
-			t.Fatalf("only %d of %d spans arrived", i, n)
-		}
-	}
-}
 
 func otelTracing(t *testing.T, percent float64, svc string, oc *tracev3.OpenTelemetryConfig) *hcmv3.HttpConnectionManager_Tracing {
 	t.Helper()
@@ -130,7 +68,7 @@ func traceHop(t *testing.T, client, server *Telemetry, ctc, stc *hcmv3.HttpConne
 func TestSpanTreeAcrossTwoSidecars(t *testing.T) {
 	for _, transport := range []string{"grpc", "http"} {
 		t.Run(transport, func(t *testing.T) {
-			rec := newReceiver()
+			rec := meshtest.NewTraceCollector()
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -169,12 +107,10 @@ func TestSpanTreeAcrossTwoSidecars(t *testing.T) {
 			appTrace, appSpan := "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 			got := traceHop(t, client, server, otelTracing(t, 0, "productpage.default", oc()), otelTracing(t, 0, "reviews.default", oc()),
 				http.Header{"Traceparent": {"00-" + appTrace + "-" + appSpan + "-01"}, "Tracestate": {"vendor=x"}})
-			rec.wait(t, 2)
+			rec.Wait(t, 2)
 			client.Close()
 			server.Close()
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			cs, ss := rec.spans["productpage.default"], rec.spans["reviews.default"]
+			cs, ss := rec.Spans("productpage.default"), rec.Spans("reviews.default")
 			if len(cs) != 1 || len(ss) != 1 {
 				t.Fatalf("spans: client %d, server %d", len(cs), len(ss))
 			}
@@ -206,7 +142,7 @@ func TestSpanTreeAcrossTwoSidecars(t *testing.T) {
 }
 
 func TestSamplingAndB3(t *testing.T) {
-	rec := newReceiver()
+	rec := meshtest.NewTraceCollector()
 	hs := httptest.NewServer(rec)
 	defer hs.Close()
 	oc := func() *tracev3.OpenTelemetryConfig {
@@ -222,21 +158,19 @@ func TestSamplingAndB3(t *testing.T) {
 	// B3 in, sampled: continued with the B3 trace id.
 	got = traceHop(t, client, server, otelTracing(t, 0, "c", oc()), otelTracing(t, 0, "s", oc()),
 		http.Header{"X-B3-Traceid": {"463ac35c9f6413ad"}, "X-B3-Spanid": {"a2fb4a1d1a96d312"}, "X-B3-Sampled": {"1"}})
-	rec.wait(t, 2)
+	rec.Wait(t, 2)
 	if tid := got.Get("X-B3-Traceid"); tid != "0000000000000000463ac35c9f6413ad" {
 		t.Errorf("B3 trace id onward %q", tid)
 	}
 	// 100% on the client: a new root trace.
 	traceHop(t, client, server, otelTracing(t, 100, "c", oc()), otelTracing(t, 0, "s", oc()), nil)
-	rec.wait(t, 2)
+	rec.Wait(t, 2)
 	client.Close()
 	server.Close()
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if n := len(rec.spans["c"]) + len(rec.spans["s"]); n != 4 {
+	if n := len(rec.Spans("c")) + len(rec.Spans("s")); n != 4 {
 		t.Errorf("%d spans, want 4 (the 0%% hop sends none)", n)
 	}
-	root := rec.spans["c"][len(rec.spans["c"])-1]
+	root := rec.Spans("c")[len(rec.Spans("c"))-1]
 	if len(root.GetParentSpanId()) != 0 {
 		t.Errorf("a new trace's client span has parent %x", root.GetParentSpanId())
 	}

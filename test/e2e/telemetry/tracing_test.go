@@ -4,62 +4,18 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/test/e2e/kit"
 )
-
-// otlpReceiver is an in-process OTLP/HTTP collector.
-type otlpReceiver struct {
-	mu    sync.Mutex
-	spans map[string][]*tracev1.Span // by service.name
-}
-
-func (rc *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	req := &collectortrace.ExportTraceServiceRequest{}
-	if r.URL.Path != "/v1/traces" || proto.Unmarshal(b, req) != nil {
-		http.Error(w, "bad export", http.StatusBadRequest)
-		return
-	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	for _, rs := range req.GetResourceSpans() {
-		svc := ""
-		for _, a := range rs.GetResource().GetAttributes() {
-			if a.GetKey() == "service.name" {
-				svc = a.GetValue().GetStringValue()
-			}
-		}
-		for _, ss := range rs.GetScopeSpans() {
-			rc.spans[svc] = append(rc.spans[svc], ss.GetSpans()...)
-		}
-	}
-}
-
-// find returns the span of service svc in trace tid, if it arrived.
-func (rc *otlpReceiver) find(svc string, tid []byte) *tracev1.Span {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	for _, s := range rc.spans[svc] {
-		if bytes.Equal(s.GetTraceId(), tid) {
-			return s
-		}
-	}
-	return nil
-}
 
 // TestTracingAcrossSidecars: with an OpenTelemetry provider in MeshConfig
 // (sampling 100%), a request from curl to httpbin yields a CLIENT span from
@@ -67,7 +23,7 @@ func (rc *otlpReceiver) find(svc string, tid []byte) *tracev1.Span {
 // the app's trace, exported over OTLP/HTTP through the collector's cluster.
 func TestTracingAcrossSidecars(t *testing.T) {
 	m := mesh(t)
-	rc := &otlpReceiver{spans: map[string][]*tracev1.Span{}}
+	rc := meshtest.NewTraceCollector()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -132,22 +88,20 @@ spec:
 		if r.Status != 200 {
 			return fmt.Errorf("status %d", r.Status)
 		}
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
 		clients := map[string]*tracev1.Span{}
-		for _, sp := range rc.spans["curl.default"] {
+		for _, sp := range rc.Spans("curl.default") {
 			if bytes.Equal(sp.GetTraceId(), tid) {
 				clients[hex.EncodeToString(sp.GetSpanId())] = sp
 			}
 		}
-		for _, sp := range rc.spans["httpbin.default"] {
+		for _, sp := range rc.Spans("httpbin.default") {
 			if c := clients[hex.EncodeToString(sp.GetParentSpanId())]; c != nil && bytes.Equal(sp.GetTraceId(), tid) {
 				client, server = c, sp
 				return nil
 			}
 		}
 		var have []string
-		for svc, ss := range rc.spans {
+		for svc, ss := range rc.All() {
 			for _, sp := range ss {
 				have = append(have, fmt.Sprintf("%s %v %x parent %x", svc, sp.GetKind(), sp.GetTraceId(), sp.GetParentSpanId()))
 			}
@@ -190,10 +144,8 @@ spec:
 		if r := kit.Get(t, curl, "http://httpbin:8000/get", map[string]string{"traceparent": "00-" + hex.EncodeToString(tid2) + "-" + appSpan + "-01"}); r.Status != 200 {
 			return fmt.Errorf("status %d", r.Status)
 		}
-		rc.mu.Lock()
-		defer rc.mu.Unlock()
 		var names []string
-		for _, sp := range rc.spans["httpbin.default"] {
+		for _, sp := range rc.Spans("httpbin.default") {
 			if bytes.Equal(sp.GetTraceId(), tid2) {
 				if sp.GetName() == op {
 					return nil
