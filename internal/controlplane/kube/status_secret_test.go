@@ -41,8 +41,10 @@ func TestStatusMissingCredential(t *testing.T) {
 	gw := &networkingv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: ns}}
 	gw.Spec.Selector = map[string]string{"istio": "ingressgateway"}
 	gw.Spec.Servers = []*networkingapi.Server{{
-		Port:  &networkingapi.Port{Number: 443, Name: "https", Protocol: "HTTPS"},
-		Hosts: []string{"gw.example.com"},
+		Port: &networkingapi.Port{Number: 443, Name: "https", Protocol: "HTTPS"},
+		// A host of its own: the same host, port and selector in another
+		// test's namespace on this shared API server is IST0145.
+		Hosts: []string{ns + ".example.com"},
 		Tls:   &networkingapi.ServerTLSSettings{Mode: networkingapi.ServerTLSSettings_SIMPLE, CredentialName: "gw-cred"},
 	}}
 	if _, err := ic.NetworkingV1().Gateways(ns).Create(ctx, gw, metav1.CreateOptions{}); err != nil {
@@ -74,7 +76,7 @@ func TestStatusMissingCredential(t *testing.T) {
 		}
 		return false
 	})
-	cert, key := selfSignedPEM(t, "gw.example.com")
+	cert, key := selfSignedPEM(t, ns+".example.com")
 	if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "gw-cred"},
 		Type:       corev1.SecretTypeTLS,
