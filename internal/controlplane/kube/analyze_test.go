@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 
 	networkingapi "istio.io/api/networking/v1alpha3"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -18,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/weftmesh/weft/internal/cli"
-	"github.com/weftmesh/weft/internal/controlplane/kube"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
 
@@ -80,16 +78,7 @@ func TestStatusWriting(t *testing.T) {
 	if _, err := ic.NetworkingV1().VirtualServices(ns).Create(ctx, bad, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	src, err := kube.New(ctx, kube.Options{Config: env.Config})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dyn, err := dynamic.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go kube.WriteStatus(ctx, src, dyn, nil)
+	_, dyn := startStatusWriter(ctx, t, env)
 	gvr := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
 	status := func(name string) (gen int64, cond map[string]any) {
 		u, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})

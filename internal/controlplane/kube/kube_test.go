@@ -17,6 +17,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -468,4 +469,22 @@ func TestInvalidObjectNotServed(t *testing.T) {
 	if !found {
 		t.Fatalf("invalid VirtualService not reported: %+v", src.Invalid())
 	}
+}
+
+// startStatusWriter runs a source on env and the leader's status writer
+// over it until ctx ends; it returns both and the dynamic client to read
+// status with.
+func startStatusWriter(ctx context.Context, t *testing.T, env *kubetest.Env) (*kube.Source, dynamic.Interface) {
+	t.Helper()
+	src, err := kube.New(ctx, kube.Options{Config: env.Config})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(src.Close)
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go kube.WriteStatus(ctx, src, dyn, nil)
+	return src, dyn
 }

@@ -10,9 +10,7 @@ import (
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 
-	"github.com/weftmesh/weft/internal/controlplane/kube"
 	"github.com/weftmesh/weft/internal/kubetest"
 )
 
@@ -50,16 +48,7 @@ func TestStatusMissingCredential(t *testing.T) {
 	if _, err := ic.NetworkingV1().Gateways(ns).Create(ctx, gw, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	src, err := kube.New(ctx, kube.Options{Config: env.Config})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dyn, err := dynamic.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go kube.WriteStatus(ctx, src, dyn, nil)
+	startStatusWriter(ctx, t, env)
 	get := func() *networkingv1.Gateway {
 		g, err := ic.NetworkingV1().Gateways(ns).Get(ctx, "gw", metav1.GetOptions{})
 		if err != nil {
