@@ -183,8 +183,10 @@ func (b *builder) routeAction(r *routev3.Route, hr *networking.HTTPRoute, ns str
 	if hr.Timeout != nil {
 		a.Timeout = dur(hr.Timeout.AsDuration())
 	}
-	a.RetryPolicy = retryPolicy(hr.Retries)
 	b.setDestinations(r, a, hr.Route, ns, scope)
+	// As Istio: only a single-destination route with a consistent hash
+	// keeps retries on the same host.
+	a.RetryPolicy = b.retryPolicy(hr.Retries, len(hr.Route) == 1 && len(a.HashPolicy) > 0)
 	if rw := hr.Rewrite; rw != nil {
 		if rw.Uri != "" {
 			a.PrefixRewrite = rw.Uri
@@ -368,22 +370,27 @@ func (b *builder) destinationHash(d *networking.Destination, ns string, listenPo
 	return hashPolicy(effectivePolicy(dr.GetTrafficPolicy(), sub, port).lb)
 }
 
-// retryPolicy follows Istio: no retries block → Istio's default policy;
+// retryPolicy follows Istio (1.24 and later): no retries block → the
+// mesh's defaultHttpRetryPolicy, else Istio's default policy, which retries
+// connect failures, refused streams and resets but no status code (a 503 may
+// come from an app that did the work; Istio stopped retrying it by default);
 // attempts 0 → retries disabled; retryOn status codes become
-// retriable_status_codes.
-func retryPolicy(in *networking.HTTPRetry) *routev3.RetryPolicy {
+// retriable_status_codes. A consistent-hash route does not avoid the previous
+// host unless retryIgnorePreviousHosts asks it to.
+func (b *builder) retryPolicy(in *networking.HTTPRetry, consistentHash bool) *routev3.RetryPolicy {
+	if in == nil {
+		in = b.mesh.GetDefaultHttpRetryPolicy()
+	}
 	if in != nil && in.Attempts <= 0 {
 		return nil
 	}
 	p := &routev3.RetryPolicy{
 		RetryOn:                       defaultRetryOn,
 		NumRetries:                    u32(2),
-		RetriableStatusCodes:          []uint32{503},
 		HostSelectionRetryMaxAttempts: 5,
-		RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{
-			Name:       "envoy.retry_host_predicates.previous_hosts",
-			ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: toAny(&previoushostsv3.PreviousHostsPredicate{})},
-		}},
+	}
+	if !consistentHash {
+		p.RetryHostPredicate = previousHosts()
 	}
 	if in == nil {
 		return p
@@ -412,9 +419,11 @@ func retryPolicy(in *networking.HTTPRetry) *routev3.RetryPolicy {
 	if in.PerTryTimeout != nil {
 		p.PerTryTimeout = dur(in.PerTryTimeout.AsDuration())
 	}
-	if v := in.RetryIgnorePreviousHosts; v != nil && !v.Value {
+	if v := in.RetryIgnorePreviousHosts; v != nil {
 		p.RetryHostPredicate = nil
-		p.HostSelectionRetryMaxAttempts = 0
+		if v.Value {
+			p.RetryHostPredicate = previousHosts()
+		}
 	}
 	if in.Backoff != nil {
 		p.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: dur(in.Backoff.AsDuration())}
@@ -422,6 +431,13 @@ func retryPolicy(in *networking.HTTPRetry) *routev3.RetryPolicy {
 	// retryRemoteLocalities maps to Envoy's previous_priorities retry
 	// priority, which weft-proxy does not implement yet; it is not emitted.
 	return p
+}
+
+func previousHosts() []*routev3.RetryPolicy_RetryHostPredicate {
+	return []*routev3.RetryPolicy_RetryHostPredicate{{
+		Name:       "envoy.retry_host_predicates.previous_hosts",
+		ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: toAny(&previoushostsv3.PreviousHostsPredicate{})},
+	}}
 }
 
 func contains(ss []string, s string) bool {

@@ -89,7 +89,7 @@ func (b *builder) defaultRoute(svc *model.Service, port uint32) *routev3.Route {
 	a := &routev3.RouteAction{
 		ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
 		Timeout:          dur(0),
-		RetryPolicy:      retryPolicy(nil),
+		RetryPolicy:      b.retryPolicy(nil, false),
 	}
 	dr := b.destinationRule(svc.Hostname, svc.Namespace)
 	a.HashPolicy = hashPolicy(effectivePolicy(dr.GetTrafficPolicy(), nil, port).lb)
