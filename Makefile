@@ -20,9 +20,15 @@ RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env 
 
 all: build
 
+# weft-proxy is built static (no libc mapped) and with gRPC's grpcnotrace tag:
+# golang.org/x/net/trace pulls in html/template, whose reflection turns off the
+# linker's dead-method elimination (26 -> 16 MB binary, 6.5 MiB less RSS; see
+# docs/proxy-http.md). internal/images and test/e2e/kit build it the same way.
+PROXY_TAGS := grpcnotrace
+
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/weft ./cmd/weft
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/weft-proxy ./cmd/weft-proxy
+	CGO_ENABLED=0 $(GO) build -trimpath -tags $(PROXY_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/weft-proxy ./cmd/weft-proxy
 
 # Weft's main job: a whole mesh on this machine (Ctrl-C stops it).
 demo: build

@@ -134,7 +134,10 @@ func compile(ctx context.Context, root, dir, arch, ver, commit string) error {
 		const pkg = "github.com/weftmesh/weft/internal/version"
 		ldflags += " -X " + pkg + ".Version=" + ver + " -X " + pkg + ".Commit=" + commit
 	}
-	args := []string{"build", "-trimpath", "-ldflags=" + ldflags, "-o", dir + string(filepath.Separator)}
+	// grpcnotrace as the Makefile builds weft-proxy: gRPC without
+	// golang.org/x/net/trace keeps the linker's dead-method elimination on
+	// (weft-proxy 26 -> 16 MB); none of the binaries serves gRPC traces.
+	args := []string{"build", "-trimpath", "-tags=grpcnotrace", "-ldflags=" + ldflags, "-o", dir + string(filepath.Separator)}
 	for _, b := range binaries {
 		args = append(args, b.pkg)
 	}

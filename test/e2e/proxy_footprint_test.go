@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -26,14 +25,14 @@ func TestProxyBinaryFootprint(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "weft-proxy")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/weftmesh/weft/cmd/weft-proxy")
+	build := kit.GoBuild(bin, "github.com/weftmesh/weft/cmd/weft-proxy")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	stripped := bin
 	if !testing.Short() {
 		stripped = bin + "-stripped"
-		if out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", stripped, "github.com/weftmesh/weft/cmd/weft-proxy").CombinedOutput(); err != nil {
+		if out, err := kit.GoBuild(stripped, "github.com/weftmesh/weft/cmd/weft-proxy", "-ldflags=-s -w").CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // A real weft-proxy under many idle clients (issue 18 item 9), on
@@ -46,7 +47,7 @@ func startAbuseProxy(t *testing.T, backend string) *abuseProxy {
 	bin := os.Getenv("WEFT_PROXY_BIN")
 	if bin == "" {
 		bin = filepath.Join(t.TempDir(), "weft-proxy")
-		if out, err := exec.Command("go", "build", "-o", bin, "github.com/weftmesh/weft/cmd/weft-proxy").CombinedOutput(); err != nil {
+		if out, err := kit.GoBuild(bin, "github.com/weftmesh/weft/cmd/weft-proxy").CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
 	}

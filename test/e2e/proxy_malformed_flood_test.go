@@ -20,6 +20,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/weftmesh/weft/internal/meshtest"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // Issue 18 acceptance on a real sidecar process: 10,000 requests with a
@@ -190,7 +191,7 @@ func TestMalformedChunkFloodRealSidecar(t *testing.T) {
 func startFloodProxy(t *testing.T, xds string) (pid int, health, admin string) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "weft-proxy")
-	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/weftmesh/weft/cmd/weft-proxy").CombinedOutput(); err != nil {
+	if out, err := kit.GoBuild(bin, "github.com/weftmesh/weft/cmd/weft-proxy").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "sidecar", "--xds", xds, "--ip", "127.0.68.1", "--admin-port", "0", "--health-port", "0",

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/weftmesh/weft/internal/controlplane/translate"
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
+	"github.com/weftmesh/weft/test/e2e/kit"
 )
 
 // TestSidecarScopeFootprint translates a 1,000-service mesh (50 namespaces
@@ -53,7 +53,7 @@ func TestSidecarScopeFootprint(t *testing.T) {
 
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "weft-proxy")
-	if out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/weftmesh/weft/cmd/weft-proxy").CombinedOutput(); err != nil {
+	if out, err := kit.GoBuild(bin, "github.com/weftmesh/weft/cmd/weft-proxy").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	fullRSS := runFootprintProxy(t, bin, full)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -25,7 +26,7 @@ func Build(dir string, names ...string) error {
 	for _, b := range names {
 		final := filepath.Join(dir, b)
 		tmp := fmt.Sprintf("%s.%d", final, os.Getpid())
-		cmd := exec.Command("go", "build", "-o", tmp, "./cmd/"+b)
+		cmd := GoBuild(tmp, "./cmd/"+b)
 		cmd.Dir = RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			os.Remove(tmp)
@@ -36,6 +37,19 @@ func Build(dir string, names ...string) error {
 		}
 	}
 	return nil
+}
+
+// GoBuild is the go build command for main package pkg as the Makefile
+// builds it: weft-proxy static and with gRPC's grpcnotrace tag (without
+// them its binary is 10 MB and its RSS 6.5 MiB larger: a footprint test
+// would measure another proxy).
+func GoBuild(out, pkg string, flags ...string) *exec.Cmd {
+	args := append([]string{"build", "-trimpath", "-tags=grpcnotrace"}, flags...)
+	cmd := exec.Command("go", append(args, "-o", out, pkg)...)
+	if strings.HasSuffix(pkg, "/weft-proxy") {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
+	return cmd
 }
 
 // MustBuildTemp is for a TestMain: it builds the binaries into a new
