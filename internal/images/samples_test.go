@@ -20,13 +20,13 @@ func TestSampleImageConfigs(t *testing.T) {
 		port string
 		args []string // the entrypoint after the binary
 	}{
-		{"examples-bookinfo-details-v1", "9080/tcp", []string{"details", "--listen=:9080"}},
-		{"examples-bookinfo-ratings-v1", "9080/tcp", []string{"ratings", "--listen=:9080"}},
-		{"examples-bookinfo-reviews-v1", "9080/tcp", []string{"reviews", "--version=v1", "--listen=:9080", "--pod-name-env=HOSTNAME"}},
-		{"examples-bookinfo-reviews-v2", "9080/tcp", []string{"reviews", "--version=v2", "--listen=:9080", "--pod-name-env=HOSTNAME"}},
-		{"examples-bookinfo-reviews-v3", "9080/tcp", []string{"reviews", "--version=v3", "--listen=:9080", "--pod-name-env=HOSTNAME"}},
-		{"examples-bookinfo-productpage-v1", "9080/tcp", []string{"productpage", "--listen=:9080"}},
-		{"httpbin", "8080/tcp", []string{"httpbin", "--listen=:8080"}},
+		{"examples-bookinfo-details-v1", "9080/tcp", []string{"details", "--listen=:9080", "--shutdown-delay=5s"}},
+		{"examples-bookinfo-ratings-v1", "9080/tcp", []string{"ratings", "--listen=:9080", "--shutdown-delay=5s"}},
+		{"examples-bookinfo-reviews-v1", "9080/tcp", []string{"reviews", "--version=v1", "--listen=:9080", "--pod-name-env=HOSTNAME", "--shutdown-delay=5s"}},
+		{"examples-bookinfo-reviews-v2", "9080/tcp", []string{"reviews", "--version=v2", "--listen=:9080", "--pod-name-env=HOSTNAME", "--shutdown-delay=5s"}},
+		{"examples-bookinfo-reviews-v3", "9080/tcp", []string{"reviews", "--version=v3", "--listen=:9080", "--pod-name-env=HOSTNAME", "--shutdown-delay=5s"}},
+		{"examples-bookinfo-productpage-v1", "9080/tcp", []string{"productpage", "--listen=:9080", "--shutdown-delay=5s"}},
+		{"httpbin", "8080/tcp", []string{"httpbin", "--listen=:8080", "--shutdown-delay=5s"}},
 	}
 	for _, tc := range cases {
 		a, err := Read(find(t, imgs, Registry+"/"+tc.name+":"+Tag).Path)

@@ -122,7 +122,11 @@ func specs() []spec {
 // the ports and command lines Istio's manifests expect, run by the small
 // weft-sample binary as the non-root user 65532.
 func sampleImages() []spec {
+	// The servers keep serving for 5 s after SIGTERM, as Kubernetes asks
+	// of apps behind a Service (samples.Shutdown): a rolling restart then
+	// loses nothing while the old endpoint is withdrawn from the clients.
 	app := func(name, port string, args ...string) spec {
+		args = append(args, "--shutdown-delay=5s")
 		return spec{
 			name: name,
 			run: RunConfig{User: "65532:65532", Env: []string{pathEnv},

@@ -42,12 +42,19 @@ func Listen(addrs []string) ([]net.Listener, error) {
 // servers down gracefully (bounded to a few seconds). It returns the first
 // serve error, or nil after a clean shutdown.
 func ServeHTTP(ctx context.Context, log *slog.Logger, h http.Handler, lns []net.Listener) error {
-	return serve(ctx, log, h, lns, nil)
+	return serve(ctx, log, h, lns, nil, Shutdown{})
 }
 
-func serve(ctx context.Context, log *slog.Logger, h http.Handler, lns []net.Listener, tlsServe func(*http.Server, net.Listener) error) error {
+// ServeHTTPUntil is ServeHTTP with the stop sequence sd (ShutdownFlags).
+func ServeHTTPUntil(ctx context.Context, log *slog.Logger, h http.Handler, lns []net.Listener, sd Shutdown) error {
+	return serve(ctx, log, h, lns, nil, sd)
+}
+
+func serve(ctx context.Context, log *slog.Logger, h http.Handler, lns []net.Listener, tlsServe func(*http.Server, net.Listener) error, sd Shutdown) error {
 	errc := make(chan error, len(lns))
 	var srvs []*http.Server
+	var term terminating
+	h = term.wrap(h)
 	for _, ln := range lns {
 		srv := &http.Server{
 			Handler:           h,
@@ -72,9 +79,14 @@ func serve(ctx context.Context, log *slog.Logger, h http.Handler, lns []net.List
 	var first error
 	select {
 	case <-ctx.Done():
+		first = sd.delay(log, &term, errc)
 	case first = <-errc:
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	timeout := sd.Timeout
+	if timeout <= 0 {
+		timeout = DefaultShutdownTimeout
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for _, s := range srvs {
 		if err := s.Shutdown(sctx); err != nil {
@@ -90,7 +102,7 @@ func ServeTLS(ctx context.Context, log *slog.Logger, h http.Handler, lns []net.L
 	return serve(ctx, log, h, lns, func(s *http.Server, ln net.Listener) error {
 		configure(s)
 		return s.ServeTLS(ln, "", "")
-	})
+	}, Shutdown{})
 }
 
 // NewClient returns an HTTP client for calls between samples. proxy decides

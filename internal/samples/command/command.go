@@ -94,18 +94,54 @@ func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }
 
-// serveSample runs an HTTP sample with request logging until a signal.
-func serveSample(cmd *cobra.Command, log *slog.Logger, h http.Handler, listen []string) error {
+// serveSample runs an HTTP sample with request logging until a signal,
+// then stops as sd says (a second signal ends its delay).
+func serveSample(cmd *cobra.Command, log *slog.Logger, h http.Handler, listen []string, sd *samples.Shutdown) error {
 	lns, err := samples.Listen(listen)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := signalContext(cmd)
 	defer cancel()
-	return samples.ServeHTTP(ctx, log, samples.LogRequests(log, h), lns)
+	s := *sd
+	var stop func()
+	s.Abort, stop = secondSignal(ctx)
+	defer stop()
+	return samples.ServeHTTPUntil(ctx, log, samples.LogRequests(log, h), lns, s)
+}
+
+// secondSignal's channel is closed by a SIGINT or SIGTERM that comes after
+// ctx ended, until stop is called.
+func secondSignal(ctx context.Context) (abort <-chan struct{}, stop func()) {
+	out, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-quit:
+			return
+		}
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
+		select {
+		case <-again:
+			close(out)
+		case <-quit:
+		}
+	}()
+	return out, func() { close(quit) }
+}
+
+// shutdownFlags adds --shutdown-delay and --shutdown-timeout to a server.
+func shutdownFlags(cmd *cobra.Command) *samples.Shutdown {
+	sd := &samples.Shutdown{}
+	cmd.Flags().DurationVar(&sd.Delay, "shutdown-delay", 0, "keep serving this long after SIGTERM (with Connection: close) while the endpoint is withdrawn from clients, then stop accepting; the images use 5s")
+	cmd.Flags().DurationVar(&sd.Timeout, "shutdown-timeout", samples.DefaultShutdownTimeout, "how long requests in flight may finish once the server stops accepting")
+	return sd
 }
 
 func sampleHTTPbinCmd() *cobra.Command {
+	var sd *samples.Shutdown
 	var listen []string
 	var version string
 	var classic bool
@@ -115,9 +151,10 @@ func sampleHTTPbinCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := sampleLogger(cmd, "httpbin", version)
-			return serveSample(cmd, log, httpbin.New(httpbin.Config{Version: version, Classic: classic}), listen)
+			return serveSample(cmd, log, httpbin.New(httpbin.Config{Version: version, Classic: classic}), listen, sd)
 		},
 	}
+	sd = shutdownFlags(cmd)
 	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:8080"}, "listen address (repeatable)")
 	cmd.Flags().StringVar(&version, "version", "v1", "version label, sent back in the "+httpbin.VersionHeader+" header")
 	cmd.Flags().BoolVar(&classic, "classic", false, "render headers as single strings like the Python httpbin (default: go-httpbin arrays)")
@@ -125,6 +162,7 @@ func sampleHTTPbinCmd() *cobra.Command {
 }
 
 func sampleProductPageCmd() *cobra.Command {
+	var sd *samples.Shutdown
 	var listen []string
 	var cfg bookinfo.ProductPageConfig
 	cmd := &cobra.Command{
@@ -140,9 +178,10 @@ func sampleProductPageCmd() *cobra.Command {
 					*dst = istioURL(os.Getenv, flag)
 				}
 			}
-			return serveSample(cmd, log, bookinfo.NewProductPage(cfg), listen)
+			return serveSample(cmd, log, bookinfo.NewProductPage(cfg), listen, sd)
 		},
 	}
+	sd = shutdownFlags(cmd)
 	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9080"}, "listen address (repeatable)")
 	cmd.Flags().StringVar(&cfg.DetailsURL, "details-url", bookinfo.DefaultDetailsURL, "details service URL (default: from DETAILS_HOSTNAME, DETAILS_SERVICE_PORT and SERVICES_DOMAIN as Istio's image reads them)")
 	cmd.Flags().StringVar(&cfg.ReviewsURL, "reviews-url", bookinfo.DefaultReviewsURL, "reviews service URL (default: from REVIEWS_HOSTNAME, REVIEWS_SERVICE_PORT, SERVICES_DOMAIN)")
@@ -151,34 +190,39 @@ func sampleProductPageCmd() *cobra.Command {
 }
 
 func sampleDetailsCmd() *cobra.Command {
+	var sd *samples.Shutdown
 	var listen []string
 	cmd := &cobra.Command{
 		Use:   "details",
 		Short: "Bookinfo details: /details/{id}, /health",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serveSample(cmd, sampleLogger(cmd, "details", "v1"), bookinfo.NewDetails(), listen)
+			return serveSample(cmd, sampleLogger(cmd, "details", "v1"), bookinfo.NewDetails(), listen, sd)
 		},
 	}
+	sd = shutdownFlags(cmd)
 	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9080"}, "listen address (repeatable)")
 	return cmd
 }
 
 func sampleRatingsCmd() *cobra.Command {
+	var sd *samples.Shutdown
 	var listen []string
 	cmd := &cobra.Command{
 		Use:   "ratings",
 		Short: "Bookinfo ratings: /ratings/{id}, /health",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serveSample(cmd, sampleLogger(cmd, "ratings", "v1"), bookinfo.NewRatings(), listen)
+			return serveSample(cmd, sampleLogger(cmd, "ratings", "v1"), bookinfo.NewRatings(), listen, sd)
 		},
 	}
+	sd = shutdownFlags(cmd)
 	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9080"}, "listen address (repeatable)")
 	return cmd
 }
 
 func sampleReviewsCmd() *cobra.Command {
+	var sd *samples.Shutdown
 	var listen []string
 	var cfg bookinfo.ReviewsConfig
 	var podNameEnv string
@@ -199,9 +243,10 @@ func sampleReviewsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serveSample(cmd, log, h, listen)
+			return serveSample(cmd, log, h, listen, sd)
 		},
 	}
+	sd = shutdownFlags(cmd)
 	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:9080"}, "listen address (repeatable)")
 	cmd.Flags().StringVar(&cfg.Version, "version", "v1", "v1 (no ratings), v2 (black stars, 10s ratings timeout) or v3 (red stars, 2.5s)")
 	cmd.Flags().StringVar(&cfg.RatingsURL, "ratings-url", bookinfo.DefaultRatingsURL, "ratings service URL (default: from RATINGS_HOSTNAME, RATINGS_SERVICE_PORT, SERVICES_DOMAIN as Istio's reviews)")
@@ -211,6 +256,7 @@ func sampleReviewsCmd() *cobra.Command {
 }
 
 func sampleHelloworldCmd() *cobra.Command {
+	var sd *samples.Shutdown
 	var listen []string
 	var version, instance string
 	cmd := &cobra.Command{
@@ -221,9 +267,10 @@ func sampleHelloworldCmd() *cobra.Command {
 			if instance == "" {
 				instance = "helloworld-" + version
 			}
-			return serveSample(cmd, sampleLogger(cmd, "helloworld", version), helloworld.New(version, instance), listen)
+			return serveSample(cmd, sampleLogger(cmd, "helloworld", version), helloworld.New(version, instance), listen, sd)
 		},
 	}
+	sd = shutdownFlags(cmd)
 	cmd.Flags().StringArrayVar(&listen, "listen", []string{"127.0.0.1:5000"}, "listen address (repeatable)")
 	cmd.Flags().StringVar(&version, "version", "v1", "version reported")
 	cmd.Flags().StringVar(&instance, "instance", "", "instance name reported (default helloworld-<version>)")
