@@ -198,7 +198,6 @@ func TestWebhookOnAPIServer(t *testing.T) {
 func TestKubeInjectEqualsWebhook(t *testing.T) {
 	env := kubetest.Shared(t)
 	startWebhook(t, env)
-	ctx := context.Background()
 	labelled := env.Namespace(t, map[string]string{"istio-injection": "enabled"})
 	plain := env.Namespace(t, nil)
 	waitActive(t, env, labelled)
@@ -208,12 +207,24 @@ func TestKubeInjectEqualsWebhook(t *testing.T) {
 		"traffic.sidecar.istio.io/excludeOutboundPorts": "5432",
 	})
 	pod.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9080)}}}
+	if !sameAsWebhook(t, env, injectorConfig(), pod, labelled, plain) {
+		t.Fatal("not injected")
+	}
+}
+
+// sameAsWebhook stores pod as `weft kube-inject` with c writes it (in
+// plain, a namespace the webhook ignores) and as the webhook injects it
+// (in labelled), fails t where the two differ, and reports whether the
+// pod got the sidecar (the same answer both ways, or t fails).
+func sameAsWebhook(t *testing.T, env *kubetest.Env, c *inject.Config, pod *corev1.Pod, labelled, plain string) bool {
+	t.Helper()
+	ctx := context.Background()
 	in, err := yaml.Marshal(pod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := inject.Documents(injectorConfig(), bytes.NewReader(in), &out); err != nil {
+	if err := inject.Documents(c, bytes.NewReader(in), &out); err != nil {
 		t.Fatal(err)
 	}
 	var offline corev1.Pod
@@ -228,8 +239,8 @@ func TestKubeInjectEqualsWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasSidecar(fromHook) || !hasSidecar(fromFile) {
-		t.Fatal("not injected")
+	if hasSidecar(fromHook) != hasSidecar(fromFile) {
+		t.Errorf("sidecar: webhook %v, kube-inject %v", hasSidecar(fromHook), hasSidecar(fromFile))
 	}
 	// The API server adds its own token volume (random name): before the
 	// webhook sees the pod, after kube-inject's volumes. Compare volumes
@@ -248,9 +259,10 @@ func TestKubeInjectEqualsWebhook(t *testing.T) {
 		a, _ := json.MarshalIndent(part.a, "", " ")
 		b, _ := json.MarshalIndent(part.b, "", " ")
 		if !bytes.Equal(a, b) {
-			t.Errorf("%s differ:\nkube-inject %s\nwebhook     %s", part.name, a, b)
+			t.Errorf("%s %s differ:\nkube-inject %s\nwebhook     %s", pod.Name, part.name, a, b)
 		}
 	}
+	return hasSidecar(fromHook)
 }
 
 // TestWebhookLatency measures pod creation through the webhook against
