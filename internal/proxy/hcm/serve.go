@@ -70,7 +70,7 @@ func (m *Manager) ServeConn(c net.Conn, info *downstream.Info) {
 //go:noinline
 func (m *Manager) serveH2(cc *conn) {
 	ctx := context.WithValue(context.Background(), connKey{}, cc)
-	m.h2.ServeConn(cc, &http2.ServeConnOpts{Context: ctx, BaseConfig: m.h1, Handler: m})
+	m.h2.ServeConn(h2Conn(cc), &http2.ServeConnOpts{Context: ctx, BaseConfig: m.h1, Handler: m})
 	cc.Close()
 }
 

@@ -55,6 +55,12 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	closeConn := m.closing() || (cc != nil && cc.closeAfter && r.ProtoMajor == 1 && r.ProtoMinor == 1)
 	st.w = respWriter{w: w, info: info, m: m, closeConn: closeConn}
 	var cb *countingBody
+	if r.ProtoMajor == 2 && r.ContentLength == 0 {
+		// x/net/http2 gives every request a body, even one whose HEADERS
+		// ended the stream; 0 is that or "content-length: 0". Skipping the
+		// body's cancel context and request copy saved 3 allocations.
+		r.Body = http.NoBody
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		// Not pooled: a transport may still read a failed attempt's body
 		// after the handler returned, and must never see the next request's.
