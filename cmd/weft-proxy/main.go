@@ -63,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	go memtrim.Run(ctx, trimInterval(log), memtrim.DefaultThreshold)
+	go memtrim.Run(ctx, trimInterval(log), memtrim.DefaultThreshold, p.XDS.Ready())
 	// A second signal during the drain stops at once.
 	go func() {
 		select {

@@ -1,8 +1,10 @@
 package memtrim
 
 import (
+	"context"
 	"runtime/debug"
 	"testing"
+	"time"
 )
 
 // garbage leaves n bytes no GC has seen yet.
@@ -40,4 +42,31 @@ func TestIdleTrimsSmallGarbage(t *testing.T) {
 			t.Fatalf("look %d: trimmed again with nothing to return", i)
 		}
 	}
+}
+
+// Run trims as soon as the caller says a burst ended, however long its
+// interval.
+func TestRunTrimsWhenBurstEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	burst()
+	if r := Reclaimable(); r <= 8<<20 {
+		t.Fatalf("burst left only %d B reclaimable", r)
+	}
+	ended := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, time.Hour, DefaultThreshold, ended)
+	}()
+	close(ended)
+	deadline := time.Now().Add(10 * time.Second)
+	for Reclaimable() > DefaultThreshold {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d B reclaimable 10 s after the burst ended", Reclaimable())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
 }

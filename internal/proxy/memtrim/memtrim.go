@@ -87,14 +87,23 @@ func (t *Trimmer) Look() bool {
 	if !quiet || r.reclaimable <= t.floor+limit {
 		return false
 	}
-	debug.FreeOSMemory()
-	after := read()
-	t.last, t.floor = after.allocs, after.reclaimable
+	t.Trim()
 	return true
 }
 
+// Trim collects and returns the freed heap now.
+func (t *Trimmer) Trim() {
+	debug.FreeOSMemory()
+	after := read()
+	t.last, t.floor, t.started = after.allocs, after.reclaimable, true
+}
+
 // Run looks every interval until ctx ends; interval <= 0 disables it.
-func Run(ctx context.Context, interval time.Duration, threshold uint64) {
+// When burst (may be nil) is closed it trims at once, without waiting for
+// quiet: the caller knows a burst's garbage is garbage (weft-proxy closes
+// it when its first config is applied: decoding 1,000 services' xDS left
+// 8 MiB that would otherwise stay resident a second or two longer).
+func Run(ctx context.Context, interval time.Duration, threshold uint64, burst <-chan struct{}) {
 	if interval <= 0 {
 		return
 	}
@@ -105,6 +114,9 @@ func Run(ctx context.Context, interval time.Duration, threshold uint64) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-burst:
+			burst = nil
+			tr.Trim()
 		case <-tk.C:
 			tr.Look()
 		}
