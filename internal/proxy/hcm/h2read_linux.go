@@ -5,7 +5,9 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // HTTP/2 reads. Profile (the bench's client sidecar at 1,000 h2c
@@ -40,6 +42,7 @@ func h2Conn(cc *conn) net.Conn {
 	}
 	c := &h2conn{conn: cc, raw: raw}
 	c.readFn = c.readSocket
+	cc.h2 = c
 	return c
 }
 
@@ -52,6 +55,16 @@ type h2conn struct {
 	buf    *[]byte // nil when nothing is buffered
 	r, w   int
 	err    error // of the last socket read
+
+	// Write side (see Write): responses whose DATA is about to follow
+	// their HEADERS, and the HEADERS held back for it.
+	pending atomic.Int32
+	wmu     sync.Mutex
+	held    []byte
+	iov     [2][]byte // held and the next write, for one writev
+	bufs    net.Buffers
+	hold    *time.Timer
+	werr    error // of a write the timer made
 }
 
 func (c *h2conn) Read(p []byte) (int, error) {
@@ -123,3 +136,93 @@ func (c *h2conn) release() {
 		c.buf, c.r, c.w = nil, 0, 0
 	}
 }
+
+// Responses. x/net writes a response's HEADERS, hands the result back to
+// the handler goroutine and only then takes its DATA, so a response of
+// one frame of each became two socket writes, each waking the client.
+// When the handler ends with its whole body buffered (expectData),
+// Write holds the HEADERS back and sends them with the next write: one
+// writev. If nothing follows within h2Hold (flow control stalls the
+// DATA, the client reset the stream) the timer sends them alone.
+
+// h2Hold bounds how long HEADERS wait for their DATA.
+const h2Hold = time.Millisecond
+
+// h2HoldMax: larger header blocks are written at once.
+const h2HoldMax = 1024
+
+// expectData tells the writer that a response's HEADERS without
+// END_STREAM are about to be written and its DATA will follow at once.
+func (c *h2conn) expectData() { c.pending.Add(1) }
+
+func (c *h2conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if len(c.held) > 0 {
+		c.hold.Stop()
+		h := len(c.held)
+		c.iov = [2][]byte{c.held, p}
+		c.bufs = c.iov[:]
+		n, err := c.bufs.WriteTo(c.conn.Conn)
+		c.iov, c.bufs = [2][]byte{}, nil // p is x/net's buffer
+		c.held = c.held[:0]
+		return max(int(n)-h, 0), err
+	}
+	if len(p) <= h2HoldMax && c.pending.Load() > 0 && endsWithOpenHeaders(p) {
+		c.pending.Add(-1)
+		c.held = append(c.held[:0], p...)
+		if c.hold == nil {
+			c.hold = time.AfterFunc(h2Hold, c.flushHeld)
+		} else {
+			c.hold.Reset(h2Hold)
+		}
+		return len(p), nil
+	}
+	return c.conn.Conn.Write(p)
+}
+
+// flushHeld sends held HEADERS that no DATA followed.
+func (c *h2conn) flushHeld() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.held) == 0 {
+		return
+	}
+	if _, err := c.conn.Conn.Write(c.held); err != nil {
+		c.werr = err
+	}
+	c.held = c.held[:0]
+}
+
+func (c *h2conn) Close() error {
+	c.wmu.Lock()
+	if c.hold != nil {
+		c.hold.Stop()
+	}
+	c.held = nil
+	c.wmu.Unlock()
+	return c.conn.Close()
+}
+
+// endsWithOpenHeaders reports whether p is whole HTTP/2 frames, the last
+// a complete HEADERS block that does not end its stream.
+func endsWithOpenHeaders(p []byte) bool {
+	i, last := 0, -1
+	for i+9 <= len(p) {
+		last = i
+		i += 9 + (int(p[i])<<16 | int(p[i+1])<<8 | int(p[i+2]))
+	}
+	if i != len(p) || last < 0 {
+		return false
+	}
+	const headers, endStream, endHeaders = 0x1, 0x1, 0x4
+	typ, flags := p[last+3], p[last+4]
+	return typ == headers && flags&endStream == 0 && flags&endHeaders != 0
+}
+
+// h2HandlerBuf is x/net's per-response buffer: a handler that writes no
+// more than this and does not flush has its response sent at its end.
+const h2HandlerBuf = 4 << 10

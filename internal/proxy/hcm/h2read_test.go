@@ -170,3 +170,103 @@ func TestH2CRequestWithoutBody(t *testing.T) {
 		}
 	}
 }
+
+// frame builds an HTTP/2 frame header and payload.
+func frame(typ, flags byte, stream uint32, payload string) []byte {
+	n := len(payload)
+	b := []byte{byte(n >> 16), byte(n >> 8), byte(n), typ, flags, byte(stream >> 24), byte(stream >> 16), byte(stream >> 8), byte(stream)}
+	return append(b, payload...)
+}
+
+func TestEndsWithOpenHeaders(t *testing.T) {
+	const hdrs, data, settings = 0x1, 0x0, 0x4
+	const endStream, endHeaders = 0x1, 0x4
+	cat := func(fs ...[]byte) []byte {
+		var b []byte
+		for _, f := range fs {
+			b = append(b, f...)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		p    []byte
+		want bool
+	}{
+		{"headers", frame(hdrs, endHeaders, 1, "abc"), true},
+		{"after other frames", cat(frame(settings, 0, 0, ""), frame(data, endStream, 3, "xy"), frame(hdrs, endHeaders, 5, "abc")), true},
+		{"headers ending the stream", frame(hdrs, endHeaders|endStream, 1, "abc"), false},
+		{"continuation follows", frame(hdrs, 0, 1, "abc"), false},
+		{"data last", cat(frame(hdrs, endHeaders, 1, "abc"), frame(data, 0, 1, "x")), false},
+		{"partial frame", frame(hdrs, endHeaders, 1, "abc")[:10], false},
+		{"trailing bytes", append(frame(hdrs, endHeaders, 1, "abc"), 0), false},
+		{"empty", nil, false},
+	} {
+		if got := endsWithOpenHeaders(tc.p); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// readAtLeast reads from c until it has n bytes, returning how many reads
+// it took.
+func readAtLeast(t *testing.T, c net.Conn, n int) ([]byte, int) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []byte
+	reads := 0
+	for len(got) < n {
+		b := make([]byte, 4096)
+		k, err := c.Read(b)
+		if err != nil {
+			t.Fatalf("after %d of %d bytes: %v", len(got), n, err)
+		}
+		got, reads = append(got, b[:k]...), reads+1
+	}
+	return got, reads
+}
+
+func TestH2ConnCoalescesResponse(t *testing.T) {
+	cc, cl := tcpPair(t)
+	c := h2Conn(cc).(*h2conn)
+	headers := frame(0x1, 0x4, 1, "status-200")
+	data := frame(0x0, 0x1, 1, "body")
+
+	// Expected DATA: the HEADERS wait for it and leave in one write.
+	c.expectData()
+	if n, err := c.Write(headers); n != len(headers) || err != nil {
+		t.Fatalf("write headers: %d, %v", n, err)
+	}
+	if len(c.held) != len(headers) {
+		t.Fatalf("headers not held (%d bytes held)", len(c.held))
+	}
+	if n, err := c.Write(data); n != len(data) || err != nil {
+		t.Fatalf("write data: %d, %v", n, err)
+	}
+	got, reads := readAtLeast(t, cl, len(headers)+len(data))
+	if string(got) != string(headers)+string(data) || reads != 1 {
+		t.Fatalf("client read %q in %d reads", got, reads)
+	}
+
+	// Nothing expected: written at once.
+	if c.Write(headers); len(c.held) != 0 {
+		t.Fatal("headers held without expectData")
+	}
+	if got, _ := readAtLeast(t, cl, len(headers)); string(got) != string(headers) {
+		t.Fatalf("client read %q", got)
+	}
+
+	// Expected DATA that never comes: the timer sends the HEADERS.
+	c.expectData()
+	c.Write(headers)
+	if got, _ := readAtLeast(t, cl, len(headers)); string(got) != string(headers) {
+		t.Fatalf("client read %q", got)
+	}
+
+	// A HEADERS frame that ends its stream is never held.
+	c.expectData()
+	if c.Write(frame(0x1, 0x5, 3, "x")); len(c.held) != 0 {
+		t.Fatal("END_STREAM headers held")
+	}
+	c.Close()
+}

@@ -117,6 +117,7 @@ type conn struct {
 	// done is closed with the connection; made only for net/http's
 	// server, which needs it (an idle lean-path connection holds none).
 	done chan struct{}
+	h2   *h2conn // the HTTP/2 server's view of a plain TCP connection
 }
 
 // doneCh is closed when the connection is.

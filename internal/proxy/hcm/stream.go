@@ -128,6 +128,12 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m.onComplete != nil {
 		m.onComplete(info)
 	}
+	if cc != nil && cc.h2 != nil && !abort && st.w.wrote && !st.w.flushed && info.BytesOut > 0 &&
+		info.BytesOut <= h2HandlerBuf && r.Method != http.MethodHead {
+		// x/net sends the buffered response when this returns: HEADERS,
+		// then DATA (see h2conn.Write).
+		cc.h2.expectData()
+	}
 	if abort {
 		// The response had started: reset the stream, as Envoy does.
 		panic(http.ErrAbortHandler)
@@ -430,7 +436,10 @@ type respWriter struct {
 	info  *filter.Info
 	m     *Manager
 	wrote bool
-	timer *time.Timer // request_timeout: stops when the response starts
+	// flushed: the handler flushed, so x/net's buffer no longer holds
+	// the whole response.
+	flushed bool
+	timer   *time.Timer // request_timeout: stops when the response starts
 	// closeConn: the response ends the connection (see conn.closeAfter).
 	closeConn bool
 }
@@ -487,6 +496,7 @@ func (w *respWriter) Flush() {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.flushed = true
 	if f, ok := w.w.(http.Flusher); ok {
 		f.Flush()
 	}
