@@ -93,12 +93,15 @@ func Build(ctx context.Context, root, outDir string, arches ...string) ([]Image,
 		}
 		bins[a] = dir
 	}
+	// Debian's packages for iptables and busybox, shared by every output
+	// directory of this checkout.
+	debs := filepath.Join(root, ".cache", "images-debs")
 	var out []Image
 	for _, s := range specs() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		img, err := buildImage(s, arches, bins, outDir, cache, ver)
+		img, err := buildImage(ctx, s, arches, bins, outDir, cache, debs, ver)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", s.name, err)
 		}
@@ -176,13 +179,13 @@ func platform(arch string) (Platform, error) {
 // outDir already holds the same index. Besides Tag, the image is also
 // named with the binaries' version (when it is a valid tag), the tag
 // `weft install` defaults to.
-func buildImage(s spec, arches []string, bins map[string]string, outDir, cache, ver string) (Image, error) {
+func buildImage(ctx context.Context, s spec, arches []string, bins map[string]string, outDir, cache, debs, ver string) (Image, error) {
 	ref := Registry + "/" + s.name + ":" + Tag
 	a := newArchive()
 	var manifests []Descriptor
 	for _, arch := range arches {
 		p, _ := platform(arch)
-		layers, err := s.layers(bins[arch], arch)
+		layers, err := s.layers(input{ctx: ctx, binDir: bins[arch], arch: arch, debs: debs})
 		if err != nil {
 			return Image{}, err
 		}

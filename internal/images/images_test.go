@@ -42,8 +42,10 @@ func hostImages(t *testing.T) ([]Image, string) {
 	if testing.Short() {
 		t.Skip("-short: building the images compiles every binary")
 	}
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("the proxy image copies this machine's iptables: none here (apt-get install iptables)")
+	for _, tool := range []string{"apt-get", "dpkg-deb"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s: the images take iptables and busybox from Debian packages", tool)
+		}
 	}
 	buildOnce.Do(func() {
 		builtDir, buildErr = os.MkdirTemp("", "weft-images-test-")

@@ -1,101 +1,84 @@
 package images
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
+	"path"
 	"path/filepath"
-	"sort"
-	"strings"
 )
 
-// iptablesFiles are the iptables binaries, their extension modules and
-// shared libraries, copied from this machine (Debian's iptables package)
-// into the proxy image, at the paths they have here, so the injected init
-// container's `weft-proxy iptables` finds a working `iptables` on PATH.
-// They are dynamically linked, so they can only come from a machine of the
-// image's architecture: for another architecture the proxy image has none
-// and says so in its history (capture then needs a node-side fallback).
-func iptablesFiles(arch string) ([]file, error) {
-	if !hostArch(arch) {
-		return nil, nil
-	}
-	bin, err := exec.LookPath("iptables")
+// iptablesPackages are Debian's iptables and the packages its nf_tables
+// variant (xtables-nft-multi), its extension modules and /etc/protocols
+// come from.
+var iptablesPackages = []string{"iptables", "libip4tc2", "libip6tc2", "libxtables12", "libmnl0",
+	"libnetfilter-conntrack3", "libnfnetlink0", "libnftnl11", "libc6", "netbase"}
+
+// iptablesFiles are iptables for the proxy image of arch, so the injected
+// istio-init container's `weft-proxy iptables` finds a working `iptables`
+// on PATH: Debian's xtables-nft-multi of that architecture (iptables,
+// -save and -restore, v4 and v6, linked to it), its extension modules, the
+// shared libraries they need and the dynamic loader, and /etc/protocols.
+// Debian's binaries are dynamically linked, so each architecture gets its
+// own packages (unpackDebs); none of the build host's files are copied.
+func iptablesFiles(ctx context.Context, cache, arch string) ([]file, []string, error) {
+	trip, _, err := triplet(arch)
 	if err != nil {
-		return nil, fmt.Errorf("the proxy image needs iptables from this machine (apt-get install iptables): %w", err)
+		return nil, nil, err
 	}
-	real, err := filepath.EvalSymlinks(bin)
+	t, err := unpackDebs(ctx, cache, arch, iptablesPackages...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var files []file
-	add := func(name, src string) {
-		files = append(files, file{Name: name, Mode: 0o755, Src: src})
+	const multi = "/usr/sbin/xtables-nft-multi"
+	objects := []string{multi}
+	mods, _ := filepath.Glob(t.host("/usr/lib/" + trip + "/xtables/*.so"))
+	if len(mods) == 0 {
+		return nil, nil, fmt.Errorf("iptables %s: no extension modules under /usr/lib/%s/xtables", arch, trip)
 	}
-	add(real, real)
-	dir := filepath.Dir(bin)
-	multi := filepath.Base(real)
-	for _, n := range []string{"iptables", "iptables-restore", "iptables-save", "ip6tables", "ip6tables-restore", "ip6tables-save"} {
-		if filepath.Join(dir, n) != real {
-			files = append(files, file{Name: filepath.Join(dir, n), Link: multi})
-		}
-	}
-	objects := []string{real}
-	mods, _ := filepath.Glob("/usr/lib/*-linux-gnu*/xtables/*.so")
 	for _, m := range mods {
-		add(m, m)
-		objects = append(objects, m)
+		objects = append(objects, path.Join("/usr/lib", trip, "xtables", filepath.Base(m)))
 	}
-	libs, err := sharedLibs(objects)
+	files, err := t.withLibs(objects)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("iptables %s: %w", arch, err)
 	}
-	for _, l := range libs {
-		src, err := filepath.EvalSymlinks(l)
-		if err != nil {
-			return nil, err
-		}
-		add(l, src)
+	for _, n := range []string{"iptables", "iptables-restore", "iptables-save", "ip6tables", "ip6tables-restore", "ip6tables-save"} {
+		files = append(files, file{Name: "/usr/sbin/" + n, Link: path.Base(multi)})
 	}
 	for _, etc := range []string{"/etc/protocols", "/etc/ethertypes"} {
-		if _, err := os.Stat(etc); err == nil {
-			files = append(files, file{Name: etc, Mode: 0o644, Src: etc})
+		if _, err := os.Stat(t.host(etc)); err == nil {
+			files = append(files, file{Name: etc, Mode: 0o644, Src: t.host(etc)})
 		}
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-	return files, nil
+	return files, t.versions, nil
 }
 
-// sharedLibs lists, with ldd, the shared objects (and the dynamic loader)
-// that objects load, each path once.
-func sharedLibs(objects []string) ([]string, error) {
-	seen := map[string]bool{}
-	for _, o := range objects {
-		out, err := exec.Command("ldd", o).Output()
-		if err != nil {
-			return nil, fmt.Errorf("ldd %s: %w", o, err)
-		}
-		sc := bufio.NewScanner(bytes.NewReader(out))
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			var p string
-			switch {
-			case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
-				p = f[2]
-			case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
-				p = f[0] // the loader: /lib64/ld-linux-x86-64.so.2 (0x…)
-			}
-			if p != "" {
-				seen[p] = true
-			}
-		}
+// busyboxFiles are Debian's busybox-static for arch at /bin/busybox (one
+// static binary, no libraries) with /bin/sh and the usual tools linked to
+// it, so `kubectl exec deploy/curl -- sh -c '…'` works as with Istio's
+// curl image.
+func busyboxFiles(ctx context.Context, cache, arch string) ([]file, []string, error) {
+	if _, _, err := triplet(arch); err != nil {
+		return nil, nil, err
 	}
-	libs := make([]string, 0, len(seen))
-	for p := range seen {
-		libs = append(libs, p)
+	t, err := unpackDebs(ctx, cache, arch, "busybox-static")
+	if err != nil {
+		return nil, nil, err
 	}
-	sort.Strings(libs)
-	return libs, nil
+	files := []file{{Name: "/bin/busybox", Mode: 0o755, Src: t.host("/bin/busybox")}}
+	for _, a := range busyboxApplets {
+		files = append(files, file{Name: a, Link: "/bin/busybox"})
+	}
+	return files, t.versions, nil
+}
+
+// busyboxApplets are the tools the curl image links to busybox: a shell
+// and what scripts in Istio's tasks pipe curl's output through. curl and
+// sleep stay weft-sample's (the manifest runs /bin/sleep infinity).
+var busyboxApplets = []string{
+	"/bin/sh", "/bin/ash", "/bin/cat", "/bin/echo", "/bin/grep", "/bin/ls", "/bin/sed",
+	"/usr/bin/awk", "/usr/bin/cut", "/usr/bin/env", "/usr/bin/head", "/usr/bin/printf",
+	"/usr/bin/seq", "/usr/bin/sort", "/usr/bin/tail", "/usr/bin/tee", "/usr/bin/timeout",
+	"/usr/bin/tr", "/usr/bin/wc", "/usr/bin/xargs", "/usr/bin/nslookup", "/usr/bin/wget",
 }

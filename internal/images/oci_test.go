@@ -2,6 +2,7 @@ package images
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,9 +14,9 @@ func fakeSpec() spec {
 	return spec{
 		name: "fake",
 		run:  RunConfig{User: "65532:65532", Entrypoint: []string{"/usr/local/bin/app"}},
-		layers: func(binDir, _ string) ([]namedLayer, error) {
+		layers: func(in input) ([]namedLayer, error) {
 			return []namedLayer{base(), {what: "app", layer: layer{files: []file{
-				{Name: "/usr/local/bin/app", Mode: 0o755, Src: filepath.Join(binDir, "app")},
+				{Name: "/usr/local/bin/app", Mode: 0o755, Src: filepath.Join(in.binDir, "app")},
 			}}}}, nil
 		},
 	}
@@ -47,7 +48,7 @@ func TestMultiArchLayout(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(cache, "blobs"), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		img, err := buildImage(fakeSpec(), arches, bins, out, cache, "1.2.3")
+		img, err := buildImage(context.Background(), fakeSpec(), arches, bins, out, cache, "", "1.2.3")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +97,7 @@ func TestReadChecksDigests(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(cache, "blobs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	img, err := buildImage(fakeSpec(), []string{"amd64"}, bins, out, cache, "")
+	img, err := buildImage(context.Background(), fakeSpec(), []string{"amd64"}, bins, out, cache, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,8 @@ func TestSampleImageConfigs(t *testing.T) {
 // unpacked and run in chroots inside one fresh network namespace,
 // productpage with its image's own entrypoint, finding its peers through
 // the environment variables Kubernetes and Istio's images use; the page is
-// fetched with the curl image's curl, the curl image's /bin/sleep waits.
+// fetched with the curl image's curl (also piped through grep by its
+// busybox sh -c), the curl image's /bin/sleep waits.
 func TestBookinfoFromImages(t *testing.T) {
 	imgs, _ := hostImages(t)
 	if os.Geteuid() != 0 {
@@ -106,6 +107,9 @@ func TestBookinfoFromImages(t *testing.T) {
 		"chroot " + rootfs["curl"] + " /bin/sleep infinity & SLEEP=$!; P=\"$P $!\"\n" +
 		"for i in $(seq 300); do if chroot " + rootfs["curl"] + " curl -sf http://127.0.0.1:9080/productpage?u=normal > " + logs + "/page && grep -q reviews-v3 " + logs + "/page; then break; fi; sleep 0.1; done\n" +
 		"kill -0 $SLEEP || { echo the curl image sleep exited; exit 3; }\n" +
+		// Its busybox shell, as tasks run it: kubectl exec deploy/curl -- sh -c '…'.
+		"chroot --userspec=65532:65532 " + rootfs["curl"] + " /bin/sh -c 'curl -s http://127.0.0.1:9080/productpage?u=normal | grep -o \"reviews-v3-[a-z0-9-]*\" | head -1' > " + logs + "/sh || exit 4\n" +
+		"grep -q reviews-v3-5b9bd44f4-x7x2w " + logs + "/sh || { echo sh -c in the curl image: $(cat " + logs + "/sh); exit 5; }\n" +
 		"cat " + logs + "/page\n"
 	cmd := exec.Command("timeout", "120", "unshare", "-n", "sh", "-c", script)
 	cmd.WaitDelay = 5 * time.Second // a stray child holding the output pipe

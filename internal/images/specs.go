@@ -1,8 +1,9 @@
 package images
 
 import (
+	"context"
 	"path/filepath"
-	"runtime"
+	"strings"
 )
 
 // spec describes one image: its name under Registry, how it runs, and its
@@ -10,7 +11,16 @@ import (
 type spec struct {
 	name   string
 	run    RunConfig
-	layers func(binDir, arch string) ([]namedLayer, error)
+	layers func(in input) ([]namedLayer, error)
+}
+
+// input is what an image's layers are made of for one architecture: the
+// compiled binaries and Debian packages (unpackDebs's cache).
+type input struct {
+	ctx    context.Context
+	binDir string
+	arch   string
+	debs   string
 }
 
 type namedLayer struct {
@@ -82,35 +92,32 @@ func specs() []spec {
 			// istiod's ports: xDS, xDS+CA over mTLS, monitoring, webhook.
 			run: RunConfig{User: "1337:1337", Env: []string{pathEnv}, Entrypoint: []string{"/usr/local/bin/weft"},
 				WorkingDir: "/", ExposedPorts: ports("15010", "15012", "15014", "15017")},
-			layers: func(binDir, _ string) ([]namedLayer, error) {
-				return []namedLayer{base(), binLayer(binDir, "weft")}, nil
+			layers: func(in input) ([]namedLayer, error) {
+				return []namedLayer{base(), binLayer(in.binDir, "weft")}, nil
 			},
 		},
 		{
 			name: "weft-proxy",
 			// The injector runs the image with args [sidecar] and the init
 			// container with command [weft-proxy iptables …] as root; the
-			// iptables binaries it calls ship in the image.
+			// iptables binaries it calls ship in the image, for its arch.
 			run: RunConfig{User: "1337:1337", Env: []string{pathEnv}, Entrypoint: []string{"/usr/local/bin/weft-proxy"},
 				WorkingDir: "/", ExposedPorts: ports("15001", "15006", "15021", "15090")},
-			layers: func(binDir, arch string) ([]namedLayer, error) {
-				ls := []namedLayer{base(), binLayer(binDir, "weft-proxy")}
-				ipt, err := iptablesFiles(arch)
+			layers: func(in input) ([]namedLayer, error) {
+				ipt, versions, err := iptablesFiles(in.ctx, in.debs, in.arch)
 				if err != nil {
 					return nil, err
 				}
-				if len(ipt) > 0 {
-					ls = append(ls, namedLayer{what: "iptables", layer: layer{files: ipt}})
-				}
-				return ls, nil
+				return []namedLayer{base(), binLayer(in.binDir, "weft-proxy"),
+					{what: "iptables from Debian: " + strings.Join(versions, ", "), layer: layer{files: ipt}}}, nil
 			},
 		},
 		{
 			name: "pause",
 			run:  RunConfig{User: "65535:65535", Entrypoint: []string{"/pause"}, WorkingDir: "/"},
-			layers: func(binDir, _ string) ([]namedLayer, error) {
+			layers: func(in input) ([]namedLayer, error) {
 				return []namedLayer{{what: "/pause", layer: layer{files: []file{
-					{Name: "/pause", Mode: 0o755, Src: filepath.Join(binDir, "weft-pause")},
+					{Name: "/pause", Mode: 0o755, Src: filepath.Join(in.binDir, "weft-pause")},
 				}}}}, nil
 			},
 		},
@@ -131,8 +138,8 @@ func sampleImages() []spec {
 			name: name,
 			run: RunConfig{User: "65532:65532", Env: []string{pathEnv},
 				Entrypoint: append([]string{"/usr/local/bin/weft-sample"}, args...), WorkingDir: "/", ExposedPorts: ports(port)},
-			layers: func(binDir, _ string) ([]namedLayer, error) {
-				return []namedLayer{base(), binLayer(binDir, "weft-sample")}, nil
+			layers: func(in input) ([]namedLayer, error) {
+				return []namedLayer{base(), binLayer(in.binDir, "weft-sample")}, nil
 			},
 		}
 	}
@@ -148,19 +155,21 @@ func sampleImages() []spec {
 		app("examples-bookinfo-productpage-v1", "9080", "productpage", "--listen=:9080"),
 		// go-httpbin, which Istio's httpbin.yaml runs, listens on 8080.
 		app("httpbin", "8080", "httpbin", "--listen=:8080"),
-		// Istio's curl.yaml runs `/bin/sleep infinity`; the tasks exec curl.
+		// Istio's curl.yaml runs `/bin/sleep infinity`; the tasks exec curl,
+		// some with sh -c (busybox's shell).
 		spec{
 			name: "curl",
 			run:  RunConfig{User: "65532:65532", Env: []string{pathEnv}, Entrypoint: []string{"/usr/bin/curl"}, WorkingDir: "/"},
-			layers: func(binDir, _ string) ([]namedLayer, error) {
-				return []namedLayer{base(), binLayer(binDir, "weft-sample"),
+			layers: func(in input) ([]namedLayer, error) {
+				bb, versions, err := busyboxFiles(in.ctx, in.debs, in.arch)
+				if err != nil {
+					return nil, err
+				}
+				return []namedLayer{base(), {what: "busybox from Debian: " + strings.Join(versions, ", "), layer: layer{files: bb}},
+					binLayer(in.binDir, "weft-sample"),
 					linkLayer("/usr/local/bin/weft-sample", "/usr/bin/curl", "/bin/sleep")}, nil
 			},
 		},
 	)
 	return out
 }
-
-// hostArch reports whether arch is this machine's (host files can be
-// copied into its images).
-func hostArch(arch string) bool { return arch == runtime.GOARCH && runtime.GOOS == "linux" }
