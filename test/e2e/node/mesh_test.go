@@ -252,6 +252,13 @@ func TestBookinfo(t *testing.T) {
 		}
 		return nil
 	})
+	// A shell in the curl image (busybox), as tasks use it: a loop piping
+	// curl through grep, all inside the pod.
+	out = kubectl(t, m.n, "", "exec", "deploy/curl", "-c", "curl", "--", "sh", "-c",
+		`for i in 1 2 3; do curl -s http://productpage:9080/productpage | grep -o "<title>.*</title>"; done`)
+	if n := strings.Count(out, "<title>Simple Bookstore App</title>"); n != 3 {
+		t.Errorf("sh -c in the curl pod: %d titles, want 3:\n%s", n, out)
+	}
 }
 
 // Istio's tasks, with their YAML applied with kubectl and the demo's checks.
