@@ -97,7 +97,7 @@ func watchHops(ctx context.Context, m *nodeMesh, pod, app string) *hops {
 func (h *hops) report(ctx context.Context, t *testing.T, m *nodeMesh, failed bool) {
 	t.Helper()
 	logs := func(args ...string) string {
-		out, _ := m.n.Kubectl(ctx, nil, append([]string{"logs", "-c", "istio-proxy", "--since=5m", "--prefix"}, args...)...)
+		out, _ := m.n.Kubectl(ctx, nil, append([]string{"logs", "-c", "istio-proxy", "--since=5m", "--tail=-1", "--prefix"}, args...)...)
 		return out
 	}
 	for _, hop := range []struct{ name, log string }{
