@@ -24,7 +24,10 @@ import (
 type cpResult struct {
 	// Source is where the config comes from: "dir" (a watched directory)
 	// or "kube" (a kube-apiserver: Services and EndpointSlices).
-	Source         string    `json:"source"`
+	Source string `json:"source"`
+	// XDS is the protocol variant the simulated proxies speak: "sotw"
+	// (state of the world) or "delta" (incremental, as weft-proxy).
+	XDS            string    `json:"xds"`
 	Services       int       `json:"services"`
 	Proxies        int       `json:"proxies"`
 	Connected      int       `json:"connected"`
@@ -61,12 +64,12 @@ type cpResult struct {
 //
 // Phases (connecting, each change) end by deadline: each may take up to
 // 90 s but leaves at least 5 s for every later phase.
-func benchControlPlane(ctx context.Context, source, weft, dir string, services, proxies, changes int, deadline time.Time, maxRSSKB int64, profileDir string) (r cpResult) {
+func benchControlPlane(ctx context.Context, source, xds, weft, dir string, services, proxies, changes int, deadline time.Time, maxRSSKB int64, profileDir string) (r cpResult) {
 	phaseTimeout := func(later int) time.Duration {
 		return min(90*time.Second, max(5*time.Second, time.Until(deadline)-time.Duration(later)*5*time.Second))
 	}
-	r = cpResult{Source: source, Services: services, Proxies: proxies}
-	cp, err := startCPRun(ctx, source, weft, dir, fmt.Sprintf("cp-%s-%d", source, proxies), services)
+	r = cpResult{Source: source, XDS: xds, Services: services, Proxies: proxies}
+	cp, err := startCPRun(ctx, source, weft, dir, fmt.Sprintf("cp-%s-%s-%d", source, xds, proxies), services)
 	if err != nil {
 		r.Error = err.Error()
 		return r
@@ -103,7 +106,7 @@ func benchControlPlane(ctx context.Context, source, weft, dir string, services, 
 			ip := net.IPv4(198, 18, byte(200+j/250), byte(1+j%250)).String()
 			m := &node.Meta{Type: node.Sidecar, IP: ip, Name: fmt.Sprintf("sim-%04d", j), Namespace: "default",
 				ServiceAccount: "sim", Labels: map[string]string{"app": "sim"}, AppAddress: ip, ProxyPort: proxyPort}
-			s, err := dialSim(cp.xds, m)
+			s, err := dialSim(cp.xds, m, xds == xdsDelta)
 			if err != nil {
 				r.Error = fmt.Sprintf("proxy %d: %v", j, err)
 				return r
@@ -127,7 +130,7 @@ func benchControlPlane(ctx context.Context, source, weft, dir string, services, 
 	if profileDir != "" {
 		profiled = make(chan error, 1)
 		go func() {
-			profiled <- cp.profile(ctx, "profile?seconds=30", filepath.Join(profileDir, fmt.Sprintf("cp-%s-%d-cpu.pprof", source, proxies)))
+			profiled <- cp.profile(ctx, "profile?seconds=30", filepath.Join(profileDir, fmt.Sprintf("cp-%s-%s-%d-cpu.pprof", source, xds, proxies)))
 		}()
 	}
 	for k := 0; k < changes*len(changeKinds) && ctx.Err() == nil; k++ {
@@ -161,7 +164,7 @@ func benchControlPlane(ctx context.Context, source, weft, dir string, services, 
 	if profiled != nil {
 		errs := []error{<-profiled}
 		for _, name := range []string{"heap", "allocs"} {
-			errs = append(errs, cp.profile(ctx, name, filepath.Join(profileDir, fmt.Sprintf("cp-%s-%d-%s.pprof", source, proxies, name))))
+			errs = append(errs, cp.profile(ctx, name, filepath.Join(profileDir, fmt.Sprintf("cp-%s-%s-%d-%s.pprof", source, xds, proxies, name))))
 		}
 		if err := errors.Join(errs...); err != nil && r.Error == "" {
 			r.Error = "profiles: " + err.Error()
@@ -202,6 +205,20 @@ func (cp *controlPlane) profile(ctx context.Context, what, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// The xDS variants of the simulated proxies (-cp-xds).
+const (
+	xdsSotW  = "sotw"
+	xdsDelta = "delta"
+)
+
+// xdsName says which xDS variant a control-plane run's proxies spoke.
+func xdsName(x string) string {
+	if x == xdsDelta {
+		return "delta xDS"
+	}
+	return "state-of-the-world xDS"
 }
 
 // changeKinds are the changes of one round, in order.

@@ -53,6 +53,7 @@ type options struct {
 	cpServices   int
 	cpProxies    []int
 	cpSources    []string
+	cpXDS        []string // "sotw", "delta"
 	cpChanges    int
 	cpMaxRSS     int64 // KiB
 	cpProfile    string
@@ -82,6 +83,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.cpServices, "cp-services", 1000, "services in the control-plane benchmark")
 	cpProxies := fs.String("cp-proxies", "100,2000", "simulated proxies in the control-plane benchmark; a list runs each size, smallest first")
 	cpSources := fs.String("cp-source", sourceDir, "config sources of the control-plane benchmark: dir (a watched directory), kube (a kube-apiserver started from internal/kubetest; needs tools/kube/build.sh), or both: dir,kube")
+	cpXDS := fs.String("cp-xds", "sotw,delta", "xDS variants the simulated proxies speak in the control-plane benchmark: sotw (state of the world), delta (incremental, as weft-proxy), or both")
 	fs.IntVar(&o.cpChanges, "cp-changes", 3, "rounds of config changes timed in the control-plane benchmark (each: a new cluster, a route change, an endpoint move)")
 	fs.StringVar(&o.cpProfile, "cp-profile", "", "directory for the control plane's CPU profile over the changes (first 30 s) and heap and allocation profiles after them (go tool pprof bin/weft FILE)")
 	maxRSS := fs.Int64("cp-max-rss", 6144, "MiB: stop adding simulated proxies once the control plane's RSS passes this (protects a shared machine)")
@@ -131,6 +133,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("-cp-source: %q is neither dir nor kube", s)
 		}
 		o.cpSources = append(o.cpSources, s)
+	}
+	for _, x := range strings.Split(*cpXDS, ",") {
+		if x = strings.TrimSpace(x); x != xdsSotW && x != xdsDelta {
+			return nil, fmt.Errorf("-cp-xds: %q is neither sotw nor delta", x)
+		}
+		o.cpXDS = append(o.cpXDS, x)
 	}
 	return o, nil
 }
@@ -318,22 +326,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		rep.CPNote = fmt.Sprintf("weft control-plane: not available: %v", err)
 	} else {
 		end := began.Add(o.budget)
-		runs := len(o.cpProxies) * len(o.cpSources)
-		for i, n := range o.cpProxies {
-			for j, src := range o.cpSources {
-				if ctx.Err() != nil {
-					break
+		type cpRun struct {
+			proxies     int
+			source, xds string
+		}
+		var runs []cpRun
+		for _, n := range o.cpProxies {
+			for _, src := range o.cpSources {
+				for _, x := range o.cpXDS {
+					runs = append(runs, cpRun{n, src, x})
 				}
-				// Every run after this one keeps 75 s of the budget.
-				deadline := end.Add(-time.Duration(runs-1-(i*len(o.cpSources)+j)) * 75 * time.Second)
-				if time.Until(deadline) < 10*time.Second {
-					rep.ControlPlane = append(rep.ControlPlane, cpResult{Source: src, Services: o.cpServices, Proxies: n, Error: "not run: time budget spent"})
-					continue
-				}
-				log.Info("control plane", "source", src, "services", o.cpServices, "proxies", n, "until", time.Until(deadline).Round(time.Second))
-				r := benchControlPlane(ctx, src, cpBin, tmp, o.cpServices, n, o.cpChanges, deadline, o.cpMaxRSS, o.cpProfile)
-				rep.ControlPlane = append(rep.ControlPlane, r)
 			}
+		}
+		for i, run := range runs {
+			if ctx.Err() != nil {
+				break
+			}
+			// Every run after this one keeps 75 s of the budget.
+			deadline := end.Add(-time.Duration(len(runs)-1-i) * 75 * time.Second)
+			if time.Until(deadline) < 10*time.Second {
+				rep.ControlPlane = append(rep.ControlPlane, cpResult{Source: run.source, XDS: run.xds, Services: o.cpServices, Proxies: run.proxies, Error: "not run: time budget spent"})
+				continue
+			}
+			log.Info("control plane", "source", run.source, "xds", run.xds, "services", o.cpServices, "proxies", run.proxies, "until", time.Until(deadline).Round(time.Second))
+			r := benchControlPlane(ctx, run.source, run.xds, cpBin, tmp, o.cpServices, run.proxies, o.cpChanges, deadline, o.cpMaxRSS, o.cpProfile)
+			rep.ControlPlane = append(rep.ControlPlane, r)
 		}
 	}
 	rep.Elapsed = time.Since(began).Round(time.Second).String()

@@ -280,7 +280,7 @@ func (r *report) markdown() string {
 		p("%s\n\n", orDash(r.CPNote))
 	}
 	for _, c := range r.ControlPlane {
-		p("### %d services, %d simulated proxies (%d synced), config from %s\n\n", c.Services, c.Proxies, c.Connected, sourceName(c.Source))
+		p("### %d services, %d simulated proxies (%d synced, %s), config from %s\n\n", c.Services, c.Proxies, c.Connected, xdsName(c.XDS), sourceName(c.Source))
 		if c.Stopped != "" {
 			p("Note: %s; the changes below ran with %d proxies.\n\n", oneLine(c.Stopped), c.Connected)
 		}
@@ -436,9 +436,12 @@ const methodText = `## Method
   then proves it holds the N services' clusters.
 - Control plane: a real ` + "`bin/weft control-plane`" + ` with N Services (each with one
   WorkloadEntry, addresses in 198.18.0.0/16) and M simulated proxies in the harness process:
-  ` + "`internal/meshtest`" + `'s ADS client in its lean mode (one gRPC stream each, state of the
-  world, wildcard CDS/EDS/LDS/RDS, every response ACKed at once, no resource kept: decoded
-  resources cost megabytes per proxy at 1,000 services). They connect in batches of 100, each
+  ` + "`internal/meshtest`" + `'s ADS client in its lean mode (one gRPC stream each, wildcard
+  CDS/EDS/LDS/RDS, every response ACKed at once, no resource kept: decoded resources cost
+  megabytes per proxy at 1,000 services). Each size runs twice (` + "`-cp-xds`" + `): proxies speaking
+  state-of-the-world xDS (every response of a type carries all its resources) and delta xDS
+  (only added, changed and removed resources; weft-proxy's default), each against a fresh
+  control plane. They connect in batches of 100, each
   batch once the previous one has synced; adding stops if the control plane's RSS passes
   ` + "`-cp-max-rss`" + ` (6 GiB) or the phase times out, and the report says so. Initial sync = from
   the dial of a proxy's batch to that proxy's first CDS and LDS responses (so it includes

@@ -15,7 +15,7 @@ import (
 )
 
 // simProxy is a simulated proxy: meshtest's lean ADS client (one
-// state-of-the-world stream, wildcard CDS, EDS, LDS and RDS, every
+// state-of-the-world or delta stream, wildcard CDS, EDS, LDS and RDS, every
 // response ACKed, no resources decoded or kept: 2,000 of them share the
 // machine with the control plane) that also notes when a response of one
 // type first carries an expected text.
@@ -30,9 +30,9 @@ type simProxy struct {
 	foundAt    time.Time
 }
 
-func dialSim(addr string, m *node.Meta) (*simProxy, error) {
+func dialSim(addr string, m *node.Meta, delta bool) (*simProxy, error) {
 	s := &simProxy{first: map[string]time.Time{}, found: make(chan struct{})}
-	c, err := meshtest.DialXDS(addr, m, meshtest.XDSClientOptions{Lean: true, Observe: s.observe})
+	c, err := meshtest.DialXDS(addr, m, meshtest.XDSClientOptions{Lean: true, Delta: delta, Observe: s.observe})
 	if err != nil {
 		return nil, err
 	}
