@@ -78,7 +78,7 @@ func TestSharedEncoding(t *testing.T) {
 			t.Errorf("%s wildcard response: got %v, want %v", ShortType(typ), got, want)
 		}
 		dsub := stream.NewDeltaSubscription(nil, nil, nil, true)
-		gotD := sentDelta(t, respondDelta(cs, &cachev3.DeltaRequest{TypeUrl: typ}, &dsub))
+		gotD := sentDelta(t, respondDelta(cs, &cachev3.DeltaRequest{TypeUrl: typ}, &dsub, nil))
 		wantD := &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: st.version, TypeUrl: typ, Resources: res}
 		if !proto.Equal(wantD, gotD) {
 			t.Errorf("%s delta response: got %v, want %v", ShortType(typ), gotD, wantD)
@@ -95,7 +95,7 @@ func TestSharedEncoding(t *testing.T) {
 			t.Errorf("%s named response: got %v, want %v", ShortType(typ), got, want)
 		}
 		ndsub := stream.NewDeltaSubscription(names, nil, nil, false)
-		gotD = sentDelta(t, respondDelta(cs, &cachev3.DeltaRequest{TypeUrl: typ}, &ndsub))
+		gotD = sentDelta(t, respondDelta(cs, &cachev3.DeltaRequest{TypeUrl: typ}, &ndsub, nil))
 		wantD.Resources = []*discoveryv3.Resource{res[1], res[len(res)-1]}
 		if !proto.Equal(wantD, gotD) {
 			t.Errorf("%s named delta response: got %v, want %v", ShortType(typ), gotD, wantD)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"maps"
 	"reflect"
-	"slices"
 	"sync"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -39,6 +37,7 @@ type sotwNode struct {
 	watches map[*sotwWatch]struct{}
 	deltas  map[*deltaWatch]struct{}
 	sent    [len(servedSnapshot{}.types)]sentNames // per type, in the order of Types
+	dsent   [len(servedSnapshot{}.types)]deltaSent // per type, delta streams
 }
 
 // sentNames remembers which names a proxy's last wildcard response of a
@@ -114,8 +113,14 @@ func (c *watchCache) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subsc
 	id := r.GetNode().GetId()
 	c.mu.Lock()
 	n := c.node(id)
+	rec := n.deltaFor(r.GetTypeUrl())
+	if len(r.GetResourceNamesSubscribe())+len(r.GetResourceNamesUnsubscribe())+len(r.GetInitialResourceVersions()) > 0 {
+		// The subscription changes: compare every name once.
+		rec.expand(sub.ReturnedResources(), r.GetResourceNamesUnsubscribe())
+		rec.forget()
+	}
 	if n.snap != nil {
-		if resp := respondDelta(n.snap, r, sub); resp != nil {
+		if resp := respondDelta(n.snap, r, sub, rec); resp != nil {
 			c.mu.Unlock()
 			// The server's channel has room for two per type and is
 			// drained before each request is handled.
@@ -152,7 +157,7 @@ func (c *watchCache) set(id string, snap *servedSnapshot) {
 		}
 	}
 	for w := range n.deltas {
-		if resp := respondDelta(snap, w.req, w.sub); resp != nil {
+		if resp := respondDelta(snap, w.req, w.sub, n.deltaFor(w.req.GetTypeUrl())); resp != nil {
 			delete(n.deltas, w)
 			sends = append(sends, func() { w.ch <- resp })
 		}
@@ -175,6 +180,16 @@ func (n *sotwNode) sentFor(t string) *sentNames {
 	for i, u := range Types {
 		if u == t {
 			return &n.sent[i]
+		}
+	}
+	return nil
+}
+
+// deltaFor is the node's delta record for type t (nil for a type not served).
+func (n *sotwNode) deltaFor(t string) *deltaSent {
+	for i, u := range Types {
+		if u == t {
+			return &n.dsent[i]
 		}
 	}
 	return nil
@@ -301,6 +316,8 @@ type sotwAll struct {
 
 	deltaOnce sync.Once
 	delta     entries
+
+	diffs diffCache // the last difference to this list (delta.go)
 }
 
 // entries is a run of encoded repeated-field entries; entry i is
@@ -382,70 +399,6 @@ func appendAny(b []byte, typeURL string, value []byte) []byte {
 	b = protowire.AppendString(b, typeURL)
 	b = protowire.AppendTag(b, 2, protowire.BytesType)
 	return protowire.AppendBytes(b, value)
-}
-
-// respondDelta returns a delta watch's response from snap, or nil when
-// nothing it subscribes to changed (go-control-plane's createDeltaResponse
-// and its rule for answering: something changed or went away, or it is a
-// wildcard stream's first request). The versions are the per-resource
-// content hashes the snapshot's version map holds.
-func respondDelta(snap *servedSnapshot, r *cachev3.DeltaRequest, sub cachev3.Subscription) cachev3.DeltaResponse {
-	st := snap.typ(r.GetTypeUrl())
-	if st == nil {
-		st = &servedType{list: &encodedList{}, all: &sotwAll{}} // a type not served: none
-	}
-	all := st.all.getDelta(st.list, r.GetTypeUrl())
-	known := sub.ReturnedResources()
-	resp := &deltaResponse{req: r, version: st.version}
-	var idx []int
-	if sub.IsWildcard() {
-		for i, name := range st.list.names {
-			if v, ok := known[name]; !ok || v != st.list.hashes[i] {
-				idx = append(idx, i)
-			}
-		}
-		for name := range known {
-			if _, ok := all.index[name]; !ok {
-				resp.removed = append(resp.removed, name)
-			}
-		}
-	} else {
-		for name := range sub.SubscribedResources() {
-			v, found := known[name]
-			if i, ok := all.index[name]; ok {
-				if !found || v != st.list.hashes[i] {
-					idx = append(idx, i)
-				}
-			} else if found {
-				resp.removed = append(resp.removed, name)
-			}
-		}
-		slices.Sort(idx) // name order, as the wildcard case
-	}
-	if len(idx) == 0 && len(resp.removed) == 0 && !(sub.IsWildcard() && r.GetResponseNonce() == "") {
-		return nil
-	}
-	if len(idx) == len(st.list.names) {
-		resp.resources = all.delta.all()
-	} else {
-		resp.resources = all.delta.pick(idx)
-	}
-	// The versions the proxy holds after this response (the server keeps
-	// this map in the subscription and edits it: one per response).
-	if sub.IsWildcard() {
-		resp.next = maps.Clone(st.versionMap)
-		if resp.next == nil {
-			resp.next = map[string]string{}
-		}
-	} else {
-		resp.next = make(map[string]string, len(sub.SubscribedResources()))
-		for name := range sub.SubscribedResources() {
-			if i, ok := all.index[name]; ok {
-				resp.next[name] = st.list.hashes[i]
-			}
-		}
-	}
-	return resp
 }
 
 // deltaResponse is one delta response; the DeltaDiscoveryResponse is new

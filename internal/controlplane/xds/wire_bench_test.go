@@ -36,7 +36,7 @@ func BenchmarkSendResponse(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				sub := stream.NewDeltaSubscription(nil, nil, nil, true)
-				dr, _ := respondDelta(cs, req, &sub).GetDeltaDiscoveryResponse()
+				dr, _ := respondDelta(cs, req, &sub, nil).GetDeltaDiscoveryResponse()
 				dr.Nonce = "1"
 				encode(b, codec, dr)
 			}
