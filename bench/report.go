@@ -304,6 +304,9 @@ func (r *report) markdown() string {
 		for i, v := range c.CPUPerChangeSec {
 			p("| control-plane CPU s: change %d%s | %.2f |\n", i+1, kind(i), v)
 		}
+		for i, v := range c.HarnessCPUPerChangeSec {
+			p("| harness (simulated proxies) CPU s: change %d%s | %.2f |\n", i+1, kind(i), v)
+		}
 		p("\n")
 	}
 	p("%s", methodText)
@@ -437,8 +440,9 @@ const methodText = `## Method
 - Control plane: a real ` + "`bin/weft control-plane`" + ` with N Services (each with one
   WorkloadEntry, addresses in 198.18.0.0/16) and M simulated proxies in the harness process:
   ` + "`internal/meshtest`" + `'s ADS client in its lean mode (one gRPC stream each, wildcard
-  CDS/EDS/LDS/RDS, every response ACKed at once, no resource kept: decoded resources cost
-  megabytes per proxy at 1,000 services). Each size runs twice (` + "`-cp-xds`" + `): proxies speaking
+  CDS/EDS/LDS/RDS, every response ACKed at once, no resource decoded or kept: the
+  change is looked for in the response's encoded resources; decoding cost megabytes and
+  milliseconds per proxy at 1,000 services, on the cores the control plane runs on). Each size runs twice (` + "`-cp-xds`" + `): proxies speaking
   state-of-the-world xDS (every response of a type carries all its resources) and delta xDS
   (only added, changed and removed resources; weft-proxy's default), each against a fresh
   control plane. They connect in batches of 100, each
@@ -454,8 +458,8 @@ const methodText = `## Method
   "all" = the slowest. This includes the control plane's file-watch debounce (100 ms default). Each phase
   may take up to 90 s within what is left of ` + "`-budget`" + ` (every later phase keeps 5 s, every
   larger proxy count 75 s); a phase cut short says so. The simulated proxies share the 2
-  cores with the control plane. Control-plane CPU = utime + stime during the phase; RSS from
-  /proc as above.
+  cores with the control plane. Control-plane CPU = utime + stime during the phase (the
+  harness's own, mostly the simulated proxies', is reported beside it); RSS from /proc as above.
 - Secured pairs, measured beside the plaintext ones in the same cells, tables and ratio
   matrices: **nginx-tls** and **haproxy-tls** are the nginx and HAProxy pairs with mutual TLS
   1.3 on the hop between the two proxies. The harness generates a throw-away CA and two ECDSA

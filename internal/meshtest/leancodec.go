@@ -10,15 +10,21 @@ import (
 )
 
 // headerCodec decodes discovery responses without their resources: only
-// the singular string fields (version, type URL, nonce). Everything else
-// is plain protobuf.
-type headerCodec struct{}
+// the singular string fields (version, type URL, nonce). With raw set it
+// keeps the encoded resources (every entry of field 2, tag included, in
+// one copy) as the message's unknown fields, for XDSClientOptions.ObserveRaw.
+// Everything else is plain protobuf.
+type headerCodec struct{ raw bool }
 
 func (headerCodec) Name() string { return "proto" }
 
 func (headerCodec) Marshal(v any) ([]byte, error) { return proto.Marshal(v.(proto.Message)) }
 
-func (headerCodec) Unmarshal(data []byte, v any) error {
+// resourcesField is the field number of resources in DiscoveryResponse
+// and DeltaDiscoveryResponse.
+const resourcesField = 2
+
+func (c headerCodec) Unmarshal(data []byte, v any) error {
 	m, ok := v.(proto.Message)
 	if !ok {
 		return fmt.Errorf("not a protobuf message: %T", v)
@@ -30,6 +36,12 @@ func (headerCodec) Unmarshal(data []byte, v any) error {
 	}
 	r := m.ProtoReflect()
 	fields := r.Descriptor().Fields()
+	var raw []byte
+	defer func() {
+		if len(raw) > 0 {
+			r.SetUnknown(raw)
+		}
+	}()
 	for len(data) > 0 {
 		num, typ, n := protowire.ConsumeTag(data)
 		if n < 0 {
@@ -48,6 +60,13 @@ func (headerCodec) Unmarshal(data []byte, v any) error {
 		n = protowire.ConsumeFieldValue(num, typ, data)
 		if n < 0 {
 			return protowire.ParseError(n)
+		}
+		if c.raw && num == resourcesField {
+			if raw == nil {
+				raw = make([]byte, 0, len(data))
+			}
+			raw = protowire.AppendTag(raw, num, typ)
+			raw = append(raw, data[:n]...)
 		}
 		data = data[n:]
 	}
