@@ -5,24 +5,7 @@ import (
 
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	stream "github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
-
-	"github.com/weftmesh/weft/internal/controlplane/model"
-	"github.com/weftmesh/weft/internal/controlplane/translate"
-	"github.com/weftmesh/weft/internal/node"
 )
-
-// servedFor translates snap for the fixture's capture sidecar and
-// prepares it as the watch cache serves it.
-func servedFor(tb testing.TB, snap *model.Snapshot) *servedSnapshot {
-	tb.Helper()
-	m := &node.Meta{Type: node.Sidecar, IP: "127.0.10.1", Name: "app", Namespace: "default", Capture: true}
-	set, err := (*generation)(nil).versions(translate.Build(snap, &model.Proxy{Meta: m, ID: m.ID()}))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	newInterner().share(set)
-	return set.snapshot()
-}
 
 // BenchmarkDeltaPush is what one delta proxy costs the watch cache in a
 // push at 1,000 services, for a wildcard EDS subscription: "changed"
@@ -32,7 +15,7 @@ func servedFor(tb testing.TB, snap *model.Snapshot) *servedSnapshot {
 // open watch of every proxy is asked on every push).
 func BenchmarkDeltaPush(b *testing.B) {
 	base := benchSnapshot(1000)
-	a, c := servedFor(b, base), servedFor(b, withEndpoint(base, 0, "198.18.200.1"))
+	a, c := served(b, base), served(b, withEndpoint(base, 0, "198.18.200.1"))
 	codec := serverCodec()
 	req := &cachev3.DeltaRequest{TypeUrl: endpointType, ResponseNonce: "1"}
 	var rec deltaSent

@@ -123,7 +123,7 @@ func TestDeltaIncremental(t *testing.T) {
 	s1 := withEndpoint(s0, 3, "198.18.200.1")
 	s2 := withoutService(benchSnapshot(13), 5) // svc-12 added, svc-5 gone
 	s4 := withEndpoint(withEndpoint(s2, 1, "198.18.200.2"), 7, "198.18.200.3")
-	snaps := []*servedSnapshot{servedFor(t, s0), servedFor(t, s1), servedFor(t, s2), servedFor(t, s2), servedFor(t, s4)}
+	snaps := []*servedSnapshot{served(t, s0), served(t, s1), served(t, s2), served(t, s2), served(t, s4)}
 	for _, typ := range []string{endpointType, clusterType} {
 		t.Run(ShortType(typ), func(t *testing.T) {
 			c := newWatchCache()

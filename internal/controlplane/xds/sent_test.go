@@ -12,7 +12,7 @@ import (
 	"github.com/weftmesh/weft/internal/node"
 )
 
-func served(t *testing.T, snap *model.Snapshot) *servedSnapshot {
+func served(t testing.TB, snap *model.Snapshot) *servedSnapshot {
 	t.Helper()
 	m := &node.Meta{Type: node.Sidecar, IP: "127.0.10.1", Name: "app", Namespace: "default", Capture: true}
 	set, err := (*generation)(nil).versions(translate.Build(snap, &model.Proxy{Meta: m, ID: m.ID()}))
