@@ -1,10 +1,10 @@
 package admin
 
 import (
+	"encoding/json"
 	"net/http"
 	"sort"
 
-	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	// Linked so /config_dump can print it: routes carry it as an Any (Istio's
 	// default retry policy), but compiling only reads its name.
@@ -17,74 +17,146 @@ import (
 	"github.com/weftmesh/weft/internal/proxy/xdsclient"
 )
 
-// ConfigDump renders resources in Envoy's /config_dump shape: one
+// The dump is Envoy's envoy.admin.v3.ConfigDump in protojson's shape, put
+// together here around each resource's own protojson: the admin/v3 types
+// would link envoy.config.bootstrap.v3 and everything it names (356 KB of
+// binary, 158 KB of heap registered at start-up in every proxy) for a page
+// that is rarely read. TestConfigDumpIsEnvoys decodes it as adminv3.
+
+const adminType = "type.googleapis.com/envoy.admin.v3."
+
+type configDump struct {
+	Configs []any `json:"configs"`
+}
+
+type clustersDump struct {
+	Type    string          `json:"@type"`
+	Version string          `json:"versionInfo,omitempty"`
+	Active  []dynamicConfig `json:"dynamicActiveClusters,omitempty"`
+}
+
+type listenersDump struct {
+	Type      string            `json:"@type"`
+	Version   string            `json:"versionInfo,omitempty"`
+	Listeners []dynamicListener `json:"dynamicListeners,omitempty"`
+}
+
+type dynamicListener struct {
+	Name    string         `json:"name,omitempty"`
+	Active  *listenerState `json:"activeState,omitempty"`
+	Warming *listenerState `json:"warmingState,omitempty"`
+}
+
+type listenerState struct {
+	Version  string          `json:"versionInfo,omitempty"`
+	Listener json.RawMessage `json:"listener,omitempty"`
+}
+
+type secretsDump struct {
+	Type    string          `json:"@type"`
+	Secrets []dynamicSecret `json:"dynamicActiveSecrets,omitempty"`
+}
+
+type dynamicSecret struct {
+	Name    string          `json:"name,omitempty"`
+	Version string          `json:"versionInfo,omitempty"`
+	Secret  json.RawMessage `json:"secret,omitempty"`
+}
+
+type routesDump struct {
+	Type   string          `json:"@type"`
+	Routes []dynamicConfig `json:"dynamicRouteConfigs,omitempty"`
+}
+
+type endpointsDump struct {
+	Type      string          `json:"@type"`
+	Endpoints []dynamicConfig `json:"dynamicEndpointConfigs,omitempty"`
+}
+
+// dynamicConfig is Envoy's Dynamic{Cluster,RouteConfig,EndpointConfig}:
+// a version and the resource under a field name of its own.
+type dynamicConfig struct {
+	Version  string
+	Field    string
+	Resource json.RawMessage
+}
+
+func (d dynamicConfig) MarshalJSON() ([]byte, error) {
+	m := map[string]any{d.Field: d.Resource}
+	if d.Version != "" {
+		m["versionInfo"] = d.Version
+	}
+	return json.Marshal(m)
+}
+
+// anyJSON is m as protojson prints it inside an Any: "@type" and its fields.
+func anyJSON(m proto.Message) (json.RawMessage, error) {
+	a, err := anypb.New(m)
+	if err != nil {
+		return nil, err
+	}
+	return protojson.Marshal(a)
+}
+
+// ConfigDump renders resources in Envoy's /config_dump shape (JSON): one
 // *ConfigDump per type with dynamic_* entries. Private keys are redacted,
 // as Envoy does.
-func ConfigDump(res *xdsclient.Resources, warming map[string][]string, active func(string) *listenerv3.Listener) (*adminv3.ConfigDump, error) {
-	out := &adminv3.ConfigDump{}
-	add := func(m proto.Message) error {
-		a, err := anypb.New(m)
-		if err != nil {
-			return err
-		}
-		out.Configs = append(out.Configs, a)
-		return nil
-	}
+func ConfigDump(res *xdsclient.Resources, warming map[string][]string, active func(string) *listenerv3.Listener) ([]byte, error) {
 	ver := func(t string) string { return res.Versions[t] }
 
-	ld := &adminv3.ListenersConfigDump{VersionInfo: ver(xdsclient.ListenerType)}
+	ld := listenersDump{Type: adminType + "ListenersConfigDump", Version: ver(xdsclient.ListenerType)}
 	for _, n := range keys(res.Listeners) {
-		l, err := anypb.New(res.Listeners[n])
+		l, err := anyJSON(res.Listeners[n])
 		if err != nil {
 			return nil, err
 		}
-		st := &adminv3.ListenersConfigDump_DynamicListenerState{VersionInfo: ver(xdsclient.ListenerType), Listener: l}
-		dl := &adminv3.ListenersConfigDump_DynamicListener{Name: n, ActiveState: st}
+		st := &listenerState{Version: ver(xdsclient.ListenerType), Listener: l}
+		dl := dynamicListener{Name: n, Active: st}
 		if _, ok := warming[n]; ok {
 			// Envoy shows the received version as warming and the serving
 			// one (if any) as active.
-			dl.WarmingState, dl.ActiveState = st, nil
+			dl.Warming, dl.Active = st, nil
 			if a := active(n); a != nil {
-				al, err := anypb.New(a)
+				al, err := anyJSON(a)
 				if err != nil {
 					return nil, err
 				}
-				dl.ActiveState = &adminv3.ListenersConfigDump_DynamicListenerState{Listener: al}
+				dl.Active = &listenerState{Listener: al}
 			}
 		}
-		ld.DynamicListeners = append(ld.DynamicListeners, dl)
+		ld.Listeners = append(ld.Listeners, dl)
 	}
-	cd := &adminv3.ClustersConfigDump{VersionInfo: ver(xdsclient.ClusterType)}
+	cd := clustersDump{Type: adminType + "ClustersConfigDump", Version: ver(xdsclient.ClusterType)}
 	for _, n := range keys(res.Clusters) {
-		c, err := anypb.New(res.Clusters[n])
+		c, err := anyJSON(res.Clusters[n])
 		if err != nil {
 			return nil, err
 		}
-		cd.DynamicActiveClusters = append(cd.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{VersionInfo: ver(xdsclient.ClusterType), Cluster: c})
+		cd.Active = append(cd.Active, dynamicConfig{Version: ver(xdsclient.ClusterType), Field: "cluster", Resource: c})
 	}
-	rd := &adminv3.RoutesConfigDump{}
+	rd := routesDump{Type: adminType + "RoutesConfigDump"}
 	for _, n := range keys(res.Routes) {
-		rc, err := anypb.New(res.Routes[n])
+		rc, err := anyJSON(res.Routes[n])
 		if err != nil {
 			return nil, err
 		}
-		rd.DynamicRouteConfigs = append(rd.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{VersionInfo: ver(xdsclient.RouteType), RouteConfig: rc})
+		rd.Routes = append(rd.Routes, dynamicConfig{Version: ver(xdsclient.RouteType), Field: "routeConfig", Resource: rc})
 	}
-	ed := &adminv3.EndpointsConfigDump{}
+	ed := endpointsDump{Type: adminType + "EndpointsConfigDump"}
 	for _, n := range keys(res.Endpoints) {
-		e, err := anypb.New(res.Endpoints[n])
+		e, err := anyJSON(res.Endpoints[n])
 		if err != nil {
 			return nil, err
 		}
-		ed.DynamicEndpointConfigs = append(ed.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{VersionInfo: ver(xdsclient.EndpointType), EndpointConfig: e})
+		ed.Endpoints = append(ed.Endpoints, dynamicConfig{Version: ver(xdsclient.EndpointType), Field: "endpointConfig", Resource: e})
 	}
-	sd := &adminv3.SecretsConfigDump{}
+	sd := secretsDump{Type: adminType + "SecretsConfigDump"}
 	for _, n := range keys(res.Secrets) {
 		s := proto.Clone(res.Secrets[n]).(*tlsv3.Secret)
 		if tc := s.GetTlsCertificate(); tc != nil && tc.GetPrivateKey() != nil {
 			tc.PrivateKey = nil // "[redacted]" in Envoy
 		}
-		a, err := anypb.New(s)
+		a, err := anyJSON(s)
 		if err != nil {
 			return nil, err
 		}
@@ -92,23 +164,13 @@ func ConfigDump(res *xdsclient.Resources, warming map[string][]string, active fu
 		if lv, ok := res.LocalSecrets[n]; ok {
 			v = lv // the proxy's own identity, not from xDS
 		}
-		sd.DynamicActiveSecrets = append(sd.DynamicActiveSecrets, &adminv3.SecretsConfigDump_DynamicSecret{Name: n, VersionInfo: v, Secret: a})
+		sd.Secrets = append(sd.Secrets, dynamicSecret{Name: n, Version: v, Secret: a})
 	}
-	for _, m := range []proto.Message{cd, ld, sd, rd, ed} {
-		if err := add(m); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return json.MarshalIndent(configDump{Configs: []any{cd, ld, sd, rd, ed}}, "", "  ")
 }
 
 func (a *Admin) configDump(w http.ResponseWriter, r *http.Request) {
-	d, err := ConfigDump(a.src.Resources(), a.src.Warming(), a.src.ActiveListener)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(d)
+	b, err := ConfigDump(a.src.Resources(), a.src.Warming(), a.src.ActiveListener)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
