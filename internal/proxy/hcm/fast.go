@@ -85,6 +85,7 @@ type fastConn struct {
 	state   int32
 	// sock is the socket once known (see raw), for drain's check.
 	sock atomic.Pointer[rawSock]
+	pk   parking // while idle without a goroutine (park.go)
 
 	// Hang-up watcher of the current request.
 	watchT   *time.Timer
@@ -117,6 +118,7 @@ func (fc *fastConn) drain() {
 	}
 	fc.state = fastClosed
 	fc.cc.Close()
+	fc.unpark()
 }
 
 // begin marks the connection busy when a request arrives; false when it
@@ -258,6 +260,9 @@ const restackCheck = 10 * time.Second
 // quarter in use, its guard area included); so a goroutine that started
 // large moves to a fresh one once starting stacks are small again.
 func (fc *fastConn) handoff(done func()) {
+	if fc.park(done) {
+		return
+	}
 	size := startingStack()
 	d := fc.waitEnd
 	if size > minStack && (d.IsZero() || time.Until(d) > restackCheck) {

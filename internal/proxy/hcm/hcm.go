@@ -27,6 +27,7 @@ import (
 
 	"github.com/weftmesh/weft/internal/proxy/cluster"
 	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/park"
 	"github.com/weftmesh/weft/internal/proxy/route"
 	"github.com/weftmesh/weft/internal/proxy/xdsfield"
 )
@@ -131,6 +132,7 @@ type Manager struct {
 	noFast bool
 	// idleHandoff: see defaultIdleHandoff (tests shorten it).
 	idleHandoff time.Duration
+	parker      *park.Waiter // idle connections without a goroutine (park.go); nil: none
 	fastMu      sync.Mutex
 	fast        map[*fastConn]struct{}
 }
@@ -164,7 +166,7 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		serverName: cfg.GetServerName(), serverMode: cfg.GetServerHeaderTransformation(),
 		normalizePath: cfg.GetNormalizePath().GetValue(), mergeSlashes: cfg.GetMergeSlashes(),
 		statPrefix: cfg.GetStatPrefix(), maxHeaders: 100, noFast: opts.NetHTTP1,
-		idleHandoff: defaultIdleHandoff}
+		idleHandoff: defaultIdleHandoff, parker: sharedParker()}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
