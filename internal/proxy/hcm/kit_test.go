@@ -101,6 +101,9 @@ type proxy struct {
 	cur atomic.Pointer[Manager]
 	// detached counts the connections handed to a fresh goroutine.
 	detached atomic.Int64
+	// closeAll closes every open downstream connection, as a listener
+	// after its drain timeout.
+	closeAll func()
 }
 
 // swap builds a manager from the same config and hands new connections
@@ -190,13 +193,16 @@ func startProxy(t testing.TB, pc proxyConfig) *proxy {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
-	t.Cleanup(func() {
-		ln.Close()
+	p.closeAll = func() {
 		mu.Lock()
 		for c := range conns {
 			c.Close()
 		}
 		mu.Unlock()
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		p.closeAll()
 		wg.Wait()
 	})
 	wg.Add(1)
