@@ -19,15 +19,21 @@ func debCache(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("-short: the Debian packages may need fetching")
 	}
+	needDebTools(t)
+	if os.Geteuid() != 0 {
+		t.Skip("apt-get download runs as root here")
+	}
+	return filepath.Join(moduleRoot(t), ".cache", "images-debs")
+}
+
+// needDebTools skips t without the tools unpackDebs runs.
+func needDebTools(t *testing.T) {
+	t.Helper()
 	for _, tool := range []string{"apt-get", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("no %s: the images take iptables and busybox from Debian packages", tool)
 		}
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("apt-get download runs as root here")
-	}
-	return filepath.Join(moduleRoot(t), ".cache", "images-debs")
 }
 
 // The proxy and curl images of each architecture carry that

@@ -42,11 +42,7 @@ func hostImages(t *testing.T) ([]Image, string) {
 	if testing.Short() {
 		t.Skip("-short: building the images compiles every binary")
 	}
-	for _, tool := range []string{"apt-get", "dpkg-deb"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s: the images take iptables and busybox from Debian packages", tool)
-		}
-	}
+	needDebTools(t)
 	buildOnce.Do(func() {
 		builtDir, buildErr = os.MkdirTemp("", "weft-images-test-")
 		if buildErr != nil {

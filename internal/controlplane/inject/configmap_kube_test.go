@@ -29,11 +29,7 @@ func TestWebhookFollowsConfigMap(t *testing.T) {
 	defer cancel()
 	sysNS := env.Namespace(t, nil)
 	logs := &syncBuffer{}
-	live := inject.NewLiveConfig(injectorConfig(), slog.New(slog.NewTextHandler(logs, nil)))
-	if !live.Watch(ctx, env.Client, sysNS, inject.ConfigMapName(""), 30*time.Second) {
-		t.Fatal("informer did not sync")
-	}
-	startWebhookWith(t, env, &inject.Webhook{Live: live})
+	startLiveWebhook(ctx, t, env, sysNS, slog.New(slog.NewTextHandler(logs, nil)))
 	ns := env.Namespace(t, map[string]string{"istio-injection": "enabled"})
 	waitActive(t, env, ns)
 
@@ -101,6 +97,18 @@ func TestWebhookFollowsConfigMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("deleting the ConfigMap goes back to the flags' config", map[string]string{"reviews": base, "details": base})
+}
+
+// startLiveWebhook serves the webhook with the flags' config
+// (injectorConfig) under the injector ConfigMap of sysNS, followed until
+// ctx ends.
+func startLiveWebhook(ctx context.Context, t *testing.T, env *kubetest.Env, sysNS string, log *slog.Logger) {
+	t.Helper()
+	live := inject.NewLiveConfig(injectorConfig(), log)
+	if !live.Watch(ctx, env.Client, sysNS, inject.ConfigMapName(""), 30*time.Second) {
+		t.Fatal("informer did not sync")
+	}
+	startWebhookWith(t, env, &inject.Webhook{Live: live})
 }
 
 type syncBuffer struct {

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,11 +31,7 @@ func TestKubeInjectFollowsConfigMap(t *testing.T) {
 	if _, err := env.Client.CoreV1().ConfigMaps(sysNS).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: data}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	live := inject.NewLiveConfig(injectorConfig(), nil)
-	if !live.Watch(ctx, env.Client, sysNS, name, 30*time.Second) {
-		t.Fatal("informer did not sync")
-	}
-	startWebhookWith(t, env, &inject.Webhook{Live: live})
+	startLiveWebhook(ctx, t, env, sysNS, nil)
 	labelled := env.Namespace(t, map[string]string{"istio-injection": "enabled"})
 	plain := env.Namespace(t, nil)
 	waitActive(t, env, labelled)
