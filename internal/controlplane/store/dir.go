@@ -61,7 +61,9 @@ type Dir struct {
 type fileState struct {
 	sum      [32]byte
 	good     []*config.Resource // last good version; served
-	docs     []*doc             // documents of the last good version
+	data     []byte             // content of the last good version
+	docs     []*doc             // its documents, split on first use (docsOf)
+	split    bool               // docs are set
 	errs     []string           // current problems; nil when the file is good
 	rejected bool               // the current content is not what is served
 }
@@ -179,11 +181,10 @@ func (d *Dir) Reload() (bool, error) {
 		fs.sum = r.sum
 		var errs []string
 		var good []*config.Resource
-		var docs []*doc
 		if r.err != nil {
 			errs = []string{fmt.Sprintf("%s: %v", d.rel(r.path), r.err)}
 		} else {
-			good, docs, errs = d.parse(r.path, r.data, owner)
+			good, errs = d.parse(r.path, r.data, owner)
 		}
 		if errs != nil {
 			if !slices.Equal(errs, fs.errs) {
@@ -201,7 +202,7 @@ func (d *Dir) Reload() (bool, error) {
 			d.log.Info("config file accepted again", "file", d.rel(r.path))
 		}
 		fs.errs, fs.rejected = nil, false
-		fs.good, fs.docs = good, docs
+		fs.good, fs.data, fs.docs, fs.split = good, r.data, nil, false
 		for _, res := range good {
 			owner[res.Key()] = r.path
 		}
@@ -235,7 +236,7 @@ func readLimited(p string) ([]byte, error) {
 
 // parse loads and validates one file. Positions name the file relative to
 // the directory. owner maps keys to the file serving them.
-func (d *Dir) parse(path string, data []byte, owner map[config.Key]string) ([]*config.Resource, []*doc, []string) {
+func (d *Dir) parse(path string, data []byte, owner map[config.Key]string) ([]*config.Resource, []string) {
 	name := d.rel(path)
 	rs, err := config.LoadReader(name, bytes.NewReader(data), config.Options{})
 	var errs []string
@@ -257,14 +258,26 @@ func (d *Dir) parse(path string, data []byte, owner map[config.Key]string) ([]*c
 			errs = append(errs, fmt.Sprintf("%s: duplicate %s: already defined in %s", r.Pos, r.Key(), d.rel(other)))
 		}
 	}
+	if len(rs) > maxDocs {
+		errs = append(errs, fmt.Sprintf("%s: more than %d documents", name, maxDocs))
+	}
 	if len(errs) > 0 {
-		return nil, nil, errs
+		return nil, errs
 	}
-	docs, err := splitDocs(name, data, config.Options{})
-	if err != nil {
-		return nil, nil, []string{err.Error()}
+	// The documents (for Get) are split when first asked for: splitting
+	// parses the file twice more, two thirds of a reload's CPU, on the
+	// way from an edit to the push.
+	return rs, nil
+}
+
+// docsOf returns the documents of a file's last good version, splitting
+// them on first use; d.mu is held.
+func (d *Dir) docsOf(path string, fs *fileState) []*doc {
+	if !fs.split {
+		fs.docs, _ = splitDocs(d.rel(path), fs.data, config.Options{})
+		fs.split = true
 	}
-	return rs, docs, nil
+	return fs.docs
 }
 
 func (d *Dir) rel(p string) string {
@@ -322,7 +335,7 @@ func (d *Dir) Get(kind config.Kind, namespace, name string) []Entry {
 				continue
 			}
 			e := Entry{Resource: r, File: d.rel(p)}
-			for _, dc := range fs.docs {
+			for _, dc := range d.docsOf(p, fs) {
 				if dc.has(r.Key()) {
 					e.YAML, _ = encodeDocs([]*yaml.Node{dc.node})
 					break
