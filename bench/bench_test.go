@@ -33,9 +33,16 @@ func smokeReport(t *testing.T, args ...string) (rep *report, md []byte, log stri
 	t.Helper()
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// Generous: on a loaded 2-core CI machine the smoke run (every
+	// topology, the idle proxies, the control plane over SotW and delta)
+	// took over 3 minutes.
+	const limit = 10 * time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	if code := run(ctx, append([]string{"-smoke", "-out", out}, args...), &stdout, &stderr); code != 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("exit %d: the run passed its %v limit\n%s", code, limit, tail(stderr.String()))
+		}
 		t.Fatalf("exit %d\n%s", code, tail(stderr.String()))
 	}
 	jsons, _ := filepath.Glob(filepath.Join(out, "*-smoke.json"))
