@@ -266,9 +266,16 @@ func merge(a, b *Output) *Output {
 	}
 }
 
+// When one side is empty the other is returned as it is, capped so that
+// an append copies (the shared side is read by every proxy of its key).
 func mergeSorted[T any](a, b []T, name func(T) string) []T {
-	if len(a)+len(b) == 0 {
+	switch {
+	case len(a)+len(b) == 0:
 		return nil
+	case len(b) == 0:
+		return a[:len(a):len(a)]
+	case len(a) == 0:
+		return b[:len(b):len(b)]
 	}
 	out := make([]T, 0, len(a)+len(b))
 	for len(a) > 0 && len(b) > 0 {
