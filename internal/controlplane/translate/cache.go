@@ -39,6 +39,7 @@ type Cache struct {
 	entries map[string]*cacheEntry
 	shared  sync.Map // resource pointer → *[]checkItem (nil until checked)
 	parts   sync.Map // shared *Output → *partIndex
+	filters sync.Map // network filter check key → []checkItem (networkFilter)
 }
 
 type cacheEntry struct {

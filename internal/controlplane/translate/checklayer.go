@@ -90,7 +90,7 @@ func newPartIndex(o *Output) *partIndex {
 			}
 			ix.binds[addr] = l.GetName()
 		}
-		run(listenerSteps(l))
+		run((*Cache)(nil).listenerSteps(l)) // once per shared part
 	}
 	for _, sec := range o.Secrets {
 		var s stepList
@@ -191,7 +191,7 @@ func (c *Cache) checkLayered(shared, own *Output) error {
 			}
 			binds[addr] = l.GetName()
 		}
-		run(listenerSteps(l))
+		run(c.listenerSteps(l))
 	}
 	for _, sec := range own.Secrets {
 		var s stepList
