@@ -87,7 +87,10 @@ func waitDetached(t testing.TB, p *proxy, n int64) {
 	deadline := time.Now().Add(20 * time.Second)
 	for p.detached.Load() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d idle connections handed off", p.detached.Load(), n)
+			p.mgr.fastMu.Lock()
+			open := len(p.mgr.fast)
+			p.mgr.fastMu.Unlock()
+			t.Fatalf("%d of %d idle connections handed off (%d open in the lean path)", p.detached.Load(), n, open)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
