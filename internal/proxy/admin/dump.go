@@ -144,7 +144,7 @@ func ConfigDump(res *xdsclient.Resources, warming map[string][]string, active fu
 	}
 	ed := endpointsDump{Type: adminType + "EndpointsConfigDump"}
 	for _, n := range keys(res.Endpoints) {
-		e, err := anyJSON(res.Endpoints[n])
+		e, err := protojson.Marshal(&anypb.Any{TypeUrl: xdsclient.EndpointType, Value: res.Endpoints[n]})
 		if err != nil {
 			return nil, err
 		}

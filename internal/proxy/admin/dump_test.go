@@ -25,7 +25,11 @@ func TestConfigDumpIsEnvoys(t *testing.T) {
 	res := s.res
 	res.Listeners["plain"] = meshtest.Listener("plain", "127.0.0.1:81", meshtest.TCPProxyFilter("c"))
 	res.Routes["80"] = &routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{{Name: "v", Domains: []string{"*"}}}}
-	res.Endpoints["c"] = &endpointv3.ClusterLoadAssignment{ClusterName: "c"}
+	cla, err := proto.Marshal(&endpointv3.ClusterLoadAssignment{ClusterName: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Endpoints["c"] = cla
 	res.Secrets["ROOTCA"] = &tlsv3.Secret{Name: "ROOTCA"}
 	res.LocalSecrets = map[string]string{"ROOTCA": "2026-12-06T10:00:00Z"}
 	for _, typ := range []string{xdsclient.ClusterType, xdsclient.RouteType, xdsclient.EndpointType, xdsclient.SecretType} {
@@ -90,7 +94,7 @@ func referenceDump(res *xdsclient.Resources, warming map[string][]string, active
 	}
 	ed := &adminv3.EndpointsConfigDump{}
 	for _, n := range keys(res.Endpoints) {
-		ed.DynamicEndpointConfigs = append(ed.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{VersionInfo: ver(xdsclient.EndpointType), EndpointConfig: must(res.Endpoints[n])})
+		ed.DynamicEndpointConfigs = append(ed.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{VersionInfo: ver(xdsclient.EndpointType), EndpointConfig: &anypb.Any{TypeUrl: xdsclient.EndpointType, Value: res.Endpoints[n]}})
 	}
 	sd := &adminv3.SecretsConfigDump{}
 	for _, n := range keys(res.Secrets) {

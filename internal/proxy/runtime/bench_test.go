@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/proxy/runtime"
@@ -20,7 +20,7 @@ func BenchmarkApplyEDS(b *testing.B) {
 	for i := 0; i < 1000; i++ {
 		name := fmt.Sprintf("outbound|9080||svc%d.default.svc.cluster.local", i)
 		res.Clusters[name] = meshtest.EDSCluster(name)
-		res.Endpoints[name] = meshtest.Endpoints(name, fmt.Sprintf("127.0.%d.%d:9080", 20+i/250, 1+i%250))
+		res.Endpoints[name] = encode(b, meshtest.Endpoints(name, fmt.Sprintf("127.0.%d.%d:9080", 20+i/250, 1+i%250)))
 	}
 	res.Listeners["http"] = meshtest.Listener("http", "127.0.0.1:0", meshtest.HCMFilter("80"))
 	res.Routes["80"] = meshtest.RouteConfig("80", "outbound|9080||svc0.default.svc.cluster.local")
@@ -36,7 +36,7 @@ func BenchmarkApplyEDS(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		next := cloneRes(res)
 		name := fmt.Sprintf("outbound|9080||svc%d.default.svc.cluster.local", i%1000)
-		next.Endpoints[name] = meshtest.Endpoints(name, fmt.Sprintf("127.0.40.%d:9080", 1+i%250))
+		next.Endpoints[name] = encode(b, meshtest.Endpoints(name, fmt.Sprintf("127.0.40.%d:9080", 1+i%250)))
 		if err := rt.Apply(xdsclient.EndpointType, next); err != nil {
 			b.Fatal(err)
 		}
@@ -55,9 +55,19 @@ func cloneRes(r *xdsclient.Resources) *xdsclient.Resources {
 	for k, v := range r.Clusters {
 		n.Clusters[k] = v
 	}
-	n.Endpoints = make(map[string]*endpointv3.ClusterLoadAssignment, len(r.Endpoints))
+	n.Endpoints = make(map[string][]byte, len(r.Endpoints))
 	for k, v := range r.Endpoints {
 		n.Endpoints[k] = v
 	}
 	return n
+}
+
+// encode is a resource as the xDS client keeps endpoints: wire bytes.
+func encode(tb testing.TB, m proto.Message) []byte {
+	tb.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

@@ -225,7 +225,7 @@ func (r *Runtime) Apply(typeURL string, res *xdsclient.Resources) error {
 		for _, name := range sortedKeys(res.Clusters) {
 			list = append(list, res.Clusters[name])
 		}
-		set, err := cluster.Build(old.clusters, list, res.Endpoints, res.Secrets, r.opts.Cluster)
+		set, err := cluster.BuildEncoded(old.clusters, list, res.Endpoints, res.Secrets, r.opts.Cluster)
 		if err != nil {
 			return err
 		}
