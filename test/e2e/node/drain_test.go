@@ -84,7 +84,7 @@ func TestPodDeletedUnderLoad(t *testing.T) {
 	kubectl(t, m.n, "", "scale", "deploy/productpage-v1", "--replicas=2")
 	t.Cleanup(func() { m.n.Kubectl(context.Background(), nil, "scale", "deploy/productpage-v1", "--replicas=1") })
 	kubectl(t, m.n, "", "rollout", "status", "deploy/productpage-v1", "--timeout=3m")
-	victim := strings.TrimSpace(kubectl(t, m.n, "", "get", "pod", "-l", "app=productpage", "-o", "jsonpath={.items[0].metadata.name}"))
+	victim := livePod(t, m, "app=productpage")
 	// Both endpoints serve before the loop starts.
 	meshtest.Eventually(t, "two productpage endpoints", time.Minute, func() error {
 		out := kubectl(t, m.n, "", "get", "endpointslices", "-l", "kubernetes.io/service-name=productpage", "-o", "jsonpath={.items[*].endpoints[*].conditions.ready}")
@@ -120,6 +120,23 @@ func judge(t *testing.T, failed []failure, terminating time.Time, n int) {
 	t.Logf("%d of %d requests failed", len(failed), n)
 }
 
+// livePod names a pod of selector in default that is not terminating
+// (an earlier test's scale-down may still be draining one).
+func livePod(t *testing.T, m *nodeMesh, selector string) string {
+	t.Helper()
+	pods, err := m.n.Client.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			return p.Name
+		}
+	}
+	t.Fatalf("no live pod for %s", selector)
+	return ""
+}
+
 // terminatingAt watches the pods of selector and returns when the first
 // of those present now starts terminating (or is gone).
 func terminatingAt(ctx context.Context, m *nodeMesh, selector string) <-chan time.Time {
@@ -133,6 +150,9 @@ func terminatingAt(ctx context.Context, m *nodeMesh, selector string) <-chan tim
 		defer close(out)
 		for ctx.Err() == nil {
 			for _, p := range before.Items {
+				if p.DeletionTimestamp != nil {
+					continue // already leaving (an earlier rollout's)
+				}
 				cur, err := m.n.Client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
 				if err != nil || cur.DeletionTimestamp != nil {
 					out <- time.Now()
@@ -162,7 +182,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	done := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	old := strings.TrimSpace(kubectl(t, m.n, "", "get", "pod", "-l", "app=reviews,version=v1", "-o", "jsonpath={.items[0].metadata.name}"))
+	old := livePod(t, m, "app=reviews,version=v1")
 	hops := watchHops(ctx, m, old, "reviews")
 	oldGone := terminatingAt(ctx, m, "app=reviews,version=v1")
 	var restarted time.Time
