@@ -42,6 +42,7 @@ func h2Conn(cc *conn) net.Conn {
 	}
 	c := &h2conn{conn: cc, raw: raw}
 	c.readFn = c.readSocket
+	c.now = time.Now
 	cc.h2 = c
 	return c
 }
@@ -59,6 +60,8 @@ type h2conn struct {
 	// Write side (see Write): responses whose DATA is about to follow
 	// their HEADERS, and the HEADERS held back for it.
 	pending atomic.Int32
+	hintAt  atomic.Int64     // when expectData was last called (now's clock)
+	now     func() time.Time // time.Now; tests move it
 	wmu     sync.Mutex
 	held    []byte
 	iov     [2][]byte // held and the next write, for one writev
@@ -153,7 +156,25 @@ const h2HoldMax = 1024
 
 // expectData tells the writer that a response's HEADERS without
 // END_STREAM are about to be written and its DATA will follow at once.
-func (c *h2conn) expectData() { c.pending.Add(1) }
+func (c *h2conn) expectData() {
+	c.hintAt.Store(c.now().UnixNano())
+	c.pending.Add(1)
+}
+
+// expecting reports whether a response announced by expectData has not
+// had its HEADERS held yet. A hint whose HEADERS went out with the DATA
+// in one of x/net's writes is never taken; hints older than h2Hold are
+// dropped, so they cannot hold later HEADERS (a streaming response's).
+func (c *h2conn) expecting() bool {
+	if c.pending.Load() <= 0 {
+		return false
+	}
+	if c.now().UnixNano()-c.hintAt.Load() > int64(h2Hold) {
+		c.pending.Store(0)
+		return false
+	}
+	return true
+}
 
 func (c *h2conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
@@ -171,7 +192,7 @@ func (c *h2conn) Write(p []byte) (int, error) {
 		c.held = c.held[:0]
 		return max(int(n)-h, 0), err
 	}
-	if len(p) <= h2HoldMax && c.pending.Load() > 0 && endsWithOpenHeaders(p) {
+	if len(p) <= h2HoldMax && endsWithOpenHeaders(p) && c.expecting() {
 		c.pending.Add(-1)
 		c.held = append(c.held[:0], p...)
 		if c.hold == nil {

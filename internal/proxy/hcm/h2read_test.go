@@ -268,5 +268,17 @@ func TestH2ConnCoalescesResponse(t *testing.T) {
 	if c.Write(frame(0x1, 0x5, 3, "x")); len(c.held) != 0 {
 		t.Fatal("END_STREAM headers held")
 	}
+	readAtLeast(t, cl, 10)
+
+	// That hint went unused; once older than h2Hold it holds nothing
+	// (here: a streaming response's HEADERS, flushed on their own).
+	now := time.Now()
+	c.now = func() time.Time { return now.Add(2 * h2Hold) }
+	if c.Write(headers); len(c.held) != 0 {
+		t.Fatal("headers held by a stale hint")
+	}
+	if c.pending.Load() != 0 {
+		t.Fatalf("%d stale hints kept", c.pending.Load())
+	}
 	c.Close()
 }
