@@ -14,15 +14,50 @@ import (
 // GOMAXPROCS*8 concurrent streams on it. allocs/op include the client,
 // the proxy and the backend.
 func BenchmarkProxiedH2GET(b *testing.B) {
+	p := benchProxy(b)
+	b.Run("serial", func(b *testing.B) {
+		c := h2cClient()
+		req, _ := http.NewRequest("GET", "http://"+p.addr+"/bench", nil)
+		benchGet(b, c, req) // the connection
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			benchGet(b, c, req)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		c := h2cClient()
+		req, _ := http.NewRequest("GET", "http://"+p.addr+"/bench", nil)
+		benchGet(b, c, req)
+		b.ReportAllocs()
+		b.SetParallelism(8)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				benchGet(b, c, req)
+			}
+		})
+	})
+}
+
+// benchProxy starts the GET benchmarks' proxy in front of a loopback
+// HTTP/1.1 backend answering 1 KiB.
+func benchProxy(b *testing.B) *proxy {
 	payload := strings.Repeat("x", 1024)
 	be := backend(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "1024")
 		io.WriteString(w, payload)
 	}))
-	p := startProxy(b, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}},
+	return startProxy(b, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}},
 		routes: rc(vhost(rt("r", "/", toCluster("a")))), opts: Options{OnComplete: func(*StreamInfo) {}}})
-	get := func(b *testing.B, c *http.Client, req *http.Request) {
-		resp, err := c.Do(req)
+}
+
+// benchGet makes one request and checks benchProxy's answer.
+func benchGet(b *testing.B, c *http.Client, req *http.Request) { benchRead(b)(c.Do(req)) }
+
+// benchRead returns a check of a benchmark's response: 200 with 1 KiB.
+func benchRead(b *testing.B) func(*http.Response, error) {
+	return func(resp *http.Response, err error) {
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -32,27 +67,4 @@ func BenchmarkProxiedH2GET(b *testing.B) {
 			b.Fatalf("got %d, %d bytes", resp.StatusCode, n)
 		}
 	}
-	b.Run("serial", func(b *testing.B) {
-		c := h2cClient()
-		req, _ := http.NewRequest("GET", "http://"+p.addr+"/bench", nil)
-		get(b, c, req) // the connection
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			get(b, c, req)
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		c := h2cClient()
-		req, _ := http.NewRequest("GET", "http://"+p.addr+"/bench", nil)
-		get(b, c, req)
-		b.ReportAllocs()
-		b.SetParallelism(8)
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				get(b, c, req)
-			}
-		})
-	})
 }
