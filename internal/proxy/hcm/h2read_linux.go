@@ -218,14 +218,17 @@ func (c *h2conn) flushHeld() {
 	c.held = c.held[:0]
 }
 
+// Close closes the socket first: that ends a write blocked on a client
+// that stopped reading, which holds wmu.
 func (c *h2conn) Close() error {
+	err := c.conn.Close()
 	c.wmu.Lock()
 	if c.hold != nil {
 		c.hold.Stop()
 	}
 	c.held = nil
 	c.wmu.Unlock()
-	return c.conn.Close()
+	return err
 }
 
 // endsWithOpenHeaders reports whether p is whole HTTP/2 frames, the last

@@ -282,3 +282,35 @@ func TestH2ConnCoalescesResponse(t *testing.T) {
 	}
 	c.Close()
 }
+
+// Close ends a write blocked on a client that stopped reading (x/net
+// closes the connection to end such a write).
+func TestH2ConnCloseEndsBlockedWrite(t *testing.T) {
+	cc, _ := tcpPair(t)
+	c := h2Conn(cc).(*h2conn)
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		chunk := make([]byte, 256<<10)
+		close(started)
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	<-started
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close blocked behind a write")
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("write not ended by Close")
+	}
+}
