@@ -5,8 +5,6 @@ package cluster
 import (
 	"net"
 	"syscall"
-
-	"github.com/weftmesh/weft/internal/proxy/sockio"
 )
 
 // peeker looks at a pooled connection's socket without reading it: the
@@ -40,7 +38,7 @@ func newPeeker(nc net.Conn) *peeker {
 	}
 	p := &peeker{rc: rc}
 	p.fn = func(fd uintptr) {
-		n, err := sockio.Peek(fd, p.buf[:])
+		n, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case n > 0:
 			p.state = peekData

@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !linux
 
 package sockio
 
@@ -8,4 +8,3 @@ const supported = false
 
 func rawRead(uintptr, []byte) (int, syscall.Errno)  { return 0, syscall.ENOSYS }
 func rawWrite(uintptr, []byte) (int, syscall.Errno) { return 0, syscall.ENOSYS }
-func rawPeek(uintptr, []byte) (int, syscall.Errno)  { return 0, syscall.ENOSYS }
