@@ -377,7 +377,7 @@ func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.R
 		}()
 	}
 	for {
-		resp, err = http.ReadResponse(c.br, req)
+		resp, err = readResponse(c.br, req)
 		if err != nil {
 			stop()
 			if wrote != nil {
