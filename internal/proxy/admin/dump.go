@@ -136,7 +136,7 @@ func ConfigDump(res *xdsclient.Resources, warming map[string][]string, active fu
 	}
 	rd := routesDump{Type: adminType + "RoutesConfigDump"}
 	for _, n := range keys(res.Routes) {
-		rc, err := anyJSON(res.Routes[n])
+		rc, err := protojson.Marshal(&anypb.Any{TypeUrl: xdsclient.RouteType, Value: res.Routes[n]})
 		if err != nil {
 			return nil, err
 		}

@@ -24,7 +24,11 @@ func TestConfigDumpIsEnvoys(t *testing.T) {
 	s := newSource(t)
 	res := s.res
 	res.Listeners["plain"] = meshtest.Listener("plain", "127.0.0.1:81", meshtest.TCPProxyFilter("c"))
-	res.Routes["80"] = &routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{{Name: "v", Domains: []string{"*"}}}}
+	rc, err := proto.Marshal(&routev3.RouteConfiguration{Name: "80", VirtualHosts: []*routev3.VirtualHost{{Name: "v", Domains: []string{"*"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Routes["80"] = rc
 	cla, err := proto.Marshal(&endpointv3.ClusterLoadAssignment{ClusterName: "c"})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +94,7 @@ func referenceDump(res *xdsclient.Resources, warming map[string][]string, active
 	}
 	rd := &adminv3.RoutesConfigDump{}
 	for _, n := range keys(res.Routes) {
-		rd.DynamicRouteConfigs = append(rd.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{VersionInfo: ver(xdsclient.RouteType), RouteConfig: must(res.Routes[n])})
+		rd.DynamicRouteConfigs = append(rd.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{VersionInfo: ver(xdsclient.RouteType), RouteConfig: &anypb.Any{TypeUrl: xdsclient.RouteType, Value: res.Routes[n]}})
 	}
 	ed := &adminv3.EndpointsConfigDump{}
 	for _, n := range keys(res.Endpoints) {

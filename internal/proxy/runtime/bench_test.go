@@ -23,7 +23,7 @@ func BenchmarkApplyEDS(b *testing.B) {
 		res.Endpoints[name] = encode(b, meshtest.Endpoints(name, fmt.Sprintf("127.0.%d.%d:9080", 20+i/250, 1+i%250)))
 	}
 	res.Listeners["http"] = meshtest.Listener("http", "127.0.0.1:0", meshtest.HCMFilter("80"))
-	res.Routes["80"] = meshtest.RouteConfig("80", "outbound|9080||svc0.default.svc.cluster.local")
+	res.Routes["80"] = encode(b, meshtest.RouteConfig("80", "outbound|9080||svc0.default.svc.cluster.local"))
 	rt := runtime.New(runtime.Options{})
 	defer rt.Close(b.Context())
 	for _, typ := range []string{xdsclient.ClusterType, xdsclient.EndpointType, xdsclient.ListenerType, xdsclient.RouteType} {

@@ -83,7 +83,7 @@ type snapshot struct {
 }
 
 type compiledRoute struct {
-	src   *routev3.RouteConfiguration
+	raw   []byte // as received (xdsclient.Resources.Routes)
 	table *route.Table
 }
 
@@ -206,16 +206,20 @@ func (r *Runtime) Apply(typeURL string, res *xdsclient.Resources) error {
 
 	// Routes: recompile only what changed.
 	for _, name := range sortedKeys(res.Routes) {
-		rc := res.Routes[name]
-		if prev := old.routes[name]; prev != nil && (prev.src == rc || proto.Equal(prev.src, rc)) {
+		raw := res.Routes[name]
+		if prev := old.routes[name]; prev != nil && xdsclient.SameEncoded[routev3.RouteConfiguration](prev.raw, raw) {
 			next.routes[name] = prev
 			continue
+		}
+		rc := &routev3.RouteConfiguration{}
+		if err := proto.Unmarshal(raw, rc); err != nil {
+			return fmt.Errorf("route_config %q: %w", name, err)
 		}
 		t, err := route.Compile(rc)
 		if err != nil {
 			return fmt.Errorf("route_config %q: %w", name, err)
 		}
-		next.routes[name] = &compiledRoute{src: rc, table: t}
+		next.routes[name] = &compiledRoute{raw: raw, table: t}
 	}
 
 	// Clusters: only CDS, EDS and SDS updates can change them.
