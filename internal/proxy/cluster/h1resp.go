@@ -2,12 +2,12 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net/http"
-	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/weftmesh/weft/internal/proxy/h1head"
 )
 
 // readResponse reads one HTTP/1.1 response head from br for req, with the
@@ -35,34 +35,13 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 // buffer and consumes the head, or returns nil having consumed nothing.
 func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	buf, _ := br.Peek(br.Buffered())
-	// One pass over the head: every line ends in CRLF (a bare CR or LF
-	// splits lines in ways textproto decides), the status line is
-	// "HTTP/1.x ddd[ reason]", each field line is valid. Nothing is
-	// allocated before the head is known to be one this parser takes.
-	lines := -1 // field lines
-	hn := 0     // head length, through the empty line
-	for {
-		i := bytes.IndexByte(buf[hn:], '\n')
-		if i < 1 || buf[hn+i-1] != '\r' {
-			return nil // incomplete, or a bare LF
-		}
-		line := buf[hn : hn+i-1]
-		hn += i + 1
-		if lines < 0 {
-			if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
-				!digit(line[9]) || !digit(line[10]) || !digit(line[11]) || (len(line) > 12 && line[12] != ' ') ||
-				bytes.IndexByte(line, '\r') >= 0 {
-				return nil
-			}
-		} else if len(line) == 0 {
-			break
-		} else if !validLine(line) {
-			return nil
-		}
-		lines++
+	line, hn, lines, ok := h1head.Scan(buf)
+	// Status line: "HTTP/1.x ddd[ reason]".
+	if !ok || len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
+		!digit(line[9]) || !digit(line[10]) || !digit(line[11]) || (len(line) > 12 && line[12] != ' ') {
+		return nil
 	}
-	head := buf[:hn-2] // every line with its CRLF
-	s := string(head)  // the one string all values share
+	s := string(buf[:hn-2]) // the one string all values share
 	a := new(respAlloc)
 	resp := &a.resp
 	*resp = http.Response{
@@ -70,36 +49,15 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		ProtoMajor: 1,
 		ProtoMinor: int(s[7] - '0'),
 		StatusCode: int(s[9]-'0')*100 + int(s[10]-'0')*10 + int(s[11]-'0'),
+		Status:     s[9:len(line)],
 		Request:    req,
 	}
-	i := strings.Index(s, "\r\n")
-	resp.Status = s[9:i]
 	h := make(http.Header, lines)
 	vals := a.vals[:]
 	if lines > len(vals) {
 		vals = make([]string, lines)
 	}
-	var kbuf [64]byte
-	for rest := s[i+2:]; len(rest) > 0; {
-		i = strings.Index(rest, "\r\n")
-		line := rest[:i]
-		rest = rest[i+2:]
-		c := strings.IndexByte(line, ':')
-		key := canonicalKey(line[:c], &kbuf)
-		v := trimOWS(line[c+1:])
-		if vv, ok := h[key]; ok {
-			h[key] = append(vv, v)
-			continue
-		}
-		vals[0] = v
-		h[key] = vals[:1:1]
-		vals = vals[1:]
-	}
-	if hp, ok := h["Pragma"]; ok && hp[0] == "no-cache" {
-		if _, ok := h["Cache-Control"]; !ok {
-			h["Cache-Control"] = []string{"no-cache"}
-		}
-	}
+	h1head.Parse(s[len(line)+2:], h, vals)
 	resp.Header = h
 	if _, ok := h["Transfer-Encoding"]; ok {
 		return nil
@@ -109,7 +67,7 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		if len(cl) != 1 {
 			return nil
 		}
-		if n = parseLength(cl[0]); n < 0 {
+		if n = h1head.Length(cl[0]); n < 0 {
 			return nil
 		}
 	}
@@ -143,7 +101,7 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	case length == 0:
 		resp.Body = http.NoBody
 	case length > 0:
-		a.body = lenBody{br: br, left: length}
+		a.body.Reset(br, length)
 		resp.Body = &a.body
 	case resp.Close:
 		resp.Body = &closeBody{br: br}
@@ -158,152 +116,11 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 // upstream heads have at most eight fields.
 type respAlloc struct {
 	resp http.Response
-	body lenBody
+	body h1head.LengthBody
 	vals [8]string
 }
 
 func digit(c byte) bool { return '0' <= c && c <= '9' }
-
-// validLine reports whether a header line is one textproto reads as a
-// "name: value" line without folding or error: a token name, then only
-// visible characters, SP, HTAB and obs-text.
-func validLine(l []byte) bool {
-	c := bytes.IndexByte(l, ':')
-	if c < 1 {
-		return false
-	}
-	for _, b := range l[:c] {
-		if !httpguts.IsTokenRune(rune(b)) {
-			return false
-		}
-	}
-	for _, b := range l[c+1:] {
-		if b < ' ' && b != '\t' || b == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// canonicalKey returns k in canonical form (net/http's CanonicalHeaderKey
-// for a token), without allocating when k already is canonical or is a
-// common header.
-func canonicalKey(k string, buf *[64]byte) string {
-	upper := true
-	canon := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canon = false
-			break
-		}
-		upper = c == '-'
-	}
-	if canon {
-		return k
-	}
-	var b []byte
-	if len(k) <= len(buf) {
-		b = buf[:len(k)]
-	} else {
-		b = make([]byte, len(k))
-	}
-	upper = true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		} else if !upper && 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b[i] = c
-		upper = c == '-'
-	}
-	if v, ok := commonKeys[string(b)]; ok {
-		return v
-	}
-	return string(b)
-}
-
-// commonKeys interns the canonical names upstreams send most; read-only.
-var commonKeys = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{"Accept-Ranges", "Age", "Cache-Control", "Connection", "Content-Encoding",
-		"Content-Length", "Content-Type", "Date", "Etag", "Expires", "Keep-Alive", "Last-Modified",
-		"Location", "Server", "Set-Cookie", "Transfer-Encoding", "Vary", "Via", "X-Content-Type-Options",
-		"X-Envoy-Upstream-Service-Time", "X-Request-Id", "Trailer", "Upgrade", "Pragma"} {
-		m[k] = k
-	}
-	return m
-}()
-
-// trimOWS trims SP and HTAB around a field value.
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-// parseLength parses a Content-Length of 1 to 18 digits; -1 otherwise (a
-// value http.ReadResponse then judges).
-func parseLength(s string) int64 {
-	if len(s) == 0 || len(s) > 18 {
-		return -1
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		if !digit(s[i]) {
-			return -1
-		}
-		n = n*10 + int64(s[i]-'0')
-	}
-	return n
-}
-
-// lenBody is a Content-Length body: like net/http's, it returns io.EOF
-// with the last bytes (so the connection is reusable at once) and
-// io.ErrUnexpectedEOF when the connection ends early. Not safe for
-// concurrent use; the pool's h1body serialises Close and Read.
-type lenBody struct {
-	br     *bufio.Reader
-	left   int64
-	closed bool
-}
-
-func (b *lenBody) Read(p []byte) (int, error) {
-	if b.closed {
-		return 0, http.ErrBodyReadAfterClose
-	}
-	if b.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.br.Read(p)
-	b.left -= int64(n)
-	if err == io.EOF {
-		b.left, err = 0, io.ErrUnexpectedEOF // then io.EOF, as net/http
-	} else if err == nil && b.left == 0 {
-		err = io.EOF
-	}
-	return n, err
-}
-
-// Close drains what is left, as net/http's body does, so the connection
-// stays in step.
-func (b *lenBody) Close() error {
-	if b.closed {
-		return nil
-	}
-	_, err := io.Copy(io.Discard, b)
-	b.closed = true
-	return err
-}
 
 // closeBody is a body delimited by the connection's close.
 type closeBody struct {

@@ -407,7 +407,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 		fc.reject()
 		return nil, false
 	}
-	req, err := http.ReadRequest(br) // drops the Host field: counted in seen
+	req, err := readRequest(br) // drops the Host field: counted in seen
 	if err != nil || !fastRequest(req) || hostFields(seen[:end]) != 1 {
 		cc.closeAfter = true
 		return append([]byte(nil), seen...), false
