@@ -116,6 +116,7 @@ func Inject(c *Config, pod *corev1.Pod) (*corev1.Pod, error) {
 		out.Spec.Containers = append(out.Spec.Containers, proxy)
 		st.Containers = []string{ProxyContainer}
 	} else {
+		waitForAppPorts(out, ann)
 		always := corev1.ContainerRestartPolicyAlways
 		proxy.RestartPolicy = &always
 		// Right after istio-init, before the user's own init containers,

@@ -134,7 +134,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 		{"admin", cfg.AdminAddr(), p.Admin.Handler()},
 		{"health", cfg.PublicAddr(cfg.HealthPort), p.Admin.HealthHandler()},
 		{"stats", cfg.PublicAddr(cfg.StatsPort), p.Admin.StatsHandler()},
-		{"merged", cfg.PublicAddr(cfg.MergedPort), statusHandler(cfg, telemetry.MergedHandler(p.Admin.StatsHandler(), cfg.AppMetrics, log))},
+		{"merged", cfg.PublicAddr(cfg.MergedPort), statusHandler(cfg, telemetry.MergedHandler(p.Admin.StatsHandler(), cfg.AppMetrics, log), log)},
 	} {
 		ln, err := listener.Listen(s.addr)
 		if err != nil {
@@ -247,14 +247,23 @@ func (p *Proxy) closeServers() {
 	}
 }
 
-// statusHandler is Istio's status port (15020): merged metrics, and the
-// app's own probes under /app-health/ when the injector rewrote them.
-func statusHandler(cfg *Config, merged http.Handler) http.Handler {
-	if len(cfg.AppProbers) == 0 {
-		return merged
-	}
+// statusHandler is Istio's status port (15020): merged metrics, the
+// app's own probes under /app-health/ when the injector rewrote them, and
+// the app containers' postStart hook under /app-ports/.
+func statusHandler(cfg *Config, merged http.Handler, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/app-health/", appprobe.Handler(cfg.AppProbers, cfg.Meta.AppAddress))
+	if len(cfg.AppProbers) > 0 {
+		mux.Handle("/app-health/", appprobe.Handler(cfg.AppProbers, cfg.Meta.AppAddress))
+	}
+	hosts := []string{cfg.Meta.AppAddress}
+	if cfg.Meta.IP != "" && cfg.Meta.IP != cfg.Meta.AppAddress {
+		hosts = append(hosts, cfg.Meta.IP) // an app bound to the pod IP only
+	}
+	mux.Handle(appprobe.PortsPath, appprobe.PortsHandler(hosts, appPortsBound, log))
 	mux.Handle("/", merged)
 	return mux
 }
+
+// appPortsBound is how long an app container's postStart hook waits for
+// its ports (the kubelet starts the pod's next container only after it).
+const appPortsBound = 30 * time.Second

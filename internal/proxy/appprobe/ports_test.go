@@ -1,0 +1,86 @@
+package appprobe
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The postStart hook answers only once the app listens, and answers 200
+// anyway when the bound passes (a failed hook would kill the container).
+func TestPortsHandlerWaitsForTheApp(t *testing.T) {
+	// A free port nobody listens on yet.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	h := httptest.NewServer(PortsHandler([]string{"127.0.0.1"}, time.Minute, slog.New(slog.DiscardHandler)))
+	defer h.Close()
+	type result struct {
+		code int
+		body string
+		at   time.Time
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(h.URL + PortsPath + strconv.Itoa(port))
+		if err != nil {
+			got <- result{code: -1, body: err.Error()}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- result{resp.StatusCode, string(b), time.Now()}
+	}()
+	select {
+	case r := <-got:
+		t.Fatalf("answered before the app listened: %d %s", r.code, r.body)
+	case <-time.After(300 * time.Millisecond):
+	}
+	listened := time.Now()
+	app, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	r := <-got
+	if r.code != 200 || !strings.HasPrefix(r.body, "listening") || r.at.Before(listened) {
+		t.Fatalf("after the app listened: %d %q", r.code, r.body)
+	}
+
+	// Bounded: a port that never listens still lets the container start.
+	short := httptest.NewServer(PortsHandler([]string{"127.0.0.1"}, 200*time.Millisecond, slog.New(slog.DiscardHandler)))
+	defer short.Close()
+	l2, _ := net.Listen("tcp", "127.0.0.1:0")
+	never := l2.Addr().(*net.TCPAddr).Port
+	l2.Close()
+	resp, err := http.Get(short.URL + PortsPath + strconv.Itoa(port) + "," + strconv.Itoa(never))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "port "+strconv.Itoa(never)+" not listening") {
+		t.Fatalf("bound passed: %d %q", resp.StatusCode, b)
+	}
+
+	for _, bad := range []string{"", "x", "0", "70000", "80,"} {
+		resp, err := http.Get(short.URL + PortsPath + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%q: %d, want 400", bad, resp.StatusCode)
+		}
+	}
+}
