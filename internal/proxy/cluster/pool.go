@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weftmesh/weft/internal/proxy/sockio"
 )
 
 // HTTP/1.1 connection pool with Envoy's circuit-breaking semantics: a
@@ -53,11 +55,12 @@ const maxUnsent = 16 << 10
 // exchange can tell whether any byte of the request left.
 type sentWriter struct {
 	nc net.Conn
+	w  io.Writer // nc, or its socket written directly (sockio)
 	n  int64
 }
 
 func (w *sentWriter) Write(p []byte) (int, error) {
-	n, err := w.nc.Write(p)
+	n, err := w.w.Write(p)
 	w.n += int64(n)
 	return n, err
 }
@@ -218,10 +221,14 @@ func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
 	}
 	// Buffers live with the connection (allocated per connection, not per
 	// request); they are not pooled because a body Close may race a Read.
-	br := bufio.NewReaderSize(nc, 4096)
+	var rw io.ReadWriter = nc
+	if s := sockio.New(nc); s != nil {
+		rw = s
+	}
+	br := bufio.NewReaderSize(rw, 4096)
 	c := &h1conn{h: h, nc: nc, br: br, local: nc.LocalAddr().String(), remote: h.addr,
 		peek: newPeeker(nc), tls: h.tls != nil, verified: verifiedState(h.tls, nc)}
-	c.out.nc = nc
+	c.out.nc, c.out.w = nc, rw
 	c.bw = bufio.NewWriterSize(&c.out, 4096)
 	c.poison = func() { nc.SetDeadline(time.Unix(1, 0)) }
 	if h.resolve {

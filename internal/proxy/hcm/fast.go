@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/weftmesh/weft/internal/proxy/sockio"
 )
 
 // The lean HTTP/1.1 path. Profile (running sidecars under fortio, strace):
@@ -66,6 +68,9 @@ type fastConn struct {
 	bufs *fastBufs
 	src  fastSrc
 	raw  syscall.RawConn // the socket, for waiting without a buffer
+	// sio reads and writes the socket directly (nil: through cc), once
+	// nothing above it buffers.
+	sio *sockio.Conn
 	// waited: the readiness callback already checked the socket once.
 	waited   bool
 	readyFn  func(uintptr) bool
@@ -495,6 +500,9 @@ func (s *fastSrc) Read(p []byte) (int, error) {
 		p[0] = s.one[0]
 		return 1, nil
 	}
+	if s.fc.sio != nil && s.fc.unbuffered() {
+		return s.fc.sio.Read(p)
+	}
 	return s.fc.cc.Read(p)
 }
 
@@ -508,6 +516,7 @@ func (fc *fastConn) await() error {
 	fc.release()
 	if fc.raw == nil && fc.unbuffered() {
 		if fc.raw = rawConnOf(fc.cc.Conn); fc.raw != nil {
+			fc.sio = sockio.New(tcpOf(fc.cc.Conn))
 			fc.readyFn = fc.ready
 			fc.sock.Store(&rawSock{rc: fc.raw})
 		}
@@ -561,7 +570,11 @@ func (fc *fastConn) acquire() {
 	}
 	b := fastPool.Get().(*fastBufs)
 	b.br.Reset(&fc.src)
-	b.bw.Reset(fc.cc)
+	if fc.sio != nil {
+		b.bw.Reset(fc.sio)
+	} else {
+		b.bw.Reset(fc.cc)
+	}
 	b.w.fc = fc
 	fc.bufs, fc.br, fc.bw, fc.seen, fc.w = b, b.br, b.bw, b.seen, &b.w
 }

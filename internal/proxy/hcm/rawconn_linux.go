@@ -9,14 +9,23 @@ import (
 // bytes (a plain TCP connection, possibly behind sniffing wrappers that
 // have replayed what they peeked); nil otherwise.
 func rawConnOf(c net.Conn) syscall.RawConn {
+	t := tcpOf(c)
+	if t == nil {
+		return nil
+	}
+	rc, err := t.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// tcpOf is the TCP connection under c when nothing above it buffers bytes.
+func tcpOf(c net.Conn) *net.TCPConn {
 	for {
 		switch x := c.(type) {
 		case *net.TCPConn:
-			rc, err := x.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			return rc
+			return x
 		case interface {
 			Buffered() int
 			NetConn() net.Conn

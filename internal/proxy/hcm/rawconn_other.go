@@ -11,4 +11,6 @@ import (
 // the lean path reads one byte without a buffer instead.
 func rawConnOf(net.Conn) syscall.RawConn { return nil }
 
+func tcpOf(net.Conn) *net.TCPConn { return nil }
+
 func socketReadable(uintptr, []byte) bool { return true }
