@@ -5,6 +5,8 @@ package cluster
 import (
 	"net"
 	"syscall"
+
+	"github.com/weftmesh/weft/internal/proxy/sockio"
 )
 
 // peeker looks at a pooled connection's socket without reading it: the
@@ -38,7 +40,7 @@ func newPeeker(nc net.Conn) *peeker {
 	}
 	p := &peeker{rc: rc}
 	p.fn = func(fd uintptr) {
-		n, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		n, err := sockio.Peek(fd, p.buf[:])
 		switch {
 		case n > 0:
 			p.state = peekData

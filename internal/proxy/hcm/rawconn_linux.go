@@ -3,6 +3,8 @@ package hcm
 import (
 	"net"
 	"syscall"
+
+	"github.com/weftmesh/weft/internal/proxy/sockio"
 )
 
 // rawConnOf returns the socket under c when nothing above it buffers
@@ -43,6 +45,6 @@ func tcpOf(c net.Conn) *net.TCPConn {
 // socketReadable reports whether a read on fd would not block (data, EOF
 // or an error), without consuming anything.
 func socketReadable(fd uintptr, b []byte) bool {
-	n, _, err := syscall.Recvfrom(int(fd), b, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	n, err := sockio.Peek(fd, b)
 	return n > 0 || err != syscall.EAGAIN
 }

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !unix
 
 package sockio
 
@@ -8,3 +8,4 @@ const supported = false
 
 func rawRead(uintptr, []byte) (int, syscall.Errno)  { return 0, syscall.ENOSYS }
 func rawWrite(uintptr, []byte) (int, syscall.Errno) { return 0, syscall.ENOSYS }
+func rawPeek(uintptr, []byte) (int, syscall.Errno)  { return 0, syscall.ENOSYS }

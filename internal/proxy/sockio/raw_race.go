@@ -21,6 +21,11 @@ func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 	return n, errno(err)
 }
 
+func rawPeek(fd uintptr, p []byte) (int, syscall.Errno) {
+	n, _, err := syscall.Recvfrom(int(fd), p, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return n, errno(err)
+}
+
 func errno(err error) syscall.Errno {
 	if err == nil {
 		return 0

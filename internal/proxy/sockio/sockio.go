@@ -12,7 +12,9 @@
 // non-blocking socket never blocks in the kernel (it returns EAGAIN, and
 // the caller waits in the poller as before), so it is issued as a raw
 // system call here: the goroutine keeps its processor for the few
-// microseconds the kernel works.
+// microseconds the kernel works. Peek does the same for the MSG_PEEK
+// checks made before waiting: with no system call of the hot path going
+// through the hand-off, the monitor thread backs off to its long sleeps.
 package sockio
 
 import (
@@ -140,4 +142,24 @@ func opError(op string, nc net.Conn, err error) error {
 		return oe
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}
+}
+
+// Peek looks at the bytes waiting on the socket fd without consuming them
+// and without waiting (recv with MSG_PEEK and MSG_DONTWAIT): n > 0 bytes
+// are there; EAGAIN nothing yet; n == 0 and no error the peer's FIN; any
+// other error a broken connection. For use inside syscall.RawConn's
+// Control or Read callbacks. ENOSYS where sockets cannot be peeked.
+func Peek(fd uintptr, b []byte) (int, syscall.Errno) {
+	if len(b) == 0 {
+		return 0, syscall.EINVAL
+	}
+	for {
+		n, e := rawPeek(fd, b)
+		if e != syscall.EINTR {
+			if e != 0 {
+				n = 0
+			}
+			return n, e
+		}
+	}
 }

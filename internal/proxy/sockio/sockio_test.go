@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -171,5 +172,49 @@ func BenchmarkWrite(b *testing.B) {
 				io.ReadFull(peer, q)
 			}
 		})
+	}
+}
+
+func TestPeek(t *testing.T) {
+	c, peer := pair(t)
+	peek := func() (n int, e syscall.Errno) {
+		buf := make([]byte, 4)
+		if err := c.rc.Control(func(fd uintptr) { n, e = Peek(fd, buf) }); err != nil {
+			t.Fatal(err)
+		}
+		return n, e
+	}
+	if n, e := peek(); n != 0 || e != syscall.EAGAIN {
+		t.Fatalf("nothing sent: %d, %v; want EAGAIN", n, e)
+	}
+	peer.Write([]byte("x"))
+	waitFor(t, func() bool { n, _ := peek(); return n == 1 })
+	// Peeking consumed nothing.
+	if b := make([]byte, 4); func() int { n, _ := c.Read(b); return n }() != 1 || b[0] != 'x' {
+		t.Fatal("the peeked byte was not read afterwards")
+	}
+	peer.Close()
+	waitFor(t, func() bool { n, e := peek(); return n == 0 && e == 0 })
+}
+
+func TestPeekReset(t *testing.T) {
+	c, peer := pair(t)
+	peer.(*net.TCPConn).SetLinger(0)
+	peer.Close()
+	waitFor(t, func() bool {
+		var n int
+		var e syscall.Errno
+		c.rc.Control(func(fd uintptr) { n, e = Peek(fd, make([]byte, 1)) })
+		return n == 0 && e != 0 && e != syscall.EAGAIN
+	})
+}
+
+// waitFor polls cond until it holds, for at most 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
 	}
 }
