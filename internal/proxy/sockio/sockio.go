@@ -66,16 +66,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	err := c.rc.Read(c.rfn)
 	n, rerr := c.rn, c.rerr
 	c.rp = nil
-	if err != nil {
-		return n, opError("read", c.nc, err)
-	}
-	if rerr != nil {
-		if rerr == io.EOF {
-			return n, io.EOF
-		}
-		return n, opError("read", c.nc, rerr)
-	}
-	return n, nil
+	return c.result("read", n, err, rerr)
 }
 
 func (c *Conn) read(fd uintptr) bool {
@@ -107,13 +98,20 @@ func (c *Conn) Write(p []byte) (int, error) {
 	err := c.rc.Write(c.wfn)
 	n, werr := c.wn, c.werr
 	c.wp = nil
+	return c.result("write", n, err, werr)
+}
+
+// result is a Read's or Write's outcome: err from the poller (closed,
+// deadline), else ioErr from the system call; io.EOF as it is, others
+// wrapped as net.Conn methods wrap them.
+func (c *Conn) result(op string, n int, err, ioErr error) (int, error) {
 	if err == nil {
-		err = werr
+		err = ioErr
 	}
-	if err != nil {
-		return n, opError("write", c.nc, err)
+	if err == nil || err == io.EOF {
+		return n, err
 	}
-	return n, nil
+	return n, opError(op, c.nc, err)
 }
 
 func (c *Conn) write(fd uintptr) bool {
