@@ -15,6 +15,8 @@
 // microseconds the kernel works. Peek does the same for the MSG_PEEK
 // checks made before waiting: with no system call of the hot path going
 // through the hand-off, the monitor thread backs off to its long sleeps.
+// The price: a stop-the-world (GC) waits for a raw call in progress, which
+// never blocks, so for microseconds.
 package sockio
 
 import (
