@@ -18,7 +18,7 @@ const appPortsPath = "/app-ports/"
 
 // waitForAppPorts gives each app container that has TCP ports but no
 // readiness probe and no postStart hook of its own a postStart HTTP hook
-// on the sidecar's status port, answered once those ports accept
+// on the sidecar's status port, answered once those ports listen
 // connections (bounded; always 200). The kubelet marks a container Running,
 // and so a probe-less container ready, only after its postStart hook: the
 // pod does not become Ready, and no client sidecar is sent its endpoint,

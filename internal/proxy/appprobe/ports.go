@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -20,11 +20,15 @@ import (
 // moment got 503 from the pod's own sidecar).
 const PortsPath = "/app-ports/"
 
-// PortsHandler answers PortsPath requests: it polls each port on hosts
-// (any host accepting counts) and answers 200 when all listen, or when
-// bound has passed (a hook that fails would kill the container, and an app
-// may declare a port it never listens on), saying which port did not.
-func PortsHandler(hosts []string, bound time.Duration, log *slog.Logger) http.Handler {
+// PortsHandler answers PortsPath requests: it waits until each port has a
+// listening TCP socket in the pod's network namespace and answers 200 when
+// all do, or when bound has passed (a hook that fails would kill the
+// container, and an app may declare a port it never listens on), saying
+// which port did not. It reads the namespace's socket table rather than
+// connecting: under capture, the sidecar's own connection to the pod IP is
+// redirected to its inbound listener and would always succeed, and an app
+// may listen on the pod IP only.
+func PortsHandler(bound time.Duration, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ports, err := parsePorts(strings.TrimPrefix(r.URL.Path, PortsPath))
 		if err != nil {
@@ -34,7 +38,7 @@ func PortsHandler(hosts []string, bound time.Duration, log *slog.Logger) http.Ha
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(r.Context(), bound)
 		defer cancel()
-		missing := waitListening(ctx, hosts, ports)
+		missing := waitListening(ctx, ports)
 		if missing != 0 {
 			log.Warn("app port not listening; letting the container start anyway", "port", missing, "waited", time.Since(start).Round(time.Millisecond))
 			fmt.Fprintf(w, "port %d not listening after %v\n", missing, bound)
@@ -59,33 +63,59 @@ func parsePorts(s string) ([]int, error) {
 	return out, nil
 }
 
-// waitListening returns 0 once every port accepts on one of hosts, else
-// the first port still refusing when ctx ends.
-func waitListening(ctx context.Context, hosts []string, ports []int) int {
+// waitListening returns 0 once every port listens, else the first port
+// still not listening when ctx ends.
+func waitListening(ctx context.Context, ports []int) int {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for _, p := range ports {
-		for !accepts(ctx, hosts, p) {
-			select {
-			case <-ctx.Done():
-				return p
-			case <-tick.C:
+	for {
+		l := listeningPorts()
+		missing := 0
+		for _, p := range ports {
+			if !l[p] {
+				missing = p
+				break
 			}
 		}
-	}
-	return 0
-}
-
-func accepts(ctx context.Context, hosts []string, port int) bool {
-	for _, h := range hosts {
-		dctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
-		var d net.Dialer
-		c, err := d.DialContext(dctx, "tcp", net.JoinHostPort(h, strconv.Itoa(port)))
-		cancel()
-		if err == nil {
-			c.Close()
-			return true
+		if missing == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return missing
+		case <-tick.C:
 		}
 	}
-	return false
+}
+
+// listeningPorts is the set of local ports with a TCP socket in LISTEN
+// state in this network namespace (/proc/net/tcp and tcp6).
+func listeningPorts() map[int]bool {
+	out := map[int]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		parseListening(string(b), out)
+	}
+	return out
+}
+
+// parseListening adds the LISTEN (state 0A) sockets' local ports of one
+// /proc/net/tcp table to out.
+func parseListening(table string, out map[int]bool) {
+	for _, line := range strings.Split(table, "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[3] != "0A" {
+			continue
+		}
+		i := strings.LastIndexByte(f[1], ':')
+		if i < 0 {
+			continue
+		}
+		if p, err := strconv.ParseUint(f[1][i+1:], 16, 16); err == nil {
+			out[int(p)] = true
+		}
+	}
 }

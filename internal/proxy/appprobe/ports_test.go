@@ -23,7 +23,7 @@ func TestPortsHandlerWaitsForTheApp(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 
-	h := httptest.NewServer(PortsHandler([]string{"127.0.0.1"}, time.Minute, slog.New(slog.DiscardHandler)))
+	h := httptest.NewServer(PortsHandler(time.Minute, slog.New(slog.DiscardHandler)))
 	defer h.Close()
 	type result struct {
 		code int
@@ -58,7 +58,7 @@ func TestPortsHandlerWaitsForTheApp(t *testing.T) {
 	}
 
 	// Bounded: a port that never listens still lets the container start.
-	short := httptest.NewServer(PortsHandler([]string{"127.0.0.1"}, 200*time.Millisecond, slog.New(slog.DiscardHandler)))
+	short := httptest.NewServer(PortsHandler(200*time.Millisecond, slog.New(slog.DiscardHandler)))
 	defer short.Close()
 	l2, _ := net.Listen("tcp", "127.0.0.1:0")
 	never := l2.Addr().(*net.TCPAddr).Port
@@ -82,5 +82,18 @@ func TestPortsHandlerWaitsForTheApp(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("%q: %d, want 400", bad, resp.StatusCode)
 		}
+	}
+}
+
+func TestParseListening(t *testing.T) {
+	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:2378 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0F4DF40A:3AA6 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1337        0 2 1 0 100 0 0 10 0
+   2: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
+`
+	got := map[int]bool{}
+	parseListening(table, got)
+	if !got[9080] || !got[15014] || got[8080] || len(got) != 2 {
+		t.Fatalf("listening ports %v, want 9080 and 15014 (8080 is an established socket)", got)
 	}
 }

@@ -255,11 +255,7 @@ func statusHandler(cfg *Config, merged http.Handler, log *slog.Logger) http.Hand
 	if len(cfg.AppProbers) > 0 {
 		mux.Handle("/app-health/", appprobe.Handler(cfg.AppProbers, cfg.Meta.AppAddress))
 	}
-	hosts := []string{cfg.Meta.AppAddress}
-	if cfg.Meta.IP != "" && cfg.Meta.IP != cfg.Meta.AppAddress {
-		hosts = append(hosts, cfg.Meta.IP) // an app bound to the pod IP only
-	}
-	mux.Handle(appprobe.PortsPath, appprobe.PortsHandler(hosts, appPortsBound, log))
+	mux.Handle(appprobe.PortsPath, appprobe.PortsHandler(appPortsBound, log))
 	mux.Handle("/", merged)
 	return mux
 }
