@@ -123,6 +123,24 @@ func TestPodDeletedUnderLoad(t *testing.T) {
 	}
 	judge(t, drain, deleted, n)
 	hops.report(ctx, t, m, len(failed) > 0)
+	if len(failed) > 0 {
+		podDiagnostics(t, m, "app=productpage")
+	}
+}
+
+// podDiagnostics logs what the open replacement-pod failures need to be
+// explained: each pod's creation, readiness and container start times, the
+// events, and the sidecars' own logs.
+func podDiagnostics(t *testing.T, m *nodeMesh, selector string) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"get", "pods", "-l", selector, "-o", "jsonpath={range .items[*]}{.metadata.name} ip={.status.podIP} created={.metadata.creationTimestamp} deleting={.metadata.deletionTimestamp} conditions={.status.conditions} containers={.status.containerStatuses}{'\\n'}{end}"},
+		{"get", "events", "-n", "default", "--sort-by=.lastTimestamp"},
+		{"logs", "-l", selector, "-c", "istio-proxy", "--tail=40", "--prefix", "--timestamps"},
+	} {
+		out, err := m.n.Kubectl(context.Background(), nil, args...)
+		t.Logf("kubectl %s (%v):\n%s", strings.Join(args[:2], " "), err, out)
+	}
 }
 
 // judge fails t for every failed request: with the apps' shutdown delay,
