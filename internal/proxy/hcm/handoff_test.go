@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
-	"net/http"
 	"testing"
 	"time"
 
@@ -24,24 +23,6 @@ func TestIdleHandoff(t *testing.T) {
 		p.mgr.idleHandoff = 20 * time.Millisecond
 		return p
 	}
-	dial := func(t *testing.T, p *proxy) (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", p.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		return c, bufio.NewReader(c)
-	}
-	get := func(t *testing.T, c net.Conn, br *bufio.Reader) {
-		t.Helper()
-		io.WriteString(c, "GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("%v %v", resp, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-	}
 	closedWithin := func(t *testing.T, br *bufio.Reader, min, max time.Duration, began time.Time) {
 		t.Helper()
 		if _, err := br.ReadByte(); err != io.EOF {
@@ -59,12 +40,12 @@ func TestIdleHandoff(t *testing.T) {
 
 	t.Run("serves after handoff", func(t *testing.T) {
 		p := start(t, nil)
-		c, br := dial(t, p)
-		get(t, c, br)
+		c, br := dialKeepAlive(t, p)
+		getSmall(t, c, br)
 		waitDetached(t, p, 1)
-		get(t, c, br) // on the fresh goroutine
+		getSmall(t, c, br) // on the fresh goroutine
 		time.Sleep(50 * time.Millisecond)
-		get(t, c, br) // after handing off again
+		getSmall(t, c, br) // after handing off again
 		c.Close()
 		deadline := time.Now().Add(5 * time.Second)
 		for fastConns(p) > 0 {
@@ -78,8 +59,8 @@ func TestIdleHandoff(t *testing.T) {
 		p := start(t, func(h *hcmv3HCM) {
 			h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(400 * time.Millisecond)}
 		})
-		c, br := dial(t, p)
-		get(t, c, br)
+		c, br := dialKeepAlive(t, p)
+		getSmall(t, c, br)
 		began := time.Now()
 		closedWithin(t, br, 300*time.Millisecond, 5*time.Second, began)
 		if p.detached.Load() != 1 {
@@ -91,13 +72,13 @@ func TestIdleHandoff(t *testing.T) {
 	t.Run("request headers timeout", func(t *testing.T) {
 		p := start(t, func(h *hcmv3HCM) { h.RequestHeadersTimeout = durationpb.New(400 * time.Millisecond) })
 		began := time.Now()
-		_, br := dial(t, p) // sends nothing
+		_, br := dialKeepAlive(t, p) // sends nothing
 		closedWithin(t, br, 300*time.Millisecond, 5*time.Second, began)
 	})
 	t.Run("request headers timeout after a request", func(t *testing.T) {
 		p := start(t, func(h *hcmv3HCM) { h.RequestHeadersTimeout = durationpb.New(400 * time.Millisecond) })
-		c, br := dial(t, p)
-		get(t, c, br)
+		c, br := dialKeepAlive(t, p)
+		getSmall(t, c, br)
 		waitDetached(t, p, 1)
 		io.WriteString(c, "GET /small HTTP/1.1\r\n") // and no more
 		closedWithin(t, br, 300*time.Millisecond, 5*time.Second, time.Now())
@@ -115,16 +96,16 @@ func TestIdleHandoff(t *testing.T) {
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		br := bufio.NewReader(c)
-		get(t, c, br)
+		getSmall(t, c, br)
 		waitDetached(t, p, 1)
-		get(t, c, br) // read through TLS by the fresh goroutine
+		getSmall(t, c, br) // read through TLS by the fresh goroutine
 		time.Sleep(50 * time.Millisecond)
-		get(t, c, br)
+		getSmall(t, c, br)
 	})
 	t.Run("drain", func(t *testing.T) {
 		p := start(t, nil)
-		c, br := dial(t, p)
-		get(t, c, br)
+		c, br := dialKeepAlive(t, p)
+		getSmall(t, c, br)
 		waitDetached(t, p, 1)
 		p.mgr.Retire()
 		p.mgr.CloseIdle()

@@ -46,20 +46,6 @@ func TestIdleParked(t *testing.T) {
 		t.Helper()
 		meshtest.WaitFor(t, "parked connections", func() bool { return w.Len() == n })
 	}
-	dial := func(t *testing.T, p *proxy) (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", p.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		return c, bufio.NewReader(c)
-	}
-	get := func(t *testing.T, c net.Conn, br *bufio.Reader) {
-		t.Helper()
-		io.WriteString(c, "GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
-		readOK(t, br)
-	}
 	closed := func(t *testing.T, br *bufio.Reader) time.Duration {
 		t.Helper()
 		began := time.Now()
@@ -76,13 +62,13 @@ func TestIdleParked(t *testing.T) {
 
 	t.Run("serves and parks again", func(t *testing.T) {
 		p, w := start(t, proxyConfig{})
-		c, br := dial(t, p)
+		c, br := dialKeepAlive(t, p)
 		for i := 0; i < 3; i++ {
-			get(t, c, br)
+			getSmall(t, c, br)
 			parked(t, w, 1)
 		}
-		c2, br2 := dial(t, p)
-		get(t, c2, br2)
+		c2, br2 := dialKeepAlive(t, p)
+		getSmall(t, c2, br2)
 		parked(t, w, 2)
 		if n := p.detached.Load(); n < 2 {
 			t.Fatalf("%d detached", n)
@@ -90,8 +76,8 @@ func TestIdleParked(t *testing.T) {
 	})
 	t.Run("hang-up", func(t *testing.T) {
 		p, w := start(t, proxyConfig{})
-		c, br := dial(t, p)
-		get(t, c, br)
+		c, br := dialKeepAlive(t, p)
+		getSmall(t, c, br)
 		parked(t, w, 1)
 		c.Close()
 		parked(t, w, 0)
@@ -101,8 +87,8 @@ func TestIdleParked(t *testing.T) {
 		p, w := start(t, proxyConfig{mutateHCM: func(h *hcmv3HCM) {
 			h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(500 * time.Millisecond)}
 		}})
-		c, br := dial(t, p)
-		get(t, c, br)
+		c, br := dialKeepAlive(t, p)
+		getSmall(t, c, br)
 		began := time.Now()
 		parked(t, w, 1)
 		closed(t, br)
@@ -119,7 +105,7 @@ func TestIdleParked(t *testing.T) {
 			h.RequestHeadersTimeout = durationpb.New(500 * time.Millisecond)
 		}})
 		began := time.Now()
-		_, br := dial(t, p) // sends nothing
+		_, br := dialKeepAlive(t, p) // sends nothing
 		parked(t, w, 1)
 		closed(t, br)
 		if d := time.Since(began); d < 400*time.Millisecond || d > 5*time.Second {
@@ -129,8 +115,8 @@ func TestIdleParked(t *testing.T) {
 	})
 	t.Run("drain", func(t *testing.T) {
 		p, w := start(t, proxyConfig{})
-		c, br := dial(t, p)
-		get(t, c, br)
+		c, br := dialKeepAlive(t, p)
+		getSmall(t, c, br)
 		parked(t, w, 1)
 		p.mgr.Retire()
 		time.Sleep(50 * time.Millisecond) // still open during the drain period
@@ -155,9 +141,9 @@ func TestIdleParked(t *testing.T) {
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		br := bufio.NewReader(c)
-		get(t, c, br)
+		getSmall(t, c, br)
 		parked(t, w, 1)
-		get(t, c, br)
+		getSmall(t, c, br)
 		parked(t, w, 1)
 		// Two requests in two TLS records in one TCP segment.
 		bc.hold(true)
@@ -170,8 +156,8 @@ func TestIdleParked(t *testing.T) {
 	})
 	t.Run("closed by the listener", func(t *testing.T) {
 		p, w := start(t, proxyConfig{})
-		c, br := dial(t, p)
-		get(t, c, br)
+		c, br := dialKeepAlive(t, p)
+		getSmall(t, c, br)
 		parked(t, w, 1)
 		p.closeAll() // as a listener after its drain timeout
 		closed(t, br)
@@ -277,4 +263,23 @@ func TestParkableTLSReadAhead(t *testing.T) {
 	if string(fc.cc.replay) != "b" {
 		t.Fatalf("replay %q, want the read-ahead byte", fc.cc.replay)
 	}
+}
+
+// dialKeepAlive opens a client connection to p for the idle tests.
+func dialKeepAlive(t *testing.T, p *proxy) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// getSmall sends one keep-alive GET on c and expects a 200.
+func getSmall(t *testing.T, c net.Conn, br *bufio.Reader) {
+	t.Helper()
+	io.WriteString(c, "GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+	readOK(t, br)
 }
