@@ -64,6 +64,9 @@ type Options struct {
 	Observe func(cfg *hcmv3.HttpConnectionManager) (Observer, error)
 	// Counters receives filter stats (rbac.allowed …); nil: not exported.
 	Counters *filter.Counters
+	// OwnHTTP2 serves downstream HTTP/2 with weft's own server (h2srv.go)
+	// instead of x/net's.
+	OwnHTTP2 bool
 }
 
 // Observer sees every request of a Manager (telemetry). Methods run on
@@ -135,6 +138,8 @@ type Manager struct {
 	parker      *park.Waiter // idle connections without a goroutine (park.go); nil: none
 	fastMu      sync.Mutex
 	fast        map[*fastConn]struct{}
+	ownH2       bool   // Options.OwnHTTP2
+	own         h2sSet // its open connections
 }
 
 // New validates and compiles an HCM config. The error names the field
@@ -165,7 +170,7 @@ func New(cfg *hcmv3.HttpConnectionManager, env Env, opts Options) (*Manager, err
 		xffHops: cfg.GetXffNumTrustedHops(), genID: cfg.GetGenerateRequestId() == nil || cfg.GetGenerateRequestId().GetValue(),
 		serverName: cfg.GetServerName(), serverMode: cfg.GetServerHeaderTransformation(),
 		normalizePath: cfg.GetNormalizePath().GetValue(), mergeSlashes: cfg.GetMergeSlashes(),
-		statPrefix: cfg.GetStatPrefix(), maxHeaders: 100, noFast: opts.NetHTTP1,
+		statPrefix: cfg.GetStatPrefix(), maxHeaders: 100, noFast: opts.NetHTTP1, ownH2: opts.OwnHTTP2,
 		idleHandoff: defaultIdleHandoff, parker: sharedParker()}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -432,6 +437,7 @@ func (m *Manager) goAway() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // h2hook tracks no connections: run the hooks, do not wait
 	m.h2hook.Shutdown(ctx)
+	m.ownGoAway()
 }
 
 // closing reports whether responses should end their connection.

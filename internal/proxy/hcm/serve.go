@@ -52,6 +52,10 @@ func (m *Manager) ServeConn(c net.Conn, info *downstream.Info) {
 		}
 		cc.r = br
 	}
+	if h2 && m.ownH2 {
+		m.serveOwnH2(cc)
+		return
+	}
 	if h2 {
 		m.serveH2(cc)
 		return
