@@ -170,6 +170,7 @@ func startProxy(t testing.TB, pc proxyConfig) *proxy {
 	}
 	p := &proxy{env: env, infos: make(chan *StreamInfo, 4096)}
 	opts := pc.opts
+	opts.OwnHTTP2 = opts.OwnHTTP2 || *ownH2Flag
 	if opts.OnComplete == nil {
 		opts.OnComplete = func(i *StreamInfo) {
 			cp := *i
