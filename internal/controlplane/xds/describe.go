@@ -7,6 +7,7 @@ import (
 	"github.com/weftmesh/weft/internal/controlplane/registry"
 	"github.com/weftmesh/weft/internal/controlplane/translate"
 	"github.com/weftmesh/weft/internal/meshtls"
+	"github.com/weftmesh/weft/internal/node"
 )
 
 // DescribeMTLS explains the mutual TLS of a connected proxy's workload
@@ -15,12 +16,16 @@ func (s *Server) DescribeMTLS(id string) (*translate.MTLSDescription, error) {
 	snap := s.Snapshot()
 	s.mu.Lock()
 	p := s.proxies[id]
+	var meta *node.Meta
+	if p != nil {
+		meta = p.meta // replaced under s.mu on a lifecycle change
+	}
 	s.mu.Unlock()
 	if p == nil || snap == nil {
 		return nil, fmt.Errorf("proxy %q is not connected", id)
 	}
-	svcs := registry.ServicesFor(snap, p.meta)
-	proxy := &model.Proxy{Meta: registry.WithLocality(p.meta, svcs), ID: p.id, Services: svcs}
+	svcs := registry.ServicesFor(snap, meta)
+	proxy := &model.Proxy{Meta: registry.WithLocality(meta, svcs), ID: p.id, Services: svcs}
 	if id, err := meshtls.ParseSPIFFE(p.identity); p.identity != "" && err == nil {
 		proxy.Identity = &id // credentials follow the verified identity
 	}

@@ -237,8 +237,12 @@ func (s *Server) pushAll(g *generation, ps []*proxyState, changeAt time.Time) {
 // push translates g's snapshot for p and publishes it if it changed and
 // passes the consistency check.
 func (s *Server) push(g *generation, p *proxyState, changeAt time.Time) {
-	svcs := g.services(p.meta)
-	proxy := &model.Proxy{Meta: registry.WithLocality(p.meta, svcs), ID: p.id, Services: svcs}
+	// A lifecycle change replaces p.meta under s.mu while pushes run.
+	s.mu.Lock()
+	meta := p.meta
+	s.mu.Unlock()
+	svcs := g.services(meta)
+	proxy := &model.Proxy{Meta: registry.WithLocality(meta, svcs), ID: p.id, Services: svcs}
 	if id, err := meshtls.ParseSPIFFE(p.identity); p.identity != "" && err == nil {
 		proxy.Identity = &id
 	}
