@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -136,6 +137,14 @@ func benchControlPlane(ctx context.Context, source, xds, weft, dir string, servi
 		go func() {
 			profiled <- cp.profile(ctx, "profile?seconds=30", filepath.Join(profileDir, fmt.Sprintf("cp-%s-%s-%d-cpu.pprof", source, xds, proxies)))
 		}()
+		// The harness's own profile over the same changes: the simulated
+		// proxies share the cores with the control plane.
+		stop, err := startSelfProfile(filepath.Join(profileDir, fmt.Sprintf("cp-%s-%s-%d-harness-cpu.pprof", source, xds, proxies)))
+		if err != nil {
+			r.Error = "profiles: " + err.Error()
+			return r
+		}
+		defer stop()
 	}
 	for k := 0; k < changes*len(changeKinds) && ctx.Err() == nil; k++ {
 		kind, round := changeKinds[k%len(changeKinds)], k/len(changeKinds)
@@ -176,6 +185,22 @@ func benchControlPlane(ctx context.Context, source, xds, weft, dir string, servi
 		}
 	}
 	return r
+}
+
+// startSelfProfile starts the harness's CPU profile into path; stop ends it.
+func startSelfProfile(path string) (stop func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // selfCPUSeconds is the harness process's own CPU time (user + system).

@@ -48,11 +48,12 @@ type XDSClientOptions struct {
 	// Observe, when set, sees the raw resources of every response before
 	// the client answers it (called from the stream's goroutine).
 	Observe func(typeURL string, resources []*anypb.Any)
-	// ObserveRaw, with Lean, sees every response's resources as received:
-	// the encoded entries of the resources field (Any for state of the
-	// world, Resource for delta), without decoding them (scale runs: the
-	// simulated proxies share the cores with the server). Called from the
-	// stream's goroutine; raw is valid only during the call.
+	// ObserveRaw, with Lean (and no Observe), sees every response's
+	// resources as received: the encoded entries of the resources field
+	// (Any for state of the world, Resource for delta), without decoding
+	// them (scale runs: the simulated proxies share the cores with the
+	// server). Called from the stream's goroutine while the response is
+	// decoded, before it is answered; raw is valid only during the call.
 	ObserveRaw func(typeURL string, raw []byte)
 }
 
@@ -94,7 +95,7 @@ func DialXDSNode(addr string, n *corev3.Node, opts XDSClientOptions) (*XDSClient
 	// Large meshes exceed gRPC's 4 MiB default.
 	call := []grpc.CallOption{grpc.MaxCallRecvMsgSize(256 << 20)}
 	if opts.Lean && opts.Observe == nil {
-		call = append(call, grpc.ForceCodec(headerCodec{raw: opts.ObserveRaw != nil}))
+		call = append(call, grpc.ForceCodecV2(headerCodec{observe: opts.ObserveRaw}))
 	}
 	conn, err := grpc.NewClient(addr, append(dial, grpc.WithDefaultCallOptions(call...))...)
 	if err != nil {
@@ -165,7 +166,6 @@ func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDisco
 	return serve(c, send, st.Recv, subscribe, func(resp *discoveryv3.DiscoveryResponse) error {
 		t := resp.GetTypeUrl()
 		c.observe(t, resp.GetResources())
-		c.observeRaw(t, resp)
 		var rs map[string]proto.Message
 		msg := ""
 		if !c.opts.Lean {
@@ -210,7 +210,6 @@ func (c *XDSClient) runDelta(ctx context.Context, ads discoveryv3.AggregatedDisc
 			}
 			c.observe(t, anys)
 		}
-		c.observeRaw(t, resp)
 		if c.opts.Lean {
 			if err := send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}); err != nil {
 				return err
@@ -292,13 +291,6 @@ func (c *XDSClient) accepted(typeURL, version string, size int) {
 func (c *XDSClient) observe(typeURL string, resources []*anypb.Any) {
 	if c.opts.Observe != nil {
 		c.opts.Observe(typeURL, resources)
-	}
-}
-
-// observeRaw hands ObserveRaw a lean response's kept resources.
-func (c *XDSClient) observeRaw(typeURL string, m proto.Message) {
-	if c.opts.ObserveRaw != nil && c.opts.Lean {
-		c.opts.ObserveRaw(typeURL, m.ProtoReflect().GetUnknown())
 	}
 }
 
