@@ -2,9 +2,12 @@ package appprobe
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -38,13 +41,17 @@ func PortsHandler(bound time.Duration, log *slog.Logger) http.Handler {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(r.Context(), bound)
 		defer cancel()
-		missing := waitListening(ctx, ports)
+		missing, socks := waitListening(ctx, ports)
+		waited := time.Since(start).Round(time.Millisecond)
 		if missing != 0 {
-			log.Warn("app port not listening; letting the container start anyway", "port", missing, "waited", time.Since(start).Round(time.Millisecond))
+			log.Warn("app port not listening; letting the container start anyway", "port", missing, "waited", waited)
 			fmt.Fprintf(w, "port %d not listening after %v\n", missing, bound)
 			return
 		}
-		fmt.Fprintf(w, "listening after %v\n", time.Since(start).Round(time.Millisecond))
+		// Which sockets answered, and whose (uid): the hook is what holds
+		// the pod's readiness, so its answers are logged.
+		log.Info("app ports listening", "ports", ports, "waited", waited, "sockets", socks)
+		fmt.Fprintf(w, "listening after %v\n", waited)
 	})
 }
 
@@ -63,35 +70,38 @@ func parsePorts(s string) ([]int, error) {
 	return out, nil
 }
 
-// waitListening returns 0 once every port listens, else the first port
-// still not listening when ctx ends.
-func waitListening(ctx context.Context, ports []int) int {
+// waitListening returns 0 and the ports' listening sockets once every
+// port listens, else the first port still not listening when ctx ends.
+func waitListening(ctx context.Context, ports []int) (int, []string) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		l := listeningPorts()
 		missing := 0
+		var socks []string
 		for _, p := range ports {
-			if !l[p] {
+			if len(l[p]) == 0 {
 				missing = p
 				break
 			}
+			socks = append(socks, l[p]...)
 		}
 		if missing == 0 {
-			return 0
+			return 0, socks
 		}
 		select {
 		case <-ctx.Done():
-			return missing
+			return missing, nil
 		case <-tick.C:
 		}
 	}
 }
 
-// listeningPorts is the set of local ports with a TCP socket in LISTEN
-// state in this network namespace (/proc/net/tcp and tcp6).
-func listeningPorts() map[int]bool {
-	out := map[int]bool{}
+// listeningPorts maps each local port with a TCP socket in LISTEN state
+// in this network namespace (/proc/net/tcp and tcp6) to those sockets
+// ("address:port uid N").
+func listeningPorts() map[int][]string {
+	out := map[int][]string{}
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -102,20 +112,38 @@ func listeningPorts() map[int]bool {
 	return out
 }
 
-// parseListening adds the LISTEN (state 0A) sockets' local ports of one
-// /proc/net/tcp table to out.
-func parseListening(table string, out map[int]bool) {
+// parseListening adds the LISTEN (state 0A) sockets of one /proc/net/tcp
+// table to out, by local port.
+func parseListening(table string, out map[int][]string) {
 	for _, line := range strings.Split(table, "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) < 4 || f[3] != "0A" {
+		if len(f) < 8 || f[3] != "0A" {
 			continue
 		}
 		i := strings.LastIndexByte(f[1], ':')
 		if i < 0 {
 			continue
 		}
-		if p, err := strconv.ParseUint(f[1][i+1:], 16, 16); err == nil {
-			out[int(p)] = true
+		p, err := strconv.ParseUint(f[1][i+1:], 16, 16)
+		if err != nil {
+			continue
 		}
+		out[int(p)] = append(out[int(p)], net.JoinHostPort(hexAddr(f[1][:i]), strconv.Itoa(int(p)))+" uid "+f[7])
 	}
+}
+
+// hexAddr reads a /proc/net/tcp address: the IPv4 or IPv6 bytes as
+// 32-bit words in host (little-endian) order.
+func hexAddr(h string) string {
+	b, err := hex.DecodeString(h)
+	if err != nil || (len(b) != 4 && len(b) != 16) {
+		return h
+	}
+	for i := 0; i+4 <= len(b); i += 4 {
+		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
+	}
+	if len(b) == 4 {
+		return netip.AddrFrom4([4]byte(b)).String()
+	}
+	return netip.AddrFrom16([16]byte(b)).String()
 }

@@ -91,9 +91,28 @@ func TestParseListening(t *testing.T) {
    1: 0F4DF40A:3AA6 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1337        0 2 1 0 100 0 0 10 0
    2: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
 `
-	got := map[int]bool{}
+	got := map[int][]string{}
 	parseListening(table, got)
-	if !got[9080] || !got[15014] || got[8080] || len(got) != 2 {
+	if len(got) != 2 || len(got[8080]) != 0 {
 		t.Fatalf("listening ports %v, want 9080 and 15014 (8080 is an established socket)", got)
+	}
+	if s := strings.Join(got[9080], ";"); s != "127.0.0.1:9080 uid 0" {
+		t.Errorf("9080: %s", s)
+	}
+	if s := strings.Join(got[15014], ";"); s != "10.244.77.15:15014 uid 1337" {
+		t.Errorf("15014: %s", s)
+	}
+	v6 := `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:2378 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000 65532        0 7 1 0 100 0 0 10 0
+   1: 0000000000000000FFFF00000F4DF40A:3AA6 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1337        0 8 1 0 100 0 0 10 0
+   2: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1337        0 9 1 0 100 0 0 10 0
+`
+	got = map[int][]string{}
+	parseListening(v6, got)
+	want := map[int]string{9080: "[::]:9080 uid 65532", 15014: "[::ffff:10.244.77.15]:15014 uid 1337", 8080: "[::1]:8080 uid 1337"}
+	for p, w := range want {
+		if s := strings.Join(got[p], ";"); s != w {
+			t.Errorf("tcp6 %d: %s, want %s", p, s, w)
+		}
 	}
 }

@@ -96,14 +96,22 @@ func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 
 // serveSample runs an HTTP sample with request logging until a signal,
 // then stops as sd says (a second signal ends its delay).
-func serveSample(cmd *cobra.Command, log *slog.Logger, h http.Handler, listen []string, sd *samples.Shutdown) error {
+func serveSample(cmd *cobra.Command, log *slog.Logger, h http.Handler, listen []string, sd *serverFlags) error {
+	ctx, cancel := signalContext(cmd)
+	defer cancel()
+	if sd.startDelay > 0 {
+		log.Info("starting late: not listening yet", "delay", sd.startDelay)
+		select {
+		case <-time.After(sd.startDelay):
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	lns, err := samples.Listen(listen)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := signalContext(cmd)
-	defer cancel()
-	s := *sd
+	s := sd.Shutdown
 	var stop func()
 	s.Abort, stop = secondSignal(ctx)
 	defer stop()
@@ -132,16 +140,26 @@ func secondSignal(ctx context.Context) (abort <-chan struct{}, stop func()) {
 	return out, func() { close(quit) }
 }
 
-// shutdownFlags adds --shutdown-delay and --shutdown-timeout to a server.
-func shutdownFlags(cmd *cobra.Command) *samples.Shutdown {
-	sd := &samples.Shutdown{}
+// serverFlags are an HTTP sample server's start and stop flags.
+type serverFlags struct {
+	samples.Shutdown
+	// startDelay: how long the app waits before it listens, as a slow app
+	// (a JVM, a cache warm-up) would (the node tests' readiness checks).
+	startDelay time.Duration
+}
+
+// shutdownFlags adds --start-delay, --shutdown-delay and --shutdown-timeout
+// to a server.
+func shutdownFlags(cmd *cobra.Command) *serverFlags {
+	sd := &serverFlags{}
+	cmd.Flags().DurationVar(&sd.startDelay, "start-delay", 0, "wait this long before listening (a slow-starting app)")
 	cmd.Flags().DurationVar(&sd.Delay, "shutdown-delay", 0, "keep serving this long after SIGTERM (with Connection: close) while the endpoint is withdrawn from clients, then stop accepting; the images use 5s")
 	cmd.Flags().DurationVar(&sd.Timeout, "shutdown-timeout", samples.DefaultShutdownTimeout, "how long requests in flight may finish once the server stops accepting")
 	return sd
 }
 
 func sampleHTTPbinCmd() *cobra.Command {
-	var sd *samples.Shutdown
+	var sd *serverFlags
 	var listen []string
 	var version string
 	var classic bool
@@ -162,7 +180,7 @@ func sampleHTTPbinCmd() *cobra.Command {
 }
 
 func sampleProductPageCmd() *cobra.Command {
-	var sd *samples.Shutdown
+	var sd *serverFlags
 	var listen []string
 	var cfg bookinfo.ProductPageConfig
 	cmd := &cobra.Command{
@@ -190,7 +208,7 @@ func sampleProductPageCmd() *cobra.Command {
 }
 
 func sampleDetailsCmd() *cobra.Command {
-	var sd *samples.Shutdown
+	var sd *serverFlags
 	var listen []string
 	cmd := &cobra.Command{
 		Use:   "details",
@@ -206,7 +224,7 @@ func sampleDetailsCmd() *cobra.Command {
 }
 
 func sampleRatingsCmd() *cobra.Command {
-	var sd *samples.Shutdown
+	var sd *serverFlags
 	var listen []string
 	cmd := &cobra.Command{
 		Use:   "ratings",
@@ -222,7 +240,7 @@ func sampleRatingsCmd() *cobra.Command {
 }
 
 func sampleReviewsCmd() *cobra.Command {
-	var sd *samples.Shutdown
+	var sd *serverFlags
 	var listen []string
 	var cfg bookinfo.ReviewsConfig
 	var podNameEnv string
@@ -256,7 +274,7 @@ func sampleReviewsCmd() *cobra.Command {
 }
 
 func sampleHelloworldCmd() *cobra.Command {
-	var sd *samples.Shutdown
+	var sd *serverFlags
 	var listen []string
 	var version, instance string
 	cmd := &cobra.Command{
