@@ -22,8 +22,36 @@ const (
 type kubeIndex struct {
 	slices     map[string][]*discoveryv1.EndpointSlice
 	pods       map[string]*corev1.Pod
+	podIPs     map[string]bool // "ns/ip", built on first use
 	namespaces map[string]map[string]string
 	nodes      map[string]map[string]string
+}
+
+// podProxy reports whether w is a proxy's own registration from a pod
+// that Kubernetes knows (by namespace and name, or by pod IP). Such a
+// pod's readiness is Kubernetes' to say, through its EndpointSlices: its
+// proxy being up says nothing of its app (issue 14: a new pod's sidecar
+// became an endpoint on the replica it connected to seconds before the
+// app listened, and each request sent there got 503 UF).
+func (ki *kubeIndex) podProxy(w *Workload) bool {
+	if w.Source != SourceProxy || len(ki.pods) == 0 {
+		return false
+	}
+	if _, ok := ki.pods[w.Namespace+"/"+w.Name]; ok {
+		return true
+	}
+	if ki.podIPs == nil {
+		ki.podIPs = map[string]bool{}
+		for _, p := range ki.pods {
+			for _, ip := range p.Status.PodIPs {
+				ki.podIPs[p.Namespace+"/"+ip.IP] = true
+			}
+			if p.Status.PodIP != "" {
+				ki.podIPs[p.Namespace+"/"+p.Status.PodIP] = true
+			}
+		}
+	}
+	return ki.podIPs[w.Namespace+"/"+w.Address]
 }
 
 func (ki *kubeIndex) add(o any) bool {
@@ -60,9 +88,11 @@ func (ki *kubeIndex) add(o any) bool {
 
 // sliceEndpoints are a Service's endpoints from its EndpointSlices, as
 // Kubernetes' EndpointSlice controller computed them (readiness, named
-// target ports). A ready endpoint is healthy; a terminating one that is
-// not serving is left out. Pod labels, service account and the tlsMode
-// label come from the endpoint's targetRef Pod.
+// target ports). A ready endpoint is healthy; one not ready (a pod still
+// starting, or terminating but serving) is unhealthy: EDS leaves it out,
+// but its proxy still gets the service's inbound config; a terminating
+// one that is not serving is left out. Pod labels, service account and
+// the tlsMode label come from the endpoint's targetRef Pod.
 func (ki *kubeIndex) sliceEndpoints(ks *corev1.Service, ports []svcPort) []*model.Endpoint {
 	var out []*model.Endpoint
 	for _, sl := range ki.slices[ks.Namespace+"/"+ks.Name] {
@@ -74,7 +104,8 @@ func (ki *kubeIndex) sliceEndpoints(ks *corev1.Service, ports []svcPort) []*mode
 				continue
 			}
 			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
-			if !ready && ep.Conditions.Serving != nil && !*ep.Conditions.Serving {
+			terminating := ep.Conditions.Terminating != nil && *ep.Conditions.Terminating
+			if !ready && terminating && ep.Conditions.Serving != nil && !*ep.Conditions.Serving {
 				continue
 			}
 			e := model.Endpoint{

@@ -60,11 +60,19 @@ func fromKubeService(ks *corev1.Service, workloads []*Workload, kube *kubeIndex)
 		ports = append(ports, sp)
 	}
 	// A Service without selector has no endpoints from workloads
-	// (Kubernetes semantics: they would come from manual Endpoints).
+	// (Kubernetes semantics: they would come from manual Endpoints). A
+	// proxy in a known pod adds its endpoints unhealthy, so only its
+	// inbound config follows from them until the slices list the pod.
 	if len(ks.Spec.Selector) > 0 {
 		for _, w := range workloads {
 			if w.Namespace == ks.Namespace && matches(ks.Spec.Selector, w.Labels) {
-				s.Endpoints = append(s.Endpoints, endpointsFor(w, ports)...)
+				eps := endpointsFor(w, ports)
+				if kube.podProxy(w) {
+					for _, e := range eps {
+						e.Healthy = false
+					}
+				}
+				s.Endpoints = append(s.Endpoints, eps...)
 			}
 		}
 	}
