@@ -12,22 +12,15 @@ import (
 )
 
 func TestBuildEndpointsFromEndpointSlices(t *testing.T) {
-	ptr := func(s string) *string { return &s }
-	i32 := func(i int32) *int32 { return &i }
 	yes, no := true, false
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: "reviews-abc", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "reviews"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: i32(9081)}},
-		Endpoints: []discoveryv1.Endpoint{
-			{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &yes},
-				TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "reviews-1", Namespace: "default"}},
-			// Not ready but serving: sent, unhealthy.
-			{Addresses: []string{"10.0.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &no, Serving: &yes}},
-			// Terminating and not serving: left out.
-			{Addresses: []string{"10.0.0.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &no, Serving: &no, Terminating: &yes}},
-		},
-	}
+	slice := reviewsSlice(9081,
+		discoveryv1.Endpoint{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &yes},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "reviews-1", Namespace: "default"}},
+		// Not ready but serving: sent, unhealthy.
+		discoveryv1.Endpoint{Addresses: []string{"10.0.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &no, Serving: &yes}},
+		// Terminating and not serving: left out.
+		discoveryv1.Endpoint{Addresses: []string{"10.0.0.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &no, Serving: &no, Terminating: &yes}},
+	)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "reviews-1", Namespace: "default",
 			Labels: map[string]string{"app": "reviews", "version": "v1", "security.istio.io/tlsMode": "istio"}},

@@ -18,23 +18,16 @@ import (
 // proxy still gets the service's inbound config), and a proxy that is not
 // in a pod (a VM) still registers healthy.
 func TestPodProxiesDoNotMakeHealthyEndpoints(t *testing.T) {
-	ptr := func(s string) *string { return &s }
-	i32 := func(i int32) *int32 { return &i }
 	yes, no := true, false
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: "reviews-abc", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "reviews"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: i32(9080)}},
-		Endpoints: []discoveryv1.Endpoint{
-			{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no},
-				TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "reviews-old", Namespace: "default"}},
-			// Starting: not ready, not serving, not terminating.
-			{Addresses: []string{"10.0.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &no, Serving: &no, Terminating: &no},
-				TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "reviews-new", Namespace: "default"}},
-			// Gone: terminating and no longer serving.
-			{Addresses: []string{"10.0.0.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &no, Serving: &no, Terminating: &yes}},
-		},
-	}
+	slice := reviewsSlice(9080,
+		discoveryv1.Endpoint{Addresses: []string{"10.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "reviews-old", Namespace: "default"}},
+		// Starting: not ready, not serving, not terminating.
+		discoveryv1.Endpoint{Addresses: []string{"10.0.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &no, Serving: &no, Terminating: &no},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "reviews-new", Namespace: "default"}},
+		// Gone: terminating and no longer serving.
+		discoveryv1.Endpoint{Addresses: []string{"10.0.0.3"}, Conditions: discoveryv1.EndpointConditions{Ready: &no, Serving: &no, Terminating: &yes}},
+	)
 	labels := map[string]string{"app": "reviews"}
 	pod := func(name, ip string) *config.Resource {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: labels},
@@ -91,5 +84,17 @@ func TestPodProxiesDoNotMakeHealthyEndpoints(t *testing.T) {
 	}
 	if eps := find(t, snap, "reviews.default.svc.cluster.local").Endpoints; len(eps) != 1 || !eps[0].Healthy {
 		t.Errorf("directory source: %+v, want one healthy endpoint", eps)
+	}
+}
+
+// reviewsSlice is an EndpointSlice of the Service default/reviews whose
+// port "http" is port.
+func reviewsSlice(port int32, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+	name := "http"
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "reviews-abc", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "reviews"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &port}},
+		Endpoints:   eps,
 	}
 }
