@@ -52,8 +52,11 @@ type Config struct {
 	LogLevel      slog.Level
 	DrainDuration time.Duration
 	PeekTimeout   time.Duration
-	DNSOverride   map[string]string // host -> ip
-	PortMap       map[uint16]uint16 // listener port -> bound port
+	// OwnHTTP2: downstream HTTP/2 is served by weft's own server
+	// (--http2-server weft) instead of x/net's (xnet).
+	OwnHTTP2    bool
+	DNSOverride map[string]string // host -> ip
+	PortMap     map[uint16]uint16 // listener port -> bound port
 	// Memory is the Go memory policy (GOGC, GOMEMLIMIT) the command
 	// applies; the environment's GOGC and GOMEMLIMIT are its defaults.
 	Memory memory.Policy
@@ -108,6 +111,7 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	logLevel := str("log-level", "info", "debug, info, warn or error")
 	drain := str("drain-duration", "5s", "how long connections may drain on shutdown")
 	peek := str("protocol-detection-timeout", "5s", "how long listeners wait for the first bytes when sniffing")
+	h2srv := str("http2-server", "xnet", "downstream HTTP/2 server: weft (its own) or xnet (golang.org/x/net/http2)")
 	dns := str("dns-override", "", "resolve names to fixed IPs: host=ip,host=ip")
 	portMap := str("port-map", "", "bind listeners of port A at port B instead: A=B,A=B")
 	network := str("network", "", "network name (multi-network meshes)")
@@ -221,6 +225,13 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	}
 	if c.PeekTimeout, err = time.ParseDuration(*peek); err != nil || c.PeekTimeout <= 0 {
 		fail("protocol-detection-timeout", fmt.Errorf("%q is not a positive duration", *peek))
+	}
+	switch *h2srv {
+	case "weft":
+		c.OwnHTTP2 = true
+	case "xnet":
+	default:
+		fail("http2-server", fmt.Errorf("%q is neither weft nor xnet", *h2srv))
 	}
 	if c.DNSOverride, err = parseDNSOverride(*dns); err != nil {
 		fail("dns-override", err)

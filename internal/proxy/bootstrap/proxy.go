@@ -79,7 +79,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 		Log:      log,
 		Cluster:  cluster.Options{Resolver: &Resolver{Override: cfg.DNSOverride}},
 		Listener: listener.Options{PeekTimeout: cfg.PeekTimeout, DrainTimeout: cfg.DrainDuration, PortMap: cfg.PortMap},
-		HCM:      hcm.Options{Observe: tel.HTTP},
+		HCM:      hcm.Options{Observe: tel.HTTP, OwnHTTP2: cfg.OwnHTTP2},
 		TCP:      tcp.Options{Observe: tel.TCP},
 	})
 	// The proxy announces itself starting; its endpoint is published once
