@@ -36,6 +36,7 @@ const (
 	h2sMinRefresh    = 4 << 10 // smallest WINDOW_UPDATE sent while much window is left
 	h2sGoAwayLinger  = time.Second
 	h2sEncoderTable  = 4096
+	h2sKeepOut       = 20 << 10 // the largest write buffer a connection keeps: a default-size DATA frame and headers
 )
 
 var (
@@ -69,6 +70,7 @@ type h2sConn struct {
 	henc      *hpack.Encoder
 	hbuf      bytes.Buffer
 	werr      error
+	wfailed   atomic.Bool   // werr is set (read without wmu)
 	encTable  atomic.Uint32 // the peer's SETTINGS_HEADER_TABLE_SIZE, applied by the next encode
 	encChange atomic.Bool
 	lowerKeys map[string]string // response header names, lowercased (under wmu)
@@ -78,6 +80,7 @@ type h2sConn struct {
 	ctrlFr      *http2.Framer // writes into ctrl
 	ctrlN       int
 	ctrlPending atomic.Bool
+	flushing    atomic.Bool // a flusher goroutine runs
 
 	mu        sync.Mutex
 	cond      sync.Cond // send windows grew, or a stream or the connection ended
@@ -272,7 +275,7 @@ func (sc *h2sConn) serve() {
 			sc.fatal(code)
 			return
 		}
-		if sc.werrSet() {
+		if sc.wfailed.Load() {
 			return
 		}
 	}
@@ -342,14 +345,10 @@ func (sc *h2sConn) shutdown() {
 		st.abort(errH2ConnClosed)
 	}
 	sc.cancel()
-	// Flush what is queued (a GOAWAY), then close.
+	// Flush what is queued (a GOAWAY), then close; a client that does
+	// not read gets a second.
+	sc.cc.SetWriteDeadline(time.Now().Add(time.Second))
 	sc.write(nil)
-}
-
-func (sc *h2sConn) werrSet() bool {
-	sc.wmu.Lock()
-	defer sc.wmu.Unlock()
-	return sc.werr != nil
 }
 
 // armIdle starts the idle timeout when no stream is open. Called
@@ -547,10 +546,26 @@ func (sc *h2sConn) removeLocked(st *h2sStream) {
 	sc.armIdleLocked()
 }
 
-// queueCtrl queues control frames written by fn and sends them now if
-// no handler is writing (else that writer sends them). A client that
-// does not read cannot make the queue grow without bound.
+// queueCtrl queues control frames written by fn; a writer sends them
+// with its next frames, else a flusher goroutine now. The read loop
+// never writes to the socket itself: a client that does not read would
+// stop it, and its control frames pile up in the queue instead, which
+// ends the connection past h2sMaxCtrlFrames (as x/net).
 func (sc *h2sConn) queueCtrl(fn func(*http2.Framer) error) {
+	if sc.enqueue(fn) && sc.flushing.CompareAndSwap(false, true) {
+		go sc.flusher()
+	}
+}
+
+// queueCtrlInline is queueCtrl for handler goroutines: they send the
+// frames themselves unless a writer holds the lock.
+func (sc *h2sConn) queueCtrlInline(fn func(*http2.Framer) error) {
+	if sc.enqueue(fn) {
+		sc.flushCtrl()
+	}
+}
+
+func (sc *h2sConn) enqueue(fn func(*http2.Framer) error) bool {
 	sc.ctrlMu.Lock()
 	sc.ctrlN++
 	over := sc.ctrlN > h2sMaxCtrlFrames
@@ -561,9 +576,20 @@ func (sc *h2sConn) queueCtrl(fn func(*http2.Framer) error) {
 	sc.ctrlMu.Unlock()
 	if over {
 		sc.cc.Close()
-		return
 	}
-	sc.flushCtrl()
+	return !over
+}
+
+func (sc *h2sConn) flusher() {
+	for {
+		sc.wmu.Lock()
+		sc.sendLocked()
+		sc.wmu.Unlock()
+		sc.flushing.Store(false)
+		if !sc.ctrlPending.Load() || !sc.flushing.CompareAndSwap(false, true) {
+			return
+		}
+	}
 }
 
 // flushCtrl sends queued control frames unless a writer holds the lock;
@@ -599,11 +625,12 @@ func (sc *h2sConn) sendLocked() {
 	if sc.werr == nil {
 		if _, err := sc.cc.Conn.Write(sc.out); err != nil {
 			sc.werr = err
+			sc.wfailed.Store(true)
 			sc.cc.Close()
 		}
 	}
-	if cap(sc.out) > 64<<10 {
-		sc.out = nil // do not keep a large burst's buffer
+	if cap(sc.out) > h2sKeepOut {
+		sc.out = nil // an idle connection keeps no large buffer
 	} else {
 		sc.out = sc.out[:0]
 	}

@@ -321,7 +321,7 @@ func (sc *h2sConn) onData(f *http2.DataFrame) http2.ErrCode {
 	if st == nil || st.remoteEnded || st.body == nil {
 		sc.unsent += fl
 		sc.mu.Unlock()
-		sc.credit(nil, 0)
+		sc.credit(nil, 0, false)
 		switch {
 		case id > sc.maxID.Load():
 			return http2.ErrCodeProtocol // an idle stream
@@ -333,7 +333,7 @@ func (sc *h2sConn) onData(f *http2.DataFrame) http2.ErrCode {
 	if fl > st.recvWin {
 		sc.unsent += fl
 		sc.mu.Unlock()
-		sc.credit(nil, 0)
+		sc.credit(nil, 0, false)
 		sc.streamError(id, http2.ErrCodeFlowControl)
 		return http2.ErrCodeNo
 	}
@@ -348,7 +348,7 @@ func (sc *h2sConn) onData(f *http2.DataFrame) http2.ErrCode {
 	got, declared := st.got, st.declared
 	sc.mu.Unlock()
 	if pad := fl - int64(len(data)); pad > 0 {
-		sc.credit(st, pad)
+		sc.credit(st, pad, false)
 	}
 	if tooMuch {
 		st.body.fail(fmt.Errorf("http2: request declared a Content-Length of %d but sent %d bytes", declared, got))
@@ -363,7 +363,7 @@ func (sc *h2sConn) onData(f *http2.DataFrame) http2.ErrCode {
 		return http2.ErrCodeNo
 	}
 	if len(data) > 0 && !st.body.push(data) {
-		sc.credit(st, int64(len(data))) // the handler closed the body: discarded
+		sc.credit(st, int64(len(data)), false) // the handler closed the body: discarded
 	}
 	if end {
 		st.body.end(nil)
@@ -374,7 +374,7 @@ func (sc *h2sConn) onData(f *http2.DataFrame) http2.ErrCode {
 // credit returns n consumed bytes of st's (nil: only the connection's)
 // receive window, sending WINDOW_UPDATE when enough accumulated (as
 // x/net: 4 KiB, or what is left of the window).
-func (sc *h2sConn) credit(st *h2sStream, n int64) {
+func (sc *h2sConn) credit(st *h2sStream, n int64, inline bool) {
 	var connInc, streamInc int64
 	sc.mu.Lock()
 	sc.unsent += n
@@ -393,7 +393,11 @@ func (sc *h2sConn) credit(st *h2sStream, n int64) {
 	if connInc == 0 && streamInc == 0 {
 		return
 	}
-	sc.queueCtrl(func(fr *http2.Framer) error {
+	q := sc.queueCtrl
+	if inline {
+		q = sc.queueCtrlInline
+	}
+	q(func(fr *http2.Framer) error {
 		if connInc > 0 {
 			fr.WriteWindowUpdate(0, uint32(connInc))
 		}
@@ -462,9 +466,9 @@ func (sc *h2sConn) serveStream(st *h2sStream) {
 	}
 	if rst {
 		id := st.id
-		sc.queueCtrl(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) })
+		sc.queueCtrlInline(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, code) })
 	}
-	sc.credit(nil, 0)
+	sc.credit(nil, 0, true)
 }
 
 // callHandler runs the handler; false when it panicked (an aborted
@@ -516,7 +520,7 @@ func (b *h2sBody) Read(p []byte) (int, error) {
 			}
 		}
 		b.mu.Unlock()
-		b.st.sc.credit(b.st, int64(n))
+		b.st.sc.credit(b.st, int64(n), true)
 		return n, nil
 	}
 	err := b.err
@@ -543,7 +547,7 @@ func (b *h2sBody) Close() error {
 	b.cond.Broadcast()
 	b.mu.Unlock()
 	if n > 0 {
-		b.st.sc.credit(b.st, int64(n))
+		b.st.sc.credit(b.st, int64(n), true)
 	}
 	return nil
 }

@@ -54,14 +54,14 @@ func (w *h2sWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.ended || w.st.dead.Load() {
-		return 0, errH2StreamClosed
-	}
 	if !h2sBodyAllowed(w.status) {
 		return 0, http.ErrBodyNotAllowed
 	}
 	if w.head {
-		return len(p), nil
+		return len(p), nil // counted, never sent (as x/net)
+	}
+	if w.ended || w.st.dead.Load() {
+		return 0, errH2StreamClosed
 	}
 	if len(w.buf) == 0 && len(p) >= h2sWriteBuf {
 		// Large writes go out from the caller's buffer.
@@ -291,7 +291,7 @@ func (sc *h2sConn) encode(status int, h http.Header, clen, ctype, date string, t
 		declared = h["Trailer"]
 	}
 	for k, vs := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) || h2sConnHeader(k) || (k == "Content-Length" && clen != "") {
+		if strings.HasPrefix(k, http.TrailerPrefix) || h2sConnHeader(k) || k == "Content-Length" {
 			continue
 		}
 		if len(declared) > 0 && h2sDeclared(declared, k) {
