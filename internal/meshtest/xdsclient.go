@@ -180,7 +180,7 @@ func (c *XDSClient) runSotW(ctx context.Context, ads discoveryv3.AggregatedDisco
 			if msg != "" {
 				c.nacks[t]++
 			} else {
-				c.resources[t] = rs
+				c.resources[t] = sotwMerge(t, c.resources[t], rs)
 				c.accepted(t, resp.GetVersionInfo(), len(resp.GetResources()))
 			}
 			req.VersionInfo = c.versions[t]
@@ -314,6 +314,25 @@ func sendErr[Resp any](err error, recv func() (Resp, error)) error {
 			return endErr(rerr)
 		}
 	}
+}
+
+// sotwMerge is what a client holds after a state-of-the-world response:
+// a Listener or Cluster response is the whole set; any other type's
+// response carries some resources, and the client keeps those it does not
+// name (the xDS protocol; Envoy drops them once nothing references them,
+// which a test client does not track).
+func sotwMerge(typeURL string, held, got map[string]proto.Message) map[string]proto.Message {
+	if typeURL == resource.ListenerType || typeURL == resource.ClusterType || got == nil {
+		return got
+	}
+	out := make(map[string]proto.Message, len(held)+len(got))
+	for k, v := range held {
+		out[k] = v
+	}
+	for k, v := range got {
+		out[k] = v
+	}
+	return out
 }
 
 func decodeAll(anys []*anypb.Any) (map[string]proto.Message, error) {

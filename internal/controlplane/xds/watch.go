@@ -51,7 +51,20 @@ type sentNames struct {
 	m     map[string]string
 	n     int
 	names [32]byte // sotwAll.names of the list it was built from
+	// list and version are what the last wildcard response brought the
+	// proxy to (every resource of list): the base of a partial response.
+	list    *encodedList
+	version string
 }
+
+// partialType reports whether a state-of-the-world response of type t
+// may carry only some resources. The xDS protocol requires the whole set
+// in every Listener and Cluster response only: a client keeps the
+// route configurations, assignments and secrets a response does not
+// name (Envoy drops them when nothing references them any more), as in
+// delta xDS. Istio sends only the changed assignments on an incremental
+// EDS push the same way.
+func partialType(t string) bool { return t != clusterType && t != listenerType }
 
 // holds reports whether known is the remembered map, unchanged, built
 // from a list whose names hash to names.
@@ -236,11 +249,19 @@ func respond(snap *servedSnapshot, r *cachev3.Request, sub cachev3.Subscription,
 	}
 	resp := &sotwResponse{req: r, version: st.version}
 	if len(r.GetResourceNames()) == 0 {
-		resp.resources = all.sotw.all()
 		known := sub.ReturnedResources()
+		if d := wildcardDiff(st, all, r, sub, rec); d != nil {
+			// Only what changed since the list the proxy ACKed.
+			resp.resources = all.sotw.pick(d.changed)
+			resp.returned = known
+			*rec = sentNames{m: known, n: len(known), names: all.names, list: st.list, version: st.version}
+			return resp
+		}
+		resp.resources = all.sotw.all()
 		switch {
 		case sub.IsWildcard() && rec.holds(known, all.names):
 			resp.returned = known
+			rec.list, rec.version = st.list, st.version
 		case sub.IsWildcard() && rec != nil:
 			// The names are in rec (by their hash); the subscription gets a
 			// map of its own that stays empty: one with every name per proxy
@@ -248,9 +269,9 @@ func respond(snap *servedSnapshot, r *cachev3.Request, sub cachev3.Subscription,
 			// proxies. Should the proxy name resources later, each looks
 			// missing once and is sent again, which SotW allows.
 			resp.returned = map[string]string{}
-			*rec = sentNames{m: resp.returned, names: all.names}
+			*rec = sentNames{m: resp.returned, names: all.names, list: st.list, version: st.version}
 		default:
-			resp.returned = returned(known, st.list.names, nil, st.version)
+			resp.returned = returned(known, st.list, nil)
 		}
 		return resp
 	}
@@ -266,24 +287,60 @@ func respond(snap *servedSnapshot, r *cachev3.Request, sub cachev3.Subscription,
 			idx = append(idx, i)
 		}
 	}
+	known := sub.ReturnedResources()
+	if partialType(r.GetTypeUrl()) && r.GetErrorDetail() == nil && r.GetResponseNonce() != "" {
+		// The returned map holds the content hash of each resource sent
+		// (returned): send those the proxy does not hold as they are now.
+		send := idx[:0:0]
+		for _, i := range idx {
+			if v, ok := known[st.list.names[i]]; !ok || v != st.list.hashes[i] {
+				send = append(send, i)
+			}
+		}
+		idx = send
+	}
 	resp.resources = all.sotw.pick(idx)
-	resp.returned = returned(sub.ReturnedResources(), st.list.names, keep, st.version)
+	resp.returned = returned(known, st.list, keep)
 	return resp
 }
 
-// returned is the map of names a response returns (the subscription
-// keeps it, and go-control-plane's server may delete from it, so it is
-// per proxy). Only its keys are read; the previous map is reused when it
-// has the same names, so a push allocates none.
-func returned(prev map[string]string, names []string, keep []bool, version string) map[string]string {
+// wildcardDiff is the difference a wildcard request may be answered
+// with instead of the whole list (partialType), or nil: the request ACKs
+// (no error) the version of the list rec says the proxy was last brought
+// to, the subscription still holds the returned map of that response,
+// and no resource went away (a state-of-the-world response cannot say
+// so; the whole list is sent instead).
+func wildcardDiff(st *servedType, all *sotwAll, r *cachev3.Request, sub cachev3.Subscription, rec *sentNames) *listDiff {
+	if !partialType(r.GetTypeUrl()) || !sub.IsWildcard() || r.GetErrorDetail() != nil || r.GetResponseNonce() == "" ||
+		rec == nil || rec.list == nil || r.GetVersionInfo() != rec.version {
+		return nil
+	}
+	known := sub.ReturnedResources()
+	if rec.m == nil || len(known) != rec.n || reflect.ValueOf(known).UnsafePointer() != reflect.ValueOf(rec.m).UnsafePointer() {
+		return nil
+	}
+	d := all.diffFrom(rec.list, st.list)
+	if len(d.removed) > 0 {
+		return nil
+	}
+	return d
+}
+
+// returned is the map of names a response returns, each with its
+// content hash (the subscription keeps it, and go-control-plane's server
+// may delete from it, so it is per proxy; go-control-plane reads only the
+// keys, a named request's next response sends only the resources whose
+// hash changed). The previous map is reused when it is the same, so a
+// push allocates none.
+func returned(prev map[string]string, l *encodedList, keep []bool) map[string]string {
 	n := 0
 	same := true
-	for i, name := range names {
+	for i, name := range l.names {
 		if keep != nil && !keep[i] {
 			continue
 		}
 		n++
-		if _, ok := prev[name]; !ok {
+		if v, ok := prev[name]; !ok || v != l.hashes[i] {
 			same = false
 		}
 	}
@@ -291,9 +348,9 @@ func returned(prev map[string]string, names []string, keep []bool, version strin
 		return prev
 	}
 	m := make(map[string]string, n)
-	for i, name := range names {
+	for i, name := range l.names {
 		if keep == nil || keep[i] {
-			m[name] = version
+			m[name] = l.hashes[i]
 		}
 	}
 	return m

@@ -152,9 +152,13 @@ func (s *sotwStream) recv() (*update, error) {
 	if err != nil {
 		return nil, err
 	}
-	// LDS and CDS responses carry the whole set; RDS/EDS/SDS carry the
-	// requested names, which also replace what was held.
-	u := &update{typeURL: r.GetTypeUrl(), nonce: r.GetNonce(), version: r.GetVersionInfo(), full: true}
+	// LDS and CDS responses carry the whole set. An RDS, EDS or SDS
+	// response may carry only some of the requested names (the xDS
+	// protocol; Weft's control plane sends only the changed ones, Istio
+	// only the changed assignments): the others are kept, and dropped
+	// once nothing references them (handle's prune).
+	full := r.GetTypeUrl() == ListenerType || r.GetTypeUrl() == ClusterType
+	u := &update{typeURL: r.GetTypeUrl(), nonce: r.GetNonce(), version: r.GetVersionInfo(), full: full}
 	for _, a := range r.GetResources() {
 		u.res = append(u.res, namedAny{version: r.GetVersionInfo(), any: a})
 	}
