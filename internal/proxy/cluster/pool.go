@@ -27,8 +27,9 @@ type h1conn struct {
 	remote string // resolved upstream address, for Attempt of name-based hosts
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	out    sentWriter // under bw: counts what reached the socket
-	peek   *peeker    // looks for a close while idle; nil when unsupported
+	out    sentWriter   // under bw: counts what reached the socket
+	sio    *sockio.Conn // the socket written directly, nil when not possible
+	peek   *peeker      // looks for a close while idle; nil when unsupported
 	tls    bool
 	// verified is the connection's TLS state when the cluster verified the
 	// upstream's certificate (nil otherwise); responses carry it as TLS.
@@ -222,13 +223,15 @@ func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
 	// Buffers live with the connection (allocated per connection, not per
 	// request); they are not pooled because a body Close may race a Read.
 	var rw io.ReadWriter = nc
-	if s := sockio.New(nc); s != nil {
-		rw = s
+	sio := sockio.New(nc)
+	if sio != nil {
+		rw = sio
 	}
 	br := bufio.NewReaderSize(rw, 4096)
 	c := &h1conn{h: h, nc: nc, br: br, local: nc.LocalAddr().String(), remote: h.addr,
 		peek: newPeeker(nc), tls: h.tls != nil, verified: verifiedState(h.tls, nc)}
 	c.out.nc, c.out.w = nc, rw
+	c.sio = sio
 	c.bw = bufio.NewWriterSize(&c.out, 4096)
 	c.poison = func() { nc.SetDeadline(time.Unix(1, 0)) }
 	if h.resolve {
@@ -350,7 +353,13 @@ func noDefaultUA(req *http.Request) *http.Request {
 func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, stop func() bool, wrote <-chan error, err error) {
 	stop = context.AfterFunc(ctx, c.poison)
 	c.out.n = 0
+	held := false
 	if writeHead(c.bw, req) {
+		if held = c.sio != nil; held {
+			// The head leaves inside the wait for the response (sockio
+			// Hold): no read that finds the socket empty first.
+			c.sio.Hold()
+		}
 		err = c.bw.Flush()
 		if err != nil {
 			stop()
@@ -386,6 +395,9 @@ func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.R
 	for {
 		resp, err = readResponse(c.br, req)
 		if err != nil {
+			if held {
+				c.out.n -= int64(c.sio.Held()) // never reached the socket
+			}
 			stop()
 			if wrote != nil {
 				// Unblock the writer and prefer its error: it came first.

@@ -40,6 +40,15 @@ type Conn struct {
 	wn   int
 	werr error
 	wfn  func(uintptr) bool
+
+	// A held write (hold.go): hold arms the next Write; hp[hn:] is still
+	// to be written by the next Read; lost counts what a failed Read
+	// left unwritten.
+	hold bool
+	hp   []byte
+	hn   int
+	lost int
+	rhfn func(uintptr) bool
 }
 
 // New returns a Conn over nc's socket when nc is a *net.TCPConn on a
@@ -54,7 +63,7 @@ func New(nc net.Conn) *Conn {
 		return nil
 	}
 	c := &Conn{nc: nc, rc: rc}
-	c.rfn, c.wfn = c.read, c.write
+	c.rfn, c.wfn, c.rhfn = c.read, c.write, c.readHeld
 	return c
 }
 
@@ -63,6 +72,9 @@ func New(nc net.Conn) *Conn {
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if c.hp != nil {
+		return c.readAfterHeld(p)
 	}
 	c.rp, c.rn, c.rerr = p, 0, nil
 	err := c.rc.Read(c.rfn)
@@ -95,6 +107,15 @@ func (c *Conn) read(fd uintptr) bool {
 func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if c.hold {
+		c.keep(p)
+		return len(p), nil
+	}
+	if c.hp != nil {
+		if err := c.Flush(); err != nil {
+			return 0, err
+		}
 	}
 	c.wp, c.wn, c.werr = p, 0, nil
 	err := c.rc.Write(c.wfn)
