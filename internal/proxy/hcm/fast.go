@@ -72,7 +72,11 @@ type fastConn struct {
 	// nothing above it buffers.
 	sio *sockio.Conn
 	// waited: the readiness callback already checked the socket once.
-	waited   bool
+	waited bool
+	// held: the last response is held in sio (hold.go), written by the
+	// wait for the next request; heldErr is how that write ended.
+	held     bool
+	heldErr  syscall.Errno
 	readyFn  func(uintptr) bool
 	deadline bool      // a read deadline is set for the head
 	waitEnd  time.Time // when the current wait for a request times out (0: never)
@@ -223,10 +227,15 @@ func (fc *fastConn) loop(first bool, done func()) {
 		}
 		if ok {
 			replay, ok = fc.next(first)
-			fc.end()
+			if !fc.held {
+				fc.end() // else once the held response is written
+			}
 			// Drain, or the end of a drain period that came while this
 			// request ran: the connection is done.
 			ok = ok && !m.draining.Load() && !m.idleClosed.Load()
+			if !ok && fc.held {
+				fc.flushHeld()
+			}
 		}
 		if replay != nil {
 			// net/http takes over, from the first unread byte.
@@ -464,6 +473,9 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 		return nil, false
 	}
 	keep := w.finish()
+	if keep && bodyDone && fc.holdable() && fc.hold() {
+		return nil, true
+	}
 	// Close only what the response said it closes: a drain that began after
 	// the head went out is told by the next response.
 	if err := fc.out().Flush(); err != nil || !keep || !bodyDone {
@@ -534,6 +546,9 @@ func (fc *fastConn) await() error {
 	if fc.bufs != nil && fc.br.Buffered() > 0 {
 		return nil // pipelined
 	}
+	if fc.held {
+		return fc.awaitHeld()
+	}
 	fc.release()
 	if fc.raw == nil && fc.unbuffered() {
 		if fc.raw = rawConnOf(fc.cc.Conn); fc.raw != nil {
@@ -573,6 +588,9 @@ func (fc *fastConn) ready(fd uintptr) bool {
 		return true
 	}
 	fc.waited = true
+	if fc.held {
+		return fc.writeHeld(fd)
+	}
 	return socketReadable(fd, fc.src.one[:])
 }
 
