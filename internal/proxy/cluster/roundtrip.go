@@ -238,8 +238,9 @@ func (h *host) roundTripH1(req *http.Request, x *exchange) (*http.Response, erro
 	att := &x.att
 	ctx := req.Context()
 	fresh := false
+	bodiless := req.Body == nil || req.Body == http.NoBody
 	for attempt := 0; ; attempt++ {
-		pc, reused, err := h.getH1(ctx, fresh)
+		pc, reused, err := h.getH1(ctx, fresh, bodiless)
 		if err != nil {
 			return nil, err
 		}
