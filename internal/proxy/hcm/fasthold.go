@@ -19,7 +19,8 @@ import (
 // holdable: the response may be held (plain TCP written directly, nothing
 // pipelined or buffered above the socket).
 func (fc *fastConn) holdable() bool {
-	return fc.sio != nil && fc.raw != nil && fc.br.Buffered() == 0 && fc.bw.Buffered() > 0 && fc.unbuffered()
+	return fc.sio != nil && fc.raw != nil && fc.br.Buffered() == 0 && fc.bw != nil && fc.bw.Buffered() > 0 &&
+		fc.unbuffered()
 }
 
 // hold hands the buffered response to sio without writing it; false when
