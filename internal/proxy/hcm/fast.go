@@ -428,6 +428,11 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 	}
 	req.RemoteAddr = fc.remote
 	fc.body = nil
+	if req.Body == http.NoBody && br.Buffered() == 0 {
+		// Issue 17: nothing more to read until the next request (a
+		// hang-up watcher takes a buffer of its own).
+		fc.dropReader()
+	}
 	if req.Body != http.NoBody {
 		fc.body = &fastBody{fc: fc, rc: req.Body, left: req.ContentLength}
 		req.Body = fc.body
@@ -484,19 +489,23 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 	return nil, true
 }
 
-// fastBufs are the buffers a connection holds while it serves requests.
-// The write buffer is not among them: it is taken when the response
-// starts (out), so a request waiting for its upstream holds none.
+// fastBufs are what a connection holds while it serves requests. The
+// read and write buffers are not among them: the write buffer is taken
+// when the response starts (out), and a request without a body gives the
+// read buffer back once its head is parsed (dropReader), so a request
+// waiting for its upstream holds neither.
 type fastBufs struct {
-	br     *bufio.Reader
 	seen   []byte
 	header http.Header
 	w      fastWriter
 }
 
 var fastPool = sync.Pool{New: func() any {
-	return &fastBufs{br: bufio.NewReaderSize(nil, 4096), header: make(http.Header, 16)}
+	return &fastBufs{header: make(http.Header, 16)}
 }}
+
+// inPool holds the request read buffers.
+var inPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 // outPool holds the response write buffers (see out).
 var outPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
@@ -543,7 +552,7 @@ func (s *fastSrc) Read(p []byte) (int, error) {
 // buffers are held; an error when the connection is done or the read
 // deadline passed. Between requests the buffers go back to the pool.
 func (fc *fastConn) await() error {
-	if fc.bufs != nil && fc.br.Buffered() > 0 {
+	if fc.br != nil && fc.br.Buffered() > 0 {
 		return nil // pipelined
 	}
 	if fc.held {
@@ -604,22 +613,43 @@ func (fc *fastConn) unbuffered() bool {
 }
 
 func (fc *fastConn) acquire() {
+	fc.reader()
 	if fc.bufs != nil {
 		return
 	}
 	b := fastPool.Get().(*fastBufs)
-	b.br.Reset(&fc.src)
 	b.w.fc = fc
-	fc.bufs, fc.br, fc.seen, fc.w = b, b.br, b.seen, &b.w
+	fc.bufs, fc.seen, fc.w = b, b.seen, &b.w
+}
+
+// reader is the connection's read buffer, taken from inPool when it has
+// none.
+func (fc *fastConn) reader() *bufio.Reader {
+	if fc.br == nil {
+		br := inPool.Get().(*bufio.Reader)
+		br.Reset(&fc.src)
+		fc.br = br
+	}
+	return fc.br
+}
+
+// dropReader gives the read buffer back while a request is served; it
+// must hold nothing.
+func (fc *fastConn) dropReader() {
+	if fc.br != nil {
+		fc.br.Reset(nil)
+		inPool.Put(fc.br)
+		fc.br = nil
+	}
 }
 
 // release gives the buffers back; br and bw must hold nothing.
 func (fc *fastConn) release() {
+	fc.dropReader()
 	b := fc.bufs
 	if b == nil {
 		return
 	}
-	b.br.Reset(nil)
 	if fc.bw != nil {
 		fc.bw.Reset(nil)
 		outPool.Put(fc.bw)
@@ -630,7 +660,7 @@ func (fc *fastConn) release() {
 		b.seen = nil
 	}
 	b.w = fastWriter{buf: b.w.buf[:0]} // not the last request, its context and headers
-	fc.bufs, fc.br, fc.bw, fc.seen, fc.w = nil, nil, nil, nil, nil
+	fc.bufs, fc.bw, fc.seen, fc.w = nil, nil, nil, nil
 	fastPool.Put(b)
 }
 
@@ -853,7 +883,17 @@ func (fc *fastConn) watch() {
 	fc.watchWG.Add(1)
 	cancel := fc.cancel
 	fc.mu.Unlock()
-	_, err := fc.br.Peek(1)
+	// The serving goroutine waits for this read (watchWG) before it
+	// touches the reader again. A request that gave its read buffer back
+	// is watched on the socket itself, without one.
+	if fc.raw != nil && fc.br == nil {
+		if hungUp(fc.raw) {
+			cancel()
+		}
+		fc.watchWG.Done()
+		return
+	}
+	_, err := fc.reader().Peek(1)
 	var ne net.Error
 	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
 		cancel() // EOF or reset: the client is gone
