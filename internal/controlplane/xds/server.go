@@ -18,6 +18,7 @@ import (
 
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	sotw "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 
@@ -135,7 +136,11 @@ func New(snap *model.Snapshot, opts Options) *Server {
 	// resource we do not have is answered with what exists (gRPC clients
 	// then see "does not exist") instead of never being answered.
 	s.watches = newWatchCache()
-	s.grpcSrv = serverv3.NewServer(context.Background(), s.watches, callbacks{s})
+	// Ordered ADS: the state-of-the-world streams send responses in the
+	// order the cache answers them (watchCache.set: clusters first), as
+	// delta streams do; without it each stream picked a ready type at
+	// random, so routes could reach a proxy before their new cluster.
+	s.grpcSrv = serverv3.NewServer(context.Background(), s.watches, callbacks{s}, sotw.WithOrderedADS())
 	return s
 }
 

@@ -162,23 +162,41 @@ func (c *watchCache) set(id string, snap *servedSnapshot) {
 	c.mu.Lock()
 	n := c.node(id)
 	n.snap = snap
-	var sends []func()
+	// In the order of Types (clusters, assignments, listeners, routes,
+	// secrets), as the xDS protocol asks of an ADS server so that nothing
+	// references a resource the proxy does not have yet; the streams'
+	// channels keep that order (delta, and SotW with ordered ADS).
+	var sends [len(servedSnapshot{}.types)][]func()
 	for w := range n.watches {
 		if resp := respond(snap, w.req, w.sub, true, n.sentFor(w.req.GetTypeUrl())); resp != nil {
 			delete(n.watches, w)
-			sends = append(sends, func() { w.ch <- resp })
+			i := typeIndex(w.req.GetTypeUrl())
+			sends[i] = append(sends[i], func() { w.ch <- resp })
 		}
 	}
 	for w := range n.deltas {
 		if resp := respondDelta(snap, w.req, w.sub, n.deltaFor(w.req.GetTypeUrl())); resp != nil {
 			delete(n.deltas, w)
-			sends = append(sends, func() { w.ch <- resp })
+			i := typeIndex(w.req.GetTypeUrl())
+			sends[i] = append(sends[i], func() { w.ch <- resp })
 		}
 	}
 	c.mu.Unlock()
-	for _, send := range sends {
-		send() // one response per watch; the channels have room
+	for _, byType := range sends {
+		for _, send := range byType {
+			send() // one response per watch; the channels have room
+		}
 	}
+}
+
+// typeIndex is t's place in Types; a type not served sorts last.
+func typeIndex(t string) int {
+	for i, u := range Types {
+		if u == t {
+			return i
+		}
+	}
+	return len(Types) - 1
 }
 
 // clear forgets a proxy (its stream ended or was replaced).
