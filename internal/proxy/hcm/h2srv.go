@@ -91,12 +91,16 @@ type h2sConn struct {
 	recvConn  int64  // connection receive window left
 	unsent    int64  // connection receive window consumed, not yet credited
 	handlers  int    // running handler goroutines
-	queue     []*h2sStream
-	goingAway bool
-	closed    bool
-	unacked   int // our SETTINGS not yet acknowledged
-	idleTimer *time.Timer
-	lingering bool
+	// idleWorkers: handler goroutines waiting on work for the next
+	// stream (at most one); the read loop closes work when it ends.
+	idleWorkers int
+	work        chan *h2sStream
+	queue       []*h2sStream
+	goingAway   bool
+	closed      bool
+	unacked     int // our SETTINGS not yet acknowledged
+	idleTimer   *time.Timer
+	lingering   bool
 
 	maxID    atomic.Uint32 // highest client stream id seen
 	lastRead atomic.Int64  // unix nanos of the last frame read (keepalive)
@@ -125,7 +129,7 @@ func (m *Manager) serveOwnH2(cc *conn) {
 }
 
 func (m *Manager) newH2sConn(cc *conn) *h2sConn {
-	sc := &h2sConn{m: m, cc: cc, streams: map[uint32]*h2sStream{},
+	sc := &h2sConn{m: m, cc: cc, streams: map[uint32]*h2sStream{}, work: make(chan *h2sStream),
 		sendConn: h2sInitialWindow, peerWin: h2sInitialWindow, peerFrame: 16 << 10,
 		maxStreams: m.h2.MaxConcurrentStreams, streamWin: m.h2.MaxUploadBufferPerStream,
 		connWin: m.h2.MaxUploadBufferPerConnection}
@@ -341,6 +345,7 @@ func (sc *h2sConn) shutdown() {
 	}
 	sc.cond.Broadcast()
 	sc.mu.Unlock()
+	close(sc.work) // only the read loop sends on it
 	for _, st := range streams {
 		st.abort(errH2ConnClosed)
 	}
