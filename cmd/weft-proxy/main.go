@@ -57,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// The memory policy is the process's: set here, not by bootstrap
 	// (tests run proxies in their own process).
 	memory.Apply(cfg.Memory)
+	memory.RunTarget(ctx, cfg.Memory.Target, cfg.Memory.MemoryLimit)
 	log.Info("go memory policy", "policy", cfg.Memory.String())
 	p, err := bootstrap.Start(ctx, cfg, log, level)
 	if err != nil {

@@ -125,6 +125,7 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	}
 	gcPercent := str("gc-percent", gcDef, "Go GC target percent, as GOGC (default: GOGC, else 100); off disables the GC")
 	memLimit := str("memory-limit", limitDef, "Go soft memory limit, as GOMEMLIMIT: bytes with B, KiB, MiB or GiB (default: GOMEMLIMIT, else off)")
+	memTarget := str("memory-target", "off", "a softer bound for Go's memory that gives way to the live heap (the GC keeps 4 MiB of headroom beyond it); bytes as --memory-limit, or off")
 	locality := str("locality", "", "the workload's locality region/zone/subzone (default: from its topology labels)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -246,6 +247,9 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	}
 	if c.Memory.MemoryLimit, err = memory.ParseBytes(*memLimit); err != nil {
 		fail("memory-limit", err)
+	}
+	if c.Memory.Target, err = memory.ParseBytes(*memTarget); err != nil {
+		fail("memory-target", err)
 	}
 	if c.RootCert == "" && (c.TokenFile != "" || c.CAAddress != "") {
 		fail("root-cert", errors.New("required with --token-file or --ca-address: the CA is never trusted on first use"))

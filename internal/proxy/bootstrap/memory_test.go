@@ -23,6 +23,8 @@ func TestMemoryPolicyFlags(t *testing.T) {
 			memory.Policy{GCPercent: 80, MemoryLimit: 1 << 30}},
 		{"flags win", []string{"--gc-percent", "off", "--memory-limit", "100MiB"}, map[string]string{"WEFT_GC_PERCENT": "80"},
 			memory.Policy{GCPercent: -1, MemoryLimit: 100 << 20}},
+		{"target", []string{"--memory-target", "20MiB"}, nil, memory.Policy{GCPercent: 100, Target: 20 << 20}},
+		{"target env", nil, map[string]string{"WEFT_MEMORY_TARGET": "24MiB"}, memory.Policy{GCPercent: 100, Target: 24 << 20}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse("sidecar", tc.args, func(k string) string { return tc.env[k] }, io.Discard)
@@ -34,7 +36,7 @@ func TestMemoryPolicyFlags(t *testing.T) {
 			}
 		})
 	}
-	for _, args := range [][]string{{"--gc-percent", "-5"}, {"--gc-percent", "lots"}, {"--memory-limit", "12MB"}} {
+	for _, args := range [][]string{{"--gc-percent", "-5"}, {"--gc-percent", "lots"}, {"--memory-limit", "12MB"}, {"--memory-target", "lots"}} {
 		_, err := Parse("sidecar", args, func(string) string { return "" }, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(args[0], "--")) {
 			t.Errorf("%v: error %v does not name the flag", args, err)

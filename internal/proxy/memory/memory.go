@@ -20,9 +20,13 @@ type Policy struct {
 	// MemoryLimit is GOMEMLIMIT in bytes: a soft limit the GC works
 	// harder to stay under (0: none).
 	MemoryLimit int64
+	// Target is a softer bound (0: none) that gives way to the live heap
+	// (RunTarget).
+	Target int64
 }
 
-// Apply sets the policy for the process and returns the one it replaced.
+// Apply sets the policy's GOGC and memory limit for the process and
+// returns the ones it replaced (RunTarget applies the target).
 func Apply(p Policy) (old Policy) {
 	old.GCPercent = debug.SetGCPercent(p.GCPercent)
 	limit := p.MemoryLimit
@@ -40,7 +44,11 @@ func (p Policy) String() string {
 	if p.MemoryLimit > 0 {
 		limit = FormatBytes(p.MemoryLimit)
 	}
-	return fmt.Sprintf("gc-percent=%d memory-limit=%s", p.GCPercent, limit)
+	target := "none"
+	if p.Target > 0 {
+		target = FormatBytes(p.Target)
+	}
+	return fmt.Sprintf("gc-percent=%d memory-limit=%s memory-target=%s", p.GCPercent, limit, target)
 }
 
 // ParseBytes reads a size as GOMEMLIMIT spells it: a number with an
