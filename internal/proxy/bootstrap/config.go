@@ -111,7 +111,7 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	logLevel := str("log-level", "info", "debug, info, warn or error")
 	drain := str("drain-duration", "5s", "how long connections may drain on shutdown")
 	peek := str("protocol-detection-timeout", "5s", "how long listeners wait for the first bytes when sniffing")
-	h2srv := str("http2-server", "xnet", "downstream HTTP/2 server: weft (its own) or xnet (golang.org/x/net/http2)")
+	h2srv := str("http2-server", "weft", "downstream HTTP/2 server: weft (its own) or xnet (golang.org/x/net/http2's)")
 	dns := str("dns-override", "", "resolve names to fixed IPs: host=ip,host=ip")
 	portMap := str("port-map", "", "bind listeners of port A at port B instead: A=B,A=B")
 	network := str("network", "", "network name (multi-network meshes)")

@@ -15,10 +15,10 @@ func TestHTTP2ServerFlag(t *testing.T) {
 		env  map[string]string
 		want bool
 	}{
-		{nil, nil, false},
-		{[]string{"--http2-server", "weft"}, nil, true},
-		{nil, map[string]string{"WEFT_HTTP2_SERVER": "weft"}, true},
-		{[]string{"--http2-server", "xnet"}, map[string]string{"WEFT_HTTP2_SERVER": "weft"}, false},
+		{nil, nil, true},
+		{[]string{"--http2-server", "xnet"}, nil, false},
+		{nil, map[string]string{"WEFT_HTTP2_SERVER": "xnet"}, false},
+		{[]string{"--http2-server", "weft"}, map[string]string{"WEFT_HTTP2_SERVER": "xnet"}, true},
 	} {
 		c, err := Parse("sidecar", tc.args, env(tc.env), io.Discard)
 		if err != nil {

@@ -360,7 +360,7 @@ func TestH2ServerDifferential(t *testing.T) {
 	be := h2dBackend(t)
 	start := func(own bool, mut func(*hcmv3HCM)) string {
 		return startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}},
-			routes: rc(vhost(rt("r", "/", toCluster("a")))), mutateHCM: mut,
+			routes: rc(vhost(rt("r", "/", toCluster("a")))), mutateHCM: mut, xnetH2: !own,
 			opts: Options{OwnHTTP2: own, OnComplete: func(*StreamInfo) {}}}).addr
 	}
 	h2only := func(h *hcmv3HCM) { h.CodecType = hcmv3.HttpConnectionManager_HTTP2 }

@@ -25,7 +25,8 @@ func TestHTTP2ControlFloods(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				p := startProxy(t, proxyConfig{clusters: []upstream{{name: "a", addrs: []string{be}}},
-					routes: rc(vhost(rt("r", "/", toCluster("a")))), opts: Options{OwnHTTP2: own, OnComplete: func(*StreamInfo) {}}})
+					routes: rc(vhost(rt("r", "/", toCluster("a")))), xnetH2: !own,
+					opts: Options{OwnHTTP2: own, OnComplete: func(*StreamInfo) {}}})
 				// A stalled connection's kernel buffers are freed before the
 				// next case (socket memory pressure stalls loopback TCP).
 				defer p.closeAll()

@@ -126,6 +126,7 @@ type proxyConfig struct {
 	mutateHCM func(*hcmv3.HttpConnectionManager)
 	opts      Options
 	tls       *tls.Config // terminate TLS before the manager, as the listener does
+	xnetH2    bool        // x/net's HTTP/2 server, whatever -hcm.ownh2 says
 }
 
 func startProxy(t testing.TB, pc proxyConfig) *proxy {
@@ -170,7 +171,7 @@ func startProxy(t testing.TB, pc proxyConfig) *proxy {
 	}
 	p := &proxy{env: env, infos: make(chan *StreamInfo, 4096)}
 	opts := pc.opts
-	opts.OwnHTTP2 = opts.OwnHTTP2 || *ownH2Flag
+	opts.OwnHTTP2 = (opts.OwnHTTP2 || *ownH2Flag) && !pc.xnetH2
 	if opts.OnComplete == nil {
 		opts.OnComplete = func(i *StreamInfo) {
 			cp := *i
