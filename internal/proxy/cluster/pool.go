@@ -23,13 +23,14 @@ import (
 type h1conn struct {
 	h      *host
 	nc     net.Conn
-	local  string // local address, for Attempt
-	remote string // resolved upstream address, for Attempt of name-based hosts
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	out    sentWriter   // under bw: counts what reached the socket
-	sio    *sockio.Conn // the socket written directly, nil when not possible
-	peek   *peeker      // looks for a close while idle; nil when unsupported
+	local  string        // local address, for Attempt
+	remote string        // resolved upstream address, for Attempt of name-based hosts
+	br     *bufio.Reader // nil while idle in the pool (park)
+	bw     *bufio.Writer // nil while idle in the pool
+	rd     io.Reader     // what br reads
+	out    sentWriter    // under bw: counts what reached the socket
+	sio    *sockio.Conn  // the socket written directly, nil when not possible
+	peek   *peeker       // looks for a close while idle; nil when unsupported
 	tls    bool
 	// verified is the connection's TLS state when the cluster verified the
 	// upstream's certificate (nil otherwise); responses carry it as TLS.
@@ -165,6 +166,7 @@ func (h *host) getH1(ctx context.Context, fresh, bodiless bool) (c *h1conn, reus
 		expired := sh.cfg.idleTimeout > 0 && idle > sh.cfg.idleTimeout
 		if !expired {
 			h.mu.Unlock()
+			c.unpark()
 			if (bodiless && idle < recentUse) || !c.idleClosed() {
 				return c, true, nil
 			}
@@ -236,24 +238,56 @@ func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Buffers live with the connection (allocated per connection, not per
-	// request); they are not pooled because a body Close may race a Read.
 	var rw io.ReadWriter = nc
 	sio := sockio.New(nc)
 	if sio != nil {
 		rw = sio
 	}
-	br := bufio.NewReaderSize(rw, 4096)
-	c := &h1conn{h: h, nc: nc, br: br, local: nc.LocalAddr().String(), remote: h.addr,
+	c := &h1conn{h: h, nc: nc, rd: rw, local: nc.LocalAddr().String(), remote: h.addr,
 		peek: newPeeker(nc), tls: h.tls != nil, verified: verifiedState(h.tls, nc)}
 	c.out.nc, c.out.w = nc, rw
 	c.sio = sio
-	c.bw = bufio.NewWriterSize(&c.out, 4096)
+	c.unpark()
 	c.poison = func() { nc.SetDeadline(time.Unix(1, 0)) }
 	if h.resolve {
 		c.remote = nc.RemoteAddr().String()
 	}
 	return c, nil
+}
+
+// Buffers of idle connections (issue 17): a connection gives its read and
+// write buffers back when it goes idle in the pool and takes them again
+// when a request takes it, so the pool's idle connections hold none
+// (200 idle upstream connections held 1.6 MB of Go heap with them). Only
+// a clean exchange parks: the response read to its end, so no body read
+// still uses the reader.
+var (
+	readPool  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	writePool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+)
+
+// park gives the buffers back; false (keeping them) when they hold bytes.
+func (c *h1conn) park() bool {
+	if c.br.Buffered() > 0 || c.bw.Buffered() > 0 {
+		return false
+	}
+	c.br.Reset(nil)
+	c.bw.Reset(nil)
+	readPool.Put(c.br)
+	writePool.Put(c.bw)
+	c.br, c.bw = nil, nil
+	return true
+}
+
+// unpark takes buffers for the connection if it has none.
+func (c *h1conn) unpark() {
+	if c.br != nil {
+		return
+	}
+	c.br = readPool.Get().(*bufio.Reader)
+	c.br.Reset(c.rd)
+	c.bw = writePool.Get().(*bufio.Writer)
+	c.bw.Reset(&c.out)
 }
 
 // dialFailed undoes the accounting of a connection that never opened and
@@ -283,10 +317,13 @@ func (h *host) putH1(c *h1conn, reusable bool) {
 			w.ch <- connResult{c: c}
 			return
 		}
-		c.since = sh.opts.Clock.Now()
-		h.idle = append(h.idle, c)
-		h.mu.Unlock()
-		return
+		if c.park() {
+			c.since = sh.opts.Clock.Now()
+			h.idle = append(h.idle, c)
+			h.mu.Unlock()
+			return
+		}
+		// Bytes nobody asked for: the framing is broken.
 	}
 	h.mu.Unlock()
 	h.dropH1(c)
