@@ -249,8 +249,7 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// timeline is one pod's start, from its logs (the container runtime's
-// timestamps, this host's clock) and this test's watch.
+// timeline is one pod's start, from its logs and this test's watch.
 type timeline struct {
 	pod                         string
 	appStart, listening, hooked time.Time
@@ -269,16 +268,22 @@ func (tl timeline) String() string {
 		", hook answered " + f(tl.hooked) + " (" + tl.hookLine + "), seen Ready " + f(tl.ready)
 }
 
-// podTimeline reads a pod's app and sidecar logs with kubectl --timestamps
-// (the pod may be gone: then only what the watch saw).
+// podTimeline reads a pod's app and sidecar logs (the pod may be gone:
+// then only what the watch saw). Times are the processes' own (slog's
+// time=, this host's clock): the runtime's --timestamps say when
+// containerd read a line, which lagged by up to 0.25 s under load.
 func podTimeline(t *testing.T, m *nodeMesh, p podSeen) timeline {
 	tl := timeline{pod: p.name, ready: p.ready}
 	stamp := func(line string) time.Time {
-		ts, _, _ := strings.Cut(line, " ")
+		_, ts, ok := strings.Cut(line, "time=")
+		if !ok {
+			return time.Time{}
+		}
+		ts, _, _ = strings.Cut(ts, " ")
 		at, _ := time.Parse(time.RFC3339Nano, ts)
 		return at
 	}
-	app, _ := m.n.Kubectl(context.Background(), nil, "logs", p.name, "-c", "slowstart", "--timestamps")
+	app, _ := m.n.Kubectl(context.Background(), nil, "logs", p.name, "-c", "slowstart")
 	for _, line := range strings.Split(app, "\n") {
 		switch {
 		case tl.appStart.IsZero() && strings.Contains(line, "starting late"):
@@ -287,7 +292,7 @@ func podTimeline(t *testing.T, m *nodeMesh, p podSeen) timeline {
 			tl.listening = stamp(line)
 		}
 	}
-	proxy, _ := m.n.Kubectl(context.Background(), nil, "logs", p.name, "-c", "istio-proxy", "--timestamps")
+	proxy, _ := m.n.Kubectl(context.Background(), nil, "logs", p.name, "-c", "istio-proxy")
 	for _, line := range strings.Split(proxy, "\n") {
 		if strings.Contains(line, "app port") {
 			tl.hooked = stamp(line)
