@@ -271,7 +271,7 @@ func (tl timeline) String() string {
 // podTimeline reads a pod's app and sidecar logs (the pod may be gone:
 // then only what the watch saw). Times are the processes' own (slog's
 // time=, this host's clock): the runtime's --timestamps say when
-// containerd read a line, which lagged by up to 0.25 s under load.
+// containerd read a line, which lagged under load.
 func podTimeline(t *testing.T, m *nodeMesh, p podSeen) timeline {
 	tl := timeline{pod: p.name, ready: p.ready}
 	stamp := func(line string) time.Time {
