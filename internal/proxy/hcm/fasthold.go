@@ -19,8 +19,9 @@ import (
 // holdable: the response may be held (plain TCP written directly, nothing
 // pipelined or buffered above the socket).
 func (fc *fastConn) holdable() bool {
-	return fc.sio != nil && fc.raw != nil && fc.br.Buffered() == 0 && fc.bw != nil && fc.bw.Buffered() > 0 &&
-		fc.unbuffered()
+	// br is nil when a request without a body gave its read buffer back.
+	return fc.sio != nil && fc.raw != nil && (fc.br == nil || fc.br.Buffered() == 0) && fc.bw != nil &&
+		fc.bw.Buffered() > 0 && fc.unbuffered()
 }
 
 // hold hands the buffered response to sio without writing it; false when
