@@ -67,6 +67,11 @@ type Stream struct {
 	VHost  *route.VirtualHost
 	Route  *route.Route // nil when no route matched (the router answers 404 NR)
 	Config *Config      // connection-manager settings filters need
+	// Cancel cancels Req's context with a cause, when the connection
+	// manager made that context for this stream alone (nil otherwise):
+	// the router's stream idle timer uses it instead of a context of its
+	// own (profile: that context was 3 allocations per request).
+	Cancel context.CancelCauseFunc
 
 	// Attempt is scratch space for the router's upstream options (kept
 	// here so it does not escape to the heap per request).
@@ -110,6 +115,11 @@ var ErrRequestTimeout = errors.New("request timeout")
 // malformed chunk): the upstream request is aborted at once and the
 // router answers 400 (Envoy's codec error), or resets a started response.
 var ErrBadRequestBody = errors.New("malformed request body")
+
+// ErrStreamIdle is the cause a stream's context is cancelled with when
+// its stream_idle_timeout fires (Envoy: 408 with flag SI before the
+// response starts, a reset after); the connection stays open.
+var ErrStreamIdle = errors.New("stream idle timeout")
 
 // Config holds connection-manager settings that filters read.
 type Config struct {

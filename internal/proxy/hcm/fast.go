@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/weftmesh/weft/internal/proxy/filter"
 	"github.com/weftmesh/weft/internal/proxy/sockio"
 )
 
@@ -97,7 +98,7 @@ type fastConn struct {
 	inflight bool
 	watched  bool // a watcher ran for this request (a stale timer callback may fire too)
 	watching bool
-	cancel   context.CancelFunc
+	cancel   context.CancelCauseFunc
 	watchWG  sync.WaitGroup // the watcher's read, waited for after the request
 }
 
@@ -444,7 +445,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 			}
 		}
 	}
-	ctx, cancel := context.WithCancel(fc.base)
+	ctx, cancel := context.WithCancelCause(fc.base)
 	req = req.WithContext(ctx)
 	fc.mu.Lock()
 	fc.inflight, fc.watched, fc.cancel = true, false, cancel
@@ -453,6 +454,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 
 	w := fc.w
 	w.reset(req)
+	w.cancel = cancel
 	aborted := fc.serve(w, req)
 	bodyDone := fc.endBody()
 
@@ -469,8 +471,10 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 		fc.watchWG.Wait()
 		cc.SetReadDeadline(time.Time{})
 	}
-	gone := ctx.Err() != nil
-	cancel()
+	// The stream idle timer cancels ctx too (filter.Stream.Cancel); the
+	// connection stays.
+	gone := ctx.Err() != nil && context.Cause(ctx) != filter.ErrStreamIdle
+	cancel(nil)
 	if aborted || gone {
 		if aborted {
 			fc.out().Flush() // what the handler wrote before the reset
@@ -888,7 +892,7 @@ func (fc *fastConn) watch() {
 	// is watched on the socket itself, without one.
 	if fc.raw != nil && fc.br == nil {
 		if hungUp(fc.raw) {
-			cancel()
+			cancel(nil)
 		}
 		fc.watchWG.Done()
 		return
@@ -896,7 +900,7 @@ func (fc *fastConn) watch() {
 	_, err := fc.reader().Peek(1)
 	var ne net.Error
 	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
-		cancel() // EOF or reset: the client is gone
+		cancel(nil) // EOF or reset: the client is gone
 	}
 	fc.watchWG.Done()
 }
@@ -984,6 +988,7 @@ func fastRequest(r *http.Request) bool {
 type fastWriter struct {
 	fc      *fastConn
 	req     *http.Request
+	cancel  context.CancelCauseFunc // the request's context, for filter.Stream.Cancel
 	header  http.Header
 	status  int
 	wrote   bool // final status set

@@ -100,6 +100,9 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if cc != nil {
 		fs.Conn = cc.info
 	}
+	if fw, ok := w.(*fastWriter); ok {
+		fs.Cancel = fw.cancel // the lean path's context is this stream's alone
+	}
 	var err error
 	fs.Table = m.table
 	if fs.Table == nil {

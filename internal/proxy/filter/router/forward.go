@@ -106,7 +106,13 @@ func (rt *Router) forward(s *filter.Stream, up filter.Upstream, wc *route.Weight
 	}
 	var idle *idleTimer
 	if idleFor := streamIdle(s, timeout); idleFor > 0 {
-		ctx, idle = startIdle(ctx, idleFor)
+		if s.Cancel != nil {
+			// The stream's own context is cancelled (cause
+			// errStreamIdle); ctx, derived from it or it, follows.
+			idle = startIdleCancel(s.Cancel, idleFor)
+		} else {
+			ctx, idle = startIdle(ctx, idleFor)
+		}
 		defer idle.stop()
 		if hasBody {
 			r.Body = idleBody{r.Body, idle, idle.gen.Load()}
@@ -265,7 +271,14 @@ func (rt *Router) attempts(s *filter.Stream, up filter.Upstream, wc *route.Weigh
 			tryCtx, tryCancel = context.WithTimeout(ctx, policy.PerTryTimeout)
 		}
 		start := time.Now()
-		resp, host, err := up.RoundTrip(out.WithContext(tryCtx), opts)
+		try := out
+		if tryCtx != out.Context() {
+			// Profile: the request copy was one allocation per request
+			// when no timeout or idle timer gives the attempt a context
+			// of its own.
+			try = out.WithContext(tryCtx)
+		}
+		resp, host, err := up.RoundTrip(try, opts)
 		s.Info.Host = host
 		if resp != nil && resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
 			s.Info.UpstreamPeer = resp.TLS.PeerCertificates[0]
@@ -339,10 +352,12 @@ func (rt *Router) classify(down, route, try context.Context, err error) *rflag.E
 		return &rflag.Error{Status: http.StatusRequestTimeout, Details: "request_overall_timeout", Err: err}
 	case errors.Is(context.Cause(down), filter.ErrBadRequestBody):
 		return badBody(down)
+	case context.Cause(route) == errStreamIdle:
+		// Before the downstream check: the idle timer may cancel the
+		// stream's own context (filter.Stream.Cancel).
+		return &rflag.Error{Flag: rflag.SI, Status: http.StatusRequestTimeout, Details: "stream_idle_timeout", Err: err}
 	case down.Err() != nil:
 		return &rflag.Error{Flag: rflag.DC, Details: "downstream_remote_disconnect", Err: err}
-	case context.Cause(route) == errStreamIdle:
-		return &rflag.Error{Flag: rflag.SI, Status: http.StatusRequestTimeout, Details: "stream_idle_timeout", Err: err}
 	case route.Err() != nil:
 		return &rflag.Error{Flag: rflag.UT, Status: http.StatusGatewayTimeout, Details: "upstream_response_timeout", Err: err}
 	case try.Err() != nil:
@@ -605,7 +620,7 @@ func originalDst(s *filter.Stream) string {
 // errStreamIdle cancels a stream that saw no activity for the connection
 // manager's stream_idle_timeout (Envoy: 408 with flag SI before the
 // response starts, a reset after).
-var errStreamIdle = errors.New("stream idle timeout")
+var errStreamIdle = filter.ErrStreamIdle
 
 // idleTimer cancels the stream's upstream context after a quiet period;
 // every body read in either direction re-arms it. Timers are pooled
@@ -625,6 +640,11 @@ var idlePool sync.Pool
 
 func startIdle(ctx context.Context, d time.Duration) (context.Context, *idleTimer) {
 	ctx, cancel := context.WithCancelCause(ctx)
+	return ctx, startIdleCancel(cancel, d)
+}
+
+// startIdleCancel starts an idle timer that calls cancel(errStreamIdle).
+func startIdleCancel(cancel context.CancelCauseFunc, d time.Duration) *idleTimer {
 	i, _ := idlePool.Get().(*idleTimer)
 	if i == nil {
 		i = &idleTimer{}
@@ -635,7 +655,7 @@ func startIdle(ctx context.Context, d time.Duration) (context.Context, *idleTime
 	i.d, i.cancel = d, cancel
 	i.mu.Unlock()
 	i.t.Reset(d)
-	return ctx, i
+	return i
 }
 
 func (i *idleTimer) fire() {
