@@ -61,9 +61,13 @@ type options struct {
 	keep         bool
 	parts        map[string]bool
 	topologies   map[string]bool
-	reserve      time.Duration // of the budget, kept for idle and control-plane parts
-	self         string        // executable that serves the backend (default: this one)
-	soak         time.Duration // > 0: only the soak (soak.go)
+	scenarios    map[string]bool // load cells to run (nil: all)
+	weftEnv      []string        // for every weft-proxy of the load part
+	altBin       string          // weft-alt's weft-proxy directory (default: bin)
+	altEnv       []string        // for weft-alt's proxies, after weftEnv
+	reserve      time.Duration   // of the budget, kept for idle and control-plane parts
+	self         string          // executable that serves the backend (default: this one)
+	soak         time.Duration   // > 0: only the soak (soak.go)
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -92,10 +96,28 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with configs and process logs")
 	parts := fs.String("parts", "load,idle,cp", "what to run: load (proxy topologies), idle (weft-proxy idle RSS), cp (control plane), ingress-tls (HTTPS ingress: Weft's gateway, nginx, HAProxy terminating TLS; not in the default)")
 	topos := fs.String("topologies", "direct,nginx,nginx-tls,haproxy,haproxy-tls,caddy,weft,weft-mtls,weft-authz", "topologies for the load part")
+	weftEnv := fs.String("weft-env", "", "environment for every weft-proxy of the load part, KEY=VALUE separated by spaces (e.g. GODEBUG=gctrace=1; the output is in the -keep dir's logs)")
+	fs.StringVar(&o.altBin, "alt-bin", "", "directory with the weft-proxy of the weft-alt topology (default: -bin): an A/B comparison of two builds in one run")
+	altEnv := fs.String("alt-env", "", "environment for weft-alt's proxies, after -weft-env (e.g. GOGC=200)")
+	scens := fs.String("scenarios", "", "load scenarios to run (default all): latency-h1,latency-h2c,max-h1,max-h2c,tail-h1-200c")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	o.parts, o.topologies = set(*parts), set(*topos)
+	o.weftEnv, o.altEnv = strings.Fields(*weftEnv), strings.Fields(*altEnv)
+	for _, kv := range append(slices.Clone(o.weftEnv), o.altEnv...) {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("-weft-env, -alt-env: %q is not KEY=VALUE", kv)
+		}
+	}
+	if *scens != "" {
+		o.scenarios = set(*scens)
+		for name := range o.scenarios {
+			if !slices.ContainsFunc(scenarios(o), func(s scenario) bool { return s.Name == name }) {
+				return nil, fmt.Errorf("-scenarios: no scenario %q", name)
+			}
+		}
+	}
 	o.cpMaxRSS = *maxRSS * 1024
 	if o.smoke {
 		set := map[string]bool{}
@@ -166,14 +188,19 @@ func moduleRoot() string {
 	}
 }
 
+// scenarios are the load cells, all of them or those -scenarios names.
 func scenarios(o *options) []scenario {
-	return []scenario{
+	all := []scenario{
 		{Name: "latency-h1", QPS: o.qps, Conns: 16, Duration: o.latency, Key: "p99"},
 		{Name: "latency-h2c", QPS: o.qps, Conns: 16, H2C: true, Duration: o.latency, Key: "p99"},
 		{Name: "max-h1", Conns: 64, Duration: o.max, Key: "qps"},
 		{Name: "max-h2c", Conns: 64, H2C: true, Duration: o.max, Key: "qps"},
 		{Name: "tail-h1-200c", QPS: o.qps, Conns: 200, Duration: o.tail, Key: "p99"},
 	}
+	if o.scenarios == nil {
+		return all
+	}
+	return slices.DeleteFunc(all, func(s scenario) bool { return !o.scenarios[s.Name] })
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -279,10 +306,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if !o.parts["load"] || !o.topologies[name] {
 			continue
 		}
-		err := weftErr
+		err, vBin := weftErr, proxyBin
+		v.env = o.weftEnv
+		if v.alt {
+			v.env = append(slices.Clone(o.weftEnv), o.altEnv...)
+			if err == nil && o.altBin != "" {
+				_, vBin, err = weftBins(o.altBin)
+			}
+		}
 		if err == nil {
 			var t *topology
-			if t, err = startWeft(ctx, weftBin, proxyBin, tmp, v); err == nil {
+			if t, err = startWeft(ctx, weftBin, vBin, tmp, v); err == nil {
 				defer t.close()
 				topos = append(topos, t)
 				rep.addTopology(t, "")

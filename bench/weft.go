@@ -39,8 +39,12 @@ const (
 	authzServerIP    = "127.0.77.12"
 	authzClientIP    = "127.0.77.24"
 	authzClientAppIP = "127.0.77.25"
-	proxyPort        = 15080
-	healthPort       = 15021
+	// And the A/B twin of the plain pair (-alt-bin, -alt-env).
+	altServerIP    = "127.0.77.13"
+	altClientIP    = "127.0.77.26"
+	altClientAppIP = "127.0.77.27"
+	proxyPort      = 15080
+	healthPort     = 15021
 )
 
 // weftBins locates bin/weft and bin/weft-proxy and checks that they have
@@ -144,7 +148,8 @@ type sidecar struct {
 	// with a join token (made by weft, `weft token create`) and speak xDS
 	// over mutual TLS; auto mTLS then makes the pair's hop ISTIO_MUTUAL.
 	identity bool
-	weft     string // bin/weft, for the token
+	weft     string   // bin/weft, for the token
+	env      []string // added to the harness's environment
 }
 
 func startSidecar(ctx context.Context, proxyBin, dir string, cp *controlPlane, s sidecar) (*proc, error) {
@@ -175,7 +180,7 @@ func startSidecar(ctx context.Context, proxyBin, dir string, cp *controlPlane, s
 	if s.identity {
 		label += "-mtls"
 	}
-	p, err := start(dir, label, nil, proxyBin, args...)
+	p, err := start(dir, label, s.env, proxyBin, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -212,9 +217,13 @@ type weftVariant struct {
 	// authz puts 10 AuthorizationPolicies and a RequestAuthentication on
 	// the server side (issue: policy cost beside the plain pair).
 	authz bool
+	// alt is the plain pair again, with weft-proxy from -alt-bin and the
+	// environment -alt-env: an A/B comparison interleaved in one run.
+	alt bool
+	env []string // for its proxies, beside the harness's environment
 }
 
-var weftVariants = []weftVariant{{name: "weft"}, {name: "weft-mtls", mtls: true}, {name: "weft-authz", authz: true}}
+var weftVariants = []weftVariant{{name: "weft"}, {name: "weft-mtls", mtls: true}, {name: "weft-authz", authz: true}, {name: "weft-alt", alt: true}}
 
 // startWeft runs a control plane and a sidecar pair: the client sends to
 // the client sidecar's explicit proxy port with Host: server:8080; that
@@ -252,16 +261,20 @@ func startWeft(ctx context.Context, weft, proxyBin, dir string, v weftVariant) (
 		srvIP, cliIP, cliApp = authzServerIP, authzClientIP, authzClientAppIP
 		hop = "h1 (plaintext; the server sidecar enforces 10 AuthorizationPolicies and a RequestAuthentication)"
 	}
+	if v.alt {
+		srvIP, cliIP, cliApp = altServerIP, altClientIP, altClientAppIP
+		hop = fmt.Sprintf("h1 (plaintext, no identities; weft-proxy %s, environment %q)", proxyBin, v.env)
+	}
 	t := &topology{Name: name, Host: fmt.Sprintf("server:%d", backendPort),
 		Hops: "client →h1/h2c→ weft-proxy (explicit proxy port) →" + hop + "→ weft-proxy (inbound) →h1→ backend"}
 	t.stop = cp.proc.stop
 	srv, err := startSidecar(ctx, proxyBin, sub, cp, sidecar{name: "server", ip: srvIP, appIP: backendIP,
-		ports: fmt.Sprintf("http:%d:HTTP", backendPort), identity: mtls, weft: weft})
+		ports: fmt.Sprintf("http:%d:HTTP", backendPort), identity: mtls, weft: weft, env: v.env})
 	if err != nil {
 		t.close()
 		return nil, err
 	}
-	cli, err := startSidecar(ctx, proxyBin, sub, cp, sidecar{name: "client", ip: cliIP, appIP: cliApp, proxyPort: proxyPort, identity: mtls, weft: weft})
+	cli, err := startSidecar(ctx, proxyBin, sub, cp, sidecar{name: "client", ip: cliIP, appIP: cliApp, proxyPort: proxyPort, identity: mtls, weft: weft, env: v.env})
 	if err != nil {
 		srv.stop()
 		t.close()
