@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"golang.org/x/net/http2"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // A client that floods PING or SETTINGS frames and never reads the
@@ -91,5 +93,57 @@ func TestHTTP2ControlFloods(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// connection_keepalive: a connection silent for the interval gets a
+// PING; one that does not answer within the timeout is closed. One that
+// answers stays open.
+func TestOwnH2Keepalive(t *testing.T) {
+	p := startProxy(t, proxyConfig{routes: rc(vhost(rt("r", "/", toCluster("a")))),
+		opts: Options{OwnHTTP2: true, OnComplete: func(*StreamInfo) {}},
+		mutateHCM: func(h *hcmv3HCM) {
+			h.Http2ProtocolOptions = &corev3.Http2ProtocolOptions{ConnectionKeepalive: &corev3.KeepaliveSettings{
+				Interval: durationpb.New(100 * time.Millisecond), Timeout: durationpb.New(200 * time.Millisecond)}}
+		}})
+	for _, answer := range []bool{false, true} {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write([]byte(http2.ClientPreface))
+		fr := http2.NewFramer(c, c)
+		fr.WriteSettings()
+		pings := 0
+		start := time.Now()
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				if answer {
+					t.Fatalf("answering client: connection ended after %d pings: %v", pings, err)
+				}
+				if pings == 0 {
+					t.Fatalf("closed without a ping: %v", err)
+				}
+				break // closed after an unanswered ping
+			}
+			if pf, ok := f.(*http2.PingFrame); ok && !pf.IsAck() {
+				pings++
+				if answer {
+					fr.WritePing(true, pf.Data)
+				}
+			}
+			if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+				fr.WriteSettingsAck()
+			}
+			if answer && pings >= 3 {
+				break // kept open across several intervals
+			}
+			if !answer && time.Since(start) > 5*time.Second {
+				t.Fatalf("silent client still connected after %d pings", pings)
+			}
+		}
+		c.Close()
 	}
 }
