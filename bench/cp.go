@@ -149,8 +149,14 @@ func benchControlPlane(ctx context.Context, source, xds, weft, dir string, servi
 	for k := 0; k < changes*len(changeKinds) && ctx.Err() == nil; k++ {
 		kind, round := changeKinds[k%len(changeKinds)], k/len(changeKinds)
 		_, _, typeURL, text := cpChange(kind, round, services)
+		types := []string{typeURL}
+		if kind == "cluster" {
+			// A new Service is usable once its cluster, its assignment and
+			// the route to it have arrived (the push sends them in that order).
+			types = []string{resource.ClusterType, resource.EndpointType, resource.RouteType}
+		}
 		for _, s := range sims {
-			s.expectIn(typeURL, text)
+			s.expectIn(types, text)
 		}
 		cpuBefore, selfBefore := cp.proc.cpuSeconds(), selfCPUSeconds()
 		if time.Until(deadline) < 5*time.Second {

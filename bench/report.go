@@ -443,7 +443,8 @@ const methodText = `## Method
   CDS/EDS/LDS/RDS, every response ACKed at once, no resource decoded or kept: the
   change is looked for in the response's encoded resources; decoding cost megabytes and
   milliseconds per proxy at 1,000 services, on the cores the control plane runs on). Each size runs twice (` + "`-cp-xds`" + `): proxies speaking
-  state-of-the-world xDS (every response of a type carries all its resources) and delta xDS
+  state-of-the-world xDS (every CDS and LDS response carries all of its type; EDS and RDS
+  responses after an ACK only what changed, as the xDS protocol allows) and delta xDS
   (only added, changed and removed resources; weft-proxy's default), each against a fresh
   control plane. They connect in batches of 100, each
   batch once the previous one has synced; adding stops if the control plane's RSS passes
@@ -451,10 +452,13 @@ const methodText = `## Method
   the dial of a proxy's batch to that proxy's first CDS and LDS responses (so it includes
   waiting behind the batch's other proxies). Each round of changes (` + "`-cp-changes`" + ` rounds) makes
   three, each a file renamed into the watched directory: **cluster** = one more Service +
-  WorkloadEntry (every type changes), **route** = a VirtualService on one service setting a
+  WorkloadEntry (CDS, EDS and RDS change), **route** = a VirtualService on one service setting a
   request header (RDS only), **endpoint** = one WorkloadEntry's address moved (EDS only; the
   services file is rewritten). Its time per proxy = from the rename to that proxy's receipt
-  of a response of that type showing the change (ACKed immediately); p50/p99 over proxies,
+  of the last response showing the change (for **cluster**, the last of the CDS, EDS and RDS
+  responses naming the new service: it is usable only with all three; ACKed immediately). The
+  simulated proxies' connections grant Envoy's default HTTP/2 windows (256 MiB), not
+  gRPC-Go's 64 KiB start; p50/p99 over proxies,
   "all" = the slowest. This includes the control plane's file-watch debounce (100 ms default). Each phase
   may take up to 90 s within what is left of ` + "`-budget`" + ` (every later phase keeps 5 s, every
   larger proxy count 75 s); a phase cut short says so. The simulated proxies share the 2

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/weftmesh/weft/internal/meshtest"
 	"github.com/weftmesh/weft/internal/node"
@@ -16,22 +18,34 @@ import (
 // simProxy is a simulated proxy: meshtest's lean ADS client (one
 // state-of-the-world or delta stream, wildcard CDS, EDS, LDS and RDS, every
 // response ACKed, no resources decoded or kept: 2,000 of them share the
-// machine with the control plane) that also notes when a response of one
-// type first carries an expected text in its encoded resources.
+// machine with the control plane) that also notes when responses of the
+// expected types have all carried an expected text in their encoded
+// resources.
 type simProxy struct {
 	*meshtest.XDSClient
 
-	mu         sync.Mutex
-	first      map[string]time.Time // when the first response of a type came
-	expect     []byte
-	expectType string
-	found      chan struct{} // closed once a response of expectType holds expect
-	foundAt    time.Time
+	mu      sync.Mutex
+	first   map[string]time.Time // when the first response of a type came
+	expect  []byte
+	pending map[string]bool // expected types whose response has not held expect yet
+	found   chan struct{}   // closed once every expected type's response held expect
+	foundAt time.Time
+}
+
+// simDialOptions give a simulated proxy's connection the HTTP/2 flow
+// control windows Envoy's gRPC client grants by default (256 MiB per
+// stream and connection, Envoy's http2_protocol_options defaults) instead
+// of gRPC-Go's 64 KiB start: with it, a 490 KB route configuration took
+// eight window round trips through the harness's scheduler per proxy.
+var simDialOptions = []grpc.DialOption{
+	grpc.WithTransportCredentials(insecure.NewCredentials()),
+	grpc.WithInitialWindowSize(256 << 20),
+	grpc.WithInitialConnWindowSize(256 << 20),
 }
 
 func dialSim(addr string, m *node.Meta, delta bool) (*simProxy, error) {
 	s := &simProxy{first: map[string]time.Time{}, found: make(chan struct{})}
-	c, err := meshtest.DialXDS(addr, m, meshtest.XDSClientOptions{Lean: true, Delta: delta, ObserveRaw: s.observe})
+	c, err := meshtest.DialXDS(addr, m, meshtest.XDSClientOptions{Lean: true, Delta: delta, ObserveRaw: s.observe, DialOptions: simDialOptions})
 	if err != nil {
 		return nil, err
 	}
@@ -48,23 +62,26 @@ func (s *simProxy) observe(typeURL string, raw []byte) {
 	if s.first[typeURL].IsZero() {
 		s.first[typeURL] = now
 	}
-	if typeURL != s.expectType || s.expect == nil || !s.foundAt.IsZero() {
+	if !s.pending[typeURL] || s.expect == nil || !s.foundAt.IsZero() {
 		return
 	}
 	if bytes.Contains(raw, s.expect) {
-		s.foundAt = now
-		close(s.found)
+		delete(s.pending, typeURL)
+		if len(s.pending) == 0 {
+			s.foundAt = now
+			close(s.found)
+		}
 	}
 }
 
-// expectCluster arms the next wait: a CDS response holding name.
-func (s *simProxy) expectCluster(name string) { s.expectIn(resource.ClusterType, name) }
-
-// expectIn arms the next wait: a response of typeURL with a resource
-// whose encoding holds text.
-func (s *simProxy) expectIn(typeURL, text string) {
+// expectIn arms the next wait: for each of typeURLs a response with a
+// resource whose encoding holds text (the wait ends with the last).
+func (s *simProxy) expectIn(typeURLs []string, text string) {
 	s.mu.Lock()
-	s.expectType = typeURL
+	s.pending = map[string]bool{}
+	for _, t := range typeURLs {
+		s.pending[t] = true
+	}
 	s.expect = []byte(text)
 	s.found = make(chan struct{})
 	s.foundAt = time.Time{}
