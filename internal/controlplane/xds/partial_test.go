@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"testing"
@@ -155,4 +156,39 @@ func anyOf(t *testing.T, cs *servedSnapshot, name string) proto.Message {
 		t.Fatalf("%s: %d resources", name, len(dr.GetResources()))
 	}
 	return dr.GetResources()[0]
+}
+
+// TestPick: a run of consecutive entries is the shared buffer itself
+// (capacity clipped, so an append cannot write into it); other choices
+// are copied; both hold exactly the chosen entries in order.
+func TestPick(t *testing.T) {
+	var e entries
+	e.at = []int{0}
+	for _, m := range []string{"aa", "bbb", "c", "dddd"} {
+		e.add(resourcesField, []byte(m))
+	}
+	want := func(idx ...int) []byte {
+		var b []byte
+		for _, i := range idx {
+			b = append(b, e.entry(i)...)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		idx    []int
+		shared bool
+	}{{[]int{1}, true}, {[]int{1, 2, 3}, true}, {[]int{0, 2}, false}, {nil, false}} {
+		got := e.pick(tc.idx)
+		if !bytes.Equal(got, want(tc.idx...)) {
+			t.Errorf("pick(%v) = %q, want %q", tc.idx, got, want(tc.idx...))
+		}
+		if len(got) > 0 {
+			if shared := &got[0] == &e.buf[e.at[tc.idx[0]]]; shared != tc.shared {
+				t.Errorf("pick(%v) shares the buffer: %v, want %v", tc.idx, shared, tc.shared)
+			}
+			if cap(got) != len(got) {
+				t.Errorf("pick(%v): capacity %d beyond its length %d", tc.idx, cap(got), len(got))
+			}
+		}
+	}
 }

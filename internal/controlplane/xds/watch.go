@@ -413,8 +413,16 @@ func (e *entries) entry(i int) []byte { return e.buf[e.at[i]:e.at[i+1]] }
 // all is every entry, read only.
 func (e *entries) all() []byte { return e.buf[:len(e.buf):len(e.buf)] }
 
-// pick concatenates the chosen entries into a new buffer.
+// pick concatenates the chosen entries (in increasing order). One run of
+// consecutive entries (one changed route configuration, one moved
+// assignment) is the shared buffer itself, read only: a copy per proxy of
+// a 490 KB route configuration was 1 GB allocated at 2,000 proxies and a
+// quarter of the control plane's CPU in GC. Others go into a new buffer.
 func (e *entries) pick(idx []int) []byte {
+	if len(idx) > 0 && idx[len(idx)-1]-idx[0] == len(idx)-1 {
+		b := e.buf[e.at[idx[0]]:e.at[idx[len(idx)-1]+1]]
+		return b[:len(b):len(b)]
+	}
 	n := 0
 	for _, i := range idx {
 		n += e.at[i+1] - e.at[i]
