@@ -46,14 +46,15 @@ func TestWeftEnvFlags(t *testing.T) {
 }
 
 // weft-alt runs beside weft in one run, its proxies with -weft-env and
-// -alt-env (gctrace in their logs proves the environment reached them).
+// -alt-env (gctrace in their logs proves the environment reached them);
+// every measured cell says how much other work the machine did meanwhile.
 func TestWeftAltSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the benchmark harness")
 	}
 	keep := t.TempDir()
 	t.Setenv("TMPDIR", keep)
-	rep, _, _ := smokeReport(t, "-parts", "load", "-topologies", "weft,weft-alt", "-scenarios", "latency-h1",
+	rep, md, _ := smokeReport(t, "-parts", "load", "-topologies", "weft,weft-alt", "-scenarios", "latency-h1",
 		"-keep", "-weft-env", "GODEBUG=gctrace=1", "-alt-env", "GOGC=200")
 	avail := map[string]bool{}
 	for _, tp := range rep.Topologies {
@@ -64,6 +65,14 @@ func TestWeftAltSmoke(t *testing.T) {
 	}
 	if !avail["weft-alt"] {
 		t.Fatalf("weft-alt not measured beside weft: %+v", rep.Topologies)
+	}
+	for _, c := range rep.Cells {
+		if c.Skipped == "" && c.OtherCores == nil {
+			t.Errorf("cell %s/%s: other work not measured", c.Scenario, c.Topology)
+		}
+	}
+	if !strings.Contains(string(md), "Other work on the machine during these cells") {
+		t.Error("report does not say how busy the machine was")
 	}
 	logs, _ := filepath.Glob(filepath.Join(keep, "weft-bench-*", "weft-alt", "weft-proxy-*.log"))
 	if len(logs) != 2 {

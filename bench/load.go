@@ -37,8 +37,11 @@ type cell struct {
 	MaxMs    float64            `json:"max_ms"`
 	CPUSec   map[string]float64 `json:"cpu_seconds,omitempty"` // per proxy process
 	CPUPer1k float64            `json:"cpu_seconds_per_1k_requests,omitempty"`
-	Skipped  string             `json:"skipped,omitempty"`
-	Codes    map[int]int64      `json:"codes,omitempty"`
+	// OtherCores is the CPU (in cores) that processes outside the harness
+	// used during the measured run: other work on the machine.
+	OtherCores *float64      `json:"other_cores,omitempty"`
+	Skipped    string        `json:"skipped,omitempty"`
+	Codes      map[int]int64 `json:"codes,omitempty"`
 }
 
 // runLoad drives url with fortio's periodic runner and HTTP client.

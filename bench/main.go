@@ -447,6 +447,8 @@ func runCells(ctx context.Context, o *options, log *slog.Logger, rep *report, to
 				for _, p := range t.Procs {
 					before[p.name] = p.cpuSeconds()
 				}
+				t0 := time.Now()
+				other := otherWork()
 				res, err := runLoad(url, t.Host, s, s.Duration)
 				if err != nil {
 					c.Skipped = err.Error()
@@ -454,6 +456,9 @@ func runCells(ctx context.Context, o *options, log *slog.Logger, rep *report, to
 					continue
 				}
 				res.Scenario, res.Topology, res.Round = c.Scenario, c.Topology, c.Round
+				if cores, ok := other(time.Since(t0).Seconds()); ok {
+					res.OtherCores = &cores
+				}
 				*c = *res
 				if len(t.Procs) > 0 {
 					c.CPUSec = map[string]float64{}
@@ -477,8 +482,15 @@ func runCells(ctx context.Context, o *options, log *slog.Logger, rep *report, to
 					}
 				}
 				log.Info("cell", "round", round, "scenario", s.Name, "topology", t.Name, "qps", fmt.Sprintf("%.0f", c.QPS),
-					"p50_ms", fmt.Sprintf("%.3f", c.P50Ms), "p99_ms", fmt.Sprintf("%.3f", c.P99Ms), "errors", c.Errors)
+					"p50_ms", fmt.Sprintf("%.3f", c.P50Ms), "p99_ms", fmt.Sprintf("%.3f", c.P99Ms), "errors", c.Errors, "other_cores", fmtCores(c.OtherCores))
 			}
 		}
 	}
+}
+
+func fmtCores(c *float64) string {
+	if c == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.2f", *c)
 }

@@ -249,6 +249,9 @@ func (r *report) markdown() string {
 				p("\n")
 			}
 		}
+		if lo, hi, ok := r.otherWork(s.Name); ok {
+			p("\nOther work on the machine during these cells (CPU used outside the harness and its processes): %.2f-%.2f cores.\n", lo, hi)
+		}
 		p("\n")
 	}
 
@@ -426,6 +429,10 @@ const methodText = `## Method
   order of the topologies rotates with round and scenario, so slow drift of the machine (other
   work, thermal) spreads over all topologies. Figures in the tables are the mean over rounds
   (the JSON keeps every cell).
+- Other work: for each measured run, the CPU the machine spent (/proc/stat: user, nice, system,
+  steal) minus what the harness and every process it started spent, in cores; each load
+  scenario's table is followed by its range. On 2 cores the latency cells' tails move with it,
+  and which topology's cells meet it is luck: compare tails from runs where it stayed low.
 - CPU: utime + stime from ` + "`/proc/<pid>/stat`" + ` (USER_HZ = 100) of each proxy process and its
   live descendants (nginx workers), read right before and after the measured run; "proxy CPU s /
   1k req" is the sum over both proxies of the pair divided by thousands of requests completed.
@@ -500,4 +507,23 @@ func sourceName(s string) string {
 		return "a watched directory (Services, WorkloadEntries)"
 	}
 	return s
+}
+
+// otherWork is the range over a scenario's measured cells of the cores
+// other processes used while they ran.
+func (r *report) otherWork(scenario string) (lo, hi float64, ok bool) {
+	for _, c := range r.Cells {
+		if c.Scenario != scenario || c.OtherCores == nil {
+			continue
+		}
+		v := *c.OtherCores
+		if !ok || v < lo {
+			lo = v
+		}
+		if !ok || v > hi {
+			hi = v
+		}
+		ok = true
+	}
+	return lo, hi, ok
 }
