@@ -467,6 +467,7 @@ func (sc *h2sConn) serveStream(st *h2sStream) {
 		if clean {
 			clean = st.w.send(true) == nil
 		}
+		st.w.release() // the handler returned: nothing writes any more
 	}
 	st.cancel()
 	code, rst := http2.ErrCodeNo, false

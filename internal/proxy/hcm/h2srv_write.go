@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,22 @@ type h2sWriter struct {
 	hdrSent     atomic.Bool // the final HEADERS were encoded (set under wmu)
 	ended       bool
 	buf         []byte
+	bufp        *[]byte // buf's pooled array, given back by release
+}
+
+// h2sBufPool holds response body buffers (h2sWriteBuf, grown by at most
+// one write).
+var h2sBufPool = sync.Pool{New: func() any { b := make([]byte, 0, h2sWriteBuf); return &b }}
+
+// release gives the body buffer back when the response ended.
+func (w *h2sWriter) release() {
+	if w.bufp != nil {
+		if cap(w.buf) <= 2*h2sWriteBuf {
+			*w.bufp = w.buf[:0]
+			h2sBufPool.Put(w.bufp)
+		}
+		w.bufp, w.buf = nil, nil
+	}
 }
 
 var (
@@ -65,13 +82,18 @@ func (w *h2sWriter) Write(p []byte) (int, error) {
 	}
 	if len(w.buf) == 0 && len(p) >= h2sWriteBuf {
 		// Large writes go out from the caller's buffer.
+		own := w.buf
 		w.buf = p
 		err := w.send(false)
-		w.buf = nil
+		w.buf = own
 		if err != nil {
 			return 0, err
 		}
 		return len(p), nil
+	}
+	if w.buf == nil {
+		w.bufp = h2sBufPool.Get().(*[]byte)
+		w.buf = (*w.bufp)[:0]
 	}
 	w.buf = append(w.buf, p...)
 	if len(w.buf) >= h2sWriteBuf {
