@@ -89,7 +89,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	cpSources := fs.String("cp-source", sourceDir, "config sources of the control-plane benchmark: dir (a watched directory), kube (a kube-apiserver started from internal/kubetest; needs tools/kube/build.sh), or both: dir,kube")
 	cpXDS := fs.String("cp-xds", "sotw,delta", "xDS variants the simulated proxies speak in the control-plane benchmark: sotw (state of the world), delta (incremental, as weft-proxy), or both")
 	fs.IntVar(&o.cpChanges, "cp-changes", 3, "rounds of config changes timed in the control-plane benchmark (each: a new cluster, a route change, an endpoint move)")
-	fs.StringVar(&o.cpProfile, "cp-profile", "", "directory for the control plane's CPU profile over the changes (first 30 s) and heap and allocation profiles after them (go tool pprof bin/weft FILE)")
+	fs.StringVar(&o.cpProfile, "cp-profile", "", "directory for the control plane's CPU profile over the changes (first 30 s) and heap and allocation profiles after them (go tool pprof bin/weft FILE), and the harness's own CPU profile over the changes (*-harness-cpu.pprof: the simulated proxies)")
 	maxRSS := fs.Int64("cp-max-rss", 6144, "MiB: stop adding simulated proxies once the control plane's RSS passes this (protects a shared machine)")
 	fs.IntVar(&o.idleServices, "idle-services", 1000, "services for weft-proxy's loaded idle RSS")
 	fs.DurationVar(&o.soak, "soak", 0, "run only the soak: the Weft pair at -qps for this long, RSS sampled every 10 s (e.g. 10m)")
