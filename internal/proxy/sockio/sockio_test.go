@@ -90,7 +90,7 @@ func TestDeadlines(t *testing.T) {
 		t.Fatalf("read past the deadline: %v; want a timeout", err)
 	}
 	// The peer reads nothing: a write fills the buffers, then times out.
-	c.nc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	c.nc.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
 	n, err := c.Write(make([]byte, 64<<20))
 	if !errors.As(err, &ne) || !ne.Timeout() || n == 0 || n == 64<<20 {
 		t.Fatalf("write past the deadline: %d bytes, %v; want part and a timeout", n, err)
