@@ -570,12 +570,15 @@ func (fc *fastConn) await() error {
 			fc.sock.Store(&rawSock{rc: fc.raw})
 		}
 	}
-	if fc.raw != nil && fc.unbuffered() {
+	switch {
+	case fc.src.pending:
+		// The hang-up watcher read the first byte already.
+	case fc.raw != nil && fc.unbuffered():
 		fc.waited = false
 		if err := fc.raw.Read(fc.readyFn); err != nil {
 			return err
 		}
-	} else {
+	default:
 		// Wrapped or TLS connection: one byte, without a buffer.
 		for {
 			n, err := fc.cc.Read(fc.src.one[:])
@@ -889,9 +892,10 @@ func (fc *fastConn) watch() {
 	fc.mu.Unlock()
 	// The serving goroutine waits for this read (watchWG) before it
 	// touches the reader again. A request that gave its read buffer back
-	// is watched on the socket itself, without one.
-	if fc.raw != nil && fc.br == nil {
-		if hungUp(fc.raw) {
+	// is watched on the socket itself, or (TLS) by reading one byte,
+	// without one.
+	if fc.br == nil {
+		if fc.raw != nil && hungUp(fc.raw) || fc.raw == nil && fc.hungUpOne() {
 			cancel(nil)
 		}
 		fc.watchWG.Done()

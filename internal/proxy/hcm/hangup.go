@@ -28,3 +28,15 @@ func hungUp(rc syscall.RawConn) bool {
 	})
 	return gone || (err != nil && !isTimeout(err))
 }
+
+// hungUpOne is hungUp for a connection that cannot be watched on its
+// socket (TLS, or bytes held above the socket): it reads at most one byte,
+// without a buffer, and keeps it for the next request (as await does).
+func (fc *fastConn) hungUpOne() bool {
+	n, err := fc.cc.Read(fc.src.one[:])
+	if n == 1 {
+		fc.src.pending = true
+		return false
+	}
+	return err != nil && !isTimeout(err)
+}
