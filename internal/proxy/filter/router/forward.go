@@ -693,10 +693,20 @@ type idleBody struct {
 
 func (b idleBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if b.idle.gen.Load() == b.gen {
-		b.idle.touch()
-	}
+	b.idle.touchIf(b.gen)
 	return n, err
+}
+
+// touchIf re-arms the timer if it still belongs to the stream of gen. The
+// transport's body writer may read after its stream ended, when the timer
+// may already serve another stream: the check and the re-arm are one step
+// under mu, which startIdleCancel holds to hand the timer to a new stream.
+func (i *idleTimer) touchIf(gen uint64) {
+	i.mu.Lock()
+	if i.gen.Load() == gen && i.cancel != nil {
+		i.t.Reset(i.d)
+	}
+	i.mu.Unlock()
 }
 
 // retryOverrides applies the x-envoy-retry-on, x-envoy-retry-grpc-on,
