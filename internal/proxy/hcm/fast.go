@@ -1277,9 +1277,12 @@ func writeStatusSlow(bw *bufio.Writer, code int) {
 // formats them (profile: formatting the code put its buffer on the heap,
 // 0.65 allocations per response).
 var statusLines = func() (lines [600]string) {
+	// One small writer for all: a 4 KiB bufio buffer per code was 2 MB of
+	// start-up garbage, 0.6 MiB of an idle proxy's RSS.
+	var b bytes.Buffer
+	bw := bufio.NewWriterSize(&b, 64)
 	for code := 100; code < len(lines); code++ {
-		var b bytes.Buffer
-		bw := bufio.NewWriter(&b)
+		b.Reset()
 		writeStatusSlow(bw, code)
 		bw.Flush()
 		lines[code] = b.String()
