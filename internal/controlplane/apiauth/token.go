@@ -118,15 +118,20 @@ func key(host, port string) string {
 }
 
 // Publish writes tok for every key of listen into dir (created 0700) and
-// returns the files written, for Unpublish.
+// returns the files written, for Unpublish. Each file also names the
+// publishing process (pid and start time), so that a client can tell the
+// file of a control plane that died without unpublishing (SIGKILL, a
+// crash) from a live one: the port may since serve another control plane
+// with another token.
 func Publish(dir, listen, tok string) ([]string, error) {
 	if err := privateDir(dir); err != nil {
 		return nil, err
 	}
+	body := tok + "\n" + owner(os.Getpid()) + "\n"
 	var files []string
 	for _, k := range Keys(listen) {
 		p := filepath.Join(dir, k)
-		if err := statedir.WriteFile(p, []byte(tok+"\n")); err != nil {
+		if err := statedir.WriteFile(p, []byte(body)); err != nil {
 			return files, err
 		}
 		files = append(files, p)
@@ -138,14 +143,68 @@ func Publish(dir, listen, tok string) ([]string, error) {
 // plane on the same address may have replaced them).
 func Unpublish(files []string, tok string) {
 	for _, p := range files {
-		if cur, err := readPrivate(p); err == nil && cur == tok {
+		if cur, _, err := readPublished(p); err == nil && cur == tok {
 			os.Remove(p)
 		}
 	}
 }
 
+// owner names a process as "pid N start S", S being its start time in
+// clock ticks since boot (/proc/N/stat), which tells a reused pid apart.
+func owner(pid int) string {
+	return fmt.Sprintf("pid %d start %s", pid, startTime(pid))
+}
+
+// startTime is field 22 of /proc/pid/stat, or "" when it cannot be read.
+func startTime(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// The command name (field 2) may hold spaces; fields resume after ")".
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
+
+// alive reports whether the owner line of a published file still
+// describes a running process. A file without one (written by an older
+// Weft) is taken as alive.
+func alive(line string) bool {
+	var pid int
+	var start string
+	if n, _ := fmt.Sscanf(line, "pid %d start %s", &pid, &start); n < 1 || pid <= 0 {
+		return true
+	}
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	if cur := startTime(pid); start != "" && cur != "" && cur != start {
+		return false // the pid was reused by another process
+	}
+	return true
+}
+
+// readPublished reads a discovery file: the token and whether its
+// publisher still runs.
+func readPublished(p string) (tok string, live bool, err error) {
+	s, err := readPrivate(p)
+	if err != nil {
+		return "", false, err
+	}
+	tok, rest, _ := strings.Cut(s, "\n")
+	return strings.TrimSpace(tok), alive(strings.TrimSpace(rest)), nil
+}
+
 // Discover returns the token published in dir for the address a client
-// dials ("host:port"), or "" when there is none.
+// dials ("host:port"), or "" when there is none. A file left by a control
+// plane that no longer runs is removed, not used.
 func Discover(dir, addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -162,8 +221,13 @@ func Discover(dir, addr string) (string, error) {
 		hosts = append(hosts, "127.0.0.1", "::1")
 	}
 	for _, h := range hosts {
-		tok, err := readPrivate(filepath.Join(dir, key(h, port)))
+		p := filepath.Join(dir, key(h, port))
+		tok, live, err := readPublished(p)
 		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err == nil && !live {
+			os.Remove(p)
 			continue
 		}
 		return tok, err

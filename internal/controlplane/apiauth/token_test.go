@@ -1,7 +1,9 @@
 package apiauth
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -83,5 +85,54 @@ func TestLoadOrCreate(t *testing.T) {
 	}
 	if !Equal(a, a) || Equal(a, b[:63]+"x") || Equal("", "") || Equal(a, "") {
 		t.Fatal("Equal")
+	}
+}
+
+// A control plane killed without unpublishing leaves its file behind; a
+// later one on the same port has another token. The client must not send
+// the dead one's token (CI once failed a read with "invalid admin token"
+// that way), and the stale file is cleaned up.
+func TestDiscoverIgnoresDeadPublisher(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cps")
+	if _, err := Publish(dir, "127.0.0.1:15014", New()); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "127.0.0.1_15014.token")
+	// A process that has exited.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := cmd.Process.Pid
+	stale := New()
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(stale + "\n" + fmt.Sprintf("pid %d start 1", dead) + "\n")
+	if got, err := Discover(dir, "127.0.0.1:15014"); err != nil || got != "" {
+		t.Errorf("dead publisher: Discover = %q, %v; want none", got, err)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Errorf("the stale file is still there: %v", err)
+	}
+	// Our own pid with another start time: the pid was reused.
+	write(stale + "\n" + fmt.Sprintf("pid %d start 1", os.Getpid()) + "\n")
+	if got, _ := Discover(dir, "127.0.0.1:15014"); got != "" {
+		t.Errorf("reused pid: Discover = %q, want none", got)
+	}
+	// A live publisher, and a file from an older Weft without an owner line.
+	live := New()
+	if _, err := Publish(dir, "127.0.0.1:15014", live); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Discover(dir, "127.0.0.1:15014"); err != nil || got != live {
+		t.Errorf("live publisher: Discover = %q, %v", got, err)
+	}
+	write(stale + "\n")
+	if got, _ := Discover(dir, "127.0.0.1:15014"); got != stale {
+		t.Errorf("owner-less file: Discover = %q, want its token", got)
 	}
 }
