@@ -4,8 +4,8 @@
 //
 // Keys follow Istio's node metadata where Istio has one (NAMESPACE, LABELS,
 // SERVICE_ACCOUNT, WORKLOAD_NAME, INSTANCE_IPS, CLUSTER_ID, NETWORK,
-// GENERATOR); Weft's own keys start with WEFT_. This package imports no
-// control-plane or Istio API code, so the proxy can use it.
+// NODE_NAME, GENERATOR); Weft's own keys start with WEFT_. This package
+// imports no control-plane or Istio API code, so the proxy can use it.
 package node
 
 import (
@@ -44,8 +44,13 @@ type Meta struct {
 	Ports          []Port
 	Network        string
 	ClusterID      string
-	Generator      string // "grpc" for proxyless gRPC clients
-	Version        string // proxy build version
+	// NodeName is the Kubernetes node the workload's pod runs on (Istio's
+	// NODE_NAME, which its injector sets from spec.nodeName): set only by
+	// a proxy in a pod. On Kubernetes such a proxy's pod is an endpoint
+	// when its EndpointSlice says so, never because the proxy connected.
+	NodeName  string
+	Generator string // "grpc" for proxyless gRPC clients
+	Version   string // proxy build version
 
 	// Capture is true when iptables sends traffic through the proxy
 	// (virtualOutbound 15001 / virtualInbound 15006). When false the proxy
@@ -106,6 +111,7 @@ const (
 	keyWorkloadName   = "WORKLOAD_NAME"
 	keyInstanceIPs    = "INSTANCE_IPS"
 	keyClusterID      = "CLUSTER_ID"
+	keyNodeName       = "NODE_NAME"
 	keyNetwork        = "NETWORK"
 	keyGenerator      = "GENERATOR"
 	keyVersion        = "ISTIO_VERSION"
@@ -221,6 +227,7 @@ func (m *Meta) Struct() *structpb.Struct {
 		}
 	}
 	put(keyClusterID, m.ClusterID)
+	put(keyNodeName, m.NodeName)
 	put(keyNetwork, m.Network)
 	put(keyGenerator, m.Generator)
 	put(keyVersion, m.Version)
@@ -361,6 +368,7 @@ func Parse(n *corev3.Node) (*Meta, error) {
 	}
 	m.ServiceAccount = str(keyServiceAccount)
 	m.ClusterID = str(keyClusterID)
+	m.NodeName = str(keyNodeName)
 	m.Network = str(keyNetwork)
 	m.Generator = str(keyGenerator)
 	m.Version = str(keyVersion)

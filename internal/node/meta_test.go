@@ -11,6 +11,7 @@ func TestRoundTrip(t *testing.T) {
 		ServiceAccount: "bookinfo-reviews", Labels: map[string]string{"app": "reviews", "version": "v2"},
 		Ports:   []Port{{Name: "http", Port: 9080, Protocol: "HTTP"}},
 		Capture: false, AppAddress: "127.0.11.3", ProxyPort: 15080, Version: "dev",
+		NodeName: "weft-node",
 	}
 	if got := in.ID(); got != "sidecar~127.0.10.3~reviews-v2.default~default.svc.cluster.local" {
 		t.Fatalf("id = %q", got)

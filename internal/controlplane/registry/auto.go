@@ -158,7 +158,7 @@ func (a *Auto) Workloads() []*Workload {
 func sameWorkload(a, b *Workload) bool {
 	if a.Name != b.Name || a.Namespace != b.Namespace || a.ServiceAccount != b.ServiceAccount ||
 		a.Address != b.Address || a.Network != b.Network || a.Locality != b.Locality ||
-		a.Weight != b.Weight || a.Source != b.Source || a.TLSMode != b.TLSMode ||
+		a.Weight != b.Weight || a.Source != b.Source || a.TLSMode != b.TLSMode || a.NodeName != b.NodeName ||
 		len(a.Labels) != len(b.Labels) || len(a.Ports) != len(b.Ports) {
 		return false
 	}

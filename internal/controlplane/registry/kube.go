@@ -25,17 +25,28 @@ type kubeIndex struct {
 	podIPs     map[string]bool // "ns/ip", built on first use
 	namespaces map[string]map[string]string
 	nodes      map[string]map[string]string
+	// kube: the Kubernetes source is in use (it alone gives Pods,
+	// EndpointSlices and Nodes; a cluster always has some).
+	kube bool
 }
 
-// podProxy reports whether w is a proxy's own registration from a pod
+// podProxy reports whether w is a proxy's own registration from a pod:
+// one that said so (NODE_NAME in its metadata, as Istio's injected
+// proxies send) while the Kubernetes source is in use, or one from a pod
 // that Kubernetes knows (by namespace and name, or by pod IP). Such a
 // pod's readiness is Kubernetes' to say, through its EndpointSlices: its
 // proxy being up says nothing of its app (issue 14: a new pod's sidecar
 // became an endpoint on the replica it connected to seconds before the
-// app listened, and each request sent there got 503 UF).
+// app listened, and each request sent there got 503 UF). Its own word
+// counts because its Pod may be gone: a sidecar killed without its drain
+// announcement keeps its registration for the grace period, and once the
+// Pod is deleted nothing else would tell it from a VM's.
 func (ki *kubeIndex) podProxy(w *Workload) bool {
-	if w.Source != SourceProxy || len(ki.pods) == 0 {
+	if w.Source != SourceProxy || !ki.kube {
 		return false
+	}
+	if w.NodeName != "" {
+		return true
 	}
 	if _, ok := ki.pods[w.Namespace+"/"+w.Name]; ok {
 		return true
@@ -55,6 +66,10 @@ func (ki *kubeIndex) podProxy(w *Workload) bool {
 }
 
 func (ki *kubeIndex) add(o any) bool {
+	switch o.(type) {
+	case *discoveryv1.EndpointSlice, *corev1.Pod, *corev1.Node:
+		ki.kube = true
+	}
 	switch o := o.(type) {
 	case *discoveryv1.EndpointSlice:
 		svc := o.Labels[discoveryv1.LabelServiceName]

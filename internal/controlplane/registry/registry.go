@@ -47,6 +47,10 @@ type Workload struct {
 	// TLSMode is "istio" when a sidecar fronts the workload, else
 	// "disabled". Empty means: derive it (see tlsMode).
 	TLSMode string
+	// NodeName is set for a proxy that said it runs in a Kubernetes pod
+	// (node.Meta.NodeName): with the Kubernetes source, only the pod's
+	// EndpointSlice makes it a healthy endpoint.
+	NodeName string `json:",omitempty"`
 }
 
 // FromMeta is the workload a connecting proxy auto-registers.
@@ -61,6 +65,7 @@ func FromMeta(m *node.Meta) *Workload {
 		Locality:       m.Locality,
 		Source:         SourceProxy,
 		TLSMode:        "istio",
+		NodeName:       m.NodeName,
 	}
 	// A proxyless gRPC client has no sidecar to terminate Istio mTLS, and
 	// gateways are not labelled for it either (Istio's gateway injection

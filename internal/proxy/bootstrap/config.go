@@ -116,6 +116,9 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	portMap := str("port-map", "", "bind listeners of port A at port B instead: A=B,A=B")
 	network := str("network", "", "network name (multi-network meshes)")
 	clusterID := str("cluster-id", "", "cluster id")
+	// Istio's injector sets ISTIO_META_NODE_NAME from the pod's
+	// spec.nodeName; the control plane reads it as "this proxy runs in a pod".
+	nodeName := str("node-name", getenv("ISTIO_META_NODE_NAME"), "the Kubernetes node the workload's pod runs on (default: ISTIO_META_NODE_NAME); only a proxy in a pod sets it")
 	gcDef, limitDef := "100", "off"
 	if v := getenv("GOGC"); v != "" {
 		gcDef = v
@@ -172,7 +175,7 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	}
 	m := node.Meta{Type: t, IP: *ip, Name: *name, Namespace: *ns, ServiceAccount: *sa, AppAddress: *app,
 		Capture: bl("capture", *capture), ProxyPort: uint32(port("proxy-port", *proxyPort, true)),
-		Network: *network, ClusterID: *clusterID, Version: version.Version}
+		Network: *network, ClusterID: *clusterID, NodeName: *nodeName, Version: version.Version}
 	if m.AppAddress == "" {
 		m.AppAddress = "127.0.0.1"
 	}
