@@ -38,8 +38,11 @@ type h1conn struct {
 	uses     int
 	since    time.Time // idle since
 	// poison makes pending I/O fail when the request context ends; built
-	// once per connection.
-	poison func()
+	// once per connection, as is the watch that calls it (ctxwatch.go)
+	// and its stop.
+	poison    func()
+	watch     *ctxWatch
+	stopWatch func() bool
 	// bodyEOF: the current request's body was read to the end.
 	bodyEOF atomic.Bool
 	// unsent holds the request body read before any byte of the request
@@ -249,6 +252,8 @@ func (h *host) dialH1(ctx context.Context) (*h1conn, error) {
 	c.sio = sio
 	c.unpark()
 	c.poison = func() { nc.SetDeadline(time.Unix(1, 0)) }
+	c.watch = newCtxWatch(c.poison)
+	c.stopWatch = c.watch.stop
 	if h.resolve {
 		c.remote = nc.RemoteAddr().String()
 	}
@@ -404,7 +409,8 @@ func noDefaultUA(req *http.Request) *http.Request {
 // reading the response, so an early answer (e.g. 413 before the upload
 // ends) is seen; wrote then reports the write's outcome.
 func (c *h1conn) roundTrip(ctx context.Context, req *http.Request) (resp *http.Response, stop func() bool, wrote <-chan error, err error) {
-	stop = context.AfterFunc(ctx, c.poison)
+	c.watch.start(ctx)
+	stop = c.stopWatch
 	c.out.n = 0
 	held := false
 	if writeHead(c.bw, req) {
