@@ -53,6 +53,7 @@ type h2sConn struct {
 	cancel context.CancelFunc
 	fr     *http2.Framer // the read loop's
 	rd     io.Reader     // what fr reads
+	wr     io.Writer     // the socket, what frames are written to (socketWriter)
 	remote string
 	tls    *tls.ConnectionState
 
@@ -165,6 +166,7 @@ func (m *Manager) newH2sConn(cc *conn) *h2sConn {
 	// without its write-side hint, which only x/net's writes need.
 	sc.rd = h2Conn(cc)
 	cc.h2 = nil
+	sc.wr = socketWriter(cc, sc.rd)
 	sc.fr = http2.NewFramer(nil, sc.rd)
 	sc.fr.SetMaxReadFrameSize(h2sMaxReadFrame)
 	tbl := m.h2.MaxDecoderHeaderTableSize
@@ -628,7 +630,7 @@ func (sc *h2sConn) sendLocked() {
 		return
 	}
 	if sc.werr == nil {
-		if _, err := sc.cc.Conn.Write(sc.out); err != nil {
+		if _, err := sc.wr.Write(sc.out); err != nil {
 			sc.werr = err
 			sc.wfailed.Store(true)
 			sc.cc.Close()
