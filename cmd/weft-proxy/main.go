@@ -27,7 +27,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: weft-proxy version|sidecar|router|iptables [flags]")
+		fmt.Fprintln(stderr, "usage: weft-proxy version|sidecar|router|iptables|request [flags]")
 		return 2
 	}
 	switch args[0] {
@@ -36,9 +36,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "iptables":
 		return capture.Main(args[1:], stdout, stderr)
+	case "request":
+		return request(args[1:], stdout, stderr)
 	case "sidecar", "router":
 	default:
-		fmt.Fprintf(stderr, "weft-proxy: unknown command %q\nusage: weft-proxy version|sidecar|router|iptables [flags]\n", args[0])
+		fmt.Fprintf(stderr, "weft-proxy: unknown command %q\nusage: weft-proxy version|sidecar|router|iptables|request [flags]\n", args[0])
 		return 2
 	}
 	cfg, err := bootstrap.Parse(args[0], args[1:], os.Getenv, stderr)

@@ -119,6 +119,7 @@ func Inject(c *Config, pod *corev1.Pod) (*corev1.Pod, error) {
 		waitForAppPorts(out, ann)
 		always := corev1.ContainerRestartPolicyAlways
 		proxy.RestartPolicy = &always
+		drainOnTermination(&proxy)
 		// Right after istio-init, before the user's own init containers,
 		// so they too run with the proxy up.
 		out.Spec.InitContainers = slices.Insert(out.Spec.InitContainers, 1, proxy)

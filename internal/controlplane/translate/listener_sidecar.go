@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
@@ -136,9 +137,10 @@ func (b *builder) buildInbound() {
 			return // a listener needs a filter chain; nothing to serve
 		}
 		l := &listenerv3.Listener{
-			Name:            virtualInbound,
-			Address:         socketAddress("0.0.0.0", virtualInboundPort),
-			ListenerFilters: listenerFilters("original_dst", "tls_inspector", "http_inspector"),
+			Name:             virtualInbound,
+			Address:          socketAddress("0.0.0.0", virtualInboundPort),
+			TrafficDirection: corev3.TrafficDirection_INBOUND,
+			ListenerFilters:  listenerFilters("original_dst", "tls_inspector", "http_inspector"),
 			// Istio: a client that sends nothing before the detection
 			// timeout (server-first protocols) is not cut off.
 			ContinueOnListenerFiltersTimeout: true,
@@ -179,7 +181,9 @@ func (b *builder) boundInbound(ip inboundPort, bind string) {
 	if _, taken := b.listeners[name]; taken {
 		return
 	}
-	l := &listenerv3.Listener{Name: name, Address: socketAddress(bind, ip.port)}
+	// INBOUND, as Istio marks its inbound listeners: the proxy's
+	// drain_listeners?inboundonly (the native sidecar's preStop) finds them.
+	l := &listenerv3.Listener{Name: name, Address: socketAddress(bind, ip.port), TrafficDirection: corev3.TrafficDirection_INBOUND}
 	chains := b.inboundChains(ip, func() *listenerv3.FilterChainMatch { return nil })
 	if len(chains) == 0 {
 		return // STRICT without a certificate: the port is closed

@@ -1,8 +1,9 @@
 // Package admin is weft-proxy's admin interface, shaped like Envoy's:
 // /config_dump (resources as received, Envoy's ConfigDump JSON), /clusters,
-// /stats, /ready, /healthz, /logging, /quitquitquit and /drain_listeners on
-// the admin port; /healthz/ready on the health port; Prometheus text on the
-// stats port. It reads the runtime and never changes config.
+// /stats, /ready, /healthz, /logging, /quitquitquit and /drain_listeners
+// (with inboundonly and graceful) on the admin port; /healthz/ready on the
+// health port; Prometheus text on the stats port. It reads the runtime and
+// never changes config.
 package admin
 
 import (
@@ -36,12 +37,13 @@ type Source interface {
 
 // Options configure the admin handlers. Funcs may be nil.
 type Options struct {
-	Log     *slog.Logger
-	Level   *slog.LevelVar // changed by /logging?level=
-	Ready   func() bool    // first complete config applied
-	XDS     func() xdsclient.Status
-	Quit    func() // /quitquitquit
-	Drain   func() // /drain_listeners: stop accepting
+	Log   *slog.Logger
+	Level *slog.LevelVar // changed by /logging?level=
+	Ready func() bool    // first complete config applied
+	XDS   func() xdsclient.Status
+	Quit  func() // /quitquitquit
+	// Drain is /drain_listeners with Envoy's flags ?inboundonly&graceful.
+	Drain   func(inboundOnly, graceful bool)
 	NoChain func() int64
 	// PreCxTimeouts counts connections closed because listener filters
 	// timed out (Envoy's downstream_pre_cx_timeout).
@@ -107,12 +109,15 @@ func (a *Admin) Handler() http.Handler {
 			a.opts.Quit()
 		}
 	}))
-	mux.HandleFunc("/drain_listeners", a.post(func() {
-		a.SetDraining()
-		if a.opts.Drain != nil {
-			a.opts.Drain()
-		}
-	}))
+	mux.HandleFunc("/drain_listeners", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		a.post(func() {
+			a.SetDraining()
+			if a.opts.Drain != nil {
+				a.opts.Drain(q.Has("inboundonly"), q.Has("graceful"))
+			}
+		})(w, r)
+	})
 	mux.HandleFunc("/server_info", func(w http.ResponseWriter, r *http.Request) {
 		st := "PRE_INITIALIZING"
 		if a.Ready() {

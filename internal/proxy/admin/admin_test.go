@@ -69,12 +69,13 @@ func do(t *testing.T, h http.Handler, method, path string) (int, string) {
 func TestEndpoints(t *testing.T) {
 	ready := false
 	drained, quit := false, false
+	var drainFlags [2]bool
 	level := new(slog.LevelVar)
 	a := New(newSource(t), Options{Level: level, Ready: func() bool { return ready },
 		Listeners: func() []listener.ListenerStats {
 			return []listener.ListenerStats{{Name: "virtualOutbound", Addr: "0.0.0.0:15001", DownstreamCxTotal: 3}}
 		},
-		Drain: func() { drained = true }, Quit: func() { quit = true }})
+		Drain: func(in, graceful bool) { drained = true; drainFlags = [2]bool{in, graceful} }, Quit: func() { quit = true }})
 	h := a.Handler()
 	if code, body := do(t, a.HealthHandler(), "GET", "/healthz/ready"); code != 503 || !strings.Contains(body, "PRE_INITIALIZING") {
 		t.Fatalf("before config: %d %s", code, body)
@@ -116,8 +117,12 @@ func TestEndpoints(t *testing.T) {
 	if code, _ := do(t, h, "GET", "/drain_listeners"); code != http.StatusMethodNotAllowed || drained {
 		t.Fatal("GET must not drain")
 	}
-	if code, _ := do(t, h, "POST", "/drain_listeners"); code != 200 || !drained {
-		t.Fatal("drain_listeners did not drain")
+	if code, _ := do(t, h, "POST", "/drain_listeners"); code != 200 || !drained || drainFlags != [2]bool{} {
+		t.Fatalf("drain_listeners did not drain (or not plainly: %v)", drainFlags)
+	}
+	// Istio's native-sidecar preStop: inbound only, graceful.
+	if code, _ := do(t, h, "POST", "/drain_listeners?inboundonly&graceful&skip_exit"); code != 200 || drainFlags != [2]bool{true, true} {
+		t.Fatalf("drain_listeners?inboundonly&graceful: %d, flags %v", code, drainFlags)
 	}
 	if code, body := do(t, a.HealthHandler(), "GET", "/healthz/ready"); code != 503 || !strings.Contains(body, "DRAINING") {
 		t.Fatalf("draining proxy still ready: %d %s", code, body)

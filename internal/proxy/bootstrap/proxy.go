@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -50,6 +51,10 @@ type Proxy struct {
 	done      chan struct{}
 	servers   []*http.Server
 	addrs     map[string]string
+
+	// preDrained: a graceful drain_listeners came before the stop signal
+	// (the native sidecar's preStop); shutdown then has no drain period.
+	preDrained atomic.Bool
 }
 
 // Start builds the proxy, binds the admin, health and stats ports and
@@ -117,7 +122,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger, level *slog.Level
 			}
 		},
 		Quit:          func() { p.quitO.Do(func() { close(p.quit) }) },
-		Drain:         rt.Listeners().StopAccepting,
+		Drain:         p.drainListeners,
 		NoChain:       rt.Listeners().NoChainMatches,
 		PreCxTimeouts: rt.Listeners().SniffTimeouts,
 		Listeners:     rt.Listeners().Stats,
@@ -216,15 +221,22 @@ func (p *Proxy) announce(l node.Lifecycle) {
 // clients move away, then whatever is left is closed and the proxy stops.
 func (p *Proxy) shutdown(xdsDone <-chan struct{}) {
 	defer close(p.done)
-	p.log.Info("draining", "duration", p.cfg.DrainDuration)
 	p.Admin.SetDraining()
 	p.announce(node.LifecycleDraining)
 	p.Runtime.Listeners().StartDrain()
-	t := time.NewTimer(p.cfg.DrainDuration)
-	select {
-	case <-t.C:
-	case <-p.hardStop:
-		t.Stop()
+	if p.preDrained.Load() {
+		// As Istio's agent after /drain: the drain began when the pod
+		// started terminating, and a native sidecar is stopped only once
+		// the app has exited, so nothing is left to wait for.
+		p.log.Info("stopping: drained since drain_listeners")
+	} else {
+		p.log.Info("draining", "duration", p.cfg.DrainDuration)
+		t := time.NewTimer(p.cfg.DrainDuration)
+		select {
+		case <-t.C:
+		case <-p.hardStop:
+			t.Stop()
+		}
 	}
 	// The drain period is over: idle connections close now; requests
 	// still in flight get a last second.
@@ -237,6 +249,30 @@ func (p *Proxy) shutdown(xdsDone <-chan struct{}) {
 	p.closeServers()
 	p.Telemetry.Close()
 	p.log.Info("stopped")
+}
+
+// drainListeners serves the admin's drain_listeners. A graceful drain
+// keeps serving while connections end (inboundOnly: the inbound listeners
+// only, Istio's native-sidecar preStop); it means the workload is going
+// away, so the control plane is told and a later stop signal exits without
+// a second drain period. Otherwise the listening sockets close.
+func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
+	ls := p.Runtime.Listeners()
+	switch {
+	case graceful && inboundOnly:
+		ls.DrainInbound()
+	case graceful:
+		ls.StartDrain()
+	case inboundOnly:
+		ls.StopAcceptingInbound()
+	default:
+		ls.StopAccepting()
+	}
+	if graceful {
+		p.log.Info("draining listeners", "inboundonly", inboundOnly, "idle_close_after", p.cfg.DrainDuration)
+		p.preDrained.Store(true)
+		p.announce(node.LifecycleDraining)
+	}
 }
 
 func (p *Proxy) closeServers() {

@@ -50,6 +50,8 @@ type Manager struct {
 	closed bool
 	// draining (StartDrain): every config, present and future, is retired.
 	draining bool
+	// drainingIn (DrainInbound): inbound configs, present and future, are retired.
+	drainingIn bool
 	// byAddr indexes every listener, bound or not, for original-dst
 	// hand-off; replaced on Update.
 	byAddr atomic.Pointer[map[netip.AddrPort]*Config]
@@ -203,8 +205,8 @@ func (m *Manager) Update(cfgs []*Config) error {
 		m.log.Info("listening", "listener", s.cfg.Load().Name, "addr", s.ln.Addr().String())
 		go m.accept(s)
 	}
-	if m.draining {
-		for _, c := range cfgs {
+	for _, c := range cfgs {
+		if m.draining || (m.drainingIn && c.Inbound()) {
 			c.retireAll()
 		}
 	}
