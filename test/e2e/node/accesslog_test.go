@@ -100,8 +100,10 @@ func (h *hops) report(ctx context.Context, t *testing.T, m *nodeMesh, failed boo
 		out, _ := m.n.Kubectl(ctx, nil, append([]string{"logs", "-c", "istio-proxy", "--since=5m", "--tail=-1", "--prefix"}, args...)...)
 		return out
 	}
+	own := h.proxy.text(ctx)
+	checkPreStopDrain(t, h.pod, own)
 	for _, hop := range []struct{ name, log string }{
-		{"leaving pod's sidecar " + h.pod, h.proxy.text(ctx)},
+		{"leaving pod's sidecar " + h.pod, own},
 		{"ingress gateway", logs("-n", "istio-system", "-l", "app=istio-ingressgateway")},
 		{"productpage sidecars", logs("-l", "app=productpage")},
 	} {
