@@ -24,7 +24,7 @@ type h2sStream struct {
 	sc      *h2sConn
 	id      uint32
 	ctx     context.Context
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc // the request's context: its own (filter.Stream.Cancel)
 	req     *http.Request
 	handler func(http.ResponseWriter, *http.Request)
 	body    *h2sBody // nil when HEADERS ended the stream
@@ -244,7 +244,7 @@ func (sc *h2sConn) newRequest(st *h2sStream, f *http2.MetaHeadersFrame) (*http.R
 			return nil, false
 		}
 	}
-	st.ctx, st.cancel = context.WithCancel(sc.ctx)
+	st.ctx, st.cancel = context.WithCancelCause(sc.ctx)
 	r := http.Request{Method: method, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: h, Host: authority,
 		RemoteAddr: sc.remote, RequestURI: uri, Trailer: trailer, Body: http.NoBody}
 	if scheme == "https" {
@@ -419,7 +419,7 @@ func (sc *h2sConn) credit(st *h2sStream, n int64, inline bool) {
 func (st *h2sStream) abort(err error) {
 	st.dead.Store(true)
 	if st.cancel != nil {
-		st.cancel()
+		st.cancel(nil)
 	}
 	if st.body != nil {
 		st.body.fail(err)
@@ -469,7 +469,7 @@ func (sc *h2sConn) serveStream(st *h2sStream) {
 		}
 		st.w.release() // the handler returned: nothing writes any more
 	}
-	st.cancel()
+	st.cancel(nil)
 	code, rst := http2.ErrCodeNo, false
 	sc.mu.Lock()
 	if !st.removed {

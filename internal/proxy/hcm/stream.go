@@ -102,6 +102,8 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if fw, ok := w.(*fastWriter); ok {
 		fs.Cancel = fw.cancel // the lean path's context is this stream's alone
+	} else if hw, ok := w.(*h2sWriter); ok {
+		fs.Cancel = hw.st.cancel // so is the own HTTP/2 server's
 	}
 	var err error
 	fs.Table = m.table
