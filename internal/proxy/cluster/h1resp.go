@@ -52,7 +52,7 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		Status:     s[9:len(line)],
 		Request:    req,
 	}
-	h := make(http.Header, lines)
+	h := h1head.NewHeader() // the lean writer gives it back (filter.HeaderAdopter)
 	vals := a.vals[:]
 	if lines > len(vals) {
 		vals = make([]string, lines)
@@ -60,14 +60,17 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	h1head.Parse(s[len(line)+2:], h, vals)
 	resp.Header = h
 	if _, ok := h["Transfer-Encoding"]; ok {
+		h1head.PutHeader(h)
 		return nil
 	}
 	n := int64(-1) // Content-Length
 	if cl, ok := h["Content-Length"]; ok {
 		if len(cl) != 1 {
+			h1head.PutHeader(h)
 			return nil
 		}
 		if n = h1head.Length(cl[0]); n < 0 {
+			h1head.PutHeader(h)
 			return nil
 		}
 	}

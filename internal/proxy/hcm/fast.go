@@ -22,6 +22,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/weftmesh/weft/internal/proxy/filter"
+	"github.com/weftmesh/weft/internal/proxy/h1head"
 	"github.com/weftmesh/weft/internal/proxy/sockio"
 )
 
@@ -483,6 +484,7 @@ func (fc *fastConn) next(first bool) (replay []byte, ok bool) {
 		return nil, false
 	}
 	keep := w.finish()
+	w.recycle()
 	if keep && bodyDone && fc.holdable() && fc.hold() {
 		return nil, true
 	}
@@ -1015,9 +1017,13 @@ type fastWriter struct {
 	buf     []byte
 	close   bool
 	flushed bool
+	adopted bool // header is an upstream response's map (AdoptHeader)
 }
 
-var _ http.Flusher = (*fastWriter)(nil)
+var (
+	_ http.Flusher         = (*fastWriter)(nil)
+	_ filter.HeaderAdopter = (*fastWriter)(nil)
+)
 
 func (w *fastWriter) reset(r *http.Request) {
 	b := w.fc.bufs
@@ -1026,6 +1032,25 @@ func (w *fastWriter) reset(r *http.Request) {
 }
 
 func (w *fastWriter) Header() http.Header { return w.header }
+
+// AdoptHeader makes h the response's header map while the response has
+// not started and the writer's own map is empty; the pooled map stays
+// in the connection's buffers for the next request.
+func (w *fastWriter) AdoptHeader(h http.Header) bool {
+	if w.wrote || h == nil || len(w.header) > 0 {
+		return false
+	}
+	w.header, w.adopted = h, true
+	return true
+}
+
+// recycle gives an adopted header map back once the response is written.
+func (w *fastWriter) recycle() {
+	if w.adopted {
+		h1head.PutHeader(w.header)
+		w.header, w.adopted = w.fc.bufs.header, false
+	}
+}
 
 // SetReadDeadline lets http.ResponseController end a body read stuck on
 // a silent client (filter.BodyUnblocker).
@@ -1202,6 +1227,13 @@ func (w *fastWriter) writeFields(trailer []string) {
 // cleanField turns CR and LF into spaces and trims blanks (net/http's
 // header writer does the same).
 func cleanField(v string) string {
+	clean := len(v) == 0 || v[0] != ' ' && v[0] != '\t' && v[len(v)-1] != ' ' && v[len(v)-1] != '\t'
+	for i := 0; clean && i < len(v); i++ {
+		clean = v[i] != '\r' && v[i] != '\n'
+	}
+	if clean {
+		return v // profile: most values; strings.ContainsAny and Trim were 1.3% of the proxy
+	}
 	if strings.ContainsAny(v, "\r\n") {
 		v = strings.Map(func(r rune) rune {
 			if r == '\r' || r == '\n' {

@@ -450,11 +450,18 @@ type respWriter struct {
 }
 
 var (
-	_ http.Flusher  = (*respWriter)(nil)
-	_ http.Hijacker = (*respWriter)(nil)
+	_ http.Flusher         = (*respWriter)(nil)
+	_ http.Hijacker        = (*respWriter)(nil)
+	_ filter.HeaderAdopter = (*respWriter)(nil)
 )
 
 func (w *respWriter) Header() http.Header { return w.w.Header() }
+
+// AdoptHeader passes the map to the server's writer when it can take it.
+func (w *respWriter) AdoptHeader(h http.Header) bool {
+	a, ok := w.w.(filter.HeaderAdopter)
+	return ok && !w.wrote && a.AdoptHeader(h)
+}
 
 func (w *respWriter) WriteHeader(code int) {
 	if w.wrote {

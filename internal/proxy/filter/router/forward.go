@@ -472,10 +472,16 @@ func streaming(resp *http.Response) bool {
 // then trailers.
 func (rt *Router) respond(s *filter.Stream, wc *route.WeightedCluster, resp *http.Response, ctx context.Context, idle *idleTimer) error {
 	defer resp.Body.Close()
-	h := s.W.Header()
-	for k, vs := range resp.Header {
-		h[k] = vs
+	// An HTTP/1 upstream response's fields are the router's alone once
+	// read (an HTTP/2 transport may still refer to its map): the writer
+	// takes the map instead of a copy, and reuses it after the response.
+	if a, ok := s.W.(filter.HeaderAdopter); !ok || resp.ProtoMajor != 1 || !a.AdoptHeader(resp.Header) {
+		h := s.W.Header()
+		for k, vs := range resp.Header {
+			h[k] = vs
+		}
 	}
+	h := s.W.Header()
 	stripHop(h)
 	rt.responseHeaders(s, wc, h)
 	if s.VHost.IncludeAttemptCountResponse {
