@@ -332,7 +332,10 @@ func (n *Node) startKubelet() error {
 	}
 	// What this VM needs (docs/kubernetes.md): cgroup v1 with the cgroupfs
 	// driver, no failing on swap; eviction and image GC off so a small
-	// disk never evicts the test's pods or the imported images.
+	// disk never evicts the test's pods or the imported images. The disk
+	// thresholds are absolute: 1% of a large shared disk (2.5 GB of 252)
+	// put the node under DiskPressure, and its taint kept every pod
+	// Pending, whenever other work left less than that free.
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -358,8 +361,8 @@ podLogsDir: %s
 enforceNodeAllocatable: []
 evictionHard:
   memory.available: "1Mi"
-  nodefs.available: "1%%"
-  imagefs.available: "1%%"
+  nodefs.available: "256Mi"
+  imagefs.available: "256Mi"
   nodefs.inodesFree: "1%%"
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99

@@ -44,3 +44,32 @@ func TestNativeSidecarDrainsOnTermination(t *testing.T) {
 		}
 	}
 }
+
+// ProxyConfig.proxyMetadata becomes the proxy's environment, sorted, as in
+// Istio's template: the way to ask for EXIT_ON_ZERO_ACTIVE_CONNECTIONS.
+func TestProxyMetadataEnv(t *testing.T) {
+	p := testPod()
+	p.Annotations = map[string]string{"proxy.istio.io/config": "proxyMetadata:\n  MINIMUM_DRAIN_DURATION: 3s\n  EXIT_ON_ZERO_ACTIVE_CONNECTIONS: \"true\"\n"}
+	out, err := Inject(testConfig(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := out.Spec.InitContainers[1].Env
+	var names []string
+	for _, e := range env {
+		names = append(names, e.Name)
+	}
+	i := slices.Index(names, "EXIT_ON_ZERO_ACTIVE_CONNECTIONS")
+	if i < 0 || i+1 >= len(env) || env[i].Value != "true" || env[i+1].Name != "MINIMUM_DRAIN_DURATION" || env[i+1].Value != "3s" {
+		t.Errorf("proxy env %v: want EXIT_ON_ZERO_ACTIVE_CONNECTIONS=true then MINIMUM_DRAIN_DURATION=3s", names)
+	}
+	out, err = Inject(testConfig(), testPod())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range out.Spec.InitContainers[1].Env {
+		if e.Name == "EXIT_ON_ZERO_ACTIVE_CONNECTIONS" {
+			t.Error("EXIT_ON_ZERO_ACTIVE_CONNECTIONS set without proxyMetadata")
+		}
+	}
+}

@@ -406,6 +406,7 @@ func proxyContainer(c *Config, pod *corev1.Pod, pc *meshv1alpha1.ProxyConfig, re
 	if probers != "" {
 		env = append(env, corev1.EnvVar{Name: "ISTIO_KUBE_APP_PROBERS", Value: probers})
 	}
+	env = append(env, proxyMetadataEnv(pc)...)
 	return corev1.Container{
 		Name:  ProxyContainer,
 		Image: c.ProxyImage,

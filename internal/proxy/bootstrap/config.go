@@ -4,6 +4,7 @@
 package bootstrap
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,6 +61,13 @@ type Config struct {
 	// Memory is the Go memory policy (GOGC, GOMEMLIMIT) the command
 	// applies; the environment's GOGC and GOMEMLIMIT are its defaults.
 	Memory memory.Policy
+
+	// ExitOnZeroActive: a stop signal drains for MinDrainDuration, then
+	// until no downstream connection is left, instead of for
+	// DrainDuration (Istio's EXIT_ON_ZERO_ACTIVE_CONNECTIONS and
+	// MINIMUM_DRAIN_DURATION).
+	ExitOnZeroActive bool
+	MinDrainDuration time.Duration
 }
 
 // Parse reads flags for the sidecar or router command; every flag falls
@@ -110,6 +118,8 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	bindAll := str("bind-all", "false", "bind health and stats ports on all addresses")
 	logLevel := str("log-level", "info", "debug, info, warn or error")
 	drain := str("drain-duration", "5s", "how long connections may drain on shutdown")
+	exitOnZero := str("exit-on-zero-active-connections", cmp.Or(getenv("EXIT_ON_ZERO_ACTIVE_CONNECTIONS"), "false"), "on a stop signal, drain for --minimum-drain-duration and then until no downstream connection is left, instead of for --drain-duration (default: EXIT_ON_ZERO_ACTIVE_CONNECTIONS)")
+	minDrain := str("minimum-drain-duration", cmp.Or(getenv("MINIMUM_DRAIN_DURATION"), "5s"), "with --exit-on-zero-active-connections, how long to drain before counting connections (default: MINIMUM_DRAIN_DURATION, else 5s)")
 	peek := str("protocol-detection-timeout", "5s", "how long listeners wait for the first bytes when sniffing")
 	h2srv := str("http2-server", "weft", "downstream HTTP/2 server: weft (its own) or xnet (golang.org/x/net/http2's)")
 	dns := str("dns-override", "", "resolve names to fixed IPs: host=ip,host=ip")
@@ -226,6 +236,10 @@ func Parse(cmd string, args []string, getenv func(string) string, stderr io.Writ
 	var err error
 	if c.DrainDuration, err = time.ParseDuration(*drain); err != nil || c.DrainDuration < 0 {
 		fail("drain-duration", fmt.Errorf("%q is not a duration", *drain))
+	}
+	c.ExitOnZeroActive = bl("exit-on-zero-active-connections", *exitOnZero)
+	if c.MinDrainDuration, err = time.ParseDuration(*minDrain); err != nil || c.MinDrainDuration < 0 {
+		fail("minimum-drain-duration", fmt.Errorf("%q is not a duration", *minDrain))
 	}
 	if c.PeekTimeout, err = time.ParseDuration(*peek); err != nil || c.PeekTimeout <= 0 {
 		fail("protocol-detection-timeout", fmt.Errorf("%q is not a positive duration", *peek))

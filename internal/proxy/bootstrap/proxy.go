@@ -229,6 +229,8 @@ func (p *Proxy) shutdown(xdsDone <-chan struct{}) {
 		// started terminating, and a native sidecar is stopped only once
 		// the app has exited, so nothing is left to wait for.
 		p.log.Info("stopping: drained since drain_listeners")
+	} else if p.cfg.ExitOnZeroActive {
+		p.drainUntilIdle()
 	} else {
 		p.log.Info("draining", "duration", p.cfg.DrainDuration)
 		t := time.NewTimer(p.cfg.DrainDuration)

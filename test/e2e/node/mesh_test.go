@@ -262,9 +262,13 @@ func TestBookinfo(t *testing.T) {
 }
 
 // Istio's tasks, with their YAML applied with kubectl and the demo's checks.
-func TestRequestRouting(t *testing.T)  { bookinfo.RequestRouting(t, mesh(t)) }
-func TestTrafficShifting(t *testing.T) { bookinfo.TrafficShifting(t, mesh(t)) }
-func TestFaultInjection(t *testing.T)  { bookinfo.FaultInjection(t, mesh(t)) }
+func TestRequestRouting(t *testing.T) { bookinfo.RequestRouting(t, mesh(t)) }
+func TestTrafficShifting(t *testing.T) {
+	m := mesh(t)
+	shiftingDiagnostics(t, m)
+	bookinfo.TrafficShifting(t, m)
+}
+func TestFaultInjection(t *testing.T) { bookinfo.FaultInjection(t, mesh(t)) }
 func TestMutualTLSMigration(t *testing.T) {
 	bookinfo.MTLSMigration(t, mesh(t))
 }
