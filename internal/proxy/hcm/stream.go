@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -205,8 +206,8 @@ func (m *Manager) prepare(r *http.Request, cc *conn, info *filter.Info) {
 	if id := h.Get("X-Request-Id"); id != "" {
 		info.RequestID = id
 	} else if m.genID {
-		info.RequestID = requestID()
-		h["X-Request-Id"] = []string{info.RequestID}
+		v := requestIDValue()
+		info.RequestID, h["X-Request-Id"] = v[0], v
 	}
 	if v, ok := h["User-Agent"]; ok && len(v) > 0 {
 		info.UserAgent = v[0]
@@ -272,9 +273,21 @@ var (
 )
 
 // requestID makes a random UUIDv4 (x-request-id), without a syscall.
-func requestID() string {
+func requestID() string { return requestIDValue()[0] }
+
+// idAlloc is a request id and the header value holding it, in one
+// allocation (profile: the string and the slice were two per request).
+type idAlloc struct {
+	v [1]string
+	b [36]byte
+}
+
+// requestIDValue returns a new request id as a one-element header value
+// (len == cap, so an append copies).
+func requestIDValue() []string {
 	const hex = "0123456789abcdef"
-	var b [36]byte
+	id := new(idAlloc)
+	b := &id.b
 	a, c := rand.Uint64(), rand.Uint64()
 	a = a&^(0xf<<12) | 0x4<<12       // version 4
 	c = c&^(0x3<<62) | uint64(2)<<62 // variant 10
@@ -293,7 +306,9 @@ func requestID() string {
 		b[j] = hex[nib]
 		j++
 	}
-	return string(b[:])
+	// b is never written again: the string may share it.
+	id.v[0] = unsafe.String(&b[0], len(b))
+	return id.v[:]
 }
 
 // normalize removes dot segments (RFC 3986 5.2.4) and/or merges slashes.
