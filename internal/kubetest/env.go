@@ -132,14 +132,19 @@ func Shared(t testing.TB) *Env {
 	return shared.env
 }
 
-// Main runs the tests and stops the shared environment.
-func Main(m *testing.M) {
+// Main runs the tests, stops the shared environment and runs after (the
+// caller's clean-up: its defers would not run past os.Exit).
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
 	shared.Lock()
 	if shared.env != nil {
 		shared.env.Stop()
 	}
 	shared.Unlock()
+	// os.Exit skips the caller's defers: its clean-up runs here.
+	for _, f := range after {
+		f()
+	}
 	os.Exit(code)
 }
 

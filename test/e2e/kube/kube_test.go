@@ -37,9 +37,14 @@ func TestMain(m *testing.M) {
 	// Build the binaries only when the API server can run.
 	if kubetest.Binaries(kubetest.BinDir()) == nil {
 		binDir = kit.MustBuildTemp("weft-e2e-kube-")
-		defer os.RemoveAll(binDir)
 	}
-	kubetest.Main(m)
+	// Not a defer: kubetest.Main exits (every run left 147 MB of
+	// binaries in the temp dir).
+	kubetest.Main(m, func() {
+		if binDir != "" {
+			os.RemoveAll(binDir)
+		}
+	})
 }
 
 // start runs one of the built binaries; onLine sees its output lines.
