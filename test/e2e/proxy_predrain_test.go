@@ -41,19 +41,10 @@ func TestProxyInboundDrainBeforeStop(t *testing.T) {
 	const drain = 20 * time.Second // far longer than the stop may take
 	cfg := &bootstrap.Config{XDS: srv.Addr(), Meta: node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "predrain", Namespace: "default"},
 		DrainDuration: drain, PeekTimeout: time.Second}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("WEFT_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, err := bootstrap.Start(ctx, cfg, log, new(slog.LevelVar))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, health := startReadyProxy(t, ctx, cfg)
 	defer p.Wait()
-	health := "http://" + p.Addr("health") + "/healthz/ready"
-	meshtest.WaitFor(t, "ready", func() bool { code, _ := proxyGet(t, health); return code == http.StatusOK })
 	url := func(name string) string {
 		a, ok := p.Runtime.Listeners().Addr(name)
 		if !ok {
@@ -121,4 +112,22 @@ func TestProxyInboundDrainBeforeStop(t *testing.T) {
 		t.Fatalf("still running %v after the stop signal: drained again instead of stopping", time.Since(stopped))
 	}
 	t.Logf("stopped %v after the signal", time.Since(stopped).Round(time.Millisecond))
+}
+
+// startReadyProxy starts a proxy in this process (its log on stderr with
+// WEFT_TEST_LOG set) and waits until it is ready; cancelling ctx is the
+// stop signal. It returns the proxy and its readiness URL.
+func startReadyProxy(t *testing.T, ctx context.Context, cfg *bootstrap.Config) (*bootstrap.Proxy, string) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("WEFT_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	p, err := bootstrap.Start(ctx, cfg, log, new(slog.LevelVar))
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := "http://" + p.Addr("health") + "/healthz/ready"
+	meshtest.WaitFor(t, "ready", func() bool { code, _ := proxyGet(t, health); return code == http.StatusOK })
+	return p, health
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -42,19 +40,10 @@ func TestProxyExitOnZeroActiveConnections(t *testing.T) {
 	const drain, minDrain = 30 * time.Second, 300 * time.Millisecond
 	cfg := &bootstrap.Config{XDS: srv.Addr(), Meta: node.Meta{Type: node.Sidecar, IP: "127.0.0.1", Name: "zeroconn", Namespace: "default"},
 		DrainDuration: drain, ExitOnZeroActive: true, MinDrainDuration: minDrain, PeekTimeout: time.Second}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("WEFT_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, err := bootstrap.Start(ctx, cfg, log, new(slog.LevelVar))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _ := startReadyProxy(t, ctx, cfg)
 	defer p.StopNow()
-	health := "http://" + p.Addr("health") + "/healthz/ready"
-	meshtest.WaitFor(t, "ready", func() bool { code, _ := proxyGet(t, health); return code == http.StatusOK })
 	addr, _ := p.Runtime.Listeners().Addr("http")
 	base := "http://" + addr.String()
 	// An idle keep-alive connection, and a request in flight.
