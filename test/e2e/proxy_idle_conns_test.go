@@ -147,6 +147,13 @@ func abuseBackend(t *testing.T) string {
 
 func (p *abuseProxy) rssKB(t *testing.T) int64 { return proxyVMRSS(t, p.cmd.Process.Pid) }
 
+// privateKB is the proxy's private memory (RssAnon): VmRSS also counts the
+// binary's pages, which memtrim unmaps when it trims (0c039b4), so their
+// drop would pass for connections costing less.
+func (p *abuseProxy) privateKB(t *testing.T) int64 {
+	return procStatusKB(t, p.cmd.Process.Pid, "RssAnon")
+}
+
 // Issue 18 item 9: the RSS a real sidecar spends per idle keep-alive
 // connection, 5,000 of them, each after one request (the issue measured
 // 35 KB on the ingress; its target is 4 KB).
@@ -156,7 +163,7 @@ func TestSidecarIdleConnectionRSS(t *testing.T) {
 		n = 1000
 	}
 	p := startAbuseProxy(t, abuseBackend(t))
-	rss0 := p.rssKB(t)
+	rss0 := p.privateKB(t)
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -179,7 +186,7 @@ func TestSidecarIdleConnectionRSS(t *testing.T) {
 		resp.Body.Close()
 		c.SetDeadline(time.Time{})
 	}
-	peak := p.rssKB(t)
+	peak := p.privateKB(t)
 	// Idle connections park without a goroutine after 2 s (internal/proxy/
 	// park), and the proxy gives what the requests used back to the OS
 	// once quiet (memtrim); take the lowest RSS until it is under the
@@ -190,7 +197,7 @@ func TestSidecarIdleConnectionRSS(t *testing.T) {
 	low := peak
 	end := time.Now().Add(40 * time.Second)
 	for time.Now().Before(end) && float64(low-rss0)*1024/float64(n) > target {
-		low = min(low, p.rssKB(t))
+		low = min(low, p.privateKB(t))
 		time.Sleep(500 * time.Millisecond)
 	}
 	// The connections still work.
@@ -204,9 +211,9 @@ func TestSidecarIdleConnectionRSS(t *testing.T) {
 		resp.Body.Close()
 	}
 	per := float64(low-rss0) * 1024 / float64(n)
-	t.Logf("%d idle keep-alive connections: RSS %.1f -> %.1f (after the requests) -> %.1f MiB idle: %.0f B per connection",
+	t.Logf("%d idle keep-alive connections: private memory (RssAnon) %.1f -> %.1f (after the requests) -> %.1f MiB idle: %.0f B per connection",
 		n, float64(rss0)/1024, float64(peak)/1024, float64(low)/1024, per)
 	if per > target {
-		t.Errorf("an idle connection costs %.0f B of RSS, want <= %d", per, target)
+		t.Errorf("an idle connection costs %.0f B of private memory, want <= %d", per, target)
 	}
 }
