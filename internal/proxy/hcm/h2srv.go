@@ -99,9 +99,15 @@ type h2sConn struct {
 	queue       []*h2sStream
 	goingAway   bool
 	closed      bool
-	unacked     int // our SETTINGS not yet acknowledged
+	concurrent  bool // two streams were open at once (h2inline.go)
+	unacked     int  // our SETTINGS not yet acknowledged
 	idleTimer   *time.Timer
 	lingering   bool
+
+	done chan struct{} // closed when the connection ended (end)
+	inl  h2sInline
+	held atomic.Bool // out holds a response the read loop writes (h2inline.go)
+	hold bool        // the next sendLocked may hold out (under wmu)
 
 	maxID    atomic.Uint32 // highest client stream id seen
 	lastRead atomic.Int64  // unix nanos of the last frame read (keepalive)
@@ -123,14 +129,23 @@ func (b *h2sBuf) Write(p []byte) (int, error) {
 func (m *Manager) serveOwnH2(cc *conn) {
 	sc := m.newH2sConn(cc)
 	m.ownAdd(sc)
-	sc.serve()
-	m.ownDel(sc)
+	if sc.serve() {
+		sc.end()
+		return
+	}
+	<-sc.done // another goroutine reads the connection now (h2inline.go) and ends it
+}
+
+// end ends the connection once its read loop has returned.
+func (sc *h2sConn) end() {
+	sc.m.ownDel(sc)
 	sc.shutdown()
-	cc.Close()
+	sc.cc.Close()
+	close(sc.done)
 }
 
 func (m *Manager) newH2sConn(cc *conn) *h2sConn {
-	sc := &h2sConn{m: m, cc: cc, streams: map[uint32]*h2sStream{}, work: make(chan *h2sStream),
+	sc := &h2sConn{m: m, cc: cc, streams: map[uint32]*h2sStream{}, work: make(chan *h2sStream), done: make(chan struct{}),
 		sendConn: h2sInitialWindow, peerWin: h2sInitialWindow, peerFrame: 16 << 10,
 		maxStreams: m.h2.MaxConcurrentStreams, streamWin: m.h2.MaxUploadBufferPerStream,
 		connWin: m.h2.MaxUploadBufferPerConnection}
@@ -180,11 +195,14 @@ func (m *Manager) newH2sConn(cc *conn) *h2sConn {
 	sc.ctrlFr = http2.NewFramer(&sc.ctrl, nil)
 	sc.henc = hpack.NewEncoder(&sc.hbuf)
 	sc.lowerKeys = map[string]string{}
+	sc.initInline()
 	return sc
 }
 
-// serve runs the read loop until the connection ends.
-func (sc *h2sConn) serve() {
+// serve reads the preface, then runs the read loop until the connection
+// ends (true) or another goroutine took the loop over (false, see
+// h2inline.go).
+func (sc *h2sConn) serve() bool {
 	m := sc.m
 	if d := m.h1.ReadHeaderTimeout; d > 0 {
 		// The preface and the client's SETTINGS arrive within the request
@@ -193,7 +211,7 @@ func (sc *h2sConn) serve() {
 	}
 	var pre [len(http2.ClientPreface)]byte
 	if _, err := io.ReadFull(sc.rd, pre[:]); err != nil || string(pre[:]) != http2.ClientPreface {
-		return
+		return true
 	}
 	settings := []http2.Setting{
 		{ID: http2.SettingMaxFrameSize, Val: h2sMaxReadFrame},
@@ -217,7 +235,14 @@ func (sc *h2sConn) serve() {
 	})
 	sc.armIdle()
 	sc.startKeepalive()
-	first := true
+	return sc.loop(true)
+}
+
+// loop reads and handles frames: true when the connection ended, false
+// when this goroutine ran a stream's handler inline and another took
+// over reading meanwhile. first: the next frame is the client's first.
+func (sc *h2sConn) loop(first bool) bool {
+	m := sc.m
 	for {
 		f, err := sc.fr.ReadFrame()
 		if err != nil {
@@ -233,14 +258,14 @@ func (sc *h2sConn) serve() {
 			} else if errors.Is(err, http2.ErrFrameTooLarge) {
 				sc.fatal(http2.ErrCodeFrameSize)
 			}
-			return
+			return true
 		}
 		sc.lastRead.Store(time.Now().UnixNano())
 		if first {
 			// RFC 9113 3.4: the preface ends with a SETTINGS frame.
 			if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
 				sc.fatal(http2.ErrCodeProtocol)
-				return
+				return true
 			}
 			first = false
 			if m.h1.ReadHeaderTimeout > 0 {
@@ -250,7 +275,10 @@ func (sc *h2sConn) serve() {
 		var code http2.ErrCode
 		switch f := f.(type) {
 		case *http2.MetaHeadersFrame:
-			code = sc.onHeaders(f)
+			var inline *h2sStream
+			if code, inline = sc.onHeaders(f); inline != nil && !sc.runInline(inline) {
+				return false
+			}
 		case *http2.DataFrame:
 			code = sc.onData(f)
 		case *http2.SettingsFrame:
@@ -279,10 +307,10 @@ func (sc *h2sConn) serve() {
 		}
 		if code != http2.ErrCodeNo {
 			sc.fatal(code)
-			return
+			return true
 		}
 		if sc.wfailed.Load() {
-			return
+			return true
 		}
 	}
 }
@@ -625,10 +653,19 @@ func (sc *h2sConn) takeCtrl() {
 // sendLocked writes out (with queued control frames) to the socket.
 // Called with wmu held.
 func (sc *h2sConn) sendLocked() {
+	hold := sc.hold
+	sc.hold = false
 	sc.takeCtrl()
 	if len(sc.out) == 0 {
 		return
 	}
+	if hold {
+		if sc.werr == nil && len(sc.out) <= h2sKeepOut && sc.inlineActive() {
+			sc.held.Store(true) // written by the read loop's next read (h2inline.go)
+			return
+		}
+	}
+	sc.held.Store(false)
 	if sc.werr == nil {
 		if _, err := sc.wr.Write(sc.out); err != nil {
 			sc.werr = err

@@ -14,7 +14,7 @@ import (
 // request against 0.04 on the lean HTTP/1 path) and moved the writer
 // between threads. Elsewhere (TLS, sniffed bytes) the connection itself.
 func socketWriter(cc *conn, rd io.Reader) io.Writer {
-	if _, ok := rd.(*h2conn); ok {
+	if batched(rd) {
 		if t := tcpOf(cc.Conn); t != nil {
 			if s := sockio.New(t); s != nil {
 				return s

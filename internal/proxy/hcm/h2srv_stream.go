@@ -30,6 +30,7 @@ type h2sStream struct {
 	body    *h2sBody // nil when HEADERS ended the stream
 	w       h2sWriter
 	dead    atomic.Bool // reset, or the connection ended: frames are no longer sent
+	inline  bool        // served by the read loop's goroutine (h2inline.go)
 
 	// Under sc.mu.
 	sendWin     int64
@@ -42,27 +43,28 @@ type h2sStream struct {
 }
 
 // onHeaders opens a stream (or takes a request's trailers) and
-// schedules its handler.
-func (sc *h2sConn) onHeaders(f *http2.MetaHeadersFrame) http2.ErrCode {
+// schedules its handler; a stream returned is for the read loop to serve
+// inline (h2inline.go).
+func (sc *h2sConn) onHeaders(f *http2.MetaHeadersFrame) (http2.ErrCode, *h2sStream) {
 	id := f.StreamID
 	if id%2 != 1 {
-		return http2.ErrCodeProtocol // clients use odd ids
+		return http2.ErrCodeProtocol, nil // clients use odd ids
 	}
 	sc.mu.Lock()
 	st := sc.streams[id]
 	sc.mu.Unlock()
 	if st != nil {
-		return sc.onTrailers(st, f)
+		return sc.onTrailers(st, f), nil
 	}
 	if id <= sc.maxID.Load() {
-		return http2.ErrCodeProtocol // ids only grow (RFC 9113 5.1.1)
+		return http2.ErrCodeProtocol, nil // ids only grow (RFC 9113 5.1.1)
 	}
 	sc.maxID.Store(id)
 	sc.mu.Lock()
 	goingAway, open, unacked := sc.goingAway, len(sc.streams), sc.unacked
 	sc.mu.Unlock()
 	if goingAway {
-		return http2.ErrCodeNo // streams after our GOAWAY are ignored
+		return http2.ErrCodeNo, nil // streams after our GOAWAY are ignored
 	}
 	if uint32(open) >= sc.maxStreams {
 		code := http2.ErrCodeProtocol
@@ -70,17 +72,17 @@ func (sc *h2sConn) onHeaders(f *http2.MetaHeadersFrame) http2.ErrCode {
 			code = http2.ErrCodeRefusedStream // it may not have seen our limit yet
 		}
 		sc.streamError(id, code)
-		return http2.ErrCodeNo
+		return http2.ErrCodeNo, nil
 	}
 	if f.HasPriority() && f.Priority.StreamDep == id {
 		sc.streamError(id, http2.ErrCodeProtocol)
-		return http2.ErrCodeNo
+		return http2.ErrCodeNo, nil
 	}
 	st = &h2sStream{sc: sc, id: id, declared: 0}
 	req, ok := sc.newRequest(st, f)
 	if !ok {
 		sc.streamError(id, http2.ErrCodeProtocol)
-		return http2.ErrCodeNo
+		return http2.ErrCodeNo, nil
 	}
 	st.req = req
 	st.handler = sc.m.ServeHTTP
@@ -92,31 +94,39 @@ func (sc *h2sConn) onHeaders(f *http2.MetaHeadersFrame) http2.ErrCode {
 	st.w = h2sWriter{st: st, h: make(http.Header, 8), head: req.Method == http.MethodHead}
 	sc.mu.Lock()
 	st.sendWin, st.recvWin, st.remoteEnded = int64(sc.peerWin), int64(sc.streamWin), f.StreamEnded()
+	if len(sc.streams) > 0 {
+		sc.concurrent = true // the client multiplexes: no stream runs inline
+	}
+	inline := st.remoteEnded && sc.handlers == 0 && len(sc.streams) == 0 && sc.inlineOK()
 	sc.streams[id] = st
 	if sc.idleTimer != nil {
 		sc.idleTimer.Stop()
 	}
 	if sc.handlers < int(sc.maxStreams) {
 		sc.handlers++
+		if inline {
+			sc.mu.Unlock()
+			return http2.ErrCodeNo, st
+		}
 		if sc.idleWorkers > 0 {
 			sc.idleWorkers--
 			sc.mu.Unlock()
 			sc.work <- st // the idle worker is committed to receive
-			return http2.ErrCodeNo
+			return http2.ErrCodeNo, nil
 		}
 		sc.mu.Unlock()
 		go sc.run(st)
-		return http2.ErrCodeNo
+		return http2.ErrCodeNo, nil
 	}
 	// Handlers of reset streams may still run: queue, within x/net's
 	// bound (Rapid Reset).
 	if len(sc.queue) >= 4*int(sc.maxStreams) {
 		sc.mu.Unlock()
-		return http2.ErrCodeEnhanceYourCalm
+		return http2.ErrCodeEnhanceYourCalm, nil
 	}
 	sc.queue = append(sc.queue, st)
 	sc.mu.Unlock()
-	return http2.ErrCodeNo
+	return http2.ErrCodeNo, nil
 }
 
 // onTrailers takes a request's trailing HEADERS.
@@ -433,30 +443,34 @@ func (st *h2sStream) abort(err error) {
 // the CPU); one kept per connection keeps its grown stack, as x/net's
 // serve goroutine does.
 func (sc *h2sConn) run(st *h2sStream) {
-	for {
+	for st != nil {
 		sc.serveStream(st)
-		sc.mu.Lock()
-		if len(sc.queue) > 0 {
-			st = sc.queue[0]
-			sc.queue[0] = nil
-			sc.queue = sc.queue[1:]
-			sc.mu.Unlock()
-			continue
-		}
-		sc.handlers--
-		sc.maybeLinger()
-		sc.armIdleLocked()
-		if sc.closed || sc.idleWorkers > 0 {
-			sc.mu.Unlock()
-			return
-		}
-		sc.idleWorkers++
-		sc.mu.Unlock()
-		var ok bool
-		if st, ok = <-sc.work; !ok {
-			return // the connection ended
-		}
+		st = sc.next()
 	}
+}
+
+// next is a handler goroutine's next stream once its last one ended: a
+// queued one, or as the idle worker the read loop's next; nil when the
+// goroutine should end.
+func (sc *h2sConn) next() *h2sStream {
+	sc.mu.Lock()
+	if len(sc.queue) > 0 {
+		st := sc.queue[0]
+		sc.queue[0] = nil
+		sc.queue = sc.queue[1:]
+		sc.mu.Unlock()
+		return st
+	}
+	sc.handlers--
+	sc.maybeLinger()
+	sc.armIdleLocked()
+	if sc.closed || sc.idleWorkers > 0 {
+		sc.mu.Unlock()
+		return nil
+	}
+	sc.idleWorkers++
+	sc.mu.Unlock()
+	return <-sc.work // nil when the connection ended
 }
 
 // serveStream runs the handler and ends the response.

@@ -222,6 +222,9 @@ func (w *h2sWriter) send(end bool) error {
 		if st.dead.Load() {
 			return errH2StreamClosed
 		}
+		if st.inline && end && (hdrEnd || last) {
+			sc.hold = true // the read loop sends it before its next wait (h2inline.go)
+		}
 		if hdrs {
 			blk := sc.encode(w.status, w.h, clen, ctype, date, nil)
 			w.hdrSent.Store(true)
@@ -240,6 +243,9 @@ func (w *h2sWriter) send(end bool) error {
 		err = sc.write(func() error {
 			if st.dead.Load() {
 				return errH2StreamClosed
+			}
+			if last && st.inline {
+				sc.hold = true
 			}
 			return sc.writeData(st.id, first, last, hasTr, trailers, frame)
 		})
@@ -439,6 +445,9 @@ func (sc *h2sConn) reserve(st *h2sStream, want int, block bool) (int, error) {
 		}
 		if !block {
 			return 0, nil
+		}
+		if st.inline {
+			sc.takeOver() // the WINDOW_UPDATE must be read (h2inline.go)
 		}
 		sc.cond.Wait()
 	}
