@@ -145,8 +145,6 @@ func abuseBackend(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func (p *abuseProxy) rssKB(t *testing.T) int64 { return proxyVMRSS(t, p.cmd.Process.Pid) }
-
 // privateKB is the proxy's private memory (RssAnon): VmRSS also counts the
 // binary's pages, which memtrim unmaps when it trims (0c039b4), so their
 // drop would pass for connections costing less.
