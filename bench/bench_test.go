@@ -126,6 +126,24 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("markdown lacks %q", want)
 		}
 	}
+	// Private memory is reported next to RSS: for each measured weft
+	// proxy, and for the idle proxy (well under its RSS, which counts the
+	// binary's pages).
+	for _, tp := range rep.Topologies {
+		if tp.Name != "weft" || !tp.Available {
+			continue
+		}
+		for name, rss := range tp.PeakRSSKB {
+			if a := tp.PeakAnonKB[name]; a <= 0 || a >= rss {
+				t.Errorf("%s %s: private %d kB against peak RSS %d kB", tp.Name, name, a, rss)
+			}
+		}
+	}
+	for _, i := range rep.Idle {
+		if i.Error == "" && (i.AnonKB <= 0 || i.AnonKB >= i.RSSKB) {
+			t.Errorf("idle proxy, %d services: private %d kB against RSS %d kB", i.Services, i.AnonKB, i.RSSKB)
+		}
+	}
 	if len(rep.ControlPlane) == 0 && rep.CPNote == "" {
 		t.Error("control plane neither measured nor explained")
 	}

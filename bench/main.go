@@ -460,6 +460,7 @@ func runCells(ctx context.Context, o *options, log *slog.Logger, rep *report, to
 					res.OtherCores = &cores
 				}
 				*c = *res
+				t.noteAnon()
 				if len(t.Procs) > 0 {
 					c.CPUSec = map[string]float64{}
 					total := 0.0

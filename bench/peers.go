@@ -29,6 +29,21 @@ type topology struct {
 	// (or is not) mutual TLS.
 	Verified string
 	stop     func()
+	// anonKB is each process's largest RssAnon (private memory) seen at
+	// the end of a load cell: VmHWM also counts the binary's pages, which
+	// every sidecar of one image shares on a node.
+	anonKB map[string]int64
+}
+
+// noteAnon records each process's private memory now (end of a cell,
+// before its heap is given back).
+func (t *topology) noteAnon() {
+	if t.anonKB == nil {
+		t.anonKB = map[string]int64{}
+	}
+	for _, p := range t.Procs {
+		t.anonKB[p.name] = max(t.anonKB[p.name], p.memKB("RssAnon"))
+	}
 }
 
 // close stops the proxies, then what they depend on (Weft's control

@@ -42,6 +42,9 @@ type topoInfo struct {
 	// between the pair (TLS topologies and Weft).
 	Verified  string           `json:"verified,omitempty"`
 	PeakRSSKB map[string]int64 `json:"peak_rss_kb,omitempty"` // per proxy process (tree)
+	// PeakAnonKB: the largest private memory (RssAnon) at the end of a
+	// load cell, per proxy process (tree).
+	PeakAnonKB map[string]int64 `json:"peak_anon_kb,omitempty"`
 }
 
 // summary averages a scenario's cells for one topology over the rounds.
@@ -89,6 +92,9 @@ func (r *report) addPeaks(t *topology) {
 		r.Topologies[i].PeakRSSKB = map[string]int64{}
 		for _, p := range t.Procs {
 			r.Topologies[i].PeakRSSKB[p.name] = p.memKB("VmHWM")
+		}
+		if len(t.anonKB) > 0 {
+			r.Topologies[i].PeakAnonKB = t.anonKB
 		}
 	}
 }
@@ -256,7 +262,10 @@ func (r *report) markdown() string {
 	}
 
 	r.cpuTable(p)
-	p("## Proxy memory (peak RSS over the whole run, VmHWM)\n\n| topology | process | peak RSS MiB |\n|---|---|---|\n")
+	p("## Proxy memory (peak RSS over the whole run, VmHWM)\n\n" +
+		"Private memory is RssAnon (heap, stacks, runtime) at the end of the load cell where it was largest: " +
+		"RSS also counts the binary's pages, which all sidecars running one image on a node share.\n\n" +
+		"| topology | process | peak RSS MiB | private MiB (RssAnon, largest after a cell) |\n|---|---|---|---|\n")
 	for _, t := range r.Topologies {
 		keys := make([]string, 0, len(t.PeakRSSKB))
 		for k := range t.PeakRSSKB {
@@ -264,16 +273,20 @@ func (r *report) markdown() string {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			p("| %s | %s | %.1f |\n", t.Name, k, float64(t.PeakRSSKB[k])/1024)
+			anon := "–"
+			if v, ok := t.PeakAnonKB[k]; ok {
+				anon = fmt.Sprintf("%.1f", float64(v)/1024)
+			}
+			p("| %s | %s | %.1f | %s |\n", t.Name, k, float64(t.PeakRSSKB[k])/1024, anon)
 		}
 	}
 	p("\n## weft-proxy idle memory\n\n")
 	if len(r.Idle) == 0 {
 		p("%s\n\n", orDash(r.IdleNote))
 	} else {
-		p("| services in the mesh | clusters the proxy shows | RSS MiB (settled) | peak RSS MiB | note |\n|---|---|---|---|---|\n")
+		p("| services in the mesh | clusters the proxy shows | RSS MiB (settled) | of which private (RssAnon) | peak RSS MiB | note |\n|---|---|---|---|---|---|\n")
 		for _, i := range r.Idle {
-			p("| %d | %d | %.1f | %.1f | %s |\n", i.Services, i.Clusters, float64(i.RSSKB)/1024, float64(i.HWMKB)/1024, oneLine(i.Error))
+			p("| %d | %d | %.1f | %.1f | %.1f | %s |\n", i.Services, i.Clusters, float64(i.RSSKB)/1024, float64(i.AnonKB)/1024, float64(i.HWMKB)/1024, oneLine(i.Error))
 		}
 		p("\n")
 	}

@@ -555,6 +555,7 @@ type idleResult struct {
 	// the proxy's admin /clusters showed: proof it holds the config.
 	Clusters int    `json:"clusters_seen"`
 	RSSKB    int64  `json:"rss_kb"`
+	AnonKB   int64  `json:"anon_kb"` // RssAnon when RSS settled
 	HWMKB    int64  `json:"peak_rss_kb"`
 	Error    string `json:"error,omitempty"`
 }
@@ -589,6 +590,7 @@ func measureIdle(ctx context.Context, weft, proxyBin, dir string, n int) idleRes
 		return r
 	}
 	r.RSSKB = settledRSS(ctx, p)
+	r.AnonKB = p.memKB("RssAnon")
 	r.HWMKB = p.memKB("VmHWM")
 	r.Clusters, err = countClusters(fmt.Sprintf("http://%s:15000/clusters", idleSidecarIP), "svc-")
 	if err != nil {
