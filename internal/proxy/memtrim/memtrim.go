@@ -19,11 +19,6 @@
 // threshold: the start-up's garbage (decoding the first config) is most of
 // an idle sidecar's heap, and one GC of a few MiB costs about a
 // millisecond.
-//
-// A trim also unmaps the binary's read-only pages (UnmapBinary), and so
-// does an idle look after a collection: start-up maps nearly all of the
-// 16 MB executable, an idle proxy uses about a third of it, and RSS counts
-// what is mapped (issue 17: an empty mesh's idle RSS 20.2 -> 11.9 MiB).
 package memtrim
 
 import (
@@ -43,10 +38,9 @@ var names = []string{
 	"/memory/classes/heap/free:bytes",    // mapped, free, not released
 	"/gc/heap/live:bytes",                // marked live by the last GC
 	"/gc/heap/allocs:bytes",              // cumulative
-	"/gc/cycles/total:gc-cycles",         // cumulative
 }
 
-type reading struct{ reclaimable, allocs, gcs uint64 }
+type reading struct{ reclaimable, allocs uint64 }
 
 func read() reading {
 	s := make([]metrics.Sample, len(names))
@@ -65,7 +59,7 @@ func read() reading {
 	if mapped > v[3] {
 		r.reclaimable = mapped - v[3]
 	}
-	r.allocs, r.gcs = v[4], v[5]
+	r.allocs = v[4]
 	return r
 }
 
@@ -81,10 +75,6 @@ type Trimmer struct {
 	// partly used spans): trimming again for it would return nothing.
 	floor   uint64
 	started bool
-	// unmapped is the GC cycle count when the binary's pages were last
-	// unmapped: a collection walks the pc tables of every stack and the
-	// types of the heap's objects, mapping about 2 MiB of them again.
-	unmapped uint64
 }
 
 // Look trims when the process is idle (allocated less than Threshold/16
@@ -108,25 +98,17 @@ func (t *Trimmer) Look() bool {
 		limit = t.Threshold / 4
 	}
 	if !quiet || r.reclaimable <= t.floor+limit {
-		if quiet && idle && r.gcs != t.unmapped {
-			UnmapBinary()
-			t.unmapped = r.gcs
-		}
 		return false
 	}
 	t.Trim()
 	return true
 }
 
-// Trim collects and returns the freed heap now, and unmaps the
-// binary's pages (UnmapBinary) so that RSS counts only those used from
-// now on. Without /proc the heap is still trimmed.
+// Trim collects and returns the freed heap now.
 func (t *Trimmer) Trim() {
 	debug.FreeOSMemory()
-	UnmapBinary()
 	after := read()
 	t.last, t.prev, t.floor, t.started = after.allocs, 0, after.reclaimable, true
-	t.unmapped = after.gcs
 }
 
 // Run looks every interval until ctx ends; interval <= 0 disables it.
