@@ -16,8 +16,8 @@ import (
 // request against 2). So when a connection has no other stream and
 // nothing more buffered, the read loop runs a bodiless stream's handler
 // itself and holds the response's last write for its next read, which
-// writes it and waits at once (the readiness was reset before the write,
-// so the next request is never missed).
+// writes it and then reads: the client may have sent more before the
+// poller's readiness was reset, so the read cannot be skipped.
 //
 // While it does, no one reads the connection: a frame the client sends
 // meanwhile (a reset, a PING, a new stream) would wait. So a timer hands

@@ -20,9 +20,12 @@ func (sc *h2sConn) initInline() {
 	sc.inl.ok = true
 	read := hc.readSocket
 	hc.readFn = func(fd uintptr) bool {
-		if sc.writeHeld(fd) {
-			return false // the next request comes after the response: wait
-		}
+		// Read even after a held write: an HTTP/2 client may send at any
+		// time (another stream, a PING, a WINDOW_UPDATE), and bytes that
+		// arrived before this wait reset the poller's readiness would
+		// otherwise never wake it (TestH2ServerDifferential's concurrent
+		// GETs hung that way).
+		sc.writeHeld(fd)
 		return read(fd)
 	}
 }

@@ -66,10 +66,18 @@ func wantSeries(t *testing.T, m *demo.Mesh, workload, port string, labels map[st
 // ends of each hop report istio_requests_total with Istio's labels.
 func TestBookinfoMetrics(t *testing.T) {
 	m := mesh(t)
-	meshtest.Eventually(t, "productpage through the ingress gateway", 30*time.Second, func() error {
+	// productpage answers 200 even when details or reviews fail: wait for
+	// a whole page, or the hops below may have seen only 503 UH (CI once
+	// ran them before productpage's sidecar had details' endpoint).
+	meshtest.Eventually(t, "a whole productpage through the ingress gateway", 30*time.Second, func() error {
 		r := kit.Get(t, kit.Direct, "http://"+ingressIP+":8080/productpage", nil)
 		if r.Status != 200 {
 			return fmt.Errorf("status %d", r.Status)
+		}
+		for _, bad := range []string{"Error fetching product details", "Error fetching product reviews"} {
+			if strings.Contains(r.Body, bad) {
+				return fmt.Errorf("status 200 with %q", bad)
+			}
 		}
 		return nil
 	})
